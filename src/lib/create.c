@@ -1,0 +1,440 @@
+/* create.c - new disks of every createType, with VMware's conventions:
+ * extent names (-flat, -sNNN, -fNNN), 2047 MiB split pieces, geometry per
+ * adapter, ddb.uuid / ddb.longContentID / ddb.virtualHWVersion. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "create.h"
+#include "path.h"
+#include "sparse_header.h"
+#include "stream_writer.h"
+
+/* VMware's split size: 2047 MiB per -sNNN / -fNNN file. */
+#define SPLIT_SECTORS UINT64_C(4192256)
+/* Sectors reserved for an embedded descriptor (as VMware and qemu do). */
+#define EMBEDDED_DESC_SECTORS 20u
+
+static const struct {
+    vmdkit_create_type type;
+    const char *name;
+} type_names[] = {
+    { VMDKIT_MONOLITHIC_SPARSE, "monolithicSparse" },
+    { VMDKIT_MONOLITHIC_FLAT, "monolithicFlat" },
+    { VMDKIT_TWOGB_SPARSE, "twoGbMaxExtentSparse" },
+    { VMDKIT_TWOGB_FLAT, "twoGbMaxExtentFlat" },
+    { VMDKIT_STREAM_OPTIMIZED, "streamOptimized" },
+    { VMDKIT_VMFS, "vmfs" },
+};
+
+int vmdkit_create_type_parse(const char *name)
+{
+    for (size_t i = 0; i < sizeof type_names / sizeof *type_names; i++)
+        if (strcasecmp(name, type_names[i].name) == 0)
+            return (int)type_names[i].type;
+    if (strcasecmp(name, "2GbMaxExtentSparse") == 0)
+        return VMDKIT_TWOGB_SPARSE;
+    if (strcasecmp(name, "2GbMaxExtentFlat") == 0)
+        return VMDKIT_TWOGB_FLAT;
+    return -1;
+}
+
+const char *vmdkit_create_type_name(vmdkit_create_type t)
+{
+    for (size_t i = 0; i < sizeof type_names / sizeof *type_names; i++)
+        if (type_names[i].type == t)
+            return type_names[i].name;
+    return "unknown";
+}
+
+static bool adapter_valid(const char *a)
+{
+    return !strcmp(a, "ide") || !strcmp(a, "buslogic") || !strcmp(a, "lsilogic") ||
+           !strcmp(a, "legacyESX");
+}
+
+int vk_create_descriptor(vk_descriptor *d, const char *create_type, uint64_t capacity_sectors,
+                         const char *adapter, int hw_version, vk_err *e)
+{
+    memset(d, 0, sizeof *d);
+    d->version = 1;
+    d->parent_cid = VK_CID_NONE;
+    char buf[64];
+    int r;
+    if (!(d->encoding = vk_strdup("UTF-8", e)) || !(d->create_type = vk_strdup(create_type, e)))
+        return VMDKIT_ENOMEM;
+    uint64_t cyl;
+    uint32_t heads, secs;
+    vk_geometry_for(adapter, capacity_sectors, &cyl, &heads, &secs);
+    uint8_t u[16];
+    vk_random(u, sizeof u);
+    /* VMware's disk UUIDs start 60 00 C2 */
+    u[0] = 0x60; u[1] = 0x00; u[2] = 0xc2;
+    char uuid[64];
+    snprintf(uuid, sizeof uuid, "%02x %02x %02x %02x %02x %02x %02x %02x-%02x %02x %02x %02x %02x %02x %02x %02x",
+             u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
+             u[14], u[15]);
+    uint32_t w[3];
+    vk_random(w, sizeof w);
+    char lcid[40];
+    snprintf(lcid, sizeof lcid, "%08x%08x%08x%08x", w[0], w[1], w[2], 0u);
+    snprintf(buf, sizeof buf, "%d", hw_version > 0 ? hw_version : 4);
+    char cyl_s[24], heads_s[12], secs_s[12];
+    snprintf(cyl_s, sizeof cyl_s, "%llu", (unsigned long long)cyl);
+    snprintf(heads_s, sizeof heads_s, "%u", heads);
+    snprintf(secs_s, sizeof secs_s, "%u", secs);
+    if ((r = vk_descriptor_ddb_set(d, "ddb.adapterType", adapter, e)) ||
+        (r = vk_descriptor_ddb_set(d, "ddb.geometry.cylinders", cyl_s, e)) ||
+        (r = vk_descriptor_ddb_set(d, "ddb.geometry.heads", heads_s, e)) ||
+        (r = vk_descriptor_ddb_set(d, "ddb.geometry.sectors", secs_s, e)) ||
+        (r = vk_descriptor_ddb_set(d, "ddb.longContentID", lcid, e)) ||
+        (r = vk_descriptor_ddb_set(d, "ddb.uuid", uuid, e)) ||
+        (r = vk_descriptor_ddb_set(d, "ddb.virtualHWVersion", buf, e)) ||
+        (r = vk_descriptor_ddb_set(d, "ddb.toolsVersion", "2147483647", e)))
+        return r;
+    /* sets the CID and the low word of longContentID together */
+    return vk_descriptor_set_cid(d, vk_random_cid(), e);
+}
+
+static int create_file(const char *path, int *fd, vk_err *e)
+{
+    *fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (*fd < 0) {
+        if (errno == EEXIST)
+            return vk_fail(e, VMDKIT_EEXIST, "%s: already exists", path);
+        return vk_fail_errno(e, errno, "%s: create", path);
+    }
+    return 0;
+}
+
+int vk_create_sparse_extent(const char *path, uint64_t capacity_sectors, const char *desc_text,
+                            bool zeroed_grain, vk_err *e)
+{
+    vk_sparse_header h = {
+        .magic = VK_KDMV_MAGIC,
+        .version = zeroed_grain ? 2 : 1,
+        .flags = VK_FLAG_NEWLINE_CHECK | VK_FLAG_REDUNDANT_GD | (zeroed_grain ? VK_FLAG_ZEROED_GRAIN : 0),
+        .capacity_sectors = capacity_sectors,
+        .grain_sectors = VK_DEFAULT_GRAIN_SECTORS,
+        .gtes_per_gt = VK_DEFAULT_GTES_PER_GT,
+        .newline_chars = { '\n', ' ', '\r', '\n' },
+    };
+    size_t desc_len = desc_text ? strlen(desc_text) : 0;
+    if (desc_len > EMBEDDED_DESC_SECTORS * VK_SECTOR)
+        return vk_fail(e, VMDKIT_ELIMIT, "%s: descriptor of %zu bytes does not fit the embedded area",
+                       path, desc_len);
+    vk_sparse_layout(&h, desc_text ? EMBEDDED_DESC_SECTORS : 0, true);
+    uint64_t gdes = vk_num_gdes(&h);
+    uint64_t gt_secs = vk_gt_sectors(h.gtes_per_gt);
+    uint64_t gd_bytes = vk_gd_sectors(gdes) * VK_SECTOR;
+    if (h.overhead_sectors > VK_MAX_EXTENT_FILE_SECTORS)
+        return vk_fail(e, VMDKIT_ELIMIT, "%s: capacity too large for a sparse extent", path);
+    int fd;
+    int r = create_file(path, &fd, e);
+    if (r)
+        return r;
+    uint8_t *gd = vk_calloc(1, (size_t)gd_bytes, e);
+    uint8_t *rgd = vk_calloc(1, (size_t)gd_bytes, e);
+    if (!gd || !rgd)
+        r = VMDKIT_ENOMEM;
+    /* every grain table is pre-allocated (zero-filled), as VMware does */
+    for (uint64_t i = 0; !r && i < gdes; i++) {
+        vk_put32(rgd + 4 * i, (uint32_t)(h.rgd_offset_sectors + vk_gd_sectors(gdes) + i * gt_secs));
+        vk_put32(gd + 4 * i, (uint32_t)(h.gd_offset_sectors + vk_gd_sectors(gdes) + i * gt_secs));
+    }
+    /* order: tables and descriptor, then the header last, so a crash never
+     * leaves a file that looks like a complete sparse extent */
+    if (!r && ftruncate(fd, (off_t)(h.overhead_sectors * VK_SECTOR)) != 0)
+        r = vk_fail_errno(e, errno, "%s: extend", path);
+    if (!r && desc_text) /* the rest of the area stays NUL, as readers expect */
+        r = vk_pwrite_full(fd, desc_text, desc_len, VK_SECTOR, path, e);
+    if (!r)
+        r = vk_pwrite_full(fd, rgd, (size_t)gd_bytes, h.rgd_offset_sectors * VK_SECTOR, path, e);
+    if (!r)
+        r = vk_pwrite_full(fd, gd, (size_t)gd_bytes, h.gd_offset_sectors * VK_SECTOR, path, e);
+    if (!r) {
+        /* GTs occupy real space in VMware files; write them so the file is not sparse there */
+        size_t tbytes = (size_t)(gdes * gt_secs * VK_SECTOR);
+        uint8_t *zeros = vk_calloc(1, tbytes, e);
+        if (!zeros)
+            r = VMDKIT_ENOMEM;
+        if (!r)
+            r = vk_pwrite_full(fd, zeros, tbytes, (h.rgd_offset_sectors + vk_gd_sectors(gdes)) * VK_SECTOR,
+                               path, e);
+        if (!r)
+            r = vk_pwrite_full(fd, zeros, tbytes, (h.gd_offset_sectors + vk_gd_sectors(gdes)) * VK_SECTOR,
+                               path, e);
+        free(zeros);
+    }
+    if (!r)
+        r = vk_fdatasync(fd, path, e);
+    if (!r) {
+        uint8_t hb[512];
+        vk_sparse_header_encode(&h, hb);
+        r = vk_pwrite_full(fd, hb, sizeof hb, 0, path, e);
+    }
+    if (!r)
+        r = vk_fdatasync(fd, path, e);
+    free(gd);
+    free(rgd);
+    if (close(fd) != 0 && !r)
+        r = vk_fail_errno(e, errno, "%s: close", path);
+    if (r)
+        unlink(path);
+    return r;
+}
+
+static int create_flat_file(const char *path, uint64_t sectors, vk_err *e)
+{
+    int fd;
+    int r = create_file(path, &fd, e);
+    if (r)
+        return r;
+    /* host-sparse: holes read as zeros */
+    if (ftruncate(fd, (off_t)(sectors * VK_SECTOR)) != 0)
+        r = vk_fail_errno(e, errno, "%s: set size", path);
+    if (!r)
+        r = vk_fdatasync(fd, path, e);
+    close(fd);
+    if (r)
+        unlink(path);
+    return r;
+}
+
+/* Extent file name for piece I (1-based) of a split disk, or the single
+ * extent of a flat disk: "-s001", "-f001", "-flat". */
+static char *extent_path(const char *path, const char *kind, unsigned i, vk_err *e)
+{
+    char suffix[16];
+    if (i == 0)
+        snprintf(suffix, sizeof suffix, "-%s", kind);
+    else
+        snprintf(suffix, sizeof suffix, "-%s%03u", kind, i);
+    return vk_path_with_suffix(path, suffix, e);
+}
+
+static int write_descriptor_file(const char *path, const vk_descriptor *d, vk_err *e)
+{
+    char *text;
+    size_t len;
+    int r = vk_descriptor_format(d, &text, &len, e);
+    if (r)
+        return r;
+    int fd;
+    if (!(r = create_file(path, &fd, e))) {
+        r = vk_pwrite_full(fd, text, len, 0, path, e);
+        if (!r)
+            r = vk_fdatasync(fd, path, e);
+        close(fd);
+        if (r)
+            unlink(path);
+    }
+    free(text);
+    return r;
+}
+
+/* Refuse up front when any file the disk would consist of exists. */
+static int check_free(const char *path, vk_err *e)
+{
+    struct stat st;
+    if (lstat(path, &st) == 0)
+        return vk_fail(e, VMDKIT_EEXIST, "%s: already exists", path);
+    return 0;
+}
+
+static int create_split(const char *path, vk_descriptor *d, uint64_t cap, bool sparse,
+                        bool zeroed, vk_err *e)
+{
+    uint64_t pieces = vk_div_round_up(cap, SPLIT_SECTORS);
+    if (pieces > 999)
+        return vk_fail(e, VMDKIT_ELIMIT, "%s: size needs %llu pieces, more than 999", path,
+                       (unsigned long long)pieces);
+    char **names = vk_calloc((size_t)pieces, sizeof *names, e);
+    if (!names)
+        return VMDKIT_ENOMEM;
+    int r = check_free(path, e);
+    for (uint64_t i = 0; !r && i < pieces; i++) {
+        if (!(names[i] = extent_path(path, sparse ? "s" : "f", (unsigned)i + 1, e)))
+            r = VMDKIT_ENOMEM;
+        else
+            r = check_free(names[i], e);
+    }
+    uint64_t made = 0;
+    for (uint64_t i = 0; !r && i < pieces; i++) {
+        uint64_t n = vk_min(SPLIT_SECTORS, cap - i * SPLIT_SECTORS);
+        r = sparse ? vk_create_sparse_extent(names[i], n, NULL, zeroed, e)
+                   : create_flat_file(names[i], n, e);
+        if (!r) {
+            made++;
+            r = vk_descriptor_add_extent(d, VK_ACCESS_RW, n, sparse ? VK_EXT_SPARSE : VK_EXT_FLAT,
+                                         vk_path_basename(names[i]), !sparse, 0, e);
+        }
+    }
+    /* the descriptor goes last: until it exists there is no disk */
+    if (!r)
+        r = write_descriptor_file(path, d, e);
+    for (uint64_t i = 0; i < pieces; i++) {
+        if (r && i < made)
+            unlink(names[i]);
+        free(names[i]);
+    }
+    free(names);
+    return r;
+}
+
+static int create_single_flat(const char *path, vk_descriptor *d, uint64_t cap, bool vmfs, vk_err *e)
+{
+    char *flat = extent_path(path, "flat", 0, e);
+    if (!flat)
+        return VMDKIT_ENOMEM;
+    int r = check_free(path, e);
+    if (!r)
+        r = create_flat_file(flat, cap, e);
+    if (!r) {
+        r = vk_descriptor_add_extent(d, VK_ACCESS_RW, cap, vmfs ? VK_EXT_VMFS : VK_EXT_FLAT,
+                                     vk_path_basename(flat), !vmfs, 0, e);
+        if (!r)
+            r = write_descriptor_file(path, d, e);
+        if (r)
+            unlink(flat);
+    }
+    free(flat);
+    return r;
+}
+
+int vk_create_stream_descriptor(const char *path, uint64_t cap, const char *adapter, int hw,
+                                char **text, vk_err *e)
+{
+    vk_descriptor d;
+    int r = vk_create_descriptor(&d, "streamOptimized", cap, adapter, hw, e);
+    if (!r)
+        r = vk_descriptor_add_extent(&d, VK_ACCESS_RW, cap, VK_EXT_SPARSE, vk_path_basename(path),
+                                     false, 0, e);
+    size_t len;
+    if (!r)
+        r = vk_descriptor_format(&d, text, &len, e);
+    vk_descriptor_free(&d);
+    return r;
+}
+
+int vk_create_check_opts(const char *path, const vmdkit_create_opts *o, uint64_t *cap, vk_err *e)
+{
+    const char *adapter = o->adapter ? o->adapter : "ide";
+    if (!adapter_valid(adapter))
+        return vk_fail(e, VMDKIT_EINVAL, "%s: adapter type \"%s\": not ide, buslogic, lsilogic or legacyESX",
+                       path, adapter);
+    if (o->size_bytes == 0)
+        return vk_fail(e, VMDKIT_EINVAL, "%s: size: must be larger than 0", path);
+    *cap = vk_div_round_up(o->size_bytes, VK_SECTOR);
+    if (o->type > VMDKIT_VMFS)
+        return vk_fail(e, VMDKIT_EINVAL, "%s: createType: unknown", path);
+    bool sparse = o->type == VMDKIT_MONOLITHIC_SPARSE || o->type == VMDKIT_TWOGB_SPARSE ||
+                  o->type == VMDKIT_STREAM_OPTIMIZED;
+    if (o->zeroed_grain && (!sparse || o->type == VMDKIT_STREAM_OPTIMIZED))
+        return vk_fail(e, VMDKIT_EINVAL, "%s: zeroed grains exist only in sparse disks", path);
+    if (o->parent && (o->type != VMDKIT_MONOLITHIC_SPARSE && o->type != VMDKIT_TWOGB_SPARSE))
+        return vk_fail(e, VMDKIT_EINVAL, "%s: a disk with a parent must be monolithicSparse or twoGbMaxExtentSparse",
+                       path);
+    /* GTEs are 32-bit sector numbers: a monolithic sparse file ends below 2 TiB */
+    if (o->type == VMDKIT_MONOLITHIC_SPARSE && *cap >= VK_MAX_EXTENT_FILE_SECTORS)
+        return vk_fail(e, VMDKIT_ELIMIT, "%s: size: monolithicSparse disks hold less than 2 TiB; use twoGbMaxExtentSparse",
+                       path);
+    if (*cap > (UINT64_C(1) << 40))
+        return vk_fail(e, VMDKIT_ELIMIT, "%s: size: %llu bytes is beyond what vmdkit creates", path,
+                       (unsigned long long)o->size_bytes);
+    return 0;
+}
+
+/* Fill parentCID and the hint from the parent disk at o->parent. */
+static int set_parent(const char *path, vk_descriptor *d, const vmdkit_create_opts *o, uint64_t cap,
+                      vk_err *e)
+{
+    vmdkit_disk *pd;
+    int r = vmdkit_open(o->parent, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_PARENT, &pd, e);
+    if (r)
+        return r;
+    uint32_t pcid = pd->top->desc.cid;
+    uint64_t pcap = pd->top->capacity_sectors;
+    bool raw = pd->top->raw;
+    vmdkit_close(pd, NULL);
+    if (raw)
+        return vk_fail(e, VMDKIT_EINVAL, "%s: parent is not a VMDK", o->parent);
+    if (pcap != cap)
+        return vk_fail(e, VMDKIT_ECHAIN, "%s: size %llu sectors differs from parent %s (%llu sectors)",
+                       path, (unsigned long long)cap, o->parent, (unsigned long long)pcap);
+    d->parent_cid = pcid;
+    char *hint;
+    if (o->parent_absolute) {
+        hint = vk_path_absolute(o->parent, e);
+    } else {
+        char *dir = vk_path_dirname(path, e);
+        hint = dir ? vk_path_relative(dir, o->parent, e) : NULL;
+        free(dir);
+    }
+    if (!hint)
+        return e ? e->code : VMDKIT_ENOMEM;
+    d->parent_hint = hint;
+    return 0;
+}
+
+int vmdkit_create(const char *path, const vmdkit_create_opts *o, vmdkit_error *err)
+{
+    vk_err local;
+    vk_err *e = err ? err : &local;
+    e->code = 0;
+    e->msg[0] = 0;
+    uint64_t cap;
+    int r = vk_create_check_opts(path, o, &cap, e);
+    if (r)
+        return r;
+    const char *adapter = o->adapter ? o->adapter : "ide";
+    if (o->type == VMDKIT_STREAM_OPTIMIZED) {
+        char *text;
+        if ((r = vk_create_stream_descriptor(path, cap, adapter, o->hw_version, &text, e)))
+            return r;
+        vk_stream_writer *w;
+        r = vk_stream_writer_open(path, cap, text, 1, 0, &w, e);
+        free(text);
+        return r ? r : vk_stream_writer_finish(w, e);
+    }
+    vk_descriptor d;
+    if ((r = vk_create_descriptor(&d, vmdkit_create_type_name(o->type), cap, adapter, o->hw_version, e)))
+        goto out;
+    if (o->parent && (r = set_parent(path, &d, o, cap, e)))
+        goto out;
+    switch (o->type) {
+    case VMDKIT_MONOLITHIC_SPARSE: {
+        if ((r = vk_descriptor_add_extent(&d, VK_ACCESS_RW, cap, VK_EXT_SPARSE, vk_path_basename(path),
+                                          false, 0, e)))
+            break;
+        char *text;
+        size_t len;
+        if ((r = vk_descriptor_format(&d, &text, &len, e)))
+            break;
+        r = vk_create_sparse_extent(path, cap, text, o->zeroed_grain, e);
+        free(text);
+        break;
+    }
+    case VMDKIT_TWOGB_SPARSE:
+        r = create_split(path, &d, cap, true, o->zeroed_grain, e);
+        break;
+    case VMDKIT_TWOGB_FLAT:
+        r = create_split(path, &d, cap, false, false, e);
+        break;
+    case VMDKIT_MONOLITHIC_FLAT:
+        r = create_single_flat(path, &d, cap, false, e);
+        break;
+    case VMDKIT_VMFS:
+        r = create_single_flat(path, &d, cap, true, e);
+        break;
+    default:
+        r = vk_fail(e, VMDKIT_EINVAL, "%s: createType: unknown", path);
+    }
+out:
+    vk_descriptor_free(&d);
+    return r;
+}

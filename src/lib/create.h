@@ -1,0 +1,29 @@
+/* create.h - building blocks for new disks, shared by create, convert and
+ * the snapshot/clone operations. */
+#ifndef VK_CREATE_H
+#define VK_CREATE_H
+
+#include "descriptor.h"
+#include "link.h"
+#include "vk.h"
+
+/* A fresh descriptor with VMware's header keys and ddb (adapter, geometry,
+ * longContentID, uuid, hw version, tools version) and a new random CID; no
+ * extents yet. */
+int vk_create_descriptor(vk_descriptor *d, const char *create_type, uint64_t capacity_sectors,
+                         const char *adapter, int hw_version, vk_err *e);
+
+/* A new hosted sparse extent file (O_EXCL) of CAPACITY_SECTORS with all
+ * grain tables pre-allocated and a redundant directory; DESC_TEXT is
+ * embedded (20 sectors) when not NULL. */
+int vk_create_sparse_extent(const char *path, uint64_t capacity_sectors, const char *desc_text,
+                            bool zeroed_grain, vk_err *e);
+
+/* The descriptor text of a streamOptimized file named PATH. */
+int vk_create_stream_descriptor(const char *path, uint64_t cap, const char *adapter, int hw,
+                                char **text, vk_err *e);
+
+/* Validate create options; *cap receives the capacity in sectors. */
+int vk_create_check_opts(const char *path, const vmdkit_create_opts *o, uint64_t *cap, vk_err *e);
+
+#endif

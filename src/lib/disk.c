@@ -1,0 +1,342 @@
+/* disk.c - the public disk handle: a chain of links opened from the top,
+ * byte-granular reads and writes, allocation status. */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "link.h"
+#include "path.h"
+
+/* Deepest chain accepted (VMware allows far fewer snapshots). */
+#define MAX_CHAIN_LINKS 255
+
+/* Same file as an already-open link? (loop detection by device+inode) */
+static bool same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+static int open_parents(vmdkit_disk *d, unsigned flags, vk_err *e)
+{
+    vk_link *child = d->top;
+    while (child->desc.parent_hint && !(flags & VMDKIT_OPEN_NO_PARENT)) {
+        if (d->n_links >= MAX_CHAIN_LINKS)
+            return vk_fail(e, VMDKIT_ELIMIT, "%s: parent chain is deeper than %d links", d->top->path,
+                           MAX_CHAIN_LINKS);
+        char *ppath = vk_path_resolve_parent(child->path, child->desc.parent_hint, e);
+        if (!ppath)
+            return e->code;
+        child->parent_path = ppath;
+        for (vk_link *l = d->top; l; l = l->parent)
+            if (same_file(l->path, ppath))
+                return vk_fail(e, VMDKIT_ECHAIN,
+                               "%s: parentFileNameHint: \"%s\" leads back to %s: the chain is a loop",
+                               child->path, child->desc.parent_hint, l->path);
+        vk_link *parent;
+        /* parents are always read-only: writing one would break every child */
+        int r = vk_link_open(ppath, false, flags & ~(unsigned)VMDKIT_OPEN_RDWR, &parent, e);
+        if (r) {
+            if (r == VMDKIT_ENOENT && !strstr(e->msg, "extent"))
+                vk_fail(e, VMDKIT_ENOENT, "%s: parentFileNameHint: parent \"%s\" not found (%s)",
+                        child->path, child->desc.parent_hint, ppath);
+            else
+                vk_err_prefix(e, "%s: parent", child->path);
+            return r;
+        }
+        child->parent = parent;
+        d->n_links++;
+        if (parent->raw)
+            return vk_fail(e, VMDKIT_EFORMAT, "%s: parent %s is not a VMDK", child->path, ppath);
+        if (child->desc.parent_cid != parent->desc.cid && !(flags & VMDKIT_OPEN_IGNORE_CID))
+            return vk_fail(e, VMDKIT_ECHAIN,
+                           "%s: parentCID %08x does not match CID %08x of parent %s: the parent was modified after the child was created",
+                           child->path, child->desc.parent_cid, parent->desc.cid, parent->path);
+        if (child->capacity_sectors != parent->capacity_sectors)
+            return vk_fail(e, VMDKIT_ECHAIN,
+                           "%s: capacity %llu sectors differs from parent %s (%llu sectors)",
+                           child->path, (unsigned long long)child->capacity_sectors, parent->path,
+                           (unsigned long long)parent->capacity_sectors);
+        child = parent;
+    }
+    return 0;
+}
+
+static void close_chain(vk_link *l, vk_err *e)
+{
+    while (l) {
+        vk_link *p = l->parent;
+        vk_link_close(l, e);
+        l = p;
+    }
+}
+
+int vmdkit_open(const char *path, unsigned flags, vmdkit_disk **out, vmdkit_error *err)
+{
+    vk_err local;
+    vk_err *e = err ? err : &local;
+    e->code = 0;
+    e->msg[0] = 0;
+    bool rw = (flags & VMDKIT_OPEN_RDWR) != 0;
+    if (rw && (flags & VMDKIT_OPEN_IGNORE_CID))
+        return vk_fail(e, VMDKIT_EINVAL, "%s: ignoring a CID mismatch is only allowed read-only", path);
+    vmdkit_disk *d = vk_calloc(1, sizeof *d, e);
+    if (!d)
+        return VMDKIT_ENOMEM;
+    d->flags = flags;
+    int r = vk_link_open(path, rw, flags, &d->top, e);
+    if (!r) {
+        d->n_links = 1;
+        r = open_parents(d, flags, e);
+    }
+    if (r) {
+        close_chain(d->top, NULL);
+        free(d);
+        return r;
+    }
+    *out = d;
+    return 0;
+}
+
+int vmdkit_flush(vmdkit_disk *d)
+{
+    vk_link *l = d->top;
+    for (size_t i = 0; i < l->n_ext; i++) {
+        vk_extent *x = &l->ext[i];
+        if (x->writable && x->ops && x->ops->flush) {
+            int r = x->ops->flush(x, &d->err);
+            if (r)
+                return r;
+        }
+    }
+    return 0;
+}
+
+int vmdkit_close(vmdkit_disk *d, vmdkit_error *err)
+{
+    if (!d)
+        return 0;
+    vk_err local;
+    vk_err *e = err ? err : &local;
+    e->code = 0;
+    e->msg[0] = 0;
+    close_chain(d->top, e);
+    int r = e->code;
+    free(d);
+    return r;
+}
+
+uint64_t vmdkit_size(const vmdkit_disk *d)
+{
+    if (d->top->raw)
+        return d->top->raw_bytes; /* a raw file keeps its exact byte size */
+    return d->top->capacity_sectors * VK_SECTOR;
+}
+
+const vmdkit_error *vmdkit_last_error(const vmdkit_disk *d) { return &d->err; }
+
+int vmdkit_chain_length(const vmdkit_disk *d) { return d->n_links; }
+
+static int check_range(vmdkit_disk *d, size_t len, uint64_t off)
+{
+    uint64_t end;
+    if (!vk_add_ok(off, len, &end) || end > vmdkit_size(d))
+        return vk_fail(&d->err, VMDKIT_EINVAL,
+                       "%s: range %llu+%zu lies outside the disk (%llu bytes)", d->top->path,
+                       (unsigned long long)off, len, (unsigned long long)vmdkit_size(d));
+    return 0;
+}
+
+/* Sector-granular chain read; the last partial sector of a raw file reads
+ * zeros past the file end (the flat driver zero-fills). */
+static int read_sectors(vmdkit_disk *d, uint64_t sector, uint64_t n, void *buf)
+{
+    return vk_chain_read(d->top, sector, n, buf, &d->err);
+}
+
+int vmdkit_pread(vmdkit_disk *d, void *buf, size_t len, uint64_t off)
+{
+    int r = check_range(d, len, off);
+    if (r || len == 0)
+        return r;
+    uint8_t *out = buf;
+    uint64_t head = off % VK_SECTOR;
+    if (head == 0 && len % VK_SECTOR == 0)
+        return read_sectors(d, off / VK_SECTOR, len / VK_SECTOR, buf);
+    /* unaligned: whole sectors in the middle directly, edges through a bounce sector */
+    uint8_t sec[VK_SECTOR];
+    while (len > 0) {
+        uint64_t s = off / VK_SECTOR, in = off % VK_SECTOR;
+        if (in == 0 && len >= VK_SECTOR) {
+            uint64_t k = len / VK_SECTOR;
+            if ((r = read_sectors(d, s, k, out)))
+                return r;
+            out += k * VK_SECTOR;
+            off += k * VK_SECTOR;
+            len -= k * VK_SECTOR;
+            continue;
+        }
+        size_t k = (size_t)vk_min(len, VK_SECTOR - in);
+        if ((r = read_sectors(d, s, 1, sec)))
+            return r;
+        memcpy(out, sec + in, k);
+        out += k;
+        off += k;
+        len -= k;
+    }
+    return 0;
+}
+
+static int backing_read(void *opaque, uint64_t sector, uint64_t n, void *buf, vk_err *e)
+{
+    vk_link *parent = opaque;
+    return vk_chain_read(parent, sector, n, buf, e);
+}
+
+/* A new CID, once per open, before the first content change reaches any
+ * extent: a child made from this link earlier then sees the change even if
+ * the writer crashes mid-way. */
+static int touch_cid(vmdkit_disk *d)
+{
+    vk_link *l = d->top;
+    if (l->cid_updated || l->raw)
+        return 0;
+    uint32_t old = l->desc.cid;
+    int r = vk_descriptor_set_cid(&l->desc, vk_random_cid(), &d->err);
+    if (!r)
+        r = vk_link_write_descriptor(l, &d->err);
+    if (r) {
+        vk_descriptor_set_cid(&l->desc, old, NULL);
+        return r;
+    }
+    l->cid_updated = true;
+    return 0;
+}
+
+static int write_sectors(vmdkit_disk *d, uint64_t sector, uint64_t n, const void *buf, bool zero)
+{
+    vk_link *l = d->top;
+    if (!l->writable)
+        return vk_fail(&d->err, VMDKIT_ERDONLY, "%s: opened read-only", l->path);
+    int r = touch_cid(d);
+    if (r)
+        return r;
+    vk_backing bk = { .read = backing_read, .opaque = l->parent };
+    const uint8_t *p = buf;
+    while (n > 0) {
+        size_t lo = 0, hi = l->n_ext;
+        while (hi - lo > 1) {
+            size_t mid = (lo + hi) / 2;
+            if (l->ext[mid].start_sector <= sector)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        vk_extent *x = &l->ext[lo];
+        uint64_t rel = sector - x->start_sector;
+        uint64_t k = vk_min(n, x->size_sectors - rel);
+        if (!x->writable || !x->ops || !x->ops->write)
+            return vk_fail(&d->err, VMDKIT_ERDONLY, "%s: extent \"%s\" (%s, %s) is not writable",
+                           l->path, x->name ? x->name : "", vk_access_name(x->access),
+                           vk_extent_type_name(x->type));
+        if (zero && x->ops->zero)
+            r = x->ops->zero(x, rel, k, l->parent != NULL, l->parent ? &bk : NULL, &d->err);
+        else if (zero) {
+            r = vk_fail(&d->err, VMDKIT_EUNSUPPORTED, "%s: extent \"%s\" cannot be zeroed", l->path,
+                        x->name ? x->name : "");
+        } else
+            r = x->ops->write(x, rel, k, p, l->parent ? &bk : NULL, &d->err);
+        if (r)
+            return r;
+        if (p)
+            p += k * VK_SECTOR;
+        sector += k;
+        n -= k;
+    }
+    return 0;
+}
+
+int vmdkit_pwrite(vmdkit_disk *d, const void *buf, size_t len, uint64_t off)
+{
+    int r = check_range(d, len, off);
+    if (r || len == 0)
+        return r;
+    const uint8_t *in = buf;
+    uint8_t sec[VK_SECTOR];
+    while (len > 0) {
+        uint64_t s = off / VK_SECTOR, at = off % VK_SECTOR;
+        if (at == 0 && len >= VK_SECTOR) {
+            uint64_t k = len / VK_SECTOR;
+            if ((r = write_sectors(d, s, k, in, false)))
+                return r;
+            in += k * VK_SECTOR;
+            off += k * VK_SECTOR;
+            len -= k * VK_SECTOR;
+            continue;
+        }
+        /* partial sector: read-modify-write */
+        size_t k = (size_t)vk_min(len, VK_SECTOR - at);
+        if ((r = read_sectors(d, s, 1, sec)))
+            return r;
+        memcpy(sec + at, in, k);
+        if ((r = write_sectors(d, s, 1, sec, false)))
+            return r;
+        in += k;
+        off += k;
+        len -= k;
+    }
+    return 0;
+}
+
+int vmdkit_pzero(vmdkit_disk *d, size_t len, uint64_t off)
+{
+    int r = check_range(d, len, off);
+    if (r || len == 0)
+        return r;
+    uint64_t head = (VK_SECTOR - off % VK_SECTOR) % VK_SECTOR;
+    uint8_t zeros[VK_SECTOR] = {0};
+    if (head) {
+        size_t k = (size_t)vk_min(head, len);
+        if ((r = vmdkit_pwrite(d, zeros, k, off)))
+            return r;
+        off += k;
+        len -= k;
+    }
+    uint64_t whole = len / VK_SECTOR;
+    if (whole && (r = write_sectors(d, off / VK_SECTOR, whole, NULL, true)))
+        return r;
+    off += whole * VK_SECTOR;
+    len -= (size_t)(whole * VK_SECTOR);
+    if (len)
+        r = vmdkit_pwrite(d, zeros, len, off);
+    return r;
+}
+
+int vmdkit_block_status_at(vmdkit_disk *d, uint64_t off, uint64_t max_len, vmdkit_block_status *st)
+{
+    uint64_t size = vmdkit_size(d);
+    if (off >= size || max_len == 0)
+        return vk_fail(&d->err, VMDKIT_EINVAL, "%s: offset %llu lies outside the disk", d->top->path,
+                       (unsigned long long)off);
+    max_len = vk_min(max_len, size - off);
+    uint64_t sector = off / VK_SECTOR;
+    uint64_t end_sector = vk_div_round_up(off + max_len, VK_SECTOR);
+    uint64_t n = end_sector - sector;
+    int depth = 0;
+    for (vk_link *l = d->top; l; l = l->parent, depth++) {
+        int alloc;
+        uint64_t run;
+        int r = vk_link_status(l, sector, n, &alloc, &run, &d->err);
+        if (r)
+            return r;
+        if (alloc != VMDKIT_ALLOC_UNALLOC || !l->parent) {
+            st->alloc = alloc;
+            st->link = alloc == VMDKIT_ALLOC_UNALLOC ? -1 : depth;
+            uint64_t end = vk_min((sector + run) * VK_SECTOR, off + max_len);
+            st->length = end - off;
+            return 0;
+        }
+        n = run; /* the parent answers only for the run this link leaves open */
+    }
+    return vk_fail(&d->err, VMDKIT_EIO, "%s: block status failed", d->top->path);
+}

@@ -1,0 +1,75 @@
+/* extent.h - the extent driver interface.
+ *
+ * An extent is one piece of a link (FLAT file, ZERO, hosted sparse KDMV,
+ * ESX COWD ...).  Drivers know nothing about chains: where a write needs
+ * the content underneath (copy-on-write of a partial grain) they call the
+ * vk_backing callback given by the link layer.  All positions here are in
+ * sectors relative to the start of the extent.
+ */
+#ifndef VK_EXTENT_H
+#define VK_EXTENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "descriptor.h"
+#include "vk.h"
+
+typedef struct vk_extent vk_extent;
+
+/* Reads the content "underneath" this extent (the parent link, or zeros). */
+typedef struct vk_backing {
+    int (*read)(void *opaque, uint64_t link_sector, uint64_t n_sectors, void *buf, vk_err *e);
+    void *opaque;
+} vk_backing;
+
+typedef struct vk_extent_ops {
+    const char *name;
+    /* Allocation of the run at SECTOR, at most N sectors: *alloc receives a
+     * vmdkit_alloc value, *run the run length (>= 1). */
+    int (*status)(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, uint64_t *run, vk_err *e);
+    /* Read N sectors; unallocated parts read as zeros. */
+    int (*read)(vk_extent *x, uint64_t sector, uint64_t n, void *buf, vk_err *e);
+    /* Write N sectors; BK supplies the content under partial grains. NULL = read-only driver. */
+    int (*write)(vk_extent *x, uint64_t sector, uint64_t n, const void *buf, const vk_backing *bk,
+                 vk_err *e);
+    /* Make N sectors read as zeros even over a parent (HAS_PARENT says whether
+     * unallocated reads would show one).  NULL: the link layer writes zeros. */
+    int (*zero)(vk_extent *x, uint64_t sector, uint64_t n, bool has_parent, const vk_backing *bk,
+                vk_err *e);
+    /* Make completed writes durable, in crash-safe order. */
+    int (*flush)(vk_extent *x, vk_err *e);
+    /* Flush if writable, release everything. */
+    int (*close)(vk_extent *x, vk_err *e);
+    /* Fill sparse facts and allocated data bytes (optional). */
+    void (*describe)(vk_extent *x, vmdkit_sparse_facts *f, uint64_t *allocated_bytes);
+} vk_extent_ops;
+
+struct vk_extent {
+    const vk_extent_ops *ops;
+    char *name;                 /* as in the descriptor */
+    char *path;                 /* resolved path (NULL for ZERO) */
+    enum vk_access access;
+    enum vk_extent_type type;
+    uint64_t start_sector;      /* first virtual sector of the link it covers */
+    uint64_t size_sectors;
+    uint64_t offset_sectors;    /* FLAT offset inside the file */
+    int fd;                     /* -1 when none */
+    bool writable;
+    void *priv;                 /* driver state */
+};
+
+/* Open drivers.  Each fills X->ops/X->priv; X's descriptive fields and fd
+ * are set by the caller (fd already open with the right mode). */
+int vk_flat_open(vk_extent *x, vk_err *e);
+int vk_zero_open(vk_extent *x, vk_err *e);
+int vk_sparse_open(vk_extent *x, vk_err *e);   /* KDMV incl. streamOptimized */
+int vk_cowd_open(vk_extent *x, vk_err *e);     /* ESX COWD redo log, read-only */
+int vk_sesparse_open(vk_extent *x, vk_err *e); /* ESXi seSparse, read-only */
+
+/* Embedded descriptor of a KDMV file: reads the header at fd; *text is
+ * NULL (and 0 returned) when the file has no embedded descriptor.
+ * OFF_SECTORS and SIZE_SECTORS receive its place in the file. */
+int vk_sparse_read_embedded_descriptor(int fd, const char *path, char **text, size_t *len,
+                                       uint64_t *off_sectors, uint64_t *size_sectors, vk_err *e);
+
+#endif

@@ -1,0 +1,817 @@
+/* extent_sparse.c - hosted sparse extents (KDMV): monolithicSparse,
+ * twoGbMaxExtentSparse pieces and delta links, plus reading of
+ * streamOptimized (compressed grains, with or without markers, GD in the
+ * header or in the footer).
+ *
+ * Crash safety.  Grain data is written in place at once; grain-table and
+ * grain-directory updates are kept in memory and written by flush in this
+ * order, each step made durable before the next:
+ *   1. grain data (fdatasync)
+ *   2. grain tables, primary then redundant (fdatasync)
+ *   3. grain directory entries of new tables, primary then redundant (fdatasync)
+ * A crash at any point therefore leaves either the old or the new mapping of
+ * every grain, never a table that points at unwritten data; the worst case
+ * is leaked space at the end of the file.  The unclean-shutdown flag is set
+ * (and made durable) before the first write and cleared on clean close.
+ */
+#include <libdeflate.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "extent.h"
+#include "sparse_header.h"
+
+/* Memory bound of the grain-table cache. */
+#define GT_CACHE_BYTES (16u << 20)
+
+typedef struct gt_slot {
+    uint64_t gd_index;
+    bool valid;
+    bool dirty;
+} gt_slot;
+
+typedef struct sparse_priv {
+    vk_sparse_header h;        /* effective header (footer for streams) */
+    bool from_footer;
+    uint64_t file_sectors;     /* current end of file, in sectors */
+    uint64_t num_gdes;
+    uint32_t *gd, *rgd;        /* directories in memory; rgd NULL without redundancy */
+    bool gd_dirty;
+    uint32_t gt_bytes, gt_sectors;
+    bool zeroed_flag, compressed, markers;
+
+    gt_slot *slots;            /* direct-mapped cache: gd_index % n_slots */
+    uint32_t *gt_mem;          /* n_slots tables of gtes_per_gt entries */
+    size_t n_slots;
+    size_t n_dirty;
+
+    uint64_t next_alloc;       /* append position (sectors), grain aligned */
+    bool unclean_written;      /* header flag set on disk this session */
+    bool data_written;         /* grain data written since the last flush */
+
+    uint8_t *grain_buf;        /* one grain, for partial writes and decompression */
+    struct libdeflate_decompressor *dec;
+    uint8_t *cbuf;             /* compressed record buffer */
+    size_t cbuf_size;
+    uint64_t cached_grain;     /* grain index held decompressed in grain_buf */
+    bool cached_valid;
+} sparse_priv;
+
+static uint64_t grain_bytes(const sparse_priv *p) { return p->h.grain_sectors * VK_SECTOR; }
+
+/* ---- grain tables ---- */
+
+static uint32_t *slot_table(sparse_priv *p, size_t slot)
+{
+    return p->gt_mem + slot * p->h.gtes_per_gt;
+}
+
+static int write_table(vk_extent *x, uint64_t sector, const uint32_t *gt, vk_err *e)
+{
+    sparse_priv *p = x->priv;
+    uint8_t *buf = vk_calloc(1, (size_t)p->gt_sectors * VK_SECTOR, e);
+    if (!buf)
+        return VMDKIT_ENOMEM;
+    for (uint32_t i = 0; i < p->h.gtes_per_gt; i++)
+        vk_put32(buf + 4 * i, gt[i]);
+    int r = vk_pwrite_full(x->fd, buf, (size_t)p->gt_sectors * VK_SECTOR, sector * VK_SECTOR,
+                           x->path, e);
+    free(buf);
+    return r;
+}
+
+static int write_directory(vk_extent *x, uint64_t sector, const uint32_t *gd, vk_err *e)
+{
+    sparse_priv *p = x->priv;
+    size_t bytes = (size_t)vk_gd_sectors(p->num_gdes) * VK_SECTOR;
+    uint8_t *buf = vk_calloc(1, bytes, e);
+    if (!buf)
+        return VMDKIT_ENOMEM;
+    for (uint64_t i = 0; i < p->num_gdes; i++)
+        vk_put32(buf + 4 * i, gd[i]);
+    int r = vk_pwrite_full(x->fd, buf, bytes, sector * VK_SECTOR, x->path, e);
+    free(buf);
+    return r;
+}
+
+static int sparse_flush(vk_extent *x, vk_err *e);
+
+/* Load the grain table for directory entry GDI into the cache; *gt is NULL
+ * when the directory entry is 0 (no table: every grain unallocated). */
+static int get_table(vk_extent *x, uint64_t gdi, uint32_t **gt, vk_err *e)
+{
+    sparse_priv *p = x->priv;
+    size_t slot = (size_t)(gdi % p->n_slots);
+    gt_slot *s = &p->slots[slot];
+    if (s->valid && s->gd_index == gdi) {
+        *gt = slot_table(p, slot);
+        return 0;
+    }
+    uint32_t gde = p->gd[gdi];
+    if (gde == 0) {
+        *gt = NULL;
+        return 0;
+    }
+    if (s->valid && s->dirty) {
+        /* evicting a modified table: write all metadata out in order first */
+        int r = sparse_flush(x, e);
+        if (r)
+            return r;
+    }
+    uint64_t end;
+    if (!vk_add_ok(gde, p->gt_sectors, &end) || end > p->file_sectors)
+        return vk_fail(e, VMDKIT_EFORMAT,
+                       "%s: grain directory entry %llu: grain table at sector %u lies past the end of the file",
+                       x->path, (unsigned long long)gdi, gde);
+    if (gde < 1)
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: grain directory entry %llu: points into the header",
+                       x->path, (unsigned long long)gdi);
+    uint8_t *buf = vk_malloc(p->gt_bytes, e);
+    if (!buf)
+        return VMDKIT_ENOMEM;
+    int r = vk_pread_full(x->fd, buf, p->gt_bytes, (uint64_t)gde * VK_SECTOR, x->path, e);
+    if (r) {
+        free(buf);
+        return r;
+    }
+    uint32_t *t = slot_table(p, slot);
+    for (uint32_t i = 0; i < p->h.gtes_per_gt; i++)
+        t[i] = vk_le32(buf + 4 * i);
+    free(buf);
+    s->valid = true;
+    s->dirty = false;
+    s->gd_index = gdi;
+    *gt = t;
+    return 0;
+}
+
+/* GTE of grain G (0 when there is no table). */
+static int get_gte(vk_extent *x, uint64_t g, uint32_t *gte, vk_err *e)
+{
+    sparse_priv *p = x->priv;
+    uint32_t *gt;
+    int r = get_table(x, g / p->h.gtes_per_gt, &gt, e);
+    if (r)
+        return r;
+    *gte = gt ? gt[g % p->h.gtes_per_gt] : 0;
+    return 0;
+}
+
+enum gte_kind { GTE_UNALLOC, GTE_ZERO, GTE_DATA };
+
+static enum gte_kind classify(const sparse_priv *p, uint32_t gte)
+{
+    if (gte == 0)
+        return GTE_UNALLOC;
+    if (gte == VK_GTE_ZEROED && p->zeroed_flag)
+        return GTE_ZERO;
+    return GTE_DATA;
+}
+
+/* ---- status ---- */
+
+static int sparse_status(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, uint64_t *run,
+                         vk_err *e)
+{
+    sparse_priv *p = x->priv;
+    uint64_t gs = p->h.grain_sectors;
+    uint64_t cover = vk_gt_coverage_sectors(&p->h);
+    uint64_t pos = sector, end = sector + n;
+    int kind = -1;
+    while (pos < end) {
+        uint64_t g = pos / gs;
+        uint64_t gdi = g / p->h.gtes_per_gt;
+        int k;
+        uint64_t step_end;
+        if (p->gd[gdi] == 0 && !(p->slots[gdi % p->n_slots].valid &&
+                                 p->slots[gdi % p->n_slots].gd_index == gdi)) {
+            k = GTE_UNALLOC; /* a whole table's range in one step */
+            step_end = (gdi + 1) * cover;
+        } else {
+            uint32_t gte;
+            int r = get_gte(x, g, &gte, e);
+            if (r)
+                return r;
+            k = classify(p, gte);
+            step_end = (g + 1) * gs;
+        }
+        if (kind >= 0 && k != kind)
+            break;
+        kind = k;
+        pos = vk_min(step_end, end);
+    }
+    *alloc = kind == GTE_DATA ? VMDKIT_ALLOC_DATA
+           : kind == GTE_ZERO ? VMDKIT_ALLOC_ZERO : VMDKIT_ALLOC_UNALLOC;
+    *run = pos - sector;
+    return 0;
+}
+
+/* ---- reads ---- */
+
+/* Decompress grain G, whose record starts at sector SEC, into grain_buf. */
+static int load_compressed_grain(vk_extent *x, uint64_t g, uint32_t sec, vk_err *e)
+{
+    sparse_priv *p = x->priv;
+    if (p->cached_valid && p->cached_grain == g)
+        return 0;
+    uint64_t gb = grain_bytes(p);
+    uint64_t off = (uint64_t)sec * VK_SECTOR;
+    uint64_t file_bytes = p->file_sectors * VK_SECTOR;
+    size_t hdr = p->markers ? 12 : 0;
+    size_t csize;
+    int r;
+    if (sec >= p->file_sectors)
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: grain %llu: compressed grain at sector %u lies past the end of the file",
+                       x->path, (unsigned long long)g, sec);
+    if (p->markers) {
+        uint8_t m[12];
+        if ((r = vk_pread_full(x->fd, m, sizeof m, off, x->path, e)))
+            return r;
+        uint64_t lba = vk_le64(m);
+        csize = vk_le32(m + 8);
+        if (lba != g * p->h.grain_sectors)
+            return vk_fail(e, VMDKIT_EFORMAT,
+                           "%s: grain marker at sector %u: LBA %llu, expected %llu",
+                           x->path, sec, (unsigned long long)lba,
+                           (unsigned long long)(g * p->h.grain_sectors));
+        if (csize == 0 || csize > p->cbuf_size - hdr || off + hdr + csize > file_bytes)
+            return vk_fail(e, VMDKIT_EFORMAT,
+                           "%s: grain marker at sector %u: compressed size %zu is out of range",
+                           x->path, sec, csize);
+    } else {
+        /* no marker: the zlib stream starts at the grain sector, length unknown */
+        csize = (size_t)vk_min(p->cbuf_size, file_bytes - off);
+    }
+    if ((r = vk_pread_full(x->fd, p->cbuf, csize, off + hdr, x->path, e)))
+        return r;
+    size_t out = 0;
+    size_t in_used = 0;
+    enum libdeflate_result res =
+        libdeflate_zlib_decompress_ex(p->dec, p->cbuf, csize, p->grain_buf, (size_t)gb, &in_used, &out);
+    if (res == LIBDEFLATE_BAD_DATA || (res != LIBDEFLATE_SUCCESS && res != LIBDEFLATE_SHORT_OUTPUT))
+        /* some writers use raw deflate despite the zlib convention */
+        res = libdeflate_deflate_decompress_ex(p->dec, p->cbuf, csize, p->grain_buf, (size_t)gb,
+                                               &in_used, &out);
+    uint64_t in_disk = vk_min(gb, (x->size_sectors - g * p->h.grain_sectors) * VK_SECTOR);
+    if ((res != LIBDEFLATE_SUCCESS && res != LIBDEFLATE_SHORT_OUTPUT) || out < in_disk)
+        return vk_fail(e, VMDKIT_EFORMAT,
+                       "%s: grain %llu at sector %u: compressed data is corrupt or inflates to %zu bytes, expected %llu",
+                       x->path, (unsigned long long)g, sec, out, (unsigned long long)in_disk);
+    if (out < gb)
+        memset(p->grain_buf + out, 0, (size_t)(gb - out));
+    p->cached_grain = g;
+    p->cached_valid = true;
+    return 0;
+}
+
+static int sparse_read(vk_extent *x, uint64_t sector, uint64_t n, void *buf, vk_err *e)
+{
+    sparse_priv *p = x->priv;
+    uint64_t gs = p->h.grain_sectors;
+    uint8_t *out = buf;
+    while (n > 0) {
+        uint64_t g = sector / gs, in = sector % gs;
+        uint64_t k = vk_min(n, gs - in);
+        uint32_t gte;
+        int r = get_gte(x, g, &gte, e);
+        if (r)
+            return r;
+        if (classify(p, gte) != GTE_DATA) {
+            memset(out, 0, k * VK_SECTOR);
+        } else if (p->compressed) {
+            if ((r = load_compressed_grain(x, g, gte, e)))
+                return r;
+            memcpy(out, p->grain_buf + in * VK_SECTOR, k * VK_SECTOR);
+        } else {
+            /* merge following grains that are stored contiguously */
+            uint64_t first = gte;
+            while (k < n) {
+                uint32_t next;
+                uint64_t ng = (sector + k) / gs;
+                if ((r = get_gte(x, ng, &next, e)))
+                    return r;
+                if (classify(p, next) != GTE_DATA || next != first + (ng - g) * gs)
+                    break;
+                k = vk_min(n, k + gs);
+            }
+            if (first >= p->file_sectors)
+                return vk_fail(e, VMDKIT_EFORMAT,
+                               "%s: grain table entry for grain %llu: sector %llu lies past the end of the file",
+                               x->path, (unsigned long long)g, (unsigned long long)first);
+            if (first < p->h.overhead_sectors && first < p->h.gd_offset_sectors + 1)
+                return vk_fail(e, VMDKIT_EFORMAT,
+                               "%s: grain table entry for grain %llu: sector %llu lies inside the metadata",
+                               x->path, (unsigned long long)g, (unsigned long long)first);
+            /* the tail of the last grain may be missing in files cut at the data end */
+            if ((r = vk_pread_zfill(x->fd, out, k * VK_SECTOR, (first + in) * VK_SECTOR, x->path, e)))
+                return r;
+        }
+        out += k * VK_SECTOR;
+        sector += k;
+        n -= k;
+    }
+    return 0;
+}
+
+/* ---- writes ---- */
+
+static int mark_unclean(vk_extent *x, vk_err *e)
+{
+    sparse_priv *p = x->priv;
+    if (p->unclean_written)
+        return 0;
+    uint8_t hdr[512];
+    vk_sparse_header h = p->h;
+    h.unclean_shutdown = 1;
+    vk_sparse_header_encode(&h, hdr);
+    int r = vk_pwrite_full(x->fd, hdr, sizeof hdr, 0, x->path, e);
+    if (!r)
+        r = vk_fdatasync(x->fd, x->path, e);
+    if (!r)
+        p->unclean_written = true;
+    return r;
+}
+
+/* Reserve N sectors at the append position; keeps it grain aligned. */
+static int reserve(vk_extent *x, uint64_t n, uint64_t *at, vk_err *e)
+{
+    sparse_priv *p = x->priv;
+    uint64_t gs = p->h.grain_sectors;
+    uint64_t end = p->next_alloc + vk_div_round_up(n, gs) * gs;
+    if (end > VK_MAX_EXTENT_FILE_SECTORS)
+        return vk_fail(e, VMDKIT_ENOSPC,
+                       "%s: extent file is full: grain tables address at most 2 TiB", x->path);
+    *at = p->next_alloc;
+    p->next_alloc = end;
+    if (end > p->file_sectors)
+        p->file_sectors = end;
+    return 0;
+}
+
+/* Table for G, creating an empty one (new GT and redundant GT at the end of
+ * the file) when the directory has none.  The new table reaches the disk at
+ * flush, before the directory entry that points at it. */
+static int get_table_for_write(vk_extent *x, uint64_t gdi, uint32_t **gt, size_t *slot_out,
+                               vk_err *e)
+{
+    sparse_priv *p = x->priv;
+    int r = get_table(x, gdi, gt, e);
+    if (r)
+        return r;
+    size_t slot = (size_t)(gdi % p->n_slots);
+    if (!*gt) {
+        gt_slot *s = &p->slots[slot];
+        if (s->valid && s->dirty && (r = sparse_flush(x, e)))
+            return r;
+        uint64_t at, rat = 0;
+        if ((r = reserve(x, p->gt_sectors, &at, e)))
+            return r;
+        if (p->rgd && (r = reserve(x, p->gt_sectors, &rat, e)))
+            return r;
+        p->gd[gdi] = (uint32_t)at;
+        if (p->rgd)
+            p->rgd[gdi] = (uint32_t)rat;
+        p->gd_dirty = true;
+        *gt = slot_table(p, slot);
+        memset(*gt, 0, p->gt_bytes);
+        s->valid = true;
+        s->dirty = false;
+        s->gd_index = gdi;
+    }
+    *slot_out = slot;
+    return 0;
+}
+
+static void set_gte(sparse_priv *p, size_t slot, uint64_t g, uint32_t value)
+{
+    slot_table(p, slot)[g % p->h.gtes_per_gt] = value;
+    if (!p->slots[slot].dirty) {
+        p->slots[slot].dirty = true;
+        p->n_dirty++;
+    }
+}
+
+/* Fill grain_buf with the current content of grain G (zeros or backing). */
+static int fill_from_below(vk_extent *x, uint64_t g, uint32_t gte, const vk_backing *bk, vk_err *e)
+{
+    sparse_priv *p = x->priv;
+    uint64_t gs = p->h.grain_sectors;
+    memset(p->grain_buf, 0, grain_bytes(p));
+    p->cached_valid = false;
+    if (classify(p, gte) == GTE_ZERO || !bk || !bk->read)
+        return 0;
+    uint64_t first = g * gs;
+    uint64_t n = vk_min(gs, x->size_sectors - first); /* the last grain may pass the end */
+    return bk->read(bk->opaque, x->start_sector + first, n, p->grain_buf, e);
+}
+
+static int sparse_write(vk_extent *x, uint64_t sector, uint64_t n, const void *buf,
+                        const vk_backing *bk, vk_err *e)
+{
+    sparse_priv *p = x->priv;
+    if (p->compressed)
+        return vk_fail(e, VMDKIT_ERDONLY,
+                       "%s: streamOptimized extents cannot be modified in place; convert the disk first",
+                       x->path);
+    int r = mark_unclean(x, e);
+    if (r)
+        return r;
+    uint64_t gs = p->h.grain_sectors;
+    const uint8_t *in = buf;
+    while (n > 0) {
+        uint64_t g = sector / gs, off = sector % gs;
+        uint64_t k = vk_min(n, gs - off);
+        uint32_t *gt;
+        size_t slot;
+        if ((r = get_table_for_write(x, g / p->h.gtes_per_gt, &gt, &slot, e)))
+            return r;
+        uint32_t gte = gt[g % p->h.gtes_per_gt];
+        if (classify(p, gte) == GTE_DATA) {
+            if ((r = vk_pwrite_full(x->fd, in, k * VK_SECTOR, ((uint64_t)gte + off) * VK_SECTOR,
+                                    x->path, e)))
+                return r;
+            if (p->cached_valid && p->cached_grain == g)
+                p->cached_valid = false;
+        } else if (off == 0 && k == gs) {
+            /* whole unallocated grains: allocate a contiguous run within this table */
+            uint64_t run = 1;
+            uint64_t tbl_end = (g / p->h.gtes_per_gt + 1) * p->h.gtes_per_gt;
+            while (g + run < tbl_end && (run + 1) * gs <= n &&
+                   classify(p, gt[(g + run) % p->h.gtes_per_gt]) != GTE_DATA)
+                run++;
+            uint64_t at;
+            if ((r = reserve(x, run * gs, &at, e)))
+                return r;
+            if ((r = vk_pwrite_full(x->fd, in, run * gs * VK_SECTOR, at * VK_SECTOR, x->path, e)))
+                return r;
+            for (uint64_t i = 0; i < run; i++)
+                set_gte(p, slot, g + i, (uint32_t)(at + i * gs));
+            k = run * gs;
+        } else {
+            /* partial grain: copy-on-write from below, then write the whole grain */
+            if ((r = fill_from_below(x, g, gte, bk, e)))
+                return r;
+            /* the backing read may have evicted our table; look it up again */
+            if ((r = get_table_for_write(x, g / p->h.gtes_per_gt, &gt, &slot, e)))
+                return r;
+            memcpy(p->grain_buf + off * VK_SECTOR, in, k * VK_SECTOR);
+            uint64_t at;
+            if ((r = reserve(x, gs, &at, e)))
+                return r;
+            if ((r = vk_pwrite_full(x->fd, p->grain_buf, grain_bytes(p), at * VK_SECTOR, x->path, e)))
+                return r;
+            set_gte(p, slot, g, (uint32_t)at);
+        }
+        p->data_written = true;
+        in += k * VK_SECTOR;
+        sector += k;
+        n -= k;
+    }
+    return 0;
+}
+
+static int sparse_zero(vk_extent *x, uint64_t sector, uint64_t n, bool has_parent,
+                       const vk_backing *bk, vk_err *e)
+{
+    sparse_priv *p = x->priv;
+    if (p->compressed)
+        return sparse_write(x, sector, n, NULL, bk, e); /* reports read-only */
+    uint64_t gs = p->h.grain_sectors;
+    int r = mark_unclean(x, e);
+    if (r)
+        return r;
+    uint8_t *zeros = NULL;
+    while (n > 0) {
+        uint64_t g = sector / gs, off = sector % gs;
+        uint64_t k = vk_min(n, gs - off);
+        uint32_t gte;
+        if ((r = get_gte(x, g, &gte, e)))
+            break;
+        enum gte_kind kind = classify(p, gte);
+        bool whole = off == 0 && k == gs;
+        if (kind == GTE_ZERO || (kind == GTE_UNALLOC && !has_parent)) {
+            /* already reads as zeros */
+        } else if (whole && p->zeroed_flag) {
+            uint32_t *gt;
+            size_t slot;
+            if ((r = get_table_for_write(x, g / p->h.gtes_per_gt, &gt, &slot, e)))
+                break;
+            set_gte(p, slot, g, VK_GTE_ZEROED);
+        } else {
+            if (!zeros && !(zeros = vk_calloc(1, grain_bytes(p), e))) {
+                r = VMDKIT_ENOMEM;
+                break;
+            }
+            if ((r = sparse_write(x, sector, k, zeros, bk, e)))
+                break;
+        }
+        sector += k;
+        n -= k;
+    }
+    free(zeros);
+    return r;
+}
+
+static int sparse_flush(vk_extent *x, vk_err *e)
+{
+    sparse_priv *p = x->priv;
+    int r;
+    if (!x->writable || (!p->data_written && !p->n_dirty && !p->gd_dirty))
+        return 0;
+    /* 1. grain data first */
+    if ((r = vk_fdatasync(x->fd, x->path, e)))
+        return r;
+    p->data_written = false;
+    /* 2. grain tables (primary, then redundant copy) */
+    if (p->n_dirty) {
+        for (size_t s = 0; s < p->n_slots; s++) {
+            if (!p->slots[s].valid || !p->slots[s].dirty)
+                continue;
+            uint64_t gdi = p->slots[s].gd_index;
+            if ((r = write_table(x, p->gd[gdi], slot_table(p, s), e)))
+                return r;
+            if (p->rgd && p->rgd[gdi] && (r = write_table(x, p->rgd[gdi], slot_table(p, s), e)))
+                return r;
+        }
+        if ((r = vk_fdatasync(x->fd, x->path, e)))
+            return r;
+        for (size_t s = 0; s < p->n_slots; s++)
+            p->slots[s].dirty = false;
+        p->n_dirty = 0;
+    }
+    /* 3. directory entries of new tables (primary, then redundant) */
+    if (p->gd_dirty) {
+        if ((r = write_directory(x, p->h.gd_offset_sectors, p->gd, e)))
+            return r;
+        if (p->rgd && (r = write_directory(x, p->h.rgd_offset_sectors, p->rgd, e)))
+            return r;
+        if ((r = vk_fdatasync(x->fd, x->path, e)))
+            return r;
+        p->gd_dirty = false;
+    }
+    return 0;
+}
+
+static void sparse_free(sparse_priv *p)
+{
+    if (!p)
+        return;
+    free(p->gd);
+    free(p->rgd);
+    free(p->slots);
+    free(p->gt_mem);
+    free(p->grain_buf);
+    free(p->cbuf);
+    if (p->dec)
+        libdeflate_free_decompressor(p->dec);
+    free(p);
+}
+
+static int sparse_close(vk_extent *x, vk_err *e)
+{
+    sparse_priv *p = x->priv;
+    int r = 0;
+    if (x->writable) {
+        r = sparse_flush(x, e);
+        if (!r && p->unclean_written) {
+            /* clean close: everything is durable, so the flag can go */
+            uint8_t hdr[512];
+            vk_sparse_header h = p->h;
+            h.unclean_shutdown = 0;
+            vk_sparse_header_encode(&h, hdr);
+            r = vk_pwrite_full(x->fd, hdr, sizeof hdr, 0, x->path, e);
+            if (!r)
+                r = vk_fdatasync(x->fd, x->path, e);
+        }
+    }
+    sparse_free(p);
+    x->priv = NULL;
+    return r;
+}
+
+static void sparse_describe(vk_extent *x, vmdkit_sparse_facts *f, uint64_t *allocated)
+{
+    sparse_priv *p = x->priv;
+    f->present = true;
+    memcpy(f->magic, "KDMV", 5);
+    f->version = p->h.version;
+    f->flags = p->h.flags;
+    f->grain_sectors = p->h.grain_sectors;
+    f->gtes_per_gt = p->h.gtes_per_gt;
+    f->gd_offset_sectors = p->h.gd_offset_sectors;
+    f->rgd_offset_sectors = p->rgd ? p->h.rgd_offset_sectors : 0;
+    f->overhead_sectors = p->h.overhead_sectors;
+    f->descriptor_offset_sectors = p->h.desc_offset_sectors;
+    f->descriptor_size_sectors = p->h.desc_size_sectors;
+    f->unclean_shutdown = p->h.unclean_shutdown != 0;
+    f->compressed = p->compressed;
+    f->markers = p->markers;
+    f->zeroed_grain = p->zeroed_flag;
+    f->footer = p->from_footer;
+    uint64_t grains = 0;
+    uint64_t total = vk_div_round_up(x->size_sectors, p->h.grain_sectors);
+    for (uint64_t gdi = 0; gdi < p->num_gdes; gdi++) {
+        uint32_t *gt;
+        if (get_table(x, gdi, &gt, NULL) || !gt)
+            continue;
+        for (uint32_t i = 0; i < p->h.gtes_per_gt; i++) {
+            uint64_t g = gdi * p->h.gtes_per_gt + i;
+            if (g < total && classify(p, gt[i]) == GTE_DATA)
+                grains++;
+        }
+    }
+    *allocated = grains * grain_bytes(p);
+}
+
+static const vk_extent_ops sparse_ops = {
+    .name = "sparse",
+    .status = sparse_status,
+    .read = sparse_read,
+    .write = sparse_write,
+    .zero = sparse_zero,
+    .flush = sparse_flush,
+    .close = sparse_close,
+    .describe = sparse_describe,
+};
+
+/* ---- open ---- */
+
+/* For streams with GD_AT_END: take the header from the footer. */
+static int read_footer(vk_extent *x, sparse_priv *p, vk_err *e)
+{
+    if (p->file_sectors < 3)
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: footer: file too short for a stream footer", x->path);
+    uint8_t buf[1536];
+    uint64_t at = (p->file_sectors - 3) * VK_SECTOR;
+    int r = vk_pread_full(x->fd, buf, sizeof buf, at, x->path, e);
+    if (r)
+        return r;
+    vk_marker fm, eos;
+    vk_marker_decode(buf, &fm);
+    vk_marker_decode(buf + 1024, &eos);
+    vk_sparse_header f;
+    vk_sparse_header_decode(buf + 512, &f);
+    if (f.magic != VK_KDMV_MAGIC || fm.size != 0 || fm.type != VK_MARKER_FOOTER)
+        return vk_fail(e, VMDKIT_EFORMAT,
+                       "%s: footer: gdOffset says the grain directory is at the end, but there is no valid footer",
+                       x->path);
+    if (eos.val != 0 || eos.size != 0 || eos.type != VK_MARKER_EOS)
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: end-of-stream marker: missing after the footer", x->path);
+    if (f.gd_offset_sectors == VK_GD_AT_END)
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: footer: gdOffset is still unset", x->path);
+    if (f.capacity_sectors != p->h.capacity_sectors || f.grain_sectors != p->h.grain_sectors ||
+        f.gtes_per_gt != p->h.gtes_per_gt)
+        return vk_fail(e, VMDKIT_EFORMAT,
+                       "%s: footer: capacity/grainSize/numGTEsPerGT differ from the header", x->path);
+    int keep_unclean = p->h.unclean_shutdown;
+    p->h = f;
+    p->h.unclean_shutdown = (uint8_t)keep_unclean;
+    p->from_footer = true;
+    return 0;
+}
+
+static int load_directory(vk_extent *x, uint64_t sector, uint32_t **out, const char *what,
+                          vk_err *e)
+{
+    sparse_priv *p = x->priv;
+    size_t bytes = (size_t)vk_gd_sectors(p->num_gdes) * VK_SECTOR;
+    uint8_t *buf = vk_malloc(bytes, e);
+    uint32_t *gd = vk_calloc((size_t)p->num_gdes, sizeof *gd, e);
+    int r = (!buf || !gd) ? VMDKIT_ENOMEM : 0;
+    if (!r)
+        r = vk_pread_full(x->fd, buf, bytes, sector * VK_SECTOR, x->path, e);
+    if (!r) {
+        for (uint64_t i = 0; i < p->num_gdes; i++) {
+            gd[i] = vk_le32(buf + 4 * i);
+            uint64_t end;
+            if (gd[i] && (!vk_add_ok(gd[i], p->gt_sectors, &end) || end > p->file_sectors)) {
+                r = vk_fail(e, VMDKIT_EFORMAT,
+                            "%s: %s entry %llu: grain table at sector %u lies past the end of the file",
+                            x->path, what, (unsigned long long)i, gd[i]);
+                break;
+            }
+        }
+    }
+    free(buf);
+    if (r) {
+        free(gd);
+        return r;
+    }
+    *out = gd;
+    return 0;
+}
+
+int vk_sparse_open(vk_extent *x, vk_err *e)
+{
+    uint64_t fsize;
+    int r = vk_file_size(x->fd, &fsize, x->path, e);
+    if (r)
+        return r;
+    uint8_t hb[512];
+    if (fsize < 512)
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: header: file is %llu bytes, shorter than a sparse header",
+                       x->path, (unsigned long long)fsize);
+    if ((r = vk_pread_full(x->fd, hb, sizeof hb, 0, x->path, e)))
+        return r;
+    sparse_priv *p = vk_calloc(1, sizeof *p, e);
+    if (!p)
+        return VMDKIT_ENOMEM;
+    x->priv = p;
+    vk_sparse_header_decode(hb, &p->h);
+    p->file_sectors = vk_div_round_up(fsize, VK_SECTOR);
+    if ((r = vk_sparse_header_validate(&p->h, p->file_sectors, x->path, e)))
+        goto fail;
+    p->compressed = (p->h.flags & VK_FLAG_COMPRESSED) != 0;
+    p->markers = (p->h.flags & VK_FLAG_MARKERS) != 0;
+    if (p->h.gd_offset_sectors == VK_GD_AT_END) {
+        if (!p->markers) {
+            r = vk_fail(e, VMDKIT_EFORMAT, "%s: gdOffset: at end of stream, but the stream has no markers",
+                        x->path);
+            goto fail;
+        }
+        if ((r = read_footer(x, p, e)) ||
+            (r = vk_sparse_header_validate(&p->h, p->file_sectors, x->path, e)))
+            goto fail;
+    }
+    p->zeroed_flag = (p->h.flags & VK_FLAG_ZEROED_GRAIN) != 0;
+    if (p->h.capacity_sectors < x->size_sectors) {
+        r = vk_fail(e, VMDKIT_EFORMAT,
+                    "%s: capacity: header holds %llu sectors, the descriptor's extent line claims %llu",
+                    x->path, (unsigned long long)p->h.capacity_sectors,
+                    (unsigned long long)x->size_sectors);
+        goto fail;
+    }
+    p->num_gdes = vk_num_gdes(&p->h);
+    p->gt_bytes = p->h.gtes_per_gt * 4;
+    p->gt_sectors = (uint32_t)vk_gt_sectors(p->h.gtes_per_gt);
+    if ((r = load_directory(x, p->h.gd_offset_sectors, &p->gd, "grain directory", e)))
+        goto fail;
+    if ((p->h.flags & VK_FLAG_REDUNDANT_GD) && !p->compressed && x->writable &&
+        (r = load_directory(x, p->h.rgd_offset_sectors, &p->rgd, "redundant grain directory", e)))
+        goto fail;
+    if (!x->writable && (p->h.flags & VK_FLAG_REDUNDANT_GD) && !p->compressed)
+        p->rgd = NULL; /* only writers need the redundant copy */
+    p->n_slots = (size_t)vk_max(1, vk_min(p->num_gdes, GT_CACHE_BYTES / p->gt_bytes));
+    p->slots = vk_calloc(p->n_slots, sizeof *p->slots, e);
+    p->gt_mem = vk_malloc(p->n_slots * p->gt_bytes, e);
+    p->grain_buf = vk_malloc((size_t)grain_bytes(p), e);
+    if (!p->slots || !p->gt_mem || !p->grain_buf) {
+        r = VMDKIT_ENOMEM;
+        goto fail;
+    }
+    if (p->compressed) {
+        p->dec = libdeflate_alloc_decompressor();
+        p->cbuf_size = (size_t)(2 * grain_bytes(p) + 1024);
+        p->cbuf = vk_malloc(p->cbuf_size, e);
+        if (!p->dec || !p->cbuf) {
+            r = vk_fail(e, VMDKIT_ENOMEM, "%s: out of memory for decompression", x->path);
+            goto fail;
+        }
+    }
+    /* grains go at the grain-aligned end of the file, never inside metadata */
+    uint64_t gs = p->h.grain_sectors;
+    p->next_alloc = vk_div_round_up(vk_max(p->file_sectors, p->h.overhead_sectors), gs) * gs;
+    x->ops = &sparse_ops;
+    return 0;
+fail:
+    sparse_free(p);
+    x->priv = NULL;
+    return r;
+}
+
+int vk_sparse_read_embedded_descriptor(int fd, const char *path, char **text, size_t *len,
+                                       uint64_t *off_sectors, uint64_t *size_sectors, vk_err *e)
+{
+    uint64_t fsize;
+    int r = vk_file_size(fd, &fsize, path, e);
+    if (r)
+        return r;
+    uint8_t hb[512];
+    if (fsize < 512)
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: header: file is %llu bytes, shorter than a sparse header",
+                       path, (unsigned long long)fsize);
+    if ((r = vk_pread_full(fd, hb, sizeof hb, 0, path, e)))
+        return r;
+    vk_sparse_header h;
+    vk_sparse_header_decode(hb, &h);
+    if ((r = vk_sparse_header_validate(&h, vk_div_round_up(fsize, VK_SECTOR), path, e)))
+        return r;
+    *text = NULL;
+    *len = 0;
+    *off_sectors = h.desc_offset_sectors;
+    *size_sectors = h.desc_size_sectors;
+    if (h.desc_offset_sectors == 0 || h.desc_size_sectors == 0)
+        return 0;
+    size_t bytes = (size_t)h.desc_size_sectors * VK_SECTOR;
+    char *buf = vk_malloc(bytes + 1, e);
+    if (!buf)
+        return VMDKIT_ENOMEM;
+    if ((r = vk_pread_full(fd, buf, bytes, h.desc_offset_sectors * VK_SECTOR, path, e))) {
+        free(buf);
+        return r;
+    }
+    buf[bytes] = 0;
+    *text = buf;
+    *len = strnlen(buf, bytes);
+    return 0;
+}

@@ -1,0 +1,273 @@
+/* io.c - I/O loops, durability, locking, small-file helpers. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "path.h"
+#include "vk.h"
+
+void *vk_malloc(size_t n, vk_err *e)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        vk_fail(e, VMDKIT_ENOMEM, "out of memory (%zu bytes)", n);
+    return p;
+}
+
+void *vk_calloc(size_t n, size_t sz, vk_err *e)
+{
+    void *p = calloc(n ? n : 1, sz ? sz : 1);
+    if (!p)
+        vk_fail(e, VMDKIT_ENOMEM, "out of memory (%zu x %zu bytes)", n, sz);
+    return p;
+}
+
+char *vk_strdup(const char *s, vk_err *e)
+{
+    char *p = strdup(s);
+    if (!p)
+        vk_fail(e, VMDKIT_ENOMEM, "out of memory");
+    return p;
+}
+
+void *vk_aligned_alloc(size_t n, vk_err *e)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 4096, n ? n : 1) != 0) {
+        vk_fail(e, VMDKIT_ENOMEM, "out of memory (%zu bytes)", n);
+        return NULL;
+    }
+    return p;
+}
+
+static int pread_loop(int fd, void *buf, size_t len, uint64_t off, size_t *got, const char *what,
+                      vk_err *e)
+{
+    uint8_t *p = buf;
+    size_t done = 0;
+    while (done < len) {
+        if (off + done > (uint64_t)INT64_MAX)
+            return vk_fail(e, VMDKIT_ELIMIT, "%s: offset %llu out of range", what,
+                           (unsigned long long)(off + done));
+        ssize_t r = pread(fd, p + done, len - done, (off_t)(off + done));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return vk_fail_errno(e, errno, "%s: read at offset %llu", what,
+                                 (unsigned long long)(off + done));
+        }
+        if (r == 0)
+            break;
+        done += (size_t)r;
+    }
+    *got = done;
+    return 0;
+}
+
+int vk_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *what, vk_err *e)
+{
+    size_t got;
+    int r = pread_loop(fd, buf, len, off, &got, what, e);
+    if (r)
+        return r;
+    if (got < len)
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: file too short: %zu bytes at offset %llu reach past its end",
+                       what, len, (unsigned long long)off);
+    return 0;
+}
+
+int vk_pread_zfill(int fd, void *buf, size_t len, uint64_t off, const char *what, vk_err *e)
+{
+    size_t got;
+    int r = pread_loop(fd, buf, len, off, &got, what, e);
+    if (r)
+        return r;
+    if (got < len)
+        memset((uint8_t *)buf + got, 0, len - got);
+    return 0;
+}
+
+int vk_pwrite_full(int fd, const void *buf, size_t len, uint64_t off, const char *what, vk_err *e)
+{
+    const uint8_t *p = buf;
+    size_t done = 0;
+    while (done < len) {
+        if (off + done > (uint64_t)INT64_MAX)
+            return vk_fail(e, VMDKIT_ELIMIT, "%s: offset %llu out of range", what,
+                           (unsigned long long)(off + done));
+        ssize_t r = pwrite(fd, p + done, len - done, (off_t)(off + done));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return vk_fail_errno(e, errno, "%s: write at offset %llu", what,
+                                 (unsigned long long)(off + done));
+        }
+        if (r == 0)
+            return vk_fail(e, VMDKIT_EIO, "%s: write at offset %llu made no progress", what,
+                           (unsigned long long)(off + done));
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+int vk_fdatasync(int fd, const char *what, vk_err *e)
+{
+    while (fdatasync(fd) != 0) {
+        if (errno == EINTR)
+            continue;
+        if (errno == EINVAL || errno == EROFS) /* special files without sync */
+            return 0;
+        return vk_fail_errno(e, errno, "%s: fdatasync", what);
+    }
+    return 0;
+}
+
+int vk_file_size(int fd, uint64_t *size, const char *what, vk_err *e)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return vk_fail_errno(e, errno, "%s: stat", what);
+    if (S_ISBLK(st.st_mode)) {
+        uint64_t sz = 0;
+        if (ioctl(fd, BLKGETSIZE64, &sz) != 0)
+            return vk_fail_errno(e, errno, "%s: size of block device", what);
+        *size = sz;
+        return 0;
+    }
+    if (!S_ISREG(st.st_mode))
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: not a regular file or block device", what);
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+bool vk_is_zero(const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    /* check the head byte-wise, then compare the buffer with itself shifted */
+    size_t head = len < 16 ? len : 16;
+    for (size_t i = 0; i < head; i++)
+        if (p[i])
+            return false;
+    return len <= 16 || memcmp(p, p + 16, len - 16) == 0;
+}
+
+void vk_random(void *buf, size_t len)
+{
+    uint8_t *p = buf;
+    while (len) {
+        ssize_t r = getrandom(p, len, 0);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            /* getrandom cannot fail otherwise on Linux >= 3.17; fall back */
+            for (size_t i = 0; i < len; i++)
+                p[i] = (uint8_t)rand();
+            return;
+        }
+        p += r;
+        len -= (size_t)r;
+    }
+}
+
+uint32_t vk_random_cid(void)
+{
+    uint32_t cid;
+    do
+        vk_random(&cid, sizeof cid);
+    while (cid == 0xffffffffu || cid == 0xfffffffeu);
+    return cid;
+}
+
+int vk_lock_fd(int fd, bool exclusive, const char *what, vk_err *e)
+{
+    struct flock fl = {
+        .l_type = exclusive ? F_WRLCK : F_RDLCK,
+        .l_whence = SEEK_SET,
+        .l_start = 0,
+        .l_len = 0,
+    };
+    if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+        return 0;
+    if (errno == EAGAIN || errno == EACCES)
+        return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by another process (%s lock held)", what,
+                       exclusive ? "a" : "a write");
+    if (errno == EINVAL || errno == ENOLCK || errno == EBADF)
+        return 0; /* file system without locks, or fd opened without the needed mode */
+    return vk_fail_errno(e, errno, "%s: lock", what);
+}
+
+int vk_write_file_atomic(const char *path, const void *data, size_t len, vk_err *e)
+{
+    size_t n = strlen(path) + 32;
+    char *tmp = vk_malloc(n, e);
+    if (!tmp)
+        return VMDKIT_ENOMEM;
+    snprintf(tmp, n, "%s.vmdkit-tmp-XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        int r = vk_fail_errno(e, errno, "%s: create temporary file", path);
+        free(tmp);
+        return r;
+    }
+    struct stat st;
+    if (stat(path, &st) == 0)
+        (void)fchmod(fd, st.st_mode & 07777);
+    else
+        (void)fchmod(fd, 0644);
+    int r = vk_pwrite_full(fd, data, len, 0, path, e);
+    if (!r && fsync(fd) != 0)
+        r = vk_fail_errno(e, errno, "%s: fsync", tmp);
+    if (close(fd) != 0 && !r)
+        r = vk_fail_errno(e, errno, "%s: close", tmp);
+    if (!r && rename(tmp, path) != 0)
+        r = vk_fail_errno(e, errno, "%s: rename", path);
+    if (r) {
+        unlink(tmp);
+        free(tmp);
+        return r;
+    }
+    free(tmp);
+    char *dir = vk_path_dirname(path, NULL);
+    if (dir) {
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            (void)fsync(dfd);
+            close(dfd);
+        }
+        free(dir);
+    }
+    return 0;
+}
+
+int vk_read_file(const char *path, size_t max, char **data, size_t *len, vk_err *e)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return vk_fail_errno(e, errno, "%s: open", path);
+    uint64_t size;
+    int r = vk_file_size(fd, &size, path, e);
+    if (!r && size > max)
+        r = vk_fail(e, VMDKIT_ELIMIT, "%s: file is %llu bytes, more than the %zu accepted", path,
+                    (unsigned long long)size, max);
+    char *buf = NULL;
+    if (!r && !(buf = vk_malloc((size_t)size + 1, e)))
+        r = VMDKIT_ENOMEM;
+    if (!r)
+        r = vk_pread_full(fd, buf, (size_t)size, 0, path, e);
+    close(fd);
+    if (r) {
+        free(buf);
+        return r;
+    }
+    buf[size] = 0;
+    *data = buf;
+    *len = (size_t)size;
+    return 0;
+}

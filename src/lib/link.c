@@ -1,0 +1,525 @@
+/* link.c - open one link of a chain: find and parse its descriptor
+ * (separate text file or embedded in a sparse extent), open its extents
+ * with the right driver, lock them. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "link.h"
+#include "path.h"
+#include "sparse_header.h"
+
+/* createTypes a descriptor may name. */
+static const char *const known_create_types[] = {
+    "monolithicSparse", "monolithicFlat", "twoGbMaxExtentSparse", "2GbMaxExtentSparse",
+    "twoGbMaxExtentFlat", "2GbMaxExtentFlat", "streamOptimized", "vmfs", "vmfsPreallocated",
+    "vmfsEagerZeroedThick", "vmfsThin", "vmfsThick", "vmfsSparse", "seSparse", "vmfsSeSparse",
+    "custom", "fullDevice", "partitionedDevice", "vmfsRaw", "vmfsRDM", "vmfsRawDeviceMap",
+    "vmfsRDMP", "vmfsPassthroughRawDeviceMap",
+};
+
+static bool create_type_known(const char *t)
+{
+    for (size_t i = 0; i < sizeof known_create_types / sizeof *known_create_types; i++)
+        if (strcasecmp(t, known_create_types[i]) == 0)
+            return true;
+    return false;
+}
+
+/* What the first bytes of a file say it is. */
+enum file_kind { KIND_KDMV, KIND_COWD, KIND_SESPARSE, KIND_TEXT };
+
+static int probe_fd(int fd, const char *path, enum file_kind *kind, vk_err *e)
+{
+    uint8_t b[8] = {0};
+    uint64_t size;
+    int r = vk_file_size(fd, &size, path, e);
+    if (r)
+        return r;
+    if ((r = vk_pread_zfill(fd, b, sizeof b, 0, path, e)))
+        return r;
+    if (size >= 4 && vk_le32(b) == VK_KDMV_MAGIC)
+        *kind = KIND_KDMV;
+    else if (size >= 4 && vk_le32(b) == VK_COWD_MAGIC)
+        *kind = KIND_COWD;
+    else if (size >= 8 && vk_le64(b) == VK_SESPARSE_MAGIC)
+        *kind = KIND_SESPARSE;
+    else
+        *kind = KIND_TEXT;
+    return 0;
+}
+
+/* A descriptor for a binary extent opened directly (no text descriptor). */
+static int synth_descriptor(vk_link *l, enum file_kind kind, int fd, vk_err *e)
+{
+    uint8_t b[32];
+    int r = vk_pread_full(fd, b, sizeof b, 0, l->path, e);
+    if (r)
+        return r;
+    uint64_t cap;
+    enum vk_extent_type t;
+    const char *ct;
+    if (kind == KIND_COWD) {
+        cap = vk_le32(b + 12);
+        t = VK_EXT_VMFSSPARSE;
+        ct = "vmfsSparse";
+    } else if (kind == KIND_SESPARSE) {
+        cap = vk_le64(b + 16);
+        t = VK_EXT_SESPARSE;
+        ct = "seSparse";
+    } else {
+        cap = vk_le64(b + 12);
+        t = VK_EXT_SPARSE;
+        ct = "monolithicSparse";
+    }
+    l->desc.version = 1;
+    l->desc.cid = VK_CID_NONE;
+    l->desc.parent_cid = VK_CID_NONE;
+    if (!(l->desc.create_type = vk_strdup(ct, e)))
+        return VMDKIT_ENOMEM;
+    return vk_descriptor_add_extent(&l->desc, VK_ACCESS_RW, cap, t, vk_path_basename(l->path),
+                                    false, 0, e);
+}
+
+/* Is there a VMware lock directory (PATH.lck) for this file? */
+static bool vmware_lock_present(const char *path)
+{
+    size_t n = strlen(path) + 5;
+    char *lck = malloc(n);
+    if (!lck)
+        return false;
+    snprintf(lck, n, "%s.lck", path);
+    struct stat st;
+    bool present = stat(lck, &st) == 0 && S_ISDIR(st.st_mode);
+    free(lck);
+    return present;
+}
+
+static int open_extent_fd(vk_link *l, vk_extent *x, unsigned flags, vk_err *e)
+{
+    int mode = x->writable ? O_RDWR : O_RDONLY;
+    x->fd = open(x->path, mode | O_CLOEXEC | O_NOCTTY);
+    if (x->fd < 0) {
+        if (errno == ENOENT)
+            return vk_fail(e, VMDKIT_ENOENT, "%s: extent file \"%s\": not found (%s)", l->path,
+                           x->name, x->path);
+        return vk_fail_errno(e, errno, "%s: extent file \"%s\": open", l->path, x->name);
+    }
+    struct stat st;
+    if (fstat(x->fd, &st) != 0)
+        return vk_fail_errno(e, errno, "%s: stat", x->path);
+    if (S_ISDIR(st.st_mode))
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: extent file \"%s\": is a directory", l->path, x->name);
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: extent file \"%s\": not a regular file or block device",
+                       l->path, x->name);
+    if (x->writable && vmware_lock_present(x->path))
+        return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by VMware (%s.lck exists)", x->path, x->path);
+    if (!(flags & VMDKIT_OPEN_NO_LOCK))
+        return vk_lock_fd(x->fd, x->writable, x->path, e);
+    return 0;
+}
+
+static int open_extent_driver(vk_link *l, vk_extent *x, vk_err *e)
+{
+    enum file_kind kind;
+    int r;
+    switch (x->type) {
+    case VK_EXT_ZERO:
+        return vk_zero_open(x, e);
+    case VK_EXT_FLAT:
+    case VK_EXT_VMFS:
+    case VK_EXT_VMFSRDM:
+    case VK_EXT_VMFSRAW:
+        return vk_flat_open(x, e);
+    case VK_EXT_SPARSE:
+        if ((r = probe_fd(x->fd, x->path, &kind, e)))
+            return r;
+        if (kind == KIND_KDMV)
+            return vk_sparse_open(x, e);
+        if (kind == KIND_COWD)
+            return vk_cowd_open(x, e);
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: extent file \"%s\": magic: not a sparse extent (KDMV)",
+                       l->path, x->name);
+    case VK_EXT_VMFSSPARSE:
+        return vk_cowd_open(x, e);
+    case VK_EXT_SESPARSE:
+        return vk_sesparse_open(x, e);
+    }
+    return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: extent type not supported", l->path);
+}
+
+static int open_extents(vk_link *l, unsigned flags, int self_fd, vk_err *e)
+{
+    l->ext = vk_calloc(l->desc.n_extents, sizeof *l->ext, e);
+    if (!l->ext)
+        return VMDKIT_ENOMEM;
+    uint64_t start = 0;
+    for (size_t i = 0; i < l->desc.n_extents; i++) {
+        const vk_extent_desc *d = &l->desc.extents[i];
+        vk_extent *x = &l->ext[i];
+        l->n_ext = i + 1;
+        x->fd = -1;
+        x->access = d->access;
+        x->type = d->type;
+        x->start_sector = start;
+        x->size_sectors = d->size_sectors;
+        x->offset_sectors = d->has_offset ? d->offset_sectors : 0;
+        x->writable = l->writable && d->access == VK_ACCESS_RW;
+        if (!vk_add_ok(start, d->size_sectors, &start))
+            return vk_fail(e, VMDKIT_ELIMIT, "%s: extent %zu: sizes overflow", l->path, i);
+        if (d->filename && !(x->name = vk_strdup(d->filename, e)))
+            return VMDKIT_ENOMEM;
+        if (d->type == VK_EXT_ZERO) {
+            int r = vk_zero_open(x, e);
+            if (r)
+                return r;
+            continue;
+        }
+        if (d->access == VK_ACCESS_NOACCESS)
+            continue; /* never opened: any access to it is refused */
+        if (self_fd >= 0 && i == 0) {
+            /* the descriptor is embedded in this very file: its extent is the file
+             * itself, whatever name the descriptor gives (mkimg writes "") */
+            if (!(x->path = vk_strdup(l->path, e)))
+                return VMDKIT_ENOMEM;
+            x->fd = dup(self_fd);
+            if (x->fd < 0)
+                return vk_fail_errno(e, errno, "%s: dup", l->path);
+            if (!(flags & VMDKIT_OPEN_NO_LOCK)) {
+                int r = vk_lock_fd(x->fd, x->writable, x->path, e);
+                if (r)
+                    return r;
+            }
+        } else {
+            if (!d->filename || !*d->filename)
+                return vk_fail(e, VMDKIT_EFORMAT, "%s: extent %zu: file name is empty", l->path, i);
+            x->path = vk_path_resolve_extent(l->path, d->filename,
+                                             (flags & VMDKIT_OPEN_ALLOW_EXTERNAL) != 0, e);
+            if (!x->path)
+                return e ? e->code : VMDKIT_EPATH;
+            int r = open_extent_fd(l, x, flags, e);
+            if (r)
+                return r;
+        }
+        int r = open_extent_driver(l, x, e);
+        if (r)
+            return r;
+    }
+    l->capacity_sectors = start;
+    if (start == 0)
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: extents: the disk has no sectors", l->path);
+    return 0;
+}
+
+static int open_raw(vk_link *l, int fd, vk_err *e)
+{
+    uint64_t size;
+    int r = vk_file_size(fd, &size, l->path, e);
+    if (r)
+        return r;
+    l->raw = true;
+    l->raw_bytes = size;
+    l->desc.cid = VK_CID_NONE;
+    l->desc.parent_cid = VK_CID_NONE;
+    l->desc.version = 1;
+    if ((r = vk_descriptor_add_extent(&l->desc, VK_ACCESS_RW, vk_div_round_up(size, VK_SECTOR),
+                                      VK_EXT_FLAT, vk_path_basename(l->path), true, 0, e)))
+        return r;
+    l->ext = vk_calloc(1, sizeof *l->ext, e);
+    if (!l->ext)
+        return VMDKIT_ENOMEM;
+    l->n_ext = 1;
+    vk_extent *x = l->ext;
+    x->access = VK_ACCESS_RW;
+    x->type = VK_EXT_FLAT;
+    x->size_sectors = size / VK_SECTOR; /* whole sectors; a partial tail is read by the disk layer */
+    x->writable = l->writable;
+    if (!(x->name = vk_strdup(vk_path_basename(l->path), e)) || !(x->path = vk_strdup(l->path, e)))
+        return VMDKIT_ENOMEM;
+    x->fd = dup(fd);
+    if (x->fd < 0)
+        return vk_fail_errno(e, errno, "%s: dup", l->path);
+    l->capacity_sectors = vk_div_round_up(size, VK_SECTOR);
+    /* the flat driver checks size against the file: give it the whole sectors */
+    if ((r = vk_flat_open(x, e)))
+        return r;
+    x->size_sectors = l->capacity_sectors;
+    return 0;
+}
+
+static bool ends_with_vmdk(const char *path)
+{
+    size_t n = strlen(path);
+    return n >= 5 && strcasecmp(path + n - 5, ".vmdk") == 0;
+}
+
+int vk_link_open(const char *path, bool writable, unsigned flags, vk_link **out, vk_err *e)
+{
+    vk_link *l = vk_calloc(1, sizeof *l, e);
+    if (!l)
+        return VMDKIT_ENOMEM;
+    l->desc_fd = -1;
+    l->writable = writable;
+    int r = 0;
+    char *text = NULL;
+    size_t len = 0;
+    if (!(l->path = vk_strdup(path, e))) {
+        r = VMDKIT_ENOMEM;
+        goto out;
+    }
+    int fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            r = vk_fail(e, VMDKIT_ENOENT, "%s: not found", path);
+        else
+            r = vk_fail_errno(e, errno, "%s: open", path);
+        goto out;
+    }
+    l->desc_fd = fd;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        r = vk_fail_errno(e, errno, "%s: stat", path);
+        goto out;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        r = vk_fail(e, VMDKIT_EFORMAT, "%s: is a directory, not a disk", path);
+        goto out;
+    }
+    if (flags & VMDKIT_OPEN_RAW) {
+        if (!(flags & VMDKIT_OPEN_NO_LOCK) && (r = vk_lock_fd(fd, writable, path, e)))
+            goto out;
+        r = open_raw(l, fd, e);
+        goto out;
+    }
+    enum file_kind kind;
+    if ((r = probe_fd(fd, path, &kind, e)))
+        goto out;
+    int self_fd = -1;
+    if (kind == KIND_KDMV) {
+        uint64_t off, size;
+        if ((r = vk_sparse_read_embedded_descriptor(fd, path, &text, &len, &off, &size, e)))
+            goto out;
+        self_fd = fd;
+        if (text) {
+            l->embedded = true;
+            l->embedded_off_sectors = off;
+            l->embedded_size_sectors = size;
+            if (!vk_descriptor_sniff(text, len)) {
+                r = vk_fail(e, VMDKIT_EFORMAT, "%s: embedded descriptor: empty or not a descriptor", path);
+                goto out;
+            }
+            r = vk_descriptor_parse(text, len, path, &l->desc, e);
+        } else {
+            r = synth_descriptor(l, kind, fd, e);
+        }
+    } else if (kind == KIND_COWD || kind == KIND_SESPARSE) {
+        self_fd = fd;
+        r = synth_descriptor(l, kind, fd, e);
+    } else {
+        if (st.st_size > (off_t)VK_DESC_MAX_BYTES || !S_ISREG(st.st_mode)) {
+            /* too large (or a device) for a descriptor: a raw image */
+            if ((flags & VMDKIT_OPEN_PROBE) && !ends_with_vmdk(path)) {
+                if (!(flags & VMDKIT_OPEN_NO_LOCK) && (r = vk_lock_fd(fd, writable, path, e)))
+                    goto out;
+                r = open_raw(l, fd, e);
+                goto out;
+            }
+            r = vk_fail(e, VMDKIT_EFORMAT, "%s: not a VMDK: no sparse magic and too large for a descriptor",
+                        path);
+            goto out;
+        }
+        len = (size_t)st.st_size;
+        if (!(text = vk_malloc(len + 1, e))) {
+            r = VMDKIT_ENOMEM;
+            goto out;
+        }
+        if ((r = vk_pread_full(fd, text, len, 0, path, e)))
+            goto out;
+        text[len] = 0;
+        if (!vk_descriptor_sniff(text, len)) {
+            if ((flags & VMDKIT_OPEN_PROBE) && !ends_with_vmdk(path)) {
+                if (!(flags & VMDKIT_OPEN_NO_LOCK) && (r = vk_lock_fd(fd, writable, path, e)))
+                    goto out;
+                r = open_raw(l, fd, e);
+                goto out;
+            }
+            r = vk_fail(e, VMDKIT_EFORMAT,
+                        "%s: not a VMDK: neither a sparse extent (KDMV/COWD magic) nor a descriptor (version=1)",
+                        path);
+            goto out;
+        }
+        r = vk_descriptor_parse(text, len, path, &l->desc, e);
+        /* the descriptor itself is locked like an extent */
+        if (!r && !(flags & VMDKIT_OPEN_NO_LOCK))
+            r = vk_lock_fd(fd, writable, path, e);
+    }
+    if (r)
+        goto out;
+    if (l->desc.create_type && !create_type_known(l->desc.create_type)) {
+        r = vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: createType: \"%s\" is not a known disk type", path,
+                    l->desc.create_type);
+        goto out;
+    }
+    if (l->desc.n_extents == 0) {
+        r = vk_fail(e, VMDKIT_EFORMAT, "%s: descriptor: no extent lines", path);
+        goto out;
+    }
+    if (writable) {
+        for (size_t i = 0; i < l->desc.n_header_extra; i++)
+            if (strcasecmp(l->desc.header_extra[i].key, "changeTrackPath") == 0) {
+                r = vk_fail(e, VMDKIT_EUNSUPPORTED,
+                            "%s: changeTrackPath: the disk uses changed block tracking, which writes would leave stale",
+                            path);
+                goto out;
+            }
+    }
+    if (l->desc.parent_cid != VK_CID_NONE && !l->desc.parent_hint) {
+        r = vk_fail(e, VMDKIT_EFORMAT, "%s: parentFileNameHint: missing although parentCID is %08x",
+                    path, l->desc.parent_cid);
+        goto out;
+    }
+    r = open_extents(l, flags, self_fd, e);
+out:
+    free(text);
+    if (r) {
+        vk_link_close(l, NULL);
+        return r;
+    }
+    *out = l;
+    return 0;
+}
+
+void vk_link_close(vk_link *l, vk_err *e)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n_ext; i++) {
+        vk_extent *x = &l->ext[i];
+        if (x->ops && x->ops->close) {
+            int r = x->ops->close(x, e);
+            if (r)
+                e = NULL; /* keep the first error */
+        }
+        if (x->fd >= 0)
+            close(x->fd);
+        free(x->name);
+        free(x->path);
+    }
+    free(l->ext);
+    if (l->desc_fd >= 0)
+        close(l->desc_fd);
+    vk_descriptor_free(&l->desc);
+    free(l->path);
+    free(l->parent_path);
+    free(l);
+}
+
+/* Extent holding SECTOR (binary search over start sectors). */
+static vk_extent *find_extent(vk_link *l, uint64_t sector)
+{
+    size_t lo = 0, hi = l->n_ext;
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if (l->ext[mid].start_sector <= sector)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return &l->ext[lo];
+}
+
+static int no_access(vk_link *l, vk_extent *x, vk_err *e)
+{
+    return vk_fail(e, VMDKIT_ERDONLY, "%s: extent \"%s\": access is NOACCESS", l->path,
+                   x->name ? x->name : "");
+}
+
+int vk_link_status(vk_link *l, uint64_t sector, uint64_t n, int *alloc, uint64_t *run, vk_err *e)
+{
+    vk_extent *x = find_extent(l, sector);
+    if (!x->ops)
+        return no_access(l, x, e);
+    uint64_t rel = sector - x->start_sector;
+    uint64_t k = vk_min(n, x->size_sectors - rel);
+    return x->ops->status(x, rel, k, alloc, run, e);
+}
+
+int vk_link_read(vk_link *l, uint64_t sector, uint64_t n, void *buf, vk_err *e)
+{
+    uint8_t *p = buf;
+    while (n > 0) {
+        vk_extent *x = find_extent(l, sector);
+        if (!x->ops)
+            return no_access(l, x, e);
+        uint64_t rel = sector - x->start_sector;
+        uint64_t k = vk_min(n, x->size_sectors - rel);
+        int r = x->ops->read(x, rel, k, p, e);
+        if (r)
+            return r;
+        p += k * VK_SECTOR;
+        sector += k;
+        n -= k;
+    }
+    return 0;
+}
+
+int vk_chain_read(vk_link *l, uint64_t sector, uint64_t n, void *buf, vk_err *e)
+{
+    uint8_t *p = buf;
+    while (n > 0) {
+        int alloc;
+        uint64_t run;
+        int r = vk_link_status(l, sector, n, &alloc, &run, e);
+        if (r)
+            return r;
+        if (alloc == VMDKIT_ALLOC_DATA)
+            r = vk_link_read(l, sector, run, p, e);
+        else if (alloc == VMDKIT_ALLOC_UNALLOC && l->parent)
+            r = vk_chain_read(l->parent, sector, run, p, e);
+        else
+            memset(p, 0, run * VK_SECTOR);
+        if (r)
+            return r;
+        p += run * VK_SECTOR;
+        sector += run;
+        n -= run;
+    }
+    return 0;
+}
+
+int vk_link_write_descriptor(vk_link *l, vk_err *e)
+{
+    char *text;
+    size_t len;
+    int r = vk_descriptor_format(&l->desc, &text, &len, e);
+    if (r)
+        return r;
+    if (l->embedded) {
+        size_t area = (size_t)l->embedded_size_sectors * VK_SECTOR;
+        if (len > area) {
+            free(text);
+            return vk_fail(e, VMDKIT_ELIMIT,
+                           "%s: embedded descriptor: %zu bytes do not fit in its %zu-byte area",
+                           l->path, len, area);
+        }
+        uint8_t *buf = vk_calloc(1, area, e);
+        if (!buf) {
+            free(text);
+            return VMDKIT_ENOMEM;
+        }
+        memcpy(buf, text, len);
+        r = vk_pwrite_full(l->ext[0].fd, buf, area, l->embedded_off_sectors * VK_SECTOR, l->path, e);
+        if (!r)
+            r = vk_fdatasync(l->ext[0].fd, l->path, e);
+        free(buf);
+    } else {
+        r = vk_write_file_atomic(l->path, text, len, e);
+    }
+    free(text);
+    return r;
+}

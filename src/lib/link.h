@@ -1,0 +1,53 @@
+/* link.h - one link of a chain: a descriptor and its extents, and the
+ * chain of links that makes a vmdkit_disk. */
+#ifndef VK_LINK_H
+#define VK_LINK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "descriptor.h"
+#include "extent.h"
+#include "vk.h"
+
+typedef struct vk_link vk_link;
+
+struct vk_link {
+    char *path;               /* descriptor (or monolithic sparse file) */
+    vk_descriptor desc;
+    vk_extent *ext;
+    size_t n_ext;
+    uint64_t capacity_sectors;
+    bool writable;
+    bool raw;                 /* a raw image opened as one FLAT extent */
+    uint64_t raw_bytes;       /* exact size of a raw image */
+    bool embedded;            /* descriptor lives inside extent 0 */
+    uint64_t embedded_off_sectors, embedded_size_sectors;
+    bool cid_updated;         /* the new CID of this open session is written */
+    vk_link *parent;          /* NULL at the base */
+    char *parent_path;        /* resolved parent hint */
+    int desc_fd;              /* separate descriptor file (locked), or -1 */
+};
+
+struct vmdkit_disk {
+    vk_link *top;
+    int n_links;
+    unsigned flags;
+    vk_err err;
+};
+
+/* Open one link (no parent).  WRITABLE opens its extents read-write. */
+int vk_link_open(const char *path, bool writable, unsigned flags, vk_link **out, vk_err *e);
+void vk_link_close(vk_link *l, vk_err *e);
+
+/* Per-link I/O in sectors, without falling through to the parent:
+ * unallocated sectors read as zeros. */
+int vk_link_status(vk_link *l, uint64_t sector, uint64_t n, int *alloc, uint64_t *run, vk_err *e);
+int vk_link_read(vk_link *l, uint64_t sector, uint64_t n, void *buf, vk_err *e);
+
+/* Chain reads (fall through) used by the disk layer and the copy engine. */
+int vk_chain_read(vk_link *l, uint64_t sector, uint64_t n, void *buf, vk_err *e);
+
+/* Rewrite the link's descriptor (embedded area or separate file, atomically). */
+int vk_link_write_descriptor(vk_link *l, vk_err *e);
+
+#endif

@@ -1,0 +1,204 @@
+/* path.c - the one place where untrusted names become file paths. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "path.h"
+
+char *vk_path_dirname(const char *path, vk_err *e)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return vk_strdup(".", e);
+    if (slash == path)
+        return vk_strdup("/", e);
+    char *d = vk_malloc((size_t)(slash - path) + 1, e);
+    if (d) {
+        memcpy(d, path, (size_t)(slash - path));
+        d[slash - path] = 0;
+    }
+    return d;
+}
+
+const char *vk_path_basename(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+char *vk_path_join(const char *dir, const char *name, vk_err *e)
+{
+    if (name[0] == '/' || !dir || !*dir || strcmp(dir, ".") == 0)
+        return vk_strdup(name, e);
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = vk_malloc(n, e);
+    if (p)
+        snprintf(p, n, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", name);
+    return p;
+}
+
+/* Collapse "//", "/./" and "x/../" in an absolute path, in place. */
+static void normalise(char *p)
+{
+    char *out = p;
+    const char *in = p;
+    while (*in) {
+        while (*in == '/')
+            in++;
+        if (!*in)
+            break;
+        const char *end = strchr(in, '/');
+        size_t len = end ? (size_t)(end - in) : strlen(in);
+        if (len == 1 && in[0] == '.') {
+            /* skip */
+        } else if (len == 2 && in[0] == '.' && in[1] == '.') {
+            while (out > p && *--out != '/')
+                ;
+        } else {
+            *out++ = '/';
+            memmove(out, in, len);
+            out += len;
+        }
+        in += len;
+    }
+    if (out == p)
+        *out++ = '/';
+    *out = 0;
+}
+
+char *vk_path_absolute(const char *path, vk_err *e)
+{
+    char *abs;
+    if (path[0] == '/') {
+        abs = vk_strdup(path, e);
+    } else {
+        char cwd[PATH_MAX];
+        if (!getcwd(cwd, sizeof cwd)) {
+            vk_fail_errno(e, errno, "current folder");
+            return NULL;
+        }
+        abs = vk_path_join(cwd, path, e);
+    }
+    if (abs)
+        normalise(abs);
+    return abs;
+}
+
+static bool has_dotdot(const char *name)
+{
+    const char *p = name;
+    while (*p) {
+        const char *end = strchr(p, '/');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == 2 && p[0] == '.' && p[1] == '.')
+            return true;
+        p += len;
+        while (*p == '/')
+            p++;
+    }
+    return false;
+}
+
+char *vk_path_resolve_extent(const char *desc_path, const char *name, bool allow_external,
+                             vk_err *e)
+{
+    if (!allow_external) {
+        if (name[0] == '/' || has_dotdot(name)) {
+            vk_fail(e, VMDKIT_EPATH,
+                    "%s: extent file \"%s\": outside the descriptor's folder (use --allow-external-extents to permit)",
+                    desc_path, name);
+            return NULL;
+        }
+    }
+    char *dir = vk_path_dirname(desc_path, e);
+    if (!dir)
+        return NULL;
+    char *p = vk_path_join(dir, name, e);
+    if (p && !allow_external) {
+        /* a symlink may still lead outside: compare real paths when it exists */
+        char *rdir = realpath(dir, NULL);
+        char *rp = realpath(p, NULL);
+        if (rdir && rp) {
+            size_t n = strlen(rdir);
+            bool ok = strncmp(rp, rdir, n) == 0 && (rp[n] == '/' || (n == 1 && rdir[0] == '/'));
+            if (!ok) {
+                vk_fail(e, VMDKIT_EPATH,
+                        "%s: extent file \"%s\": resolves to %s, outside the descriptor's folder",
+                        desc_path, name, rp);
+                free(p);
+                p = NULL;
+            }
+        }
+        free(rdir);
+        free(rp);
+    }
+    free(dir);
+    return p;
+}
+
+char *vk_path_resolve_parent(const char *child_path, const char *hint, vk_err *e)
+{
+    char *dir = vk_path_dirname(child_path, e);
+    if (!dir)
+        return NULL;
+    char *p = vk_path_join(dir, hint, e);
+    free(dir);
+    return p;
+}
+
+char *vk_path_relative(const char *from_dir, const char *to, vk_err *e)
+{
+    char *a = vk_path_absolute(from_dir, e);
+    char *b = a ? vk_path_absolute(to, e) : NULL;
+    if (!b) {
+        free(a);
+        return NULL;
+    }
+    /* common prefix on component boundaries */
+    size_t i = 0, last = 0;
+    size_t la = strlen(a);
+    while (a[i] && b[i] && a[i] == b[i]) {
+        if (a[i] == '/')
+            last = i;
+        i++;
+    }
+    if (a[i] == 0 && (b[i] == '/' || b[i] == 0))
+        last = i;
+    else if (la == 1) /* from "/" */
+        last = 0;
+    /* count remaining components of a after 'last' */
+    size_t ups = 0;
+    for (const char *p = a + last; *p; p++)
+        if (*p == '/' && p[1])
+            ups++;
+    const char *rest = b + last;
+    while (*rest == '/')
+        rest++;
+    size_t n = ups * 3 + strlen(rest) + 1;
+    char *r = vk_malloc(n, e);
+    if (r) {
+        r[0] = 0;
+        for (size_t k = 0; k < ups; k++)
+            strcat(r, "../");
+        strcat(r, rest);
+    }
+    free(a);
+    free(b);
+    return r;
+}
+
+char *vk_path_with_suffix(const char *path, const char *suffix, vk_err *e)
+{
+    const char *base = vk_path_basename(path);
+    const char *dot = strrchr(base, '.');
+    size_t stem = dot ? (size_t)(dot - path) : strlen(path);
+    const char *ext = dot ? dot : "";
+    size_t n = stem + strlen(suffix) + strlen(ext) + 1;
+    char *r = vk_malloc(n, e);
+    if (r)
+        snprintf(r, n, "%.*s%s%s", (int)stem, path, suffix, ext);
+    return r;
+}

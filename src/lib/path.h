@@ -1,0 +1,37 @@
+/* path.h - joining untrusted names from descriptors with a folder. */
+#ifndef VK_PATH_H
+#define VK_PATH_H
+
+#include <stdbool.h>
+#include "vk.h"
+
+/* Folder part of PATH ("." when PATH has no slash). Caller frees. */
+char *vk_path_dirname(const char *path, vk_err *e);
+/* Last component of PATH (pointer into PATH). */
+const char *vk_path_basename(const char *path);
+/* DIR + "/" + NAME, or NAME itself when it is absolute. Caller frees. */
+char *vk_path_join(const char *dir, const char *name, vk_err *e);
+
+/*
+ * Resolve an extent file NAME given in the descriptor at DESC_PATH.
+ * Unless ALLOW_EXTERNAL, the name must be relative, contain no ".."
+ * component, and (after following symlinks, when the file exists) stay
+ * inside the descriptor's folder; otherwise VMDKIT_EPATH.
+ */
+char *vk_path_resolve_extent(const char *desc_path, const char *name, bool allow_external,
+                             vk_err *e);
+
+/* Resolve a parentFileNameHint: relative to the child's folder, or absolute. */
+char *vk_path_resolve_parent(const char *child_path, const char *hint, vk_err *e);
+
+/* Relative path from folder FROM_DIR to file TO (both made absolute first),
+ * normalised ("../Base.vmwarevm/Base.vmdk", never "a/../b"). */
+char *vk_path_relative(const char *from_dir, const char *to, vk_err *e);
+
+/* Absolute, normalised form of PATH without resolving symlinks. */
+char *vk_path_absolute(const char *path, vk_err *e);
+
+/* Path with suffix: "dir/name.vmdk" + "-s001" -> "dir/name-s001.vmdk". */
+char *vk_path_with_suffix(const char *path, const char *suffix, vk_err *e);
+
+#endif

@@ -1,0 +1,83 @@
+/* vk.h - internal helpers shared by the whole library: errors, byte order,
+ * checked arithmetic, I/O loops and allocation. */
+#ifndef VK_H
+#define VK_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "vmdkit.h"
+
+#define VK_SECTOR 512u
+#define VK_PRINTF(a, b) __attribute__((format(printf, a, b)))
+
+typedef vmdkit_error vk_err;
+
+/* Record CODE and a formatted message in E (E may be NULL); returns CODE. */
+int vk_fail(vk_err *e, int code, const char *fmt, ...) VK_PRINTF(3, 4);
+/* Like vk_fail, with the text of errno value ERRNUM appended; the code is
+ * derived from ERRNUM (ENOENT -> VMDKIT_ENOENT, ENOSPC -> VMDKIT_ENOSPC,
+ * ENOMEM -> VMDKIT_ENOMEM, otherwise VMDKIT_EIO). */
+int vk_fail_errno(vk_err *e, int errnum, const char *fmt, ...) VK_PRINTF(3, 4);
+/* Prefix the message already in E with "PREFIX: ". */
+void vk_err_prefix(vk_err *e, const char *fmt, ...) VK_PRINTF(2, 3);
+
+/* Little-endian field access on byte buffers. */
+static inline uint16_t vk_le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint32_t vk_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static inline uint64_t vk_le64(const uint8_t *p) { return vk_le32(p) | ((uint64_t)vk_le32(p + 4) << 32); }
+static inline void vk_put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static inline void vk_put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+static inline void vk_put64(uint8_t *p, uint64_t v) { vk_put32(p, (uint32_t)v); vk_put32(p + 4, (uint32_t)(v >> 32)); }
+
+/* Checked arithmetic: return false on overflow. */
+static inline bool vk_add_ok(uint64_t a, uint64_t b, uint64_t *r) { return !__builtin_add_overflow(a, b, r); }
+static inline bool vk_mul_ok(uint64_t a, uint64_t b, uint64_t *r) { return !__builtin_mul_overflow(a, b, r); }
+static inline uint64_t vk_div_round_up(uint64_t a, uint64_t b) { return a / b + (a % b != 0); }
+static inline bool vk_is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
+static inline uint64_t vk_min(uint64_t a, uint64_t b) { return a < b ? a : b; }
+static inline uint64_t vk_max(uint64_t a, uint64_t b) { return a > b ? a : b; }
+
+/* Allocation that records VMDKIT_ENOMEM in E on failure. */
+void *vk_malloc(size_t n, vk_err *e);
+void *vk_calloc(size_t n, size_t sz, vk_err *e);
+char *vk_strdup(const char *s, vk_err *e);
+/* Page-aligned buffer (for large I/O); free with free(). */
+void *vk_aligned_alloc(size_t n, vk_err *e);
+
+/* Full-length pread/pwrite (loop over short transfers and EINTR).
+ * A read past end of file is an error (VMDKIT_EFORMAT, "file too short")
+ * unless the _zfill variant is used, which zero-fills beyond EOF. */
+int vk_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *what, vk_err *e);
+int vk_pread_zfill(int fd, void *buf, size_t len, uint64_t off, const char *what, vk_err *e);
+int vk_pwrite_full(int fd, const void *buf, size_t len, uint64_t off, const char *what, vk_err *e);
+int vk_fdatasync(int fd, const char *what, vk_err *e);
+/* Size of an open file or block device in bytes. */
+int vk_file_size(int fd, uint64_t *size, const char *what, vk_err *e);
+/* Is the buffer all zero bytes? (fast for large aligned buffers) */
+bool vk_is_zero(const void *buf, size_t len);
+/* Fill BUF with random bytes (getrandom). */
+void vk_random(void *buf, size_t len);
+uint32_t vk_random_cid(void);  /* never 0xffffffff or 0xfffffffe */
+
+/* Advisory whole-file lock (OFD lock, released by the kernel when the
+ * process dies).  EXCLUSIVE for writers, shared for readers. */
+int vk_lock_fd(int fd, bool exclusive, const char *what, vk_err *e);
+
+/* Write a whole file atomically: temp file in the same folder, fsync,
+ * rename over PATH, fsync the folder. */
+int vk_write_file_atomic(const char *path, const void *data, size_t len, vk_err *e);
+/* Read a whole (small) file, at most MAX bytes; the buffer is NUL-terminated. */
+int vk_read_file(const char *path, size_t max, char **data, size_t *len, vk_err *e);
+
+#endif
