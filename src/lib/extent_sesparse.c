@@ -170,7 +170,7 @@ static int ses_map(vk_extent *x, uint64_t sector, uint64_t n, ses_run *run, vk_e
     while (done < n) {
         uint64_t at = sector + done;
         uint64_t gdi = at / cover;
-        int alloc;
+        int alloc = VMDKIT_ALLOC_UNALLOC;
         uint64_t phys = 0, len;
         if (s->gd[gdi] == 0) {
             alloc = VMDKIT_ALLOC_UNALLOC;

@@ -363,7 +363,7 @@ static int get_table_for_write(vk_extent *x, uint64_t gdi, uint32_t **gt, size_t
         gt_slot *s = &p->slots[slot];
         if (s->valid && s->dirty && (r = sparse_flush(x, e)))
             return r;
-        uint64_t at, rat = 0;
+        uint64_t at = 0, rat = 0;
         if ((r = reserve(x, p->gt_sectors, &at, e)))
             return r;
         if (p->rgd && (r = reserve(x, p->gt_sectors, &rat, e)))
@@ -439,7 +439,7 @@ static int sparse_write(vk_extent *x, uint64_t sector, uint64_t n, const void *b
             while (g + run < tbl_end && (run + 1) * gs <= n &&
                    classify(p, gt[(g + run) % p->h.gtes_per_gt]) != GTE_DATA)
                 run++;
-            uint64_t at;
+            uint64_t at = 0;
             if ((r = reserve(x, run * gs, &at, e)))
                 return r;
             if ((r = vk_pwrite_full(x->fd, in, run * gs * VK_SECTOR, at * VK_SECTOR, x->path, e)))
@@ -455,7 +455,7 @@ static int sparse_write(vk_extent *x, uint64_t sector, uint64_t n, const void *b
             if ((r = get_table_for_write(x, g / p->h.gtes_per_gt, &gt, &slot, e)))
                 return r;
             memcpy(p->grain_buf + off * VK_SECTOR, in, k * VK_SECTOR);
-            uint64_t at;
+            uint64_t at = 0;
             if ((r = reserve(x, gs, &at, e)))
                 return r;
             if ((r = vk_pwrite_full(x->fd, p->grain_buf, grain_bytes(p), at * VK_SECTOR, x->path, e)))
@@ -599,7 +599,7 @@ static void sparse_describe(vk_extent *x, vmdkit_sparse_facts *f, uint64_t *allo
     f->grain_sectors = p->h.grain_sectors;
     f->gtes_per_gt = p->h.gtes_per_gt;
     f->gd_offset_sectors = p->h.gd_offset_sectors;
-    f->rgd_offset_sectors = p->rgd ? p->h.rgd_offset_sectors : 0;
+    f->rgd_offset_sectors = (p->h.flags & VK_FLAG_REDUNDANT_GD) && !p->compressed ? p->h.rgd_offset_sectors : 0;
     f->overhead_sectors = p->h.overhead_sectors;
     f->descriptor_offset_sectors = p->h.desc_offset_sectors;
     f->descriptor_size_sectors = p->h.desc_size_sectors;

@@ -73,7 +73,7 @@ static int pread_loop(int fd, void *buf, size_t len, uint64_t off, size_t *got, 
 
 int vk_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *what, vk_err *e)
 {
-    size_t got;
+    size_t got = 0;
     int r = pread_loop(fd, buf, len, off, &got, what, e);
     if (r)
         return r;
@@ -85,7 +85,7 @@ int vk_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *what,
 
 int vk_pread_zfill(int fd, void *buf, size_t len, uint64_t off, const char *what, vk_err *e)
 {
-    size_t got;
+    size_t got = 0;
     int r = pread_loop(fd, buf, len, off, &got, what, e);
     if (r)
         return r;

@@ -1,0 +1,149 @@
+/* cmd_convert.c - vmdkit convert: copy a disk into a new image. */
+#include <getopt.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+
+const struct cli_help cmd_convert_help = {
+    .description =
+        "Copy the whole content of SRC into a new image DST.  When SRC has parents the\n"
+        "chain is flattened: DST holds what SRC reads, and has no parent.  All-zero\n"
+        "grains are not stored (raw output keeps them as holes).\n"
+        "\n"
+        "SRC's format is detected; a file named *.vmdk that is not a VMDK is refused\n"
+        "unless -f raw is given.  DST must not exist: convert never overwrites.",
+    .options =
+        "-f vmdk|raw\n"
+        "    Format of SRC.  Without it the format is detected.  With vmdk a file that\n"
+        "    is not a VMDK is refused; with raw the file is read as raw bytes.\n"
+        "-O vmdk|raw\n"
+        "    Format of DST (default vmdk).\n"
+        "-t, --type TYPE\n"
+        "    createType of a VMDK DST (default monolithicSparse): monolithicSparse,\n"
+        "    monolithicFlat, twoGbMaxExtentSparse, twoGbMaxExtentFlat, streamOptimized,\n"
+        "    vmfs.\n"
+        "-a, --adapter ide|buslogic|lsilogic|legacyESX\n"
+        "    Adapter type of a VMDK DST (default ide).\n"
+        "--hw N\n"
+        "    Virtual hardware version of a VMDK DST (default 4).\n"
+        "-p, --progress\n"
+        "    Show progress as (NN.NN/100%) on standard error when it is a terminal.\n"
+        "--threads N\n"
+        "    Compression threads for streamOptimized output (default 0: one per CPU).\n"
+        "--allow-external-extents\n"
+        "    Follow extent files of SRC outside its descriptor's folder.\n"
+        "-h, --help\n"
+        "    Show this manual.",
+    .exit_status = "9 is also returned, and DST left untouched, when DST already exists.",
+    .examples =
+        "vmdkit convert -O raw disk.vmdk disk.raw\n"
+        "vmdkit convert -f raw -t streamOptimized -p disk.raw upload.vmdk\n"
+        "vmdkit convert child.vmdk flattened.vmdk",
+};
+
+enum { OPT_HW = 256, OPT_THREADS, OPT_ALLOW_EXTERNAL };
+
+static const struct option longopts[] = {
+    {"type", required_argument, NULL, 't'},
+    {"adapter", required_argument, NULL, 'a'},
+    {"hw", required_argument, NULL, OPT_HW},
+    {"progress", no_argument, NULL, 'p'},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"allow-external-extents", no_argument, NULL, OPT_ALLOW_EXTERNAL},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+int cmd_convert(int argc, char **argv)
+{
+    vmdkit_convert_opts opts = {.vmdk = {.type = VMDKIT_MONOLITHIC_SPARSE}};
+    unsigned flags = VMDKIT_OPEN_RDONLY;
+    enum cli_format src_fmt = CLI_FMT_AUTO, dst_fmt = CLI_FMT_VMDK;
+    bool progress = false, vmdk_opts = false;
+    int c;
+    while ((c = getopt_long(argc, argv, ":f:O:t:a:ph", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'f':
+            if (!cli_parse_format(optarg, &src_fmt))
+                return cli_usage_error("convert", "unknown format '%s' for -f", optarg);
+            break;
+        case 'O':
+            if (!cli_parse_format(optarg, &dst_fmt))
+                return cli_usage_error("convert", "unknown format '%s' for -O", optarg);
+            opts.to_raw = dst_fmt == CLI_FMT_RAW;
+            break;
+        case 't': {
+            int t = vmdkit_create_type_parse(optarg);
+            if (t < 0)
+                return cli_usage_error("convert", "unknown disk type '%s'", optarg);
+            opts.vmdk.type = (vmdkit_create_type)t;
+            vmdk_opts = true;
+            break;
+        }
+        case 'a':
+            opts.vmdk.adapter = cli_adapter_name(optarg);
+            if (!opts.vmdk.adapter)
+                return cli_usage_error("convert", "unknown adapter type '%s'", optarg);
+            vmdk_opts = true;
+            break;
+        case OPT_HW: {
+            long hw;
+            if (!cli_parse_int(optarg, 1, 1000000, &hw))
+                return cli_usage_error("convert", "invalid hardware version '%s'", optarg);
+            opts.vmdk.hw_version = (int)hw;
+            vmdk_opts = true;
+            break;
+        }
+        case 'p':
+            progress = true;
+            break;
+        case OPT_THREADS: {
+            long n;
+            if (!cli_parse_int(optarg, 0, 1024, &n))
+                return cli_usage_error("convert", "invalid thread count '%s'", optarg);
+            opts.threads = (int)n;
+            break;
+        }
+        case OPT_ALLOW_EXTERNAL:
+            flags |= VMDKIT_OPEN_ALLOW_EXTERNAL;
+            break;
+        case 'h':
+            cli_print_command_help(cli_find_command("convert"));
+            return CLI_EXIT_OK;
+        default:
+            return cli_bad_option("convert", argc, argv, c);
+        }
+    }
+    if (argc - optind < 2)
+        return cli_usage_error("convert", argc == optind ? "missing SRC and DST" : "missing DST");
+    if (argc - optind > 2)
+        return cli_usage_error("convert", "unexpected argument '%s'", argv[optind + 2]);
+    if (opts.to_raw && vmdk_opts)
+        return cli_usage_error("convert", "-t, -a and --hw only apply to VMDK output");
+    const char *src = argv[optind], *dst = argv[optind + 1];
+
+    /* refuse before reading anything; the library refuses again when creating */
+    struct stat st;
+    if (lstat(dst, &st) == 0) {
+        cli_errorf("%s: already exists; convert does not overwrite", dst);
+        return CLI_EXIT_REFUSED;
+    }
+    vmdkit_disk *disk;
+    int rc = cli_open(src, flags, src_fmt, &disk);
+    if (rc)
+        return rc;
+
+    struct cli_progress prog;
+    cli_progress_init(&prog, progress);
+    if (prog.enabled) {
+        opts.progress = cli_progress_cb;
+        opts.progress_opaque = &prog;
+    }
+    vmdkit_error err = {0};
+    int e = vmdkit_convert(disk, dst, &opts, &err);
+    cli_progress_done(&prog, e == 0);
+    if (e < 0)
+        rc = cli_fail(e, err.msg);
+    int crc = cli_close(disk);
+    return rc ? rc : crc;
+}

@@ -1,0 +1,115 @@
+/* cmd_create.c - vmdkit create: a new empty disk. */
+#include <getopt.h>
+#include <limits.h>
+
+#include "cli.h"
+
+const struct cli_help cmd_create_help = {
+    .description =
+        "Create a new empty disk of SIZE bytes at FILE (the descriptor; extent files\n"
+        "are named after it).  Nothing is printed on success.  The command refuses to\n"
+        "overwrite: if FILE or any extent file it would write exists, it fails and\n"
+        "leaves every file as it was.\n"
+        "\n"
+        "With -b the new disk is a child of PARENT: it stores only what is written to\n"
+        "it and reads everything else through PARENT.  SIZE must equal PARENT's size.\n"
+        "\n"
+        "SIZE is a byte count with an optional suffix k, m, g or t (powers of 1024;\n"
+        "KiB, MiB, GiB, TiB are accepted too); it is rounded up to a 512-byte sector.",
+    .options =
+        "-t, --type TYPE\n"
+        "    createType of the new disk, case-insensitive: monolithicSparse (default),\n"
+        "    monolithicFlat, twoGbMaxExtentSparse, twoGbMaxExtentFlat, streamOptimized,\n"
+        "    vmfs.\n"
+        "-a, --adapter ide|buslogic|lsilogic|legacyESX\n"
+        "    Virtual controller written as ddb.adapterType (default ide).\n"
+        "--hw N\n"
+        "    Virtual hardware version written as ddb.virtualHWVersion (default 4).\n"
+        "--zeroed-grain\n"
+        "    Sparse types only: write a version 2 header that uses zeroed-grain entries.\n"
+        "-b, --backing PARENT\n"
+        "    Make the new disk a child of the disk PARENT (sparse types only).\n"
+        "--absolute\n"
+        "    With -b: store PARENT as an absolute path instead of a path relative to\n"
+        "    FILE's folder.\n"
+        "-h, --help\n"
+        "    Show this manual.",
+    .exit_status = "",
+    .examples =
+        "vmdkit create disk.vmdk 20G\n"
+        "vmdkit create -t monolithicFlat -a lsilogic --hw 7 flat.vmdk 1G\n"
+        "vmdkit create -b base.vmdk child.vmdk 20G",
+};
+
+enum { OPT_HW = 256, OPT_ZEROED, OPT_ABSOLUTE };
+
+static const struct option longopts[] = {
+    {"type", required_argument, NULL, 't'},
+    {"adapter", required_argument, NULL, 'a'},
+    {"hw", required_argument, NULL, OPT_HW},
+    {"zeroed-grain", no_argument, NULL, OPT_ZEROED},
+    {"backing", required_argument, NULL, 'b'},
+    {"absolute", no_argument, NULL, OPT_ABSOLUTE},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+int cmd_create(int argc, char **argv)
+{
+    vmdkit_create_opts opts = {.type = VMDKIT_MONOLITHIC_SPARSE};
+    int c;
+    while ((c = getopt_long(argc, argv, ":t:a:b:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 't': {
+            int t = vmdkit_create_type_parse(optarg);
+            if (t < 0)
+                return cli_usage_error("create", "unknown disk type '%s'", optarg);
+            opts.type = (vmdkit_create_type)t;
+            break;
+        }
+        case 'a':
+            opts.adapter = cli_adapter_name(optarg);
+            if (!opts.adapter)
+                return cli_usage_error("create", "unknown adapter type '%s'", optarg);
+            break;
+        case OPT_HW: {
+            long hw;
+            if (!cli_parse_int(optarg, 1, INT_MAX, &hw))
+                return cli_usage_error("create", "invalid hardware version '%s'", optarg);
+            opts.hw_version = (int)hw;
+            break;
+        }
+        case OPT_ZEROED:
+            opts.zeroed_grain = true;
+            break;
+        case 'b':
+            opts.parent = optarg;
+            break;
+        case OPT_ABSOLUTE:
+            opts.parent_absolute = true;
+            break;
+        case 'h':
+            cli_print_command_help(cli_find_command("create"));
+            return CLI_EXIT_OK;
+        default:
+            return cli_bad_option("create", argc, argv, c);
+        }
+    }
+    if (opts.parent_absolute && !opts.parent)
+        return cli_usage_error("create", "--absolute needs -b PARENT");
+    int npos = argc - optind;
+    if (npos < 2)
+        return cli_usage_error("create", npos == 0 ? "missing FILE and SIZE" : "missing SIZE");
+    if (npos > 2)
+        return cli_usage_error("create", "unexpected argument '%s'", argv[optind + 2]);
+    const char *file = argv[optind];
+    const char *size = argv[optind + 1];
+    if (!cli_parse_size(size, false, &opts.size_bytes))
+        return cli_usage_error("create", "invalid size '%s'", size);
+
+    vmdkit_error err = {0};
+    int rc = vmdkit_create(file, &opts, &err);
+    if (rc < 0)
+        return cli_fail(rc, err.msg);
+    return CLI_EXIT_OK;
+}

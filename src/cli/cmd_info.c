@@ -1,0 +1,343 @@
+/* cmd_info.c - vmdkit info: describe a disk, its extents and its chain. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+const struct cli_help cmd_info_help = {
+    .description =
+        "Describe DISK: its format and createType, virtual size, the space its files\n"
+        "use on the host (\"disk size\"), content IDs, parent, adapter, geometry, hardware\n"
+        "version and every extent, with the sparse header facts of sparse extents.\n"
+        "When DISK has a parent, the chain of links is listed, top first.\n"
+        "\n"
+        "The disk is opened read-only and nothing is changed.",
+    .options =
+        "--json\n"
+        "    Print a JSON object with field names like 'qemu-img info --output=json'\n"
+        "    (filename, format, virtual-size, actual-size, create-type, cid,\n"
+        "    parent-cid, extents ...).  The parent is nested as backing-image.\n"
+        "--chain\n"
+        "    Print the full description of every link of the chain, top first (with\n"
+        "    --json: an array of link objects, like 'qemu-img info --backing-chain').\n"
+        "--ignore-cid\n"
+        "    Open the chain even when a parent's CID does not match the child's\n"
+        "    parentCID (to inspect a broken chain).\n"
+        "--allow-external-extents\n"
+        "    Follow extent files outside the descriptor's folder.\n"
+        "-h, --help\n"
+        "    Show this manual.",
+    .exit_status = "",
+    .examples =
+        "vmdkit info disk.vmdk\n"
+        "vmdkit info --chain child.vmdk\n"
+        "vmdkit info --json disk.vmdk | jq '.\"virtual-size\"'",
+};
+
+enum { OPT_JSON = 256, OPT_CHAIN, OPT_IGNORE_CID, OPT_ALLOW_EXTERNAL };
+
+static const struct option longopts[] = {
+    {"json", no_argument, NULL, OPT_JSON},
+    {"chain", no_argument, NULL, OPT_CHAIN},
+    {"ignore-cid", no_argument, NULL, OPT_IGNORE_CID},
+    {"allow-external-extents", no_argument, NULL, OPT_ALLOW_EXTERNAL},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* Host bytes of every distinct file of a link: extents plus a separate descriptor. */
+static uint64_t link_host_bytes(const vmdkit_link_info *li)
+{
+    uint64_t total = 0;
+    bool descriptor_counted = li->embedded_descriptor;
+    for (size_t i = 0; i < li->n_extents; i++) {
+        const vmdkit_extent_info *x = &li->extents[i];
+        if (!x->path)
+            continue; /* ZERO extents have no file */
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = li->extents[j].path && strcmp(li->extents[j].path, x->path) == 0;
+        if (seen)
+            continue;
+        if (strcmp(x->path, li->path) == 0)
+            descriptor_counted = true;
+        total += x->file_bytes;
+    }
+    if (!descriptor_counted)
+        total += cli_file_host_bytes(li->path);
+    return total;
+}
+
+/* Names of the sparse header flag bits, e.g. "newline,redundant". */
+static void flag_names(uint32_t flags, char *buf, size_t n)
+{
+    static const struct { uint32_t bit; const char *name; } names[] = {
+        {0x1, "newline"}, {0x2, "redundant"}, {0x4, "zeroed-grain"},
+        {0x10000, "compressed"}, {0x20000, "markers"},
+    };
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (!(flags & names[i].bit))
+            continue;
+        int w = snprintf(buf + used, n - used, "%s%s", used ? "," : "", names[i].name);
+        if (w < 0 || (size_t)w >= n - used)
+            break;
+        used += (size_t)w;
+    }
+}
+
+static void print_extent(size_t i, const vmdkit_extent_info *x)
+{
+    printf("    [%zu] %s %" PRIu64 " %s", i, x->access ? x->access : "?", x->size_sectors,
+           x->type ? x->type : "?");
+    if (x->file)
+        printf(" \"%s\"", x->file);
+    if (x->path && !x->sparse.present) /* FLAT-like lines carry an offset */
+        printf(" %" PRIu64, x->offset_sectors);
+    if (x->path)
+        printf("  allocated %" PRIu64 " bytes, file %" PRIu64 " bytes", x->allocated_bytes,
+               x->file_bytes);
+    putchar('\n');
+    const vmdkit_sparse_facts *s = &x->sparse;
+    if (!s->present)
+        return;
+    char flags[96];
+    flag_names(s->flags, flags, sizeof flags);
+    printf("        sparse: ");
+    if (strcmp(s->magic, "KDMV") != 0)
+        printf("%s ", s->magic);
+    printf("version %" PRIu32 ", grain %" PRIu64 " sectors, %" PRIu32 " GTEs/GT, flags 0x%" PRIx32,
+           s->version, s->grain_sectors, s->gtes_per_gt, s->flags);
+    if (flags[0])
+        printf(" (%s)", flags);
+    printf(", gd %" PRIu64, s->gd_offset_sectors);
+    if (s->rgd_offset_sectors)
+        printf(", rgd %" PRIu64, s->rgd_offset_sectors);
+    printf(", overhead %" PRIu64, s->overhead_sectors);
+    if (s->footer)
+        printf(", header from footer");
+    if (s->unclean_shutdown)
+        printf(", unclean shutdown");
+    putchar('\n');
+}
+
+static void print_link(const vmdkit_link_info *li)
+{
+    char h[32];
+    printf("image: %s\n", li->path);
+    printf("format: %s\n", li->raw ? "raw" : "vmdk");
+    if (!li->raw && li->create_type)
+        printf("create type: %s\n", li->create_type);
+    cli_human_size(li->capacity_bytes, h, sizeof h);
+    printf("virtual size: %s (%" PRIu64 " bytes)\n", h, li->capacity_bytes);
+    cli_human_size(link_host_bytes(li), h, sizeof h);
+    printf("disk size: %s\n", h);
+    if (!li->raw) {
+        printf("CID: %08" PRIx32 "\n", li->cid);
+        printf("parent CID: %08" PRIx32 "\n", li->parent_cid);
+    }
+    if (li->parent_hint)
+        printf("parent: %s -> %s\n", li->parent_hint, li->parent_path ? li->parent_path : "?");
+    if (li->adapter_type)
+        printf("adapter: %s\n", li->adapter_type);
+    if (li->geometry.cylinders)
+        printf("geometry: %" PRIu64 "/%" PRIu32 "/%" PRIu32 "\n", li->geometry.cylinders,
+               li->geometry.heads, li->geometry.sectors);
+    if (li->hw_version)
+        printf("hardware version: %s\n", li->hw_version);
+    if (li->tools_version)
+        printf("tools version: %s\n", li->tools_version);
+    if (li->uuid)
+        printf("uuid: %s\n", li->uuid);
+    if (li->long_content_id)
+        printf("long content ID: %s\n", li->long_content_id);
+    if (li->n_extents) {
+        printf("extents:\n");
+        for (size_t i = 0; i < li->n_extents; i++)
+            print_extent(i, &li->extents[i]);
+    }
+}
+
+static void print_chain_list(const vmdkit_link_info *links, int n)
+{
+    printf("chain:\n");
+    for (int i = 0; i < n; i++) {
+        printf("  %d %s", i, links[i].path);
+        if (links[i].raw)
+            printf(" (raw)");
+        else
+            printf(" (CID %08" PRIx32 ")", links[i].cid);
+        if (i == 0)
+            printf("  <- top");
+        putchar('\n');
+    }
+}
+
+/* A decimal descriptor value as a JSON number, anything else as a string. */
+static void json_add_number_text(json_object *o, const char *key, const char *text)
+{
+    if (!text)
+        return;
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (text[0] >= '0' && text[0] <= '9' && *end == '\0' && errno == 0)
+        json_object_object_add(o, key, json_object_new_int64(v));
+    else
+        json_object_object_add(o, key, json_object_new_string(text));
+}
+
+static json_object *json_extent(const vmdkit_extent_info *x)
+{
+    json_object *o = json_object_new_object();
+    cli_json_add_str(o, "file", x->file);
+    cli_json_add_str(o, "path", x->path);
+    cli_json_add_str(o, "type", x->type);
+    cli_json_add_str(o, "access", x->access);
+    cli_json_add_u64(o, "sectors", x->size_sectors);
+    cli_json_add_u64(o, "offset", x->offset_sectors);
+    cli_json_add_u64(o, "allocated-bytes", x->allocated_bytes);
+    cli_json_add_u64(o, "file-bytes", x->file_bytes);
+    const vmdkit_sparse_facts *s = &x->sparse;
+    if (s->present) {
+        json_object *sp = json_object_new_object();
+        cli_json_add_str(sp, "magic", s->magic);
+        cli_json_add_u64(sp, "version", s->version);
+        cli_json_add_u64(sp, "flags", s->flags);
+        cli_json_add_u64(sp, "grain-sectors", s->grain_sectors);
+        cli_json_add_u64(sp, "gtes-per-gt", s->gtes_per_gt);
+        cli_json_add_u64(sp, "gd-offset", s->gd_offset_sectors);
+        cli_json_add_u64(sp, "rgd-offset", s->rgd_offset_sectors);
+        cli_json_add_u64(sp, "overhead", s->overhead_sectors);
+        cli_json_add_u64(sp, "descriptor-offset", s->descriptor_offset_sectors);
+        cli_json_add_u64(sp, "descriptor-size", s->descriptor_size_sectors);
+        cli_json_add_bool(sp, "compressed", s->compressed);
+        cli_json_add_bool(sp, "markers", s->markers);
+        cli_json_add_bool(sp, "zeroed-grain", s->zeroed_grain);
+        cli_json_add_bool(sp, "unclean-shutdown", s->unclean_shutdown);
+        cli_json_add_bool(sp, "footer", s->footer);
+        json_object_object_add(o, "sparse", sp);
+    }
+    return o;
+}
+
+static json_object *json_link(const vmdkit_link_info *li)
+{
+    json_object *o = json_object_new_object();
+    cli_json_add_str(o, "filename", li->path);
+    cli_json_add_str(o, "format", li->raw ? "raw" : "vmdk");
+    cli_json_add_u64(o, "virtual-size", li->capacity_bytes);
+    cli_json_add_u64(o, "actual-size", link_host_bytes(li));
+    if (!li->raw) {
+        cli_json_add_str(o, "create-type", li->create_type);
+        cli_json_add_hex32(o, "cid", li->cid);
+        cli_json_add_hex32(o, "parent-cid", li->parent_cid);
+    }
+    cli_json_add_str(o, "parent-hint", li->parent_hint);
+    cli_json_add_str(o, "parent-filename", li->parent_path);
+    cli_json_add_str(o, "adapter-type", li->adapter_type);
+    if (li->geometry.cylinders) {
+        json_object *g = json_object_new_object();
+        cli_json_add_u64(g, "cylinders", li->geometry.cylinders);
+        cli_json_add_u64(g, "heads", li->geometry.heads);
+        cli_json_add_u64(g, "sectors", li->geometry.sectors);
+        json_object_object_add(o, "geometry", g);
+    }
+    json_add_number_text(o, "hw-version", li->hw_version);
+    json_add_number_text(o, "tools-version", li->tools_version);
+    cli_json_add_str(o, "uuid", li->uuid);
+    cli_json_add_str(o, "long-content-id", li->long_content_id);
+    cli_json_add_bool(o, "embedded-descriptor", li->embedded_descriptor);
+    json_object *ext = json_object_new_array();
+    for (size_t i = 0; i < li->n_extents; i++)
+        json_object_array_add(ext, json_extent(&li->extents[i]));
+    json_object_object_add(o, "extents", ext);
+    cli_json_add_str(o, "backing-filename", li->parent_hint);
+    cli_json_add_str(o, "full-backing-filename", li->parent_path);
+    return o;
+}
+
+static int print_json(const vmdkit_link_info *links, int n, bool chain)
+{
+    if (chain) {
+        json_object *arr = json_object_new_array();
+        for (int i = 0; i < n; i++)
+            json_object_array_add(arr, json_link(&links[i]));
+        return cli_json_print(arr);
+    }
+    /* nest each parent inside its child, base first */
+    json_object *inner = NULL;
+    for (int i = n - 1; i >= 0; i--) {
+        json_object *o = json_link(&links[i]);
+        if (inner)
+            json_object_object_add(o, "backing-image", inner);
+        inner = o;
+    }
+    return cli_json_print(inner);
+}
+
+int cmd_info(int argc, char **argv)
+{
+    bool json = false, chain = false;
+    unsigned flags = VMDKIT_OPEN_RDONLY;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_JSON: json = true; break;
+        case OPT_CHAIN: chain = true; break;
+        case OPT_IGNORE_CID: flags |= VMDKIT_OPEN_IGNORE_CID; break;
+        case OPT_ALLOW_EXTERNAL: flags |= VMDKIT_OPEN_ALLOW_EXTERNAL; break;
+        case 'h':
+            cli_print_command_help(cli_find_command("info"));
+            return CLI_EXIT_OK;
+        default:
+            return cli_bad_option("info", argc, argv, c);
+        }
+    }
+    if (argc - optind < 1)
+        return cli_usage_error("info", "missing DISK");
+    if (argc - optind > 1)
+        return cli_usage_error("info", "unexpected argument '%s'", argv[optind + 1]);
+
+    vmdkit_disk *disk;
+    int rc = cli_open(argv[optind], flags, CLI_FMT_AUTO, &disk);
+    if (rc)
+        return rc;
+    int n = vmdkit_chain_length(disk);
+    vmdkit_link_info *links = calloc(n > 0 ? (size_t)n : 1, sizeof *links);
+    int got = 0;
+    if (!links) {
+        cli_errorf("out of memory");
+        rc = CLI_EXIT_IO;
+    }
+    for (; !rc && got < n; got++) {
+        int e = vmdkit_link_info_get(disk, got, &links[got]);
+        if (e < 0) {
+            rc = cli_fail(e, vmdkit_last_error(disk)->msg);
+            break;
+        }
+    }
+    if (!rc && json) {
+        rc = print_json(links, n, chain);
+    } else if (!rc) {
+        for (int i = 0; i < (chain ? n : 1); i++) {
+            if (i)
+                putchar('\n');
+            print_link(&links[i]);
+        }
+        if (n > 1) {
+            if (chain)
+                putchar('\n');
+            print_chain_list(links, n);
+        }
+    }
+    for (int i = 0; i < got; i++)
+        vmdkit_link_info_free(&links[i]);
+    free(links);
+    int crc = cli_close(disk);
+    return rc ? rc : crc;
+}

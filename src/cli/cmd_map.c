@@ -1,0 +1,199 @@
+/* cmd_map.c - vmdkit map: which link stores each range of a disk. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+const struct cli_help cmd_map_help = {
+    .description =
+        "List the virtual disk as runs of bytes and say for each run whether it holds\n"
+        "stored data, reads as zeros without stored data (zeroed grains, ZERO extents),\n"
+        "or is not stored in any link of the chain (unalloc; it reads as zeros).\n"
+        "For stored runs the link (0 = DISK itself, 1 = its parent, ...) and that\n"
+        "link's file are shown.  Adjacent runs of the same type and link are merged.\n"
+        "\n"
+        "Columns: offset, length (hexadecimal bytes), type, link, file.",
+    .options =
+        "--json\n"
+        "    Print a JSON array of {start, length, type, data, zero, depth, file}\n"
+        "    (start, length, data, zero and depth as in 'qemu-img map --output=json';\n"
+        "    depth is the link index, or the number of links for unallocated runs).\n"
+        "--ignore-cid\n"
+        "    Open the chain even when a parent's CID does not match the child's\n"
+        "    parentCID.\n"
+        "--allow-external-extents\n"
+        "    Follow extent files outside the descriptor's folder.\n"
+        "-h, --help\n"
+        "    Show this manual.",
+    .exit_status = "",
+    .examples =
+        "vmdkit map child.vmdk\n"
+        "vmdkit map --json disk.vmdk | jq '[.[] | select(.data)] | length'",
+};
+
+enum { OPT_JSON = 256, OPT_IGNORE_CID, OPT_ALLOW_EXTERNAL };
+
+static const struct option longopts[] = {
+    {"json", no_argument, NULL, OPT_JSON},
+    {"ignore-cid", no_argument, NULL, OPT_IGNORE_CID},
+    {"allow-external-extents", no_argument, NULL, OPT_ALLOW_EXTERNAL},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+struct run {
+    uint64_t start, length;
+    int alloc;   /* enum vmdkit_alloc */
+    int link;    /* -1 when no link stores it */
+};
+
+struct map_out {
+    bool json;
+    json_object *array;     /* JSON mode */
+    char **paths;           /* path of each link */
+    int n_links;
+};
+
+static const char *type_name(int alloc, bool json)
+{
+    switch (alloc) {
+    case VMDKIT_ALLOC_DATA: return "data";
+    case VMDKIT_ALLOC_ZERO: return "zero";
+    default: return json ? "unallocated" : "unalloc";
+    }
+}
+
+static void emit(struct map_out *m, const struct run *r)
+{
+    const char *path = r->link >= 0 && r->link < m->n_links ? m->paths[r->link] : NULL;
+    if (m->json) {
+        json_object *o = json_object_new_object();
+        cli_json_add_u64(o, "start", r->start);
+        cli_json_add_u64(o, "length", r->length);
+        cli_json_add_str(o, "type", type_name(r->alloc, true));
+        cli_json_add_bool(o, "data", r->alloc == VMDKIT_ALLOC_DATA);
+        cli_json_add_bool(o, "zero", r->alloc != VMDKIT_ALLOC_DATA);
+        cli_json_add_u64(o, "depth", r->link >= 0 ? (uint64_t)r->link : (uint64_t)m->n_links);
+        cli_json_add_str(o, "file", path);
+        json_object_array_add(m->array, o);
+        return;
+    }
+    char off[24], len[24], link[16];
+    snprintf(off, sizeof off, "0x%" PRIx64, r->start);
+    snprintf(len, sizeof len, "0x%" PRIx64, r->length);
+    if (r->link >= 0)
+        snprintf(link, sizeof link, "%d", r->link);
+    else
+        snprintf(link, sizeof link, "-");
+    printf("%-16s%-16s%-10s%-6s%s\n", off, len, type_name(r->alloc, false), link,
+           path ? cli_basename(path) : "-");
+}
+
+/* Walk the disk with block status and emit merged runs. */
+static int walk(vmdkit_disk *disk, const char *name, struct map_out *m)
+{
+    uint64_t size = vmdkit_size(disk), off = 0;
+    struct run cur = {0};
+    bool have = false;
+    while (off < size) {
+        vmdkit_block_status st;
+        int e = vmdkit_block_status_at(disk, off, size - off, &st);
+        if (e < 0)
+            return cli_fail(e, vmdkit_last_error(disk)->msg);
+        if (st.length == 0) {
+            cli_errorf("%s: block status at offset %" PRIu64 " reported an empty run", name, off);
+            return CLI_EXIT_IO;
+        }
+        if (st.length > size - off)
+            st.length = size - off;
+        int link = st.alloc == VMDKIT_ALLOC_UNALLOC ? -1 : st.link;
+        if (have && cur.alloc == st.alloc && cur.link == link) {
+            cur.length += st.length;
+        } else {
+            if (have)
+                emit(m, &cur);
+            cur = (struct run){.start = off, .length = st.length, .alloc = st.alloc, .link = link};
+            have = true;
+        }
+        off += st.length;
+    }
+    if (have)
+        emit(m, &cur);
+    return CLI_EXIT_OK;
+}
+
+static int map_disk(vmdkit_disk *disk, const char *name, bool json)
+{
+    struct map_out m = {.json = json, .n_links = vmdkit_chain_length(disk)};
+    int rc = CLI_EXIT_OK;
+    m.paths = calloc(m.n_links > 0 ? (size_t)m.n_links : 1, sizeof *m.paths);
+    if (!m.paths) {
+        cli_errorf("out of memory");
+        return CLI_EXIT_IO;
+    }
+    for (int i = 0; i < m.n_links && !rc; i++) {
+        vmdkit_link_info li;
+        int e = vmdkit_link_info_get(disk, i, &li);
+        if (e < 0) {
+            rc = cli_fail(e, vmdkit_last_error(disk)->msg);
+            break;
+        }
+        m.paths[i] = strdup(li.path ? li.path : "?");
+        vmdkit_link_info_free(&li);
+        if (!m.paths[i]) {
+            cli_errorf("out of memory");
+            rc = CLI_EXIT_IO;
+        }
+    }
+    if (!rc) {
+        if (json) {
+            m.array = json_object_new_array();
+        } else {
+            printf("%-16s%-16s%-10s%-6s%s\n", "offset", "length", "type", "link", "file");
+        }
+        rc = walk(disk, name, &m);
+        if (json) {
+            if (rc)
+                json_object_put(m.array);
+            else
+                rc = cli_json_print(m.array);
+        }
+    }
+    for (int i = 0; i < m.n_links; i++)
+        free(m.paths[i]);
+    free(m.paths);
+    return rc;
+}
+
+int cmd_map(int argc, char **argv)
+{
+    bool json = false;
+    unsigned flags = VMDKIT_OPEN_RDONLY;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_JSON: json = true; break;
+        case OPT_IGNORE_CID: flags |= VMDKIT_OPEN_IGNORE_CID; break;
+        case OPT_ALLOW_EXTERNAL: flags |= VMDKIT_OPEN_ALLOW_EXTERNAL; break;
+        case 'h':
+            cli_print_command_help(cli_find_command("map"));
+            return CLI_EXIT_OK;
+        default:
+            return cli_bad_option("map", argc, argv, c);
+        }
+    }
+    if (argc - optind < 1)
+        return cli_usage_error("map", "missing DISK");
+    if (argc - optind > 1)
+        return cli_usage_error("map", "unexpected argument '%s'", argv[optind + 1]);
+
+    vmdkit_disk *disk;
+    int rc = cli_open(argv[optind], flags, CLI_FMT_AUTO, &disk);
+    if (rc)
+        return rc;
+    rc = map_disk(disk, argv[optind], json);
+    int crc = cli_close(disk);
+    return rc ? rc : crc;
+}

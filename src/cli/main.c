@@ -1,0 +1,184 @@
+/*
+ * main.c - the vmdkit command table and dispatch.
+ *
+ * Adding a command takes one row below and one cmd_<name>.c file holding
+ * cmd_<name>() and its manual (struct cli_help).
+ */
+#include <getopt.h>
+#include <string.h>
+
+#include "cli.h"
+
+#ifndef VMDKIT_VERSION
+#error "VMDKIT_VERSION must be defined by the build"
+#endif
+
+static const struct cli_command commands[] = {
+    {"create", cmd_create, "create a new empty disk",
+     "create [-t TYPE] [-a ide|buslogic|lsilogic|legacyESX] [--hw N] [--zeroed-grain]"
+     " [-b PARENT [--absolute]] FILE SIZE",
+     &cmd_create_help},
+    {"info", cmd_info, "describe a disk, its extents and its parent chain",
+     "info [--json] [--chain] [--ignore-cid] DISK", &cmd_info_help},
+    {"map", cmd_map, "show which link stores each range of a disk",
+     "map [--json] [--ignore-cid] DISK", &cmd_map_help},
+    {"convert", cmd_convert, "copy a disk (flattening its chain) into a new image",
+     "convert [-f vmdk|raw] [-O vmdk|raw] [-t TYPE] [-a ADAPTER] [--hw N] [-p] [--threads N]"
+     " SRC DST",
+     &cmd_convert_help},
+    {"compare", cmd_compare, "compare the contents of two disks",
+     "compare [-s] [-f vmdk|raw] [-F vmdk|raw] A B", &cmd_compare_help},
+    {"io", cmd_io, "read, write and verify bytes of a disk",
+     "io [-f vmdk|raw] [-r] DISK -c 'CMD' [-c 'CMD' ...]", &cmd_io_help},
+};
+
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static const char exit_table[] =
+    "0  success\n"
+    "1  compare: the contents differ; io: a read -P verification failed\n"
+    "2  usage error: bad command line\n"
+    "3  I/O error, no space left on the device, or out of memory\n"
+    "4  invalid or corrupt image, or a size beyond vmdkit's limits\n"
+    "5  valid image that uses a feature vmdkit does not handle\n"
+    "6  file not found (disk, extent or parent)\n"
+    "7  broken parent chain: CID or capacity mismatch, parent loop\n"
+    "8  locked by another writer\n"
+    "9  refused: read-only, file exists, path policy, invalid argument\n";
+
+static const char meta_synopsis[] = "--help | help [COMMAND] | COMMAND --help | --version";
+
+const struct cli_command *cli_find_command(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* Print TEXT with every line indented by INDENT spaces. */
+static void print_indented(FILE *f, const char *text, int indent)
+{
+    while (*text) {
+        const char *nl = strchr(text, '\n');
+        size_t len = nl ? (size_t)(nl - text) : strlen(text);
+        if (len > 0)
+            fprintf(f, "%*s%.*s", indent, "", (int)len, text);
+        fputc('\n', f);
+        text += len + (nl ? 1 : 0);
+    }
+}
+
+static void print_section(const char *title, const char *text)
+{
+    if (!text || !*text)
+        return;
+    printf("\n%s\n", title);
+    print_indented(stdout, text, 4);
+}
+
+void cli_print_command_help(const struct cli_command *cmd)
+{
+    const struct cli_help *h = cmd->help;
+    printf("NAME\n    vmdkit %s - %s\n", cmd->name, cmd->summary);
+    printf("\nSYNOPSIS\n    vmdkit %s\n", cmd->synopsis);
+    print_section("DESCRIPTION", h->description);
+    print_section("OPTIONS", h->options);
+    printf("\nEXIT STATUS\n");
+    if (h->exit_status && *h->exit_status) {
+        print_indented(stdout, h->exit_status, 4);
+        putchar('\n');
+    }
+    print_indented(stdout, exit_table, 4);
+    print_section("EXAMPLES", h->examples);
+}
+
+static void print_short_usage(FILE *f)
+{
+    fprintf(f, "Usage:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  vmdkit %s\n", commands[i].synopsis);
+    fprintf(f, "  vmdkit %s\n", meta_synopsis);
+}
+
+static void print_main_help(void)
+{
+    printf("vmdkit - read, write and create VMware virtual disks (VMDK)\n\n");
+    print_short_usage(stdout);
+    printf("\nCommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        printf("  %-9s %s\n", commands[i].name, commands[i].summary);
+    printf("\nOption accepted by every command that opens a disk:\n"
+           "  --allow-external-extents  follow extent files outside the descriptor's folder\n");
+    printf("\nSizes, offsets and lengths are bytes with an optional suffix k, m, g, t\n"
+           "(powers of 1024; KiB, MiB ... also accepted).\n");
+    printf("\nExit status:\n");
+    print_indented(stdout, exit_table, 2);
+    printf("\nRun 'vmdkit help COMMAND' or 'vmdkit COMMAND --help' for the manual of a command.\n");
+}
+
+static int unknown_command(const char *name)
+{
+    cli_errorf("'%s' is not a vmdkit command", name);
+    fprintf(stderr, "Try 'vmdkit --help' for the list of commands.\n");
+    return CLI_EXIT_USAGE;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    if (argc == 1) {
+        print_main_help();
+        return CLI_EXIT_OK;
+    }
+    if (argc > 2) {
+        cli_errorf("help: too many arguments");
+        fprintf(stderr, "Usage: vmdkit help [COMMAND]\n");
+        return CLI_EXIT_USAGE;
+    }
+    const struct cli_command *cmd = cli_find_command(argv[1]);
+    if (!cmd)
+        return unknown_command(argv[1]);
+    cli_print_command_help(cmd);
+    return CLI_EXIT_OK;
+}
+
+static int dispatch(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_short_usage(stderr);
+        fprintf(stderr, "Try 'vmdkit --help' for more information.\n");
+        return CLI_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
+        return cmd_help(1, argv + 1);
+    if (strcmp(name, "help") == 0)
+        return cmd_help(argc - 1, argv + 1);
+    if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0) {
+        printf("vmdkit %s\n", VMDKIT_VERSION);
+        return CLI_EXIT_OK;
+    }
+    const struct cli_command *cmd = cli_find_command(name);
+    if (!cmd) {
+        if (name[0] == '-') {
+            cli_errorf("unknown option '%s'", name);
+            fprintf(stderr, "Try 'vmdkit --help' for more information.\n");
+            return CLI_EXIT_USAGE;
+        }
+        return unknown_command(name);
+    }
+    opterr = 0; /* commands report bad options themselves, naming the command */
+    return cmd->fn(argc - 1, argv + 1);
+}
+
+int main(int argc, char **argv)
+{
+    int rc = dispatch(argc, argv);
+    /* output cut short (a full disk, a closed pipe) must not look like success */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        cli_errorf("error writing to standard output");
+        if (rc == CLI_EXIT_OK)
+            rc = CLI_EXIT_IO;
+    }
+    return rc;
+}
