@@ -56,6 +56,11 @@ int cmd_map(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_io(int argc, char **argv);
+int cmd_vmx(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
+int cmd_clone(int argc, char **argv);
+int cmd_commit(int argc, char **argv);
+int cmd_rebase(int argc, char **argv);
 
 extern const struct cli_help cmd_create_help;
 extern const struct cli_help cmd_info_help;
@@ -63,6 +68,11 @@ extern const struct cli_help cmd_map_help;
 extern const struct cli_help cmd_convert_help;
 extern const struct cli_help cmd_compare_help;
 extern const struct cli_help cmd_io_help;
+extern const struct cli_help cmd_vmx_help;
+extern const struct cli_help cmd_snapshot_help;
+extern const struct cli_help cmd_clone_help;
+extern const struct cli_help cmd_commit_help;
+extern const struct cli_help cmd_rebase_help;
 
 /* ---- errors and argument parsing (util.c) ---- */
 

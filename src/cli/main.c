@@ -30,6 +30,16 @@ static const struct cli_command commands[] = {
      "compare [-s] [-f vmdk|raw] [-F vmdk|raw] A B", &cmd_compare_help},
     {"io", cmd_io, "read, write and verify bytes of a disk",
      "io [-f vmdk|raw] [-r] DISK -c 'CMD' [-c 'CMD' ...]", &cmd_io_help},
+    {"vmx", cmd_vmx, "read or change one setting of a .vmx file",
+     "vmx get|set|unset FILE.vmx KEY [VALUE]", &cmd_vmx_help},
+    {"snapshot", cmd_snapshot, "add a delta (snapshot) on top of a disk",
+     "snapshot [--absolute] DISK", &cmd_snapshot_help},
+    {"clone", cmd_clone, "make a linked or full copy of a disk",
+     "clone [--linked [--absolute] | -t TYPE] [-p] SRC NEW", &cmd_clone_help},
+    {"commit", cmd_commit, "merge a delta into its parent",
+     "commit [--delete] [--force] [--root DIR] [-p] DISK", &cmd_commit_help},
+    {"rebase", cmd_rebase, "give a delta another parent",
+     "rebase [-u] [--absolute] [-p] -b NEWPARENT DISK", &cmd_rebase_help},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

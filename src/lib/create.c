@@ -141,7 +141,9 @@ int vk_create_sparse_extent(const char *path, uint64_t capacity_sectors, const c
     uint8_t *rgd = vk_calloc(1, (size_t)gd_bytes, e);
     if (!gd || !rgd)
         r = VMDKIT_ENOMEM;
-    /* every grain table is pre-allocated (zero-filled), as VMware does */
+    /* every grain table is pre-allocated, as VMware does; the tables are
+     * all zero, so they stay holes in the file until a grain is written
+     * (a new delta of a large disk then costs only a few KiB) */
     for (uint64_t i = 0; !r && i < gdes; i++) {
         vk_put32(rgd + 4 * i, (uint32_t)(h.rgd_offset_sectors + vk_gd_sectors(gdes) + i * gt_secs));
         vk_put32(gd + 4 * i, (uint32_t)(h.gd_offset_sectors + vk_gd_sectors(gdes) + i * gt_secs));
@@ -156,20 +158,6 @@ int vk_create_sparse_extent(const char *path, uint64_t capacity_sectors, const c
         r = vk_pwrite_full(fd, rgd, (size_t)gd_bytes, h.rgd_offset_sectors * VK_SECTOR, path, e);
     if (!r)
         r = vk_pwrite_full(fd, gd, (size_t)gd_bytes, h.gd_offset_sectors * VK_SECTOR, path, e);
-    if (!r) {
-        /* GTs occupy real space in VMware files; write them so the file is not sparse there */
-        size_t tbytes = (size_t)(gdes * gt_secs * VK_SECTOR);
-        uint8_t *zeros = vk_calloc(1, tbytes, e);
-        if (!zeros)
-            r = VMDKIT_ENOMEM;
-        if (!r)
-            r = vk_pwrite_full(fd, zeros, tbytes, (h.rgd_offset_sectors + vk_gd_sectors(gdes)) * VK_SECTOR,
-                               path, e);
-        if (!r)
-            r = vk_pwrite_full(fd, zeros, tbytes, (h.gd_offset_sectors + vk_gd_sectors(gdes)) * VK_SECTOR,
-                               path, e);
-        free(zeros);
-    }
     if (!r)
         r = vk_fdatasync(fd, path, e);
     if (!r) {
@@ -436,5 +424,150 @@ int vmdkit_create(const char *path, const vmdkit_create_opts *o, vmdkit_error *e
     }
 out:
     vk_descriptor_free(&d);
+    return r;
+}
+
+/* ---- deltas ---- */
+
+static bool is_split_type(const char *t)
+{
+    return t && (strcasecmp(t, "twoGbMaxExtentSparse") == 0 || strcasecmp(t, "twoGbMaxExtentFlat") == 0 ||
+                 strcasecmp(t, "2GbMaxExtentSparse") == 0 || strcasecmp(t, "2GbMaxExtentFlat") == 0);
+}
+
+/* Copy a ddb key from the parent when it has one. */
+static int inherit_ddb(vk_descriptor *d, const vk_descriptor *parent, const char *key, vk_err *e)
+{
+    const char *v = vk_descriptor_ddb_get(parent, key);
+    return v ? vk_descriptor_ddb_set(d, key, v, e) : 0;
+}
+
+int vk_parent_hint_for(const char *child_path, const char *parent_path, bool absolute, char **hint,
+                       vk_err *e)
+{
+    if (absolute) {
+        *hint = vk_path_absolute(parent_path, e);
+    } else {
+        char *dir = vk_path_dirname(child_path, e);
+        *hint = dir ? vk_path_relative(dir, parent_path, e) : NULL;
+        free(dir);
+    }
+    return *hint ? 0 : (e ? e->code : VMDKIT_ENOMEM);
+}
+
+int vmdkit_create_delta(const char *parent_path, const char *new_path, bool absolute_hint,
+                        vmdkit_error *err)
+{
+    vk_err local;
+    vk_err *e = err ? err : &local;
+    e->code = 0;
+    e->msg[0] = 0;
+    vmdkit_disk *pd;
+    int r = vmdkit_open(parent_path, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_PARENT, &pd, e);
+    if (r)
+        return r;
+    vk_link *p = pd->top;
+    vk_descriptor d;
+    memset(&d, 0, sizeof d);
+    if (p->raw) {
+        r = vk_fail(e, VMDKIT_EINVAL, "%s: a raw image cannot be a parent; convert it to VMDK first",
+                    parent_path);
+        goto out;
+    }
+    bool split = is_split_type(p->desc.create_type);
+    const char *adapter = vk_descriptor_ddb_get(&p->desc, "ddb.adapterType");
+    if (!adapter || !adapter_valid(adapter))
+        adapter = "ide";
+    const char *hw = vk_descriptor_ddb_get(&p->desc, "ddb.virtualHWVersion");
+    int hwv = hw ? atoi(hw) : 0;
+    uint64_t cap = p->capacity_sectors;
+    if (!split && cap >= VK_MAX_EXTENT_FILE_SECTORS)
+        split = true; /* a monolithic sparse file cannot address that much */
+    if ((r = vk_create_descriptor(&d, split ? "twoGbMaxExtentSparse" : "monolithicSparse", cap, adapter,
+                                  hwv, e)))
+        goto out;
+    /* the parent's geometry and tools version, not a recomputed one */
+    if ((r = inherit_ddb(&d, &p->desc, "ddb.geometry.cylinders", e)) ||
+        (r = inherit_ddb(&d, &p->desc, "ddb.geometry.heads", e)) ||
+        (r = inherit_ddb(&d, &p->desc, "ddb.geometry.sectors", e)) ||
+        (r = inherit_ddb(&d, &p->desc, "ddb.toolsVersion", e)))
+        goto out;
+    d.parent_cid = p->desc.cid;
+    if ((r = vk_parent_hint_for(new_path, parent_path, absolute_hint, &d.parent_hint, e)))
+        goto out;
+    if (split) {
+        r = create_split(new_path, &d, cap, true, false, e);
+    } else {
+        if ((r = check_free(new_path, e)))
+            goto out;
+        if ((r = vk_descriptor_add_extent(&d, VK_ACCESS_RW, cap, VK_EXT_SPARSE,
+                                          vk_path_basename(new_path), false, 0, e)))
+            goto out;
+        char *text;
+        size_t len;
+        if ((r = vk_descriptor_format(&d, &text, &len, e)))
+            goto out;
+        r = vk_create_sparse_extent(new_path, cap, text, false, e);
+        free(text);
+    }
+out:
+    vk_descriptor_free(&d);
+    vmdkit_close(pd, NULL);
+    return r;
+}
+
+/* "dir/Base-000003.vmdk" -> stem "dir/Base" (a trailing -NNNNNN is dropped). */
+static char *snapshot_stem(const char *path, vk_err *e)
+{
+    const char *base = vk_path_basename(path);
+    const char *dot = strrchr(base, '.');
+    size_t len = dot ? (size_t)(dot - path) : strlen(path);
+    if (len >= 7 && path[len - 7] == '-' && (size_t)(path + len - 7 - base) > 0) {
+        bool digits = true;
+        for (size_t i = len - 6; i < len; i++)
+            digits = digits && path[i] >= '0' && path[i] <= '9';
+        if (digits)
+            len -= 7;
+    }
+    char *stem = vk_malloc(len + 1, e);
+    if (stem) {
+        memcpy(stem, path, len);
+        stem[len] = 0;
+    }
+    return stem;
+}
+
+int vmdkit_snapshot(const char *disk_path, bool absolute_hint, char *new_path, size_t new_path_size,
+                    vmdkit_error *err)
+{
+    vk_err local;
+    vk_err *e = err ? err : &local;
+    char *stem = snapshot_stem(disk_path, e);
+    if (!stem)
+        return VMDKIT_ENOMEM;
+    int r = VMDKIT_EEXIST;
+    for (unsigned n = 1; n <= 999999; n++) {
+        char cand[4096];
+        int len = snprintf(cand, sizeof cand, "%s-%06u.vmdk", stem, n);
+        if (len < 0 || (size_t)len >= sizeof cand || (size_t)len >= new_path_size) {
+            r = vk_fail(e, VMDKIT_ELIMIT, "%s: path too long", disk_path);
+            break;
+        }
+        struct stat st;
+        char *s001 = vk_path_with_suffix(cand, "-s001", NULL);
+        bool taken = lstat(cand, &st) == 0 || (s001 && lstat(s001, &st) == 0);
+        free(s001);
+        if (taken)
+            continue; /* numbers of deleted snapshots are reused */
+        r = vmdkit_create_delta(disk_path, cand, absolute_hint, e);
+        if (r == VMDKIT_EEXIST)
+            continue; /* lost a race with another creator */
+        if (!r)
+            memcpy(new_path, cand, (size_t)len + 1);
+        break;
+    }
+    if (r == VMDKIT_EEXIST)
+        vk_fail(e, r, "%s: no free snapshot number", disk_path);
+    free(stem);
     return r;
 }

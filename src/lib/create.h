@@ -26,4 +26,9 @@ int vk_create_stream_descriptor(const char *path, uint64_t cap, const char *adap
 /* Validate create options; *cap receives the capacity in sectors. */
 int vk_create_check_opts(const char *path, const vmdkit_create_opts *o, uint64_t *cap, vk_err *e);
 
+/* parentFileNameHint for a child at CHILD_PATH naming PARENT_PATH: relative
+ * to the child's folder and normalised, or absolute. */
+int vk_parent_hint_for(const char *child_path, const char *parent_path, bool absolute, char **hint,
+                       vk_err *e);
+
 #endif

@@ -87,6 +87,7 @@ int vmdkit_open(const char *path, unsigned flags, vmdkit_disk **out, vmdkit_erro
     int r = vk_link_open(path, rw, flags, &d->top, e);
     if (!r) {
         d->n_links = 1;
+        d->top->cid_updated = (flags & VK_OPEN_KEEP_CID) != 0;
         r = open_parents(d, flags, e);
     }
     if (r) {

@@ -53,6 +53,7 @@ struct vk_extent {
     uint64_t start_sector;      /* first virtual sector of the link it covers */
     uint64_t size_sectors;
     uint64_t offset_sectors;    /* FLAT offset inside the file */
+    uint64_t grain_sectors;     /* allocation unit of sparse drivers, 0 otherwise */
     int fd;                     /* -1 when none */
     bool writable;
     void *priv;                 /* driver state */

@@ -771,6 +771,7 @@ int vk_sparse_open(vk_extent *x, vk_err *e)
     /* grains go at the grain-aligned end of the file, never inside metadata */
     uint64_t gs = p->h.grain_sectors;
     p->next_alloc = vk_div_round_up(vk_max(p->file_sectors, p->h.overhead_sectors), gs) * gs;
+    x->grain_sectors = gs;
     x->ops = &sparse_ops;
     return 0;
 fail:

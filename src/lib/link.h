@@ -11,6 +11,11 @@
 
 typedef struct vk_link vk_link;
 
+/* Internal open flag: content writes keep the link's CID (for operations
+ * that rewrite storage without changing what the disk reads, such as
+ * commit into a parent or a safe rebase). */
+#define VK_OPEN_KEEP_CID (1u << 30)
+
 struct vk_link {
     char *path;               /* descriptor (or monolithic sparse file) */
     vk_descriptor desc;

@@ -1,0 +1,76 @@
+/* cmd_commit.c - vmdkit commit: merge a delta into its parent. */
+#include <getopt.h>
+
+#include "cli.h"
+
+const struct cli_help cmd_commit_help = {
+    .description =
+        "Merge the delta DISK into its parent: every range DISK stores is written into\n"
+        "the parent, and disks whose parent is DISK are re-pointed at the parent (hint\n"
+        "and parentCID), so every chain stays valid.  The parent is the only file\n"
+        "written besides those children's descriptors.\n"
+        "\n"
+        "The commit is refused when the parent has other dependents (other snapshots\n"
+        "or linked clones, found by scanning --root): their content would change.\n"
+        "--force commits anyway and gives the parent a new CID so those dependents\n"
+        "report the change instead of reading wrong data.\n"
+        "\n"
+        "An interruption at any point leaves either the old chain or the new one.",
+    .options =
+        "--delete\n"
+        "    Remove DISK's files after the commit.\n"
+        "--force\n"
+        "    Commit even when the parent has other dependents.\n"
+        "--root DIR\n"
+        "    Where to look for dependents besides DISK's folder (default: the folder\n"
+        "    that holds the parent's folder, e.g. the library of VM folders).\n"
+        "-p\n"
+        "    Show progress on a terminal.\n"
+        "-h, --help\n"
+        "    Show this manual.",
+    .exit_status = "7  the parent has other dependents (without --force), or the chain is broken\n",
+    .examples =
+        "vmdkit commit --delete Base-000001.vmdk\n"
+        "vmdkit commit --root ~/VMs Base-000002.vmdk",
+};
+
+enum { OPT_DELETE = 256, OPT_FORCE, OPT_ROOT };
+
+static const struct option longopts[] = {
+    {"delete", no_argument, NULL, OPT_DELETE},
+    {"force", no_argument, NULL, OPT_FORCE},
+    {"root", required_argument, NULL, OPT_ROOT},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+int cmd_commit(int argc, char **argv)
+{
+    unsigned flags = 0;
+    const char *root = NULL;
+    bool progress = false;
+    int c;
+    while ((c = getopt_long(argc, argv, ":ph", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_DELETE: flags |= VMDKIT_COMMIT_DELETE; break;
+        case OPT_FORCE: flags |= VMDKIT_COMMIT_FORCE; break;
+        case OPT_ROOT: root = optarg; break;
+        case 'p': progress = true; break;
+        case 'h':
+            cli_print_command_help(cli_find_command("commit"));
+            return CLI_EXIT_OK;
+        default:
+            return cli_bad_option("commit", argc, argv, c);
+        }
+    }
+    if (argc - optind != 1)
+        return cli_usage_error("commit", argc - optind == 0 ? "missing DISK" : "too many arguments");
+    struct cli_progress pg;
+    cli_progress_init(&pg, progress);
+    vmdkit_error err = {0};
+    int rc = vmdkit_commit(argv[optind], flags, root, cli_progress_cb, &pg, &err);
+    cli_progress_done(&pg, rc == 0);
+    if (rc < 0)
+        return cli_fail(rc, err.msg);
+    return CLI_EXIT_OK;
+}

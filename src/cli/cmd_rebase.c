@@ -1,0 +1,75 @@
+/* cmd_rebase.c - vmdkit rebase: give a delta another parent. */
+#include <getopt.h>
+
+#include "cli.h"
+
+const struct cli_help cmd_rebase_help = {
+    .description =
+        "Change the parent of the delta DISK to NEWPARENT.\n"
+        "\n"
+        "By default the rebase is safe: wherever the content under the old parent\n"
+        "differs from the content under NEWPARENT, the old content is copied into\n"
+        "DISK, so DISK reads exactly as before.  With -b \"\" DISK becomes independent\n"
+        "of any parent.\n"
+        "\n"
+        "With -u only the parentFileNameHint and parentCID are rewritten: use it after\n"
+        "moving files by hand, when NEWPARENT is the same content at a new place.  It\n"
+        "checks that NEWPARENT is a VMDK of the same capacity.",
+    .options =
+        "-b NEWPARENT\n"
+        "    The new parent (required; \"\" for none).\n"
+        "-u\n"
+        "    Unsafe: rewrite only the hint and parentCID.\n"
+        "--absolute\n"
+        "    Store NEWPARENT as an absolute path.\n"
+        "-p\n"
+        "    Show progress on a terminal.\n"
+        "-h, --help\n"
+        "    Show this manual.",
+    .exit_status = "",
+    .examples =
+        "vmdkit rebase -b ../Base.vmwarevm/Base.vmdk Clone.vmdk\n"
+        "vmdkit rebase -u -b /new/place/Base.vmdk Clone.vmdk",
+};
+
+enum { OPT_ABSOLUTE = 256 };
+
+static const struct option longopts[] = {
+    {"absolute", no_argument, NULL, OPT_ABSOLUTE},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+int cmd_rebase(int argc, char **argv)
+{
+    const char *parent = NULL;
+    bool unsafe = false, absolute = false, progress = false;
+    int c;
+    while ((c = getopt_long(argc, argv, ":b:uph", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'b': parent = optarg; break;
+        case 'u': unsafe = true; break;
+        case 'p': progress = true; break;
+        case OPT_ABSOLUTE: absolute = true; break;
+        case 'h':
+            cli_print_command_help(cli_find_command("rebase"));
+            return CLI_EXIT_OK;
+        default:
+            return cli_bad_option("rebase", argc, argv, c);
+        }
+    }
+    if (!parent)
+        return cli_usage_error("rebase", "missing -b NEWPARENT");
+    if (argc - optind != 1)
+        return cli_usage_error("rebase", argc - optind == 0 ? "missing DISK" : "too many arguments");
+    if (unsafe && !*parent)
+        return cli_usage_error("rebase", "-u needs a NEWPARENT");
+    struct cli_progress pg;
+    cli_progress_init(&pg, progress);
+    vmdkit_error err = {0};
+    int rc = vmdkit_rebase(argv[optind], parent, unsafe, absolute, cli_progress_cb, &pg, &err);
+    cli_progress_done(&pg, rc == 0);
+    if (rc < 0)
+        return cli_fail(rc, err.msg);
+    return CLI_EXIT_OK;
+}
