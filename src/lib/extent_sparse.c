@@ -363,11 +363,11 @@ static int get_table_for_write(vk_extent *x, uint64_t gdi, uint32_t **gt, size_t
         gt_slot *s = &p->slots[slot];
         if (s->valid && s->dirty && (r = sparse_flush(x, e)))
             return r;
+        /* table and redundant table share one grain-aligned reservation */
         uint64_t at = 0, rat = 0;
-        if ((r = reserve(x, p->gt_sectors, &at, e)))
+        if ((r = reserve(x, p->rgd ? 2 * (uint64_t)p->gt_sectors : p->gt_sectors, &at, e)))
             return r;
-        if (p->rgd && (r = reserve(x, p->gt_sectors, &rat, e)))
-            return r;
+        rat = p->rgd ? at + p->gt_sectors : 0;
         p->gd[gdi] = (uint32_t)at;
         if (p->rgd)
             p->rgd[gdi] = (uint32_t)rat;
