@@ -334,7 +334,7 @@ static int parse_kv(parser *p, const char *s, size_t klen, const char *v, size_t
         return put_kv(p, &d->header_extra, &d->n_header_extra, &p->extra_cap, key, value);
 
     if (strcasecmp(key, "version") == 0) {
-        uint64_t ver;
+        uint64_t ver = 0;
         int pr = parse_dec(value, strlen(value), &ver);
         if (pr == -1)
             r = perr(p, VMDKIT_EFORMAT, "version", "\"%s\" is not a number",

@@ -1,0 +1,103 @@
+/* vmx.h - VMware virtual machine configuration (.vmx) files: a parser that
+ * keeps every byte, so an edit changes only the line it touches.
+ *
+ * A .vmx file is a list of lines of the form (VMware's own grammar)
+ *     <ws> key <ws> = <ws> "quoted value" <ws> [# comment]
+ *     <ws> key <ws> = <ws> bare-value <ws> [# comment]
+ *     <ws> key <ws> = <ws> [# comment]          (the empty string)
+ *     <ws> [# comment]
+ * where <ws> is spaces and tabs, a key holds no whitespace, '=', '#', '"'
+ * or control character, a bare value holds no whitespace or '#', and a
+ * quoted value holds no '"'.  Inside values VMware escapes bytes as |XX
+ * (two hex digits): '"' is |22, '|' is |7C, control characters other than
+ * tab are |0A and so on.  Lines end in LF or CRLF; the last line may lack
+ * an ending; a UTF-8 byte order mark may start the file.  Keys are
+ * compared without regard to ASCII case, as VMware does; when a key appears
+ * twice, the last line wins.
+ */
+#ifndef VK_VMX_H
+#define VK_VMX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "vk.h"
+
+/* Largest .vmx accepted (bytes): real ones are a few KiB. */
+#define VK_VMX_MAX_BYTES (4u << 20)
+
+/* The parsed file.  The public vmdkit_vmx handle is the same object. */
+typedef struct vmdkit_vmx vk_vmx;
+
+/*
+ * Read and parse the file at PATH (at most VK_VMX_MAX_BYTES, else
+ * VMDKIT_ELIMIT).  A line that fits none of the forms above, an
+ * unterminated quote, a NUL byte or a |00 escape is VMDKIT_EFORMAT naming
+ * the file and the line number.  On success *out owns the result.
+ */
+int vk_vmx_load(const char *path, vk_vmx **out, vk_err *e);
+
+/* Parse LEN bytes of DATA as if read from PATH (PATH names the file in
+ * messages and is where vk_vmx_save writes). */
+int vk_vmx_parse(const char *path, const char *data, size_t len, vk_vmx **out, vk_err *e);
+
+/* The file this object was read from. */
+const char *vk_vmx_path(const vk_vmx *v);
+
+/*
+ * The decoded value of KEY (case-insensitive), or NULL when absent.  The
+ * string belongs to V and stays valid until V is changed or freed.
+ */
+const char *vk_vmx_get(const vk_vmx *v, const char *key);
+
+/*
+ * Give KEY the value VALUE.  An existing line (the last one when the key
+ * appears twice) keeps its key spelling, its spacing around '=', its quoting
+ * and its trailing comment; only the value bytes change (a bare value that
+ * would not stay one token gets quotes).  An absent key is appended as
+ * `KEY = "VALUE"` with the file's line ending.  VALUE is escaped with |XX
+ * as VMware does.  A KEY that could not be read back (empty, or holding
+ * whitespace, '=', '#', '"' or control characters) is VMDKIT_EINVAL.
+ */
+int vk_vmx_set(vk_vmx *v, const char *key, const char *value, vk_err *e);
+
+/* Remove every line holding KEY; VMDKIT_ENOENT ("FILE: KEY: no such key")
+ * when there is none. */
+int vk_vmx_unset(vk_vmx *v, const char *key, vk_err *e);
+
+/*
+ * Walk the entries in file order, duplicates included: start with *POS = 0;
+ * each call that returns true sets *KEY (as spelled in the file) and *VALUE
+ * (decoded) and advances *POS.  Returns false after the last entry.
+ */
+bool vk_vmx_next(const vk_vmx *v, size_t *pos, const char **key, const char **value);
+
+/* The whole file as bytes (byte-identical to the input when unchanged).
+ * Caller frees *data. */
+int vk_vmx_serialize(const vk_vmx *v, char **data, size_t *len, vk_err *e);
+
+/* Write the file back to its path atomically (temporary file, fsync,
+ * rename, folder fsync). */
+int vk_vmx_save(const vk_vmx *v, vk_err *e);
+
+void vk_vmx_free(vk_vmx *v);
+
+/* One virtual hard disk named by a .vmx. */
+typedef struct vk_vmx_disk {
+    char *slot;  /* controller slot as spelled in the file: "scsi0:0", "nvme0:1" ... */
+    char *file;  /* its fileName value: a .vmdk path, relative to the .vmx's folder
+                    or absolute */
+} vk_vmx_disk;
+
+/*
+ * The hard disks of the machine, in the order their fileName lines appear:
+ * every slot scsiN:M, sataN:M, ideN:M or nvmeN:M (any ASCII case) whose
+ * fileName ends in ".vmdk" (any case), whose present is not false ("FALSE",
+ * "no" or "0"; an absent present counts as true) and whose deviceType is
+ * absent or a hard-disk type ("disk", "plainDisk", "rawDisk",
+ * "scsi-hardDisk", "ata-hardDisk").  CD-ROM images, passthrough devices and
+ * ".iso" files are left out.  Free with vk_vmx_disks_free.
+ */
+int vk_vmx_disks(const vk_vmx *v, vk_vmx_disk **out, size_t *n, vk_err *e);
+void vk_vmx_disks_free(vk_vmx_disk *disks, size_t n);
+
+#endif
