@@ -20,7 +20,9 @@ typedef struct vk_stream_writer vk_stream_writer;
 /*
  * Create PATH (must not exist; O_EXCL) for CAPACITY_SECTORS of virtual disk
  * with DESCRIPTOR text embedded.  THREADS compression workers (0 = number
- * of online CPUs); LEVEL is the libdeflate level (1..12, 0 = default 6).
+ * of online CPUs); LEVEL is the libdeflate level (1..12, 0 = default 5).
+ * Grains that look incompressible (flat byte histogram, no repeats) are
+ * stored in zlib stored blocks without trying to compress them.
  */
 int vk_stream_writer_open(const char *path, uint64_t capacity_sectors, const char *descriptor,
                           int threads, int level, vk_stream_writer **out, vk_err *e);
@@ -38,7 +40,8 @@ int vk_stream_writer_put(vk_stream_writer *w, uint64_t grain_index, const void *
                          vk_err *e);
 
 /* Write the remaining tables, GD, footer and EOS; fdatasync; close.
- * Frees W. */
+ * Frees W.  On failure (including an earlier failed put) the partial file
+ * is removed. */
 int vk_stream_writer_finish(vk_stream_writer *w, vk_err *e);
 
 /* Discard: stop workers, close and unlink the partial file, free W. */
