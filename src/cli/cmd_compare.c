@@ -16,6 +16,12 @@ const struct cli_help cmd_compare_help = {
     .options =
         "-s, --strict\n"
         "    Disks of different sizes are different ('Strict mode: Image size mismatch!').\n"
+        "--json\n"
+        "    Print a JSON object instead: identical (true or false), first-difference\n"
+        "    (the first differing byte offset, or null), size-a and size-b.\n"
+        "-p, --progress[=bar|json]\n"
+        "    Show progress on standard error: a bar on a terminal (nothing when it is\n"
+        "    not a terminal), or with --progress=json one JSON object per line.\n"
         "-f vmdk|raw\n"
         "    Format of A (default: detected).\n"
         "-F vmdk|raw\n"
@@ -27,13 +33,16 @@ const struct cli_help cmd_compare_help = {
     .exit_status = "0 means the contents are identical, 1 that they differ.",
     .examples =
         "vmdkit compare disk.vmdk disk.raw\n"
-        "vmdkit compare -s -F raw copy.vmdk original.img",
+        "vmdkit compare -s -F raw copy.vmdk original.img\n"
+        "vmdkit compare --json a.vmdk b.vmdk | jq '.\"first-difference\"'",
 };
 
-enum { OPT_ALLOW_EXTERNAL = 256 };
+enum { OPT_ALLOW_EXTERNAL = 256, OPT_JSON };
 
 static const struct option longopts[] = {
     {"strict", no_argument, NULL, 's'},
+    {"json", no_argument, NULL, OPT_JSON},
+    CLI_PROGRESS_LONGOPT,
     {"allow-external-extents", no_argument, NULL, OPT_ALLOW_EXTERNAL},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -89,16 +98,40 @@ static int first_nonzero(vmdkit_disk *disk, uint64_t from, bool *found, uint64_t
     return rc;
 }
 
-static int compare_disks(vmdkit_disk *a, vmdkit_disk *b, bool strict)
+struct compare_opts {
+    bool strict, json;
+    enum cli_progress_mode progress;
+};
+
+/* The verdict as JSON: FIRST_DIFF is NULL when there is no offset to give. */
+static int print_json(bool identical, const uint64_t *first_diff, uint64_t size_a,
+                      uint64_t size_b)
+{
+    json_object *o = json_object_new_object();
+    cli_json_add_bool(o, "identical", identical);
+    json_object_object_add(o, "first-difference",
+                           first_diff ? json_object_new_uint64(*first_diff) : NULL);
+    cli_json_add_u64(o, "size-a", size_a);
+    cli_json_add_u64(o, "size-b", size_b);
+    int rc = cli_json_print(o);
+    return rc ? rc : identical ? CLI_EXIT_OK : CLI_EXIT_DIFFERENT;
+}
+
+static int compare_disks(vmdkit_disk *a, vmdkit_disk *b, const struct compare_opts *o)
 {
     uint64_t size_a = vmdkit_size(a), size_b = vmdkit_size(b);
-    if (strict && size_a != size_b) {
+    if (o->strict && size_a != size_b) {
+        if (o->json)
+            return print_json(false, NULL, size_a, size_b);
         printf("Strict mode: Image size mismatch!\n");
         return CLI_EXIT_DIFFERENT;
     }
     uint64_t diff = 0;
     vmdkit_error err = {0};
-    int e = vmdkit_compare(a, b, &diff, NULL, NULL, &err);
+    struct cli_progress prog;
+    cli_progress_start(&prog, o->progress);
+    int e = vmdkit_compare(a, b, &diff, prog.enabled ? cli_progress_cb : NULL, &prog, &err);
+    cli_progress_done(&prog, e >= 0);
     if (e < 0)
         return cli_fail(e, err.msg);
     uint64_t common = size_a < size_b ? size_a : size_b;
@@ -110,6 +143,8 @@ static int compare_disks(vmdkit_disk *a, vmdkit_disk *b, bool strict)
             return rc;
         e = found ? 1 : 0;
     }
+    if (o->json)
+        return print_json(e == 0, e == 0 ? NULL : &diff, size_a, size_b);
     if (e == 0) {
         printf("Images are identical.\n");
         return CLI_EXIT_OK;
@@ -122,12 +157,19 @@ int cmd_compare(int argc, char **argv)
 {
     enum cli_format fmt_a = CLI_FMT_AUTO, fmt_b = CLI_FMT_AUTO;
     unsigned flags = VMDKIT_OPEN_RDONLY;
-    bool strict = false;
+    struct compare_opts opts = {.progress = CLI_PROGRESS_NONE};
     int c;
-    while ((c = getopt_long(argc, argv, ":sf:F:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":sf:F:ph", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
-            strict = true;
+            opts.strict = true;
+            break;
+        case OPT_JSON:
+            opts.json = true;
+            break;
+        case 'p':
+            if (!cli_parse_progress(optarg, &opts.progress))
+                return cli_usage_error("compare", "unknown progress format '%s'", optarg);
             break;
         case 'f':
         case 'F':
@@ -158,7 +200,7 @@ int cmd_compare(int argc, char **argv)
         vmdkit_close(a, NULL);
         return rc;
     }
-    rc = compare_disks(a, b, strict);
+    rc = compare_disks(a, b, &opts);
     int crc_b = cli_close(b);
     int crc_a = cli_close(a);
     return rc ? rc : crc_b ? crc_b : crc_a;

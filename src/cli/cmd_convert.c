@@ -26,8 +26,10 @@ const struct cli_help cmd_convert_help = {
         "    Adapter type of a VMDK DST (default ide).\n"
         "--hw N\n"
         "    Virtual hardware version of a VMDK DST (default 4).\n"
-        "-p, --progress\n"
-        "    Show progress as (NN.NN/100%) on standard error when it is a terminal.\n"
+        "-p, --progress[=bar|json]\n"
+        "    Show progress on standard error: a bar with percent, throughput and time\n"
+        "    left when standard error is a terminal (nothing otherwise), or with\n"
+        "    --progress=json one JSON object per line (see docs/json.md).\n"
         "--threads N\n"
         "    Compression threads for streamOptimized output (default 0: one per CPU).\n"
         "--allow-external-extents\n"
@@ -47,7 +49,7 @@ static const struct option longopts[] = {
     {"type", required_argument, NULL, 't'},
     {"adapter", required_argument, NULL, 'a'},
     {"hw", required_argument, NULL, OPT_HW},
-    {"progress", no_argument, NULL, 'p'},
+    CLI_PROGRESS_LONGOPT,
     {"threads", required_argument, NULL, OPT_THREADS},
     {"allow-external-extents", no_argument, NULL, OPT_ALLOW_EXTERNAL},
     {"help", no_argument, NULL, 'h'},
@@ -59,7 +61,8 @@ int cmd_convert(int argc, char **argv)
     vmdkit_convert_opts opts = {.vmdk = {.type = VMDKIT_MONOLITHIC_SPARSE}};
     unsigned flags = VMDKIT_OPEN_RDONLY;
     enum cli_format src_fmt = CLI_FMT_AUTO, dst_fmt = CLI_FMT_VMDK;
-    bool progress = false, vmdk_opts = false;
+    enum cli_progress_mode progress = CLI_PROGRESS_NONE;
+    bool vmdk_opts = false;
     int c;
     while ((c = getopt_long(argc, argv, ":f:O:t:a:ph", longopts, NULL)) != -1) {
         switch (c) {
@@ -95,7 +98,8 @@ int cmd_convert(int argc, char **argv)
             break;
         }
         case 'p':
-            progress = true;
+            if (!cli_parse_progress(optarg, &progress))
+                return cli_usage_error("convert", "unknown progress format '%s'", optarg);
             break;
         case OPT_THREADS: {
             long n;
@@ -134,7 +138,7 @@ int cmd_convert(int argc, char **argv)
         return rc;
 
     struct cli_progress prog;
-    cli_progress_init(&prog, progress);
+    cli_progress_start(&prog, progress);
     if (prog.enabled) {
         opts.progress = cli_progress_cb;
         opts.progress_opaque = &prog;

@@ -232,6 +232,9 @@ static json_object *json_link(const vmdkit_link_info *li)
     cli_json_add_str(o, "format", li->raw ? "raw" : "vmdk");
     cli_json_add_u64(o, "virtual-size", li->capacity_bytes);
     cli_json_add_u64(o, "actual-size", link_host_bytes(li));
+    /* qemu-img's cluster-size of a sparse VMDK: the grain of its first extent */
+    if (li->n_extents > 0 && li->extents[0].sparse.present)
+        cli_json_add_u64(o, "cluster-size", li->extents[0].sparse.grain_sectors * VMDKIT_SECTOR_SIZE);
     if (!li->raw) {
         cli_json_add_str(o, "create-type", li->create_type);
         cli_json_add_hex32(o, "cid", li->cid);
@@ -258,6 +261,8 @@ static json_object *json_link(const vmdkit_link_info *li)
     json_object_object_add(o, "extents", ext);
     cli_json_add_str(o, "backing-filename", li->parent_hint);
     cli_json_add_str(o, "full-backing-filename", li->parent_path);
+    if (li->parent_hint)
+        cli_json_add_str(o, "backing-filename-format", "vmdk");
     return o;
 }
 

@@ -17,9 +17,10 @@ const struct cli_help cmd_map_help = {
         "Columns: offset, length (hexadecimal bytes), type, link, file.",
     .options =
         "--json\n"
-        "    Print a JSON array of {start, length, type, data, zero, depth, file}\n"
-        "    (start, length, data, zero and depth as in 'qemu-img map --output=json';\n"
-        "    depth is the link index, or the number of links for unallocated runs).\n"
+        "    Print a JSON array of {start, length, type, data, zero, present, depth,\n"
+        "    file} (start, length, data, zero, present and depth as in 'qemu-img map\n"
+        "    --output=json': depth is the link that stores the run, or the last link\n"
+        "    for runs no link stores, whose present is false).\n"
         "--ignore-cid\n"
         "    Open the chain even when a parent's CID does not match the child's\n"
         "    parentCID.\n"
@@ -75,7 +76,10 @@ static void emit(struct map_out *m, const struct run *r)
         cli_json_add_str(o, "type", type_name(r->alloc, true));
         cli_json_add_bool(o, "data", r->alloc == VMDKIT_ALLOC_DATA);
         cli_json_add_bool(o, "zero", r->alloc != VMDKIT_ALLOC_DATA);
-        cli_json_add_u64(o, "depth", r->link >= 0 ? (uint64_t)r->link : (uint64_t)m->n_links);
+        cli_json_add_bool(o, "present", r->alloc != VMDKIT_ALLOC_UNALLOC);
+        /* like qemu-img: a run no link stores was looked for down to the last link */
+        cli_json_add_u64(o, "depth", r->link >= 0 ? (uint64_t)r->link
+                                                  : (uint64_t)(m->n_links > 0 ? m->n_links - 1 : 0));
         cli_json_add_str(o, "file", path);
         json_object_array_add(m->array, o);
         return;
