@@ -6,41 +6,74 @@
 
 const struct cli_help cmd_clone_help = {
     .description =
-        "Copy the disk SRC to NEW.\n"
+        "Copy the disk SRC to NEW, or the virtual machine SRC into the new folder NEW.\n"
         "\n"
-        "With --linked, NEW is a delta whose parent is SRC's current top link: it holds\n"
-        "no data, takes milliseconds whatever the disk size, and reads everything it\n"
-        "does not store from SRC.  Its parentFileNameHint is the normalised path of SRC\n"
-        "relative to NEW's folder (e.g. ../Base.vmwarevm/Base.vmdk).  SRC must not be\n"
-        "written afterwards (take a snapshot of it first if it is in use: see\n"
-        "vmdkit snapshot).\n"
+        "Disks.  With --linked, NEW is a delta whose parent is SRC's current top link:\n"
+        "it holds no data, takes milliseconds whatever the disk size, and reads\n"
+        "everything it does not store from SRC.  Its parentFileNameHint is the\n"
+        "normalised path of SRC relative to NEW's folder (e.g.\n"
+        "../Base.vmwarevm/Base.vmdk).  SRC must not be written afterwards (take a\n"
+        "snapshot of it first if it is in use: see vmdkit snapshot).  Without\n"
+        "--linked, NEW is a full, independent copy: the chain is flattened into a disk\n"
+        "of TYPE (default: the createType of SRC's base when it is one vmdkit writes,\n"
+        "else monolithicSparse) keeping SRC's adapter type and hardware version.\n"
         "\n"
-        "Without --linked, NEW is a full, independent copy: the chain is flattened\n"
-        "into a disk of TYPE (default: the createType of SRC's base when it is one\n"
-        "vmdkit writes, else monolithicSparse) keeping SRC's adapter type and hardware\n"
-        "version.",
+        "Virtual machines.  SRC is a .vmwarevm bundle, a VM folder holding one .vmx,\n"
+        "or a .vmx file; it must be shut down.  NEW, a folder that must not exist\n"
+        "(end it in .vmwarevm for a Fusion bundle), receives NAME.vmx, a copy of the\n"
+        "nvram (NAME.nvram) and .vmxf, and one disk per disk of SRC: NAME.vmdk,\n"
+        "NAME-2.vmdk ... in the order of the .vmx.  NAME is --name, or NEW's last\n"
+        "component without .vmwarevm.\n"
+        "\n"
+        "The clone's .vmx keeps every line and comment of SRC's except: displayName\n"
+        "is NAME; disk fileNames, nvram and extendedConfigFile name the clone's files;\n"
+        "uuid.bios, uuid.location, vc.uuid, ethernetN.generatedAddress and\n"
+        "ethernetN.generatedAddressOffset are removed, so VMware gives the clone a new\n"
+        "identity and new MAC addresses; suspend state (checkpoint.vmState*,\n"
+        "suspend.vmState), sched.swap.derivedName and every snapshot.* key are\n"
+        "removed; the .vmsd (snapshot list) is not copied.\n"
+        "\n"
+        "With --linked the source is frozen first: each of its disks gets a new delta\n"
+        "(as vmdkit snapshot VM does) and its .vmx names them, so the links it wrote\n"
+        "to become read-only parents that nothing writes again.  The clone's disks\n"
+        "are deltas of those parents with relative hints\n"
+        "(../Base.vmwarevm/Base.vmdk), and its .vmx records its origin as\n"
+        "Workstation does (cloneOf0 = the source .vmx's absolute path, numCloneOf =\n"
+        "1).  Nothing else is written in the source's folder.  Without --linked every\n"
+        "disk is flattened (see above) and the source is only read.\n"
+        "\n"
+        "The clone is built in a hidden folder next to NEW (.NAME.vmdkit-tmp-XXXXXX)\n"
+        "and renamed to NEW when complete: an interruption never leaves a half clone\n"
+        "under NEW.  On failure the freeze of the source is undone.  The clone's .vmx\n"
+        "is printed, then (linked) the disks the source writes to from now on.",
     .options =
         "--linked\n"
-        "    Make a linked clone (a delta) instead of a full copy.\n"
+        "    Make a linked clone (deltas) instead of a full copy.\n"
         "--absolute\n"
-        "    With --linked: store SRC as an absolute path.\n"
+        "    With --linked: store the parents as absolute paths.\n"
+        "--name NAME\n"
+        "    Virtual machines: the clone's displayName and file names.\n"
         "-t, --type TYPE\n"
-        "    createType of a full clone.\n"
+        "    createType of a full clone's disks.\n"
         "-p\n"
         "    Show progress on a terminal (full clones).\n"
         "-h, --help\n"
         "    Show this manual.",
-    .exit_status = "",
+    .exit_status = "8  the source machine is running or suspended\n"
+                   "9  NEW exists",
     .examples =
         "vmdkit clone --linked Base.vmwarevm/Base.vmdk Clone.vmwarevm/Clone.vmdk\n"
-        "vmdkit clone -t twoGbMaxExtentSparse Base.vmdk Copy.vmdk",
+        "vmdkit clone -t twoGbMaxExtentSparse Base.vmdk Copy.vmdk\n"
+        "vmdkit clone --linked ~/VMs/Base.vmwarevm ~/VMs/Test1.vmwarevm\n"
+        "vmdkit clone --name 'Win10 copy' ~/VMs/Win10.vmwarevm ~/VMs/Win10-copy.vmwarevm",
 };
 
-enum { OPT_LINKED = 256, OPT_ABSOLUTE };
+enum { OPT_LINKED = 256, OPT_ABSOLUTE, OPT_NAME };
 
 static const struct option longopts[] = {
     {"linked", no_argument, NULL, OPT_LINKED},
     {"absolute", no_argument, NULL, OPT_ABSOLUTE},
+    {"name", required_argument, NULL, OPT_NAME},
     {"type", required_argument, NULL, 't'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -85,8 +118,24 @@ static int full_clone(const char *src, const char *dst, int type, bool progress)
     return rc < 0 ? cli_fail(rc, err.msg) : CLI_EXIT_OK;
 }
 
+/* Clone of a whole virtual machine. */
+static int vm_clone(const char *src, const char *dst, const vmdkit_vm_clone_opts *o)
+{
+    vmdkit_vm_clone_result res;
+    vmdkit_error err = {0};
+    int rc = vmdkit_vm_clone(src, dst, o, &res, &err);
+    if (rc < 0)
+        return cli_fail(rc, err.msg);
+    printf("%s\n", res.vmx);
+    for (size_t i = 0; i < res.n_source_deltas; i++)
+        printf("source now writes to %s\n", res.source_deltas[i]);
+    vmdkit_vm_clone_result_free(&res);
+    return CLI_EXIT_OK;
+}
+
 int cmd_clone(int argc, char **argv)
 {
+    const char *name = NULL;
     bool linked = false, absolute = false, progress = false;
     int type = -1;
     int c;
@@ -94,6 +143,7 @@ int cmd_clone(int argc, char **argv)
         switch (c) {
         case OPT_LINKED: linked = true; break;
         case OPT_ABSOLUTE: absolute = true; break;
+        case OPT_NAME: name = optarg; break;
         case 'p': progress = true; break;
         case 't':
             type = vmdkit_create_type_parse(optarg);
@@ -114,6 +164,20 @@ int cmd_clone(int argc, char **argv)
         return cli_usage_error("clone", "-t applies to full clones only");
     if (absolute && !linked)
         return cli_usage_error("clone", "--absolute applies to linked clones only");
+    if (vmdkit_is_vm_path(src)) {
+        struct cli_progress pg;
+        cli_progress_init(&pg, progress && !linked);
+        vmdkit_vm_clone_opts o = {
+            .linked = linked, .absolute_hint = absolute, .name = name, .type = type,
+            .progress = linked ? NULL : cli_progress_cb, .progress_opaque = &pg,
+        };
+        int rc = vm_clone(src, dst, &o);
+        if (!linked)
+            cli_progress_done(&pg, rc == CLI_EXIT_OK);
+        return rc;
+    }
+    if (name)
+        return cli_usage_error("clone", "--name applies to virtual machines only");
     if (!linked)
         return full_clone(src, dst, type, progress);
     vmdkit_error err = {0};

@@ -12,13 +12,24 @@ const struct cli_help cmd_snapshot_help = {
         "snapshots are reused).  The delta has DISK's capacity, adapter type, geometry\n"
         "and hardware version, a fresh ddb.uuid and no data; a split DISK gets a split\n"
         "delta.  From then on, write to the delta: DISK itself must stay unchanged, or\n"
-        "the delta's parentCID no longer matches.  The new path is printed.",
+        "the delta's parentCID no longer matches.  The new path is printed.\n"
+        "\n"
+        "Given a virtual machine VM (a .vmwarevm bundle, a VM folder holding one .vmx,\n"
+        "or a .vmx file), every hard disk of the machine gets such a delta - in the\n"
+        "machine's folder, as VMware places them, also for a disk that lies elsewhere -\n"
+        "and the .vmx is changed to name the deltas (saved atomically, after all of\n"
+        "them exist), so the machine writes to them from then on and its old disks\n"
+        "stay unchanged.  The machine must be shut down: a running or suspended\n"
+        "machine (VMware's .lck folders, a .vmss file, checkpoint.vmState) is refused.\n"
+        "The new paths are printed, one per disk.  Unlike VMware's own snapshots,\n"
+        "nothing is recorded in the .vmsd file: the machine's snapshot list does not\n"
+        "show these.",
     .options =
         "--absolute\n"
         "    Store the parent as an absolute path (default: relative to the delta).\n"
         "-h, --help\n"
         "    Show this manual.",
-    .exit_status = "",
+    .exit_status = "8  the machine is running or suspended",
     .examples =
         "vmdkit snapshot Base.vmdk            # prints Base-000001.vmdk\n"
         "vmdkit snapshot ~/VMs/Win10.vmwarevm",
@@ -47,10 +58,21 @@ int cmd_snapshot(int argc, char **argv)
         }
     }
     if (argc - optind != 1)
-        return cli_usage_error("snapshot", argc - optind == 0 ? "missing DISK" : "unexpected argument '%s'",
+        return cli_usage_error("snapshot", argc - optind == 0 ? "missing DISK or VM" : "unexpected argument '%s'",
                                argv[optind + 1 < argc ? optind + 1 : optind]);
     const char *disk = argv[optind];
     vmdkit_error err = {0};
+    if (vmdkit_is_vm_path(disk)) {
+        char **paths;
+        size_t n;
+        int rc = vmdkit_vm_snapshot(disk, absolute, &paths, &n, &err);
+        if (rc < 0)
+            return cli_fail(rc, err.msg);
+        for (size_t i = 0; i < n; i++)
+            printf("%s\n", paths[i]);
+        vmdkit_paths_free(paths, n);
+        return CLI_EXIT_OK;
+    }
     char path[PATH_MAX];
     int rc = vmdkit_snapshot(disk, absolute, path, sizeof path, &err);
     if (rc < 0)

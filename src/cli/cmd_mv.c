@@ -1,0 +1,104 @@
+/* cmd_mv.c - vmdkit mv: move a VM folder or a disk, keeping every chain
+ * and machine that refers to it working. */
+#include <getopt.h>
+
+#include "cli.h"
+
+const struct cli_help cmd_mv_help = {
+    .description =
+        "Move SRC to DST and rewrite every reference to what moved, so that snapshots,\n"
+        "linked clones and virtual machines keep working.  When DST is an existing\n"
+        "folder, SRC moves into it.\n"
+        "\n"
+        "SRC a folder (a .vmwarevm bundle or VM folder): the folder is renamed.  Its\n"
+        "machine must be shut down.  Moving to another file system is refused: vmdkit\n"
+        "mv renames, it does not copy.\n"
+        "\n"
+        "SRC a disk: the disk is renamed as vmware-vdiskmanager -n does: its extent\n"
+        "files get names derived from DST (Base-s001.vmdk -> New-s001.vmdk,\n"
+        "Base-flat.vmdk -> New-flat.vmdk) and its descriptor's extent lines follow\n"
+        "(a monolithicSparse disk's embedded descriptor is rewritten in place).  DST\n"
+        "must end in .vmdk.\n"
+        "\n"
+        "Then, under --root and inside a moved folder, every parentFileNameHint that\n"
+        "named a moved disk (or that a moved disk uses to reach a parent that stays)\n"
+        "is rewritten - relative hints stay relative and normalised, absolute ones\n"
+        "absolute - and so is every .vmx fileName (and cloneOfN) naming a moved file.\n"
+        "Each rewrite is printed.\n"
+        "\n"
+        "No data is lost if the command is interrupted.  A folder is renamed first,\n"
+        "then the references are rewritten one by one: those not yet rewritten show in\n"
+        "vmdkit tree as broken hints with the likely parent, and vmdkit rebase -u\n"
+        "repairs them.  A disk gets its new names as hard links first, the references\n"
+        "are rewritten while both names work, and the old names are removed last.\n"
+        "When a reference cannot be rewritten, the command to repair it is printed.",
+    .options =
+        "--root DIR\n"
+        "    Where to look for disks and .vmx files that refer to SRC (default: the\n"
+        "    library around SRC: the folder holding a folder SRC, or the folder\n"
+        "    holding a disk's VM folder).\n"
+        "-h, --help\n"
+        "    Show this manual.",
+    .exit_status = "7  SRC was moved, but some references could not be rewritten (listed\n"
+                   "   on stderr with the command that repairs each)\n"
+                   "5  SRC and DST are on different file systems (nothing was moved)\n"
+                   "8  a machine that uses SRC is running or suspended (nothing was moved)",
+    .examples =
+        "vmdkit mv ~/VMs/Base.vmwarevm ~/VMs/Templates/\n"
+        "vmdkit mv --root ~/VMs Base.vmwarevm/Base.vmdk Base.vmwarevm/Win10.vmdk",
+};
+
+enum { OPT_ROOT = 256 };
+
+static const struct option longopts[] = {
+    {"root", required_argument, NULL, OPT_ROOT},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+int cmd_mv(int argc, char **argv)
+{
+    const char *root = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_ROOT:
+            root = optarg;
+            break;
+        case 'h':
+            cli_print_command_help(cli_find_command("mv"));
+            return CLI_EXIT_OK;
+        default:
+            return cli_bad_option("mv", argc, argv, c);
+        }
+    }
+    if (argc - optind != 2)
+        return cli_usage_error("mv", argc - optind < 2 ? "missing SRC or DST" : "unexpected argument '%s'",
+                               argv[argc - 1]);
+    const char *src = argv[optind], *dst = argv[optind + 1];
+    vmdkit_move_result res;
+    vmdkit_error err = {0};
+    int rc = vmdkit_move(src, dst, root, &res, &err);
+    if (rc < 0 && (rc != VMDKIT_ECHAIN || !res.dst)) {
+        vmdkit_move_result_free(&res);
+        return cli_fail(rc, err.msg);
+    }
+    printf("%s -> %s\n", src, res.dst);
+    for (size_t i = 0; i < res.n_fixes; i++) {
+        const vmdkit_move_fix *f = &res.fixes[i];
+        if (f->code == 0)
+            printf("updated %s: %s = \"%s\"\n", f->file, f->key ? f->key : "parentFileNameHint", f->value);
+    }
+    for (size_t i = 0; i < res.n_fixes; i++) {
+        const vmdkit_move_fix *f = &res.fixes[i];
+        if (f->code == 0)
+            continue;
+        cli_errorf("%s", f->message);
+        if (f->key)
+            fprintf(stderr, "  repair with: vmdkit vmx set '%s' '%s' '%s'\n", f->file, f->key, f->value);
+        else
+            fprintf(stderr, "  repair with: vmdkit rebase -u -b '%s' '%s'\n", f->target, f->file);
+    }
+    vmdkit_move_result_free(&res);
+    return rc < 0 ? cli_fail(rc, err.msg) : CLI_EXIT_OK;
+}

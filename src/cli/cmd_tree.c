@@ -1,0 +1,248 @@
+/* cmd_tree.c - vmdkit tree: the disk families of a VM library. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+const struct cli_help cmd_tree_help = {
+    .description =
+        "Scan DIR (default: the current folder) - VM folders, .vmwarevm bundles, loose\n"
+        "disks, up to 16 levels deep - and print every disk family as a tree: a base\n"
+        "disk, its snapshots, and the linked clones made from them in other folders.\n"
+        "Each line shows a disk's path relative to DIR, its CID and size, and the\n"
+        "virtual machine whose current disk it is (found in the .vmx files under DIR).\n"
+        "Parents outside DIR are followed and shown with their relative path.\n"
+        "\n"
+        "Problems are flagged in brackets:\n"
+        "  broken             the parent named by parentFileNameHint is not there (or\n"
+        "                     is not a disk); a disk under DIR whose CID equals the\n"
+        "                     parentCID is named as the likely parent (repair it with\n"
+        "                     vmdkit rebase -u -b PARENT DISK)\n"
+        "  CID mismatch       the parent was modified after the child was made: both\n"
+        "                     CIDs are shown; the child's content is no longer what\n"
+        "                     it was\n"
+        "  capacity mismatch  the child and its parent differ in size\n"
+        "  DANGER             the parent of other disks is also the current disk of a\n"
+        "                     machine: running it writes into a shared parent and\n"
+        "                     breaks every child (vmdkit snapshot VM moves the machine\n"
+        "                     onto a delta of its own)\n"
+        "  loop               the parent hints lead back to this disk\n"
+        "Files that are not part of any family (damaged descriptors, stray .vmdk files,\n"
+        "unreadable .vmx files, machines naming missing disks) are listed at the end.\n"
+        "\n"
+        "With --json the same is printed as {\"families\": [NODE...], \"problems\":\n"
+        "[{\"path\", \"message\"}...]}, each NODE being {\"path\", \"cid\", \"parent_cid\",\n"
+        "\"capacity\", \"create_type\", \"parent_hint\", \"vm\", \"vmx\", \"flags\",\n"
+        "\"children\": [NODE...]}; flags are \"broken-hint\", \"not-a-disk\",\n"
+        "\"cid-mismatch\", \"capacity-mismatch\", \"danger\" and \"loop\", and every flag\n"
+        "is also described in \"problems\".",
+    .options =
+        "--json\n"
+        "    Print JSON instead of the tree.\n"
+        "-h, --help\n"
+        "    Show this manual.",
+    .exit_status = "0 also when problems are found: they are part of the output.",
+    .examples =
+        "$ vmdkit tree ~/VMs\n"
+        "Base.vmwarevm/Base.vmdk  CID 4f1e0a2b  8 GiB\n"
+        "├── Base.vmwarevm/Base-000001.vmdk  CID 9c0d5e11  8 GiB  VM \"Base\"\n"
+        "└── Clone.vmwarevm/Clone.vmdk  CID 77ab3c02  8 GiB  VM \"Clone\"\n"
+        "\n"
+        "1 family, 3 disks, 2 in use by a VM\n"
+        "vmdkit tree --json ~/VMs | jq '.problems'",
+};
+
+static const struct option longopts[] = {
+    {"json", no_argument, NULL, 'j'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static const struct {
+    unsigned flag;
+    const char *name;
+} flag_names[] = {
+    {VMDKIT_TREE_BROKEN_HINT, "broken-hint"},     {VMDKIT_TREE_NOT_A_DISK, "not-a-disk"},
+    {VMDKIT_TREE_CID_MISMATCH, "cid-mismatch"},   {VMDKIT_TREE_CAPACITY_MISMATCH, "capacity-mismatch"},
+    {VMDKIT_TREE_DANGER, "danger"},               {VMDKIT_TREE_LOOP, "loop"},
+};
+
+#define N_FLAGS (sizeof flag_names / sizeof flag_names[0])
+
+/* The description of one flag of N. */
+static void flag_text(const vmdkit_tree_node *n, unsigned flag, char *buf, size_t size)
+{
+    char likely[600] = "";
+    if (n->candidate)
+        snprintf(likely, sizeof likely, "; likely parent: %s (its CID %08" PRIx32 " is the parentCID)",
+                 n->candidate, n->parent_cid);
+    switch (flag) {
+    case VMDKIT_TREE_BROKEN_HINT:
+        snprintf(buf, size, "broken: parent \"%s\" not found%s", n->parent_hint, likely);
+        break;
+    case VMDKIT_TREE_NOT_A_DISK:
+        snprintf(buf, size, "broken: parent \"%s\" is not a disk%s", n->parent_hint, likely);
+        break;
+    case VMDKIT_TREE_CID_MISMATCH:
+        snprintf(buf, size,
+                 "CID mismatch: parentCID %08" PRIx32 " but the parent's CID is %08" PRIx32
+                 ": the parent was modified after this disk was made",
+                 n->parent_cid, n->parent_actual_cid);
+        break;
+    case VMDKIT_TREE_CAPACITY_MISMATCH:
+        snprintf(buf, size, "capacity mismatch: %" PRIu64 " bytes, the parent %" PRIu64 " bytes",
+                 n->capacity_bytes, n->parent_capacity_bytes);
+        break;
+    case VMDKIT_TREE_DANGER:
+        snprintf(buf, size,
+                 "DANGER: parent of %zu disk%s and the current disk of VM \"%s\": running it "
+                 "writes into a shared parent (vmdkit snapshot %s)",
+                 n->n_children, n->n_children == 1 ? "" : "s", n->vm, n->vmx);
+        break;
+    default:
+        snprintf(buf, size, "loop: the parent hints lead back to this disk");
+        break;
+    }
+}
+
+/* ---- human output ---- */
+
+static void print_node(const vmdkit_tree_node *n, char *prefix, size_t plen, size_t pcap, bool root,
+                       bool last)
+{
+    char size[32];
+    cli_human_size(n->capacity_bytes, size, sizeof size);
+    printf("%.*s%s%s  CID %08" PRIx32 "  %s", (int)plen, prefix, root ? "" : last ? "└── " : "├── ",
+           n->path, n->cid, size);
+    if (n->vm)
+        printf("  VM \"%s\"", n->vm);
+    for (size_t i = 0; i < N_FLAGS; i++) {
+        if (!(n->flags & flag_names[i].flag))
+            continue;
+        char text[1200];
+        flag_text(n, flag_names[i].flag, text, sizeof text);
+        printf("  [%s]", text);
+    }
+    putchar('\n');
+    /* the child lines continue this one's column: "│   " or four spaces */
+    const char *more = root ? "" : last ? "    " : "│   ";
+    size_t add = strlen(more);
+    if (plen + add >= pcap)
+        add = 0; /* deeper than the line can show: stop indenting */
+    memcpy(prefix + plen, more, add);
+    for (size_t i = 0; i < n->n_children; i++)
+        print_node(n->children[i], prefix, plen + add, pcap, false, i + 1 == n->n_children);
+}
+
+static int print_human(const vmdkit_tree *t)
+{
+    char prefix[4096];
+    for (size_t i = 0; i < t->n_families; i++) {
+        if (i > 0)
+            putchar('\n');
+        print_node(t->families[i], prefix, 0, sizeof prefix, true, true);
+    }
+    size_t vms = 0;
+    for (size_t i = 0; i < t->n_nodes; i++)
+        vms += t->nodes[i].vm != NULL;
+    printf("%s%zu famil%s, %zu disk%s, %zu in use by a VM\n", t->n_families ? "\n" : "",
+           t->n_families, t->n_families == 1 ? "y" : "ies", t->n_nodes, t->n_nodes == 1 ? "" : "s",
+           vms);
+    if (t->n_problems) {
+        printf("\nProblems:\n");
+        for (size_t i = 0; i < t->n_problems; i++)
+            printf("  %s: %s\n", t->problems[i].path, t->problems[i].message);
+    }
+    return CLI_EXIT_OK;
+}
+
+/* ---- JSON output ---- */
+
+static json_object *node_json(const vmdkit_tree_node *n, json_object *problems)
+{
+    json_object *o = json_object_new_object();
+    cli_json_add_str(o, "path", n->path);
+    cli_json_add_hex32(o, "cid", n->cid);
+    if (n->parent_hint)
+        cli_json_add_hex32(o, "parent_cid", n->parent_cid);
+    else
+        json_object_object_add(o, "parent_cid", NULL);
+    cli_json_add_u64(o, "capacity", n->capacity_bytes);
+    json_object_object_add(o, "create_type", n->create_type ? json_object_new_string(n->create_type) : NULL);
+    json_object_object_add(o, "parent_hint", n->parent_hint ? json_object_new_string(n->parent_hint) : NULL);
+    json_object_object_add(o, "vm", n->vm ? json_object_new_string(n->vm) : NULL);
+    json_object_object_add(o, "vmx", n->vmx ? json_object_new_string(n->vmx) : NULL);
+    json_object *flags = json_object_new_array();
+    for (size_t i = 0; i < N_FLAGS; i++) {
+        if (!(n->flags & flag_names[i].flag))
+            continue;
+        json_object_array_add(flags, json_object_new_string(flag_names[i].name));
+        char text[1200];
+        flag_text(n, flag_names[i].flag, text, sizeof text);
+        json_object *p = json_object_new_object();
+        cli_json_add_str(p, "path", n->path);
+        cli_json_add_str(p, "message", text);
+        json_object_array_add(problems, p);
+    }
+    json_object_object_add(o, "flags", flags);
+    if (n->flags & VMDKIT_TREE_CID_MISMATCH)
+        cli_json_add_hex32(o, "parent_actual_cid", n->parent_actual_cid);
+    if (n->flags & VMDKIT_TREE_CAPACITY_MISMATCH)
+        cli_json_add_u64(o, "parent_capacity", n->parent_capacity_bytes);
+    if (n->candidate)
+        cli_json_add_str(o, "candidate", n->candidate);
+    json_object *children = json_object_new_array();
+    for (size_t i = 0; i < n->n_children; i++)
+        json_object_array_add(children, node_json(n->children[i], problems));
+    json_object_object_add(o, "children", children);
+    return o;
+}
+
+static int print_json(const vmdkit_tree *t)
+{
+    json_object *root = json_object_new_object();
+    json_object *families = json_object_new_array();
+    json_object *problems = json_object_new_array();
+    for (size_t i = 0; i < t->n_families; i++)
+        json_object_array_add(families, node_json(t->families[i], problems));
+    for (size_t i = 0; i < t->n_problems; i++) {
+        json_object *p = json_object_new_object();
+        cli_json_add_str(p, "path", t->problems[i].path);
+        cli_json_add_str(p, "message", t->problems[i].message);
+        json_object_array_add(problems, p);
+    }
+    json_object_object_add(root, "families", families);
+    json_object_object_add(root, "problems", problems);
+    return cli_json_print(root);
+}
+
+int cmd_tree(int argc, char **argv)
+{
+    bool json = false;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+            cli_print_command_help(cli_find_command("tree"));
+            return CLI_EXIT_OK;
+        default:
+            return cli_bad_option("tree", argc, argv, c);
+        }
+    }
+    if (argc - optind > 1)
+        return cli_usage_error("tree", "unexpected argument '%s'", argv[optind + 1]);
+    const char *dir = optind < argc ? argv[optind] : ".";
+    vmdkit_tree *t;
+    vmdkit_error err = {0};
+    int rc = vmdkit_tree_scan(dir, &t, &err);
+    if (rc < 0)
+        return cli_fail(rc, err.msg);
+    rc = json ? print_json(t) : print_human(t);
+    vmdkit_tree_free(t);
+    return rc;
+}
