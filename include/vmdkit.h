@@ -354,13 +354,13 @@ typedef struct vmdkit_vmx vmdkit_vmx;
  * neither `key = value`, a comment nor blank (or holds an unterminated
  * quote or a NUL byte).  On success *out owns the handle.
  */
-int vmdkit_vmx_open(const char *path, vmdkit_vmx **out, vmdkit_error *err);
+VMDKIT_API int vmdkit_vmx_open(const char *path, vmdkit_vmx **out, vmdkit_error *err);
 
 /*
  * The decoded value of KEY, or NULL when the key is absent.  The string
  * belongs to the handle and stays valid until the next set, unset or close.
  */
-const char *vmdkit_vmx_get(const vmdkit_vmx *vmx, const char *key);
+VMDKIT_API const char *vmdkit_vmx_get(const vmdkit_vmx *vmx, const char *key);
 
 /*
  * Give KEY the value VALUE in memory (vmdkit_vmx_save writes it).  An
@@ -369,13 +369,13 @@ const char *vmdkit_vmx_get(const vmdkit_vmx *vmx, const char *key);
  * `KEY = "VALUE"`.  VMDKIT_EINVAL when KEY is empty or holds whitespace,
  * '=', '#', '"' or control characters.
  */
-int vmdkit_vmx_set(vmdkit_vmx *vmx, const char *key, const char *value, vmdkit_error *err);
+VMDKIT_API int vmdkit_vmx_set(vmdkit_vmx *vmx, const char *key, const char *value, vmdkit_error *err);
 
 /*
  * Remove KEY (every line holding it) in memory.  VMDKIT_ENOENT, with the
  * message "FILE: KEY: no such key", when the key is absent.
  */
-int vmdkit_vmx_unset(vmdkit_vmx *vmx, const char *key, vmdkit_error *err);
+VMDKIT_API int vmdkit_vmx_unset(vmdkit_vmx *vmx, const char *key, vmdkit_error *err);
 
 /*
  * Write the file back to the path it was opened from, atomically: a
@@ -384,10 +384,346 @@ int vmdkit_vmx_unset(vmdkit_vmx *vmx, const char *key, vmdkit_error *err);
  * file's permission bits are kept.  vmdkit takes no lock: do not edit the
  * .vmx of a running virtual machine (VMware rewrites it).
  */
-int vmdkit_vmx_save(const vmdkit_vmx *vmx, vmdkit_error *err);
+VMDKIT_API int vmdkit_vmx_save(const vmdkit_vmx *vmx, vmdkit_error *err);
 
 /* Free the handle without saving.  NULL is accepted. */
-void vmdkit_vmx_close(vmdkit_vmx *vmx);
+VMDKIT_API void vmdkit_vmx_close(vmdkit_vmx *vmx);
+
+/* ------------------------------------------------------------------ */
+/* Checking and repair                                                 */
+
+/* Flags of vmdkit_check. */
+enum vmdkit_check_flags {
+    VMDKIT_CHECK_REPAIR = 1 << 0,         /* fix what can be fixed without guessing */
+    VMDKIT_CHECK_ALLOW_EXTERNAL = 1 << 1, /* allow extent files outside the
+                                             descriptor's folder */
+};
+
+/* What a finding reports. */
+enum vmdkit_finding_kind {
+    VMDKIT_FIND_CORRUPT = 0,    /* data is wrong or unreadable, or metadata contradicts itself */
+    VMDKIT_FIND_LEAK = 1,       /* space in a file that nothing references */
+    VMDKIT_FIND_STALE = 2,      /* a redundant copy an interrupted update left behind (the
+                                   unclean-shutdown flag is set and the primary copy is
+                                   sound); the data is intact */
+    VMDKIT_FIND_INFO = 3,       /* worth knowing, not a problem (e.g. the unclean-shutdown flag) */
+    VMDKIT_FIND_REPAIRED = 4,   /* a change made by the repair */
+    VMDKIT_FIND_UNREPAIRED = 5, /* a change the repair would need but declined to make */
+};
+
+/* Offset of a finding that is about a whole file. */
+#define VMDKIT_CHECK_NO_OFFSET UINT64_MAX
+
+typedef struct vmdkit_check_finding {
+    int kind;              /* enum vmdkit_finding_kind */
+    const char *file;      /* the file concerned */
+    const char *message;   /* one line, "FILE: FIELD: what is wrong" */
+    uint64_t offset;       /* byte offset in FILE, or VMDKIT_CHECK_NO_OFFSET */
+    bool after_repair;     /* reported by the re-check that follows a repair */
+} vmdkit_check_finding;
+
+/* Receives each finding; the strings are valid during the call only. */
+typedef void (*vmdkit_check_fn)(void *opaque, const vmdkit_check_finding *f);
+
+typedef struct vmdkit_check_result {
+    /* Problems present when the call returns (after a repair: those left). */
+    uint64_t corruptions;       /* VMDKIT_FIND_CORRUPT findings */
+    uint64_t leaks;             /* leaked grains (a partial one at a file's end counts) */
+    uint64_t leaked_bytes;      /* bytes those leaks occupy */
+    uint64_t stale;             /* VMDKIT_FIND_STALE findings */
+    /* Repair: what the first check found and the repair removed. */
+    uint64_t corruptions_fixed;
+    uint64_t leaks_fixed;
+    uint64_t stale_fixed;
+    uint64_t repaired;          /* changes made (VMDKIT_FIND_REPAIRED findings) */
+    uint64_t unrepaired;        /* problems left after a repair */
+    uint64_t findings_dropped;  /* findings counted but not passed to FN (a damaged
+                                   image can have millions; 10000 per check are passed) */
+    bool unclean_shutdown;      /* some sparse extent had the flag set when the check began */
+    bool incomplete;            /* some part could not be examined (an unsupported
+                                   extent kind, or damage that hides what lies behind it) */
+    char backup_path[4096];     /* the backup the repair wrote, or "" */
+} vmdkit_check_result;
+
+/*
+ * Check the disk at PATH (a descriptor or a sparse extent) and its whole
+ * parent chain.  Every on-disk structure is read and verified by the checker
+ * itself, independently of the reader used by vmdkit_open, so that a damaged
+ * image is examined even when it cannot be opened:
+ *  - sparse headers (fields, flags, the unclean-shutdown flag), the
+ *    descriptor against its extents (files present, extent sizes against the
+ *    files and the sparse headers, createType against the extent types);
+ *  - the grain directory against its redundant copy entry by entry (both
+ *    zero or both set), each grain table against its redundant copy (byte
+ *    for byte), grain and table offsets inside the file and clear of the
+ *    metadata, grains and tables referenced twice, leaked space (grains of
+ *    the file after overHead that no table references);
+ *  - for streamOptimized files, the marker sequence (grain LBAs ascending
+ *    and matching the grain tables, compressed sizes in range and inflating
+ *    to whole grains, GT/GD marker sizes, the footer equal to the header
+ *    except for gdOffset, end-of-stream last);
+ *  - ESX COWD extents (header, tables inside the file);
+ *  - for a chain, every link's parentCID against its parent's CID, and the
+ *    capacities.
+ * Files are opened read-only with shared locks: a disk that a vmdkit writer
+ * holds is refused with VMDKIT_ELOCKED.  Without VMDKIT_CHECK_REPAIR nothing
+ * is written.
+ *
+ * With VMDKIT_CHECK_REPAIR, the top link (never a parent) is opened for
+ * writing under exclusive locks (refused with VMDKIT_ELOCKED when VMware's
+ * .lck folder exists) and what can be fixed without guessing is fixed:
+ *  - a damaged grain table or directory entry from its sound redundant copy,
+ *    or the reverse; when both copies look sound but differ, only a stale
+ *    copy (VMDKIT_FIND_STALE) is brought up to date from the primary;
+ *    otherwise nothing is changed;
+ *  - leaked space at the end of a file: the file is cut after the last
+ *    referenced grain or table, when that removes at most 1 GiB (the cut
+ *    bytes go into the backup); leaks elsewhere are only reported;
+ *  - an extent line whose size disagrees with the capacity in the sparse
+ *    header of its file, when the other extents agree with theirs and the
+ *    parent's capacity (if any) confirms the corrected total;
+ *  - the unclean-shutdown flag, cleared once no corruption remains.
+ * Before the first change, every region to be overwritten or cut off is
+ * saved, with each file's old size, to a backup file beside the disk named
+ * PATH.vmdkit-repair-YYYYmmddTHHMMSS.bak (made durable before the disk is
+ * touched; its path is in RES->backup_path).  Format: the line
+ * "vmdkit-repair-backup 1", then records, each a text line and raw bytes:
+ *     "file SIZE LEN\n" PATH "\n"                 a file's size before the repair
+ *     "region OFFSET LENGTH LEN\n" PATH "\n" DATA "\n"   old bytes of a region
+ * (LEN is the byte length of PATH, DATA is LENGTH bytes), and "end\n".
+ * Writing those regions back and truncating each file to SIZE undoes the
+ * repair.  Changes are written in crash-safe order: grain tables, then
+ * directories, then the descriptor, then truncation, then the header; each
+ * step is made durable before the next.  Each change is reported as a
+ * VMDKIT_FIND_REPAIRED finding; the image is then checked again and what
+ * remains is reported with after_repair set and counted in RES.
+ *
+ * FN (may be NULL) receives the findings in order.  RES (required) receives
+ * the counts.  Returns 0 when the check was completed, whatever it found;
+ * a negative code when it could not be: VMDKIT_ENOENT (PATH does not
+ * exist), VMDKIT_EIO, VMDKIT_ENOMEM, VMDKIT_ELOCKED, VMDKIT_EPATH (an
+ * extent outside the folder without VMDKIT_CHECK_ALLOW_EXTERNAL),
+ * VMDKIT_EINVAL.  A file that exists but is not a valid disk is reported
+ * as corruption, not as an error.  RES holds what was found up to an error.
+ */
+VMDKIT_API int vmdkit_check(const char *path, unsigned flags, vmdkit_check_fn fn, void *opaque,
+                            vmdkit_check_result *res, vmdkit_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Virtual machines                                                    */
+
+/*
+ * A virtual machine is named by its folder (a Fusion ".vmwarevm" bundle or
+ * a Workstation VM folder, holding exactly one .vmx file) or by its .vmx
+ * file.  Its hard disks are the scsiN:M, sataN:M, ideN:M and nvmeN:M slots
+ * whose fileName is a .vmdk (see vmdkit_vmx); each fileName, relative to
+ * the .vmx's folder or absolute, names the link the machine writes to.
+ * These functions refuse (VMDKIT_ELOCKED, naming the file) a machine that
+ * runs or is suspended: see vmdkit_vm_check_stopped.
+ */
+
+/* Does PATH name a machine rather than a disk: an existing folder, or a
+ * name ending in ".vmx" or ".vmwarevm"? */
+VMDKIT_API bool vmdkit_is_vm_path(const char *path);
+
+/*
+ * The .vmx of the machine VM (a folder or a .vmx file); *VMX_PATH is
+ * malloc'd.  VMDKIT_ENOENT when VM does not exist or a folder holds no
+ * .vmx, VMDKIT_EINVAL when it holds several or VM is another kind of file.
+ */
+VMDKIT_API int vmdkit_vm_find_vmx(const char *vm, char **vmx_path, vmdkit_error *err);
+
+/*
+ * 0 when the machine of VMX_PATH is shut down.  VMDKIT_ELOCKED, naming the
+ * file, when it runs or is suspended: a "*.lck" entry (VMware's lock
+ * folders) in its folder or beside one of its disks, a ".vmss" file in its
+ * folder, or a checkpoint.vmState / suspend.vmState key naming an existing
+ * file.
+ */
+VMDKIT_API int vmdkit_vm_check_stopped(const char *vmx_path, vmdkit_error *err);
+
+/*
+ * Snapshot the whole machine VM: every disk gets a new delta in the
+ * machine's folder, as VMware places them (vmdkit_snapshot next to a disk
+ * in that folder: Base.vmdk -> Base-000001.vmdk; a disk elsewhere gets
+ * FOLDER/NAME-000001.vmdk), and the slot's fileName is changed to it (the bare file name when it shares the
+ * .vmx's folder; an absolute fileName stays absolute).  The .vmx is saved
+ * atomically after every delta exists, so an interruption leaves the
+ * machine on its old disks; on failure the deltas made are removed.  Every
+ * chain must open cleanly first.  *NEW_DISKS receives the paths of the new
+ * deltas in slot order (free with vmdkit_paths_free).
+ */
+VMDKIT_API int vmdkit_vm_snapshot(const char *vm, bool absolute_hint, char ***new_disks, size_t *n,
+                                  vmdkit_error *err);
+
+typedef struct vmdkit_vm_clone_opts {
+    bool linked;                /* deltas on the source's frozen links, else full copies */
+    bool absolute_hint;         /* linked: absolute parent hints (default relative) */
+    const char *name;           /* displayName and file names; NULL: DST's last
+                                   component without a ".vmwarevm" ending */
+    int type;                   /* full clone: a vmdkit_create_type, or -1 for the
+                                   source base link's type (streamOptimized and vmfs
+                                   give monolithicSparse) */
+    vmdkit_progress_fn progress; /* full clone: bytes over all disks */
+    void *progress_opaque;
+} vmdkit_vm_clone_opts;
+
+typedef struct vmdkit_vm_clone_result {
+    char *vmx;                  /* the clone's .vmx */
+    char **disks;               /* the clone's disks, in slot order */
+    size_t n_disks;
+    char **source_deltas;       /* linked: the links the source writes to now */
+    size_t n_source_deltas;
+} vmdkit_vm_clone_result;
+
+/*
+ * Clone the machine SRC_VM into the new folder DST_VM (it must not exist;
+ * its parent folder must).  The clone holds NAME.vmx, NAME.nvram and
+ * NAME.vmxf when the source has them, and one disk per source disk named
+ * NAME.vmdk, NAME-2.vmdk, NAME-3.vmdk ... in slot order.
+ *
+ * The .vmx is the source's with every comment and line kept, except:
+ * displayName = NAME; each disk's fileName names the clone's disk;
+ * nvram and extendedConfigFile name the copies; uuid.bios, uuid.location,
+ * vc.uuid, ethernetN.generatedAddress, ethernetN.generatedAddressOffset
+ * (VMware assigns new identities), checkpoint.vmState*, suspend.vmState,
+ * sched.swap.derivedName, every "snapshot.*" key and any cloneOfN /
+ * numCloneOf are removed; a linked clone then records its origin as
+ * Workstation does: cloneOf0 = the source .vmx's absolute path and
+ * numCloneOf = "1".  The source's .vmsd (its snapshot list) is not copied.
+ *
+ * Linked: first the source is frozen as by vmdkit_vm_snapshot, so the links
+ * it wrote to become read-only parents and it writes to its new deltas from
+ * then on; the clone's disks are deltas of those frozen links with
+ * relative, normalised hints (../Base.vmwarevm/Base-000001.vmdk).  Nothing
+ * else is written in the source's folder.  Full: each disk's chain is
+ * flattened (vmdkit_convert, keeping adapter type and hardware version);
+ * the source is only read.
+ *
+ * Crash safety: the clone is built in a temporary folder beside DST_VM
+ * (".NAME.vmdkit-tmp-XXXXXX") and renamed to DST_VM last; on failure it is
+ * removed and a linked clone's freeze is undone (the .vmx first, then the
+ * deltas).  An interruption leaves no DST_VM, or a complete one; a
+ * leftover temporary folder may be deleted.  RES (may be NULL) receives
+ * what was made; free with vmdkit_vm_clone_result_free.
+ */
+VMDKIT_API int vmdkit_vm_clone(const char *src_vm, const char *dst_vm,
+                               const vmdkit_vm_clone_opts *opts, vmdkit_vm_clone_result *res,
+                               vmdkit_error *err);
+VMDKIT_API void vmdkit_vm_clone_result_free(vmdkit_vm_clone_result *res);
+
+/* One reference to a moved file that vmdkit_move rewrote (or could not). */
+typedef struct vmdkit_move_fix {
+    char *file;       /* the dependent disk or the .vmx, at its path after the move */
+    char *key;        /* the .vmx key ("scsi0:0.fileName"); NULL for a disk's
+                         parentFileNameHint */
+    char *value;      /* the value written, or to write */
+    char *target;     /* the file it names now */
+    int code;         /* 0 when written, else the VMDKIT_E* of the failure */
+    char *message;    /* the failure; NULL when written */
+} vmdkit_move_fix;
+
+typedef struct vmdkit_move_result {
+    char *dst;                  /* where SRC is now */
+    vmdkit_move_fix *fixes;
+    size_t n_fixes;
+} vmdkit_move_result;
+
+/*
+ * Move a machine folder or a disk from SRC to DST and keep every chain and
+ * machine working.  When DST is an existing folder, SRC moves into it.
+ *
+ * A folder (a bundle or VM folder; its machine must be shut down) is
+ * renamed (rename(2); across file systems VMDKIT_EUNSUPPORTED: copying is
+ * not done).  A disk is renamed as `vmware-vdiskmanager -n` does: its
+ * extent files get names derived from DST (Base-s001.vmdk ->
+ * New-s001.vmdk, Base-flat.vmdk -> New-flat.vmdk), its descriptor's extent
+ * lines (embedded ones in place) and, when it changes folder, its own
+ * relative parent hint follow.
+ *
+ * Then every reference found under ROOT and inside a moved folder is
+ * rewritten (ROOT NULL: the library around SRC - the folder holding a moved
+ * folder, or the folder holding a moved disk's folder): the parentFileNameHint of each disk
+ * whose parent moved, or which moved away from its parent (relative hints
+ * stay relative and normalised, absolute ones absolute), and each .vmx
+ * fileName (and cloneOfN) naming a moved file.
+ *
+ * Order (an interruption loses no data):
+ *  - folder: plan, rename, then rewrite the references one by one.  Until
+ *    each is rewritten it names the old place: `vmdkit tree` shows it as a
+ *    broken hint with its likely parent, `vmdkit rebase -u` repairs it.
+ *  - disk: new names are made as hard links of the old files, then the new
+ *    descriptor; the references are rewritten while both names are valid;
+ *    only then the old descriptor and the old names are removed.  A file
+ *    system without hard links is refused (VMDKIT_EUNSUPPORTED).
+ * Returns 0 when everything was moved and rewritten, VMDKIT_ECHAIN when
+ * the move was done but some references could not be rewritten (RES lists
+ * them with their messages), or another error when nothing was moved.
+ * RES (required) is filled in every case; free with vmdkit_move_result_free.
+ */
+VMDKIT_API int vmdkit_move(const char *src, const char *dst, const char *root,
+                           vmdkit_move_result *res, vmdkit_error *err);
+VMDKIT_API void vmdkit_move_result_free(vmdkit_move_result *res);
+
+/* What vmdkit_tree_scan flags on a disk. */
+enum vmdkit_tree_flags {
+    VMDKIT_TREE_BROKEN_HINT = 1 << 0,   /* the parent named by the hint is not there */
+    VMDKIT_TREE_CID_MISMATCH = 1 << 1,  /* parentCID differs from the parent's CID: the
+                                           parent was modified after the child was made */
+    VMDKIT_TREE_CAPACITY_MISMATCH = 1 << 2,
+    VMDKIT_TREE_DANGER = 1 << 3,        /* a parent of other disks that is also the current
+                                           (written) disk of a machine */
+    VMDKIT_TREE_LOOP = 1 << 4,          /* the hints go round in a loop: cut here */
+    VMDKIT_TREE_NOT_A_DISK = 1 << 5,    /* the hint names a file that is not a disk */
+};
+
+typedef struct vmdkit_tree_node vmdkit_tree_node;
+struct vmdkit_tree_node {
+    char *path;                 /* relative to the scanned folder ("../x.vmdk" outside it) */
+    char *create_type;
+    uint32_t cid;
+    uint32_t parent_cid;        /* 0xffffffff for a base */
+    uint64_t capacity_bytes;
+    char *parent_hint;          /* as written; NULL for a base */
+    char *vm;                   /* the machine whose current disk this is (its
+                                   displayName, else its .vmx name), or NULL */
+    char *vmx;                  /* that machine's .vmx, relative like PATH */
+    unsigned flags;             /* enum vmdkit_tree_flags */
+    uint32_t parent_actual_cid; /* CID_MISMATCH: the parent's CID */
+    uint64_t parent_capacity_bytes; /* CAPACITY_MISMATCH: the parent's capacity */
+    char *candidate;            /* BROKEN_HINT: a disk under the folder whose CID is
+                                   this disk's parentCID (the likely parent), or NULL */
+    vmdkit_tree_node *parent;   /* NULL for the root of a family */
+    vmdkit_tree_node **children; /* sorted by path */
+    size_t n_children;
+};
+
+typedef struct vmdkit_tree_problem {
+    char *path;                 /* relative to the scanned folder */
+    char *message;              /* one line */
+} vmdkit_tree_problem;
+
+typedef struct vmdkit_tree {
+    vmdkit_tree_node **families; /* roots of the families, sorted by path */
+    size_t n_families;
+    vmdkit_tree_node *nodes;    /* every disk */
+    size_t n_nodes;
+    vmdkit_tree_problem *problems; /* files that are not part of any family:
+                                      unparseable disks, stray .vmdk files, unreadable
+                                      .vmx files, machines naming missing disks */
+    size_t n_problems;
+} vmdkit_tree;
+
+/*
+ * Scan DIR (VM folders, .vmwarevm bundles, loose disks; 16 levels deep,
+ * symlinks not followed) and group every disk into families: base ->
+ * snapshots -> linked clones in other folders.  Parents outside DIR are
+ * followed and included.  Each .vmx found marks its disks with the
+ * machine.  Unreadable files are problems, not errors.  *OUT is freed with
+ * vmdkit_tree_free.
+ */
+VMDKIT_API int vmdkit_tree_scan(const char *dir, vmdkit_tree **out, vmdkit_error *err);
+VMDKIT_API void vmdkit_tree_free(vmdkit_tree *tree);
 
 #ifdef __cplusplus
 }

@@ -36,6 +36,7 @@ struct cli_help {
     const char *options;
     const char *exit_status;   /* command-specific lines; the common table follows */
     const char *examples;
+    bool own_exit_status;      /* exit_status replaces the common table (check) */
 };
 
 struct cli_command {
@@ -51,6 +52,7 @@ const struct cli_command *cli_find_command(const char *name);
 void cli_print_command_help(const struct cli_command *cmd);
 
 int cmd_create(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_map(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
@@ -61,8 +63,12 @@ int cmd_snapshot(int argc, char **argv);
 int cmd_clone(int argc, char **argv);
 int cmd_commit(int argc, char **argv);
 int cmd_rebase(int argc, char **argv);
+int cmd_mv(int argc, char **argv);
+int cmd_tree(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 extern const struct cli_help cmd_create_help;
+extern const struct cli_help cmd_check_help;
 extern const struct cli_help cmd_info_help;
 extern const struct cli_help cmd_map_help;
 extern const struct cli_help cmd_convert_help;
@@ -73,6 +79,9 @@ extern const struct cli_help cmd_snapshot_help;
 extern const struct cli_help cmd_clone_help;
 extern const struct cli_help cmd_commit_help;
 extern const struct cli_help cmd_rebase_help;
+extern const struct cli_help cmd_mv_help;
+extern const struct cli_help cmd_tree_help;
+extern const struct cli_help cmd_bench_help;
 
 /* ---- errors and argument parsing (util.c) ---- */
 
@@ -152,16 +161,36 @@ void cli_json_add_hex32(json_object *obj, const char *key, uint32_t value);
 
 /* ---- progress (progress.c) ---- */
 
+/*
+ * How long work reports progress: not at all, as a bar on a terminal
+ * (percent, throughput, ETA; nothing when standard error is not a
+ * terminal), or as one JSON object per line on standard error.
+ */
+enum cli_progress_mode { CLI_PROGRESS_NONE, CLI_PROGRESS_BAR, CLI_PROGRESS_JSON };
+
+/* Long option for "-p, --progress[=bar|json]"; handle it as case 'p'. */
+#define CLI_PROGRESS_LONGOPT {"progress", optional_argument, NULL, 'p'}
+
+/* Parse the argument of -p/--progress (NULL: bar); false when unknown. */
+bool cli_parse_progress(const char *arg, enum cli_progress_mode *mode);
+
 struct cli_progress {
-    bool enabled;     /* -p given and stderr is a terminal */
-    int last_shown;   /* hundredths of a percent last printed, -1 before the first */
+    bool enabled;              /* something is shown: callers pass cli_progress_cb */
+    enum cli_progress_mode mode;
+    bool on_terminal;
+    double start_s, last_shown_s;  /* monotonic clock */
+    uint64_t done_bytes, total_bytes;
+    bool shown_once;
+    int bar_width;             /* characters drawn by the last bar, to blank leftovers */
 };
 
-/* Enable when WANTED and stderr is a terminal; prints the 0% line. */
+/* Start reporting in MODE; a bar shows its 0% state at once. */
+void cli_progress_start(struct cli_progress *p, enum cli_progress_mode mode);
+/* The same as cli_progress_start(P, WANTED ? CLI_PROGRESS_BAR : CLI_PROGRESS_NONE). */
 void cli_progress_init(struct cli_progress *p, bool wanted);
-/* vmdkit_progress_fn: OPAQUE is a struct cli_progress. */
+/* vmdkit_progress_fn: OPAQUE is a struct cli_progress (or NULL); never cancels. */
 int cli_progress_cb(void *opaque, uint64_t done_bytes, uint64_t total_bytes);
-/* End the progress line (prints 100% on success). */
+/* Final report: the bar ends at 100% on success, JSON gets a last line. */
 void cli_progress_done(struct cli_progress *p, bool success);
 
 #endif /* VMDKIT_CLI_H */

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -28,7 +29,9 @@ const struct cli_help cmd_io_help = {
         "  flush\n"
         "      Make every write so far durable.\n"
         "  readfile OFFSET LEN FILE\n"
-        "      Copy the range into the new file FILE (which must not exist).",
+        "      Copy the range into the new file FILE (which must not exist).\n"
+        "  sleep MILLISECONDS\n"
+        "      Wait, keeping DISK open (and locked).",
     .options =
         "-c, --cmd CMD\n"
         "    A command to run (repeatable).\n"
@@ -59,7 +62,7 @@ static const struct option longopts[] = {
     {NULL, 0, NULL, 0},
 };
 
-enum io_op { IO_READ, IO_WRITE, IO_ZERO, IO_FLUSH, IO_READFILE };
+enum io_op { IO_READ, IO_WRITE, IO_ZERO, IO_FLUSH, IO_READFILE, IO_SLEEP };
 
 struct io_cmd {
     enum io_op op;
@@ -68,6 +71,7 @@ struct io_cmd {
     bool has_pattern;    /* -P given */
     uint8_t pattern;
     uint64_t offset, len;
+    uint64_t sleep_ms;   /* sleep */
     char *file;          /* readfile */
 };
 
@@ -144,6 +148,12 @@ static int parse_cmd(const char *text, struct io_cmd *c)
         c->op = IO_FLUSH;
         if (n != 1)
             rc = cli_usage_error("io", "-c '%s': flush takes no arguments", text);
+    } else if (strcmp(tok[0], "sleep") == 0) {
+        long ms = 0;
+        c->op = IO_SLEEP;
+        if (n != 2 || !cli_parse_int(tok[1], 0, 86400000, &ms))
+            rc = cli_usage_error("io", "-c '%s': expected sleep MILLISECONDS (at most a day)", text);
+        c->sleep_ms = (uint64_t)ms;
     } else if (strcmp(tok[0], "readfile") == 0) {
         c->op = IO_READFILE;
         if (n != 4) {
@@ -156,7 +166,7 @@ static int parse_cmd(const char *text, struct io_cmd *c)
             rc = CLI_EXIT_IO;
         }
     } else {
-        rc = cli_usage_error("io", "-c '%s': unknown command '%s' (read, write, flush, readfile)",
+        rc = cli_usage_error("io", "-c '%s': unknown command '%s' (read, write, flush, readfile, sleep)",
                              text, tok[0]);
     }
 out:
@@ -250,8 +260,20 @@ static int do_readfile(struct io_run *r, const struct io_cmd *c)
     return rc;
 }
 
+/* Sleep the whole time even when signals interrupt it. */
+static void do_sleep(uint64_t ms)
+{
+    struct timespec left = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&left, &left) != 0 && errno == EINTR)
+        ;
+}
+
 static int run_cmd(struct io_run *r, const struct io_cmd *c)
 {
+    if (c->op == IO_SLEEP) {
+        do_sleep(c->sleep_ms);
+        return CLI_EXIT_OK;
+    }
     if (c->op == IO_FLUSH) {
         int e = vmdkit_flush(r->disk);
         return e < 0 ? lib_fail(r, e) : CLI_EXIT_OK;

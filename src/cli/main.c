@@ -23,23 +23,34 @@ static const struct cli_command commands[] = {
     {"map", cmd_map, "show which link stores each range of a disk",
      "map [--json] [--ignore-cid] DISK", &cmd_map_help},
     {"convert", cmd_convert, "copy a disk (flattening its chain) into a new image",
-     "convert [-f vmdk|raw] [-O vmdk|raw] [-t TYPE] [-a ADAPTER] [--hw N] [-p] [--threads N]"
+     "convert [-f vmdk|raw] [-O vmdk|raw] [-t TYPE] [-a ADAPTER] [--hw N]"
+     " [-p | --progress=json] [--threads N]"
      " SRC DST",
      &cmd_convert_help},
+    {"check", cmd_check, "verify a disk's metadata; repair what can be fixed without guessing",
+     "check [--json] [--repair] [--allow-external-extents] DISK", &cmd_check_help},
     {"compare", cmd_compare, "compare the contents of two disks",
-     "compare [-s] [-f vmdk|raw] [-F vmdk|raw] A B", &cmd_compare_help},
+     "compare [-s] [--json] [-p | --progress=json] [-f vmdk|raw] [-F vmdk|raw] A B",
+     &cmd_compare_help},
     {"io", cmd_io, "read, write and verify bytes of a disk",
      "io [-f vmdk|raw] [-r] DISK -c 'CMD' [-c 'CMD' ...]", &cmd_io_help},
     {"vmx", cmd_vmx, "read or change one setting of a .vmx file",
      "vmx get|set|unset FILE.vmx KEY [VALUE]", &cmd_vmx_help},
-    {"snapshot", cmd_snapshot, "add a delta (snapshot) on top of a disk",
-     "snapshot [--absolute] DISK", &cmd_snapshot_help},
-    {"clone", cmd_clone, "make a linked or full copy of a disk",
-     "clone [--linked [--absolute] | -t TYPE] [-p] SRC NEW", &cmd_clone_help},
+    {"snapshot", cmd_snapshot, "add a delta (snapshot) on top of a disk or of every disk of a VM",
+     "snapshot [--absolute] DISK|VM", &cmd_snapshot_help},
+    {"clone", cmd_clone, "make a linked or full copy of a disk or a virtual machine",
+     "clone [--linked [--absolute] | -t TYPE] [-p] [--name NAME] SRC NEW", &cmd_clone_help},
     {"commit", cmd_commit, "merge a delta into its parent",
      "commit [--delete] [--force] [--root DIR] [-p] DISK", &cmd_commit_help},
     {"rebase", cmd_rebase, "give a delta another parent",
      "rebase [-u] [--absolute] [-p] -b NEWPARENT DISK", &cmd_rebase_help},
+    {"mv", cmd_mv, "move a VM folder or a disk, keeping chains and VMs working",
+     "mv [--root DIR] SRC DST", &cmd_mv_help},
+    {"tree", cmd_tree, "show the disk families of a VM library and what is wrong with them",
+     "tree [--json] [DIR]", &cmd_tree_help},
+    {"bench", cmd_bench, "time many small reads or writes",
+     "bench [-c COUNT] [-s SIZE] [-S STEP] [-o OFFSET] [-w] [--random] [-f vmdk|raw] DISK",
+     &cmd_bench_help},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -97,9 +108,11 @@ void cli_print_command_help(const struct cli_command *cmd)
     printf("\nEXIT STATUS\n");
     if (h->exit_status && *h->exit_status) {
         print_indented(stdout, h->exit_status, 4);
-        putchar('\n');
+        if (!h->own_exit_status)
+            putchar('\n');
     }
-    print_indented(stdout, exit_table, 4);
+    if (!h->own_exit_status)
+        print_indented(stdout, exit_table, 4);
     print_section("EXAMPLES", h->examples);
 }
 
@@ -124,6 +137,7 @@ static void print_main_help(void)
            "(powers of 1024; KiB, MiB ... also accepted).\n");
     printf("\nExit status:\n");
     print_indented(stdout, exit_table, 2);
+    printf("  ('vmdkit check' uses the codes of 'qemu-img check' instead: see its --help.)\n");
     printf("\nRun 'vmdkit help COMMAND' or 'vmdkit COMMAND --help' for the manual of a command.\n");
 }
 

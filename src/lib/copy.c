@@ -18,6 +18,7 @@
 
 #define CHUNK_BYTES (4u << 20)
 #define PIECE_BYTES (64u << 10) /* zero detection granularity = default grain */
+#define WRITEBACK_BYTES (32u << 20)
 
 typedef struct sink sink;
 struct sink {
@@ -25,22 +26,40 @@ struct sink {
     int (*put)(sink *s, const uint8_t *buf, size_t len, uint64_t off, vk_err *e);
     int (*finish)(sink *s, vk_err *e);
     void (*abort)(sink *s);
+    uint64_t unkicked;     /* bytes stored since writeback was last started */
     /* raw */
     int fd;
     const char *path;
     uint64_t size;
     /* vmdk */
     vmdkit_disk *disk;
+    char **paths;          /* every file of the new disk, removed on failure */
+    size_t n_paths;
     /* stream */
     vk_stream_writer *sw;
     uint64_t grain_bytes;
 };
 
+/* Have the kernel start writing FD's dirty pages now, without waiting: the
+ * disk then works while the copy goes on, and the final flush finds little
+ * left.  Only a hint (the flush reports errors); it makes data durable
+ * sooner, never metadata before data, so it keeps every ordering. */
+static void start_writeback(int fd)
+{
+    (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
 /* ---- raw sink ---- */
 
 static int raw_put(sink *s, const uint8_t *buf, size_t len, uint64_t off, vk_err *e)
 {
-    return vk_pwrite_full(s->fd, buf, len, off, s->path, e);
+    int r = vk_pwrite_full(s->fd, buf, len, off, s->path, e);
+    s->unkicked += len;
+    if (!r && s->unkicked >= WRITEBACK_BYTES) {
+        start_writeback(s->fd);
+        s->unkicked = 0;
+    }
+    return r;
 }
 
 static int raw_finish(sink *s, vk_err *e)
@@ -98,27 +117,42 @@ static int vmdk_finish(sink *s, vk_err *e)
     return r;
 }
 
-/* Remove every file of the half-written disk. */
+static void free_paths(sink *s)
+{
+    for (size_t i = 0; i < s->n_paths; i++)
+        free(s->paths[i]);
+    free(s->paths);
+    s->paths = NULL;
+    s->n_paths = 0;
+}
+
+/* Remove every file of the half-written disk (also when closing it, the
+ * last step of finish, failed). */
 static void vmdk_abort(sink *s)
 {
-    if (!s->disk)
-        return;
-    vk_link *l = s->disk->top;
-    size_t n = l->n_ext + 1;
-    char **paths = calloc(n, sizeof *paths);
-    if (paths) {
-        paths[0] = strdup(l->path);
-        for (size_t i = 0; i < l->n_ext; i++)
-            paths[i + 1] = l->ext[i].path ? strdup(l->ext[i].path) : NULL;
-    }
-    vmdkit_close(s->disk, NULL);
+    if (s->disk)
+        vmdkit_close(s->disk, NULL);
     s->disk = NULL;
-    for (size_t i = 0; paths && i < n; i++) {
-        if (paths[i])
-            unlink(paths[i]);
-        free(paths[i]);
-    }
-    free(paths);
+    for (size_t i = 0; i < s->n_paths; i++)
+        if (s->paths[i])
+            unlink(s->paths[i]);
+    free_paths(s);
+}
+
+/* Remember the names of the new disk's files while they are known. */
+static int remember_paths(sink *s, vk_err *e)
+{
+    vk_link *l = s->disk->top;
+    s->paths = vk_calloc(l->n_ext + 1, sizeof *s->paths, e);
+    if (!s->paths)
+        return VMDKIT_ENOMEM;
+    s->n_paths = l->n_ext + 1;
+    if (!(s->paths[0] = vk_strdup(l->path, e)))
+        return VMDKIT_ENOMEM;
+    for (size_t i = 0; i < l->n_ext; i++)
+        if (l->ext[i].path && !(s->paths[i + 1] = vk_strdup(l->ext[i].path, e)))
+            return VMDKIT_ENOMEM;
+    return 0;
 }
 
 static int vmdk_sink_open(sink *s, const char *path, uint64_t size, const vmdkit_convert_opts *o,
@@ -136,7 +170,9 @@ static int vmdk_sink_open(sink *s, const char *path, uint64_t size, const vmdkit
     s->put = vmdk_put;
     s->finish = vmdk_finish;
     s->abort = vmdk_abort;
-    return 0;
+    if ((r = remember_paths(s, e)))
+        vmdk_abort(s);
+    return r;
 }
 
 /* ---- stream sink ---- */
@@ -285,6 +321,7 @@ int vmdkit_convert(vmdkit_disk *src, const char *dst, const vmdkit_convert_opts 
         r = s.finish(&s, e);
     if (r)
         s.abort(&s);
+    free_paths(&s);
     return r;
 }
 

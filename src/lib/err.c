@@ -5,6 +5,8 @@
 
 #include "vk.h"
 
+static void vk_vset(vk_err *e, int code, const char *fmt, va_list ap) VK_PRINTF(3, 0);
+
 static void vk_vset(vk_err *e, int code, const char *fmt, va_list ap)
 {
     if (!e)

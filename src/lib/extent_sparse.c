@@ -23,6 +23,10 @@
 
 /* Memory bound of the grain-table cache. */
 #define GT_CACHE_BYTES (16u << 20)
+/* DEFLATE output is at most this many times its input (258 bytes per
+ * 2-bit code, plus block overhead): a record smaller than grain / ratio
+ * cannot be a whole grain. */
+#define DEFLATE_MAX_RATIO 1032u
 
 typedef struct gt_slot {
     uint64_t gd_index;
@@ -49,7 +53,8 @@ typedef struct sparse_priv {
     bool unclean_written;      /* header flag set on disk this session */
     bool data_written;         /* grain data written since the last flush */
 
-    uint8_t *grain_buf;        /* one grain, for partial writes and decompression */
+    uint8_t *grain_buf;        /* one grain, for partial writes and decompression;
+                                  allocated on first use (see need_grain_buf) */
     struct libdeflate_decompressor *dec;
     uint8_t *cbuf;             /* compressed record buffer */
     size_t cbuf_size;
@@ -58,6 +63,50 @@ typedef struct sparse_priv {
 } sparse_priv;
 
 static uint64_t grain_bytes(const sparse_priv *p) { return p->h.grain_sectors * VK_SECTOR; }
+
+/* The one-grain buffer, made on first use: reading an uncompressed extent
+ * never needs it, so a huge grainSize in a small hostile file costs nothing
+ * until a grain really has to be held in memory. */
+static int need_grain_buf(vk_extent *x, vk_err *e)
+{
+    sparse_priv *p = x->priv;
+    if (p->grain_buf)
+        return 0;
+    p->grain_buf = malloc((size_t)grain_bytes(p));
+    if (!p->grain_buf)
+        return vk_fail(e, VMDKIT_ENOMEM, "%s: out of memory for a grain of %llu bytes", x->path,
+                       (unsigned long long)grain_bytes(p));
+    return 0;
+}
+
+/* Do the sector runs [a, a + an) and [b, b + bn) overlap? */
+static bool overlaps(uint64_t a, uint64_t an, uint64_t b, uint64_t bn)
+{
+    return an && bn && a < b + bn && b < a + an;
+}
+
+/* Would stored data at [first, first + n) sectors, mapped by grain table
+ * GDI, lie on metadata: the header, the embedded descriptor, a grain
+ * directory, the tables mapping it, or (VMware's layout) anything before
+ * the grain directory inside the overhead?  Such an entry is corrupt:
+ * reading it would return metadata, writing it would destroy metadata. */
+static bool on_metadata(const sparse_priv *p, uint64_t first, uint64_t n, uint64_t gdi)
+{
+    const vk_sparse_header *h = &p->h;
+    uint64_t gd_secs = vk_gd_sectors(p->num_gdes);
+    if (first < 1 || (first < h->overhead_sectors && first < h->gd_offset_sectors + 1))
+        return true;
+    if (h->desc_offset_sectors && overlaps(first, n, h->desc_offset_sectors, h->desc_size_sectors))
+        return true;
+    if (overlaps(first, n, h->gd_offset_sectors, gd_secs))
+        return true;
+    if ((h->flags & VK_FLAG_REDUNDANT_GD) && !p->compressed &&
+        overlaps(first, n, h->rgd_offset_sectors, gd_secs))
+        return true;
+    if (p->gd[gdi] && overlaps(first, n, p->gd[gdi], p->gt_sectors))
+        return true;
+    return p->rgd && p->rgd[gdi] && overlaps(first, n, p->rgd[gdi], p->gt_sectors);
+}
 
 /* ---- grain tables ---- */
 
@@ -242,6 +291,13 @@ static int load_compressed_grain(vk_extent *x, uint64_t g, uint32_t sec, vk_err 
         /* no marker: the zlib stream starts at the grain sector, length unknown */
         csize = (size_t)vk_min(p->cbuf_size, file_bytes - off);
     }
+    uint64_t in_disk = vk_min(gb, (x->size_sectors - g * p->h.grain_sectors) * VK_SECTOR);
+    if (in_disk / DEFLATE_MAX_RATIO > csize)
+        return vk_fail(e, VMDKIT_EFORMAT,
+                       "%s: grain %llu at sector %u: %zu compressed bytes cannot hold a grain of %llu bytes",
+                       x->path, (unsigned long long)g, sec, csize, (unsigned long long)in_disk);
+    if ((r = need_grain_buf(x, e)))
+        return r;
     if ((r = vk_pread_full(x->fd, p->cbuf, csize, off + hdr, x->path, e)))
         return r;
     size_t out = 0;
@@ -252,7 +308,6 @@ static int load_compressed_grain(vk_extent *x, uint64_t g, uint32_t sec, vk_err 
         /* some writers use raw deflate despite the zlib convention */
         res = libdeflate_deflate_decompress_ex(p->dec, p->cbuf, csize, p->grain_buf, (size_t)gb,
                                                &in_used, &out);
-    uint64_t in_disk = vk_min(gb, (x->size_sectors - g * p->h.grain_sectors) * VK_SECTOR);
     if ((res != LIBDEFLATE_SUCCESS && res != LIBDEFLATE_SHORT_OUTPUT) || out < in_disk)
         return vk_fail(e, VMDKIT_EFORMAT,
                        "%s: grain %llu at sector %u: compressed data is corrupt or inflates to %zu bytes, expected %llu",
@@ -298,7 +353,7 @@ static int sparse_read(vk_extent *x, uint64_t sector, uint64_t n, void *buf, vk_
                 return vk_fail(e, VMDKIT_EFORMAT,
                                "%s: grain table entry for grain %llu: sector %llu lies past the end of the file",
                                x->path, (unsigned long long)g, (unsigned long long)first);
-            if (first < p->h.overhead_sectors && first < p->h.gd_offset_sectors + 1)
+            if (on_metadata(p, first, in + k, g / p->h.gtes_per_gt))
                 return vk_fail(e, VMDKIT_EFORMAT,
                                "%s: grain table entry for grain %llu: sector %llu lies inside the metadata",
                                x->path, (unsigned long long)g, (unsigned long long)first);
@@ -396,6 +451,9 @@ static int fill_from_below(vk_extent *x, uint64_t g, uint32_t gte, const vk_back
 {
     sparse_priv *p = x->priv;
     uint64_t gs = p->h.grain_sectors;
+    int r = need_grain_buf(x, e);
+    if (r)
+        return r;
     memset(p->grain_buf, 0, grain_bytes(p));
     p->cached_valid = false;
     if (classify(p, gte) == GTE_ZERO || !bk || !bk->read)
@@ -427,6 +485,13 @@ static int sparse_write(vk_extent *x, uint64_t sector, uint64_t n, const void *b
             return r;
         uint32_t gte = gt[g % p->h.gtes_per_gt];
         if (classify(p, gte) == GTE_DATA) {
+            /* never write through an entry that points outside the data area */
+            if (gte >= p->file_sectors || on_metadata(p, gte, gs, g / p->h.gtes_per_gt))
+                return vk_fail(e, VMDKIT_EFORMAT,
+                               "%s: grain table entry for grain %llu: sector %u lies %s",
+                               x->path, (unsigned long long)g, gte,
+                               gte >= p->file_sectors ? "past the end of the file"
+                                                      : "inside the metadata");
             if ((r = vk_pwrite_full(x->fd, in, k * VK_SECTOR, ((uint64_t)gte + off) * VK_SECTOR,
                                     x->path, e)))
                 return r;
@@ -754,14 +819,14 @@ int vk_sparse_open(vk_extent *x, vk_err *e)
     p->n_slots = (size_t)vk_max(1, vk_min(p->num_gdes, GT_CACHE_BYTES / p->gt_bytes));
     p->slots = vk_calloc(p->n_slots, sizeof *p->slots, e);
     p->gt_mem = vk_malloc(p->n_slots * p->gt_bytes, e);
-    p->grain_buf = vk_malloc((size_t)grain_bytes(p), e);
-    if (!p->slots || !p->gt_mem || !p->grain_buf) {
+    if (!p->slots || !p->gt_mem) {
         r = VMDKIT_ENOMEM;
         goto fail;
     }
     if (p->compressed) {
         p->dec = libdeflate_alloc_decompressor();
-        p->cbuf_size = (size_t)(2 * grain_bytes(p) + 1024);
+        /* a compressed record never exceeds the file */
+        p->cbuf_size = (size_t)vk_min(2 * grain_bytes(p) + 1024, p->file_sectors * VK_SECTOR);
         p->cbuf = vk_malloc(p->cbuf_size, e);
         if (!p->dec || !p->cbuf) {
             r = vk_fail(e, VMDKIT_ENOMEM, "%s: out of memory for decompression", x->path);
@@ -769,8 +834,15 @@ int vk_sparse_open(vk_extent *x, vk_err *e)
         }
     }
     /* grains go at the grain-aligned end of the file, never inside metadata */
+    if (x->writable && p->h.overhead_sectors > VK_MAX_EXTENT_FILE_SECTORS) {
+        r = vk_fail(e, VMDKIT_EFORMAT,
+                    "%s: overHead: %llu sectors lies beyond the 2 TiB a sparse extent can address",
+                    x->path, (unsigned long long)p->h.overhead_sectors);
+        goto fail;
+    }
     uint64_t gs = p->h.grain_sectors;
-    p->next_alloc = vk_div_round_up(vk_max(p->file_sectors, p->h.overhead_sectors), gs) * gs;
+    uint64_t data_start = vk_min(vk_max(p->file_sectors, p->h.overhead_sectors), VK_MAX_EXTENT_FILE_SECTORS);
+    p->next_alloc = vk_div_round_up(data_start, gs) * gs;
     x->grain_sectors = gs;
     x->ops = &sparse_ops;
     return 0;

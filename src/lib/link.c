@@ -13,6 +13,23 @@
 #include "path.h"
 #include "sparse_header.h"
 
+/* Largest disk accepted, in sectors (128 PiB): its size in bytes, and any
+ * sum of such sizes, stays far from overflowing 64 bits. */
+#define MAX_CAPACITY_SECTORS (UINT64_C(1) << 48)
+
+/* Open without blocking (a FIFO named as a disk or extent would wait for a
+ * writer forever), then restore blocking mode for the I/O. */
+static int open_nonblocking(const char *path, int mode)
+{
+    int fd = open(path, mode | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd >= 0) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0)
+            (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    }
+    return fd;
+}
+
 /* createTypes a descriptor may name. */
 static const char *const known_create_types[] = {
     "monolithicSparse", "monolithicFlat", "twoGbMaxExtentSparse", "2GbMaxExtentSparse",
@@ -102,11 +119,14 @@ static bool vmware_lock_present(const char *path)
 static int open_extent_fd(vk_link *l, vk_extent *x, unsigned flags, vk_err *e)
 {
     int mode = x->writable ? O_RDWR : O_RDONLY;
-    x->fd = open(x->path, mode | O_CLOEXEC | O_NOCTTY);
+    x->fd = open_nonblocking(x->path, mode);
     if (x->fd < 0) {
         if (errno == ENOENT)
             return vk_fail(e, VMDKIT_ENOENT, "%s: extent file \"%s\": not found (%s)", l->path,
                            x->name, x->path);
+        if (errno == EISDIR) /* opened for writing */
+            return vk_fail(e, VMDKIT_EFORMAT, "%s: extent file \"%s\": is a directory", l->path,
+                           x->name);
         return vk_fail_errno(e, errno, "%s: extent file \"%s\": open", l->path, x->name);
     }
     struct stat st;
@@ -117,8 +137,19 @@ static int open_extent_fd(vk_link *l, vk_extent *x, unsigned flags, vk_err *e)
     if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
         return vk_fail(e, VMDKIT_EFORMAT, "%s: extent file \"%s\": not a regular file or block device",
                        l->path, x->name);
+    struct stat other;
+    if (l->desc_fd >= 0 && fstat(l->desc_fd, &other) == 0 && other.st_dev == st.st_dev &&
+        other.st_ino == st.st_ino)
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: extent file \"%s\": is the descriptor itself", l->path,
+                       x->name);
     if (x->writable && vmware_lock_present(x->path))
         return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by VMware (%s.lck exists)", x->path, x->path);
+    /* several FLAT extents may share one file (partitionedDevice): its
+     * first extent holds the lock for all of them */
+    for (vk_extent *prev = l->ext; prev < x; prev++)
+        if (prev->fd >= 0 && fstat(prev->fd, &other) == 0 && other.st_dev == st.st_dev &&
+            other.st_ino == st.st_ino)
+            return 0;
     if (!(flags & VMDKIT_OPEN_NO_LOCK))
         return vk_lock_fd(x->fd, x->writable, x->path, e);
     return 0;
@@ -155,6 +186,8 @@ static int open_extent_driver(vk_link *l, vk_extent *x, vk_err *e)
 
 static int open_extents(vk_link *l, unsigned flags, int self_fd, vk_err *e)
 {
+    if (l->writable && vmware_lock_present(l->path))
+        return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by VMware (%s.lck exists)", l->path, l->path);
     l->ext = vk_calloc(l->desc.n_extents, sizeof *l->ext, e);
     if (!l->ext)
         return VMDKIT_ENOMEM;
@@ -213,6 +246,9 @@ static int open_extents(vk_link *l, unsigned flags, int self_fd, vk_err *e)
     l->capacity_sectors = start;
     if (start == 0)
         return vk_fail(e, VMDKIT_EFORMAT, "%s: extents: the disk has no sectors", l->path);
+    if (start > MAX_CAPACITY_SECTORS)
+        return vk_fail(e, VMDKIT_ELIMIT, "%s: extents: %llu sectors in all is beyond any supported size",
+                       l->path, (unsigned long long)start);
     return 0;
 }
 
@@ -272,10 +308,12 @@ int vk_link_open(const char *path, bool writable, unsigned flags, vk_link **out,
         r = VMDKIT_ENOMEM;
         goto out;
     }
-    int fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY);
+    int fd = open_nonblocking(path, writable ? O_RDWR : O_RDONLY);
     if (fd < 0) {
         if (errno == ENOENT)
             r = vk_fail(e, VMDKIT_ENOENT, "%s: not found", path);
+        else if (errno == EISDIR)
+            r = vk_fail(e, VMDKIT_EFORMAT, "%s: is a directory, not a disk", path);
         else
             r = vk_fail_errno(e, errno, "%s: open", path);
         goto out;

@@ -38,8 +38,8 @@ declare -A SYNOPSIS=(
     [create]="vmdkit create [-t TYPE] [-a ide|buslogic|lsilogic|legacyESX] [--hw N] [--zeroed-grain] [-b PARENT [--absolute]] FILE SIZE"
     [info]="vmdkit info [--json] [--chain] [--ignore-cid] DISK"
     [map]="vmdkit map [--json] [--ignore-cid] DISK"
-    [convert]="vmdkit convert [-f vmdk|raw] [-O vmdk|raw] [-t TYPE] [-a ADAPTER] [--hw N] [-p] [--threads N] SRC DST"
-    [compare]="vmdkit compare [-s] [-f vmdk|raw] [-F vmdk|raw] A B"
+    [convert]="vmdkit convert [-f vmdk|raw] [-O vmdk|raw] [-t TYPE] [-a ADAPTER] [--hw N] [-p | --progress=json] [--threads N] SRC DST"
+    [compare]="vmdkit compare [-s] [--json] [-p | --progress=json] [-f vmdk|raw] [-F vmdk|raw] A B"
     [io]="vmdkit io [-f vmdk|raw] [-r] DISK -c 'CMD' [-c 'CMD' ...]"
 )
 check "vmdkit --help" "$VMDKIT" --help && cp "$OUT" main-help.txt

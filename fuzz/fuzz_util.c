@@ -1,0 +1,131 @@
+/* fuzz_util.c - see fuzz_util.h. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fuzz_util.h"
+
+#define MAX_RUNS 64
+#define MAX_READ (1u << 20)
+#define MAX_WRITE_GRAIN_SECTORS 2048u
+
+static char dir[64];
+
+static void remove_dir(void)
+{
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "fuzz: could not remove %s\n", dir);
+}
+
+const char *fuzz_dir(void)
+{
+    if (!dir[0]) {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(dir, sizeof dir, "%s/vmdkit-fuzz-XXXXXX", tmp && strlen(tmp) < 30 ? tmp : "/tmp");
+        if (!mkdtemp(dir)) {
+            perror("fuzz: mkdtemp");
+            abort();
+        }
+        atexit(remove_dir);
+    }
+    return dir;
+}
+
+char *fuzz_write_file(const char *name, const uint8_t *data, size_t len)
+{
+    size_t n = strlen(fuzz_dir()) + strlen(name) + 2;
+    char *path = malloc(n);
+    if (!path)
+        abort();
+    snprintf(path, n, "%s/%s", fuzz_dir(), name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        perror(path);
+        abort();
+    }
+    for (size_t done = 0; done < len;) {
+        ssize_t w = write(fd, data + done, len - done);
+        if (w <= 0) {
+            perror(path);
+            abort();
+        }
+        done += (size_t)w;
+    }
+    close(fd);
+    return path;
+}
+
+uint64_t fuzz_hash(const uint8_t *data, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ data[i]) * 0x100000001b3ull;
+    return h;
+}
+
+void fuzz_walk(vmdkit_disk *d, uint64_t seed)
+{
+    static uint8_t buf[MAX_READ];
+    uint64_t size = vmdkit_size(d);
+    uint64_t off = 0;
+    for (int runs = 0; runs < MAX_RUNS && off < size; runs++) {
+        vmdkit_block_status st;
+        if (vmdkit_block_status_at(d, off, size - off, &st) < 0)
+            break;
+        if (st.length == 0 || st.length > size - off)
+            abort(); /* the contract: a run is non-empty and inside the disk */
+        if (st.alloc == VMDKIT_ALLOC_DATA)
+            (void)vmdkit_pread(d, buf, (size_t)(st.length < MAX_READ ? st.length : MAX_READ), off);
+        off += st.length;
+    }
+    for (int i = 0; i < 4 && size > 0; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t at = (seed >> 11) % size;
+        size_t len = (size_t)((seed >> 3) % 70000) + 1;
+        if (len > size - at)
+            len = (size_t)(size - at);
+        (void)vmdkit_pread(d, buf, len, at);
+    }
+    int links = vmdkit_chain_length(d);
+    for (int l = 0; l < links; l++) {
+        vmdkit_link_info info;
+        if (vmdkit_link_info_get(d, l, &info) == 0)
+            vmdkit_link_info_free(&info);
+    }
+}
+
+void fuzz_write_some(const char *path, uint64_t seed)
+{
+    vmdkit_disk *d;
+    if (vmdkit_open(path, VMDKIT_OPEN_RDWR | VMDKIT_OPEN_NO_LOCK, &d, NULL) < 0)
+        return;
+    vmdkit_link_info info;
+    bool small = vmdkit_link_info_get(d, 0, &info) == 0;
+    if (small) {
+        for (size_t i = 0; i < info.n_extents; i++)
+            if (info.extents[i].sparse.present &&
+                info.extents[i].sparse.grain_sectors > MAX_WRITE_GRAIN_SECTORS)
+                small = false;
+        vmdkit_link_info_free(&info);
+    }
+    uint64_t size = vmdkit_size(d);
+    static uint8_t buf[4096];
+    memset(buf, (int)(seed & 0xff), sizeof buf);
+    for (int i = 0; small && i < 3 && size > 0; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t at = (seed >> 11) % size;
+        size_t len = (size_t)((seed >> 5) % sizeof buf) + 1;
+        if (len > size - at)
+            len = (size_t)(size - at);
+        if (i == 2)
+            (void)vmdkit_pzero(d, len, at);
+        else
+            (void)vmdkit_pwrite(d, buf, len, at);
+    }
+    (void)vmdkit_flush(d);
+    vmdkit_close(d, NULL);
+}

@@ -1,0 +1,259 @@
+/* cmd_check.c - vmdkit check: verify a disk's metadata and, with --repair,
+ * fix what can be fixed without guessing.  Exit codes follow qemu-img
+ * check, not the table the other commands share. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* qemu-img check's exit codes. */
+enum {
+    CHECK_EXIT_CLEAN = 0,
+    CHECK_EXIT_FAILED = 1,   /* the check could not be completed */
+    CHECK_EXIT_CORRUPT = 2,
+    CHECK_EXIT_LEAKS = 3,    /* leaked space (or stale redundant entries) only */
+};
+
+const struct cli_help cmd_check_help = {
+    .description =
+        "Verify every structure of DISK and of its parent chain, reading them directly\n"
+        "(an image too damaged to open is still examined):\n"
+        "  - sparse headers: fields, flags, the unclean-shutdown flag;\n"
+        "  - the descriptor against its extents: files present, extent sizes against\n"
+        "    the files and the sparse headers, createType against the extent types;\n"
+        "  - the grain directory against its redundant copy (entry by entry) and each\n"
+        "    grain table against its redundant copy (byte for byte);\n"
+        "  - grains and tables inside the file, clear of the metadata, none used twice;\n"
+        "  - leaked space: grains of a file that no grain table references;\n"
+        "  - streamOptimized files: the marker sequence (grain LBAs ascending and\n"
+        "    matching the grain tables, compressed grains that inflate to whole grains,\n"
+        "    table markers, a footer equal to the header but for gdOffset, end-of-stream\n"
+        "    marker last);\n"
+        "  - ESX COWD redo logs: header, tables inside the file;\n"
+        "  - for a chain: every link's parentCID against its parent's CID, and capacities.\n"
+        "Each finding is printed on one line: ERROR (corruption), Leaked (space nothing\n"
+        "references), Stale (a redundant copy an interrupted write left behind while the\n"
+        "unclean-shutdown flag is set; the data is intact), Info, Repaired, Not repaired.\n"
+        "The unclean-shutdown flag alone is reported but is not corruption.\n"
+        "Without --repair no file is modified; files are opened read-only with shared\n"
+        "locks, so a disk that a vmdkit writer holds is refused.",
+    .options =
+        "--json\n"
+        "    Print one JSON object: filename, format (\"vmdk\"), check-errors (1 when the\n"
+        "    check could not be completed), corruptions, leaks (leaked grains; a partial\n"
+        "    one counts), leaked-bytes, stale, unclean-shutdown, incomplete, findings\n"
+        "    (each {kind, file, message, offset, after-repair}; kind is corrupt, leak,\n"
+        "    stale, info, repaired or unrepaired; offset is a byte offset in file, or\n"
+        "    null), findings-dropped, backup (path or null); with --repair also\n"
+        "    corruptions-fixed, leaks-fixed, stale-fixed, repaired and unrepaired.\n"
+        "    Names follow 'qemu-img check --output=json' where they mean the same.\n"
+        "--repair\n"
+        "    Fix, in the top link only, what can be fixed without guessing: a damaged\n"
+        "    grain table or directory entry from its sound redundant copy or the reverse\n"
+        "    (two copies that both look sound and differ are left alone, unless the\n"
+        "    unclean-shutdown flag says an interrupted write left the redundant one\n"
+        "    stale); leaked space at the end of a file (cut, at most 1 GiB); extent\n"
+        "    sizes in the descriptor that disagree with the sparse headers of the files\n"
+        "    when the other extents and the parent confirm the headers; then the\n"
+        "    unclean-shutdown flag, once no corruption remains.  Every change is\n"
+        "    printed.  Before the first one, all bytes to be overwritten or cut are\n"
+        "    saved to DISK.vmdkit-repair-YYYYmmddTHHMMSS.bak beside the disk (records\n"
+        "    \"file SIZE LEN\" and \"region OFFSET LENGTH LEN\" with the path and the old\n"
+        "    bytes; undo them from the last to the first).  Writes go in crash-safe\n"
+        "    order: tables, directories, descriptor, truncation, header.  The disk is\n"
+        "    then checked again; what is left is printed after \"Remaining after the\n"
+        "    repair\".  Refused while VMware holds the disk (a .lck folder exists) or\n"
+        "    another program has it open for writing.\n"
+        "--allow-external-extents\n"
+        "    Follow extent files outside the descriptor's folder.\n"
+        "-h, --help\n"
+        "    Show this manual.",
+    .exit_status =
+        "vmdkit check uses the exit codes of 'qemu-img check', so scripts port over;\n"
+        "they replace the table the other commands share:\n"
+        "0  no problem found (after --repair: everything found was repaired)\n"
+        "1  the check could not be completed: the disk or a file is missing or\n"
+        "   unreadable, an I/O error, a lock held by another program, an extent\n"
+        "   outside the folder, or a bad command line\n"
+        "2  corruption found (after --repair: corruption remains)\n"
+        "3  only leaked space (or stale redundant entries) found, no corruption\n"
+        "A file that exists but is not a valid disk is corruption (2).",
+    .examples =
+        "vmdkit check disk.vmdk\n"
+        "vmdkit check --json child.vmdk | jq '.corruptions'\n"
+        "vmdkit check --repair disk.vmdk",
+    .own_exit_status = true,
+};
+
+enum { OPT_JSON = 256, OPT_REPAIR, OPT_ALLOW_EXTERNAL };
+
+static const struct option longopts[] = {
+    {"json", no_argument, NULL, OPT_JSON},
+    {"repair", no_argument, NULL, OPT_REPAIR},
+    {"allow-external-extents", no_argument, NULL, OPT_ALLOW_EXTERNAL},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+struct out {
+    bool json;
+    json_object *findings;
+    bool remaining_shown;
+    uint64_t printed;
+};
+
+static const char *kind_json(int kind)
+{
+    static const char *const names[] = {"corrupt", "leak", "stale", "info", "repaired", "unrepaired"};
+    return kind >= 0 && kind <= VMDKIT_FIND_UNREPAIRED ? names[kind] : "info";
+}
+
+static const char *kind_human(int kind)
+{
+    static const char *const names[] = {"ERROR", "Leaked", "Stale", "Info", "Repaired", "Not repaired"};
+    return kind >= 0 && kind <= VMDKIT_FIND_UNREPAIRED ? names[kind] : "Info";
+}
+
+static void on_finding(void *opaque, const vmdkit_check_finding *f)
+{
+    struct out *o = opaque;
+    if (o->json) {
+        json_object *j = json_object_new_object();
+        cli_json_add_str(j, "kind", kind_json(f->kind));
+        cli_json_add_str(j, "file", f->file);
+        cli_json_add_str(j, "message", f->message);
+        json_object_object_add(j, "offset", f->offset == VMDKIT_CHECK_NO_OFFSET
+                                                ? NULL
+                                                : json_object_new_uint64(f->offset));
+        cli_json_add_bool(j, "after-repair", f->after_repair);
+        json_object_array_add(o->findings, j);
+        return;
+    }
+    if (f->after_repair && !o->remaining_shown) {
+        printf("\nRemaining after the repair:\n");
+        o->remaining_shown = true;
+    }
+    printf("%s: %s\n", kind_human(f->kind), f->message);
+    o->printed++;
+}
+
+static int exit_code(const vmdkit_check_result *r)
+{
+    if (r->corruptions)
+        return CHECK_EXIT_CORRUPT;
+    if (r->leaks || r->stale)
+        return CHECK_EXIT_LEAKS;
+    return CHECK_EXIT_CLEAN;
+}
+
+static void print_summary(const vmdkit_check_result *r, bool repair, bool after_findings)
+{
+    if (repair && (r->corruptions_fixed || r->leaks_fixed || r->stale_fixed || r->repaired)) {
+        printf("\nThe following inconsistencies were found and repaired:\n");
+        printf("    %" PRIu64 " leaked clusters\n", r->leaks_fixed);
+        printf("    %" PRIu64 " corruptions\n", r->corruptions_fixed);
+        printf("    %" PRIu64 " stale redundant entries\n", r->stale_fixed);
+        printf("(%" PRIu64 " changes made; the image was checked again)\n", r->repaired);
+    }
+    if (after_findings)
+        putchar('\n');
+    if (!r->corruptions && !r->leaks && !r->stale)
+        printf("No errors were found on the image.\n");
+    if (r->corruptions)
+        printf("%" PRIu64 " errors were found on the image.\n"
+               "Data may be corrupted, or further writes to the image may corrupt it.\n",
+               r->corruptions);
+    if (r->leaks)
+        printf("%s%" PRIu64 " leaked clusters were found on the image (%" PRIu64 " bytes).\n"
+               "This means waste of disk space, but no harm to data.\n",
+               r->corruptions ? "\n" : "", r->leaks, r->leaked_bytes);
+    if (r->stale)
+        printf("%s%" PRIu64 " stale redundant table entries were found on the image.\n"
+               "An interrupted write left them; the data is intact. 'vmdkit check --repair' updates them.\n",
+               r->corruptions || r->leaks ? "\n" : "", r->stale);
+    if (r->unclean_shutdown)
+        printf("The unclean-shutdown flag %s.\n",
+               repair && !r->corruptions && !r->stale ? "was set and is cleared" : "is set");
+    if (r->incomplete)
+        printf("Some parts of the image could not be checked (see the Info lines).\n");
+    if (r->findings_dropped)
+        printf("%" PRIu64 " more findings were not listed.\n", r->findings_dropped);
+    if (r->backup_path[0])
+        printf("The overwritten metadata was saved to %s\n", r->backup_path);
+}
+
+static int print_json(struct out *o, const char *path, const vmdkit_check_result *r, bool repair,
+                      const vmdkit_error *err, bool failed)
+{
+    json_object *j = json_object_new_object();
+    cli_json_add_str(j, "filename", path);
+    cli_json_add_str(j, "format", "vmdk");
+    cli_json_add_u64(j, "check-errors", failed ? 1 : 0);
+    if (failed)
+        cli_json_add_str(j, "error", err->msg);
+    cli_json_add_u64(j, "corruptions", r->corruptions);
+    cli_json_add_u64(j, "leaks", r->leaks);
+    cli_json_add_u64(j, "leaked-bytes", r->leaked_bytes);
+    cli_json_add_u64(j, "stale", r->stale);
+    if (repair) {
+        cli_json_add_u64(j, "corruptions-fixed", r->corruptions_fixed);
+        cli_json_add_u64(j, "leaks-fixed", r->leaks_fixed);
+        cli_json_add_u64(j, "stale-fixed", r->stale_fixed);
+        cli_json_add_u64(j, "repaired", r->repaired);
+        cli_json_add_u64(j, "unrepaired", r->unrepaired);
+    }
+    cli_json_add_bool(j, "unclean-shutdown", r->unclean_shutdown);
+    cli_json_add_bool(j, "incomplete", r->incomplete);
+    json_object_object_add(j, "findings", o->findings);
+    o->findings = NULL;
+    cli_json_add_u64(j, "findings-dropped", r->findings_dropped);
+    json_object_object_add(j, "backup", r->backup_path[0] ? json_object_new_string(r->backup_path) : NULL);
+    return cli_json_print(j);
+}
+
+int cmd_check(int argc, char **argv)
+{
+    struct out o = {0};
+    unsigned flags = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_JSON: o.json = true; break;
+        case OPT_REPAIR: flags |= VMDKIT_CHECK_REPAIR; break;
+        case OPT_ALLOW_EXTERNAL: flags |= VMDKIT_CHECK_ALLOW_EXTERNAL; break;
+        case 'h': cli_print_command_help(cli_find_command("check")); return CHECK_EXIT_CLEAN;
+        default: cli_bad_option("check", argc, argv, c); return CHECK_EXIT_FAILED;
+        }
+    }
+    if (argc - optind < 1) {
+        cli_usage_error("check", "missing DISK");
+        return CHECK_EXIT_FAILED;
+    }
+    if (argc - optind > 1) {
+        cli_usage_error("check", "unexpected argument '%s'", argv[optind + 1]);
+        return CHECK_EXIT_FAILED;
+    }
+    const char *path = argv[optind];
+    bool repair = (flags & VMDKIT_CHECK_REPAIR) != 0;
+    if (o.json && !(o.findings = json_object_new_array())) {
+        cli_errorf("out of memory");
+        return CHECK_EXIT_FAILED;
+    }
+    vmdkit_check_result res;
+    vmdkit_error err = {0};
+    int rc = vmdkit_check(path, flags, on_finding, &o, &res, &err);
+    int code = rc < 0 ? CHECK_EXIT_FAILED : exit_code(&res);
+    if (o.json) {
+        if (print_json(&o, path, &res, repair, &err, rc < 0) != CLI_EXIT_OK)
+            code = CHECK_EXIT_FAILED;
+    } else if (rc == 0) {
+        print_summary(&res, repair, o.printed > 0);
+    } else if (res.backup_path[0]) {
+        printf("The overwritten metadata was saved to %s\n", res.backup_path);
+    }
+    if (rc < 0)
+        cli_errorf("%s", err.msg[0] ? err.msg : vmdkit_errcode_name(rc));
+    json_object_put(o.findings);
+    return code;
+}

@@ -1,0 +1,153 @@
+/* check.h - the consistency checker and its repair: shared state of one
+ * vmdkit_check call (findings, counters, open files, planned fixes) and the
+ * per-extent checks it runs.
+ *
+ * The checker reads every on-disk structure itself, with its own decoding
+ * of tables and markers, so that a mistake in the reader (extent_sparse.c)
+ * cannot hide damage from it.  Only the pure helpers (header decoding and
+ * validation, the descriptor parser, path resolution) are shared.
+ */
+#ifndef VK_CHECK_H
+#define VK_CHECK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "descriptor.h"
+#include "vk.h"
+
+/* Findings passed to the callback per pass; the rest are only counted. */
+#define VK_CHECK_MAX_FINDINGS 10000u
+
+/* One file the checker opened (each file once, whatever path named it). */
+typedef struct vk_cfile {
+    char *path;
+    int fd;
+    uint64_t size;      /* bytes when opened; updated by the repair */
+    bool writable;      /* opened read-write (the top link under repair) */
+    dev_t dev;
+    ino_t ino;
+} vk_cfile;
+
+/* Order in which planned fixes reach the disk: each phase is durable
+ * before the next begins. */
+enum vk_fix_phase {
+    VK_FIX_TABLES,       /* grain-table contents (existing or new tables) */
+    VK_FIX_DIRECTORY,    /* grain-directory entries */
+    VK_FIX_DESCRIPTOR,   /* extent lines */
+    VK_FIX_TRUNCATE,     /* leaked space cut from the end of a file */
+    VK_FIX_HEADER,       /* the unclean-shutdown flag */
+    VK_FIX_PHASES
+};
+
+enum vk_fix_op { VK_FIX_WRITE, VK_FIX_TRUNCATE_AT, VK_FIX_REPLACE_FILE };
+
+typedef struct vk_fix {
+    int phase;            /* enum vk_fix_phase */
+    int op;               /* enum vk_fix_op */
+    size_t file;          /* index into the file table */
+    uint64_t offset;      /* WRITE: where; TRUNCATE_AT: the new size */
+    uint8_t *data;        /* WRITE / REPLACE_FILE: the new bytes */
+    size_t len;
+    char *what;           /* reported once done */
+    int kind;             /* the finding kind it removes (for the counts) */
+} vk_fix;
+
+/* Counters of one pass over the disk. */
+typedef struct vk_check_counts {
+    uint64_t corruptions, leaks, leaked_bytes, stale, findings, dropped;
+    uint64_t leak_findings;
+    bool unclean, incomplete;
+} vk_check_counts;
+
+typedef struct vk_check {
+    unsigned flags;
+    const char *top_path;
+    vmdkit_check_fn fn;
+    void *opaque;
+    bool emit;            /* pass findings to FN in this pass */
+    bool plan;            /* collect fixes in this pass (repair) */
+    bool after_repair;
+    vk_check_counts n;
+    vk_err *e;
+
+    vk_cfile *files;
+    size_t n_files, cap_files;
+    vk_fix *fixes;
+    size_t n_fixes, cap_fixes;
+    bool plan_grows_file; /* a planned fix appends to a file: no truncation this round */
+
+    int backup_fd;        /* -1 until the first repair round */
+    char backup_path[4096];
+} vk_check;
+
+/* ---- findings (check.c) ---- */
+
+/* Report a finding of KIND (CORRUPT, STALE or INFO) about FILE at byte
+ * OFFSET (VMDKIT_CHECK_NO_OFFSET for the whole file). */
+void vk_check_report(vk_check *c, int kind, const char *file, uint64_t offset, const char *fmt, ...)
+    VK_PRINTF(5, 6);
+/* Report GRAINS leaked grains occupying BYTES bytes of FILE. */
+void vk_check_leak(vk_check *c, const char *file, uint64_t offset, uint64_t grains, uint64_t bytes,
+                   const char *fmt, ...) VK_PRINTF(6, 7);
+/* Pass a formatted finding of KIND to the callback without counting it. */
+void vk_check_note(vk_check *c, int kind, const char *file, uint64_t offset, const char *fmt, ...)
+    VK_PRINTF(5, 6);
+/* Pass a finding of KIND to the callback without counting it. */
+void vk_check_emit(vk_check *c, int kind, const char *file, uint64_t offset, const char *msg);
+
+/* ---- files (check_files.c) ---- */
+
+/* Open PATH (read-only and share-locked, or for the repair read-write,
+ * exclusively locked and refused when VMware's PATH.lck folder exists).
+ * A file already open (same device and inode) is reused.  Errors are
+ * returned as codes with the message in C->e: VMDKIT_ENOENT when missing. */
+int vk_check_open(vk_check *c, const char *path, bool writable, size_t *idx);
+void vk_check_close_all(vk_check *c);
+
+/* ---- repair plan (check_repair.c) ---- */
+
+/* Plan writing LEN bytes of DATA (copied) at OFFSET of file IDX. */
+int vk_check_plan_write(vk_check *c, int phase, int kind, size_t idx, uint64_t offset,
+                        const void *data, size_t len, const char *fmt, ...) VK_PRINTF(8, 9);
+/* Plan cutting file IDX to NEW_SIZE bytes. */
+int vk_check_plan_truncate(vk_check *c, int kind, size_t idx, uint64_t new_size, const char *fmt,
+                           ...) VK_PRINTF(5, 6);
+/* Plan replacing the whole of file IDX with DATA (atomically). */
+int vk_check_plan_replace(vk_check *c, int kind, size_t idx, const void *data, size_t len,
+                          const char *fmt, ...) VK_PRINTF(6, 7);
+/* Drop every planned fix. */
+void vk_check_plan_clear(vk_check *c);
+/* Save what the planned fixes of the phases in MASK (bit 1 << phase)
+ * overwrite to the backup file (created on the first call, beside
+ * C->top_path), make it durable, then apply those fixes phase by phase,
+ * each phase durable before the next.  *APPLIED receives the number made. */
+int vk_check_apply(vk_check *c, unsigned mask, uint64_t *applied);
+void vk_check_backup_close(vk_check *c);
+
+/* ---- the chain (check_link.c) ---- */
+
+/* Check C->top_path and its parents; findings go through C. */
+int vk_check_chain(vk_check *c);
+
+/* ---- extents ---- */
+
+/* What the link layer knows about an extent it hands to a checker. */
+typedef struct vk_check_extent {
+    size_t file;              /* index into the file table */
+    const char *name;         /* the file as the user should see it */
+    uint64_t size_sectors;    /* size given by the extent line */
+    bool repairable;          /* part of the top link under repair */
+    /* results */
+    bool header_ok;           /* a sound header was found */
+    uint64_t capacity_sectors;/* capacity in that header */
+    uint64_t grain_sectors;
+    bool compressed;          /* a streamOptimized (compressed) extent */
+    bool unclean;             /* the unclean-shutdown flag is set */
+} vk_check_extent;
+
+/* Hosted sparse (KDMV) extents, including streamOptimized. */
+int vk_check_kdmv(vk_check *c, vk_check_extent *x);
+/* ESX COWD extents (basic checks). */
+int vk_check_cowd(vk_check *c, vk_check_extent *x);
+
+#endif

@@ -1,0 +1,105 @@
+/* check_files.c - the files one check has open: each opened once, with the
+ * lock that fits (shared to check, exclusive to repair). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+
+/* Does VMware's lock folder PATH.lck exist? */
+static bool vmware_lock(const char *path)
+{
+    char lck[4200];
+    int n = snprintf(lck, sizeof lck, "%s.lck", path);
+    struct stat st;
+    return n > 0 && (size_t)n < sizeof lck && stat(lck, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int vk_check_open(vk_check *c, const char *path, bool writable, size_t *idx)
+{
+    vk_err *e = c->e;
+    if (writable && vmware_lock(path))
+        return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by VMware (%s.lck exists); not repaired", path,
+                       path);
+    /* non-blocking: a FIFO would otherwise wait for a writer forever */
+    int fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd >= 0) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0)
+            (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    }
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return vk_fail(e, VMDKIT_ENOENT, "%s: not found", path);
+        return vk_fail_errno(e, errno, "%s: open", path);
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int r = vk_fail_errno(e, errno, "%s: stat", path);
+        close(fd);
+        return r;
+    }
+    for (size_t i = 0; i < c->n_files; i++) {
+        if (c->files[i].dev == st.st_dev && c->files[i].ino == st.st_ino) {
+            close(fd);
+            if (writable && !c->files[i].writable)
+                return vk_fail(e, VMDKIT_EINVAL, "%s: also used read-only by another link", path);
+            *idx = i;
+            return 0;
+        }
+    }
+    if (S_ISDIR(st.st_mode)) {
+        close(fd);
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: is a directory", path);
+    }
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+        close(fd);
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: not a regular file or block device", path);
+    }
+    int r = vk_lock_fd(fd, writable, path, e);
+    if (r) {
+        close(fd);
+        return r;
+    }
+    if (c->n_files == c->cap_files) {
+        size_t nc = c->cap_files ? c->cap_files * 2 : 8;
+        vk_cfile *p = realloc(c->files, nc * sizeof *p);
+        if (!p) {
+            close(fd);
+            return vk_fail(e, VMDKIT_ENOMEM, "out of memory");
+        }
+        c->files = p;
+        c->cap_files = nc;
+    }
+    vk_cfile *f = &c->files[c->n_files];
+    memset(f, 0, sizeof *f);
+    f->fd = fd;
+    f->writable = writable;
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    if (!(f->path = vk_strdup(path, e))) {
+        close(fd);
+        return VMDKIT_ENOMEM;
+    }
+    if ((r = vk_file_size(fd, &f->size, path, e))) {
+        free(f->path);
+        close(fd);
+        return r;
+    }
+    *idx = c->n_files++;
+    return 0;
+}
+
+void vk_check_close_all(vk_check *c)
+{
+    for (size_t i = 0; i < c->n_files; i++) {
+        close(c->files[i].fd);
+        free(c->files[i].path);
+    }
+    free(c->files);
+    c->files = NULL;
+    c->n_files = c->cap_files = 0;
+}

@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# faults.sh - I/O errors and power cuts at every write of scripted sequences.
+#
+# The fault layer (faultfs, preloaded) counts the writes a sequence makes
+# to the disk's folder; then, for every N from 1 to that count:
+#   A. crash_writer (24 seeded writes and zeroings, a flush every 1..4):
+#      - the N-th write fails with EIO, then with ENOSPC: the writer must
+#        report the error naming the file and its class, and exit 3;
+#      - a power cut at the N-th write (FAULTS_SEEDS seeds: which unflushed
+#        writes survive, whole or torn at a sector boundary);
+#      - the N-th fsync/fdatasync fails (N up to the number of syncs);
+#      after each: `vmdkit check` finds no corruption, or `vmdkit check
+#      --repair` leaves a disk that check accepts, and every flushed write
+#      reads back (crash_writer verify).
+#   B. `vmdkit io` writing, zeroing and flushing: EIO and ENOSPC at the N-th
+#      write must exit 3 with a message naming the file; the disk stays
+#      consistent as in A.
+#   C. `vmdkit convert` to each output type: EIO and ENOSPC at the N-th write
+#      must exit 3 with a message naming the output, leaving no output.
+# Disks: monolithicSparse with and without redundant tables, and a
+# twoGbMaxExtentSparse disk of two pieces with zeroed grains written across
+# the piece boundary.
+#
+# Environment: VMDKIT, CRASH_WRITER, FAULTFS_LIB (the preload library),
+# VMDKIT_SANITIZE (ON in sanitizer builds), FAULTS_SEEDS (default 3),
+# CRASH_KEEP (where failing cases are kept).
+set -u
+VMDKIT=${VMDKIT:-vmdkit}
+CRASH_WRITER=${CRASH_WRITER:-crash_writer}
+FAULTFS_LIB=${FAULTFS_LIB:-}
+SEEDS=${FAULTS_SEEDS:-3}
+KEEP=${CRASH_KEEP:-${TMPDIR:-/tmp}/vmdkit-crash-failures}
+SPLIT_BYTES=$((4192256 * 512))
+MIB=$((1024 * 1024))
+
+for tool in "$VMDKIT" "$CRASH_WRITER"; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "FAIL: $tool not found"; exit 1; }
+done
+[ -f "$FAULTFS_LIB" ] || { echo "FAIL: FAULTFS_LIB ($FAULTFS_LIB) not found"; exit 1; }
+if ! "$VMDKIT" help check >/dev/null 2>&1; then
+    echo "FAIL: this vmdkit has no check command"
+    exit 1
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/vmdkit-faults.XXXXXX") || exit 1
+trap 'rm -rf "$WORK"' EXIT
+WORK=$(cd "$WORK" && pwd -P)
+mkdir "$WORK/disk" "$WORK/tpl" "$WORK/src"
+DIR=$WORK/disk   # the folder the fault layer watches
+
+# A sanitizer runtime wants to be loaded first; let it accept the preload.
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
+
+# faulty VAR=VALUE... -- CMD...: run CMD with the fault layer and settings.
+faulty() {
+    local envs=()
+    while [ "$1" != -- ]; do envs+=("$1"); shift; done
+    shift
+    env FAULTFS_DIR="$DIR" "${envs[@]}" LD_PRELOAD="$FAULTFS_LIB" "$@"
+}
+
+# Probe: the layer must see the writes of a real run, or the test means nothing.
+"$VMDKIT" create "$WORK/tpl/probe.vmdk" 1M >/dev/null || exit 1
+cp "$WORK/tpl/probe.vmdk" "$DIR/"
+rm -f "$WORK/count"
+faulty FAULTFS_COUNT="$WORK/count" -- "$VMDKIT" io "$DIR/probe.vmdk" -c 'write 0 4k' >/dev/null 2>"$WORK/probe.err"
+if ! grep -q '^writes [1-9]' "$WORK/count" 2>/dev/null; then
+    if [ "${VMDKIT_SANITIZE:-}" = ON ] || grep -q Sanitizer "$WORK/probe.err"; then
+        echo "SKIP: the fault layer cannot be preloaded into this sanitizer build:"
+        sed 's/^/    /' "$WORK/probe.err" | head -n 5
+        exit 77
+    fi
+    echo "FAIL: the fault layer saw no writes"; cat "$WORK/probe.err"; exit 1
+fi
+rm -f "$DIR"/*
+
+passed=0
+failed=0
+consistent=0
+repaired=0
+declare -A cases=()
+
+fail_case() { # fail_case NAME MESSAGE [FILE-TO-SHOW]
+    failed=$((failed + 1))
+    echo "FAIL - $1: $2"
+    [ -n "${3:-}" ] && [ -f "$3" ] && sed 's/^/         /' "$3" | tail -n 12
+    mkdir -p "$KEEP" && rm -rf "${KEEP:?}/$1" && cp -a "$DIR" "$KEEP/$1" 2>/dev/null &&
+        echo "       kept in $KEEP/$1"
+}
+
+# clear_redundant FILE: clear header flag bit 1 (redundant grain tables).
+clear_redundant() {
+    local flags
+    flags=$(od -A n -t u4 -j 8 -N 4 "$1" | tr -d ' ')
+    flags=$((flags & ~2))
+    printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $((flags & 255)) $(((flags >> 8) & 255)) \
+        $(((flags >> 16) & 255)) $(((flags >> 24) & 255)))" |
+        dd of="$1" bs=1 seek=8 conv=notrunc status=none
+}
+
+# make_template SHAPE: disk files in tpl/SHAPE; sets WARGS for the writer.
+make_template() {
+    local t=$WORK/tpl/$1
+    mkdir -p "$t"
+    case $1 in
+    mono) "$VMDKIT" create "$t/d.vmdk" 4M >/dev/null ;;
+    mono-nord) "$VMDKIT" create "$t/d.vmdk" 4M >/dev/null && clear_redundant "$t/d.vmdk" ;;
+    split-zg) "$VMDKIT" create -t twoGbMaxExtentSparse --zeroed-grain "$t/d.vmdk" \
+        $((SPLIT_BYTES + 2 * MIB)) >/dev/null ;;
+    esac
+}
+
+writer_args() { # writer_args SHAPE: options of crash_writer for the shape
+    case $1 in
+    split-zg) echo "-z -w $((SPLIT_BYTES - 2 * MIB)):$((4 * MIB))" ;;
+    *) echo "-z" ;;
+    esac
+}
+
+fresh() { # fresh SHAPE: a new copy of the template disk in the watched folder
+    rm -rf "${DIR:?}"/* "$WORK"/journal
+    cp --sparse=always "$WORK/tpl/$1"/* "$DIR/"
+}
+
+# consistent_or_repaired NAME: check, repairing once if needed.
+consistent_or_repaired() {
+    "$VMDKIT" check "$DIR/d.vmdk" >"$WORK/check.out" 2>&1
+    local rc=$?
+    if [ $rc -eq 0 ] || [ $rc -eq 3 ]; then
+        consistent=$((consistent + 1))
+        return 0
+    fi
+    if [ $rc -ne 2 ]; then
+        fail_case "$1" "check exits $rc (could not check)" "$WORK/check.out"
+        return 1
+    fi
+    cp "$WORK/check.out" "$WORK/check-before-repair.out"
+    "$VMDKIT" check --repair "$DIR/d.vmdk" >"$WORK/repair.out" 2>&1
+    "$VMDKIT" check "$DIR/d.vmdk" >"$WORK/check.out" 2>&1
+    rc=$?
+    if [ $rc -ne 0 ] && [ $rc -ne 3 ]; then
+        fail_case "$1" "corrupt, and check --repair did not fix it (check exits $rc)" "$WORK/check-before-repair.out"
+        return 1
+    fi
+    repaired=$((repaired + 1))
+    echo "note - $1: check found corruption; --repair fixed it:"
+    sed 's/^/         /' "$WORK/check-before-repair.out" | head -n 6
+    return 0
+}
+
+# count_writes CMD...: run CMD under the layer without faults; sets W and S.
+count_writes() {
+    rm -f "$WORK/count"
+    faulty FAULTFS_COUNT="$WORK/count" -- "$@" >/dev/null 2>&1
+    W=$(awk '{w += $2} END {print w + 0}' "$WORK/count" 2>/dev/null)
+    S=$(awk '{s += $4} END {print s + 0}' "$WORK/count" 2>/dev/null)
+}
+
+# --- A: crash_writer ---------------------------------------------------------
+SEED=7
+run_writer_matrix() {
+    local shape=$1 wargs n s name rc
+    make_template "$shape" || { fail_case "$shape" "could not create the disk"; return; }
+    read -r -a wargs <<<"$(writer_args "$shape")"
+    local w=("$CRASH_WRITER" write "$DIR/d.vmdk" "$WORK/journal" $SEED -n 24 -f 4 "${wargs[@]}")
+    local v=("$CRASH_WRITER" verify "$DIR/d.vmdk" "$WORK/journal" $SEED -n 24 -f 4 "${wargs[@]}")
+    fresh "$shape"
+    count_writes "${w[@]}"
+    echo "--- writer on $shape: $W writes, $S syncs"
+    for ((n = 1; n <= W; n++)); do
+        for err in EIO ENOSPC; do
+            name="writer-$shape-$err-at-$n"
+            fresh "$shape"
+            faulty FAULTFS_FAIL_NTH=$n FAULTFS_ERRNO=$err -- "${w[@]}" >/dev/null 2>"$WORK/err"
+            rc=$?
+            cases[writer-error]=$((${cases[writer-error]:-0} + 1))
+            local class=io
+            [ $err = ENOSPC ] && class=no-space
+            if [ $rc -ne 3 ]; then
+                fail_case "$name" "writer exits $rc, expected 3" "$WORK/err"; continue
+            fi
+            if ! grep -Eq "$DIR/d(-s00[12])?\.vmdk.*\($class\)" "$WORK/err"; then
+                fail_case "$name" "the message does not name the file and class $class" "$WORK/err"; continue
+            fi
+            consistent_or_repaired "$name" || continue
+            "${v[@]}" >"$WORK/v.out" 2>&1 || { fail_case "$name" "flushed data lost" "$WORK/v.out"; continue; }
+            passed=$((passed + 1))
+        done
+        for ((s = 1; s <= SEEDS; s++)); do
+            name="writer-$shape-cut-at-$n-seed-$s"
+            fresh "$shape"
+            faulty FAULTFS_CUT_NTH=$n FAULTFS_SEED=$s -- "${w[@]}" >/dev/null 2>"$WORK/err"
+            rc=$?
+            cases[power-cut]=$((${cases[power-cut]:-0} + 1))
+            if [ $rc -ne 99 ]; then
+                fail_case "$name" "writer exits $rc, expected the power cut (99)" "$WORK/err"; continue
+            fi
+            consistent_or_repaired "$name" || continue
+            "${v[@]}" >"$WORK/v.out" 2>&1 || { fail_case "$name" "flushed data lost" "$WORK/v.out"; continue; }
+            passed=$((passed + 1))
+        done
+    done
+    for ((n = 1; n <= S; n++)); do
+        name="writer-$shape-sync-fails-at-$n"
+        fresh "$shape"
+        faulty FAULTFS_FAIL_SYNC_NTH=$n -- "${w[@]}" >/dev/null 2>"$WORK/err"
+        rc=$?
+        cases[sync-error]=$((${cases[sync-error]:-0} + 1))
+        if [ $rc -ne 3 ] || ! grep -q "$DIR/d" "$WORK/err"; then
+            fail_case "$name" "writer exits $rc, expected 3 with a message naming the file" "$WORK/err"
+            continue
+        fi
+        consistent_or_repaired "$name" || continue
+        "${v[@]}" >"$WORK/v.out" 2>&1 || { fail_case "$name" "flushed data lost" "$WORK/v.out"; continue; }
+        passed=$((passed + 1))
+    done
+}
+
+# --- B: vmdkit io ------------------------------------------------------------
+run_io_matrix() {
+    local shape=$1 base=0 n err rc name
+    [ "$shape" = split-zg ] && base=$((SPLIT_BYTES - MIB))
+    local io=("$VMDKIT" io "$DIR/d.vmdk" -c "write -P 0x11 $base 200k" -c flush
+        -c "write -P 0x22 $((base + 100 * 1024 + 3)) 1k" -c "write -z $((base + 64 * 1024)) 128k"
+        -c flush -c "write -P 0x33 $((base + MIB - 5000)) 70k")
+    fresh "$shape"
+    count_writes "${io[@]}"
+    echo "--- vmdkit io on $shape: $W writes"
+    for ((n = 1; n <= W; n++)); do
+        for err in EIO ENOSPC; do
+            name="io-$shape-$err-at-$n"
+            fresh "$shape"
+            faulty FAULTFS_FAIL_NTH=$n FAULTFS_ERRNO=$err -- "${io[@]}" >/dev/null 2>"$WORK/err"
+            rc=$?
+            cases[io-error]=$((${cases[io-error]:-0} + 1))
+            if [ $rc -ne 3 ] || ! grep -Eq "^vmdkit: .*$DIR/d(-s00[12])?\.vmdk" "$WORK/err"; then
+                fail_case "$name" "exit $rc, expected 3 with a message naming the file" "$WORK/err"
+                continue
+            fi
+            consistent_or_repaired "$name" || continue
+            if ! "$VMDKIT" io "$DIR/d.vmdk" -c "read $base 2M" >/dev/null 2>"$WORK/err"; then
+                fail_case "$name" "the disk cannot be read afterwards" "$WORK/err"; continue
+            fi
+            passed=$((passed + 1))
+        done
+    done
+}
+
+# --- C: vmdkit convert -------------------------------------------------------
+run_convert_matrix() {
+    local type=$1 n err rc name opts=(-O vmdk -t "$type") out=$DIR/out.vmdk
+    [ "$type" = raw ] && opts=(-O raw) && out=$DIR/out.raw
+    local cv=("$VMDKIT" convert "${opts[@]}" "$WORK/src/s.vmdk" "$out")
+    rm -rf "${DIR:?}"/*
+    count_writes "${cv[@]}"
+    echo "--- vmdkit convert to $type: $W writes"
+    for ((n = 1; n <= W; n++)); do
+        for err in EIO ENOSPC; do
+            name="convert-$type-$err-at-$n"
+            rm -rf "${DIR:?}"/*
+            faulty FAULTFS_FAIL_NTH=$n FAULTFS_ERRNO=$err -- "${cv[@]}" >/dev/null 2>"$WORK/err"
+            rc=$?
+            cases[convert-error]=$((${cases[convert-error]:-0} + 1))
+            if [ $rc -ne 3 ] || ! grep -Eq "^vmdkit: .*$DIR/out" "$WORK/err"; then
+                fail_case "$name" "exit $rc, expected 3 with a message naming the output" "$WORK/err"
+                continue
+            fi
+            if [ -n "$(ls -A "$DIR")" ]; then
+                fail_case "$name" "output left behind: $(ls "$DIR" | tr '\n' ' ')"; continue
+            fi
+            passed=$((passed + 1))
+        done
+    done
+}
+
+for shape in mono mono-nord split-zg; do
+    run_writer_matrix "$shape"
+    run_io_matrix "$shape"
+done
+"$VMDKIT" create "$WORK/src/s.vmdk" 3M >/dev/null &&
+    "$VMDKIT" io "$WORK/src/s.vmdk" -c 'write -P 0x5a 0 300k' -c 'write -P 0x6b 1M 64k' \
+        -c 'write -P 0x7c 2900k 100k' >/dev/null || { echo "FAIL: could not make the source"; exit 1; }
+for type in monolithicSparse streamOptimized twoGbMaxExtentSparse monolithicFlat raw; do
+    run_convert_matrix "$type"
+done
+
+total=0
+for k in "${!cases[@]}"; do
+    echo "cases: $k ${cases[$k]}"
+    total=$((total + cases[$k]))
+done
+echo "fault cases: $total; disks consistent after the fault: $consistent, repaired by check --repair: $repaired"
+echo "faults: $passed passed, $failed failed"
+[ $failed -eq 0 ]
