@@ -467,10 +467,6 @@ static int sparse_write(vk_extent *x, uint64_t sector, uint64_t n, const void *b
                         const vk_backing *bk, vk_err *e)
 {
     sparse_priv *p = x->priv;
-    if (p->compressed)
-        return vk_fail(e, VMDKIT_ERDONLY,
-                       "%s: streamOptimized extents cannot be modified in place; convert the disk first",
-                       x->path);
     int r = mark_unclean(x, e);
     if (r)
         return r;
@@ -539,8 +535,6 @@ static int sparse_zero(vk_extent *x, uint64_t sector, uint64_t n, bool has_paren
                        const vk_backing *bk, vk_err *e)
 {
     sparse_priv *p = x->priv;
-    if (p->compressed)
-        return sparse_write(x, sector, n, NULL, bk, e); /* reports read-only */
     uint64_t gs = p->h.grain_sectors;
     int r = mark_unclean(x, e);
     if (r)
@@ -787,6 +781,12 @@ int vk_sparse_open(vk_extent *x, vk_err *e)
     if ((r = vk_sparse_header_validate(&p->h, p->file_sectors, x->path, e)))
         goto fail;
     p->compressed = (p->h.flags & VK_FLAG_COMPRESSED) != 0;
+    if (p->compressed && x->writable) {
+        r = vk_fail(e, VMDKIT_ERDONLY,
+                    "%s: streamOptimized extents cannot be modified in place; open the disk read-only or convert it",
+                    x->path);
+        goto fail;
+    }
     p->markers = (p->h.flags & VK_FLAG_MARKERS) != 0;
     if (p->h.gd_offset_sectors == VK_GD_AT_END) {
         if (!p->markers) {

@@ -242,6 +242,11 @@ static int open_extents(vk_link *l, unsigned flags, int self_fd, vk_err *e)
         int r = open_extent_driver(l, x, e);
         if (r)
             return r;
+        /* refuse a writable open up front rather than at the first write */
+        if (x->writable && !x->ops->write)
+            return vk_fail(e, VMDKIT_ERDONLY,
+                           "%s: extent \"%s\" (%s) can only be read; open the disk read-only or convert it",
+                           l->path, x->name ? x->name : "", vk_extent_type_name(x->type));
     }
     l->capacity_sectors = start;
     if (start == 0)
