@@ -249,7 +249,10 @@ static int plug_get_ready(void)
     int r = vmdkit_open(disk_path, flags, &disk, &err);
     if (r < 0) {
         disk = NULL;
-        nbdkit_error("%s", err.msg[0] ? err.msg : vmdkit_errcode_name(r));
+        if (r == VMDKIT_ERDONLY && !opt_readonly)
+            nbdkit_error("%s (serve it with readonly=true)", err.msg);
+        else
+            nbdkit_error("%s", err.msg[0] ? err.msg : vmdkit_errcode_name(r));
         return -1;
     }
     if (inspect_chain() < 0) {
