@@ -27,7 +27,7 @@ static const struct cli_command commands[] = {
      " [-p | --progress=json] [--threads N]"
      " SRC DST",
      &cmd_convert_help},
-    {"check", cmd_check, "verify a disk's metadata; repair what can be fixed without guessing",
+    {"check", cmd_check, "verify a disk's metadata; repair what is safe to repair",
      "check [--json] [--repair] [--allow-external-extents] DISK", &cmd_check_help},
     {"compare", cmd_compare, "compare the contents of two disks",
      "compare [-s] [--json] [-p | --progress=json] [-f vmdk|raw] [-F vmdk|raw] A B",

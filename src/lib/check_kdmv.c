@@ -102,6 +102,14 @@ static int check_directories(vk_sparse_check *s, bool *ok)
     s->gt_sectors = vk_gt_sectors(h->gtes_per_gt);
     s->gt_bytes = (uint64_t)h->gtes_per_gt * 4;
     s->grains = vk_div_round_up(h->capacity_sectors, h->grain_sectors);
+    if (s->num_gdes > VK_CHECK_MAX_GDES) {
+        vk_check_report(c, VMDKIT_FIND_INFO, s->file, 12,
+                        "%s: capacity: %llu sectors need a grain directory of %llu entries, more than the %llu vmdkit checks (not checked)",
+                        s->file, (unsigned long long)h->capacity_sectors,
+                        (unsigned long long)s->num_gdes, (unsigned long long)VK_CHECK_MAX_GDES);
+        c->n.incomplete = true;
+        return 0;
+    }
     s->has_rgd = (h->flags & VK_FLAG_REDUNDANT_GD) && h->rgd_offset_sectors != 0 && !s->stream_footer;
     if (s->has_rgd && s->compressed &&
         (h->rgd_offset_sectors + s->gd_sectors > s->file_sectors)) {

@@ -106,11 +106,15 @@ enum vk_tstate {
 /* Why a grain-table entry cannot be right. */
 enum vk_ewhy { VK_E_OK, VK_E_PAST_EOF, VK_E_IN_METADATA, VK_E_DUPLICATE };
 
+/* Largest grain directory checked (entries): 256 TiB of capacity at the
+ * usual grain and table sizes; keeps the per-entry state below ~150 MiB. */
+#define VK_CHECK_MAX_GDES (UINT64_C(1) << 22)
+
 typedef struct vk_copy_state {
     uint8_t state;    /* enum vk_tstate */
     uint8_t why;      /* BAD_ENTRIES: enum vk_ewhy */
-    uint32_t owner;   /* OVERLAP: enum vk_owner of the other structure */
-    uint64_t other;   /* OVERLAP: its index; BAD_ENTRIES: the entry */
+    uint8_t owner;    /* OVERLAP: enum vk_owner of the other structure */
+    uint32_t other;   /* OVERLAP: its index; BAD_ENTRIES: the entry */
     uint32_t value;   /* BAD_ENTRIES: the entry's value */
 } vk_copy_state;
 

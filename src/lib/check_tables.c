@@ -53,8 +53,8 @@ static void blame(vk_sparse_check *s, const vk_ival *x, const vk_ival *other)
     if (st->state != VK_T_SOUND)
         return;
     st->state = VK_T_OVERLAP;
-    st->owner = other->owner;
-    st->other = other->index;
+    st->owner = (uint8_t)other->owner;
+    st->other = (uint32_t)other->index;
 }
 
 /* Two structures overlap: the header, descriptor and directories sit where
@@ -82,7 +82,7 @@ static void set_bad(vk_copy_state *st, uint8_t why, uint64_t j, uint32_t v)
 {
     st->state = VK_T_BAD_ENTRIES;
     st->why = why;
-    st->other = j;
+    st->other = (uint32_t)j;
     st->value = v;
 }
 
@@ -209,8 +209,11 @@ int vk_check_tables_judge(vk_sparse_check *s)
             entries_plausible(s, s->tbl, p, sorted);
         if (!r && qr && !(r = read_table(s, s->rgd[i], scratch)))
             entries_plausible(s, scratch, q, sorted);
-        if (r || !layout || p->state != VK_T_SOUND || q->state != VK_T_SOUND ||
-            memcmp(s->tbl, scratch, (size_t)s->gt_bytes) == 0)
+        /* two different tables, one where the layout keeps it and one elsewhere:
+         * the one elsewhere is suspect, whatever the other looks like */
+        bool pread = pr && (p->state == VK_T_SOUND || p->state == VK_T_BAD_ENTRIES);
+        bool qread = qr && (q->state == VK_T_SOUND || q->state == VK_T_BAD_ENTRIES);
+        if (r || !layout || !pread || !qread || memcmp(s->tbl, scratch, (size_t)s->gt_bytes) == 0)
             continue;
         bool pa = s->gd[i] == layout_place(s, false, i), qa = s->rgd[i] == layout_place(s, true, i);
         if (pa != qa) {
@@ -284,6 +287,55 @@ static void describe(vk_sparse_check *s, bool red, uint64_t i, char *buf, size_t
 
 /* ---- planning repairs ---- */
 
+/* Is entry value V of table T implausible on its own or shared with
+ * another entry of T?  (SORTED: T's data entries, sorted; N of them.) */
+static bool entry_wrong(const vk_sparse_check *s, uint32_t v, const uint32_t *sorted, size_t n)
+{
+    if (!is_data(s, v))
+        return false;
+    if (v >= s->file_sectors || v < s->h.overhead_sectors)
+        return true;
+    uint64_t len = s->compressed ? 1 : s->h.grain_sectors;
+    size_t lo = 0, hi = n;
+    while (lo < hi) { /* first element >= v */
+        size_t mid = lo + (hi - lo) / 2;
+        if (sorted[mid] < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    /* another entry equal to v, or one overlapping v's grain */
+    if (lo + 1 < n && sorted[lo] == v && (uint64_t)v + len > sorted[lo + 1])
+        return true;
+    return lo > 0 && (uint64_t)sorted[lo - 1] + len > v;
+}
+
+/* Does table GOOD differ from table BAD only in entries BAD gets wrong?
+ * Then the damage is local and GOOD is clearly the right copy. */
+static int differs_only_where_wrong(vk_sparse_check *s, const uint8_t *good, const uint8_t *bad,
+                                    bool *yes)
+{
+    uint32_t n = s->h.gtes_per_gt;
+    uint32_t *sorted = vk_malloc((size_t)n * sizeof *sorted, s->c->e);
+    if (!sorted)
+        return VMDKIT_ENOMEM;
+    size_t k = 0;
+    for (uint32_t j = 0; j < n; j++) {
+        uint32_t v = vk_le32(bad + 4 * j);
+        if (is_data(s, v))
+            sorted[k++] = v;
+    }
+    qsort(sorted, k, sizeof *sorted, cmp_u32);
+    *yes = true;
+    for (uint32_t j = 0; j < n && *yes; j++) {
+        uint32_t v = vk_le32(bad + 4 * j);
+        if (vk_le32(good + 4 * j) != v && !entry_wrong(s, v, sorted, k))
+            *yes = false;
+    }
+    free(sorted);
+    return 0;
+}
+
 /* Put a copy of table SRC (gt_sectors long) into copy RED of entry I: over
  * the old table when its place is right, else at the layout's place (when
  * free) or at the end of the file, and point the directory entry at it. */
@@ -303,6 +355,18 @@ static int plan_copy(vk_sparse_check *s, bool red, uint64_t i, const uint8_t *sr
     bool layout_free = s->layout && at + s->gt_sectors <= s->h.overhead_sectors &&
                        at + s->gt_sectors <= s->file_sectors &&
                        !vk_space_any_hit(&s->space, at, s->gt_sectors, red ? VK_OWN_RGT : VK_OWN_GT, i);
+    if (layout_free) {
+        /* the old table usually still lies there: overwrite it only when it
+         * already says the same, never destroy a table that says otherwise */
+        uint8_t *old = vk_malloc(tsize, c->e);
+        if (!old)
+            return VMDKIT_ENOMEM;
+        int r = read_table(s, (uint32_t)at, old);
+        layout_free = !r && (vk_is_zero(old, (size_t)s->gt_bytes) || memcmp(old, src, (size_t)s->gt_bytes) == 0);
+        free(old);
+        if (r)
+            return r;
+    }
     if (!layout_free) {
         at = s->append_next;
         uint64_t next = at + vk_div_round_up(s->gt_sectors, s->h.grain_sectors) * s->h.grain_sectors;
@@ -496,12 +560,22 @@ static int pair(vk_sparse_check *s, uint64_t i, bool unclean)
     } else if (pg || qg) {
         /* one copy sound and in use, the other wrong: repair from the sound one */
         bool red_bad = pg;
-        report_bad(s, red_bad, i, red_bad ? "; the primary table is sound" : "; the redundant copy is sound");
+        const vk_copy_state *b = red_bad ? q : p;
+        bool clear = true;
+        if (b->state == VK_T_BAD_ENTRIES &&
+            (r = differs_only_where_wrong(s, red_bad ? s->tbl : s->rtbl, red_bad ? s->rtbl : s->tbl, &clear)))
+            return r;
+        report_bad(s, red_bad, i,
+                   !clear ? "; the copies also differ in entries that look right, so which is right cannot be told"
+                   : red_bad ? "; the primary table is sound" : "; the redundant copy is sound");
         s->auth[i] = red_bad ? VK_AUTH_PRIMARY : VK_AUTH_REDUNDANT;
         snprintf(from, sizeof from, "%s %llu (sector %u)", table_name(!red_bad),
                  (unsigned long long)i, red_bad ? s->gd[i] : s->rgd[i]);
-        if (plan)
+        if (plan && clear)
             r = plan_copy(s, red_bad, i, red_bad ? s->tbl : s->rtbl, VMDKIT_FIND_CORRUPT, from);
+        else if (plan)
+            vk_check_note(c, VMDKIT_FIND_UNREPAIRED, s->file, (uint64_t)(red_bad ? s->rgd[i] : s->gd[i]) * VK_SECTOR,
+                          "%s: %s %llu: left alone", s->file, table_name(red_bad), (unsigned long long)i);
     } else {
         /* neither copy can be trusted */
         if (!pz)

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -105,9 +106,21 @@ static int raw_sink_open(sink *s, const char *path, uint64_t size, vk_err *e)
 static int vmdk_put(sink *s, const uint8_t *buf, size_t len, uint64_t off, vk_err *e)
 {
     int r = vmdkit_pwrite(s->disk, buf, len, off);
-    if (r)
+    if (r) {
         *e = *vmdkit_last_error(s->disk);
-    return r;
+        return r;
+    }
+    /* grain data is written in place at once, tables only at flush: what
+     * is dirty here is data, safe to send to the disk early */
+    s->unkicked += len;
+    if (s->unkicked >= WRITEBACK_BYTES) {
+        vk_link *l = s->disk->top;
+        for (size_t i = 0; i < l->n_ext; i++)
+            if (l->ext[i].writable && l->ext[i].fd >= 0)
+                start_writeback(l->ext[i].fd);
+        s->unkicked = 0;
+    }
+    return 0;
 }
 
 static int vmdk_finish(sink *s, vk_err *e)
@@ -221,81 +234,242 @@ static int stream_sink_open(sink *s, const char *path, uint64_t size, const vmdk
     return 0;
 }
 
-/* ---- the copy loop ---- */
+/* ---- the copy loop ----
+ *
+ * The calling thread walks the source and reads its data runs, chunk by
+ * chunk, into a small ring, marking which pieces are all zeros; one writer
+ * thread takes the chunks in order and stores their non-zero pieces.  The
+ * two copies every byte goes through (out of the source's page cache, into
+ * the destination's) thus run on two cores at once.  Memory: RING_CHUNKS
+ * chunk buffers. */
 
-/* Store the non-zero pieces of BUF (LEN bytes at OFF); contiguous non-zero
- * pieces go out in one call, except for the stream sink, which takes one
- * grain at a time. */
-static int put_nonzero(sink *s, const uint8_t *buf, size_t len, uint64_t off, bool per_piece,
-                       vk_err *e)
+#define RING_CHUNKS 4
+_Static_assert(CHUNK_BYTES / PIECE_BYTES <= 64, "a chunk's pieces fit one 64-bit mask");
+
+typedef struct chunk {
+    uint8_t *buf;
+    size_t len;
+    uint64_t off;
+    uint64_t data_pieces; /* bit i: piece i of the chunk is not all zeros */
+} chunk;
+
+typedef struct copier {
+    sink *s;
+    bool per_piece;        /* the sink takes one piece at a time (stream) */
+    chunk ring[RING_CHUNKS];
+    uint64_t filled;       /* chunks handed to the writer */
+    uint64_t stored;       /* chunks the writer is done with */
+    bool threaded;
+    bool no_more;          /* the reader has finished: drain the ring, then stop */
+    bool cancel;           /* the reader failed: stop at once */
+    int w_r;               /* the writer's failure, with its message in w_err */
+    vk_err w_err;
+    pthread_t tid;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} copier;
+
+/* Which pieces of BUF (LEN bytes at disk offset OFF; pieces follow the
+ * virtual grain grid) hold a non-zero byte. */
+static uint64_t data_pieces(const uint8_t *buf, size_t len, uint64_t off)
 {
+    uint64_t mask = 0;
     size_t i = 0;
-    while (i < len) {
-        /* pieces follow the virtual grain grid */
+    for (unsigned k = 0; i < len; k++) {
         size_t plen = (size_t)vk_min(len - i, PIECE_BYTES - (off + i) % PIECE_BYTES);
-        if (vk_is_zero(buf + i, plen)) {
-            i += plen;
-            continue;
-        }
-        size_t start = i;
+        if (!vk_is_zero(buf + i, plen))
+            mask |= UINT64_C(1) << k;
         i += plen;
-        while (!per_piece && i < len) {
-            size_t n = (size_t)vk_min(len - i, PIECE_BYTES);
-            if (vk_is_zero(buf + i, n))
-                break;
-            i += n;
-        }
-        int r = s->put(s, buf + start, i - start, off + start, e);
-        if (r)
-            return r;
     }
+    return mask;
+}
+
+/* Store the non-zero pieces of chunk C: runs of them in one call, or one
+ * piece per call for the stream sink. */
+static int store_chunk(sink *s, const chunk *c, bool per_piece, vk_err *e)
+{
+    size_t i = 0, start = 0;
+    bool in_run = false;
+    for (unsigned k = 0; i < c->len; k++) {
+        size_t plen = (size_t)vk_min(c->len - i, PIECE_BYTES - (c->off + i) % PIECE_BYTES);
+        bool data = (c->data_pieces >> k) & 1;
+        if (in_run && (!data || per_piece)) {
+            int r = s->put(s, c->buf + start, i - start, c->off + start, e);
+            if (r)
+                return r;
+            in_run = false;
+        }
+        if (data && !in_run) {
+            start = i;
+            in_run = true;
+        }
+        i += plen;
+    }
+    return in_run ? s->put(s, c->buf + start, i - start, c->off + start, e) : 0;
+}
+
+static void *writer_main(void *arg)
+{
+    copier *c = arg;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (c->stored == c->filled && !c->no_more && !c->cancel)
+            pthread_cond_wait(&c->cv, &c->mu);
+        if (c->cancel || c->stored == c->filled)
+            break;
+        const chunk *ch = &c->ring[c->stored % RING_CHUNKS];
+        pthread_mutex_unlock(&c->mu);
+        int r = store_chunk(c->s, ch, c->per_piece, &c->w_err);
+        pthread_mutex_lock(&c->mu);
+        c->stored++;
+        c->w_r = r;
+        pthread_cond_signal(&c->cv);
+        if (r)
+            break;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+static void copier_free(copier *c)
+{
+    for (size_t i = 0; i < RING_CHUNKS; i++)
+        free(c->ring[i].buf);
+}
+
+static int copier_start(copier *c, sink *s, bool per_piece, vk_err *e)
+{
+    c->s = s;
+    c->per_piece = per_piece;
+    for (size_t i = 0; i < RING_CHUNKS; i++) {
+        if (!(c->ring[i].buf = vk_aligned_alloc(CHUNK_BYTES, e))) {
+            copier_free(c);
+            return VMDKIT_ENOMEM;
+        }
+    }
+    if (pthread_mutex_init(&c->mu, NULL) != 0) {
+        copier_free(c);
+        return vk_fail(e, VMDKIT_ENOMEM, "copy: cannot create a mutex");
+    }
+    if (pthread_cond_init(&c->cv, NULL) != 0) {
+        pthread_mutex_destroy(&c->mu);
+        copier_free(c);
+        return vk_fail(e, VMDKIT_ENOMEM, "copy: cannot create a condition variable");
+    }
+    /* without a thread the reader stores each chunk itself */
+    c->threaded = pthread_create(&c->tid, NULL, writer_main, c) == 0;
     return 0;
+}
+
+/* The next free chunk of the ring, once the writer has stored it; fails
+ * with the writer's error when the writer has failed. */
+static int copier_next(copier *c, chunk **out, vk_err *e)
+{
+    pthread_mutex_lock(&c->mu);
+    while (!c->w_r && c->filled - c->stored == RING_CHUNKS)
+        pthread_cond_wait(&c->cv, &c->mu);
+    int r = c->w_r;
+    pthread_mutex_unlock(&c->mu);
+    if (r) {
+        *e = c->w_err;
+        return r;
+    }
+    *out = &c->ring[c->filled % RING_CHUNKS];
+    return 0;
+}
+
+/* Hand the chunk from copier_next to the writer. */
+static int copier_put(copier *c, vk_err *e)
+{
+    if (!c->threaded) {
+        int r = store_chunk(c->s, &c->ring[c->filled % RING_CHUNKS], c->per_piece, e);
+        c->filled++;
+        c->stored++;
+        return r;
+    }
+    pthread_mutex_lock(&c->mu);
+    c->filled++;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+/* Let the writer store what is left (or stop at once when CANCEL), wait for
+ * it and release the ring.  Returns the writer's failure, if any. */
+static int copier_finish(copier *c, bool cancel, vk_err *e)
+{
+    int r = 0;
+    if (c->threaded) {
+        pthread_mutex_lock(&c->mu);
+        c->no_more = true;
+        c->cancel = cancel;
+        pthread_cond_signal(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(c->tid, NULL);
+        r = c->w_r;
+        if (r && !cancel)
+            *e = c->w_err;
+    }
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    copier_free(c);
+    return cancel ? 0 : r;
+}
+
+static bool cancelled(const vmdkit_convert_opts *o, uint64_t done, uint64_t size)
+{
+    return o && o->progress && o->progress(o->progress_opaque, done, size);
 }
 
 static int copy_all(vmdkit_disk *src, sink *s, bool per_piece, const vmdkit_convert_opts *o,
                     vk_err *e)
 {
+    copier c = {0};
+    int r = copier_start(&c, s, per_piece, e);
+    if (r)
+        return r;
     uint64_t size = vmdkit_size(src);
-    uint8_t *buf = vk_aligned_alloc(CHUNK_BYTES, e);
-    if (!buf)
-        return VMDKIT_ENOMEM;
-    int r = 0;
     uint64_t off = 0;
-    while (off < size) {
+    while (!r && off < size) {
         vmdkit_block_status st;
         if ((r = vmdkit_block_status_at(src, off, size - off, &st))) {
             *e = *vmdkit_last_error(src);
             break;
         }
-        if (st.alloc != VMDKIT_ALLOC_DATA) {
-            off += st.length;
-        } else {
-            uint64_t end = off + st.length;
-            while (off < end) {
-                /* chunks end on the grain grid so pieces stay whole */
-                size_t n = (size_t)vk_min(end - off, CHUNK_BYTES - off % PIECE_BYTES);
-                if ((r = vmdkit_pread(src, buf, n, off))) {
-                    *e = *vmdkit_last_error(src);
-                    break;
-                }
-                if ((r = put_nonzero(s, buf, n, off, per_piece, e)))
-                    break;
-                off += n;
-                if (o && o->progress && o->progress(o->progress_opaque, off, size)) {
-                    r = vk_fail(e, VMDKIT_EINVAL, "cancelled");
-                    break;
-                }
-            }
-            if (r)
+        uint64_t end = off + st.length;
+        if (st.alloc == VMDKIT_ALLOC_DATA && per_piece) {
+            /* the stream sink takes whole grains: widen the run to the grain
+             * grid (the part before OFF read as zeros and was not stored) */
+            off -= off % PIECE_BYTES;
+            end = vk_min(size, vk_div_round_up(end, PIECE_BYTES) * PIECE_BYTES);
+        }
+        while (st.alloc == VMDKIT_ALLOC_DATA && off < end) {
+            chunk *ch;
+            if ((r = copier_next(&c, &ch, e)))
                 break;
+            /* chunks end on the grain grid so pieces stay whole */
+            size_t n = (size_t)vk_min(end - off, CHUNK_BYTES - off % PIECE_BYTES);
+            if ((r = vmdkit_pread(src, ch->buf, n, off))) {
+                *e = *vmdkit_last_error(src);
+                break;
+            }
+            ch->len = n;
+            ch->off = off;
+            ch->data_pieces = data_pieces(ch->buf, n, off);
+            if ((r = copier_put(&c, e)))
+                break;
+            off += n;
+            if (cancelled(o, off, size))
+                r = vk_fail(e, VMDKIT_EINVAL, "cancelled");
         }
-        if (o && o->progress && o->progress(o->progress_opaque, off, size)) {
-            r = vk_fail(e, VMDKIT_EINVAL, "cancelled");
+        if (r)
             break;
-        }
+        off = vk_max(off, end);
+        if (cancelled(o, off, size))
+            r = vk_fail(e, VMDKIT_EINVAL, "cancelled");
     }
-    free(buf);
-    return r;
+    int w = copier_finish(&c, r != 0, e);
+    return r ? r : w;
 }
 
 int vmdkit_convert(vmdkit_disk *src, const char *dst, const vmdkit_convert_opts *o, vmdkit_error *err)

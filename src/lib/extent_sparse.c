@@ -781,12 +781,6 @@ int vk_sparse_open(vk_extent *x, vk_err *e)
     if ((r = vk_sparse_header_validate(&p->h, p->file_sectors, x->path, e)))
         goto fail;
     p->compressed = (p->h.flags & VK_FLAG_COMPRESSED) != 0;
-    if (p->compressed && x->writable) {
-        r = vk_fail(e, VMDKIT_ERDONLY,
-                    "%s: streamOptimized extents cannot be modified in place; open the disk read-only or convert it",
-                    x->path);
-        goto fail;
-    }
     p->markers = (p->h.flags & VK_FLAG_MARKERS) != 0;
     if (p->h.gd_offset_sectors == VK_GD_AT_END) {
         if (!p->markers) {
@@ -843,6 +837,13 @@ int vk_sparse_open(vk_extent *x, vk_err *e)
     uint64_t gs = p->h.grain_sectors;
     uint64_t data_start = vk_min(vk_max(p->file_sectors, p->h.overhead_sectors), VK_MAX_EXTENT_FILE_SECTORS);
     p->next_alloc = vk_div_round_up(data_start, gs) * gs;
+    /* checked after the whole structure: a damaged stream reports its damage */
+    if (p->compressed && x->writable) {
+        r = vk_fail(e, VMDKIT_ERDONLY,
+                    "%s: streamOptimized extents cannot be modified in place; open the disk read-only or convert it",
+                    x->path);
+        goto fail;
+    }
     x->grain_sectors = gs;
     x->ops = &sparse_ops;
     return 0;

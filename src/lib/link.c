@@ -398,8 +398,10 @@ int vk_link_open(const char *path, bool writable, unsigned flags, vk_link **out,
         }
         r = vk_descriptor_parse(text, len, path, &l->desc, e);
         /* the descriptor itself is locked like an extent */
-        if (!r && !(flags & VMDKIT_OPEN_NO_LOCK))
+        if (!r && !(flags & VMDKIT_OPEN_NO_LOCK)) {
             r = vk_lock_fd(fd, writable, path, e);
+            l->desc_locked = !r;
+        }
     }
     if (r)
         goto out;
@@ -513,6 +515,11 @@ int vk_link_read(vk_link *l, uint64_t sector, uint64_t n, void *buf, vk_err *e)
 
 int vk_chain_read(vk_link *l, uint64_t sector, uint64_t n, void *buf, vk_err *e)
 {
+    /* the base link reads unallocated parts as zeros itself: asking for
+     * status first (a walk of grain tables, or lseek calls on a raw file)
+     * would only repeat that work */
+    if (!l->parent)
+        return vk_link_read(l, sector, n, buf, e);
     uint8_t *p = buf;
     while (n > 0) {
         int alloc;
@@ -562,6 +569,20 @@ int vk_link_write_descriptor(vk_link *l, vk_err *e)
         free(buf);
     } else {
         r = vk_write_file_atomic(l->path, text, len, e);
+        /* the rename made a new file: move the descriptor's lock onto it
+         * (the extents stay locked throughout, so no other writer can
+         * slip in between) */
+        if (!r && l->desc_fd >= 0) {
+            int fd = open(l->path, (l->writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY);
+            if (fd < 0) {
+                r = vk_fail_errno(e, errno, "%s: reopen after rewrite", l->path);
+            } else if (l->desc_locked && (r = vk_lock_fd(fd, l->writable, l->path, e))) {
+                close(fd);
+            } else {
+                close(l->desc_fd);
+                l->desc_fd = fd;
+            }
+        }
     }
     free(text);
     return r;

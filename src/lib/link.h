@@ -30,7 +30,8 @@ struct vk_link {
     bool cid_updated;         /* the new CID of this open session is written */
     vk_link *parent;          /* NULL at the base */
     char *parent_path;        /* resolved parent hint */
-    int desc_fd;              /* separate descriptor file (locked), or -1 */
+    int desc_fd;              /* separate descriptor file, or -1 */
+    bool desc_locked;         /* desc_fd holds an advisory lock */
 };
 
 struct vmdkit_disk {

@@ -25,13 +25,25 @@ hold() {
     BG+=("$HELD")
 }
 
-# wait_locked DISK: wait until a writer is refused on DISK (the holder has
-# its lock); 0 when it happened within 5 seconds.
+# write_locked FILE: does some process hold a write lock on FILE?  Asks the
+# kernel (F_OFD_GETLK) without taking a lock, so the probe never competes
+# with the holder.
+write_locked() {
+    python3 - "$1" <<'PY'
+import fcntl, os, struct, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+req = struct.pack("@hhqqixxxx", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+res = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, req)
+sys.exit(0 if struct.unpack("@hhqqixxxx", res)[0] != fcntl.F_UNLCK else 1)
+PY
+}
+
+# wait_locked DISK: wait until DISK is locked against writers (its holder
+# has opened it); 0 when that happened within 5 seconds.
 wait_locked() {
     local i
     for i in $(seq 1 100); do
-        "$VMDKIT" io "$1" -c flush >/dev/null 2>&1
-        [ $? -eq 8 ] && return 0
+        write_locked "$1" && return 0
         sleep 0.05
     done
     return 1
