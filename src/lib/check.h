@@ -4,7 +4,7 @@
  *
  * The checker reads every on-disk structure itself, with its own decoding
  * of tables and markers, so that a mistake in the reader (extent_sparse.c)
- * cannot hide damage from it.  Only the pure helpers (header decoding and
+ * cannot hide damage from it.  Only pure functions (header decoding and
  * validation, the descriptor parser, path resolution) are shared.
  */
 #ifndef VK_CHECK_H

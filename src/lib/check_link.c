@@ -81,7 +81,9 @@ static int synthesize(link_ctx *L, int kind)
     int r = vk_pread_zfill(f->fd, b, sizeof b, 0, f->path, c->e);
     if (r)
         return r;
-    uint64_t cap = kind == FK_COWD ? vk_le32(b + 12) : kind == FK_SESPARSE ? vk_le64(b + 16) : vk_le64(b + 12);
+    uint64_t cap = kind == FK_COWD       ? vk_le32(b + 12)
+                 : kind == FK_SESPARSE ? vk_le64(b + 16)
+                                       : vk_le64(b + 12);
     enum vk_extent_type t = kind == FK_COWD ? VK_EXT_VMFSSPARSE : kind == FK_SESPARSE ? VK_EXT_SESPARSE
                                                                                      : VK_EXT_SPARSE;
     const char *ct = kind == FK_COWD ? "vmfsSparse" : kind == FK_SESPARSE ? "seSparse" : "monolithicSparse";

@@ -397,17 +397,21 @@ int vk_check_stream_walk(vk_sparse_check *s)
                                 "%s: %s marker at sector %llu: says %llu sectors follow, expected %llu",
                                 s->file, gt ? "grain table" : "grain directory", (unsigned long long)pos,
                                 (unsigned long long)follow, (unsigned long long)want);
-                if (follow > whole - pos - 1) {
-                    broken = true;
-                    break;
-                }
+            }
+            if (follow > whole - pos - 1) {
+                vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file, at,
+                                "%s: %s marker at sector %llu: the table runs past the end of the file; the markers after it cannot be followed",
+                                s->file, gt ? "grain table" : "grain directory", (unsigned long long)pos);
+                broken = true;
+                break;
             }
             bool used = gt ? table_at(s, pos + 1) : pos + 1 == s->h.gd_offset_sectors;
             if (used) {
                 needed_end = pos + 1 + follow;
                 leak_from = UINT64_MAX;
             } else if (report_leaks) {
-                vk_check_leak(c, s->file, at, grains_of(s, (1 + follow) * VK_SECTOR), (1 + follow) * VK_SECTOR,
+                uint64_t bytes = (1 + follow) * VK_SECTOR;
+                vk_check_leak(c, s->file, at, grains_of(s, bytes), bytes,
                               "%s: %s at sector %llu: not referenced by the grain directory", s->file,
                               gt ? "grain table" : "grain directory", (unsigned long long)(pos + 1));
                 if (leak_from == UINT64_MAX)

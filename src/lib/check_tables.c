@@ -362,7 +362,8 @@ static int plan_copy(vk_sparse_check *s, bool red, uint64_t i, const uint8_t *sr
         if (!old)
             return VMDKIT_ENOMEM;
         int r = read_table(s, (uint32_t)at, old);
-        layout_free = !r && (vk_is_zero(old, (size_t)s->gt_bytes) || memcmp(old, src, (size_t)s->gt_bytes) == 0);
+        size_t n = (size_t)s->gt_bytes;
+        layout_free = !r && (vk_is_zero(old, n) || memcmp(old, src, n) == 0);
         free(old);
         if (r)
             return r;
@@ -574,7 +575,8 @@ static int pair(vk_sparse_check *s, uint64_t i, bool unclean)
         if (plan && clear)
             r = plan_copy(s, red_bad, i, red_bad ? s->tbl : s->rtbl, VMDKIT_FIND_CORRUPT, from);
         else if (plan)
-            vk_check_note(c, VMDKIT_FIND_UNREPAIRED, s->file, (uint64_t)(red_bad ? s->rgd[i] : s->gd[i]) * VK_SECTOR,
+            vk_check_note(c, VMDKIT_FIND_UNREPAIRED, s->file,
+                          (uint64_t)(red_bad ? s->rgd[i] : s->gd[i]) * VK_SECTOR,
                           "%s: %s %llu: left alone", s->file, table_name(red_bad), (unsigned long long)i);
     } else {
         /* neither copy can be trusted */
