@@ -33,8 +33,8 @@ const struct cli_help cmd_tree_help = {
         "unreadable .vmx files, machines naming missing disks) are listed at the end.\n"
         "\n"
         "With --json the same is printed as {\"families\": [NODE...], \"problems\":\n"
-        "[{\"path\", \"message\"}...]}, each NODE being {\"path\", \"cid\", \"parent_cid\",\n"
-        "\"capacity\", \"create_type\", \"parent_hint\", \"vm\", \"vmx\", \"flags\",\n"
+        "[{\"path\", \"message\"}...]}, each NODE being {\"path\", \"cid\", \"parent-cid\",\n"
+        "\"capacity\", \"create-type\", \"parent-hint\", \"vm\", \"vmx\", \"flags\",\n"
         "\"children\": [NODE...]}; flags are \"broken-hint\", \"not-a-disk\",\n"
         "\"cid-mismatch\", \"capacity-mismatch\", \"danger\" and \"loop\", and every flag\n"
         "is also described in \"problems\".",
@@ -166,12 +166,12 @@ static json_object *node_json(const vmdkit_tree_node *n, json_object *problems)
     cli_json_add_str(o, "path", n->path);
     cli_json_add_hex32(o, "cid", n->cid);
     if (n->parent_hint)
-        cli_json_add_hex32(o, "parent_cid", n->parent_cid);
+        cli_json_add_hex32(o, "parent-cid", n->parent_cid);
     else
-        json_object_object_add(o, "parent_cid", NULL);
+        json_object_object_add(o, "parent-cid", NULL);
     cli_json_add_u64(o, "capacity", n->capacity_bytes);
-    json_object_object_add(o, "create_type", n->create_type ? json_object_new_string(n->create_type) : NULL);
-    json_object_object_add(o, "parent_hint", n->parent_hint ? json_object_new_string(n->parent_hint) : NULL);
+    json_object_object_add(o, "create-type", n->create_type ? json_object_new_string(n->create_type) : NULL);
+    json_object_object_add(o, "parent-hint", n->parent_hint ? json_object_new_string(n->parent_hint) : NULL);
     json_object_object_add(o, "vm", n->vm ? json_object_new_string(n->vm) : NULL);
     json_object_object_add(o, "vmx", n->vmx ? json_object_new_string(n->vmx) : NULL);
     json_object *flags = json_object_new_array();
@@ -188,9 +188,9 @@ static json_object *node_json(const vmdkit_tree_node *n, json_object *problems)
     }
     json_object_object_add(o, "flags", flags);
     if (n->flags & VMDKIT_TREE_CID_MISMATCH)
-        cli_json_add_hex32(o, "parent_actual_cid", n->parent_actual_cid);
+        cli_json_add_hex32(o, "parent-actual-cid", n->parent_actual_cid);
     if (n->flags & VMDKIT_TREE_CAPACITY_MISMATCH)
-        cli_json_add_u64(o, "parent_capacity", n->parent_capacity_bytes);
+        cli_json_add_u64(o, "parent-capacity", n->parent_capacity_bytes);
     if (n->candidate)
         cli_json_add_str(o, "candidate", n->candidate);
     json_object *children = json_object_new_array();

@@ -106,7 +106,7 @@ assert_eq "tree --json: the flag and both CIDs" "['cid-mismatch'] $pcid $ncid" \
     "$(python3 -c '
 import json, sys
 n = json.load(open(sys.argv[1]))["families"][0]["children"][0]
-print(n["flags"], n["parent_cid"], n["parent_actual_cid"])' "$OUT")"
+print(n["flags"], n["parent-cid"], n["parent-actual-cid"])' "$OUT")"
 cd .. || exit 1
 
 finish
