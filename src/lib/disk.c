@@ -205,7 +205,7 @@ static int touch_cid(vmdkit_disk *d)
     uint32_t old = l->desc.cid;
     int r = vk_descriptor_set_cid(&l->desc, vk_random_cid(), &d->err);
     if (!r)
-        r = vk_link_write_descriptor(l, &d->err);
+        r = vk_link_write_cid(l, old, &d->err);
     if (r) {
         vk_descriptor_set_cid(&l->desc, old, NULL);
         return r;

@@ -56,4 +56,10 @@ int vk_chain_read(vk_link *l, uint64_t sector, uint64_t n, void *buf, vk_err *e)
 /* Rewrite the link's descriptor (embedded area or separate file, atomically). */
 int vk_link_write_descriptor(vk_link *l, vk_err *e);
 
+/* Record the new CID of L (already in L->desc; OLD_CID is the one on disk).
+ * An embedded descriptor is patched in place, keeping its layout, so that a
+ * write torn between sectors cannot leave a text that does not parse; a
+ * separate descriptor file is rewritten atomically. */
+int vk_link_write_cid(vk_link *l, uint32_t old_cid, vk_err *e);
+
 #endif

@@ -16,6 +16,10 @@
  *       a random generator seeded with S; then the process ends with
  *       _exit(99).  A sync makes everything written to that file before it
  *       durable.
+ *   FAULTFS_CUT_NTH=N FAULTFS_TEAR_AT=K
+ *       a power cut at the N-th write that keeps every earlier write and
+ *       exactly the first K sectors of the N-th (a systematic tear, where
+ *       the seeded choice above finds such a case only by chance).
  *   FAULTFS_COUNT=FILE
  *       at exit, append "writes W syncs S" (the calls seen under the
  *       folder) to FILE, to size a test matrix.
@@ -78,7 +82,7 @@ static struct {
     bool ready;
     char dir[PATH_MAX];
     size_t dir_len;
-    long fail_nth, fail_sync_nth, cut_nth;
+    long fail_nth, fail_sync_nth, cut_nth, tear_at;
     int fail_errno;
     uint64_t rng;
     const char *count_file;
@@ -114,6 +118,7 @@ static void init(void)
     st.fail_nth = env_long("FAULTFS_FAIL_NTH");
     st.fail_sync_nth = env_long("FAULTFS_FAIL_SYNC_NTH");
     st.cut_nth = env_long("FAULTFS_CUT_NTH");
+    st.tear_at = env_long("FAULTFS_TEAR_AT");
     const char *en = getenv("FAULTFS_ERRNO");
     st.fail_errno = en && strcmp(en, "ENOSPC") == 0 ? ENOSPC : EIO;
     st.rng = (uint64_t)env_long("FAULTFS_SEED") * 0x9e3779b97f4a7c15ull + 1;
@@ -243,6 +248,8 @@ static void power_cut(void)
         if (fds[i] < 0)
             die(st.log[i].path);
         fate[i] = (int)rnd(3); /* 0 kept, 1 dropped, 2 torn */
+        if (st.tear_at > 0)
+            fate[i] = i + 1 < st.n_log ? 0 : 2;
     }
     for (size_t i = st.n_log; i-- > 0;) {
         struct pending *p = &st.log[i];
@@ -266,7 +273,8 @@ static void power_cut(void)
             off_t first = (p->off / 512 + 1) * 512;
             off_t end = p->off + (off_t)p->len;
             uint64_t n = first < end ? (uint64_t)((end - 1 - first) / 512 + 1) : 0;
-            keep = n ? (size_t)(first + (off_t)(512 * rnd(n + 1)) - p->off) : 0;
+            uint64_t k = st.tear_at > 0 ? (uint64_t)st.tear_at - 1 : rnd(n + 1);
+            keep = n && k <= n ? (size_t)(first + (off_t)(512 * k) - p->off) : (n ? p->len : 0);
             if (keep > p->len)
                 keep = p->len;
         }

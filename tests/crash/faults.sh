@@ -7,7 +7,8 @@
 #      - the N-th write fails with EIO, then with ENOSPC: the writer must
 #        report the error naming the file and its class, and exit 3;
 #      - a power cut at the N-th write (FAULTS_SEEDS seeds: which unflushed
-#        writes survive, whole or torn at a sector boundary);
+#        writes survive, whole or torn at a sector boundary), and one that
+#        keeps every earlier write and only the first sector of the N-th;
 #      - the N-th fsync/fdatasync fails (N up to the number of syncs);
 #      after each: `vmdkit check` finds no corruption, or `vmdkit check
 #      --repair` leaves a disk that check accepts, and every flushed write
@@ -17,9 +18,10 @@
 #      consistent as in A.
 #   C. `vmdkit convert` to each output type: EIO and ENOSPC at the N-th write
 #      must exit 3 with a message naming the output, leaving no output.
-# Disks: monolithicSparse with and without redundant tables, and a
-# twoGbMaxExtentSparse disk of two pieces with zeroed grains written across
-# the piece boundary.
+# Disks: monolithicSparse with and without redundant tables, one whose
+# embedded descriptor another tool laid out (CRLF, more than a sector), and
+# a twoGbMaxExtentSparse disk of two pieces with zeroed grains written
+# across the piece boundary.
 #
 # Environment: VMDKIT, CRASH_WRITER, FAULTFS_LIB (the preload library),
 # VMDKIT_SANITIZE (ON in sanitizer builds), FAULTS_SEEDS (default 3),
@@ -98,6 +100,24 @@ clear_redundant() {
         dd of="$1" bs=1 seek=8 conv=notrunc status=none
 }
 
+# foreign_descriptor DISK: replace the embedded descriptor of a new
+# monolithicSparse DISK of 4 MiB by the same facts in another tool's layout:
+# CRLF line ends, more keys, over 700 bytes (vmdkit would lay it out
+# differently, so a rewrite of the whole text would move its lines).
+foreign_descriptor() {
+    head -c $((20 * 512)) /dev/zero | dd of="$1" bs=512 seek=1 conv=notrunc status=none
+    {
+        printf '# Disk DescriptorFile\r\nversion=1\r\nencoding="windows-1252"\r\nCID=1a2b3c4d\r\n'
+        printf 'parentCID=ffffffff\r\nisNativeSnapshot="no"\r\ncreateType="monolithicSparse"\r\n\r\n'
+        printf '# Extent description\r\nRW 8192 SPARSE "d.vmdk"\r\n\r\n# The Disk Data Base \r\n#DDB\r\n\r\n'
+        printf 'ddb.adapterType = "lsilogic"\r\nddb.geometry.cylinders = "8"\r\nddb.geometry.heads = "16"\r\n'
+        printf 'ddb.geometry.sectors = "63"\r\nddb.longContentID = "0123456789abcdef012345671a2b3c4d"\r\n'
+        printf 'ddb.toolsInstallType = "4"\r\nddb.toolsVersion = "12352"\r\n'
+        printf 'ddb.uuid = "60 00 C2 9a 8b 7c 6d 5e-4f 30 21 12 03 f4 e5 d6"\r\nddb.virtualHWVersion = "14"\r\n'
+        printf 'ddb.comment = "%s"\r\n' "$(printf 'x%.0s' $(seq 1 200))"
+    } | dd of="$1" bs=512 seek=1 conv=notrunc status=none
+}
+
 # make_template SHAPE: disk files in tpl/SHAPE; sets WARGS for the writer.
 make_template() {
     local t=$WORK/tpl/$1
@@ -105,6 +125,7 @@ make_template() {
     case $1 in
     mono) "$VMDKIT" create "$t/d.vmdk" 4M >/dev/null ;;
     mono-nord) "$VMDKIT" create "$t/d.vmdk" 4M >/dev/null && clear_redundant "$t/d.vmdk" ;;
+    mono-foreign) "$VMDKIT" create "$t/d.vmdk" 4M >/dev/null && foreign_descriptor "$t/d.vmdk" ;;
     split-zg) "$VMDKIT" create -t twoGbMaxExtentSparse --zeroed-grain "$t/d.vmdk" \
         $((SPLIT_BYTES + 2 * MIB)) >/dev/null ;;
     esac
@@ -186,6 +207,20 @@ run_writer_matrix() {
             "${v[@]}" >"$WORK/v.out" 2>&1 || { fail_case "$name" "flushed data lost" "$WORK/v.out"; continue; }
             passed=$((passed + 1))
         done
+        name="writer-$shape-cut-at-$n-first-sector"
+        fresh "$shape"
+        faulty FAULTFS_CUT_NTH=$n FAULTFS_TEAR_AT=1 -- "${w[@]}" >/dev/null 2>"$WORK/err"
+        rc=$?
+        cases[power-cut-tear]=$((${cases[power-cut-tear]:-0} + 1))
+        if [ $rc -ne 99 ]; then
+            fail_case "$name" "writer exits $rc, expected the power cut (99)" "$WORK/err"
+        elif consistent_or_repaired "$name"; then
+            if "${v[@]}" >"$WORK/v.out" 2>&1; then
+                passed=$((passed + 1))
+            else
+                fail_case "$name" "flushed data lost" "$WORK/v.out"
+            fi
+        fi
         for ((s = 1; s <= SEEDS; s++)); do
             name="writer-$shape-cut-at-$n-seed-$s"
             fresh "$shape"
@@ -273,9 +308,9 @@ run_convert_matrix() {
     done
 }
 
-for shape in mono mono-nord split-zg; do
+for shape in mono mono-nord mono-foreign split-zg; do
     run_writer_matrix "$shape"
-    run_io_matrix "$shape"
+    [ "$shape" = mono-foreign ] || run_io_matrix "$shape"
 done
 "$VMDKIT" create "$WORK/src/s.vmdk" 3M >/dev/null &&
     "$VMDKIT" io "$WORK/src/s.vmdk" -c 'write -P 0x5a 0 300k' -c 'write -P 0x6b 1M 64k' \

@@ -51,6 +51,8 @@ SHAPES=(mono mono-nord mono-zg split split-zg delta)
 
 passed=0
 failed=0
+in_flight=0     # trials killed with unflushed operations started
+durable_sum=0   # operations durable at the kill, summed over trials
 
 # clear_redundant FILE: clear header flag bit 1 (redundant grain tables).
 clear_redundant() {
@@ -187,6 +189,9 @@ for ((n = 0; n < TRIALS; n++)); do
     ((ok)) && { check_disk "a second session" || ok=0; }
     if ((ok)); then
         passed=$((passed + 1))
+        read -r durable started < <(sed -n 's/^verified: \([0-9]*\) operations durable, \([0-9]*\) started$/\1 \2/p' "$T/v.out")
+        durable_sum=$((durable_sum + ${durable:-0}))
+        [ "${started:-0}" -gt "${durable:-0}" ] && in_flight=$((in_flight + 1))
         rm -rf "$T"
     else
         failed=$((failed + 1))
@@ -195,5 +200,6 @@ for ((n = 0; n < TRIALS; n++)); do
 done
 
 echo "crash trials: $TRIALS in $((SECONDS - start)) s (seeds $FIRST..$((FIRST + TRIALS - 1))), shapes: ${SHAPES[*]}"
+echo "killed with unflushed operations in flight: $in_flight; operations durable at the kill: $((durable_sum / (TRIALS > 0 ? TRIALS : 1))) on average"
 echo "crash: $passed passed, $failed failed"
 [ $failed -eq 0 ]
