@@ -3,7 +3,8 @@
  * The source is walked run by run with its allocation status, so holes,
  * zeroed grains and unallocated ranges are never read; data runs are read in
  * large chunks and cut into grain-sized pieces, and all-zero pieces are
- * never stored.  Output goes to one of three sinks: a raw file (holes for
+ * never stored.  Reading and storing run in two threads (see the copy
+ * loop).  Output goes to one of three sinks: a raw file (holes for
  * zeros), a VMDK opened for writing (sparse or flat), or the sequential
  * streamOptimized writer (parallel compression).
  */
@@ -27,7 +28,9 @@ struct sink {
     int (*put)(sink *s, const uint8_t *buf, size_t len, uint64_t off, vk_err *e);
     int (*finish)(sink *s, vk_err *e);
     void (*abort)(sink *s);
-    uint64_t unkicked;     /* bytes stored since writeback was last started */
+    /* start writing back what was stored in [lo, hi) of the disk (may be
+     * NULL); called from the reading thread, so it only touches fds */
+    void (*kick)(const sink *s, uint64_t lo, uint64_t hi);
     /* raw */
     int fd;
     const char *path;
@@ -54,13 +57,14 @@ static void start_writeback(int fd)
 
 static int raw_put(sink *s, const uint8_t *buf, size_t len, uint64_t off, vk_err *e)
 {
-    int r = vk_pwrite_full(s->fd, buf, len, off, s->path, e);
-    s->unkicked += len;
-    if (!r && s->unkicked >= WRITEBACK_BYTES) {
-        start_writeback(s->fd);
-        s->unkicked = 0;
-    }
-    return r;
+    return vk_pwrite_full(s->fd, buf, len, off, s->path, e);
+}
+
+static void raw_kick(const sink *s, uint64_t lo, uint64_t hi)
+{
+    (void)lo;
+    (void)hi;
+    start_writeback(s->fd);
 }
 
 static int raw_finish(sink *s, vk_err *e)
@@ -96,6 +100,7 @@ static int raw_sink_open(sink *s, const char *path, uint64_t size, vk_err *e)
         return r;
     }
     s->put = raw_put;
+    s->kick = raw_kick;
     s->finish = raw_finish;
     s->abort = raw_abort;
     return 0;
@@ -106,21 +111,24 @@ static int raw_sink_open(sink *s, const char *path, uint64_t size, vk_err *e)
 static int vmdk_put(sink *s, const uint8_t *buf, size_t len, uint64_t off, vk_err *e)
 {
     int r = vmdkit_pwrite(s->disk, buf, len, off);
-    if (r) {
+    if (r)
         *e = *vmdkit_last_error(s->disk);
-        return r;
+    return r;
+}
+
+/* Grain data is written in place at once, tables only at flush: what is
+ * dirty in an extent file is data, safe to send to the disk early.  The
+ * extents' places and fds do not change while the disk is open, so this
+ * may run beside the thread writing through the handle. */
+static void vmdk_kick(const sink *s, uint64_t lo, uint64_t hi)
+{
+    const vk_link *l = s->disk->top;
+    for (size_t i = 0; i < l->n_ext; i++) {
+        const vk_extent *x = &l->ext[i];
+        uint64_t start = x->start_sector * VK_SECTOR, end = start + x->size_sectors * VK_SECTOR;
+        if (x->writable && x->fd >= 0 && start < hi && end > lo)
+            start_writeback(x->fd);
     }
-    /* grain data is written in place at once, tables only at flush: what
-     * is dirty here is data, safe to send to the disk early */
-    s->unkicked += len;
-    if (s->unkicked >= WRITEBACK_BYTES) {
-        vk_link *l = s->disk->top;
-        for (size_t i = 0; i < l->n_ext; i++)
-            if (l->ext[i].writable && l->ext[i].fd >= 0)
-                start_writeback(l->ext[i].fd);
-        s->unkicked = 0;
-    }
-    return 0;
 }
 
 static int vmdk_finish(sink *s, vk_err *e)
@@ -181,6 +189,7 @@ static int vmdk_sink_open(sink *s, const char *path, uint64_t size, const vmdkit
     if (r)
         return r;
     s->put = vmdk_put;
+    s->kick = vmdk_kick;
     s->finish = vmdk_finish;
     s->abort = vmdk_abort;
     if ((r = remember_paths(s, e)))
@@ -259,6 +268,10 @@ typedef struct copier {
     chunk ring[RING_CHUNKS];
     uint64_t filled;       /* chunks handed to the writer */
     uint64_t stored;       /* chunks the writer is done with */
+    uint64_t stored_end;   /* disk offset after the last chunk stored */
+    uint64_t stored_bytes; /* bytes the writer gave the sink */
+    uint64_t kicked_end;   /* the reader's last writeback kick: up to here, */
+    uint64_t kicked_bytes; /* after this many bytes stored */
     bool threaded;
     bool no_more;          /* the reader has finished: drain the ring, then stop */
     bool cancel;           /* the reader failed: stop at once */
@@ -285,8 +298,8 @@ static uint64_t data_pieces(const uint8_t *buf, size_t len, uint64_t off)
 }
 
 /* Store the non-zero pieces of chunk C: runs of them in one call, or one
- * piece per call for the stream sink. */
-static int store_chunk(sink *s, const chunk *c, bool per_piece, vk_err *e)
+ * piece per call for the stream sink.  Adds the bytes stored to *BYTES. */
+static int store_chunk(sink *s, const chunk *c, bool per_piece, uint64_t *bytes, vk_err *e)
 {
     size_t i = 0, start = 0;
     bool in_run = false;
@@ -297,6 +310,7 @@ static int store_chunk(sink *s, const chunk *c, bool per_piece, vk_err *e)
             int r = s->put(s, c->buf + start, i - start, c->off + start, e);
             if (r)
                 return r;
+            *bytes += i - start;
             in_run = false;
         }
         if (data && !in_run) {
@@ -305,7 +319,10 @@ static int store_chunk(sink *s, const chunk *c, bool per_piece, vk_err *e)
         }
         i += plen;
     }
-    return in_run ? s->put(s, c->buf + start, i - start, c->off + start, e) : 0;
+    if (!in_run)
+        return 0;
+    *bytes += i - start;
+    return s->put(s, c->buf + start, i - start, c->off + start, e);
 }
 
 static void *writer_main(void *arg)
@@ -319,9 +336,12 @@ static void *writer_main(void *arg)
             break;
         const chunk *ch = &c->ring[c->stored % RING_CHUNKS];
         pthread_mutex_unlock(&c->mu);
-        int r = store_chunk(c->s, ch, c->per_piece, &c->w_err);
+        uint64_t bytes = 0;
+        int r = store_chunk(c->s, ch, c->per_piece, &bytes, &c->w_err);
         pthread_mutex_lock(&c->mu);
         c->stored++;
+        c->stored_end = ch->off + ch->len;
+        c->stored_bytes += bytes;
         c->w_r = r;
         pthread_cond_signal(&c->cv);
         if (r)
@@ -378,19 +398,36 @@ static int copier_next(copier *c, chunk **out, vk_err *e)
     return 0;
 }
 
+/* Once WRITEBACK_BYTES more have been stored, start their writeback: here,
+ * in the reading thread, it costs the writer nothing. */
+static void copier_kick(copier *c, uint64_t stored_end, uint64_t stored_bytes)
+{
+    if (c->s->kick && stored_bytes - c->kicked_bytes >= WRITEBACK_BYTES) {
+        c->s->kick(c->s, c->kicked_end, stored_end);
+        c->kicked_end = stored_end;
+        c->kicked_bytes = stored_bytes;
+    }
+}
+
 /* Hand the chunk from copier_next to the writer. */
 static int copier_put(copier *c, vk_err *e)
 {
     if (!c->threaded) {
-        int r = store_chunk(c->s, &c->ring[c->filled % RING_CHUNKS], c->per_piece, e);
+        const chunk *ch = &c->ring[c->filled % RING_CHUNKS];
+        int r = store_chunk(c->s, ch, c->per_piece, &c->stored_bytes, e);
         c->filled++;
         c->stored++;
+        c->stored_end = ch->off + ch->len;
+        if (!r)
+            copier_kick(c, c->stored_end, c->stored_bytes);
         return r;
     }
     pthread_mutex_lock(&c->mu);
     c->filled++;
+    uint64_t end = c->stored_end, bytes = c->stored_bytes;
     pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
+    copier_kick(c, end, bytes);
     return 0;
 }
 

@@ -224,30 +224,42 @@ static int sparse_status(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, 
 {
     sparse_priv *p = x->priv;
     uint64_t gs = p->h.grain_sectors;
+    uint64_t per_gt = p->h.gtes_per_gt;
     uint64_t cover = vk_gt_coverage_sectors(&p->h);
     uint64_t pos = sector, end = sector + n;
+    uint64_t g_last = vk_div_round_up(end, gs); /* grains [.., g_last) hold the range */
     int kind = -1;
     while (pos < end) {
         uint64_t g = pos / gs;
-        uint64_t gdi = g / p->h.gtes_per_gt;
-        int k;
-        uint64_t step_end;
+        uint64_t gdi = g / per_gt;
         if (p->gd[gdi] == 0 && !(p->slots[gdi % p->n_slots].valid &&
                                  p->slots[gdi % p->n_slots].gd_index == gdi)) {
-            k = GTE_UNALLOC; /* a whole table's range in one step */
-            step_end = (gdi + 1) * cover;
-        } else {
-            uint32_t gte;
-            int r = get_gte(x, g, &gte, e);
-            if (r)
-                return r;
-            k = classify(p, gte);
-            step_end = (g + 1) * gs;
+            /* no table: its whole range is unallocated, in one step */
+            if (kind >= 0 && kind != GTE_UNALLOC)
+                break;
+            kind = GTE_UNALLOC;
+            pos = vk_min((gdi + 1) * cover, end);
+            continue;
         }
-        if (kind >= 0 && k != kind)
+        /* look the table up once, then walk its entries while their kind
+         * stays the same (a chain asks every link about long runs) */
+        uint32_t *gt;
+        int r = get_table(x, gdi, &gt, e);
+        if (r)
+            return r;
+        uint64_t g_end = vk_min((gdi + 1) * per_gt, g_last);
+        bool changed = false;
+        for (; g < g_end; g++) {
+            int k = classify(p, gt ? gt[g % per_gt] : 0);
+            if (kind >= 0 && k != kind) {
+                changed = true;
+                break;
+            }
+            kind = k;
+        }
+        pos = vk_min(vk_max(g * gs, pos), end);
+        if (changed)
             break;
-        kind = k;
-        pos = vk_min(step_end, end);
     }
     *alloc = kind == GTE_DATA ? VMDKIT_ALLOC_DATA
            : kind == GTE_ZERO ? VMDKIT_ALLOC_ZERO : VMDKIT_ALLOC_UNALLOC;
