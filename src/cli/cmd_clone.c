@@ -55,8 +55,9 @@ const struct cli_help cmd_clone_help = {
         "    Virtual machines: the clone's displayName and file names.\n"
         "-t, --type TYPE\n"
         "    createType of a full clone's disks.\n"
-        "-p\n"
-        "    Show progress on a terminal (full clones).\n"
+        "-p, --progress[=bar|json]\n"
+        "    Show progress on standard error: a bar on a terminal, or with\n"
+        "    --progress=json one JSON object per line (see docs/json.md).\n"
         "-h, --help\n"
         "    Show this manual.",
     .exit_status = "8  the source machine is running or suspended\n"
@@ -75,12 +76,13 @@ static const struct option longopts[] = {
     {"absolute", no_argument, NULL, OPT_ABSOLUTE},
     {"name", required_argument, NULL, OPT_NAME},
     {"type", required_argument, NULL, 't'},
+    CLI_PROGRESS_LONGOPT,
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
 /* Full clone: flatten SRC into DST keeping adapter and hw version. */
-static int full_clone(const char *src, const char *dst, int type, bool progress)
+static int full_clone(const char *src, const char *dst, int type, enum cli_progress_mode progress)
 {
     vmdkit_disk *d;
     int rc = cli_open(src, VMDKIT_OPEN_RDONLY, CLI_FMT_VMDK, &d);
@@ -108,7 +110,7 @@ static int full_clone(const char *src, const char *dst, int type, bool progress)
     if (*hw && cli_parse_int(hw, 1, 1000, &hwv))
         o.vmdk.hw_version = (int)hwv;
     struct cli_progress pg;
-    cli_progress_init(&pg, progress);
+    cli_progress_start(&pg, progress);
     o.progress = cli_progress_cb;
     o.progress_opaque = &pg;
     vmdkit_error err = {0};
@@ -136,7 +138,8 @@ static int vm_clone(const char *src, const char *dst, const vmdkit_vm_clone_opts
 int cmd_clone(int argc, char **argv)
 {
     const char *name = NULL;
-    bool linked = false, absolute = false, progress = false;
+    bool linked = false, absolute = false;
+    enum cli_progress_mode progress = CLI_PROGRESS_NONE;
     int type = -1;
     int c;
     while ((c = getopt_long(argc, argv, ":t:ph", longopts, NULL)) != -1) {
@@ -144,7 +147,10 @@ int cmd_clone(int argc, char **argv)
         case OPT_LINKED: linked = true; break;
         case OPT_ABSOLUTE: absolute = true; break;
         case OPT_NAME: name = optarg; break;
-        case 'p': progress = true; break;
+        case 'p':
+            if (!cli_parse_progress(optarg, &progress))
+                return cli_usage_error("clone", "unknown progress format '%s'", optarg);
+            break;
         case 't':
             type = vmdkit_create_type_parse(optarg);
             if (type < 0)
@@ -166,7 +172,7 @@ int cmd_clone(int argc, char **argv)
         return cli_usage_error("clone", "--absolute applies to linked clones only");
     if (vmdkit_is_vm_path(src)) {
         struct cli_progress pg;
-        cli_progress_init(&pg, progress && !linked);
+        cli_progress_start(&pg, linked ? CLI_PROGRESS_NONE : progress);
         vmdkit_vm_clone_opts o = {
             .linked = linked, .absolute_hint = absolute, .name = name, .type = type,
             .progress = linked ? NULL : cli_progress_cb, .progress_opaque = &pg,

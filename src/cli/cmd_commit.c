@@ -24,8 +24,9 @@ const struct cli_help cmd_commit_help = {
         "--root DIR\n"
         "    Where to look for dependents besides DISK's folder (default: the folder\n"
         "    that holds the parent's folder, e.g. the library of VM folders).\n"
-        "-p\n"
-        "    Show progress on a terminal.\n"
+        "-p, --progress[=bar|json]\n"
+        "    Show progress on standard error: a bar on a terminal, or with\n"
+        "    --progress=json one JSON object per line (see docs/json.md).\n"
         "-h, --help\n"
         "    Show this manual.",
     .exit_status = "7  the parent has other dependents (without --force), or the chain is broken\n",
@@ -40,6 +41,7 @@ static const struct option longopts[] = {
     {"delete", no_argument, NULL, OPT_DELETE},
     {"force", no_argument, NULL, OPT_FORCE},
     {"root", required_argument, NULL, OPT_ROOT},
+    CLI_PROGRESS_LONGOPT,
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -48,14 +50,17 @@ int cmd_commit(int argc, char **argv)
 {
     unsigned flags = 0;
     const char *root = NULL;
-    bool progress = false;
+    enum cli_progress_mode progress = CLI_PROGRESS_NONE;
     int c;
     while ((c = getopt_long(argc, argv, ":ph", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_DELETE: flags |= VMDKIT_COMMIT_DELETE; break;
         case OPT_FORCE: flags |= VMDKIT_COMMIT_FORCE; break;
         case OPT_ROOT: root = optarg; break;
-        case 'p': progress = true; break;
+        case 'p':
+            if (!cli_parse_progress(optarg, &progress))
+                return cli_usage_error("commit", "unknown progress format '%s'", optarg);
+            break;
         case 'h':
             cli_print_command_help(cli_find_command("commit"));
             return CLI_EXIT_OK;
@@ -66,7 +71,7 @@ int cmd_commit(int argc, char **argv)
     if (argc - optind != 1)
         return cli_usage_error("commit", argc - optind == 0 ? "missing DISK" : "too many arguments");
     struct cli_progress pg;
-    cli_progress_init(&pg, progress);
+    cli_progress_start(&pg, progress);
     vmdkit_error err = {0};
     int rc = vmdkit_commit(argv[optind], flags, root, cli_progress_cb, &pg, &err);
     cli_progress_done(&pg, rc == 0);

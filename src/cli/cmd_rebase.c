@@ -22,8 +22,9 @@ const struct cli_help cmd_rebase_help = {
         "    Unsafe: rewrite only the hint and parentCID.\n"
         "--absolute\n"
         "    Store NEWPARENT as an absolute path.\n"
-        "-p\n"
-        "    Show progress on a terminal.\n"
+        "-p, --progress[=bar|json]\n"
+        "    Show progress on standard error: a bar on a terminal, or with\n"
+        "    --progress=json one JSON object per line (see docs/json.md).\n"
         "-h, --help\n"
         "    Show this manual.",
     .exit_status = "",
@@ -36,6 +37,7 @@ enum { OPT_ABSOLUTE = 256 };
 
 static const struct option longopts[] = {
     {"absolute", no_argument, NULL, OPT_ABSOLUTE},
+    CLI_PROGRESS_LONGOPT,
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -43,13 +45,17 @@ static const struct option longopts[] = {
 int cmd_rebase(int argc, char **argv)
 {
     const char *parent = NULL;
-    bool unsafe = false, absolute = false, progress = false;
+    bool unsafe = false, absolute = false;
+    enum cli_progress_mode progress = CLI_PROGRESS_NONE;
     int c;
     while ((c = getopt_long(argc, argv, ":b:uph", longopts, NULL)) != -1) {
         switch (c) {
         case 'b': parent = optarg; break;
         case 'u': unsafe = true; break;
-        case 'p': progress = true; break;
+        case 'p':
+            if (!cli_parse_progress(optarg, &progress))
+                return cli_usage_error("rebase", "unknown progress format '%s'", optarg);
+            break;
         case OPT_ABSOLUTE: absolute = true; break;
         case 'h':
             cli_print_command_help(cli_find_command("rebase"));
@@ -65,7 +71,7 @@ int cmd_rebase(int argc, char **argv)
     if (unsafe && !*parent)
         return cli_usage_error("rebase", "-u needs a NEWPARENT");
     struct cli_progress pg;
-    cli_progress_init(&pg, progress);
+    cli_progress_start(&pg, progress);
     vmdkit_error err = {0};
     int rc = vmdkit_rebase(argv[optind], parent, unsafe, absolute, cli_progress_cb, &pg, &err);
     cli_progress_done(&pg, rc == 0);
