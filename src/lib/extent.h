@@ -67,6 +67,11 @@ int vk_sparse_open(vk_extent *x, vk_err *e);   /* KDMV incl. streamOptimized */
 int vk_cowd_open(vk_extent *x, vk_err *e);     /* ESX COWD redo log, read-only */
 int vk_sesparse_open(vk_extent *x, vk_err *e); /* ESXi seSparse, read-only */
 
+/* The extent's file for messages (path, else name, else its type). */
+const char *vk_extent_file(const vk_extent *x);
+/* VMDKIT_EINVAL unless [SECTOR, SECTOR+N) is a non-empty range inside X. */
+int vk_extent_check_range(const vk_extent *x, uint64_t sector, uint64_t n, vk_err *e);
+
 /* Embedded descriptor of a KDMV file: reads the header at fd; *text is
  * NULL (and 0 returned) when the file has no embedded descriptor.
  * OFF_SECTORS and SIZE_SECTORS receive its place in the file. */

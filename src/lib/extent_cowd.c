@@ -53,11 +53,6 @@ typedef struct cowd_run {
     uint64_t sectors;
 } cowd_run;
 
-static const char *extent_file(const vk_extent *x)
-{
-    return x->path ? x->path : x->name ? x->name : "(COWD extent)";
-}
-
 /* Is [off, off + len) bytes inside a file of FILE_BYTES? */
 static bool inside(uint64_t off, uint64_t len, uint64_t file_bytes)
 {
@@ -146,20 +141,10 @@ static int cowd_map(vk_extent *x, uint64_t sector, uint64_t n, cowd_run *run, vk
     return 0;
 }
 
-static int cowd_check_range(vk_extent *x, uint64_t sector, uint64_t n, vk_err *e)
-{
-    uint64_t end;
-    if (n == 0 || !vk_add_ok(sector, n, &end) || end > x->size_sectors)
-        return vk_fail(e, VMDKIT_EINVAL, "%s: sectors %llu+%llu outside the extent (%llu sectors)",
-                       extent_file(x), (unsigned long long)sector, (unsigned long long)n,
-                       (unsigned long long)x->size_sectors);
-    return 0;
-}
-
 static int cowd_status(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, uint64_t *run,
                        vk_err *e)
 {
-    int r = cowd_check_range(x, sector, n, e);
+    int r = vk_extent_check_range(x, sector, n, e);
     if (r)
         return r;
     uint64_t done = 0;
@@ -182,7 +167,7 @@ static int cowd_status(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, ui
 
 static int cowd_read(vk_extent *x, uint64_t sector, uint64_t n, void *buf, vk_err *e)
 {
-    int r = cowd_check_range(x, sector, n, e);
+    int r = vk_extent_check_range(x, sector, n, e);
     if (r)
         return r;
     cowd *c = x->priv;
@@ -350,7 +335,7 @@ int vk_cowd_open(vk_extent *x, vk_err *e)
         return VMDKIT_ENOMEM;
     for (unsigned i = 0; i < COWD_CACHE_SLOTS; i++)
         c->cache[i].gd_index = COWD_NO_GT;
-    c->file = extent_file(x);
+    c->file = vk_extent_file(x);
     x->priv = c;
     x->ops = &cowd_ops;
 

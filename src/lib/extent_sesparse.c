@@ -73,11 +73,6 @@ typedef struct ses_run {
     uint64_t sectors;
 } ses_run;
 
-static const char *extent_file(const vk_extent *x)
-{
-    return x->path ? x->path : x->name ? x->name : "(seSparse extent)";
-}
-
 /* Is [off, off + len) sectors inside a file of FILE_BYTES? */
 static bool inside_sectors(uint64_t off, uint64_t len, uint64_t file_bytes)
 {
@@ -201,20 +196,10 @@ static int ses_map(vk_extent *x, uint64_t sector, uint64_t n, ses_run *run, vk_e
     return 0;
 }
 
-static int ses_check_range(vk_extent *x, uint64_t sector, uint64_t n, vk_err *e)
-{
-    uint64_t end;
-    if (n == 0 || !vk_add_ok(sector, n, &end) || end > x->size_sectors)
-        return vk_fail(e, VMDKIT_EINVAL, "%s: sectors %llu+%llu outside the extent (%llu sectors)",
-                       extent_file(x), (unsigned long long)sector, (unsigned long long)n,
-                       (unsigned long long)x->size_sectors);
-    return 0;
-}
-
 static int ses_status(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, uint64_t *run,
                       vk_err *e)
 {
-    int r = ses_check_range(x, sector, n, e);
+    int r = vk_extent_check_range(x, sector, n, e);
     if (r)
         return r;
     uint64_t done = 0;
@@ -237,7 +222,7 @@ static int ses_status(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, uin
 
 static int ses_read(vk_extent *x, uint64_t sector, uint64_t n, void *buf, vk_err *e)
 {
-    int r = ses_check_range(x, sector, n, e);
+    int r = vk_extent_check_range(x, sector, n, e);
     if (r)
         return r;
     ses *s = x->priv;
@@ -430,7 +415,7 @@ int vk_sesparse_open(vk_extent *x, vk_err *e)
         return VMDKIT_ENOMEM;
     for (unsigned i = 0; i < SES_CACHE_SLOTS; i++)
         s->cache[i].gt_index = SES_NO_GT;
-    s->file = extent_file(x);
+    s->file = vk_extent_file(x);
     x->priv = s;
     x->ops = &ses_ops;
 
