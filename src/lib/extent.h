@@ -72,6 +72,16 @@ const char *vk_extent_file(const vk_extent *x);
 /* VMDKIT_EINVAL unless [SECTOR, SECTOR+N) is a non-empty range inside X. */
 int vk_extent_check_range(const vk_extent *x, uint64_t sector, uint64_t n, vk_err *e);
 
+/* Status and read for read-only drivers that describe their content grain
+ * by grain (COWD, seSparse).  AT describes the grain (or the table-less
+ * stretch) holding SECTOR, up to MAX sectors: *alloc, *len and, for data,
+ * *phys, the file sector that SECTOR is stored at. */
+typedef int (*vk_grain_fn)(vk_extent *x, uint64_t sector, uint64_t max, int *alloc, uint64_t *phys,
+                           uint64_t *len, vk_err *e);
+int vk_grain_status(vk_extent *x, vk_grain_fn at, uint64_t sector, uint64_t n, int *alloc,
+                    uint64_t *run, vk_err *e);
+int vk_grain_read(vk_extent *x, vk_grain_fn at, uint64_t sector, uint64_t n, void *buf, vk_err *e);
+
 /* Embedded descriptor of a KDMV file: reads the header at fd; *text is
  * NULL (and 0 returned) when the file has no embedded descriptor.
  * OFF_SECTORS and SIZE_SECTORS receive its place in the file. */

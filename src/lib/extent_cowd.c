@@ -46,13 +46,6 @@ typedef struct cowd {
     cowd_slot cache[COWD_CACHE_SLOTS];
 } cowd;
 
-/* What a run of sectors is backed by. */
-typedef struct cowd_run {
-    bool data;             /* stored in this file, at file sector phys */
-    uint64_t phys;
-    uint64_t sectors;
-} cowd_run;
-
 /* Is [off, off + len) bytes inside a file of FILE_BYTES? */
 static bool inside(uint64_t off, uint64_t len, uint64_t file_bytes)
 {
@@ -89,114 +82,52 @@ static int cowd_gt(cowd *c, int fd, uint64_t gdi, const uint32_t **out, vk_err *
     return 0;
 }
 
-/*
- * The longest run at SECTOR (at most N sectors) that is either all
- * unallocated, or all stored back to back in the file.
- */
-static int cowd_map(vk_extent *x, uint64_t sector, uint64_t n, cowd_run *run, vk_err *e)
+/* The grain, or the table-less stretch, holding SECTOR (see vk_grain_fn). */
+static int cowd_grain_at(vk_extent *x, uint64_t s, uint64_t max, int *alloc, uint64_t *phys,
+                         uint64_t *len, vk_err *e)
 {
     cowd *c = x->priv;
     uint64_t grain = c->grain_sectors;
     uint64_t cover = grain * c->gtes_per_gt;
-    uint64_t done = 0;
-    while (done < n) {
-        uint64_t s = sector + done;
-        uint64_t gdi = s / cover;
-        bool data = false;
-        uint64_t phys = 0, len;
-        if (c->gd[gdi] == 0) {
-            len = vk_min(cover - s % cover, n - done);
-        } else {
-            const uint32_t *gt;
-            int r = cowd_gt(c, x->fd, gdi, &gt, e);
-            if (r)
-                return r;
-            uint64_t gti = (s / grain) % c->gtes_per_gt;
-            uint64_t within = s % grain;
-            len = vk_min(grain - within, n - done);
-            if (gt[gti] != 0) {
-                /* the part of the grain the extent uses must be in the file */
-                uint64_t grain_start = s - within;
-                uint64_t used = vk_min(grain, x->size_sectors - grain_start);
-                uint64_t off, bytes;
-                if (!vk_mul_ok(gt[gti], VK_SECTOR, &off) || !vk_mul_ok(used, VK_SECTOR, &bytes) ||
-                    !inside(off, bytes, c->file_bytes))
-                    return vk_fail(e, VMDKIT_EFORMAT,
-                                   "%s: grain table %llu entry %llu: grain at sector %u reaches past the end of the file (%llu bytes)",
-                                   c->file, (unsigned long long)gdi, (unsigned long long)gti,
-                                   gt[gti], (unsigned long long)c->file_bytes);
-                data = true;
-                phys = (uint64_t)gt[gti] + within;
-            }
-        }
-        if (done == 0) {
-            run->data = data;
-            run->phys = phys;
-        } else if (data != run->data || (data && phys != run->phys + done)) {
-            break;
-        }
-        done += len;
+    uint64_t gdi = s / cover;
+    *alloc = VMDKIT_ALLOC_UNALLOC;
+    if (c->gd[gdi] == 0) {
+        *len = vk_min(cover - s % cover, max);
+        return 0;
     }
-    run->sectors = done;
+    const uint32_t *gt;
+    int r = cowd_gt(c, x->fd, gdi, &gt, e);
+    if (r)
+        return r;
+    uint64_t gti = (s / grain) % c->gtes_per_gt;
+    uint64_t within = s % grain;
+    *len = vk_min(grain - within, max);
+    if (gt[gti] == 0)
+        return 0;
+    /* the part of the grain the extent uses must be in the file */
+    uint64_t grain_start = s - within;
+    uint64_t used = vk_min(grain, x->size_sectors - grain_start);
+    uint64_t off, bytes;
+    if (!vk_mul_ok(gt[gti], VK_SECTOR, &off) || !vk_mul_ok(used, VK_SECTOR, &bytes) ||
+        !inside(off, bytes, c->file_bytes))
+        return vk_fail(e, VMDKIT_EFORMAT,
+                       "%s: grain table %llu entry %llu: grain at sector %u reaches past the end of the file (%llu bytes)",
+                       c->file, (unsigned long long)gdi, (unsigned long long)gti, gt[gti],
+                       (unsigned long long)c->file_bytes);
+    *alloc = VMDKIT_ALLOC_DATA;
+    *phys = (uint64_t)gt[gti] + within;
     return 0;
 }
 
 static int cowd_status(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, uint64_t *run,
                        vk_err *e)
 {
-    int r = vk_extent_check_range(x, sector, n, e);
-    if (r)
-        return r;
-    uint64_t done = 0;
-    bool first_data = false;
-    while (done < n) {
-        cowd_run m;
-        r = cowd_map(x, sector + done, n - done, &m, e);
-        if (r)
-            return r;
-        if (done == 0)
-            first_data = m.data;
-        else if (m.data != first_data)
-            break;
-        done += m.sectors;
-    }
-    *alloc = first_data ? VMDKIT_ALLOC_DATA : VMDKIT_ALLOC_UNALLOC;
-    *run = done;
-    return 0;
+    return vk_grain_status(x, cowd_grain_at, sector, n, alloc, run, e);
 }
 
 static int cowd_read(vk_extent *x, uint64_t sector, uint64_t n, void *buf, vk_err *e)
 {
-    int r = vk_extent_check_range(x, sector, n, e);
-    if (r)
-        return r;
-    cowd *c = x->priv;
-    uint8_t *p = buf;
-    uint64_t done = 0;
-    while (done < n) {
-        cowd_run m;
-        r = cowd_map(x, sector + done, n - done, &m, e);
-        if (r)
-            return r;
-        size_t bytes = (size_t)(m.sectors * VK_SECTOR);
-        if (m.data) {
-            r = vk_pread_full(x->fd, p, bytes, m.phys * VK_SECTOR, c->file, e);
-            if (r)
-                return r;
-        } else {
-            memset(p, 0, bytes);
-        }
-        p += bytes;
-        done += m.sectors;
-    }
-    return 0;
-}
-
-static int cowd_flush(vk_extent *x, vk_err *e)
-{
-    (void)x;
-    (void)e;
-    return 0;
+    return vk_grain_read(x, cowd_grain_at, sector, n, buf, e);
 }
 
 static int cowd_close(vk_extent *x, vk_err *e)
@@ -251,7 +182,7 @@ static const vk_extent_ops cowd_ops = {
     .read = cowd_read,
     .write = NULL,
     .zero = NULL,
-    .flush = cowd_flush,
+    .flush = NULL, /* read-only */
     .close = cowd_close,
     .describe = cowd_describe,
 };

@@ -66,13 +66,6 @@ typedef struct ses {
     ses_slot cache[SES_CACHE_SLOTS];
 } ses;
 
-/* What a run of sectors is backed by. */
-typedef struct ses_run {
-    int alloc;             /* enum vmdkit_alloc */
-    uint64_t phys;         /* file sector of the run's start when DATA */
-    uint64_t sectors;
-} ses_run;
-
 /* Is [off, off + len) sectors inside a file of FILE_BYTES? */
 static bool inside_sectors(uint64_t off, uint64_t len, uint64_t file_bytes)
 {
@@ -153,105 +146,41 @@ static int ses_grain(vk_extent *x, uint64_t gdi, uint64_t gti, uint64_t v, int *
                    (unsigned long long)gti, (unsigned long long)v);
 }
 
-/*
- * The longest run at SECTOR (at most N sectors) of one kind; for stored
- * grains, only as long as they lie back to back in the file.
- */
-static int ses_map(vk_extent *x, uint64_t sector, uint64_t n, ses_run *run, vk_err *e)
+/* The grain, or the table-less stretch, holding SECTOR (see vk_grain_fn). */
+static int ses_grain_at(vk_extent *x, uint64_t at, uint64_t max, int *alloc, uint64_t *phys,
+                        uint64_t *len, vk_err *e)
 {
     ses *s = x->priv;
     const uint64_t cover = (uint64_t)SES_GTES_PER_GT * SES_GRAIN_SECTORS;
-    uint64_t done = 0;
-    while (done < n) {
-        uint64_t at = sector + done;
-        uint64_t gdi = at / cover;
-        int alloc = VMDKIT_ALLOC_UNALLOC;
-        uint64_t phys = 0, len;
-        if (s->gd[gdi] == 0) {
-            alloc = VMDKIT_ALLOC_UNALLOC;
-            len = vk_min(cover - at % cover, n - done);
-        } else {
-            const uint64_t *gt;
-            int r = ses_gt(s, x->fd, gdi, &gt, e);
-            if (r)
-                return r;
-            uint64_t gti = (at / SES_GRAIN_SECTORS) % SES_GTES_PER_GT;
-            uint64_t within = at % SES_GRAIN_SECTORS;
-            len = vk_min(SES_GRAIN_SECTORS - within, n - done);
-            r = ses_grain(x, gdi, gti, gt[gti], &alloc, &phys, e);
-            if (r)
-                return r;
-            phys += within;
-        }
-        if (done == 0) {
-            run->alloc = alloc;
-            run->phys = phys;
-        } else if (alloc != run->alloc ||
-                   (alloc == VMDKIT_ALLOC_DATA && phys != run->phys + done)) {
-            break;
-        }
-        done += len;
+    uint64_t gdi = at / cover;
+    if (s->gd[gdi] == 0) {
+        *alloc = VMDKIT_ALLOC_UNALLOC;
+        *len = vk_min(cover - at % cover, max);
+        return 0;
     }
-    run->sectors = done;
+    const uint64_t *gt;
+    int r = ses_gt(s, x->fd, gdi, &gt, e);
+    if (r)
+        return r;
+    uint64_t gti = (at / SES_GRAIN_SECTORS) % SES_GTES_PER_GT;
+    uint64_t within = at % SES_GRAIN_SECTORS;
+    *len = vk_min(SES_GRAIN_SECTORS - within, max);
+    *phys = 0;
+    if ((r = ses_grain(x, gdi, gti, gt[gti], alloc, phys, e)))
+        return r;
+    *phys += within;
     return 0;
 }
 
 static int ses_status(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, uint64_t *run,
                       vk_err *e)
 {
-    int r = vk_extent_check_range(x, sector, n, e);
-    if (r)
-        return r;
-    uint64_t done = 0;
-    int first = VMDKIT_ALLOC_UNALLOC;
-    while (done < n) {
-        ses_run m;
-        r = ses_map(x, sector + done, n - done, &m, e);
-        if (r)
-            return r;
-        if (done == 0)
-            first = m.alloc;
-        else if (m.alloc != first)
-            break;
-        done += m.sectors;
-    }
-    *alloc = first;
-    *run = done;
-    return 0;
+    return vk_grain_status(x, ses_grain_at, sector, n, alloc, run, e);
 }
 
 static int ses_read(vk_extent *x, uint64_t sector, uint64_t n, void *buf, vk_err *e)
 {
-    int r = vk_extent_check_range(x, sector, n, e);
-    if (r)
-        return r;
-    ses *s = x->priv;
-    uint8_t *p = buf;
-    uint64_t done = 0;
-    while (done < n) {
-        ses_run m;
-        r = ses_map(x, sector + done, n - done, &m, e);
-        if (r)
-            return r;
-        size_t bytes = (size_t)(m.sectors * VK_SECTOR);
-        if (m.alloc == VMDKIT_ALLOC_DATA) {
-            r = vk_pread_full(x->fd, p, bytes, m.phys * VK_SECTOR, s->file, e);
-            if (r)
-                return r;
-        } else {
-            memset(p, 0, bytes);
-        }
-        p += bytes;
-        done += m.sectors;
-    }
-    return 0;
-}
-
-static int ses_flush(vk_extent *x, vk_err *e)
-{
-    (void)x;
-    (void)e;
-    return 0;
+    return vk_grain_read(x, ses_grain_at, sector, n, buf, e);
 }
 
 static int ses_close(vk_extent *x, vk_err *e)
@@ -298,7 +227,7 @@ static const vk_extent_ops ses_ops = {
     .read = ses_read,
     .write = NULL,
     .zero = NULL,
-    .flush = ses_flush,
+    .flush = NULL, /* read-only */
     .close = ses_close,
     .describe = ses_describe,
 };

@@ -226,7 +226,7 @@ static void check_image(const image *m, uint64_t size, size_t n_stored)
     assert_int_equal(f.gd_offset_sectors, HDR_BYTES / VK_SECTOR);
     assert_false(f.unclean_shutdown);
     assert_int_equal(allocated, (uint64_t)n_stored * m->grain * VK_SECTOR);
-    assert_int_equal(o.x.ops->flush(&o.x, &e), 0);
+    assert_null(o.x.ops->flush); /* read-only: nothing to make durable */
     close_opened(&o);
 }
 

@@ -163,7 +163,7 @@ static void test_corpus_status(void **state)
     o.x.ops->describe(&o.x, &f, &allocated);
     assert_false(f.present);
     assert_int_equal(allocated, DATA_SECTORS * 512);
-    assert_int_equal(o.x.ops->flush(&o.x, &e), 0);
+    assert_null(o.x.ops->flush); /* read-only: nothing to make durable */
     close_opened(&o);
 }
 
