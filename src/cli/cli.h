@@ -101,6 +101,11 @@ int cli_fail(int code, const char *msg);
 int cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* After option parsing: 0 when exactly WANT operands follow (argv[optind]
+ * on), else a usage error ("missing MISSING" or the first extra operand
+ * named) and CLI_EXIT_USAGE. */
+int cli_operands(const char *cmd, int argc, char **argv, int want, const char *missing);
+
 /*
  * Report the option getopt_long rejected (called with opterr = 0 after it
  * returned '?' or ':'); returns CLI_EXIT_USAGE.

@@ -129,12 +129,13 @@ int cmd_bench(int argc, char **argv)
             return cli_bad_option("bench", argc, argv, c);
         }
     }
-    if (argc - optind != 1)
-        return cli_usage_error("bench", argc - optind == 0 ? "missing DISK" : "too many arguments");
+    int rc = cli_operands("bench", argc, argv, 1, "DISK");
+    if (rc)
+        return rc;
     if (!step)
         step = size;
     vmdkit_disk *d;
-    int rc = cli_open(argv[optind], write ? VMDKIT_OPEN_RDWR : VMDKIT_OPEN_RDONLY, fmt, &d);
+    rc = cli_open(argv[optind], write ? VMDKIT_OPEN_RDWR : VMDKIT_OPEN_RDONLY, fmt, &d);
     if (rc)
         return rc;
     uint64_t disk = vmdkit_size(d);

@@ -230,14 +230,8 @@ int cmd_check(int argc, char **argv)
         default: cli_bad_option("check", argc, argv, c); return CHECK_EXIT_FAILED;
         }
     }
-    if (argc - optind < 1) {
-        cli_usage_error("check", "missing DISK");
-        return CHECK_EXIT_FAILED;
-    }
-    if (argc - optind > 1) {
-        cli_usage_error("check", "unexpected argument '%s'", argv[optind + 1]);
-        return CHECK_EXIT_FAILED;
-    }
+    if (cli_operands("check", argc, argv, 1, "DISK"))
+        return CHECK_EXIT_FAILED; /* qemu-img check's code for "could not check" */
     const char *path = argv[optind];
     bool repair = (flags & VMDKIT_CHECK_REPAIR) != 0;
     if (o.json && !(o.findings = json_object_new_array())) {

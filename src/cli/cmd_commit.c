@@ -68,12 +68,13 @@ int cmd_commit(int argc, char **argv)
             return cli_bad_option("commit", argc, argv, c);
         }
     }
-    if (argc - optind != 1)
-        return cli_usage_error("commit", argc - optind == 0 ? "missing DISK" : "too many arguments");
+    int rc = cli_operands("commit", argc, argv, 1, "DISK");
+    if (rc)
+        return rc;
     struct cli_progress pg;
     cli_progress_start(&pg, progress);
     vmdkit_error err = {0};
-    int rc = vmdkit_commit(argv[optind], flags, root, cli_progress_cb, &pg, &err);
+    rc = vmdkit_commit(argv[optind], flags, root, cli_progress_cb, &pg, &err);
     cli_progress_done(&pg, rc == 0);
     if (rc < 0)
         return cli_fail(rc, err.msg);

@@ -303,13 +303,12 @@ int cmd_info(int argc, char **argv)
             return cli_bad_option("info", argc, argv, c);
         }
     }
-    if (argc - optind < 1)
-        return cli_usage_error("info", "missing DISK");
-    if (argc - optind > 1)
-        return cli_usage_error("info", "unexpected argument '%s'", argv[optind + 1]);
+    int rc = cli_operands("info", argc, argv, 1, "DISK");
+    if (rc)
+        return rc;
 
     vmdkit_disk *disk;
-    int rc = cli_open(argv[optind], flags, CLI_FMT_AUTO, &disk);
+    rc = cli_open(argv[optind], flags, CLI_FMT_AUTO, &disk);
     if (rc)
         return rc;
     int n = vmdkit_chain_length(disk);

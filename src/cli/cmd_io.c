@@ -338,11 +338,8 @@ int cmd_io(int argc, char **argv)
             return rc;
         }
     }
-    int rc = CLI_EXIT_OK;
-    if (argc - optind != 1)
-        rc = argc == optind ? cli_usage_error("io", "missing DISK")
-                            : cli_usage_error("io", "unexpected argument '%s'", argv[optind + 1]);
-    else if (n_texts == 0)
+    int rc = cli_operands("io", argc, argv, 1, "DISK");
+    if (!rc && n_texts == 0)
         rc = cli_usage_error("io", "no -c command given");
     struct io_cmd *cmds = rc ? NULL : calloc((size_t)n_texts, sizeof *cmds);
     if (!rc && !cmds) {

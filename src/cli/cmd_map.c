@@ -188,13 +188,12 @@ int cmd_map(int argc, char **argv)
             return cli_bad_option("map", argc, argv, c);
         }
     }
-    if (argc - optind < 1)
-        return cli_usage_error("map", "missing DISK");
-    if (argc - optind > 1)
-        return cli_usage_error("map", "unexpected argument '%s'", argv[optind + 1]);
+    int rc = cli_operands("map", argc, argv, 1, "DISK");
+    if (rc)
+        return rc;
 
     vmdkit_disk *disk;
-    int rc = cli_open(argv[optind], flags, CLI_FMT_AUTO, &disk);
+    rc = cli_open(argv[optind], flags, CLI_FMT_AUTO, &disk);
     if (rc)
         return rc;
     rc = map_disk(disk, argv[optind], json);

@@ -66,14 +66,15 @@ int cmd_rebase(int argc, char **argv)
     }
     if (!parent)
         return cli_usage_error("rebase", "missing -b NEWPARENT");
-    if (argc - optind != 1)
-        return cli_usage_error("rebase", argc - optind == 0 ? "missing DISK" : "too many arguments");
+    int rc = cli_operands("rebase", argc, argv, 1, "DISK");
+    if (rc)
+        return rc;
     if (unsafe && !*parent)
         return cli_usage_error("rebase", "-u needs a NEWPARENT");
     struct cli_progress pg;
     cli_progress_start(&pg, progress);
     vmdkit_error err = {0};
-    int rc = vmdkit_rebase(argv[optind], parent, unsafe, absolute, cli_progress_cb, &pg, &err);
+    rc = vmdkit_rebase(argv[optind], parent, unsafe, absolute, cli_progress_cb, &pg, &err);
     cli_progress_done(&pg, rc == 0);
     if (rc < 0)
         return cli_fail(rc, err.msg);

@@ -67,6 +67,16 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     return CLI_EXIT_USAGE;
 }
 
+int cli_operands(const char *cmd, int argc, char **argv, int want, const char *missing)
+{
+    int have = argc - optind;
+    if (have < want)
+        return cli_usage_error(cmd, "missing %s", missing);
+    if (have > want)
+        return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind + want]);
+    return 0;
+}
+
 int cli_bad_option(const char *cmd, int argc, char **argv, int ret)
 {
     const char *elem = (optind > 0 && optind <= argc) ? argv[optind - 1] : "?";
