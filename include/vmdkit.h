@@ -634,8 +634,11 @@ typedef struct vmdkit_move_result {
  * machine working.  When DST is an existing folder, SRC moves into it.
  *
  * A folder (a bundle or VM folder; its machine must be shut down) is
- * renamed (rename(2); across file systems VMDKIT_EUNSUPPORTED: copying is
- * not done).  A disk is renamed as `vmware-vdiskmanager -n` does: its
+ * renamed (rename(2)); to another file system it is copied (holes kept,
+ * every file flushed, each source file read under a shared lock, so that a
+ * vmdkit writer refuses it with VMDKIT_ELOCKED, and the move refused too
+ * when a file changes during the copy).  A disk on its own does not move
+ * to another file system (VMDKIT_EUNSUPPORTED).  A disk is renamed as `vmware-vdiskmanager -n` does: its
  * extent files get names derived from DST (Base-s001.vmdk ->
  * New-s001.vmdk, Base-flat.vmdk -> New-flat.vmdk), its descriptor's extent
  * lines (embedded ones in place) and, when it changes folder, its own
@@ -643,7 +646,8 @@ typedef struct vmdkit_move_result {
  *
  * Then every reference found under ROOT and inside a moved folder is
  * rewritten (ROOT NULL: the library around SRC - the folder holding a moved
- * folder, or the folder holding a moved disk's folder): the parentFileNameHint of each disk
+ * folder and the folder it moves into, or the folder holding a moved disk's
+ * folder): the parentFileNameHint of each disk
  * whose parent moved, or which moved away from its parent (relative hints
  * stay relative and normalised, absolute ones absolute), and each .vmx
  * fileName (and cloneOfN) naming a moved file.
@@ -652,13 +656,19 @@ typedef struct vmdkit_move_result {
  *  - folder: plan, rename, then rewrite the references one by one.  Until
  *    each is rewritten it names the old place: `vmdkit tree` shows it as a
  *    broken hint with its likely parent, `vmdkit rebase -u` repairs it.
+ *    Across file systems the rename is: copy into ".NAME.vmdkit-tmp-XXXXXX"
+ *    beside DST, rename that to DST; the old folder is removed after the
+ *    rewrites (and kept when one failed), only the entries copied and
+ *    unchanged since.
  *  - disk: new names are made as hard links of the old files, then the new
  *    descriptor; the references are rewritten while both names are valid;
  *    only then the old descriptor and the old names are removed.  A file
  *    system without hard links is refused (VMDKIT_EUNSUPPORTED).
  * Returns 0 when everything was moved and rewritten, VMDKIT_ECHAIN when
  * the move was done but some references could not be rewritten (RES lists
- * them with their messages), or another error when nothing was moved.
+ * them with their messages), VMDKIT_EIO when a folder was copied to
+ * another file system but part of the old one stayed (the message names
+ * it; DST is complete), or another error when nothing was moved.
  * RES (required) is filled in every case; free with vmdkit_move_result_free.
  */
 VMDKIT_API int vmdkit_move(const char *src, const char *dst, const char *root,

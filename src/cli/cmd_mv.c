@@ -11,8 +11,11 @@ const struct cli_help cmd_mv_help = {
         "folder, SRC moves into it.\n"
         "\n"
         "SRC a folder (a .vmwarevm bundle or VM folder): the folder is renamed.  Its\n"
-        "machine must be shut down.  Moving to another file system is refused: vmdkit\n"
-        "mv renames, it does not copy.\n"
+        "machine must be shut down.  To another file system (an external drive) the\n"
+        "folder is copied instead - sparse files keep their holes, every file is\n"
+        "flushed - and the old folder is removed once every reference names the copy.\n"
+        "A disk of the folder that another vmdkit is writing refuses the move, and so\n"
+        "does any file that changes during the copy; nothing is moved then.\n"
         "\n"
         "SRC a disk: the disk is renamed as vmware-vdiskmanager -n does: its extent\n"
         "files get names derived from DST (Base-s001.vmdk -> New-s001.vmdk,\n"
@@ -29,22 +32,25 @@ const struct cli_help cmd_mv_help = {
         "No data is lost if the command is interrupted.  A folder is renamed first,\n"
         "then the references are rewritten one by one: those not yet rewritten show in\n"
         "vmdkit tree as broken hints with the likely parent, and vmdkit rebase -u\n"
-        "repairs them.  A disk gets its new names as hard links first, the references\n"
+        "repairs them.  A copy to another file system is made in a hidden\n"
+        "\".NAME.vmdkit-tmp-XXXXXX\" folder beside DST and renamed to DST when complete;\n"
+        "the old folder is removed last (kept when a reference could not be rewritten).  A disk gets its new names as hard links first, the references\n"
         "are rewritten while both names work, and the old names are removed last.\n"
         "When a reference cannot be rewritten, the command to repair it is printed.",
     .options =
         "--root DIR\n"
         "    Where to look for disks and .vmx files that refer to SRC (default: the\n"
-        "    library around SRC: the folder holding a folder SRC, or the folder\n"
-        "    holding a disk's VM folder).\n"
+        "    library around SRC: the folder holding a folder SRC and the folder it\n"
+        "    moves into, or the folder holding a disk's VM folder).\n"
         "-h, --help\n"
         "    Show this manual.",
     .exit_status = "7  SRC was moved, but some references could not be rewritten (listed\n"
                    "   on stderr with the command that repairs each)\n"
-                   "5  SRC and DST are on different file systems (nothing was moved)\n"
+                   "5  SRC is a disk and DST on another file system (nothing was moved)\n"
                    "8  a machine that uses SRC is running or suspended (nothing was moved)",
     .examples =
         "vmdkit mv ~/VMs/Base.vmwarevm ~/VMs/Templates/\n"
+        "vmdkit mv ~/VMs/Old.vmwarevm /Volumes/Archive/VMs/\n"
         "vmdkit mv --root ~/VMs Base.vmwarevm/Base.vmdk Base.vmwarevm/Win10.vmdk",
 };
 

@@ -17,57 +17,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "copy_tree.h"
 #include "path.h"
 #include "vm.h"
 
-#define COPY_CHUNK (1u << 16)
-
 /* ---- small file helpers ---- */
-
-static int fsync_dir(const char *dir, vk_err *e)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return vk_fail_errno(e, errno, "%s: open folder", dir);
-    int r = fsync(fd) == 0 || errno == EINVAL ? 0 : vk_fail_errno(e, errno, "%s: fsync", dir);
-    close(fd);
-    return r;
-}
-
-/* Copy the small file SRC to the new file DST (mode kept, made durable). */
-static int copy_file(const char *src, const char *dst, vk_err *e)
-{
-    int in = open(src, O_RDONLY | O_CLOEXEC);
-    if (in < 0)
-        return vk_fail_errno(e, errno, "%s: open", src);
-    struct stat st;
-    int r = fstat(in, &st) == 0 ? 0 : vk_fail_errno(e, errno, "%s: stat", src);
-    int out = r ? -1 : open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 0777);
-    if (!r && out < 0)
-        r = vk_fail_errno(e, errno, "%s: create", dst);
-    char *buf = r ? NULL : vk_malloc(COPY_CHUNK, e);
-    if (!r && !buf)
-        r = VMDKIT_ENOMEM;
-    for (uint64_t off = 0; !r;) {
-        ssize_t k = pread(in, buf, COPY_CHUNK, (off_t)off);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            r = vk_fail_errno(e, errno, "%s: read", src);
-        else if (k == 0)
-            break;
-        else
-            r = vk_pwrite_full(out, buf, (size_t)k, off, dst, e);
-        off += (uint64_t)(k > 0 ? k : 0);
-    }
-    if (!r && fsync(out) != 0)
-        r = vk_fail_errno(e, errno, "%s: fsync", dst);
-    free(buf);
-    if (out >= 0 && close(out) != 0 && !r)
-        r = vk_fail_errno(e, errno, "%s: close", dst);
-    close(in);
-    return r;
-}
 
 /* Remove the temporary folder DIR and the files made in it. */
 static void remove_tmp_folder(const char *dir)
@@ -232,7 +186,7 @@ static int write_config(const char *src_vmx, const char *tmp, const char *name, 
         }
         snprintf(dst, len, "%s/%s.%s", tmp, name, kinds[k]);
         if (stat(side, &st) == 0 && S_ISREG(st.st_mode))
-            r = copy_file(side, dst, e);
+            r = vk_copy_file(side, dst, e);
         free(side);
         side = NULL;
     }
@@ -402,7 +356,7 @@ int vmdkit_vm_clone(const char *src_vm, const char *dst_vm, const vmdkit_vm_clon
     if (!r)
         r = write_config(vmx, tmp, name, slots, (const char *const *)disk_names, n, opts->linked, e);
     if (!r)
-        r = fsync_dir(tmp, e);
+        r = vk_fsync_dir(tmp, e);
     if (!r && renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_NOREPLACE) != 0) {
         if (errno == EINVAL || errno == ENOSYS) {
             /* no RENAME_NOREPLACE here: the check above and rename(2) */
@@ -418,7 +372,7 @@ int vmdkit_vm_clone(const char *src_vm, const char *dst_vm, const vmdkit_vm_clon
     if (!r) {
         free(tmp);
         tmp = NULL;
-        r = fsync_dir(parent, e);
+        r = vk_fsync_dir(parent, e);
     }
     if (!r && res)
         r = fill_result(res, dst, name, disk_names, n, opts->linked ? &f : NULL, e);

@@ -8,6 +8,14 @@
  * leaves references to the old place: no data is lost, `vmdkit tree`
  * lists those disks as broken hints with the moved parent as the likely
  * candidate (same CID), and `vmdkit rebase -u -b PARENT DISK` repairs each.
+ *
+ * Across file systems (2) becomes: copy into a temporary folder beside the
+ * destination, every file and folder flushed; check that no source entry
+ * changed meanwhile; rename the copy into place.  Then (3), and last the
+ * source is removed entry by entry, only what was copied and is unchanged.
+ * An interruption before the rename leaves the source whole and a
+ * ".NAME.vmdkit-tmp-XXXXXX" folder to delete; after it, two copies, the
+ * references naming either one.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "copy_tree.h"
 #include "create.h"
 #include "link.h"
 #include "path.h"
@@ -321,8 +330,12 @@ static int check_folder_stopped(const char *dir, vk_err *e)
     return r;
 }
 
-static int do_rename(const char *src, const char *dst, vk_err *e)
+/* rename(2) SRC to DST, never replacing DST; *cross_fs (may be NULL) is set
+ * when they are on different file systems (then nothing happened). */
+static int do_rename(const char *src, const char *dst, bool *cross_fs, vk_err *e)
 {
+    if (cross_fs)
+        *cross_fs = false;
     if (renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_NOREPLACE) == 0)
         return 0;
     if (errno == EINVAL || errno == ENOSYS) {
@@ -332,14 +345,75 @@ static int do_rename(const char *src, const char *dst, vk_err *e)
         if (rename(src, dst) == 0)
             return 0;
     }
-    if (errno == EXDEV)
-        return vk_fail(e, VMDKIT_EUNSUPPORTED,
-                       "%s: %s is on another file system: vmdkit mv only renames (copy the folder, "
-                       "then use vmdkit rebase -u on its clones)",
-                       src, dst);
+    if (errno == EXDEV && cross_fs) {
+        *cross_fs = true;
+        return 0;
+    }
     if (errno == EEXIST || errno == ENOTEMPTY)
         return vk_fail(e, VMDKIT_EEXIST, "%s: already exists", dst);
     return vk_fail_errno(e, errno, "%s: rename to %s", src, dst);
+}
+
+/* Step (2) across file systems: copy SRC into a temporary folder beside
+ * DST and rename that to DST.  COPIED receives what was copied, for the
+ * removal of the source at the end. */
+static int copy_folder_over(const char *src, const char *dst, vk_copied_list *copied, vk_err *e)
+{
+    char *parent = vk_path_dirname(dst, e);
+    size_t n = (parent ? strlen(parent) : 0) + strlen(vk_path_basename(dst)) + 32;
+    char *tmp = parent ? vk_malloc(n, e) : NULL;
+    if (!tmp) {
+        free(parent);
+        return VMDKIT_ENOMEM;
+    }
+    snprintf(tmp, n, "%s/.%s.vmdkit-tmp-XXXXXX", parent, vk_path_basename(dst));
+    int r = 0;
+    if (!mkdtemp(tmp)) {
+        r = vk_fail_errno(e, errno, "%s: create temporary folder", tmp);
+        free(tmp);
+        free(parent);
+        return r;
+    }
+    r = vk_copy_tree(src, tmp, copied, e);
+    /* a change made during the copy would be lost with the source */
+    if (!r)
+        r = vk_check_unchanged(src, copied, e);
+    if (!r)
+        r = vk_fsync_dir(tmp, e);
+    if (!r)
+        r = do_rename(tmp, dst, NULL, e);
+    if (!r)
+        r = vk_fsync_dir(parent, e);
+    if (r) {
+        /* nothing moved: the copy goes, the source stays as it was */
+        vk_remove_copied(tmp, copied, false, NULL);
+        rmdir(tmp);
+        vk_copied_list_free(copied);
+    }
+    free(tmp);
+    free(parent);
+    return r;
+}
+
+/* Last step across file systems: remove what was copied from SRC. */
+static int remove_source(const char *src, const char *dst, const vk_copied_list *copied, vk_err *e)
+{
+    char *kept = NULL;
+    size_t left = vk_remove_copied(src, copied, true, &kept);
+    if (left == 0 && rmdir(src) != 0 && errno != ENOENT) {
+        kept = vk_strdup(src, NULL);
+        left = 1;
+    }
+    int r = 0;
+    if (left)
+        r = vk_fail(e, VMDKIT_EIO,
+                    "%s: moved to %s, but %zu entr%s of the old folder stayed, first %s: it changed or "
+                    "was added during the move; compare it with the copy and remove it by hand",
+                    src, dst, left, left == 1 ? "y" : "ies", kept ? kept : src);
+    else
+        vk_sync_folder_of(src);
+    free(kept);
+    return r;
 }
 
 void vk_sync_folder_of(const char *path)
@@ -378,6 +452,22 @@ char *vk_move_destination(const char *src_real, const char *dst, vk_err *e)
     return out;
 }
 
+/* Plan the references in the folder that will hold DST, unless that is
+ * ROOT (already walked) or lies inside SRC.  A file reached twice is
+ * planned once (seen_before). */
+static int walk_destination_library(struct folder_plan *pl, const char *dst, const char *root,
+                                    const char *src, vk_err *e)
+{
+    char *lib = vk_path_dirname(dst, e);
+    if (!lib)
+        return VMDKIT_ENOMEM;
+    int r = 0;
+    if (strcmp(lib, root) != 0 && strcmp(lib, src) != 0 && !vk_path_inside(lib, src))
+        r = vk_lib_walk(lib, plan_one, pl, e);
+    free(lib);
+    return r;
+}
+
 static int move_folder(const char *src, const char *dst_arg, const char *root,
                        vmdkit_move_result *res, vk_err *e)
 {
@@ -385,6 +475,7 @@ static int move_folder(const char *src, const char *dst_arg, const char *root,
     if (!src_real)
         return vk_fail_errno(e, errno, "%s", src);
     struct folder_plan pl = { .src = src_real, .res = res, .e = e };
+    vk_copied_list copied = {0};
     int r = 0;
     if (!(res->dst = vk_move_destination(src_real, dst_arg, e))) {
         r = e->code ? e->code : VMDKIT_ENOMEM;
@@ -415,16 +506,29 @@ static int move_folder(const char *src, const char *dst_arg, const char *root,
      * to parents outside it change when it moves) */
     if ((r = vk_lib_walk(root_real, plan_one, &pl, e)) || (r = vk_lib_walk(src_real, plan_one, &pl, e)))
         goto out;
+    /* without --root, the library it moves into too: moving a machine back
+     * from another drive must reach the clones that stayed there */
+    if (!root && (r = walk_destination_library(&pl, res->dst, root_real, src_real, e)))
+        goto out;
     if ((r = vk_move_check_unlocked(res, e)))
         goto out;
     /* fixes name files at their new place: check those inside the folder
      * there after the rename; the folder's own locks were checked above */
-    if ((r = do_rename(src_real, res->dst, e)))
+    bool cross_fs;
+    if ((r = do_rename(src_real, res->dst, &cross_fs, e)))
         goto out;
-    vk_sync_folder_of(src_real);
+    if (cross_fs && (r = copy_folder_over(src_real, res->dst, &copied, e)))
+        goto out;
+    if (!cross_fs)
+        vk_sync_folder_of(src_real);
     vk_sync_folder_of(res->dst);
     r = vk_move_apply_fixes(res, e);
+    /* the old folder goes last, once everything names the new one; a
+     * reference left unrewritten still reaches it */
+    if (cross_fs && !r)
+        r = remove_source(src_real, res->dst, &copied, e);
 out:
+    vk_copied_list_free(&copied);
     for (size_t i = 0; i < pl.n_seen; i++)
         free(pl.seen[i]);
     free(pl.seen);

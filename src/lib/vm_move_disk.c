@@ -73,7 +73,7 @@ static int write_new_file(const char *path, const char *text, size_t len, vk_err
 static int link_error(const char *from, const char *to, int errnum, vk_err *e)
 {
     if (errnum == EXDEV)
-        return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: %s is on another file system: vmdkit mv only renames",
+        return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: %s is on another file system: a disk moves across file systems only with its machine folder (vmdkit mv FOLDER), or copy it with vmdkit convert",
                        from, to);
     if (errnum == EPERM || errnum == ENOTSUP || errnum == EMLINK)
         return vk_fail(e, VMDKIT_EUNSUPPORTED,

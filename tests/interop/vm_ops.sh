@@ -2,7 +2,9 @@
 # Whole-machine operations on a small two-disk VM: snapshot of a machine,
 # full clone, refusal of running or suspended machines (nothing written),
 # machine folders that hold no or several .vmx files, mv of a disk (extent
-# files renamed, dependents' hints and .vmx fileNames rewritten), and what
+# files renamed, dependents' hints and .vmx fileNames rewritten), mv of a
+# machine folder to another file system and back (copied byte for byte with
+# its holes, refused while a disk is being written), and what
 # vmdkit tree flags: DANGER, broken hints with their likely parent,
 # capacity mismatches, damaged and stray files.
 . "${VMDKIT_TESTLIB:-$(dirname "$0")/lib.sh}"
@@ -198,11 +200,56 @@ if chattr +i Lnk.vmwarevm/Lnk.vmdk 2>/dev/null; then
 else
     say "       (chattr +i is not available here: not tested)"
 fi
-if [ -d /dev/shm ] && [ "$(stat -c %d /dev/shm)" != "$(stat -c %d .)" ]; then
+say "--- mv to another file system: copied, references rewritten, the old folder removed"
+OTHER=/dev/shm
+if [ -d "$OTHER" ] && [ -w "$OTHER" ] && [ "$(stat -c %d "$OTHER")" != "$(stat -c %d .)" ]; then
+    FAR=$(mktemp -d "$OTHER/vmdkit-test.XXXXXX")
+    # every file of the folder by name and sha256; its disks' allocation
+    tree_sums() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum); }
+    tree_sums $V >"$TMP/vm-sums.txt"
+    du -B1 $V/Data-s001.vmdk | cut -f1 >"$TMP/vm-alloc.txt"
+    "$VMDKIT" convert -O raw Lnk.vmwarevm/Lnk.vmdk "$TMP/lnk-before.raw" >/dev/null
     ls -R >"$TMP/before.txt"
-    expect_exit 5 "mv to another file system is refused" "$VMDKIT" mv $V "/dev/shm/vmdkit-test-$$.vmwarevm"
+    "$VMDKIT" tree --json . >"$TMP/tree-before.json"
+
+    # a writer holds a disk of the folder: refused, nothing left behind
+    python3 - "$V/Data.vmdk" >"$TMP/holder.out" <<'PY' &
+import fcntl, sys, time
+f = open(sys.argv[1], "r+b")
+fcntl.lockf(f, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(30)
+PY
+    holder=$!
+    for _ in $(seq 50); do grep -q locked "$TMP/holder.out" 2>/dev/null && break; sleep 0.1; done
+    expect_exit 8 "mv to another file system while a disk is being written is refused" \
+        "$VMDKIT" mv $V "$FAR/Dev.vmwarevm"
+    kill $holder 2>/dev/null; wait $holder 2>/dev/null
+    assert_true "the message names the disk in use" grep -q 'Data.vmdk: in use by another process' "$ERR"
     assert_eq "nothing moved" "$(cat "$TMP/before.txt")" "$(ls -R)"
-    rm -rf "/dev/shm/vmdkit-test-$$.vmwarevm"
+    assert_eq "nothing left in the destination" "" "$(ls -A "$FAR")"
+
+    check "mv to another file system" "$VMDKIT" mv $V "$FAR/Dev.vmwarevm"
+    assert_true "the old folder is gone" test ! -e $V
+    assert_eq "every file arrived byte for byte" "$(cat "$TMP/vm-sums.txt")" "$(tree_sums "$FAR/Dev.vmwarevm")"
+    assert_eq "holes stay holes" "$(cat "$TMP/vm-alloc.txt")" "$(du -B1 "$FAR/Dev.vmwarevm/Data-s001.vmdk" | cut -f1)"
+    assert_eq "no temporary folder is left" "Dev.vmwarevm" "$(ls -A "$FAR")"
+    assert_eq "the linked clone's hint names the new place" "$FAR/Dev.vmwarevm/Dev-000001.vmdk" \
+        "$(realpath -m "Lnk.vmwarevm/$(descriptor_value Lnk.vmwarevm/Lnk.vmdk parentFileNameHint)")"
+    "$VMDKIT" convert -O raw Lnk.vmwarevm/Lnk.vmdk "$TMP/lnk-after.raw" >/dev/null
+    assert_true "the linked clone reads as before" cmp -s "$TMP/lnk-before.raw" "$TMP/lnk-after.raw"
+    check "qemu-img reads the clone's chain" qemu-img compare -q "$TMP/lnk-before.raw" Lnk.vmwarevm/Lnk.vmdk
+
+    check "and back again" "$VMDKIT" mv "$FAR/Dev.vmwarevm" $V
+    assert_eq "every file is back byte for byte" "$(cat "$TMP/vm-sums.txt")" "$(tree_sums $V)"
+    assert_eq "the other file system is left empty" "" "$(ls -A "$FAR")"
+    "$VMDKIT" tree --json . >"$TMP/tree-after.json"
+    diff "$TMP/tree-before.json" "$TMP/tree-after.json" >"$TMP/tree.diff"
+    assert_true "the library's tree is as before the round trip" test ! -s "$TMP/tree.diff" ||
+        cat "$TMP/tree.diff"
+    rm -rf "$FAR" "$TMP"/lnk-*.raw
+else
+    say "       (no writable $OTHER on another file system: not tested)"
 fi
 
 finish

@@ -1,0 +1,55 @@
+/* copy_tree.h - copying files and folders to another file system, for
+ * moves that rename(2) cannot do and for the side files of a clone. */
+#ifndef VK_COPY_TREE_H
+#define VK_COPY_TREE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/stat.h>
+
+#include "vk.h"
+
+/* fsync a folder (after creating, renaming or removing entries in it). */
+int vk_fsync_dir(const char *dir, vk_err *e);
+
+/* Copy the regular file SRC to the new file DST (created, never
+ * overwritten): holes stay holes (SEEK_DATA/SEEK_HOLE), the mode and the
+ * modification time are kept, and DST is made durable before it returns.
+ * SRC is read under a shared lock, so a vmdkit writer holding it refuses
+ * the copy rather than changing the file during it. */
+int vk_copy_file(const char *src, const char *dst, vk_err *e);
+
+/* One entry copied by vk_copy_tree, as it was when copied. */
+typedef struct vk_copied {
+    char *rel;               /* path below the folder */
+    bool dir;
+    struct stat st;          /* lstat of the source entry before copying */
+} vk_copied;
+
+typedef struct vk_copied_list {
+    vk_copied *v;
+    size_t n, cap;
+} vk_copied_list;
+
+/* Copy the contents of folder SRC into the existing empty folder DST:
+ * regular files (see vk_copy_file), folders and symbolic links; any other
+ * kind of entry is refused.  Every folder is flushed, DST last, and gets
+ * the source's mode.  LIST receives what was copied, parents before what
+ * they hold.  On failure what was made is left for vk_remove_copied. */
+int vk_copy_tree(const char *src, const char *dst, vk_copied_list *list, vk_err *e);
+
+/* VMDKIT_ELOCKED (something else is writing) naming the first entry of
+ * SRC in LIST that changed (size, modification time, inode) since it was
+ * copied, or that is gone; 0 when none did. */
+int vk_check_unchanged(const char *src, const vk_copied_list *list, vk_err *e);
+
+/* Remove from ROOT the entries of LIST, deepest first: files only when
+ * ONLY_UNCHANGED is false or they are as they were when copied, folders
+ * only when empty.  *kept (may be NULL) receives the first entry left
+ * behind, to free; the return is the number left. */
+size_t vk_remove_copied(const char *root, const vk_copied_list *list, bool only_unchanged,
+                        char **kept);
+
+void vk_copied_list_free(vk_copied_list *list);
+
+#endif
