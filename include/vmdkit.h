@@ -637,8 +637,7 @@ typedef struct vmdkit_move_result {
  * renamed (rename(2)); to another file system it is copied (holes kept,
  * every file flushed, each source file read under a shared lock, so that a
  * vmdkit writer refuses it with VMDKIT_ELOCKED, and the move refused too
- * when a file changes during the copy).  A disk on its own does not move
- * to another file system (VMDKIT_EUNSUPPORTED).  A disk is renamed as `vmware-vdiskmanager -n` does: its
+ * when a file changes during the copy).  A disk is renamed as `vmware-vdiskmanager -n` does: its
  * extent files get names derived from DST (Base-s001.vmdk ->
  * New-s001.vmdk, Base-flat.vmdk -> New-flat.vmdk), its descriptor's extent
  * lines (embedded ones in place) and, when it changes folder, its own
@@ -662,8 +661,9 @@ typedef struct vmdkit_move_result {
  *    unchanged since.
  *  - disk: new names are made as hard links of the old files, then the new
  *    descriptor; the references are rewritten while both names are valid;
- *    only then the old descriptor and the old names are removed.  A file
- *    system without hard links is refused (VMDKIT_EUNSUPPORTED).
+ *    only then the old descriptor and the old names are removed.  Where
+ *    hard links cannot be made (another file system, exFAT) the files are
+ *    copied instead, each made durable before the next step.
  * Returns 0 when everything was moved and rewritten, VMDKIT_ECHAIN when
  * the move was done but some references could not be rewritten (RES lists
  * them with their messages), VMDKIT_EIO when a folder was copied to

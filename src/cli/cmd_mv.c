@@ -21,7 +21,8 @@ const struct cli_help cmd_mv_help = {
         "files get names derived from DST (Base-s001.vmdk -> New-s001.vmdk,\n"
         "Base-flat.vmdk -> New-flat.vmdk) and its descriptor's extent lines follow\n"
         "(a monolithicSparse disk's embedded descriptor is rewritten in place).  DST\n"
-        "must end in .vmdk.\n"
+        "must end in .vmdk.  On another file system, or one without hard links\n"
+        "(exFAT), its files are copied and the old ones removed at the end.\n"
         "\n"
         "Then, under --root and inside a moved folder, every parentFileNameHint that\n"
         "named a moved disk (or that a moved disk uses to reach a parent that stays)\n"
@@ -34,8 +35,9 @@ const struct cli_help cmd_mv_help = {
         "vmdkit tree as broken hints with the likely parent, and vmdkit rebase -u\n"
         "repairs them.  A copy to another file system is made in a hidden\n"
         "\".NAME.vmdkit-tmp-XXXXXX\" folder beside DST and renamed to DST when complete;\n"
-        "the old folder is removed last (kept when a reference could not be rewritten).  A disk gets its new names as hard links first, the references\n"
-        "are rewritten while both names work, and the old names are removed last.\n"
+        "the old folder is removed last (kept when a reference could not be rewritten).\n"
+        "A disk gets its new names as hard links (or copies) first, the references are\n"
+        "rewritten while both names work, and the old names are removed last.\n"
         "When a reference cannot be rewritten, the command to repair it is printed.",
     .options =
         "--root DIR\n"
@@ -46,7 +48,8 @@ const struct cli_help cmd_mv_help = {
         "    Show this manual.",
     .exit_status = "7  SRC was moved, but some references could not be rewritten (listed\n"
                    "   on stderr with the command that repairs each)\n"
-                   "5  SRC is a disk and DST on another file system (nothing was moved)\n"
+                   "5  SRC cannot be moved as it is (an extent in another folder; nothing\n"
+                   "   was moved)\n"
                    "8  a machine that uses SRC is running or suspended (nothing was moved)",
     .examples =
         "vmdkit mv ~/VMs/Base.vmwarevm ~/VMs/Templates/\n"

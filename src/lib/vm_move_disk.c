@@ -10,7 +10,9 @@
  * one complete too; (3) references are rewritten while both names work;
  * (4) the old descriptor is removed, then the old extent names.  An
  * interruption leaves at worst extra names of the same data (no space is
- * used twice) to delete by hand.
+ * used twice) to delete by hand.  Where hard links cannot be made (another
+ * file system, exFAT) step (2) copies the files instead, each made
+ * durable, so an interruption may leave a complete second copy.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "copy_tree.h"
 #include "create.h"
 #include "link.h"
 #include "path.h"
@@ -70,19 +73,18 @@ static int write_new_file(const char *path, const char *text, size_t len, vk_err
     return r;
 }
 
-static int link_error(const char *from, const char *to, int errnum, vk_err *e)
+/* The new name TO of the file FROM: a hard link, so that both names are
+ * the same data; where the file system cannot (another file system, or
+ * one without hard links such as exFAT) a copy of it, made durable. */
+static int make_new_name(const char *from, const char *to, vk_err *e)
 {
-    if (errnum == EXDEV)
-        return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: %s is on another file system: a disk moves across file systems only with its machine folder (vmdkit mv FOLDER), or copy it with vmdkit convert",
-                       from, to);
-    if (errnum == EPERM || errnum == ENOTSUP || errnum == EMLINK)
-        return vk_fail(e, VMDKIT_EUNSUPPORTED,
-                       "%s: the file system does not allow a second name (hard link) %s, which "
-                       "vmdkit mv needs to move a disk safely",
-                       from, to);
-    if (errnum == EEXIST)
+    if (link(from, to) == 0)
+        return 0;
+    if (errno == EXDEV || errno == EPERM || errno == ENOTSUP || errno == EMLINK)
+        return vk_copy_file(from, to, e);
+    if (errno == EEXIST)
         return vk_fail(e, VMDKIT_EEXIST, "%s: already exists", to);
-    return vk_fail_errno(e, errnum, "%s: link to %s", from, to);
+    return vk_fail_errno(e, errno, "%s: link to %s", from, to);
 }
 
 struct disk_plan {
@@ -170,7 +172,7 @@ static int plan_vmx_for_disk(void *opaque, const char *path, enum vk_lib_kind ki
     return r;
 }
 
-/* Unlink the new names made so far (undo of step 2). */
+/* Remove the new names (or copies) made so far (undo of step 2). */
 static void unlink_new(struct disk_plan *p)
 {
     for (size_t i = 0; i < p->n_linked; i++)
@@ -320,16 +322,14 @@ int vk_move_disk(const char *src, const char *dst_arg, const char *root, vmdkit_
 
     /* 2. new names: extents, then the descriptor */
     for (size_t i = 0; !r && i < p.n; i++) {
-        if (link(p.old_paths[i], p.new_paths[i]) != 0)
-            r = link_error(p.old_paths[i], p.new_paths[i], errno, e);
-        else
+        if (!(r = make_new_name(p.old_paths[i], p.new_paths[i], e)))
             p.n_linked++;
     }
     if (!r && !embedded) {
         r = write_new_file(res->dst, text, len, e);
     } else if (!r) {
-        if (link(src_real, res->dst) != 0) {
-            r = link_error(src_real, res->dst, errno, e);
+        if ((r = make_new_name(src_real, res->dst, e))) {
+            /* nothing made */
         } else if ((r = vmdkit_open(res->dst, VMDKIT_OPEN_RDWR | VMDKIT_OPEN_NO_PARENT | VK_OPEN_KEEP_CID, &d,
                                     e)) == 0) {
             char *self = vk_strdup(nb, e);
