@@ -246,7 +246,9 @@ VMDKIT_API int vmdkit_create(const char *path, const vmdkit_create_opts *opts, v
 /* ------------------------------------------------------------------ */
 /* Copying                                                             */
 
-/* Called now and then during long work; return non-zero to cancel. */
+/* Called now and then during long work, first with DONE 0 and the TOTAL
+ * (the virtual size; for a compare, the larger disk's); return non-zero to
+ * cancel. */
 typedef int (*vmdkit_progress_fn)(void *opaque, uint64_t done_bytes, uint64_t total_bytes);
 
 typedef struct vmdkit_convert_opts {

@@ -467,6 +467,9 @@ static int copy_all(vmdkit_disk *src, sink *s, bool per_piece, const vmdkit_conv
         return r;
     uint64_t size = vmdkit_size(src);
     uint64_t off = 0;
+    /* the size is known before the first byte moves */
+    if (cancelled(o, 0, size))
+        r = vk_fail(e, VMDKIT_EINVAL, "cancelled");
     while (!r && off < size) {
         vmdkit_block_status st;
         if ((r = vmdkit_block_status_at(src, off, size - off, &st))) {
@@ -581,6 +584,8 @@ int vmdkit_compare(vmdkit_disk *a, vmdkit_disk *b, uint64_t *first_diff, vmdkit_
     e->code = 0;
     e->msg[0] = 0;
     uint64_t sa = vmdkit_size(a), sb = vmdkit_size(b), common = vk_min(sa, sb);
+    /* progress covers the larger disk: its tail is compared with zeros */
+    uint64_t total = vk_max(sa, sb);
     uint8_t *ba = vk_aligned_alloc(CHUNK_BYTES, e);
     uint8_t *bb = ba ? vk_aligned_alloc(CHUNK_BYTES, e) : NULL;
     int r = 0;
@@ -589,7 +594,9 @@ int vmdkit_compare(vmdkit_disk *a, vmdkit_disk *b, uint64_t *first_diff, vmdkit_
         return VMDKIT_ENOMEM;
     }
     uint64_t off = 0;
-    while (off < common) {
+    if (progress && progress(opaque, 0, total))
+        r = vk_fail(e, VMDKIT_EINVAL, "cancelled");
+    while (!r && off < common) {
         vmdkit_block_status x, y;
         if (vmdkit_block_status_at(a, off, common - off, &x)) {
             *e = *vmdkit_last_error(a);
@@ -625,7 +632,7 @@ int vmdkit_compare(vmdkit_disk *a, vmdkit_disk *b, uint64_t *first_diff, vmdkit_
             }
             off += n;
         }
-        if (progress && progress(opaque, off, common)) {
+        if (progress && progress(opaque, off, total)) {
             r = vk_fail(e, VMDKIT_EINVAL, "cancelled");
             break;
         }
@@ -640,6 +647,8 @@ int vmdkit_compare(vmdkit_disk *a, vmdkit_disk *b, uint64_t *first_diff, vmdkit_
             r = 1;
         }
     }
+    if (r == 0 && progress)
+        (void)progress(opaque, total, total);
     free(ba);
     free(bb);
     return r;

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Progress reports (docs/json.md, "Progress lines"): convert, compare,
+# clone, commit and rebase with --progress=json write one JSON object per
+# line on stderr, done never goes back, total stays the virtual size, and the
+# last line is finished with success true (false when the command fails);
+# -p prints nothing when stderr is not a terminal; stdout stays clean.
+. "${VMDKIT_TESTLIB:-$(dirname "$0")/lib.sh}"
+need_vmdkit
+need jq
+mk_tmpdir
+
+SIZE=$((48 * 1048576))
+check "create a disk" "$VMDKIT" create d.vmdk $SIZE
+check "write into it" "$VMDKIT" io d.vmdk -c 'write -P 0x61 0 8M' -c 'write -P 0x62 40M 8M'
+
+# progress_ok DESC SUCCESS: the stderr of the last command ($ERR) is a
+# sequence of progress lines as documented, ending with success SUCCESS.
+progress_ok() {
+    local desc=$1 success=$2 P=$TMP/progress.jsonl
+    grep '^{' "$ERR" >"$P"
+    assert_eq "$desc: the other lines of stderr are vmdkit's messages" "" \
+        "$(grep -v -e '^{' -e '^vmdkit: ' "$ERR")"
+    assert_true "$desc: every progress line is a JSON object" \
+        jq -e -s 'length > 0 and all(.[]; type == "object")' "$P"
+    assert_true "$desc: done never goes back, total is constant" \
+        jq -e -s '[.[].done] as $d | [.[].total] | (unique | length == 1) and
+                  ($d | . == sort)' "$P"
+    assert_true "$desc: percent is done / total" \
+        jq -e -s 'all(.[]; (.percent - (if .total > 0 then .done * 100 / .total else 100 end)) |
+                  fabs < 0.01)' "$P"
+    assert_eq "$desc: only the last line is final, success $success" "true $success" \
+        "$(jq -s -r '[(.[:-1] | all(has("finished") | not)), .[-1].success] | map(tostring) | join(" ")' "$P")"
+    if [ "$success" = true ]; then
+        assert_eq "$desc: the last line has done = total" "true" \
+            "$(jq -s -r '.[-1] | (.done == .total and .finished == true)' "$P")"
+    fi
+}
+
+check "convert --progress=json" "$VMDKIT" convert --progress=json d.vmdk d.raw
+progress_ok "convert" true
+assert_eq "convert: total is the virtual size" "$SIZE" "$(jq -s '.[-1].total' "$ERR")"
+assert_eq "convert: nothing on stdout" "" "$(cat "$OUT")"
+
+check "compare --progress=json" "$VMDKIT" compare --progress=json d.vmdk d.raw
+progress_ok "compare" true
+
+check "clone --progress=json (full)" "$VMDKIT" clone --progress=json d.vmdk full.vmdk
+progress_ok "clone" true
+
+check "snapshot" "$VMDKIT" snapshot d.vmdk
+check "write into the delta" "$VMDKIT" io d-000001.vmdk -c 'write -P 0x63 4M 1M'
+check "commit --progress=json" "$VMDKIT" commit --progress=json d-000001.vmdk
+progress_ok "commit" true
+
+check "a second base with other content" "$VMDKIT" convert d.vmdk other.vmdk
+check "snapshot d.vmdk again" "$VMDKIT" snapshot d.vmdk
+check "rebase --progress=json onto the other base" "$VMDKIT" rebase --progress=json -b other.vmdk d-000002.vmdk
+progress_ok "rebase" true
+
+# a failure ends with success false: compare of disks of different sizes
+check "a smaller disk" "$VMDKIT" create small.vmdk 16M
+check "write into the smaller disk" "$VMDKIT" io small.vmdk -c 'write -P 0x71 1M 4k'
+expect_exit 1 "compare --progress=json of disks that differ (and differ in size)" "$VMDKIT" compare --progress=json d.vmdk small.vmdk
+progress_ok "compare of different disks" true
+assert_eq "its total is the larger size" "$SIZE" "$(jq -s '.[0].total' "$ERR")"
+# a convert that fails on the way: grain 0's table entry points into the header
+cp d.vmdk bad.vmdk
+python3 - bad.vmdk <<'PY'
+import struct, sys
+with open(sys.argv[1], "r+b") as f:
+    gd = struct.unpack_from("<Q", f.read(512), 56)[0]
+    f.seek(gd * 512)
+    gt = struct.unpack("<I", f.read(4))[0]
+    f.seek(gt * 512)
+    f.write(struct.pack("<I", 1))
+PY
+expect_exit 4 "convert --progress=json of a disk whose first grain is damaged" \
+    "$VMDKIT" convert --progress=json bad.vmdk bad.raw
+progress_ok "the failed convert" false
+assert_true "the error follows the progress lines" grep -q 'inside the metadata' "$ERR"
+run "$VMDKIT" convert --progress=json missing.vmdk out.raw
+assert_true "a convert that cannot start exits non-zero" test "$RC" -ne 0
+assert_true "and reports no success" sh -c "! jq -e -s 'any(.[]; .success == true)' '$ERR' 2>/dev/null"
+
+run "$VMDKIT" convert -p d.vmdk d2.raw
+assert_eq "-p with stderr not a terminal: exit 0" 0 "$RC"
+assert_eq "-p with stderr not a terminal prints nothing" "" "$(cat "$ERR")"
+
+finish
