@@ -511,6 +511,20 @@ typedef struct vmdkit_check_result {
 VMDKIT_API int vmdkit_check(const char *path, unsigned flags, vmdkit_check_fn fn, void *opaque,
                             vmdkit_check_result *res, vmdkit_error *err);
 
+/*
+ * vmdkit_check with progress: PROGRESS (may be NULL) is called with DONE 0
+ * and the TOTAL first, then now and then while the chain is examined, and
+ * with DONE = TOTAL when the check (before any repair) is complete.  The
+ * unit is bytes of virtual disk: every link counts as the top's capacity,
+ * TOTAL = capacity x the links its parent hints reach, each extent its
+ * share of its link.  A repair's own passes are not reported.  The return
+ * value of PROGRESS is ignored: a check is not cancelled half way.
+ */
+VMDKIT_API int vmdkit_check_with_progress(const char *path, unsigned flags, vmdkit_check_fn fn,
+                                          void *opaque, vmdkit_progress_fn progress,
+                                          void *progress_opaque, vmdkit_check_result *res,
+                                          vmdkit_error *err);
+
 /* ------------------------------------------------------------------ */
 /* Virtual machines                                                    */
 

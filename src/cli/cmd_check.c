@@ -69,6 +69,10 @@ const struct cli_help cmd_check_help = {
         "    another program has it open for writing.\n"
         "--allow-external-extents\n"
         "    Follow extent files outside the descriptor's folder.\n"
+        "-p, --progress[=bar|json]\n"
+        "    Show progress on standard error: a bar on a terminal, or with\n"
+        "    --progress=json one JSON object per line (see docs/json.md).  The check\n"
+        "    is reported, a repair's re-check is not.\n"
         "-h, --help\n"
         "    Show this manual.",
     .exit_status =
@@ -96,6 +100,7 @@ static const struct option longopts[] = {
     {"json", no_argument, NULL, OPT_JSON},
     {"repair", no_argument, NULL, OPT_REPAIR},
     {"allow-external-extents", no_argument, NULL, OPT_ALLOW_EXTERNAL},
+    CLI_PROGRESS_LONGOPT,
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -220,10 +225,17 @@ int cmd_check(int argc, char **argv)
 {
     struct out o = {0};
     unsigned flags = 0;
+    enum cli_progress_mode progress = CLI_PROGRESS_NONE;
     int c;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":ph", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_JSON: o.json = true; break;
+        case 'p':
+            if (!cli_parse_progress(optarg, &progress)) {
+                cli_usage_error("check", "unknown progress format '%s'", optarg);
+                return CHECK_EXIT_FAILED;
+            }
+            break;
         case OPT_REPAIR: flags |= VMDKIT_CHECK_REPAIR; break;
         case OPT_ALLOW_EXTERNAL: flags |= VMDKIT_CHECK_ALLOW_EXTERNAL; break;
         case 'h': cli_print_command_help(cli_find_command("check")); return CHECK_EXIT_CLEAN;
@@ -240,7 +252,11 @@ int cmd_check(int argc, char **argv)
     }
     vmdkit_check_result res;
     vmdkit_error err = {0};
-    int rc = vmdkit_check(path, flags, on_finding, &o, &res, &err);
+    struct cli_progress pg;
+    cli_progress_start(&pg, progress);
+    int rc = vmdkit_check_with_progress(path, flags, on_finding, &o, pg.enabled ? cli_progress_cb : NULL,
+                                        &pg, &res, &err);
+    cli_progress_done(&pg, rc == 0);
     int code = rc < 0 ? CHECK_EXIT_FAILED : exit_code(&res);
     if (o.json) {
         if (print_json(&o, path, &res, repair, &err, rc < 0) != CLI_EXIT_OK)

@@ -28,7 +28,7 @@ static const struct cli_command commands[] = {
      " SRC DST",
      &cmd_convert_help},
     {"check", cmd_check, "verify a disk's metadata; repair what is safe to repair",
-     "check [--json] [--repair] [--allow-external-extents] DISK", &cmd_check_help},
+     "check [--json] [--repair] [--allow-external-extents] [-p | --progress=json] DISK", &cmd_check_help},
     {"compare", cmd_compare, "compare the contents of two disks",
      "compare [-s] [--json] [-p | --progress=json] [-f vmdk|raw] [-F vmdk|raw] A B",
      &cmd_compare_help},

@@ -73,6 +73,20 @@ void vk_check_leak(vk_check *c, const char *file, uint64_t offset, uint64_t grai
     va_end(ap);
 }
 
+void vk_check_progress(vk_check *c, uint64_t within, uint64_t per_extent)
+{
+    if (!c->progress)
+        return;
+    uint64_t in = per_extent ? (uint64_t)((double)c->prog_ext_bytes * within / per_extent) : 0;
+    uint64_t done = c->prog_link_base + c->prog_ext_start + vk_min(in, c->prog_ext_bytes);
+    done = vk_min(done, c->prog_total);
+    if (done < c->prog_last)
+        return; /* never backwards (a chain longer than its hints said) */
+    c->prog_last = done;
+    /* a check is not cancelled half way: the return value is not used */
+    (void)c->progress(c->progress_opaque, done, c->prog_total);
+}
+
 /* One pass over the whole chain. */
 static int pass(vk_check *c, bool emit, bool plan, bool after_repair)
 {
@@ -128,6 +142,13 @@ static int repair(vk_check *c, uint64_t *applied_total)
 int vmdkit_check(const char *path, unsigned flags, vmdkit_check_fn fn, void *opaque,
                  vmdkit_check_result *res, vmdkit_error *err)
 {
+    return vmdkit_check_with_progress(path, flags, fn, opaque, NULL, NULL, res, err);
+}
+
+int vmdkit_check_with_progress(const char *path, unsigned flags, vmdkit_check_fn fn, void *opaque,
+                               vmdkit_progress_fn progress, void *progress_opaque,
+                               vmdkit_check_result *res, vmdkit_error *err)
+{
     vk_err local;
     vk_err *e = err ? err : &local;
     e->code = 0;
@@ -143,7 +164,20 @@ int vmdkit_check(const char *path, unsigned flags, vmdkit_check_fn fn, void *opa
         .flags = flags, .top_path = path, .fn = fn, .opaque = opaque, .e = e, .backup_fd = -1,
     };
     bool fix = (flags & VMDKIT_CHECK_REPAIR) != 0;
+    if (progress) {
+        uint64_t cap;
+        unsigned links;
+        vk_check_chain_shape(path, &cap, &links);
+        c.progress = progress;
+        c.progress_opaque = progress_opaque;
+        c.prog_link_bytes = cap;
+        c.prog_total = cap * links;
+        (void)progress(progress_opaque, 0, c.prog_total);
+    }
     int r = pass(&c, true, fix, false);
+    if (progress && !r)
+        (void)progress(progress_opaque, c.prog_total, c.prog_total);
+    c.progress = NULL; /* the repair's passes are not reported */
     vk_check_counts first = c.n;
     uint64_t applied = 0;
     if (!r && fix)

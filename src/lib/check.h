@@ -78,7 +78,26 @@ typedef struct vk_check {
 
     int backup_fd;        /* -1 until the first repair round */
     char backup_path[4096];
+
+    /* Progress of the first pass, in bytes of virtual disk: every link
+     * counts as the top's capacity, each extent as its share of it. */
+    vmdkit_progress_fn progress; /* NULL: not reported (and in repair passes) */
+    void *progress_opaque;
+    uint64_t prog_total, prog_link_bytes, prog_link_base, prog_ext_start, prog_ext_bytes, prog_last;
 } vk_check;
+
+/* ---- progress (check.c) ---- */
+
+/* Report the current extent as examined up to WITHIN of its PER_EXTENT
+ * parts (both 0: its start). */
+void vk_check_progress(vk_check *c, uint64_t within, uint64_t per_extent);
+/* The same for step I of N of a stage that is the per-mille span [LO, HI)
+ * of the extent's check. */
+static inline void vk_check_progress_step(vk_check *c, unsigned lo, unsigned hi, uint64_t i, uint64_t n)
+{
+    if (n)
+        vk_check_progress(c, (uint64_t)lo * n + (uint64_t)(hi - lo) * i, 1000 * n);
+}
 
 /* ---- findings (check.c) ---- */
 
@@ -128,6 +147,9 @@ void vk_check_backup_close(vk_check *c);
 
 /* Check C->top_path and its parents; findings go through C. */
 int vk_check_chain(vk_check *c);
+/* Best effort, for progress: the top's capacity in bytes and the number of
+ * links its parent hints reach (0 and 0 when the top cannot be read). */
+void vk_check_chain_shape(const char *top, uint64_t *capacity_bytes, unsigned *links);
 
 /* ---- extents ---- */
 

@@ -9,6 +9,7 @@
 
 #include "check.h"
 #include "path.h"
+#include "scan.h"
 #include "sparse_header.h"
 
 /* Deepest chain followed (the same limit as opening a disk). */
@@ -558,8 +559,17 @@ static int check_link(vk_check *c, const char *path, int depth, size_t *visited,
         r = VMDKIT_ENOMEM;
         goto out;
     }
-    for (size_t i = 0; i < n && !r; i++)
+    c->prog_link_base = (uint64_t)depth * c->prog_link_bytes;
+    uint64_t start = 0;
+    for (size_t i = 0; i < n && !r; i++) {
+        /* progress: this extent is its sectors' share of the link */
+        c->prog_ext_start = start * VK_SECTOR;
+        c->prog_ext_bytes = L.d.extents[i].size_sectors * VK_SECTOR;
+        vk_check_progress(c, 0, 0);
         r = check_extent(&L, i);
+        vk_check_progress(c, 1, 1);
+        start += L.d.extents[i].size_sectors;
+    }
     if (r)
         goto out;
     check_sizes(&L);
@@ -584,6 +594,29 @@ out:
     free(L.x);
     free(L.kind);
     return r;
+}
+
+void vk_check_chain_shape(const char *top, uint64_t *capacity_bytes, unsigned *links)
+{
+    *capacity_bytes = 0;
+    *links = 0;
+    char *path = vk_strdup(top, NULL);
+    while (path && *links < MAX_LINKS) {
+        vk_descriptor d;
+        bool is_disk;
+        vk_err ignore;
+        if (vk_read_descriptor(path, &d, &is_disk, &ignore) != 0)
+            break;
+        if (*links == 0)
+            for (size_t i = 0; i < d.n_extents; i++)
+                *capacity_bytes += d.extents[i].size_sectors * VK_SECTOR;
+        (*links)++;
+        char *next = d.parent_hint ? vk_path_resolve_parent(path, d.parent_hint, NULL) : NULL;
+        vk_descriptor_free(&d);
+        free(path);
+        path = next;
+    }
+    free(path);
 }
 
 int vk_check_chain(vk_check *c)

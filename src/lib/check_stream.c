@@ -306,6 +306,8 @@ int vk_check_stream_walk(vk_sparse_check *s)
         c->n.incomplete = true;
     }
     while (!r && pos < whole) {
+        /* progress: the walk is the last 90% of a stream's check */
+        vk_check_progress_step(c, 100, 1000, pos, whole);
         uint8_t mb[16];
         if ((r = marker_at(&w, pos, mb)))
             break;

@@ -203,6 +203,9 @@ int vk_check_tables_judge(vk_sparse_check *s)
     }
     int r = 0;
     for (uint64_t i = 0; !r && i < s->num_gdes; i++) {
+        /* progress: the first half of a hosted extent's check, the first
+         * 5% of a stream's (whose records are walked afterwards) */
+        vk_check_progress_step(s->c, 0, s->compressed ? 50 : 500, i, s->num_gdes);
         vk_copy_state *p = &s->pst[i], *q = &s->rst[i];
         bool pr = p->state == VK_T_SOUND, qr = s->has_rgd && q->state == VK_T_SOUND;
         if (pr && !(r = read_table(s, s->gd[i], s->tbl)))
@@ -611,6 +614,10 @@ int vk_check_tables_grains(vk_sparse_check *s)
 {
     bool unclean = s->h.unclean_shutdown != 0;
     for (uint64_t i = 0; i < s->num_gdes; i++) {
+        /* progress: the second half of a hosted extent's check, the next 5%
+         * of a stream's */
+        vk_check_progress_step(s->c, s->compressed ? 50 : 500, s->compressed ? 100 : 1000, i,
+                               s->num_gdes);
         vk_copy_state *p = &s->pst[i], *q = &s->rst[i];
         int r = 0;
         if (readable(p))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Progress reports (docs/json.md, "Progress lines"): convert, compare,
-# clone, commit and rebase with --progress=json write one JSON object per
+# clone, commit, rebase and check with --progress=json write one JSON object per
 # line on stderr, done never goes back, total stays the virtual size, and the
 # last line is finished with success true (false when the command fails);
 # -p prints nothing when stderr is not a terminal; stdout stays clean.
@@ -56,6 +56,11 @@ check "a second base with other content" "$VMDKIT" convert d.vmdk other.vmdk
 check "snapshot d.vmdk again" "$VMDKIT" snapshot d.vmdk
 check "rebase --progress=json onto the other base" "$VMDKIT" rebase --progress=json -b other.vmdk d-000002.vmdk
 progress_ok "rebase" true
+
+check "check --progress=json of the two-link chain" "$VMDKIT" check --progress=json d-000002.vmdk
+progress_ok "check" true
+assert_eq "check: total is the capacity times the links" $((2 * SIZE)) "$(jq -s '.[-1].total' "$TMP/progress.jsonl")"
+assert_true "check: its verdict stays on stdout" grep -q 'No errors were found' "$OUT"
 
 # a failure ends with success false: compare of disks of different sizes
 check "a smaller disk" "$VMDKIT" create small.vmdk 16M
