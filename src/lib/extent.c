@@ -47,7 +47,7 @@ static int grain_run(vk_extent *x, vk_grain_fn at, uint64_t sector, uint64_t n, 
 int vk_grain_status(vk_extent *x, vk_grain_fn at, uint64_t sector, uint64_t n, int *alloc,
                     uint64_t *run, vk_err *e)
 {
-    uint64_t phys;
+    uint64_t phys = 0;
     int r = vk_extent_check_range(x, sector, n, e);
     return r ? r : grain_run(x, at, sector, n, false, alloc, &phys, run, e);
 }
@@ -57,8 +57,8 @@ int vk_grain_read(vk_extent *x, vk_grain_fn at, uint64_t sector, uint64_t n, voi
     int r = vk_extent_check_range(x, sector, n, e);
     uint8_t *p = buf;
     while (!r && n > 0) {
-        int alloc;
-        uint64_t phys, run;
+        int alloc = VMDKIT_ALLOC_UNALLOC;
+        uint64_t phys = 0, run = 0;
         if ((r = grain_run(x, at, sector, n, true, &alloc, &phys, &run, e)))
             break;
         size_t bytes = (size_t)(run * VK_SECTOR);
