@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,6 +23,21 @@ int vk_fsync_dir(const char *dir, vk_err *e)
     int r = fsync(fd) == 0 || errno == EINVAL ? 0 : vk_fail_errno(e, errno, "%s: fsync", dir);
     close(fd);
     return r;
+}
+
+char *vk_make_temp_folder(const char *parent, const char *name, vk_err *e)
+{
+    size_t n = strlen(parent) + strlen(name) + 32;
+    char *tmp = vk_malloc(n, e);
+    if (!tmp)
+        return NULL;
+    snprintf(tmp, n, "%s/.%s.vmdkit-tmp-XXXXXX", parent, name);
+    if (!mkdtemp(tmp)) {
+        vk_fail_errno(e, errno, "%s: create temporary folder", tmp);
+        free(tmp);
+        return NULL;
+    }
+    return tmp;
 }
 
 /* Copy [from, to) of IN to the same place of OUT. */

@@ -12,6 +12,11 @@
 /* fsync a folder (after creating, renaming or removing entries in it). */
 int vk_fsync_dir(const char *dir, vk_err *e);
 
+/* Create the hidden folder PARENT/.NAME.vmdkit-tmp-XXXXXX (owner only), where
+ * something is built before one rename gives it its name; NULL on failure.
+ * Library walks skip such folders. */
+char *vk_make_temp_folder(const char *parent, const char *name, vk_err *e);
+
 /* Copy the regular file SRC to the new file DST (created, never
  * overwritten): holes stay holes (SEEK_DATA/SEEK_HOLE), the mode and the
  * modification time are kept, and DST is made durable before it returns.

@@ -324,16 +324,8 @@ int vmdkit_vm_clone(const char *src_vm, const char *dst_vm, const vmdkit_vm_clon
     }
 
     /* build the clone beside its destination, invisible until renamed */
-    size_t tlen = strlen(parent) + strlen(name) + 32;
-    if (!(tmp = vk_malloc(tlen, e))) {
-        r = VMDKIT_ENOMEM;
-        goto out;
-    }
-    snprintf(tmp, tlen, "%s/.%s.vmdkit-tmp-XXXXXX", parent, name);
-    if (!mkdtemp(tmp)) {
-        r = vk_fail_errno(e, errno, "%s: create temporary folder", tmp);
-        free(tmp);
-        tmp = NULL;
+    if (!(tmp = vk_make_temp_folder(parent, name, e))) {
+        r = e->code ? e->code : VMDKIT_ENOMEM;
         goto out;
     }
     /* the clone's folder gets the permissions of the source's */

@@ -360,21 +360,12 @@ static int do_rename(const char *src, const char *dst, bool *cross_fs, vk_err *e
 static int copy_folder_over(const char *src, const char *dst, vk_copied_list *copied, vk_err *e)
 {
     char *parent = vk_path_dirname(dst, e);
-    size_t n = (parent ? strlen(parent) : 0) + strlen(vk_path_basename(dst)) + 32;
-    char *tmp = parent ? vk_malloc(n, e) : NULL;
+    char *tmp = parent ? vk_make_temp_folder(parent, vk_path_basename(dst), e) : NULL;
     if (!tmp) {
         free(parent);
-        return VMDKIT_ENOMEM;
+        return e->code ? e->code : VMDKIT_ENOMEM;
     }
-    snprintf(tmp, n, "%s/.%s.vmdkit-tmp-XXXXXX", parent, vk_path_basename(dst));
-    int r = 0;
-    if (!mkdtemp(tmp)) {
-        r = vk_fail_errno(e, errno, "%s: create temporary folder", tmp);
-        free(tmp);
-        free(parent);
-        return r;
-    }
-    r = vk_copy_tree(src, tmp, copied, e);
+    int r = vk_copy_tree(src, tmp, copied, e);
     /* a change made during the copy would be lost with the source */
     if (!r)
         r = vk_check_unchanged(src, copied, e);
