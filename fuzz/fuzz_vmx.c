@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "vmx.h"
+#include "vm/vmx.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,6 +9,12 @@
  *  - Byte offsets and lengths are uint64_t bytes; "sectors" are 512 bytes.
  *  - A vmdkit_disk may be used by one thread at a time.
  *  - The library never prints and never exits.
+ *  - A long operation takes one options struct whose first field is
+ *    `size_t struct_size`: the caller sets it to sizeof the struct it was
+ *    compiled with, so that fields appended later (they are only ever
+ *    appended) read as zero for older callers.  Progress callbacks live in
+ *    that struct; a callback that returns non-zero cancels the operation
+ *    with VMDKIT_ECANCELED.
  */
 #ifndef VMDKIT_H
 #define VMDKIT_H
@@ -50,6 +56,7 @@ enum vmdkit_errcode {
     VMDKIT_EEXIST = -11,      /* the file to create already exists */
     VMDKIT_EPATH = -12,       /* a path refused by the path policy */
     VMDKIT_ENOSPC = -13,      /* no space left on the device */
+    VMDKIT_ECANCELED = -14,   /* the caller cancelled (a progress callback, a signal) */
 };
 
 #define VMDKIT_ERRMSG_MAX 1024

@@ -16,7 +16,8 @@ int cli_exit_for(int code)
     case VMDKIT_OK: return CLI_EXIT_OK;
     case VMDKIT_EIO:
     case VMDKIT_ENOSPC:
-    case VMDKIT_ENOMEM: return CLI_EXIT_IO;
+    case VMDKIT_ENOMEM:
+    case VMDKIT_ECANCELED: return CLI_EXIT_IO; /* the work did not complete */
     case VMDKIT_EFORMAT:
     case VMDKIT_ELIMIT: return CLI_EXIT_FORMAT;
     case VMDKIT_EUNSUPPORTED: return CLI_EXIT_UNSUPPORTED;

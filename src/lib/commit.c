@@ -62,7 +62,7 @@ static int copy_delta_into(vmdkit_disk *delta, vmdkit_disk *parent, vmdkit_progr
         }
         s += run;
         if (!r && progress && progress(opaque, s * VK_SECTOR, total * VK_SECTOR))
-            r = vk_fail(e, VMDKIT_EINVAL, "cancelled");
+            r = vk_fail(e, VMDKIT_ECANCELED, "cancelled");
     }
     free(buf);
     return r;

@@ -469,7 +469,7 @@ static int copy_all(vmdkit_disk *src, sink *s, bool per_piece, const vmdkit_conv
     uint64_t off = 0;
     /* the size is known before the first byte moves */
     if (cancelled(o, 0, size))
-        r = vk_fail(e, VMDKIT_EINVAL, "cancelled");
+        r = vk_fail(e, VMDKIT_ECANCELED, "cancelled");
     while (!r && off < size) {
         vmdkit_block_status st;
         if ((r = vmdkit_block_status_at(src, off, size - off, &st))) {
@@ -500,13 +500,13 @@ static int copy_all(vmdkit_disk *src, sink *s, bool per_piece, const vmdkit_conv
                 break;
             off += n;
             if (cancelled(o, off, size))
-                r = vk_fail(e, VMDKIT_EINVAL, "cancelled");
+                r = vk_fail(e, VMDKIT_ECANCELED, "cancelled");
         }
         if (r)
             break;
         off = vk_max(off, end);
         if (cancelled(o, off, size))
-            r = vk_fail(e, VMDKIT_EINVAL, "cancelled");
+            r = vk_fail(e, VMDKIT_ECANCELED, "cancelled");
     }
     int w = copier_finish(&c, r != 0, e);
     return r ? r : w;
@@ -595,7 +595,7 @@ int vmdkit_compare(vmdkit_disk *a, vmdkit_disk *b, uint64_t *first_diff, vmdkit_
     }
     uint64_t off = 0;
     if (progress && progress(opaque, 0, total))
-        r = vk_fail(e, VMDKIT_EINVAL, "cancelled");
+        r = vk_fail(e, VMDKIT_ECANCELED, "cancelled");
     while (!r && off < common) {
         vmdkit_block_status x, y;
         if (vmdkit_block_status_at(a, off, common - off, &x)) {
@@ -633,7 +633,7 @@ int vmdkit_compare(vmdkit_disk *a, vmdkit_disk *b, uint64_t *first_diff, vmdkit_
             off += n;
         }
         if (progress && progress(opaque, off, total)) {
-            r = vk_fail(e, VMDKIT_EINVAL, "cancelled");
+            r = vk_fail(e, VMDKIT_ECANCELED, "cancelled");
             break;
         }
     }

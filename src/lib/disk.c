@@ -10,13 +10,6 @@
 /* Deepest chain accepted (VMware allows far fewer snapshots). */
 #define MAX_CHAIN_LINKS 255
 
-/* Same file as an already-open link? (loop detection by device+inode) */
-static bool same_file(const char *a, const char *b)
-{
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
 static int open_parents(vmdkit_disk *d, unsigned flags, vk_err *e)
 {
     vk_link *child = d->top;
@@ -29,7 +22,7 @@ static int open_parents(vmdkit_disk *d, unsigned flags, vk_err *e)
             return e->code;
         child->parent_path = ppath;
         for (vk_link *l = d->top; l; l = l->parent)
-            if (same_file(l->path, ppath))
+            if (vk_same_file(l->path, ppath)) /* a loop, by device and inode */
                 return vk_fail(e, VMDKIT_ECHAIN,
                                "%s: parentFileNameHint: \"%s\" leads back to %s: the chain is a loop",
                                child->path, child->desc.parent_hint, l->path);

@@ -93,6 +93,7 @@ const char *vmdkit_errcode_name(int code)
     case VMDKIT_EEXIST: return "exists";
     case VMDKIT_EPATH: return "path-policy";
     case VMDKIT_ENOSPC: return "no-space";
+    case VMDKIT_ECANCELED: return "cancelled";
     default: return "unknown";
     }
 }

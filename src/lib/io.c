@@ -203,6 +203,39 @@ int vk_lock_fd(int fd, bool exclusive, const char *what, vk_err *e)
     return vk_fail_errno(e, errno, "%s: lock", what);
 }
 
+int vk_fsync_dir(const char *dir, vk_err *e)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return vk_fail_errno(e, errno, "%s: open folder", dir);
+    int r = 0;
+    while (fsync(fd) != 0) {
+        if (errno == EINTR)
+            continue;
+        if (errno != EINVAL)
+            r = vk_fail_errno(e, errno, "%s: fsync folder", dir);
+        break;
+    }
+    close(fd);
+    return r;
+}
+
+int vk_fsync_parent(const char *path, vk_err *e)
+{
+    char *dir = vk_path_dirname(path, e);
+    if (!dir)
+        return VMDKIT_ENOMEM;
+    int r = vk_fsync_dir(dir, e);
+    free(dir);
+    return r;
+}
+
+bool vk_same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 int vk_write_file_atomic(const char *path, const void *data, size_t len, vk_err *e)
 {
     size_t n = strlen(path) + 32;
@@ -234,16 +267,7 @@ int vk_write_file_atomic(const char *path, const void *data, size_t len, vk_err 
         return r;
     }
     free(tmp);
-    char *dir = vk_path_dirname(path, NULL);
-    if (dir) {
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            close(dfd);
-        }
-        free(dir);
-    }
-    return 0;
+    return vk_fsync_parent(path, e);
 }
 
 int vk_read_file(const char *path, size_t max, char **data, size_t *len, vk_err *e)

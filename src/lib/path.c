@@ -190,6 +190,14 @@ char *vk_path_relative(const char *from_dir, const char *to, vk_err *e)
     return r;
 }
 
+bool vk_path_inside(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    if (n == 1 && dir[0] == '/')
+        return path[0] == '/' && path[1] != 0;
+    return strncmp(path, dir, n) == 0 && path[n] == '/';
+}
+
 char *vk_path_with_suffix(const char *path, const char *suffix, vk_err *e)
 {
     const char *base = vk_path_basename(path);

@@ -31,6 +31,9 @@ char *vk_path_relative(const char *from_dir, const char *to, vk_err *e);
 /* Absolute, normalised form of PATH without resolving symlinks. */
 char *vk_path_absolute(const char *path, vk_err *e);
 
+/* Is PATH inside the folder DIR? (both absolute and normalised) */
+bool vk_path_inside(const char *path, const char *dir);
+
 /* Path with suffix: "dir/name.vmdk" + "-s001" -> "dir/name-s001.vmdk". */
 char *vk_path_with_suffix(const char *path, const char *suffix, vk_err *e);
 

@@ -73,7 +73,7 @@ static int copy_differences(vmdkit_disk *delta, vmdkit_disk *old_parent, vmdkit_
         }
         s += run;
         if (!r && progress && progress(opaque, s * VK_SECTOR, total * VK_SECTOR))
-            r = vk_fail(e, VMDKIT_EINVAL, "cancelled");
+            r = vk_fail(e, VMDKIT_ECANCELED, "cancelled");
     }
     free(a);
     free(b);

@@ -15,12 +15,6 @@
 
 #define SCAN_MAX_DEPTH 16
 
-bool vk_same_file(const char *a, const char *b)
-{
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
 int vk_read_descriptor(const char *path, vk_descriptor *d, bool *is_disk, vk_err *e)
 {
     memset(d, 0, sizeof *d);

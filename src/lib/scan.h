@@ -22,7 +22,4 @@ int vk_read_descriptor(const char *path, vk_descriptor *d, bool *is_disk, vk_err
 int vk_find_dependents_multi(const char *const *roots, size_t n_roots, const char *target,
                              char ***paths, size_t *n, vk_err *e);
 
-/* Do two paths name the same file? */
-bool vk_same_file(const char *a, const char *b);
-
 #endif

@@ -70,6 +70,15 @@ bool vk_is_zero(const void *buf, size_t len);
 void vk_random(void *buf, size_t len);
 uint32_t vk_random_cid(void);  /* never 0xffffffff or 0xfffffffe */
 
+/* fsync the folder DIR (after creating, renaming or removing entries in it).
+ * Every failure is reported, except EINVAL: file systems that cannot sync a
+ * folder (some FUSE ones) say so, and there is nothing more to do there. */
+int vk_fsync_dir(const char *dir, vk_err *e);
+/* vk_fsync_dir of the folder holding PATH. */
+int vk_fsync_parent(const char *path, vk_err *e);
+/* Do two paths name the same existing file (device and inode)? */
+bool vk_same_file(const char *a, const char *b);
+
 /* Advisory whole-file lock (OFD lock, released by the kernel when the
  * process dies).  EXCLUSIVE for writers, shared for readers. */
 int vk_lock_fd(int fd, bool exclusive, const char *what, vk_err *e);

@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "copy_tree.h"
+#include "vm/copy_tree.h"
 #include "path.h"
 
 static char base[256];

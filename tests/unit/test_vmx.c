@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vmx.h"
+#include "vm/vmx.h"
 
 /* A Workstation/Fusion configuration as VMware writes it, with a few
  * hand edits: comments, blank lines, odd spacing, a trailing comment. */

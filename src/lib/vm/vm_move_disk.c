@@ -25,7 +25,9 @@
 
 #include "copy_tree.h"
 #include "create.h"
+#include "libwalk.h"
 #include "link.h"
+#include "move.h"
 #include "path.h"
 #include "scan.h"
 #include "vm.h"
@@ -358,7 +360,11 @@ int vk_move_disk(const char *src, const char *dst_arg, const char *root, vmdkit_
         unlink_new(&p);
         goto out;
     }
-    vk_sync_folder_of(res->dst);
+    /* the new names must be durable before references name them */
+    if ((r = vk_fsync_parent(res->dst, e))) {
+        unlink_new(&p);
+        goto out;
+    }
 
     /* 3. references, while both names work */
     r = vk_move_apply_fixes(res, e);
@@ -369,7 +375,9 @@ int vk_move_disk(const char *src, const char *dst_arg, const char *root, vmdkit_
     for (size_t i = 0; i < p.n; i++)
         if (unlink(p.old_paths[i]) != 0 && errno != ENOENT && !r)
             r = vk_fail_errno(e, errno, "%s: remove the old name", p.old_paths[i]);
-    vk_sync_folder_of(src_real);
+    int sync_r = vk_fsync_parent(src_real, r ? NULL : e);
+    if (!r)
+        r = sync_r;
 out:
     vmdkit_close(d, NULL);
     disk_plan_free(&p);

@@ -15,16 +15,6 @@
 
 #define COPY_CHUNK (1u << 20)
 
-int vk_fsync_dir(const char *dir, vk_err *e)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return vk_fail_errno(e, errno, "%s: open folder", dir);
-    int r = fsync(fd) == 0 || errno == EINVAL ? 0 : vk_fail_errno(e, errno, "%s: fsync", dir);
-    close(fd);
-    return r;
-}
-
 char *vk_make_temp_folder(const char *parent, const char *name, vk_err *e)
 {
     size_t n = strlen(parent) + strlen(name) + 32;

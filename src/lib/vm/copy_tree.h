@@ -9,9 +9,6 @@
 
 #include "vk.h"
 
-/* fsync a folder (after creating, renaming or removing entries in it). */
-int vk_fsync_dir(const char *dir, vk_err *e);
-
 /* Create the hidden folder PARENT/.NAME.vmdkit-tmp-XXXXXX (owner only), where
  * something is built before one rename gives it its name; NULL on failure.
  * Library walks skip such folders. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include "libwalk.h"
 #include "path.h"
 #include "scan.h"
 #include "vm.h"

@@ -21,14 +21,6 @@ static bool ends_with_ci(const char *s, const char *suffix)
     return n >= k && strcasecmp(s + n - k, suffix) == 0;
 }
 
-bool vk_path_inside(const char *path, const char *dir)
-{
-    size_t n = strlen(dir);
-    if (n == 1 && dir[0] == '/')
-        return path[0] == '/' && path[1] != 0;
-    return strncmp(path, dir, n) == 0 && path[n] == '/';
-}
-
 /* ---- finding the .vmx ---- */
 
 /* The single *.vmx regular file directly inside DIR. */

@@ -1,7 +1,6 @@
-/* vm.h - virtual machine folders: finding the .vmx, refusing running or
- * suspended machines, the disks a .vmx names, freezing a machine's disks
- * under new deltas, and the walk of a VM library shared by clone, mv and
- * tree. */
+/* vm.h - virtual machine folders (vm.c, vm_config.c): finding the .vmx,
+ * refusing running or suspended machines, the disks a .vmx names, freezing
+ * a machine's disks under new deltas, and the .vmx of a clone. */
 #ifndef VK_VM_H
 #define VK_VM_H
 
@@ -67,9 +66,6 @@ int vk_vm_freeze(const char *vmx_path, bool absolute_hint, vk_frozen *f, vk_err 
 int vk_vm_unfreeze(const char *vmx_path, const vk_frozen *f, vk_err *e);
 void vk_vm_freeze_free(vk_frozen *f);
 
-/* Is PATH inside the folder DIR? (both absolute and normalised) */
-bool vk_path_inside(const char *path, const char *dir);
-
 /* How a clone's .vmx differs from its source's (vm_config.c). */
 typedef struct vk_clone_config {
     const char *name;             /* displayName; NAME.nvram, NAME.vmxf */
@@ -82,42 +78,5 @@ typedef struct vk_clone_config {
 /* Turn V (the source's .vmx, in memory) into the clone's: see
  * vmdkit_vm_clone for the keys changed and removed. */
 int vk_vm_clone_config(vk_vmx *v, const vk_clone_config *c, vk_err *e);
-
-/* ---- moving (vm_move.c, vm_move_disk.c) ---- */
-
-/* Record a planned rewrite in RES (*CAP: its capacity); KEY NULL means a
- * disk's parentFileNameHint. */
-int vk_move_add_fix(vmdkit_move_result *res, size_t *cap, const char *file, const char *key,
-                    const char *value, const char *target, vk_err *e);
-/* Apply the planned rewrites; each failure is recorded in its fix and the
- * others still go ahead.  VMDKIT_ECHAIN when one failed. */
-int vk_move_apply_fixes(vmdkit_move_result *res, vk_err *e);
-/* VMDKIT_ELOCKED when a file to rewrite belongs to a running machine. */
-int vk_move_check_unlocked(const vmdkit_move_result *res, vk_err *e);
-/* DST, or DST/<name of SRC> when DST is a folder, made absolute with its
- * folder's real path. */
-char *vk_move_destination(const char *src_real, const char *dst, vk_err *e);
-/* fsync the folder holding PATH (best effort). */
-void vk_sync_folder_of(const char *path);
-/* Move the disk SRC (see vmdkit_move). */
-int vk_move_disk(const char *src, const char *dst, const char *root, vmdkit_move_result *res, vk_err *e);
-
-/* ---- walking a library (libwalk.c) ---- */
-
-enum vk_lib_kind {
-    VK_LIB_DISK,       /* a .vmdk that is a disk: D is its descriptor */
-    VK_LIB_BAD_DISK,   /* a .vmdk descriptor that does not parse: PROBLEM says why */
-    VK_LIB_OTHER_VMDK, /* a .vmdk that is no disk (an extent file, or junk) */
-    VK_LIB_VMX,        /* a .vmx file */
-};
-
-/* Called for each file found; D is set for VK_LIB_DISK, PROBLEM for
- * VK_LIB_BAD_DISK.  Return non-zero to stop the walk with that value. */
-typedef int (*vk_lib_fn)(void *opaque, const char *path, enum vk_lib_kind kind,
-                         const vk_descriptor *d, const char *problem);
-
-/* Walk ROOT (16 levels at most, symlinks not followed, VMware lock folders
- * and vmdkit's temporary folders skipped) in name order. */
-int vk_lib_walk(const char *root, vk_lib_fn fn, void *opaque, vk_err *e);
 
 #endif

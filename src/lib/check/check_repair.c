@@ -132,21 +132,6 @@ static int backup_printf(vk_check *c, const char *fmt, ...)
     return backup_write(c, line, (size_t)n);
 }
 
-static int fsync_dir_of(const char *path, vk_err *e)
-{
-    char *dir = vk_path_dirname(path, e);
-    if (!dir)
-        return VMDKIT_ENOMEM;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int r = 0;
-    if (fd < 0 || fsync(fd) != 0)
-        r = vk_fail_errno(e, errno, "%s: sync folder", dir);
-    if (fd >= 0)
-        close(fd);
-    free(dir);
-    return r;
-}
-
 static int backup_create(vk_check *c)
 {
     char stamp[32];
@@ -204,7 +189,7 @@ static int backup_fixes(vk_check *c, unsigned mask)
 {
     int r = 0;
     if (c->backup_fd < 0) {
-        if ((r = backup_create(c)) || (r = fsync_dir_of(c->backup_path, c->e)))
+        if ((r = backup_create(c)) || (r = vk_fsync_parent(c->backup_path, c->e)))
             return r;
     }
     bool *sized = vk_calloc(c->n_files, sizeof *sized, c->e);

@@ -6,6 +6,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "libwalk.h"
 #include "path.h"
 #include "scan.h"
 #include "vm.h"

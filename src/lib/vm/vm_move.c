@@ -28,7 +28,9 @@
 
 #include "copy_tree.h"
 #include "create.h"
+#include "libwalk.h"
 #include "link.h"
+#include "move.h"
 #include "path.h"
 #include "scan.h"
 #include "vm.h"
@@ -402,20 +404,9 @@ static int remove_source(const char *src, const char *dst, const vk_copied_list 
                     "was added during the move; compare it with the copy and remove it by hand",
                     src, dst, left, left == 1 ? "y" : "ies", kept ? kept : src);
     else
-        vk_sync_folder_of(src);
+        r = vk_fsync_parent(src, e);
     free(kept);
     return r;
-}
-
-void vk_sync_folder_of(const char *path)
-{
-    char *dir = vk_path_dirname(path, NULL);
-    int fd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(dir);
 }
 
 /* DST as given, or DST/<basename of SRC> when DST is an existing folder;
@@ -510,14 +501,21 @@ static int move_folder(const char *src, const char *dst_arg, const char *root,
         goto out;
     if (cross_fs && (r = copy_folder_over(src_real, res->dst, &copied, e)))
         goto out;
-    if (!cross_fs)
-        vk_sync_folder_of(src_real);
-    vk_sync_folder_of(res->dst);
+    /* the folder moved: a failed folder sync is reported at the end, after
+     * the references are rewritten (skipping those would break them) */
+    vk_err sync_err = {0};
+    int sync_r = cross_fs ? 0 : vk_fsync_parent(src_real, &sync_err);
+    if (!sync_r)
+        sync_r = vk_fsync_parent(res->dst, &sync_err);
     r = vk_move_apply_fixes(res, e);
     /* the old folder goes last, once everything names the new one; a
      * reference left unrewritten still reaches it */
     if (cross_fs && !r)
         r = remove_source(src_real, res->dst, &copied, e);
+    if (!r && sync_r) {
+        *e = sync_err;
+        r = sync_r;
+    }
 out:
     vk_copied_list_free(&copied);
     for (size_t i = 0; i < pl.n_seen; i++)
