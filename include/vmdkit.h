@@ -707,7 +707,11 @@ enum vmdkit_tree_flags {
     VMDKIT_TREE_DANGER = 1 << 3,        /* a parent of other disks that is also the current
                                            (written) disk of a machine */
     VMDKIT_TREE_LOOP = 1 << 4,          /* the hints go round in a loop: cut here */
-    VMDKIT_TREE_NOT_A_DISK = 1 << 5,    /* the hint names a file that is not a disk */
+    VMDKIT_TREE_NOT_A_DISK = 1 << 5,    /* the hint names a file that is not a disk (an
+                                           extent file of another disk, a raw file) */
+    VMDKIT_TREE_TOO_DEEP = 1 << 6,      /* 255 or more links below its family's base: a
+                                           chain that deep is never opened */
+    VMDKIT_TREE_MISSING_EXTENT = 1 << 7, /* an extent file its descriptor names is missing */
 };
 
 typedef struct vmdkit_tree_node vmdkit_tree_node;
@@ -729,6 +733,11 @@ struct vmdkit_tree_node {
     vmdkit_tree_node *parent;   /* NULL for the root of a family */
     vmdkit_tree_node **children; /* sorted by path */
     size_t n_children;
+    char **snapshots;           /* the VMware snapshots (.vmsd) that froze this disk,
+                                   each "VM: \"name\"" */
+    size_t n_snapshots;
+    char *held_by;              /* "VMware", "QEMU (writing)", "QEMU (reading)", "a vmdkit
+                                   writer" while one has the disk open, else NULL */
 };
 
 typedef struct vmdkit_tree_problem {
@@ -741,9 +750,12 @@ typedef struct vmdkit_tree {
     size_t n_families;
     vmdkit_tree_node *nodes;    /* every disk */
     size_t n_nodes;
-    vmdkit_tree_problem *problems; /* files that are not part of any family:
+    vmdkit_tree_problem *problems; /* what is wrong outside the disks' flags:
                                       unparseable disks, stray .vmdk files, unreadable
-                                      .vmx files, machines naming missing disks */
+                                      .vmx/.vmsd files and folders, machines and VMware
+                                      snapshots naming missing disks, other references
+                                      (nvram, ISO images, cloneOf0 ...) that lead
+                                      nowhere, leftovers of interrupted commands */
     size_t n_problems;
 } vmdkit_tree;
 
@@ -752,8 +764,9 @@ typedef struct vmdkit_tree {
  * symlinks not followed) and group every disk into families: base ->
  * snapshots -> linked clones in other folders.  Parents outside DIR are
  * followed and included.  Each .vmx found marks its disks with the
- * machine.  Unreadable files are problems, not errors.  *OUT is freed with
- * vmdkit_tree_free.
+ * machine, each .vmsd the disks its snapshots froze.  Unreadable files are
+ * problems, not errors.  Paths are relative to DIR's real path.  *OUT is
+ * freed with vmdkit_tree_free.
  */
 VMDKIT_API int vmdkit_tree_scan(const char *dir, vmdkit_tree **out, vmdkit_error *err);
 VMDKIT_API void vmdkit_tree_free(vmdkit_tree *tree);

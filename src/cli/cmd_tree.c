@@ -67,6 +67,7 @@ static const struct {
     {VMDKIT_TREE_BROKEN_HINT, "broken-hint"},     {VMDKIT_TREE_NOT_A_DISK, "not-a-disk"},
     {VMDKIT_TREE_CID_MISMATCH, "cid-mismatch"},   {VMDKIT_TREE_CAPACITY_MISMATCH, "capacity-mismatch"},
     {VMDKIT_TREE_DANGER, "danger"},               {VMDKIT_TREE_LOOP, "loop"},
+    {VMDKIT_TREE_TOO_DEEP, "too-deep"},           {VMDKIT_TREE_MISSING_EXTENT, "missing-extent"},
 };
 
 #define N_FLAGS (sizeof flag_names / sizeof flag_names[0])
@@ -101,6 +102,12 @@ static void flag_text(const vmdkit_tree_node *n, unsigned flag, char *buf, size_
                  "writes into a shared parent (vmdkit snapshot %s)",
                  n->n_children, n->n_children == 1 ? "" : "s", n->vm, n->vmx);
         break;
+    case VMDKIT_TREE_TOO_DEEP:
+        snprintf(buf, size, "too deep: 255 or more links below its base; no chain this deep is opened");
+        break;
+    case VMDKIT_TREE_MISSING_EXTENT:
+        snprintf(buf, size, "missing extent: a file its descriptor names is not there");
+        break;
     default:
         snprintf(buf, size, "loop: the parent hints lead back to this disk");
         break;
@@ -109,15 +116,18 @@ static void flag_text(const vmdkit_tree_node *n, unsigned flag, char *buf, size_
 
 /* ---- human output ---- */
 
-static void print_node(const vmdkit_tree_node *n, char *prefix, size_t plen, size_t pcap, bool root,
-                       bool last)
+/* One line: the node, its machine, snapshots, holder and flags. */
+static void print_line(const vmdkit_tree_node *n, const char *prefix, size_t plen, const char *branch)
 {
     char size[32];
     cli_human_size(n->capacity_bytes, size, sizeof size);
-    printf("%.*s%s%s  CID %08" PRIx32 "  %s", (int)plen, prefix, root ? "" : last ? "└── " : "├── ",
-           n->path, n->cid, size);
+    printf("%.*s%s%s  CID %08" PRIx32 "  %s", (int)plen, prefix, branch, n->path, n->cid, size);
     if (n->vm)
         printf("  VM \"%s\"", n->vm);
+    for (size_t i = 0; i < n->n_snapshots; i++)
+        printf("  snapshot %s", n->snapshots[i]);
+    if (n->held_by)
+        printf("  (in use by %s)", n->held_by);
     for (size_t i = 0; i < N_FLAGS; i++) {
         if (!(n->flags & flag_names[i].flag))
             continue;
@@ -126,23 +136,65 @@ static void print_node(const vmdkit_tree_node *n, char *prefix, size_t plen, siz
         printf("  [%s]", text);
     }
     putchar('\n');
-    /* the child lines continue this one's column: "│   " or four spaces */
-    const char *more = root ? "" : last ? "    " : "│   ";
-    size_t add = strlen(more);
-    if (plen + add >= pcap)
-        add = 0; /* deeper than the line can show: stop indenting */
-    memcpy(prefix + plen, more, add);
-    for (size_t i = 0; i < n->n_children; i++)
-        print_node(n->children[i], prefix, plen + add, pcap, false, i + 1 == n->n_children);
+}
+
+/* A family, depth first, without recursion: a chain may be thousands of
+ * links deep.  The indentation stops growing where the line cannot show
+ * more. */
+static int print_family(const vmdkit_tree_node *root)
+{
+    struct frame {
+        const vmdkit_tree_node *node;
+        size_t next_child;
+        size_t plen;
+    };
+    enum { PREFIX_MAX = 4096 };
+    char prefix[PREFIX_MAX];
+    size_t cap = 64, n = 0;
+    struct frame *st = malloc(cap * sizeof *st);
+    if (!st)
+        return cli_fail(VMDKIT_ENOMEM, "out of memory");
+    print_line(root, prefix, 0, "");
+    st[n++] = (struct frame){root, 0, 0};
+    while (n > 0) {
+        struct frame *f = &st[n - 1];
+        if (f->next_child == f->node->n_children) {
+            n--;
+            continue;
+        }
+        const vmdkit_tree_node *c = f->node->children[f->next_child++];
+        bool last = f->next_child == f->node->n_children;
+        print_line(c, prefix, f->plen, last ? "└── " : "├── ");
+        /* the child's children continue its column: "│   " or four spaces */
+        const char *more = last ? "    " : "│   ";
+        size_t add = strlen(more), plen = f->plen;
+        if (plen + add < PREFIX_MAX) {
+            memcpy(prefix + plen, more, add);
+            plen += add;
+        }
+        if (n == cap) {
+            struct frame *ns = realloc(st, 2 * cap * sizeof *st);
+            if (!ns) {
+                free(st);
+                return cli_fail(VMDKIT_ENOMEM, "out of memory");
+            }
+            st = ns;
+            cap *= 2;
+        }
+        st[n++] = (struct frame){c, 0, plen};
+    }
+    free(st);
+    return CLI_EXIT_OK;
 }
 
 static int print_human(const vmdkit_tree *t)
 {
-    char prefix[4096];
     for (size_t i = 0; i < t->n_families; i++) {
         if (i > 0)
             putchar('\n');
-        print_node(t->families[i], prefix, 0, sizeof prefix, true, true);
+        int rc = print_family(t->families[i]);
+        if (rc)
+            return rc;
     }
     size_t vms = 0;
     for (size_t i = 0; i < t->n_nodes; i++)
@@ -160,7 +212,12 @@ static int print_human(const vmdkit_tree *t)
 
 /* ---- JSON output ---- */
 
-static json_object *node_json(const vmdkit_tree_node *n, json_object *problems)
+/* Index of N in T's nodes. */
+static int64_t node_index(const vmdkit_tree *t, const vmdkit_tree_node *n) { return (int64_t)(n - t->nodes); }
+
+/* One disk: flat, with its parent and children as indices into "disks",
+ * so that the output grows linearly with the depth of a chain. */
+static json_object *node_json(const vmdkit_tree *t, const vmdkit_tree_node *n, json_object *problems)
 {
     json_object *o = json_object_new_object();
     cli_json_add_str(o, "path", n->path);
@@ -172,8 +229,14 @@ static json_object *node_json(const vmdkit_tree_node *n, json_object *problems)
     cli_json_add_u64(o, "capacity", n->capacity_bytes);
     json_object_object_add(o, "create-type", n->create_type ? json_object_new_string(n->create_type) : NULL);
     json_object_object_add(o, "parent-hint", n->parent_hint ? json_object_new_string(n->parent_hint) : NULL);
+    json_object_object_add(o, "parent", n->parent ? json_object_new_int64(node_index(t, n->parent)) : NULL);
     json_object_object_add(o, "vm", n->vm ? json_object_new_string(n->vm) : NULL);
     json_object_object_add(o, "vmx", n->vmx ? json_object_new_string(n->vmx) : NULL);
+    json_object *snaps = json_object_new_array();
+    for (size_t i = 0; i < n->n_snapshots; i++)
+        json_object_array_add(snaps, json_object_new_string(n->snapshots[i]));
+    json_object_object_add(o, "snapshots", snaps);
+    json_object_object_add(o, "held-by", n->held_by ? json_object_new_string(n->held_by) : NULL);
     json_object *flags = json_object_new_array();
     for (size_t i = 0; i < N_FLAGS; i++) {
         if (!(n->flags & flag_names[i].flag))
@@ -195,7 +258,7 @@ static json_object *node_json(const vmdkit_tree_node *n, json_object *problems)
         cli_json_add_str(o, "candidate", n->candidate);
     json_object *children = json_object_new_array();
     for (size_t i = 0; i < n->n_children; i++)
-        json_object_array_add(children, node_json(n->children[i], problems));
+        json_object_array_add(children, json_object_new_int64(node_index(t, n->children[i])));
     json_object_object_add(o, "children", children);
     return o;
 }
@@ -203,16 +266,20 @@ static json_object *node_json(const vmdkit_tree_node *n, json_object *problems)
 static int print_json(const vmdkit_tree *t)
 {
     json_object *root = json_object_new_object();
+    json_object *disks = json_object_new_array();
     json_object *families = json_object_new_array();
     json_object *problems = json_object_new_array();
+    for (size_t i = 0; i < t->n_nodes; i++)
+        json_object_array_add(disks, node_json(t, &t->nodes[i], problems));
     for (size_t i = 0; i < t->n_families; i++)
-        json_object_array_add(families, node_json(t->families[i], problems));
+        json_object_array_add(families, json_object_new_int64(node_index(t, t->families[i])));
     for (size_t i = 0; i < t->n_problems; i++) {
         json_object *p = json_object_new_object();
         cli_json_add_str(p, "path", t->problems[i].path);
         cli_json_add_str(p, "message", t->problems[i].message);
         json_object_array_add(problems, p);
     }
+    json_object_object_add(root, "disks", disks);
     json_object_object_add(root, "families", families);
     json_object_object_add(root, "problems", problems);
     return cli_json_print(root);

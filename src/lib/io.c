@@ -37,6 +37,19 @@ char *vk_strdup(const char *s, vk_err *e)
     return p;
 }
 
+int vk_grow(void **a, size_t *cap, size_t n, size_t size, vk_err *e)
+{
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    void *na = realloc(*a, ncap * size);
+    if (!na)
+        return vk_fail(e, VMDKIT_ENOMEM, "out of memory");
+    *a = na;
+    *cap = ncap;
+    return 0;
+}
+
 void *vk_aligned_alloc(size_t n, vk_err *e)
 {
     void *p = NULL;

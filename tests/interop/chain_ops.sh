@@ -105,7 +105,8 @@ check "vmdkit tree --json" "$VMDKIT" tree --json .
 assert_eq "tree --json: the flag and both CIDs" "['cid-mismatch'] $pcid $ncid" \
     "$(python3 -c '
 import json, sys
-n = json.load(open(sys.argv[1]))["families"][0]["children"][0]
+d = json.load(open(sys.argv[1]))
+n = d["disks"][d["disks"][d["families"][0]]["children"][0]]
 print(n["flags"], n["parent-cid"], n["parent-actual-cid"])' "$OUT")"
 cd .. || exit 1
 

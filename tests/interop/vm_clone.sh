@@ -208,16 +208,12 @@ assert_eq "tree --json: one family with the ten clones (and Clone), no problem" 
     "$(python3 - "$TMP/tree.json" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
-nodes = []
-def walk(n):
-    nodes.append(n)
-    for c in n["children"]:
-        walk(c)
-for f in d["families"]:
-    walk(f)
+nodes = d["disks"]
 tests = [n for n in nodes if n["path"].startswith("Test") and n["vm"] == n["path"].split(".")[0]]
 clone = [n for n in nodes if n["path"] == "Clone.vmwarevm/Clone.vmdk" and n["vm"] == "Clone"]
-print(len(d["families"]), len(tests), len(clone), len(d["problems"]), d["families"][0]["path"])
+# the CD-ROM image the machines name is not on this host: that is the only problem
+other = [p for p in d["problems"] if "sata0:1.fileName: \"/Users/test/ubuntu.iso\": not found" not in p["message"]]
+print(len(d["families"]), len(tests), len(clone), len(other), nodes[d["families"][0]]["path"])
 EOF
 )"
 
@@ -249,6 +245,6 @@ check "qemu-io reads the clone's writes and the moved base's data" \
     qemu-io -r -c 'read -P 0xee 10M 1M' -c 'read -P 0x11 512M 1M' $C
 check "vmdkit tree after the move" "$VMDKIT" tree --json . &&
     assert_eq "still one family, no problem" "1 0" \
-        "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len(d["families"]), len(d["problems"]))' "$OUT")"
+        "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len(d["families"]), len([p for p in d["problems"] if "ubuntu.iso" not in p["message"]]))' "$OUT")"
 
 finish

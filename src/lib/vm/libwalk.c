@@ -1,15 +1,14 @@
-/* libwalk.c - walk a VM library: every .vmdk (disk, damaged disk, or
- * something else such as an extent file) and every .vmx under a folder. */
+/* libwalk.c - the walk of a VM library (see libwalk.h). */
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 
 #include "libwalk.h"
 #include "path.h"
 #include "scan.h"
-#include "vm.h"
 
 #define WALK_MAX_DEPTH 16
 
@@ -19,17 +18,16 @@ static bool ends_with_ci(const char *s, const char *suffix)
     return n >= k && strcasecmp(s + n - k, suffix) == 0;
 }
 
-/* Folders that never hold a library's disks: VMware's lock folders and the
- * unfinished destination of an interrupted vmdkit clone. */
-static bool skipped_folder(const char *name)
-{
-    return ends_with_ci(name, ".lck") || strstr(name, ".vmdkit-tmp-") != NULL;
-}
+/* Built by an interrupted (or running) vmdkit: a clone's or a move's
+ * hidden folder, an atomic rewrite's temporary file. */
+static bool is_leftover(const char *name) { return strstr(name, ".vmdkit-tmp-") != NULL; }
 
 static int visit_file(const char *path, const char *name, vk_lib_fn fn, void *opaque, vk_err *e)
 {
     if (ends_with_ci(name, ".vmx"))
         return fn(opaque, path, VK_LIB_VMX, NULL, NULL);
+    if (ends_with_ci(name, ".vmsd"))
+        return fn(opaque, path, VK_LIB_VMSD, NULL, NULL);
     if (!ends_with_ci(name, ".vmdk"))
         return 0;
     vk_descriptor d;
@@ -52,8 +50,15 @@ static int walk(const char *dir, int depth, vk_lib_fn fn, void *opaque, vk_err *
 {
     struct dirent **names;
     int n = scandir(dir, &names, NULL, alphasort);
-    if (n < 0)
-        return depth == 0 ? vk_fail_errno(e, errno, "%s: open folder", dir) : 0;
+    if (n < 0) {
+        if (depth == 0)
+            return vk_fail_errno(e, errno, "%s: open folder", dir);
+        /* a folder below the root that cannot be read may hold dependents:
+         * say so rather than pass over it */
+        vk_err why = {0};
+        vk_fail_errno(&why, errno, "cannot be read");
+        return fn(opaque, dir, VK_LIB_UNREADABLE, NULL, why.msg);
+    }
     int r = 0;
     for (int i = 0; i < n; i++) {
         const char *name = names[i]->d_name;
@@ -64,7 +69,9 @@ static int walk(const char *dir, int depth, vk_lib_fn fn, void *opaque, vk_err *
                 r = VMDKIT_ENOMEM;
             else if (lstat(p, &st) != 0)
                 ; /* vanished meanwhile */
-            else if (S_ISDIR(st.st_mode) && depth < WALK_MAX_DEPTH && !skipped_folder(name))
+            else if (is_leftover(name) && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)))
+                r = fn(opaque, p, VK_LIB_LEFTOVER, NULL, NULL);
+            else if (S_ISDIR(st.st_mode) && depth < WALK_MAX_DEPTH && !ends_with_ci(name, ".lck"))
                 r = walk(p, depth + 1, fn, opaque, e);
             else if (S_ISREG(st.st_mode))
                 r = visit_file(p, name, fn, opaque, e);
@@ -79,4 +86,28 @@ static int walk(const char *dir, int depth, vk_lib_fn fn, void *opaque, vk_err *
 int vk_lib_walk(const char *root, vk_lib_fn fn, void *opaque, vk_err *e)
 {
     return walk(root, 0, fn, opaque, e);
+}
+
+uint64_t vk_lib_tree_bytes(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return 0;
+    uint64_t bytes = (uint64_t)st.st_blocks * 512;
+    if (!S_ISDIR(st.st_mode))
+        return bytes;
+    DIR *dh = opendir(path);
+    if (!dh)
+        return bytes;
+    struct dirent *de;
+    while ((de = readdir(dh))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        char *p = vk_path_join(path, de->d_name, NULL);
+        if (p)
+            bytes += vk_lib_tree_bytes(p);
+        free(p);
+    }
+    closedir(dh);
+    return bytes;
 }

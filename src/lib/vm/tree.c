@@ -1,79 +1,40 @@
-/* tree.c - the families of disks in a VM library: every disk found under a
- * folder, linked to its parent through its hint, with the machines that
- * use each link and what is wrong with each link. */
+/* tree.c - the families of disks in a VM library, as the library model
+ * (library.h) sees them: every disk linked to its parent, the machine that
+ * runs on it, the VMware snapshots that froze it, who holds it, and what
+ * is wrong: broken or looping hints, CID and capacity mismatches, a shared
+ * parent a machine still writes, references that lead nowhere, files that
+ * belong to no disk, and what interrupted commands left behind. */
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
-#include "libwalk.h"
+#include "holders.h"
+#include "library.h"
 #include "path.h"
-#include "scan.h"
-#include "vm.h"
 
-/* Parents outside the folder are followed, up to this many disks in all. */
-#define TREE_MAX_NODES 100000
-
-struct tnode {
-    char *path;         /* as found or as a hint resolved */
-    dev_t dev;
-    ino_t ino;
-    uint32_t cid, pcid;
-    uint64_t cap_sectors;
-    char *create_type;
-    char *hint;
-    ptrdiff_t parent;   /* index, or -1 */
-    ptrdiff_t vm;       /* index into vms, or -1 */
-    ptrdiff_t candidate;
-    unsigned flags;
-    size_t n_children;
-    char *rel;
-};
-
-struct tvm {
-    char *path;
-    char *name;
-};
-
-struct fileid {
-    dev_t dev;
-    ino_t ino;
-    char *path;         /* for files that are no disk */
-};
+/* Chains deeper than this are never opened (disk.c); deeper disks are
+ * flagged so that nobody builds on them. */
+#define TREE_MAX_DEPTH 255
 
 struct tstate {
-    struct tnode *nodes;
-    size_t n, cap;
-    struct tvm *vms;
-    size_t n_vms, cap_vms;
-    char **vmx_paths;
-    size_t n_vmx, cap_vmx;
-    struct fileid *extents;  /* files that some disk uses as an extent */
-    size_t n_ext, cap_ext;
-    struct fileid *others;   /* .vmdk files that are no disk */
-    size_t n_oth, cap_oth;
+    const vk_lib *lib;
+    vk_err *e;
+    size_t *parent;          /* per disk: its parent in the tree (loops cut) */
+    size_t *vm;              /* per disk: the machine running on it */
+    size_t *candidate;       /* per disk: the likely parent of a broken hint */
+    size_t *n_children;
+    unsigned *flags;
+    char **rel;              /* per disk: path relative to the scanned folder */
     vmdkit_tree_problem *problems;
     size_t n_prob, cap_prob;
-    vk_err *e;
 };
-
-/* Grow the array *A of *CAP elements of SIZE bytes to hold N + 1. */
-static int grow(void **a, size_t *cap, size_t n, size_t size, vk_err *e)
-{
-    if (n < *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    void *na = realloc(*a, ncap * size);
-    if (!na)
-        return vk_fail(e, VMDKIT_ENOMEM, "out of memory");
-    *a = na;
-    *cap = ncap;
-    return 0;
-}
 
 static int add_problem(struct tstate *s, const char *path, const char *fmt, ...) VK_PRINTF(3, 4);
 static int add_problem(struct tstate *s, const char *path, const char *fmt, ...)
 {
-    int r = grow((void **)&s->problems, &s->cap_prob, s->n_prob, sizeof *s->problems, s->e);
+    int r = vk_grow((void **)&s->problems, &s->cap_prob, s->n_prob, sizeof *s->problems, s->e);
     if (r)
         return r;
     char msg[VMDKIT_ERRMSG_MAX];
@@ -93,268 +54,231 @@ static int add_problem(struct tstate *s, const char *path, const char *fmt, ...)
     return 0;
 }
 
-static int add_fileid(struct fileid **a, size_t *n, size_t *cap, const char *path, bool keep_path,
-                      vk_err *e)
+static size_t disk_by_id(const vk_lib *lib, dev_t dev, ino_t ino)
 {
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return 0;
-    int r = grow((void **)a, cap, *n, sizeof **a, e);
-    if (r)
-        return r;
-    struct fileid *f = &(*a)[*n];
-    f->dev = st.st_dev;
-    f->ino = st.st_ino;
-    f->path = NULL;
-    if (keep_path && !(f->path = vk_strdup(path, e)))
-        return VMDKIT_ENOMEM;
-    (*n)++;
-    return 0;
+    for (size_t i = 0; i < lib->n_disks; i++)
+        if (lib->disks[i].dev == dev && lib->disks[i].ino == ino)
+            return i;
+    return VK_LIB_NONE;
 }
 
-static ptrdiff_t find_node(const struct tstate *s, dev_t dev, ino_t ino)
+/* Hints: parent links, broken and not-a-disk flags. */
+static void link_hints(struct tstate *s)
 {
-    for (size_t i = 0; i < s->n; i++)
-        if (s->nodes[i].dev == dev && s->nodes[i].ino == ino)
-            return (ptrdiff_t)i;
-    return -1;
-}
-
-/* Add the disk at PATH described by D; *IDX receives its index. */
-static int add_node(struct tstate *s, const char *path, const vk_descriptor *d, ptrdiff_t *idx)
-{
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return vk_fail(s->e, VMDKIT_EIO, "%s: vanished while scanning", path);
-    if ((*idx = find_node(s, st.st_dev, st.st_ino)) >= 0)
-        return 0;
-    if (s->n >= TREE_MAX_NODES)
-        return vk_fail(s->e, VMDKIT_ELIMIT, "%s: more than %d disks", path, TREE_MAX_NODES);
-    int r = grow((void **)&s->nodes, &s->cap, s->n, sizeof *s->nodes, s->e);
-    if (r)
-        return r;
-    struct tnode *t = &s->nodes[s->n];
-    memset(t, 0, sizeof *t);
-    t->dev = st.st_dev;
-    t->ino = st.st_ino;
-    t->cid = d->cid;
-    t->pcid = d->parent_hint ? d->parent_cid : VK_CID_NONE;
-    t->parent = t->vm = t->candidate = -1;
-    uint64_t cap = 0;
-    vk_err ignore;
-    if (vk_descriptor_capacity(d, &cap, &ignore) == 0)
-        t->cap_sectors = cap;
-    if (!(t->path = vk_strdup(path, s->e)) ||
-        (d->create_type && !(t->create_type = vk_strdup(d->create_type, s->e))) ||
-        (d->parent_hint && !(t->hint = vk_strdup(d->parent_hint, s->e)))) {
-        free(t->path);
-        free(t->create_type);
-        return VMDKIT_ENOMEM;
-    }
-    *idx = (ptrdiff_t)s->n++;
-    /* its extent files are accounted for */
-    char *dir = vk_path_dirname(path, s->e);
-    if (!dir)
-        return VMDKIT_ENOMEM;
-    for (size_t i = 0; !r && i < d->n_extents; i++) {
-        if (!d->extents[i].filename)
+    const vk_lib *lib = s->lib;
+    for (size_t i = 0; i < lib->n_disks; i++) {
+        const vk_lib_disk *k = &lib->disks[i];
+        s->parent[i] = k->parent;
+        if (k->hint_ref == VK_LIB_NONE)
             continue;
-        char *x = vk_path_join(dir, d->extents[i].filename, s->e);
-        r = x ? add_fileid(&s->extents, &s->n_ext, &s->cap_ext, x, false, s->e) : VMDKIT_ENOMEM;
-        free(x);
+        const vk_lib_ref *f = &lib->refs[k->hint_ref];
+        if (!f->exists)
+            s->flags[i] |= VMDKIT_TREE_BROKEN_HINT;
+        else if (k->parent == VK_LIB_NONE)
+            s->flags[i] |= VMDKIT_TREE_NOT_A_DISK; /* an extent file, a raw file ... */
+        else if (k->parent == i)
+            s->flags[i] |= VMDKIT_TREE_LOOP, s->parent[i] = VK_LIB_NONE;
     }
-    free(dir);
-    return r;
 }
 
-static int collect(void *opaque, const char *path, enum vk_lib_kind kind, const vk_descriptor *d,
-                   const char *problem)
-{
-    struct tstate *s = opaque;
-    ptrdiff_t idx;
-    switch (kind) {
-    case VK_LIB_DISK:
-        return add_node(s, path, d, &idx);
-    case VK_LIB_BAD_DISK:
-        return add_problem(s, path, "not a valid disk: %s", problem);
-    case VK_LIB_OTHER_VMDK:
-        return add_fileid(&s->others, &s->n_oth, &s->cap_oth, path, true, s->e);
-    case VK_LIB_VMX: {
-        int r = grow((void **)&s->vmx_paths, &s->cap_vmx, s->n_vmx, sizeof *s->vmx_paths, s->e);
-        if (r)
-            return r;
-        if (!(s->vmx_paths[s->n_vmx] = vk_strdup(path, s->e)))
-            return VMDKIT_ENOMEM;
-        s->n_vmx++;
-        return 0;
-    }
-    }
-    return 0;
-}
-
-/* The node of the disk at PATH, read and added when not seen yet (a disk
- * outside the folder).  *IDX is -1 when PATH is no disk; *WHY says why. */
-static int node_for(struct tstate *s, const char *path, ptrdiff_t *idx, vk_err *why)
-{
-    struct stat st;
-    *idx = -1;
-    if (stat(path, &st) != 0) {
-        vk_fail(why, VMDKIT_ENOENT, "not found");
-        return 0;
-    }
-    if ((*idx = find_node(s, st.st_dev, st.st_ino)) >= 0)
-        return 0;
-    vk_descriptor d;
-    bool is_disk;
-    int r = vk_read_descriptor(path, &d, &is_disk, why);
-    if (r == VMDKIT_ENOMEM)
-        return r;
-    if (!r && is_disk)
-        r = add_node(s, path, &d, idx);
-    else if (!r)
-        vk_fail(why, VMDKIT_EFORMAT, "not a disk");
-    vk_descriptor_free(&d);
-    return r == VMDKIT_ENOMEM || r == VMDKIT_ELIMIT ? r : 0;
-}
-
-static int read_vms(struct tstate *s)
-{
-    for (size_t i = 0; i < s->n_vmx; i++) {
-        const char *path = s->vmx_paths[i];
-        vk_vmx *v;
-        vk_vm_disk *disks;
-        size_t n;
-        vk_err why = {0};
-        if (vk_vm_load(path, &v, &disks, &n, &why) != 0) {
-            int r = add_problem(s, path, "not a readable .vmx: %s", why.msg);
-            if (r)
-                return r;
-            continue;
-        }
-        int r = grow((void **)&s->vms, &s->cap_vms, s->n_vms, sizeof *s->vms, s->e);
-        const char *name = vk_vmx_get(v, "displayName");
-        struct tvm *m = &s->vms[s->n_vms];
-        if (!r) {
-            m->path = vk_strdup(path, s->e);
-            m->name = vk_strdup(name && *name ? name : vk_path_basename(path), s->e);
-            if (!m->path || !m->name) {
-                free(m->path);
-                free(m->name);
-                r = VMDKIT_ENOMEM;
-            } else {
-                s->n_vms++;
-            }
-        }
-        for (size_t k = 0; !r && k < n; k++) {
-            ptrdiff_t idx;
-            if ((r = node_for(s, disks[k].path, &idx, &why)))
-                break;
-            if (idx < 0) {
-                r = add_problem(s, path, "%s.fileName: \"%s\": %s", disks[k].slot, disks[k].file, why.msg);
-            } else if (s->nodes[idx].vm >= 0) {
-                r = add_problem(s, s->nodes[idx].path, "the current disk of two machines: %s (%s) and %s (%s)",
-                                s->vms[s->nodes[idx].vm].name, s->vms[s->nodes[idx].vm].path, m->name,
-                                path);
-            } else {
-                s->nodes[idx].vm = (ptrdiff_t)(s->n_vms - 1);
-            }
-        }
-        vk_vm_disks_free(disks, n);
-        vk_vmx_free(v);
-        if (r)
-            return r;
-    }
-    return 0;
-}
-
-static int link_parents(struct tstate *s)
-{
-    /* S->n grows while parents outside the folder are added */
-    for (size_t i = 0; i < s->n; i++) {
-        if (!s->nodes[i].hint)
-            continue;
-        char *pp = vk_path_resolve_parent(s->nodes[i].path, s->nodes[i].hint, s->e);
-        if (!pp)
-            return VMDKIT_ENOMEM;
-        ptrdiff_t idx;
-        vk_err why = {0};
-        int r = node_for(s, pp, &idx, &why);
-        free(pp);
-        if (r)
-            return r;
-        if (idx < 0)
-            s->nodes[i].flags |= why.code == VMDKIT_ENOENT ? VMDKIT_TREE_BROKEN_HINT : VMDKIT_TREE_NOT_A_DISK;
-        else if ((size_t)idx == i)
-            s->nodes[i].flags |= VMDKIT_TREE_LOOP;
-        else
-            s->nodes[i].parent = idx;
-    }
-    return 0;
-}
-
-/* Cut every loop of parents at one of its nodes. */
+/* Cut every loop of parents at one of its disks. */
 static void cut_loops(struct tstate *s)
 {
-    for (size_t i = 0; i < s->n; i++) {
-        ptrdiff_t c = (ptrdiff_t)i;
-        size_t steps = 0;
-        while (c >= 0 && steps <= s->n) {
-            c = s->nodes[c].parent;
+    size_t n = s->lib->n_disks;
+    for (size_t i = 0; i < n; i++) {
+        size_t c = i, steps = 0;
+        while (c != VK_LIB_NONE && steps <= n) {
+            c = s->parent[c];
             steps++;
         }
-        if (c >= 0) { /* still walking after n steps: C is inside a loop */
-            s->nodes[c].parent = -1;
-            s->nodes[c].flags |= VMDKIT_TREE_LOOP;
+        if (c != VK_LIB_NONE) { /* still walking after n steps: C is inside a loop */
+            s->parent[c] = VK_LIB_NONE;
+            s->flags[c] |= VMDKIT_TREE_LOOP;
         }
     }
+}
+
+/* Depth below the family's root, iteratively (chains may be deep). */
+static void flag_depth(struct tstate *s)
+{
+    size_t n = s->lib->n_disks;
+    for (size_t i = 0; i < n; i++) {
+        size_t depth = 0;
+        for (size_t c = s->parent[i]; c != VK_LIB_NONE && depth <= TREE_MAX_DEPTH; c = s->parent[c])
+            depth++;
+        if (depth >= TREE_MAX_DEPTH)
+            s->flags[i] |= VMDKIT_TREE_TOO_DEEP;
+    }
+}
+
+static int read_machines(struct tstate *s)
+{
+    const vk_lib *lib = s->lib;
+    for (size_t i = 0; i < lib->n_refs; i++) {
+        const vk_lib_ref *f = &lib->refs[i];
+        if (f->kind != VK_REF_VM_DISK)
+            continue;
+        size_t d = f->exists ? disk_by_id(lib, f->dev, f->ino) : VK_LIB_NONE;
+        int r = 0;
+        if (d == VK_LIB_NONE)
+            r = add_problem(s, f->file, "%s: \"%s\": %s", f->key, f->value,
+                            f->exists ? "not a disk" : "not found");
+        else if (s->vm[d] != VK_LIB_NONE && s->vm[d] != f->vm)
+            r = add_problem(s, lib->disks[d].path, "the current disk of two machines: %s (%s) and %s (%s)",
+                            lib->vms[s->vm[d]].name, lib->vms[s->vm[d]].vmx, lib->vms[f->vm].name,
+                            lib->vms[f->vm].vmx);
+        else
+            s->vm[d] = f->vm;
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+/* References other than hints and machine disks that lead nowhere. */
+static int dangling_refs(struct tstate *s)
+{
+    const vk_lib *lib = s->lib;
+    for (size_t i = 0; i < lib->n_refs; i++) {
+        const vk_lib_ref *f = &lib->refs[i];
+        if (f->kind == VK_REF_PARENT || f->kind == VK_REF_VM_DISK)
+            continue; /* flagged on the disk, or above */
+        int r = 0;
+        if (f->kind == VK_REF_SNAPSHOT_DISK && (!f->exists || disk_by_id(lib, f->dev, f->ino) == VK_LIB_NONE))
+            r = add_problem(s, f->file, "%s: VMware snapshot \"%s\" names \"%s\": %s", f->key,
+                            f->snapshot ? f->snapshot : "?", f->value, f->exists ? "not a disk" : "not found");
+        else if (!f->exists && f->kind == VK_REF_CLONE_OF)
+            r = add_problem(s, f->file, "%s: the machine this clone was made from (\"%s\") is not there",
+                            f->key, f->value);
+        else if (!f->exists && f->kind != VK_REF_STATE)
+            r = add_problem(s, f->file, "%s: \"%s\": not found", f->key, f->value);
+        if (r)
+            return r;
+    }
+    return 0;
 }
 
 static void set_flags(struct tstate *s)
 {
-    for (size_t i = 0; i < s->n; i++)
-        if (s->nodes[i].parent >= 0)
-            s->nodes[s->nodes[i].parent].n_children++;
-    for (size_t i = 0; i < s->n; i++) {
-        struct tnode *t = &s->nodes[i];
-        if (t->parent >= 0) {
-            const struct tnode *p = &s->nodes[t->parent];
-            if (t->pcid != p->cid)
-                t->flags |= VMDKIT_TREE_CID_MISMATCH;
-            if (t->cap_sectors != p->cap_sectors)
-                t->flags |= VMDKIT_TREE_CAPACITY_MISMATCH;
+    const vk_lib *lib = s->lib;
+    size_t n = lib->n_disks;
+    for (size_t i = 0; i < n; i++)
+        if (s->parent[i] != VK_LIB_NONE)
+            s->n_children[s->parent[i]]++;
+    for (size_t i = 0; i < n; i++) {
+        const vk_lib_disk *k = &lib->disks[i];
+        if (s->parent[i] != VK_LIB_NONE) {
+            const vk_lib_disk *p = &lib->disks[s->parent[i]];
+            if (k->parent_cid != p->cid)
+                s->flags[i] |= VMDKIT_TREE_CID_MISMATCH;
+            if (k->capacity_sectors != p->capacity_sectors)
+                s->flags[i] |= VMDKIT_TREE_CAPACITY_MISMATCH;
         }
-        if (t->n_children > 0 && t->vm >= 0)
-            t->flags |= VMDKIT_TREE_DANGER;
-        if (t->flags & (VMDKIT_TREE_BROKEN_HINT | VMDKIT_TREE_NOT_A_DISK)) {
+        if (s->n_children[i] > 0 && s->vm[i] != VK_LIB_NONE)
+            s->flags[i] |= VMDKIT_TREE_DANGER;
+        for (size_t f = 1; f < k->n_files; f++)
+            if (!k->files[f].exists)
+                s->flags[i] |= VMDKIT_TREE_MISSING_EXTENT;
+        if (s->flags[i] & (VMDKIT_TREE_BROKEN_HINT | VMDKIT_TREE_NOT_A_DISK)) {
             /* the likely parent: a disk whose CID is this one's parentCID */
-            for (size_t j = 0; j < s->n; j++)
-                if (j != i && s->nodes[j].cid == t->pcid &&
-                    (t->candidate < 0 || strcmp(s->nodes[j].rel, s->nodes[t->candidate].rel) < 0))
-                    t->candidate = (ptrdiff_t)j;
+            for (size_t j = 0; j < n; j++)
+                if (j != i && lib->disks[j].cid == k->parent_cid &&
+                    (s->candidate[i] == VK_LIB_NONE || strcmp(s->rel[j], s->rel[s->candidate[i]]) < 0))
+                    s->candidate[i] = j;
         }
     }
 }
 
+/* .vmdk files that are no disk and no disk uses as an extent. */
 static int find_strays(struct tstate *s)
 {
-    for (size_t i = 0; i < s->n_oth; i++) {
+    const vk_lib *lib = s->lib;
+    for (size_t i = 0; i < lib->n_others; i++) {
+        const vk_lib_file *o = &lib->others[i];
         bool used = false;
-        for (size_t k = 0; k < s->n_ext && !used; k++)
-            used = s->extents[k].dev == s->others[i].dev && s->extents[k].ino == s->others[i].ino;
+        for (size_t d = 0; d < lib->n_disks && !used; d++)
+            for (size_t f = 1; f < lib->disks[d].n_files && !used; f++)
+                used = lib->disks[d].files[f].exists && lib->disks[d].files[f].dev == o->dev &&
+                       lib->disks[d].files[f].ino == o->ino;
         int r = used ? 0
-                     : add_problem(s, s->others[i].path,
-                                   "not a disk, and no disk found here uses it as an extent file");
+                     : add_problem(s, o->path, "not a disk, and no disk found here uses it as an extent file");
         if (r)
             return r;
     }
+    return 0;
+}
+
+static int copy_problems(struct tstate *s)
+{
+    const vk_lib *lib = s->lib;
+    int r = 0;
+    for (size_t i = 0; !r && i < lib->n_problems; i++)
+        r = add_problem(s, lib->problems[i].path, "%s", lib->problems[i].message);
+    for (size_t i = 0; !r && i < lib->n_leftovers; i++) {
+        double mib = (double)lib->leftovers[i].bytes / (1024.0 * 1024.0);
+        r = add_problem(s, lib->leftovers[i].path,
+                        "left by an interrupted vmdkit command (%.1f MiB), unless one is running now: "
+                        "delete it once none is",
+                        mib);
+    }
+    return r;
+}
+
+/* Who holds the disk D, in words, or NULL. */
+static int held_by(const vk_lib_disk *k, char **out, vk_err *e)
+{
+    *out = NULL;
+    for (size_t f = 0; f < k->n_files; f++) {
+        vk_holders h;
+        if (vk_holders_probe(k->files[f].path, &h, e) != 0)
+            continue;
+        const char *who = h.vmware          ? "VMware"
+                          : h.qemu_writer   ? "QEMU (writing)"
+                          : h.qemu          ? "QEMU (reading)"
+                          : h.vmdkit_writer ? "a vmdkit writer"
+                                            : NULL;
+        if (who) {
+            *out = vk_strdup(who, e);
+            return *out ? 0 : VMDKIT_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* The VMware snapshots that froze disk D: "VM: \"name\"" each. */
+static int snapshots_of(const vk_lib *lib, size_t d, char ***out, size_t *n, vk_err *e)
+{
+    *out = NULL;
+    *n = 0;
+    size_t *idx, k;
+    int r = vk_lib_refs_to(lib, lib->disks[d].path, VK_REFS(VK_REF_SNAPSHOT_DISK), &idx, &k, e);
+    if (r || !k) {
+        free(idx);
+        return r;
+    }
+    char **names = vk_calloc(k, sizeof *names, e);
+    for (size_t i = 0; names && i < k; i++) {
+        const vk_lib_ref *f = &lib->refs[idx[i]];
+        char buf[512];
+        snprintf(buf, sizeof buf, "%s: \"%s\"", f->vm != VK_LIB_NONE ? lib->vms[f->vm].name : vk_path_basename(f->file),
+                 f->snapshot ? f->snapshot : "?");
+        if (!(names[i] = vk_strdup(buf, e))) {
+            vmdkit_paths_free(names, i);
+            names = NULL;
+        }
+    }
+    free(idx);
+    if (!names)
+        return VMDKIT_ENOMEM;
+    *out = names;
+    *n = k;
     return 0;
 }
 
 static int cmp_rel(const void *a, const void *b, void *state)
 {
     const struct tstate *s = state;
-    size_t i = *(const size_t *)a, j = *(const size_t *)b;
-    return strcmp(s->nodes[i].rel, s->nodes[j].rel);
+    return strcmp(s->rel[*(const size_t *)a], s->rel[*(const size_t *)b]);
 }
 
 static int cmp_problem(const void *a, const void *b)
@@ -364,67 +288,64 @@ static int cmp_problem(const void *a, const void *b)
     return c ? c : strcmp(p->message, q->message);
 }
 
-/* PATH relative to DIR, in place of the string *P. */
-static int make_relative(const char *dir, char **p, vk_err *e)
-{
-    char *rel = vk_path_relative(dir, *p, e);
-    if (!rel)
-        return VMDKIT_ENOMEM;
-    free(*p);
-    *p = rel;
-    return 0;
-}
-
-/* Build the public tree from S (whose strings it takes over). */
+/* Build the public tree from S. */
 static int build(struct tstate *s, const char *dir, vmdkit_tree *t)
 {
+    const vk_lib *lib = s->lib;
     vk_err *e = s->e;
-    size_t *order = vk_calloc(s->n + 1, sizeof *order, e);
-    size_t *pos = vk_calloc(s->n + 1, sizeof *pos, e);
-    t->nodes = vk_calloc(s->n + 1, sizeof *t->nodes, e);
-    t->families = vk_calloc(s->n + 1, sizeof *t->families, e);
+    size_t n = lib->n_disks;
+    size_t *order = vk_calloc(n + 1, sizeof *order, e);
+    size_t *pos = vk_calloc(n + 1, sizeof *pos, e);
+    t->nodes = vk_calloc(n + 1, sizeof *t->nodes, e);
+    t->families = vk_calloc(n + 1, sizeof *t->families, e);
     int r = order && pos && t->nodes && t->families ? 0 : VMDKIT_ENOMEM;
-    for (size_t i = 0; !r && i < s->n; i++)
+    for (size_t i = 0; !r && i < n; i++)
         order[i] = i;
-    if (!r && s->n)
-        qsort_r(order, s->n, sizeof *order, cmp_rel, s);
-    for (size_t k = 0; !r && k < s->n; k++)
+    if (!r && n)
+        qsort_r(order, n, sizeof *order, cmp_rel, s);
+    for (size_t k = 0; !r && k < n; k++)
         pos[order[k]] = k;
-    for (size_t k = 0; !r && k < s->n; k++) {
-        struct tnode *n = &s->nodes[order[k]];
+    for (size_t k = 0; !r && k < n; k++) {
+        size_t i = order[k];
+        const vk_lib_disk *d = &lib->disks[i];
         vmdkit_tree_node *o = &t->nodes[k];
         t->n_nodes++;
-        o->path = n->rel;
-        o->create_type = n->create_type;
-        o->parent_hint = n->hint;
-        n->rel = n->create_type = n->hint = NULL;
-        o->cid = n->cid;
-        o->parent_cid = n->pcid;
-        o->capacity_bytes = n->cap_sectors * VK_SECTOR;
-        o->flags = n->flags;
-        if (n->vm >= 0) {
-            o->vm = vk_strdup(s->vms[n->vm].name, e);
-            o->vmx = vk_path_relative(dir, s->vms[n->vm].path, e);
+        o->path = s->rel[i];
+        s->rel[i] = NULL;
+        if ((d->create_type && !(o->create_type = vk_strdup(d->create_type, e))) ||
+            (d->hint && !(o->parent_hint = vk_strdup(d->hint, e)))) {
+            r = VMDKIT_ENOMEM;
+            break;
+        }
+        o->cid = d->cid;
+        o->parent_cid = d->parent_cid;
+        o->capacity_bytes = d->capacity_sectors * VK_SECTOR;
+        o->flags = s->flags[i];
+        if (s->vm[i] != VK_LIB_NONE) {
+            o->vm = vk_strdup(lib->vms[s->vm[i]].name, e);
+            o->vmx = vk_path_relative(dir, lib->vms[s->vm[i]].vmx, e);
             if (!o->vm || !o->vmx)
                 r = VMDKIT_ENOMEM;
         }
-        if (n->candidate >= 0 && !(o->candidate = vk_strdup(s->nodes[n->candidate].rel
-                                                                 ? s->nodes[n->candidate].rel
-                                                                 : t->nodes[pos[n->candidate]].path,
-                                                             e)))
+        if (!r && s->candidate[i] != VK_LIB_NONE &&
+            !(o->candidate = vk_path_relative(dir, lib->disks[s->candidate[i]].path, e)))
             r = VMDKIT_ENOMEM;
-        if (n->parent >= 0) {
-            o->parent = &t->nodes[pos[n->parent]];
-            o->parent_actual_cid = s->nodes[n->parent].cid;
-            o->parent_capacity_bytes = s->nodes[n->parent].cap_sectors * VK_SECTOR;
-        } else {
+        if (!r)
+            r = snapshots_of(lib, i, &o->snapshots, &o->n_snapshots, e);
+        if (!r)
+            r = held_by(d, &o->held_by, e);
+        if (!r && s->parent[i] != VK_LIB_NONE) {
+            o->parent = &t->nodes[pos[s->parent[i]]];
+            o->parent_actual_cid = lib->disks[s->parent[i]].cid;
+            o->parent_capacity_bytes = lib->disks[s->parent[i]].capacity_sectors * VK_SECTOR;
+        } else if (!r) {
             t->families[t->n_families++] = o;
         }
-        if (n->n_children && !(o->children = vk_calloc(n->n_children, sizeof *o->children, e)))
+        if (!r && s->n_children[i] && !(o->children = vk_calloc(s->n_children[i], sizeof *o->children, e)))
             r = VMDKIT_ENOMEM;
     }
     /* children in path order: walk the nodes in that order */
-    for (size_t k = 0; !r && k < s->n; k++) {
+    for (size_t k = 0; !r && k < n; k++) {
         vmdkit_tree_node *o = &t->nodes[k];
         if (o->parent)
             o->parent->children[o->parent->n_children++] = o;
@@ -433,9 +354,13 @@ static int build(struct tstate *s, const char *dir, vmdkit_tree *t)
     free(pos);
     if (r)
         return r;
-    for (size_t i = 0; i < s->n_prob; i++)
-        if ((r = make_relative(dir, &s->problems[i].path, e)))
-            return r;
+    for (size_t i = 0; i < s->n_prob; i++) {
+        char *rel = vk_path_relative(dir, s->problems[i].path, e);
+        if (!rel)
+            return VMDKIT_ENOMEM;
+        free(s->problems[i].path);
+        s->problems[i].path = rel;
+    }
     if (s->n_prob)
         qsort(s->problems, s->n_prob, sizeof *s->problems, cmp_problem);
     t->problems = s->problems;
@@ -447,25 +372,15 @@ static int build(struct tstate *s, const char *dir, vmdkit_tree *t)
 
 static void state_free(struct tstate *s)
 {
-    for (size_t i = 0; i < s->n; i++) {
-        free(s->nodes[i].path);
-        free(s->nodes[i].create_type);
-        free(s->nodes[i].hint);
-        free(s->nodes[i].rel);
-    }
-    free(s->nodes);
-    for (size_t i = 0; i < s->n_vms; i++) {
-        free(s->vms[i].path);
-        free(s->vms[i].name);
-    }
-    free(s->vms);
-    for (size_t i = 0; i < s->n_vmx; i++)
-        free(s->vmx_paths[i]);
-    free(s->vmx_paths);
-    free(s->extents);
-    for (size_t i = 0; i < s->n_oth; i++)
-        free(s->others[i].path);
-    free(s->others);
+    size_t n = s->lib ? s->lib->n_disks : 0;
+    for (size_t i = 0; s->rel && i < n; i++)
+        free(s->rel[i]);
+    free(s->rel);
+    free(s->parent);
+    free(s->vm);
+    free(s->candidate);
+    free(s->n_children);
+    free(s->flags);
     for (size_t i = 0; i < s->n_prob; i++) {
         free(s->problems[i].path);
         free(s->problems[i].message);
@@ -486,6 +401,8 @@ void vmdkit_tree_free(vmdkit_tree *t)
         free(n->vmx);
         free(n->candidate);
         free(n->children);
+        free(n->held_by);
+        vmdkit_paths_free(n->snapshots, n->n_snapshots);
     }
     free(t->nodes);
     free(t->families);
@@ -497,6 +414,38 @@ void vmdkit_tree_free(vmdkit_tree *t)
     free(t);
 }
 
+static int fill_state(struct tstate *s, const char *abs)
+{
+    size_t n = s->lib->n_disks + 1;
+    vk_err *e = s->e;
+    s->parent = vk_calloc(n, sizeof *s->parent, e);
+    s->vm = vk_calloc(n, sizeof *s->vm, e);
+    s->candidate = vk_calloc(n, sizeof *s->candidate, e);
+    s->n_children = vk_calloc(n, sizeof *s->n_children, e);
+    s->flags = vk_calloc(n, sizeof *s->flags, e);
+    s->rel = vk_calloc(n, sizeof *s->rel, e);
+    if (!s->parent || !s->vm || !s->candidate || !s->n_children || !s->flags || !s->rel)
+        return VMDKIT_ENOMEM;
+    for (size_t i = 0; i + 1 < n; i++) {
+        s->vm[i] = s->candidate[i] = VK_LIB_NONE;
+        if (!(s->rel[i] = vk_path_relative(abs, s->lib->disks[i].path, e)))
+            return VMDKIT_ENOMEM;
+    }
+    link_hints(s);
+    cut_loops(s);
+    flag_depth(s);
+    int r = read_machines(s);
+    if (!r) {
+        set_flags(s);
+        r = find_strays(s);
+    }
+    if (!r)
+        r = dangling_refs(s);
+    if (!r)
+        r = copy_problems(s);
+    return r;
+}
+
 int vmdkit_tree_scan(const char *dir, vmdkit_tree **out, vmdkit_error *err)
 {
     vk_err local;
@@ -506,27 +455,26 @@ int vmdkit_tree_scan(const char *dir, vmdkit_tree **out, vmdkit_error *err)
     if (!dir || !out)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_tree_scan: dir and out are required");
     *out = NULL;
-    struct tstate s = { .e = e };
+    vk_lib *lib = NULL;
+    struct tstate s = {.e = e};
     vmdkit_tree *t = vk_calloc(1, sizeof *t, e);
-    char *abs = vk_path_absolute(dir, e);
-    int r = t && abs ? 0 : VMDKIT_ENOMEM;
-    if (!r)
-        r = vk_lib_walk(dir, collect, &s, e);
-    if (!r)
-        r = read_vms(&s);
-    if (!r)
-        r = link_parents(&s);
-    for (size_t i = 0; !r && i < s.n; i++)
-        if (!(s.nodes[i].rel = vk_path_relative(abs, s.nodes[i].path, e)))
-            r = VMDKIT_ENOMEM;
-    if (!r) {
-        cut_loops(&s);
-        set_flags(&s);
-        r = find_strays(&s);
+    char *abs = realpath(dir, NULL); /* the model's paths are real paths */
+    if (!abs && t) {
+        vk_fail_errno(e, errno, "%s: open folder", dir);
+        free(t);
+        return e->code;
     }
+    int r = t && abs ? 0 : VMDKIT_ENOMEM;
+    const char *roots[1] = {dir};
+    if (!r)
+        r = vk_lib_load(roots, 1, &lib, e);
+    s.lib = lib;
+    if (!r)
+        r = fill_state(&s, abs);
     if (!r)
         r = build(&s, abs, t);
     state_free(&s);
+    vk_lib_free(lib);
     free(abs);
     if (r) {
         vmdkit_tree_free(t);
