@@ -314,21 +314,62 @@ VMDKIT_API int vmdkit_find_dependents(const char *root, const char *target, char
                            vmdkit_error *err);
 VMDKIT_API void vmdkit_paths_free(char **paths, size_t n);
 
+/* One reference to a file that a command rewrote (or could not). */
+typedef struct vmdkit_rewrite {
+    char *file;       /* the disk, .vmx or .vmsd holding the reference */
+    char *key;        /* its key ("scsi0:0.fileName", "snapshot0.disk0.fileName");
+                         NULL for a disk's parentFileNameHint */
+    char *value;      /* the value written, or to write */
+    char *target;     /* the file it names now */
+    int code;         /* 0 when written, else the VMDKIT_E* of the failure */
+    char *message;    /* the failure; NULL when written */
+} vmdkit_rewrite;
+
 enum vmdkit_commit_flags {
     VMDKIT_COMMIT_DELETE = 1 << 0, /* remove the delta's files afterwards */
     VMDKIT_COMMIT_FORCE = 1 << 1,  /* even when the parent has other dependents */
 };
 
+typedef struct vmdkit_commit_opts {
+    size_t struct_size;         /* sizeof(vmdkit_commit_opts) */
+    unsigned flags;             /* enum vmdkit_commit_flags */
+    const char *root;           /* the library to search for dependents; NULL: the
+                                   default library around the disks (see below) */
+    vmdkit_progress_fn progress;
+    void *progress_opaque;
+} vmdkit_commit_opts;
+
+typedef struct vmdkit_commit_result {
+    vmdkit_rewrite *rewrites;   /* children re-pointed at the parent; with DELETE, the
+                                   .vmx and .vmsd fileNames that named the delta */
+    size_t n_rewrites;
+    char *scanned;              /* the folders searched for dependents, ", "-separated */
+} vmdkit_commit_result;
+
 /*
- * Merge the delta at PATH into its parent.  Dependents are looked for
- * under SCAN_ROOT and the delta's folder (SCAN_ROOT NULL: the folder that
- * holds the parent's folder, i.e. the VM library around it): the
- * commit is refused (VMDKIT_ECHAIN) when the parent has dependents other
- * than PATH, unless VMDKIT_COMMIT_FORCE.  Children of the delta are
- * re-pointed at the parent (hint and parentCID).  Crash-safe: see commit.c.
+ * Merge the delta at PATH into its parent.
+ *
+ * Who depends on what is asked of the library around the two disks: ROOT
+ * when given, else the library that holds the parent's folder (from real
+ * paths, so a relative PATH, ".", ".." or a symbolic link give the same
+ * answer), widened to the folder above while that holds other machine or
+ * disk folders.  The commit is refused (VMDKIT_ECHAIN, naming each) when
+ * anything but PATH depends on the parent: another child, a machine
+ * running on it, a VMware snapshot that froze it (.vmsd) - unless
+ * VMDKIT_COMMIT_FORCE, which then gives the parent a new CID so its other
+ * children report the change.  Refused (VMDKIT_ELOCKED) while VMware, QEMU
+ * or another vmdkit holds either disk, or a machine using either is
+ * running or suspended.  Children of the delta are re-pointed at the
+ * parent (hint and parentCID).  With VMDKIT_COMMIT_DELETE the delta's
+ * files are removed afterwards: every .vmx slot (and clone sentinel) that
+ * named it is re-pointed at the parent first; a delta that a VMware
+ * snapshot froze is never deleted (VMDKIT_ECHAIN).  Crash-safe: see
+ * commit.c.  OPTS may be NULL (defaults).  RES (may be NULL) receives the
+ * rewrites; free it with vmdkit_commit_result_free.
  */
-VMDKIT_API int vmdkit_commit(const char *path, unsigned flags, const char *scan_root,
-                  vmdkit_progress_fn progress, void *progress_opaque, vmdkit_error *err);
+VMDKIT_API int vmdkit_commit(const char *path, const vmdkit_commit_opts *opts,
+                             vmdkit_commit_result *res, vmdkit_error *err);
+VMDKIT_API void vmdkit_commit_result_free(vmdkit_commit_result *res);
 
 /*
  * Change the parent of the delta at PATH to NEW_PARENT (NULL or "" for no
@@ -635,16 +676,9 @@ VMDKIT_API int vmdkit_vm_clone(const char *src_vm, const char *dst_vm,
                                vmdkit_error *err);
 VMDKIT_API void vmdkit_vm_clone_result_free(vmdkit_vm_clone_result *res);
 
-/* One reference to a moved file that vmdkit_move rewrote (or could not). */
-typedef struct vmdkit_move_fix {
-    char *file;       /* the dependent disk or the .vmx, at its path after the move */
-    char *key;        /* the .vmx key ("scsi0:0.fileName"); NULL for a disk's
-                         parentFileNameHint */
-    char *value;      /* the value written, or to write */
-    char *target;     /* the file it names now */
-    int code;         /* 0 when written, else the VMDKIT_E* of the failure */
-    char *message;    /* the failure; NULL when written */
-} vmdkit_move_fix;
+/* One reference to a moved file that vmdkit_move rewrote (or could not);
+ * FILE is at its path after the move. */
+typedef vmdkit_rewrite vmdkit_move_fix;
 
 typedef struct vmdkit_move_result {
     char *dst;                  /* where SRC is now */

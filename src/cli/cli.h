@@ -155,6 +155,11 @@ const char *cli_basename(const char *path);
 /* Space a file takes on the host (st_blocks); 0 if it cannot be read. */
 uint64_t cli_file_host_bytes(const char *path);
 
+/* Print the rewrites a command made ("updated FILE: KEY = "VALUE"" on
+ * stdout) and, on stderr, each one that failed with the command that
+ * repairs it. */
+void cli_print_rewrites(const vmdkit_rewrite *v, size_t n);
+
 /* Print a json-c object on stdout, pretty, with a final newline; frees it. */
 int cli_json_print(json_object *obj);
 

@@ -74,8 +74,13 @@ int cmd_commit(int argc, char **argv)
     struct cli_progress pg;
     cli_progress_start(&pg, progress);
     vmdkit_error err = {0};
-    rc = vmdkit_commit(argv[optind], flags, root, cli_progress_cb, &pg, &err);
+    vmdkit_commit_opts o = {.struct_size = sizeof o, .flags = flags, .root = root,
+                            .progress = cli_progress_cb, .progress_opaque = &pg};
+    vmdkit_commit_result res;
+    rc = vmdkit_commit(argv[optind], &o, &res, &err);
     cli_progress_done(&pg, rc == 0);
+    cli_print_rewrites(res.rewrites, res.n_rewrites);
+    vmdkit_commit_result_free(&res);
     if (rc < 0)
         return cli_fail(rc, err.msg);
     return CLI_EXIT_OK;

@@ -93,21 +93,7 @@ int cmd_mv(int argc, char **argv)
         return cli_fail(rc, err.msg);
     }
     printf("%s -> %s\n", src, res.dst);
-    for (size_t i = 0; i < res.n_fixes; i++) {
-        const vmdkit_move_fix *f = &res.fixes[i];
-        if (f->code == 0)
-            printf("updated %s: %s = \"%s\"\n", f->file, f->key ? f->key : "parentFileNameHint", f->value);
-    }
-    for (size_t i = 0; i < res.n_fixes; i++) {
-        const vmdkit_move_fix *f = &res.fixes[i];
-        if (f->code == 0)
-            continue;
-        cli_errorf("%s", f->message);
-        if (f->key)
-            fprintf(stderr, "  repair with: vmdkit vmx set '%s' '%s' '%s'\n", f->file, f->key, f->value);
-        else
-            fprintf(stderr, "  repair with: vmdkit rebase -u -b '%s' '%s'\n", f->target, f->file);
-    }
+    cli_print_rewrites(res.fixes, res.n_fixes);
     vmdkit_move_result_free(&res);
     return rc < 0 ? cli_fail(rc, err.msg) : CLI_EXIT_OK;
 }

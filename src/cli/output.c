@@ -31,6 +31,23 @@ uint64_t cli_file_host_bytes(const char *path)
     return (uint64_t)st.st_blocks * 512u;
 }
 
+void cli_print_rewrites(const vmdkit_rewrite *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].code == 0)
+            printf("updated %s: %s = \"%s\"\n", v[i].file, v[i].key ? v[i].key : "parentFileNameHint",
+                   v[i].value);
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].code == 0)
+            continue;
+        cli_errorf("%s", v[i].message ? v[i].message : vmdkit_errcode_name(v[i].code));
+        if (v[i].key)
+            fprintf(stderr, "  repair with: vmdkit vmx set '%s' '%s' '%s'\n", v[i].file, v[i].key, v[i].value);
+        else
+            fprintf(stderr, "  repair with: vmdkit rebase -u -b '%s' '%s'\n", v[i].target, v[i].file);
+    }
+}
+
 int cli_json_print(json_object *obj)
 {
     const char *text = json_object_to_json_string_ext(

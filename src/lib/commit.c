@@ -9,7 +9,9 @@
  *      one atomic descriptor rewrite per child).  A child read through
  *      PARENT now sees DELTA's data already in PARENT, so the content is
  *      the same whichever way the child points.
- *   3. With --delete, DELTA's descriptor is removed, then its extents.
+ *   3. With --delete, every .vmx slot (and clone sentinel) naming DELTA is
+ *      re-pointed at PARENT (one atomic write each), then DELTA's
+ *      descriptor is removed, then its extents.
  * An interruption at any point therefore leaves the old chain or the new
  * one, both valid and with the same content.
  *
@@ -20,14 +22,17 @@
  * were stamped with that CID in step 2, and an interruption between the
  * two leaves them with a parentCID that `vmdkit rebase -u` repairs.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "create.h"
+#include "holders.h"
 #include "link.h"
 #include "path.h"
-#include "scan.h"
+#include "vm/library.h"
+#include "vm/rewrite.h"
 
 #define COPY_BYTES (4u << 20)
 
@@ -112,20 +117,130 @@ static int link_files(const char *path, char ***files, size_t *n, vk_err *e)
     return 0;
 }
 
-int vmdkit_commit(const char *path, unsigned flags, const char *scan_root, vmdkit_progress_fn progress,
-                  void *opaque, vmdkit_error *err)
+void vmdkit_commit_result_free(vmdkit_commit_result *res)
+{
+    if (!res)
+        return;
+    vk_rewrite_array_free(res->rewrites, res->n_rewrites);
+    free(res->scanned);
+    memset(res, 0, sizeof *res);
+}
+
+/* What the library says about the commit of DELTA into PARENT. */
+struct plan {
+    vk_lib *lib;
+    size_t delta, parent;       /* disk indices */
+    size_t *others;             /* references that depend on PARENT, besides DELTA's hint */
+    size_t n_others;
+    size_t *children;           /* PARENT references to DELTA: its children */
+    size_t n_children;
+    size_t *users;              /* VM_DISK and SENTINEL references to DELTA */
+    size_t n_users;
+    size_t *frozen_by;          /* SNAPSHOT_DISK references to DELTA */
+    size_t n_frozen_by;
+};
+
+static void plan_free(struct plan *p)
+{
+    free(p->others);
+    free(p->children);
+    free(p->users);
+    free(p->frozen_by);
+    vk_lib_free(p->lib);
+}
+
+/* Keep the entries of IDX[0..*N) other than the hint held by disk D. */
+static void drop_own_hint(const vk_lib *lib, size_t *idx, size_t *n, size_t d)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < *n; i++)
+        if (!(lib->refs[idx[i]].kind == VK_REF_PARENT && lib->refs[idx[i]].holder_disk == d))
+            idx[k++] = idx[i];
+    *n = k;
+}
+
+static int make_plan(const char *path, const char *ppath, const char *root, unsigned flags, struct plan *p,
+                     vk_err *e)
+{
+    const char *targets[2] = {ppath, path};
+    int r = vk_lib_load_around(root, targets, 2, &p->lib, e);
+    if (r)
+        return r;
+    p->delta = vk_lib_disk_at(p->lib, path);
+    p->parent = vk_lib_disk_at(p->lib, ppath);
+    if (p->delta == VK_LIB_NONE || p->parent == VK_LIB_NONE)
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: not a disk of its own (an extent of another disk?)",
+                       p->delta == VK_LIB_NONE ? path : ppath);
+    if ((r = vk_lib_refs_to_disk(p->lib, p->parent, VK_REFS_DEPENDENT, &p->others, &p->n_others, e)) ||
+        (r = vk_lib_refs_to(p->lib, p->lib->disks[p->delta].path, VK_REFS(VK_REF_PARENT), &p->children,
+                            &p->n_children, e)) ||
+        (r = vk_lib_refs_to(p->lib, p->lib->disks[p->delta].path,
+                            VK_REFS(VK_REF_VM_DISK) | VK_REFS(VK_REF_SENTINEL), &p->users, &p->n_users, e)) ||
+        (r = vk_lib_refs_to(p->lib, p->lib->disks[p->delta].path, VK_REFS(VK_REF_SNAPSHOT_DISK),
+                            &p->frozen_by, &p->n_frozen_by, e)))
+        return r;
+    drop_own_hint(p->lib, p->others, &p->n_others, p->delta);
+    if (p->n_others && !(flags & VMDKIT_COMMIT_FORCE)) {
+        char *list = vk_lib_describe_refs(p->lib, p->others, p->n_others, e);
+        if (!list)
+            return VMDKIT_ENOMEM;
+        r = vk_fail(e, VMDKIT_ECHAIN,
+                    "%s: parent %s has %zu other dependent(s): %s; committing would change what they read "
+                    "(use --force)",
+                    path, ppath, p->n_others, list);
+        free(list);
+        return r;
+    }
+    if ((flags & VMDKIT_COMMIT_DELETE) && p->n_frozen_by) {
+        char *list = vk_lib_describe_refs(p->lib, p->frozen_by, p->n_frozen_by, e);
+        if (!list)
+            return VMDKIT_ENOMEM;
+        r = vk_fail(e, VMDKIT_ECHAIN, "%s: holds the state of %s: deleting it would lose that snapshot",
+                    path, list);
+        free(list);
+        return r;
+    }
+    /* nobody may write the delta (its content is what is merged) and, with
+     * --delete, nobody may have it open; nobody may use the parent */
+    if ((r = vk_lib_check_disk_holders(p->lib, p->delta,
+                                       (flags & VMDKIT_COMMIT_DELETE) ? VK_NEED_EXCLUSIVE : VK_NEED_NO_WRITER, e)))
+        return r;
+    return vk_lib_check_disk_holders(p->lib, p->parent, VK_NEED_EXCLUSIVE, e);
+}
+
+/* The fileName a .vmx (or .vmsd) at FILE uses for the disk at DISK:
+ * relative as the old value was, or absolute. */
+static char *file_name_for(const char *file, const char *disk, const char *old, vk_err *e)
+{
+    if (old[0] == '/')
+        return vk_path_absolute(disk, e);
+    char *dir = vk_path_dirname(file, e);
+    char *rel = dir ? vk_path_relative(dir, disk, e) : NULL;
+    free(dir);
+    return rel;
+}
+
+int vmdkit_commit(const char *path, const vmdkit_commit_opts *opts, vmdkit_commit_result *res,
+                  vmdkit_error *err)
 {
     vk_err local;
     vk_err *e = err ? err : &local;
     e->code = 0;
     e->msg[0] = 0;
-    char *ppath = NULL, *pdir = NULL, *ddir = NULL, *lib = NULL;
-    char **others = NULL, **children = NULL, **files = NULL;
-    size_t n_others = 0, n_children = 0, n_files = 0;
+    if (res)
+        memset(res, 0, sizeof *res);
+    vmdkit_commit_opts o = {0};
+    if (opts)
+        memcpy(&o, opts, vk_min(sizeof o, opts->struct_size ? opts->struct_size : sizeof o));
+    char *ppath = NULL;
+    char **files = NULL;
+    size_t n_files = 0;
     vmdkit_disk *chain = NULL, *delta = NULL, *parent = NULL;
+    struct plan p = {0};
+    vk_rewrites rw = {0};
 
     /* validate the whole chain (CIDs, capacities) before touching anything */
-    int r = vmdkit_open(path, VMDKIT_OPEN_RDONLY, &chain, e);
+    int r = vmdkit_open(path, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_LOCK, &chain, e);
     if (r)
         goto out;
     if (!chain->top->parent) {
@@ -138,39 +253,23 @@ int vmdkit_commit(const char *path, unsigned flags, const char *scan_root, vmdki
     }
     vmdkit_close(chain, NULL);
     chain = NULL;
-
-    pdir = vk_path_dirname(ppath, e);
-    ddir = vk_path_dirname(path, e);
-    if (!pdir || !ddir) {
+    if ((r = make_plan(path, ppath, o.root, o.flags, &p, e)))
+        goto out;
+    if (res && !(res->scanned = vk_lib_describe_roots(p.lib, e))) {
         r = VMDKIT_ENOMEM;
         goto out;
     }
-    /* by default the library around the parent: its VM folder's parent
-     * folder, where linked clones in sibling VM folders live */
-    if (!scan_root && !(lib = vk_path_dirname(pdir, e))) {
-        r = VMDKIT_ENOMEM;
-        goto out;
+    /* with --delete, the machines running on the delta move to the parent:
+     * planned (and their machines checked) before anything is written */
+    for (size_t i = 0; (o.flags & VMDKIT_COMMIT_DELETE) && i < p.n_users; i++) {
+        const vk_lib_ref *f = &p.lib->refs[p.users[i]];
+        char *v = file_name_for(f->file, p.lib->disks[p.parent].path, f->value, e);
+        r = v ? vk_rewrites_add(&rw, f->file, f->key, v, p.lib->disks[p.parent].path, e) : VMDKIT_ENOMEM;
+        free(v);
+        if (r)
+            goto out;
     }
-    const char *roots[2] = { scan_root ? scan_root : lib, ddir };
-    size_t n_roots = 2;
-    if ((r = vk_find_dependents_multi(roots, n_roots, ppath, &others, &n_others, e)))
-        goto out;
-    size_t foreign = 0;
-    for (size_t i = 0; i < n_others; i++)
-        if (!vk_same_file(others[i], path))
-            foreign++;
-    if (foreign && !(flags & VMDKIT_COMMIT_FORCE)) {
-        char list[512] = "";
-        for (size_t i = 0; i < n_others; i++)
-            if (!vk_same_file(others[i], path) && strlen(list) + strlen(others[i]) + 3 < sizeof list)
-                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", *list ? ", " : "",
-                         others[i]);
-        r = vk_fail(e, VMDKIT_ECHAIN,
-                    "%s: parent %s has %zu other dependent(s) (%s); committing would change their content (use --force)",
-                    path, ppath, foreign, list);
-        goto out;
-    }
-    if ((r = vk_find_dependents_multi(roots, n_roots, path, &children, &n_children, e)))
+    if ((r = vk_rewrites_check_unlocked(&rw, e)))
         goto out;
 
     /* 1. data into the parent, parent's CID kept */
@@ -178,53 +277,82 @@ int vmdkit_commit(const char *path, unsigned flags, const char *scan_root, vmdki
         goto out;
     if ((r = vmdkit_open(ppath, VMDKIT_OPEN_RDWR | VK_OPEN_KEEP_CID, &parent, e)))
         goto out;
-    if ((r = copy_delta_into(delta, parent, progress, opaque, e)))
+    if ((r = copy_delta_into(delta, parent, o.progress, o.progress_opaque, e)))
         goto out;
     if ((r = vmdkit_flush(parent))) {
         *e = *vmdkit_last_error(parent);
         goto out;
     }
     uint32_t cid = parent->top->desc.cid;
-    if (foreign)
+    if (p.n_others)
         cid = vk_random_cid();
 
     /* 2. children of the delta now point at the parent */
-    for (size_t i = 0; i < n_children; i++)
-        if ((r = repoint_child(children[i], ppath, cid, e)))
-            goto out;
-    if (foreign) {
-        if ((r = vk_descriptor_set_cid(&parent->top->desc, cid, e)) ||
-            (r = vk_link_write_descriptor(parent->top, e)))
-            goto out;
+    vk_rewrites children = {0};
+    for (size_t i = 0; i < p.n_children; i++) {
+        const vk_lib_ref *f = &p.lib->refs[p.children[i]];
+        if ((r = repoint_child(f->file, ppath, cid, e)))
+            break;
+        char *h = NULL;
+        if (!vk_parent_hint_for(f->file, ppath, f->value[0] == '/', &h, NULL))
+            r = vk_rewrites_add(&children, f->file, NULL, h, p.lib->disks[p.parent].path, e);
+        free(h);
+        if (r)
+            break;
     }
-    r = vmdkit_close(parent, e);
+    if (!r && p.n_others) {
+        if (!(r = vk_descriptor_set_cid(&parent->top->desc, cid, e)))
+            r = vk_link_write_descriptor(parent->top, e);
+    }
+    int rc = vmdkit_close(parent, r ? NULL : e);
     parent = NULL;
+    if (!r)
+        r = rc;
+    if (res) {
+        res->rewrites = children.v;
+        res->n_rewrites = children.n;
+    } else {
+        vk_rewrites_free(&children);
+    }
     if (r)
         goto out;
 
-    /* 3. optionally drop the delta: descriptor first, so no half disk remains */
-    if (flags & VMDKIT_COMMIT_DELETE) {
+    /* 3. with --delete: machines re-pointed, then the delta's descriptor,
+     * then its extents, so no half disk and no machine naming a missing
+     * file is ever left */
+    if (o.flags & VMDKIT_COMMIT_DELETE) {
         vmdkit_close(delta, NULL);
         delta = NULL;
+        r = vk_rewrites_apply(&rw, path, e);
+        if (res && rw.n) {
+            vmdkit_rewrite *all = realloc(res->rewrites, (res->n_rewrites + rw.n) * sizeof *all);
+            if (all) {
+                memcpy(all + res->n_rewrites, rw.v, rw.n * sizeof *all);
+                res->rewrites = all;
+                res->n_rewrites += rw.n;
+                free(rw.v);
+                memset(&rw, 0, sizeof rw);
+            }
+        }
+        if (r)
+            goto out; /* a machine still names the delta: keep it */
         if ((r = link_files(path, &files, &n_files, e)))
             goto out;
         for (size_t i = 0; i < n_files; i++)
             if (unlink(files[i]) != 0) {
-                r = vk_fail(e, VMDKIT_EIO, "%s: could not remove %s after the commit", path, files[i]);
+                r = vk_fail_errno(e, errno, "%s: could not remove %s after the commit", path, files[i]);
                 goto out;
             }
+        r = vk_fsync_parent(path, e);
     }
 out:
     if (parent)
         vmdkit_close(parent, NULL);
     vmdkit_close(delta, NULL);
     vmdkit_close(chain, NULL);
-    vmdkit_paths_free(others, n_others);
-    vmdkit_paths_free(children, n_children);
     vmdkit_paths_free(files, n_files);
+    vk_rewrites_free(&rw);
+    plan_free(&p);
     free(ppath);
-    free(pdir);
-    free(ddir);
-    free(lib);
     return r;
 }
