@@ -371,16 +371,31 @@ VMDKIT_API int vmdkit_commit(const char *path, const vmdkit_commit_opts *opts,
                              vmdkit_commit_result *res, vmdkit_error *err);
 VMDKIT_API void vmdkit_commit_result_free(vmdkit_commit_result *res);
 
+enum vmdkit_rebase_flags {
+    VMDKIT_REBASE_UNSAFE = 1 << 0,   /* only rewrite the hint and parentCID */
+    VMDKIT_REBASE_ABSOLUTE = 1 << 1, /* write the new hint as an absolute path */
+};
+
+typedef struct vmdkit_rebase_opts {
+    size_t struct_size;         /* sizeof(vmdkit_rebase_opts) */
+    unsigned flags;             /* enum vmdkit_rebase_flags */
+    vmdkit_progress_fn progress;
+    void *progress_opaque;
+} vmdkit_rebase_opts;
+
 /*
  * Change the parent of the delta at PATH to NEW_PARENT (NULL or "" for no
  * parent).  Safe mode copies into PATH every range where the content
  * under the old parent differs from the content under the new one, so
- * PATH's content stays the same; UNSAFE only rewrites the hint and
- * parentCID (for files moved by hand), after checking that NEW_PARENT is a
- * VMDK of the same capacity.
+ * PATH's content stays the same; VMDKIT_REBASE_UNSAFE only rewrites the
+ * hint and parentCID (for files moved by hand), after checking that
+ * NEW_PARENT is a VMDK of the same capacity.  Either way NEW_PARENT may
+ * not be PATH itself nor lead back to it through its own parent hints
+ * (VMDKIT_ECHAIN: a loop).  A relative NEW_PARENT is relative to the
+ * current folder.  OPTS may be NULL (safe mode, relative hint).
  */
-VMDKIT_API int vmdkit_rebase(const char *path, const char *new_parent, bool unsafe, bool absolute_hint,
-                  vmdkit_progress_fn progress, void *progress_opaque, vmdkit_error *err);
+VMDKIT_API int vmdkit_rebase(const char *path, const char *new_parent, const vmdkit_rebase_opts *opts,
+                             vmdkit_error *err);
 
 /* ------------------------------------------------------------------ */
 /* .vmx files                                                          */
@@ -636,8 +651,12 @@ typedef struct vmdkit_vm_clone_result {
     char *vmx;                  /* the clone's .vmx */
     char **disks;               /* the clone's disks, in slot order */
     size_t n_disks;
-    char **source_deltas;       /* linked: the links the source writes to now */
+    char **source_deltas;       /* linked: the new deltas the source writes to now (none
+                                   for a disk whose current delta was empty and reused) */
     size_t n_source_deltas;
+    char **warnings;            /* what the clone could not take over, one line each:
+                                   side files not copied, a static MAC address kept */
+    size_t n_warnings;
 } vmdkit_vm_clone_result;
 
 /*

@@ -131,6 +131,8 @@ static int vm_clone(const char *src, const char *dst, const vmdkit_vm_clone_opts
     printf("%s\n", res.vmx);
     for (size_t i = 0; i < res.n_source_deltas; i++)
         printf("source now writes to %s\n", res.source_deltas[i]);
+    for (size_t i = 0; i < res.n_warnings; i++)
+        cli_errorf("warning: %s", res.warnings[i]);
     vmdkit_vm_clone_result_free(&res);
     return CLI_EXIT_OK;
 }

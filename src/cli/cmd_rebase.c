@@ -74,7 +74,10 @@ int cmd_rebase(int argc, char **argv)
     struct cli_progress pg;
     cli_progress_start(&pg, progress);
     vmdkit_error err = {0};
-    rc = vmdkit_rebase(argv[optind], parent, unsafe, absolute, cli_progress_cb, &pg, &err);
+    vmdkit_rebase_opts o = {.struct_size = sizeof o,
+                            .flags = (unsafe ? VMDKIT_REBASE_UNSAFE : 0) | (absolute ? VMDKIT_REBASE_ABSOLUTE : 0),
+                            .progress = cli_progress_cb, .progress_opaque = &pg};
+    rc = vmdkit_rebase(argv[optind], parent, &o, &err);
     cli_progress_done(&pg, rc == 0);
     if (rc < 0)
         return cli_fail(rc, err.msg);

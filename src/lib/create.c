@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "create.h"
+#include "holders.h"
 #include "path.h"
 #include "sparse_header.h"
 #include "stream_writer.h"
@@ -469,6 +470,10 @@ int vmdkit_create_delta(const char *parent_path, const char *new_path, bool abso
     vk_link *p = pd->top;
     vk_descriptor d;
     memset(&d, 0, sizeof d);
+    /* a parent must not change once it has a child: refuse one that
+     * VMware, QEMU or another vmdkit is writing */
+    if ((r = vk_disk_check_no_writer(pd, e)))
+        goto out;
     if (p->raw) {
         r = vk_fail(e, VMDKIT_EINVAL, "%s: a raw image cannot be a parent; convert it to VMDK first",
                     parent_path);

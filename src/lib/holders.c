@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "holders.h"
+#include "link.h"
 
 /* QEMU's lock bytes (block/file-posix.c): RAW_LOCK_PERM_BASE + bit for a
  * permission it holds, RAW_LOCK_SHARED_BASE + bit for one it does not
@@ -137,5 +138,18 @@ int vk_holders_check(const char *path, enum vk_hold_need need, vk_err *e)
     if (any && (h.vmdkit_reader || h.unknown))
         return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by another process (%s)", path,
                        h.vmdkit_reader ? "a read lock held" : "a lock held");
+    return 0;
+}
+
+int vk_disk_check_no_writer(const vmdkit_disk *d, vk_err *e)
+{
+    for (const vk_link *l = d->top; l; l = l->parent) {
+        int r = vk_holders_check(l->path, VK_NEED_NO_WRITER, e);
+        for (size_t i = 0; !r && i < l->n_ext; i++)
+            if (l->ext[i].path && strcmp(l->ext[i].path, l->path) != 0)
+                r = vk_holders_check(l->ext[i].path, VK_NEED_NO_WRITER, e);
+        if (r)
+            return r;
+    }
     return 0;
 }

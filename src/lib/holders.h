@@ -44,6 +44,11 @@ enum vk_hold_need {
  * naming PATH and who holds it. */
 int vk_holders_check(const char *path, enum vk_hold_need need, vk_err *e);
 
+/* vk_holders_check(NO_WRITER) of every file of every link the disk D has
+ * open (descriptors and extents): a disk about to become a parent, or to
+ * be copied, must not be changing. */
+int vk_disk_check_no_writer(const vmdkit_disk *d, vk_err *e);
+
 /* Is there a VMware lock folder (or file) PATH.lck? */
 bool vk_vmware_lock_present(const char *path);
 

@@ -8,7 +8,9 @@
  * write.  Before the switch the old chain reads exactly as before; after
  * it, the new chain reads the same content.
  */
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "create.h"
 #include "link.h"
@@ -80,15 +82,62 @@ static int copy_differences(vmdkit_disk *delta, vmdkit_disk *old_parent, vmdkit_
     return r;
 }
 
-int vmdkit_rebase(const char *path, const char *new_parent, bool unsafe, bool absolute_hint,
-                  vmdkit_progress_fn progress, void *opaque, vmdkit_error *err)
+/* Does the chain of hints from CANDIDATE (a new parent) lead to PATH?
+ * Followed descriptor by descriptor, whatever the CIDs say: a loop is a
+ * loop even in a chain that no longer opens. */
+static int leads_back(const char *candidate, const char *path, bool *loop, vk_err *e)
+{
+    *loop = false;
+    char *cur = vk_strdup(candidate, e);
+    if (!cur)
+        return VMDKIT_ENOMEM;
+    for (int depth = 0; cur && depth <= 256; depth++) {
+        if (vk_same_file(cur, path)) {
+            *loop = true;
+            break;
+        }
+        vk_descriptor d;
+        bool is_disk;
+        char *next = NULL;
+        if (vk_read_descriptor(cur, &d, &is_disk, NULL) == 0 && is_disk && d.parent_hint)
+            next = vk_path_resolve_parent(cur, d.parent_hint, NULL);
+        vk_descriptor_free(&d);
+        free(cur);
+        cur = next;
+    }
+    free(cur);
+    return 0;
+}
+
+int vmdkit_rebase(const char *path, const char *new_parent, const vmdkit_rebase_opts *opts,
+                  vmdkit_error *err)
 {
     vk_err local;
     vk_err *e = err ? err : &local;
     e->code = 0;
     e->msg[0] = 0;
+    vmdkit_rebase_opts o = {0};
+    if (opts)
+        memcpy(&o, opts, vk_min(sizeof o, opts->struct_size ? opts->struct_size : sizeof o));
+    bool unsafe = (o.flags & VMDKIT_REBASE_UNSAFE) != 0, absolute_hint = (o.flags & VMDKIT_REBASE_ABSOLUTE) != 0;
+    vmdkit_progress_fn progress = o.progress;
+    void *opaque = o.progress_opaque;
     if (new_parent && !*new_parent)
         new_parent = NULL;
+    if (new_parent) {
+        struct stat st;
+        if (stat(new_parent, &st) != 0)
+            return vk_fail_errno(e, errno, "%s: new parent (relative to the current folder)", new_parent);
+        if (vk_same_file(new_parent, path))
+            return vk_fail(e, VMDKIT_ECHAIN, "%s: cannot be its own parent", path);
+        bool loop;
+        int rl = leads_back(new_parent, path, &loop, e);
+        if (rl)
+            return rl;
+        if (loop)
+            return vk_fail(e, VMDKIT_ECHAIN, "%s: new parent %s depends on it: that would be a loop", path,
+                           new_parent);
+    }
     vmdkit_disk *delta = NULL, *oldp = NULL, *newp = NULL;
     char *old_path = NULL, *hint = NULL;
     int r = vmdkit_open(path, VMDKIT_OPEN_RDWR | VMDKIT_OPEN_NO_PARENT | VK_OPEN_KEEP_CID, &delta, e);

@@ -108,13 +108,18 @@ scsi0:0.fileName = "Dev copy.vmdk"
 scsi0:0.present = "TRUE"
 sata0:0.fileName = "Dev copy-2.vmdk"
 sata0:1.deviceType = "cdrom-image"
-sata0:1.fileName = "install.iso"
+sata0:1.fileName = "../Dev.vmwarevm/install.iso"
 EOF
-assert_true "the full clone's .vmx: no identity, no snapshot keys, no cloneOf" cmp -s "$TMP/expected-copy.vmx" "$C/Dev copy.vmx"
+assert_true "the full clone's .vmx: no identity, no snapshot keys, no cloneOf; the CD still reaches its ISO" \
+    cmp -s "$TMP/expected-copy.vmx" "$C/Dev copy.vmx"
 check "qemu-img check of the copied split disk" qemu-img check "$C/Dev copy-2.vmdk"
 assert_eq "no temporary folder left" "" "$(ls -A | grep vmdkit-tmp)"
 
 say "--- mv of a disk: extents renamed, hints and .vmx rewritten"
+# the machine ran since its snapshot: its deltas hold data, so the linked
+# clone freezes them under new ones
+check "the machine writes into its deltas" "$VMDKIT" io $V/Dev-000001.vmdk -c 'write -P 0x33 32M 64k'
+check "and into its second disk's" "$VMDKIT" io $V/Data-000001.vmdk -c 'write -P 0x33 100M 64k'
 check "linked clone for a dependent in another folder" "$VMDKIT" clone --linked $V Lnk.vmwarevm
 # Dev's current disks are now Dev-000002 and Data-000002; Lnk depends on Data-000001
 check "vmdkit mv Data-000001.vmdk Stable.vmdk" "$VMDKIT" mv $V/Data-000001.vmdk $V/Stable.vmdk

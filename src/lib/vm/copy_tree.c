@@ -80,6 +80,13 @@ int vk_copy_file(const char *src, const char *dst, vk_err *e)
     int in = open(src, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (in < 0)
         return vk_fail_errno(e, errno, "%s: open", src);
+    int r = vk_copy_opened(in, src, dst, e);
+    close(in);
+    return r;
+}
+
+int vk_copy_opened(int in, const char *src, const char *dst, vk_err *e)
+{
     struct stat st;
     int r = fstat(in, &st) == 0 ? 0 : vk_fail_errno(e, errno, "%s: stat", src);
     if (!r && !S_ISREG(st.st_mode))
@@ -104,7 +111,6 @@ int vk_copy_file(const char *src, const char *dst, vk_err *e)
         r = vk_fail_errno(e, errno, "%s: fsync", dst);
     if (out >= 0 && close(out) != 0 && !r)
         r = vk_fail_errno(e, errno, "%s: close", dst);
-    close(in);
     return r;
 }
 

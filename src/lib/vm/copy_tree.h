@@ -21,6 +21,10 @@ char *vk_make_temp_folder(const char *parent, const char *name, vk_err *e);
  * the copy rather than changing the file during it. */
 int vk_copy_file(const char *src, const char *dst, vk_err *e);
 
+/* vk_copy_file from the file open at IN (SRC names it in messages); IN
+ * stays open. */
+int vk_copy_opened(int in, const char *src, const char *dst, vk_err *e);
+
 /* One entry copied by vk_copy_tree, as it was when copied. */
 typedef struct vk_copied {
     char *rel;               /* path below the folder */

@@ -301,7 +301,7 @@ static const char *get2(const vk_vmx *v, const char *prefix, const char *suffix)
 
 /* Is the .vmx entry KEY = VALUE a file backing of a removable or port
  * device (CD-ROM image, floppy image, serial or parallel output file)? */
-static bool is_backing(const vk_vmx *v, const char *key, const char *value)
+bool vk_vmx_is_backing(const vk_vmx *v, const char *key, const char *value)
 {
     char slot[128];
     unsigned long n;
@@ -384,7 +384,7 @@ static int read_vmx(struct loader *ld, const char *path, size_t *out_vm)
             kind = VK_REF_STATE;
         else if (numbered(key, "cloneOf", "", &num))
             kind = VK_REF_CLONE_OF;
-        else if (is_backing(v, key, value))
+        else if (vk_vmx_is_backing(v, key, value))
             kind = VK_REF_BACKING;
         else
             continue;

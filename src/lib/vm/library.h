@@ -128,6 +128,12 @@ typedef struct vk_lib {
     size_t cap_roots, cap_disks, cap_vms, cap_refs, cap_others, cap_problems, cap_leftovers;
 } vk_lib;
 
+struct vmdkit_vmx;
+/* Is the .vmx entry KEY = VALUE of V the file backing of a removable or
+ * port device: a CD-ROM image (deviceType cdrom-image), a floppy image, a
+ * serial or parallel port's output file (fileType file)? */
+bool vk_vmx_is_backing(const struct vmdkit_vmx *v, const char *key, const char *value);
+
 /*
  * The default root of the library around PATH (a disk, a .vmx or a
  * folder), from real paths: the folder that holds PATH's folder (where

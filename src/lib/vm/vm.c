@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "holders.h"
 #include "link.h"
 #include "path.h"
 #include "scan.h"
@@ -309,6 +310,7 @@ void vk_vm_freeze_free(vk_frozen *f)
     free(f->old_files);
     free(f->old_paths);
     free(f->new_paths);
+    free(f->reused);
     memset(f, 0, sizeof *f);
 }
 
@@ -327,7 +329,12 @@ static int check_disks(const vk_vm_disk *disks, size_t n, vk_err *e)
             vk_err_prefix(e, "%s", disks[i].slot);
             return r;
         }
+        /* what becomes a frozen parent must not be changing under QEMU,
+         * VMware or another vmdkit */
+        r = vk_disk_check_no_writer(d, e);
         vmdkit_close(d, NULL);
+        if (r)
+            return r;
     }
     return 0;
 }
@@ -387,7 +394,25 @@ static int snapshot_in(const char *vmx_path, const char *disk, bool absolute_hin
     return r;
 }
 
-int vk_vm_freeze(const char *vmx_path, bool absolute_hint, vk_frozen *f, vk_err *e)
+/* Is the disk at PATH a delta that stores nothing (every sector reads from
+ * its parent)?  *PARENT receives its parent's path when it is. */
+static int empty_delta(const char *path, char **parent, vk_err *e)
+{
+    *parent = NULL;
+    vmdkit_disk *d;
+    int r = vmdkit_open(path, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_PARENT, &d, e);
+    if (r)
+        return r;
+    vmdkit_block_status st;
+    if (d->top->desc.parent_hint && vmdkit_block_status_at(d, 0, vmdkit_size(d), &st) == 0 &&
+        st.alloc == VMDKIT_ALLOC_UNALLOC && st.length == vmdkit_size(d) &&
+        !(*parent = vk_path_resolve_parent(path, d->top->desc.parent_hint, e)))
+        r = VMDKIT_ENOMEM;
+    vmdkit_close(d, NULL);
+    return r;
+}
+
+int vk_vm_freeze(const char *vmx_path, bool absolute_hint, bool reuse_empty, vk_frozen *f, vk_err *e)
 {
     memset(f, 0, sizeof *f);
     vk_vmx *v;
@@ -401,13 +426,31 @@ int vk_vm_freeze(const char *vmx_path, bool absolute_hint, vk_frozen *f, vk_err 
         f->old_files = vk_calloc(n + 1, sizeof *f->old_files, e);
         f->old_paths = vk_calloc(n + 1, sizeof *f->old_paths, e);
         f->new_paths = vk_calloc(n + 1, sizeof *f->new_paths, e);
-        if (!f->slots || !f->old_files || !f->old_paths || !f->new_paths)
+        f->reused = vk_calloc(n + 1, sizeof *f->reused, e);
+        if (!f->slots || !f->old_files || !f->old_paths || !f->new_paths || !f->reused)
             r = VMDKIT_ENOMEM;
     }
+    bool changed = false;
     for (size_t i = 0; !r && i < n; i++) {
         char newp[PATH_MAX];
+        char *kept_parent = NULL;
+        if (reuse_empty && (r = empty_delta(disks[i].path, &kept_parent, e)))
+            break;
+        if (kept_parent) {
+            /* nothing was written since the last freeze: the parent it has
+             * is frozen already and reads the same */
+            f->slots[i] = disks[i].slot;
+            f->old_files[i] = disks[i].file;
+            f->old_paths[i] = kept_parent;
+            f->new_paths[i] = disks[i].path;
+            f->reused[i] = true;
+            disks[i].slot = disks[i].file = disks[i].path = NULL;
+            f->n++;
+            continue;
+        }
         if ((r = snapshot_in(vmx_path, disks[i].path, absolute_hint, newp, sizeof newp, e)))
             break;
+        changed = true;
         f->slots[i] = disks[i].slot;
         f->old_files[i] = disks[i].file;
         f->old_paths[i] = disks[i].path;
@@ -423,11 +466,11 @@ int vk_vm_freeze(const char *vmx_path, bool absolute_hint, vk_frozen *f, vk_err 
         free(name);
     }
     /* the .vmx goes last: until it is saved the machine uses its old disks */
-    if (!r)
+    if (!r && changed)
         r = vk_vmx_save(v, e);
     if (r) {
         for (size_t i = 0; i < f->n; i++)
-            if (f->new_paths[i])
+            if (f->new_paths[i] && !f->reused[i])
                 vk_vm_remove_disk(f->new_paths[i], NULL);
         vk_vm_freeze_free(f);
     }
@@ -442,14 +485,19 @@ int vk_vm_unfreeze(const char *vmx_path, const vk_frozen *f, vk_err *e)
     int r = vk_vmx_load(vmx_path, &v, e);
     if (r)
         return r;
+    bool changed = false;
     for (size_t i = 0; !r && i < f->n; i++)
-        r = set_file_name(v, f->slots[i], f->old_files[i], e);
-    if (!r)
+        if (!f->reused[i]) {
+            r = set_file_name(v, f->slots[i], f->old_files[i], e);
+            changed = true;
+        }
+    if (!r && changed)
         r = vk_vmx_save(v, e);
     vk_vmx_free(v);
     /* the deltas go only once nothing names them */
     for (size_t i = 0; !r && i < f->n; i++)
-        r = vk_vm_remove_disk(f->new_paths[i], e);
+        if (!f->reused[i])
+            r = vk_vm_remove_disk(f->new_paths[i], e);
     return r;
 }
 
@@ -469,7 +517,7 @@ int vmdkit_vm_snapshot(const char *vm, bool absolute_hint, char ***new_disks, si
     if (r)
         return r;
     vk_frozen f;
-    if (!(r = vk_vm_freeze(vmx, absolute_hint, &f, e))) {
+    if (!(r = vk_vm_freeze(vmx, absolute_hint, false, &f, e))) {
         if (f.n == 0) {
             r = vk_fail(e, VMDKIT_EINVAL, "%s: names no virtual hard disk", vmx);
         } else {

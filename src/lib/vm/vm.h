@@ -50,6 +50,7 @@ typedef struct vk_frozen {
     char **old_files;  /* their fileName values before */
     char **old_paths;  /* the links they named: now read-only parents */
     char **new_paths;  /* the new deltas the machine writes to */
+    bool *reused;      /* the slot kept its current disk (see REUSE_EMPTY) */
 } vk_frozen;
 
 /*
@@ -57,9 +58,14 @@ typedef struct vk_frozen {
  * a new delta on each current disk, in the machine's folder, then the .vmx
  * names the deltas, saved atomically last.  An interruption before the save
  * leaves the machine on its old disks with unused deltas beside them; on
- * failure the deltas made so far are removed.
+ * failure the deltas made so far are removed.  With REUSE_EMPTY a slot
+ * whose current disk is a delta holding no data (an earlier freeze nothing
+ * wrote since) keeps it: its parent is already frozen and reads the same,
+ * so old_paths names that parent, new_paths the kept delta, and reused is
+ * set.  Every file of every chain must be free of writers (VMware, QEMU,
+ * vmdkit).
  */
-int vk_vm_freeze(const char *vmx_path, bool absolute_hint, vk_frozen *f, vk_err *e);
+int vk_vm_freeze(const char *vmx_path, bool absolute_hint, bool reuse_empty, vk_frozen *f, vk_err *e);
 
 /* Undo a freeze: the .vmx names the old disks again (saved first), then the
  * deltas are removed. */

@@ -11,6 +11,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -18,6 +20,7 @@
 #include <unistd.h>
 
 #include "copy_tree.h"
+#include "library.h"
 #include "path.h"
 #include "vm.h"
 
@@ -52,14 +55,17 @@ static char *clone_name(const char *dst_abs, const char *given, vk_err *e)
     size_t n = strlen(base);
     if (!given && n > 9 && strcasecmp(base + n - 9, ".vmwarevm") == 0)
         n -= 9;
-    bool ok = n > 0 && n <= 200 && !(n == 1 && base[0] == '.') &&
-              !(n == 2 && base[0] == '.' && base[1] == '.');
+    if (n == 0) {
+        vk_fail(e, VMDKIT_EINVAL, "%s: names no folder for the clone", dst_abs);
+        return NULL;
+    }
+    bool ok = n <= 200 && !(n == 1 && base[0] == '.') && !(n == 2 && base[0] == '.' && base[1] == '.');
     for (size_t i = 0; ok && i < n; i++)
         ok = base[i] != '/' && base[i] != '"' && (unsigned char)base[i] >= 0x20 && base[i] != 0x7f;
     if (!ok) {
         vk_fail(e, VMDKIT_EINVAL,
                 "%s: name \"%.*s\": must be 1 to 200 characters without '/', '\"' or control "
-                "characters",
+                "characters, and not \".\" or \"..\"",
                 dst_abs, (int)(n > 200 ? 200 : n), base);
         return NULL;
     }
@@ -148,10 +154,159 @@ static int flatten(const char *src, const char *dst, int type, struct multi_prog
 
 /* ---- the clone's .vmx and side files ---- */
 
-/* Write the clone's .vmx at DST_VMX from the source's, and copy its nvram
- * and vmxf beside it. */
-static int write_config(const char *src_vmx, const char *tmp, const char *name, const char *const *slots,
-                        const char *const *files, size_t n, bool linked, vk_err *e)
+/* A growing list of warnings for the result. */
+struct warnings {
+    char **v;
+    size_t n, cap;
+};
+
+static int warn(struct warnings *w, vk_err *e, const char *fmt, ...) VK_PRINTF(3, 4);
+static int warn(struct warnings *w, vk_err *e, const char *fmt, ...)
+{
+    int r = vk_grow((void **)&w->v, &w->cap, w->n, sizeof *w->v, e);
+    if (r)
+        return r;
+    char buf[VMDKIT_ERRMSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (!(w->v[w->n] = vk_strdup(buf, e)))
+        return VMDKIT_ENOMEM;
+    w->n++;
+    return 0;
+}
+
+/* Is the file open at FD inside the folder whose real path is DIR?  What
+ * was opened is checked, not the name: /proc/self/fd names the file the
+ * descriptor refers to, whatever symbolic links the name went through. */
+static bool fd_inside(int fd, const char *dir)
+{
+    char link[64], real[PATH_MAX];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, real, sizeof real - 1);
+    if (n <= 0)
+        return false;
+    real[n] = 0;
+    return vk_path_inside(real, dir);
+}
+
+/* Copy the side file NAME (nvram, vmxf) of the machine in SRC_DIR to DST.
+ * A side file follows the extent path rule: relative, no "..", a regular
+ * file inside the machine's folder, not reached through a symbolic link;
+ * any other is not copied and a warning says so (a downloaded machine must
+ * not make a clone copy ~/.ssh/id_rsa into a folder the user shares). */
+static int copy_side_file(const char *src_dir, const char *key, const char *name, const char *dst,
+                          bool named, struct warnings *w, vk_err *e)
+{
+    bool dotdot = strcmp(name, "..") == 0 || strncmp(name, "../", 3) == 0 || strstr(name, "/../") ||
+                  (strlen(name) >= 3 && strcmp(name + strlen(name) - 3, "/..") == 0);
+    if (name[0] == '/' || dotdot)
+        return warn(w, e, "%s = \"%s\" lies outside the machine's folder: not copied", key, name);
+    char *path = vk_path_join(src_dir, name, e);
+    char *rdir = realpath(src_dir, NULL);
+    if (!path || !rdir) {
+        free(path);
+        free(rdir);
+        return path ? vk_fail_errno(e, errno, "%s: folder", src_dir) : VMDKIT_ENOMEM;
+    }
+    int r = 0;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    struct stat st;
+    if (fd < 0 && errno == ENOENT)
+        r = named ? warn(w, e, "%s = \"%s\": not found, not copied", key, name) : 0;
+    else if (fd < 0 && errno == ELOOP)
+        r = warn(w, e, "%s = \"%s\" is a symbolic link: not copied", key, name);
+    else if (fd < 0)
+        r = vk_fail_errno(e, errno, "%s: open", path);
+    else if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        r = warn(w, e, "%s = \"%s\" is not a regular file: not copied", key, name);
+    else if (!fd_inside(fd, rdir))
+        r = warn(w, e, "%s = \"%s\" lies outside the machine's folder: not copied", key, name);
+    else
+        r = vk_copy_opened(fd, path, dst, e);
+    if (fd >= 0)
+        close(fd);
+    free(path);
+    free(rdir);
+    return r;
+}
+
+/* CD-ROM, floppy, serial and parallel files named relative to the source's
+ * folder: the clone's .vmx names the same files from its own folder, so
+ * that the clone still finds its install ISO. */
+static int rewrite_backings(vk_vmx *v, const char *src_dir, const char *dst, vk_err *e)
+{
+    char **keys = NULL, **values = NULL;
+    size_t n = 0, cap_k = 0, cap_v = 0;
+    size_t pos = 0;
+    const char *key, *value;
+    int r = 0;
+    while (!r && vk_vmx_next(v, &pos, &key, &value)) {
+        if (!value[0] || value[0] == '/' || !vk_vmx_is_backing(v, key, value))
+            continue;
+        char *abs = vk_path_join(src_dir, value, e);
+        char *full = abs ? vk_path_absolute(abs, e) : NULL;
+        free(abs);
+        struct stat st;
+        if (!full) {
+            r = VMDKIT_ENOMEM;
+            break;
+        }
+        if (stat(full, &st) != 0) {
+            free(full);
+            continue; /* nothing there to keep reaching */
+        }
+        char *rel = vk_path_relative(dst, full, e);
+        free(full);
+        if (!rel || (r = vk_grow((void **)&keys, &cap_k, n, sizeof *keys, e)) ||
+            (r = vk_grow((void **)&values, &cap_v, n, sizeof *values, e))) {
+            free(rel);
+            r = r ? r : VMDKIT_ENOMEM;
+            break;
+        }
+        if (!(keys[n] = vk_strdup(key, e))) {
+            free(rel);
+            r = VMDKIT_ENOMEM;
+            break;
+        }
+        values[n++] = rel;
+    }
+    /* the edits after the walk: setting a value changes the lines walked */
+    for (size_t i = 0; !r && i < n; i++)
+        r = vk_vmx_set(v, keys[i], values[i], e);
+    vmdkit_paths_free(keys, n);
+    vmdkit_paths_free(values, n);
+    return r;
+}
+
+/* Warn about what a clone shares with its source that VMware does not
+ * renew: a static MAC address. */
+static int warn_shared_identity(const vk_vmx *v, struct warnings *w, vk_err *e)
+{
+    size_t pos = 0;
+    const char *key, *value;
+    int r = 0;
+    while (!r && vk_vmx_next(v, &pos, &key, &value)) {
+        size_t k = strlen(key);
+        if (strncasecmp(key, "ethernet", 8) != 0 || k < 12 || strcasecmp(key + k - 12, ".addressType") != 0 ||
+            strcasecmp(value, "static") != 0)
+            continue;
+        char akey[64];
+        snprintf(akey, sizeof akey, "%.*s.address", (int)(k - 12), key);
+        const char *mac = vk_vmx_get(v, akey);
+        r = warn(w, e, "%s = \"%s\" is static: the clone has its source's MAC address; change one before both "
+                 "run on one network",
+                 akey, mac ? mac : "");
+    }
+    return r;
+}
+
+/* Write the clone's .vmx at TMP/NAME.vmx from the source's, and copy its
+ * nvram and vmxf beside it.  DST is where TMP will be renamed to. */
+static int write_config(const char *src_vmx, const char *tmp, const char *dst, const char *name,
+                        const char *const *slots, const char *const *files, size_t n, bool linked,
+                        struct warnings *w, vk_err *e)
 {
     vk_vmx *v;
     int r = vk_vmx_load(src_vmx, &v, e);
@@ -160,36 +315,30 @@ static int write_config(const char *src_vmx, const char *tmp, const char *name, 
     char *src_dir = vk_path_dirname(src_vmx, e);
     char *src_abs = vk_path_absolute(src_vmx, e);
     size_t len = strlen(tmp) + strlen(name) + 16;
-    char *dst = vk_malloc(len, e);
-    char *side = NULL;
-    if (!src_dir || !src_abs || !dst) {
+    char *out = vk_malloc(len, e);
+    if (!src_dir || !src_abs || !out) {
         r = VMDKIT_ENOMEM;
         goto out;
     }
     /* side files: nvram (default <vmx name>.nvram) and the vmxf, when present */
     const char *nv = vk_vmx_get(v, "nvram");
+    bool nv_named = nv && *nv;
     char def_nv[4096];
-    if (!nv || !*nv) {
+    if (!nv_named) {
         const char *b = vk_path_basename(src_vmx);
         snprintf(def_nv, sizeof def_nv, "%.*s.nvram", (int)(strlen(b) - 4), b);
         nv = def_nv;
     }
-    const char *kinds[2] = {"nvram", "vmxf"};
-    const char *names[2] = {nv, vk_vmx_get(v, "extendedConfigFile")};
-    for (int k = 0; !r && k < 2; k++) {
-        if (!names[k] || !*names[k])
-            continue;
-        struct stat st;
-        if (!(side = vk_path_join(src_dir, names[k], e))) {
-            r = VMDKIT_ENOMEM;
-            break;
-        }
-        snprintf(dst, len, "%s/%s.%s", tmp, name, kinds[k]);
-        if (stat(side, &st) == 0 && S_ISREG(st.st_mode))
-            r = vk_copy_file(side, dst, e);
-        free(side);
-        side = NULL;
-    }
+    snprintf(out, len, "%s/%s.nvram", tmp, name);
+    r = copy_side_file(src_dir, "nvram", nv, out, nv_named, w, e);
+    const char *xf = vk_vmx_get(v, "extendedConfigFile");
+    snprintf(out, len, "%s/%s.vmxf", tmp, name);
+    if (!r && xf && *xf)
+        r = copy_side_file(src_dir, "extendedConfigFile", xf, out, true, w, e);
+    if (!r)
+        r = warn_shared_identity(v, w, e);
+    if (!r)
+        r = rewrite_backings(v, src_dir, dst, e);
     vk_clone_config c = {
         .name = name, .slots = slots, .files = files, .n = n, .clone_of = linked ? src_abs : NULL,
     };
@@ -199,15 +348,15 @@ static int write_config(const char *src_vmx, const char *tmp, const char *name, 
     size_t tlen = 0;
     if (!r)
         r = vk_vmx_serialize(v, &text, &tlen, e);
-    snprintf(dst, len, "%s/%s.vmx", tmp, name);
+    snprintf(out, len, "%s/%s.vmx", tmp, name);
     if (!r)
-        r = vk_write_file_atomic(dst, text, tlen, e);
+        r = vk_write_file_atomic(out, text, tlen, e);
     free(text);
     struct stat st;
     if (!r && stat(src_vmx, &st) == 0) /* Fusion keeps .vmx files executable */
-        (void)chmod(dst, st.st_mode & 0777);
+        (void)chmod(out, st.st_mode & 0777);
 out:
-    free(dst);
+    free(out);
     free(src_abs);
     free(src_dir);
     vk_vmx_free(v);
@@ -221,6 +370,7 @@ void vmdkit_vm_clone_result_free(vmdkit_vm_clone_result *res)
     free(res->vmx);
     vmdkit_paths_free(res->disks, res->n_disks);
     vmdkit_paths_free(res->source_deltas, res->n_source_deltas);
+    vmdkit_paths_free(res->warnings, res->n_warnings);
     memset(res, 0, sizeof *res);
 }
 
@@ -238,8 +388,8 @@ static int fill_result(vmdkit_vm_clone_result *res, const char *dst, const char 
     if (f && f->n) {
         if (!(res->source_deltas = vk_calloc(f->n, sizeof *res->source_deltas, e)))
             return VMDKIT_ENOMEM;
-        for (size_t i = 0; i < f->n; i++, res->n_source_deltas++)
-            if (!(res->source_deltas[i] = vk_strdup(f->new_paths[i], e)))
+        for (size_t i = 0; i < f->n; i++)
+            if (!f->reused[i] && !(res->source_deltas[res->n_source_deltas++] = vk_strdup(f->new_paths[i], e)))
                 return VMDKIT_ENOMEM;
     }
     return 0;
@@ -265,6 +415,7 @@ int vmdkit_vm_clone(const char *src_vm, const char *dst_vm, const vmdkit_vm_clon
     vk_frozen f = {0};
     bool frozen = false;
     struct stat st;
+    struct warnings warns = {0};
 
     int r = vk_vm_resolve(src_vm, &vmx, e);
     if (r)
@@ -285,6 +436,19 @@ int vmdkit_vm_clone(const char *src_vm, const char *dst_vm, const vmdkit_vm_clon
         r = vk_fail(e, VMDKIT_ENOENT, "%s: the folder to hold the clone does not exist", parent);
         goto out;
     }
+    /* a clone inside its source's folder would be copied, moved and
+     * deleted with the source */
+    char *vmx_dir = vk_path_dirname(vmx, e);
+    char *src_real = vmx_dir ? realpath(vmx_dir, NULL) : NULL;
+    char *parent_real = realpath(parent, NULL);
+    bool inside = src_real && parent_real && (strcmp(parent_real, src_real) == 0 || vk_path_inside(parent_real, src_real));
+    free(vmx_dir);
+    free(src_real);
+    free(parent_real);
+    if (inside) {
+        r = vk_fail(e, VMDKIT_EINVAL, "%s: lies inside the folder of the machine it would clone (%s)", dst, vmx);
+        goto out;
+    }
     if ((r = vk_vm_load(vmx, &v, &disks, &n, e)) || (r = vk_vm_check_stopped(vmx, v, e)))
         goto out;
     slots = vk_calloc(n + 1, sizeof *slots, e);
@@ -296,8 +460,10 @@ int vmdkit_vm_clone(const char *src_vm, const char *dst_vm, const vmdkit_vm_clon
     }
     struct multi_progress mp = { .fn = opts->progress, .opaque = opts->progress_opaque };
     if (opts->linked) {
-        /* the links the source wrote to become the clone's read-only parents */
-        if ((r = vk_vm_freeze(vmx, opts->absolute_hint, &f, e)))
+        /* the links the source wrote to become the clone's read-only parents;
+         * the source's new deltas lie next to their parents: their hints
+         * stay relative whatever the clone's are */
+        if ((r = vk_vm_freeze(vmx, false, true, &f, e)))
             goto out;
         frozen = true;
         if (f.n != n) {
@@ -346,7 +512,7 @@ int vmdkit_vm_clone(const char *src_vm, const char *dst_vm, const vmdkit_vm_clon
         free(p);
     }
     if (!r)
-        r = write_config(vmx, tmp, name, slots, (const char *const *)disk_names, n, opts->linked, e);
+        r = write_config(vmx, tmp, dst, name, slots, (const char *const *)disk_names, n, opts->linked, &warns, e);
     if (!r)
         r = vk_fsync_dir(tmp, e);
     if (!r && renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_NOREPLACE) != 0) {
@@ -368,6 +534,11 @@ int vmdkit_vm_clone(const char *src_vm, const char *dst_vm, const vmdkit_vm_clon
     }
     if (!r && res)
         r = fill_result(res, dst, name, disk_names, n, opts->linked ? &f : NULL, e);
+    if (!r && res) {
+        res->warnings = warns.v;
+        res->n_warnings = warns.n;
+        memset(&warns, 0, sizeof warns);
+    }
     if (r && res && !tmp)
         vmdkit_vm_clone_result_free(res); /* the clone exists; only the report failed */
     if (!tmp)
@@ -380,6 +551,7 @@ out:
         vk_vm_unfreeze(vmx, &f, &ignore);
     }
     free(tmp);
+    vmdkit_paths_free(warns.v, warns.n);
     if (disk_names)
         for (size_t i = 0; i < n; i++)
             free(disk_names[i]);
