@@ -703,6 +703,9 @@ typedef struct vmdkit_move_result {
     char *dst;                  /* where SRC is now */
     vmdkit_move_fix *fixes;
     size_t n_fixes;
+    char *scanned;              /* the folders searched for references, ", "-separated */
+    size_t n_outside_refs;      /* references from files that stay to what moved: 0 means
+                                   nothing found under SCANNED depends on it */
 } vmdkit_move_result;
 
 /*

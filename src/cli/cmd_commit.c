@@ -79,6 +79,8 @@ int cmd_commit(int argc, char **argv)
     vmdkit_commit_result res;
     rc = vmdkit_commit(argv[optind], &o, &res, &err);
     cli_progress_done(&pg, rc == 0);
+    if (rc == 0 && res.scanned)
+        printf("searched for dependents under %s\n", res.scanned);
     cli_print_rewrites(res.rewrites, res.n_rewrites);
     vmdkit_commit_result_free(&res);
     if (rc < 0)

@@ -93,6 +93,8 @@ int cmd_mv(int argc, char **argv)
         return cli_fail(rc, err.msg);
     }
     printf("%s -> %s\n", src, res.dst);
+    if (res.scanned)
+        printf("searched for references under %s\n", res.scanned);
     cli_print_rewrites(res.fixes, res.n_fixes);
     vmdkit_move_result_free(&res);
     return rc < 0 ? cli_fail(rc, err.msg) : CLI_EXIT_OK;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "path.h"
@@ -196,6 +197,12 @@ bool vk_path_inside(const char *path, const char *dir)
     if (n == 1 && dir[0] == '/')
         return path[0] == '/' && path[1] != 0;
     return strncmp(path, dir, n) == 0 && path[n] == '/';
+}
+
+bool vk_path_has_suffix(const char *path, const char *suffix)
+{
+    size_t n = strlen(path), k = strlen(suffix);
+    return n >= k && strcasecmp(path + n - k, suffix) == 0;
 }
 
 char *vk_path_with_suffix(const char *path, const char *suffix, vk_err *e)

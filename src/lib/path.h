@@ -34,6 +34,9 @@ char *vk_path_absolute(const char *path, vk_err *e);
 /* Is PATH inside the folder DIR? (both absolute and normalised) */
 bool vk_path_inside(const char *path, const char *dir);
 
+/* Does PATH end in SUFFIX (ASCII case ignored, as VMware's file names are)? */
+bool vk_path_has_suffix(const char *path, const char *suffix);
+
 /* Path with suffix: "dir/name.vmdk" + "-s001" -> "dir/name-s001.vmdk". */
 char *vk_path_with_suffix(const char *path, const char *suffix, vk_err *e);
 

@@ -19,24 +19,17 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "copy_tree.h"
 #include "create.h"
-#include "libwalk.h"
+#include "holders.h"
 #include "link.h"
 #include "move.h"
 #include "path.h"
 #include "scan.h"
 #include "vm.h"
-
-static bool ends_with_vmdk(const char *s)
-{
-    size_t n = strlen(s);
-    return n > 5 && strcasecmp(s + n - 5, ".vmdk") == 0;
-}
 
 /* New name of an extent file: the disk's old stem replaced by the new one
  * (Base-s001.vmdk -> New-s001.vmdk); other names are kept. */
@@ -106,74 +99,6 @@ static void disk_plan_free(struct disk_plan *p)
     free(p->new_paths);
 }
 
-/* Dependents of the disk and machines using it: planned rewrites naming DST. */
-static int plan_disk_refs(const char *src, const char *dst, const char *root, vmdkit_move_result *res,
-                          size_t *cap, vk_err *e)
-{
-    char *dir = vk_path_dirname(src, e);
-    if (!dir)
-        return VMDKIT_ENOMEM;
-    const char *roots[2] = {root, dir};
-    char **deps = NULL;
-    size_t n = 0;
-    int r = vk_find_dependents_multi(roots, 2, src, &deps, &n, e);
-    for (size_t i = 0; !r && i < n; i++) {
-        vk_descriptor d;
-        bool is_disk;
-        if (vk_read_descriptor(deps[i], &d, &is_disk, e) == 0 && is_disk && d.parent_hint) {
-            char *value = NULL;
-            if (d.parent_hint[0] == '/')
-                value = vk_strdup(dst, e);
-            else
-                r = vk_parent_hint_for(deps[i], dst, false, &value, e);
-            if (!r)
-                r = value ? vk_move_add_fix(res, cap, deps[i], NULL, value, dst, e) : VMDKIT_ENOMEM;
-            free(value);
-        }
-        vk_descriptor_free(&d);
-    }
-    vmdkit_paths_free(deps, n);
-    free(dir);
-    return r;
-}
-
-struct vmx_scan {
-    const char *src, *dst;
-    vmdkit_move_result *res;
-    size_t *cap;
-    vk_err *e;
-};
-
-static int plan_vmx_for_disk(void *opaque, const char *path, enum vk_lib_kind kind, const vk_descriptor *d,
-                             const char *problem)
-{
-    (void)d;
-    (void)problem;
-    struct vmx_scan *s = opaque;
-    if (kind != VK_LIB_VMX)
-        return 0;
-    vk_vm_disk *disks;
-    vk_vmx *v;
-    size_t n;
-    if (vk_vm_load(path, &v, &disks, &n, NULL) != 0)
-        return 0;
-    int r = 0;
-    for (size_t i = 0; !r && i < n; i++) {
-        if (!vk_same_file(disks[i].path, s->src))
-            continue;
-        char key[128];
-        char *value = vk_vm_file_name_for(path, s->dst, disks[i].file[0] == '/', s->e);
-        if (!value)
-            r = VMDKIT_ENOMEM;
-        else if ((size_t)snprintf(key, sizeof key, "%s.fileName", disks[i].slot) < sizeof key)
-            r = vk_move_add_fix(s->res, s->cap, path, key, value, s->dst, s->e);
-        free(value);
-    }
-    vk_vm_disks_free(disks, n);
-    vk_vmx_free(v);
-    return r;
-}
-
 /* Remove the new names (or copies) made so far (undo of step 2). */
 static void unlink_new(struct disk_plan *p)
 {
@@ -185,9 +110,11 @@ static void unlink_new(struct disk_plan *p)
 int vk_move_disk(const char *src, const char *dst_arg, const char *root, vmdkit_move_result *res,
                      vk_err *e)
 {
-    char *src_real = realpath(src, NULL), *src_dir = NULL, *dst_dir = NULL, *root_real = NULL;
+    char *src_real = realpath(src, NULL), *src_dir = NULL, *dst_dir = NULL;
     char *text = NULL;
-    size_t len = 0, cap = 0;
+    size_t len = 0;
+    vk_lib *lib = NULL;
+    vk_rewrites rw = {0};
     struct disk_plan p = {0};
     vmdkit_disk *d = NULL;
     bool embedded = false;
@@ -208,7 +135,7 @@ int vk_move_disk(const char *src, const char *dst_arg, const char *root, vmdkit_
         r = e->code ? e->code : VMDKIT_ENOMEM;
         goto out;
     }
-    if (!ends_with_vmdk(res->dst)) {
+    if (!vk_path_has_suffix(res->dst, ".vmdk")) {
         r = vk_fail(e, VMDKIT_EINVAL, "%s: a disk's name must end in .vmdk", res->dst);
         goto out;
     }
@@ -217,25 +144,21 @@ int vk_move_disk(const char *src, const char *dst_arg, const char *root, vmdkit_
         r = vk_fail(e, VMDKIT_EEXIST, "%s: already exists", res->dst);
         goto out;
     }
-    char lck[PATH_MAX];
-    if ((size_t)snprintf(lck, sizeof lck, "%s.lck", src_real) < sizeof lck && lstat(lck, &st) == 0) {
-        r = vk_fail(e, VMDKIT_ELOCKED, "%s: VMware's lock: the disk is in use; shut its virtual machine down first",
-                    lck);
-        goto out;
-    }
     if (!(src_dir = vk_path_dirname(src_real, e)) || !(dst_dir = vk_path_dirname(res->dst, e))) {
         r = VMDKIT_ENOMEM;
         goto out;
     }
-    /* by default the library around the disk's folder, where linked clones
-     * in sibling VM folders live (as vmdkit commit looks for dependents) */
-    char *lib = root ? NULL : vk_path_dirname(src_dir, e);
-    const char *scan = root ? root : lib && strcmp(lib, "/") != 0 ? lib : src_dir;
-    root_real = realpath(scan, NULL);
-    if (!root_real)
-        r = vk_fail_errno(e, errno, "%s: --root", scan);
-    free(lib);
-    if (r)
+    /* the library around the disk and around where it goes: who names it */
+    const char *targets[2] = {src_real, dst_dir};
+    if ((r = vk_lib_load_around(root, targets, 2, &lib, e)))
+        goto out;
+    size_t me = vk_lib_disk_at(lib, src_real);
+    if (me == VK_LIB_NONE) {
+        r = vk_fail(e, VMDKIT_EINVAL, "%s: not a disk of its own: move the disk it belongs to", src);
+        goto out;
+    }
+    /* nobody may have it open: VMware, QEMU, a vmdkit reader or writer */
+    if ((r = vk_lib_check_disk_holders(lib, me, VK_NEED_EXCLUSIVE, e)))
         goto out;
 
     /* 1. plan: new extent names, the new descriptor, the references */
@@ -312,14 +235,16 @@ int vk_move_disk(const char *src, const char *dst_arg, const char *root, vmdkit_
     d = NULL;
     if (r)
         goto out;
-    if ((r = plan_disk_refs(src_real, res->dst, root_real, res, &cap, e)))
-        goto out;
-    struct vmx_scan vs = {.src = src_real, .dst = res->dst, .res = res, .cap = &cap, .e = e};
-    if ((r = vk_lib_walk(root_real, plan_vmx_for_disk, &vs, e)) || (r = vk_move_check_unlocked(res, e))) {
+    vk_move_map map = {.src = src_real, .dst = res->dst, .is_folder = false};
+    size_t outside;
+    if ((r = vk_move_plan(lib, &map, &rw, &outside, e)) || (r = vk_rewrites_check_unlocked(&rw, e)) ||
+        !(res->scanned = vk_lib_describe_roots(lib, e))) {
+        r = r ? r : VMDKIT_ENOMEM;
         free(new_hint);
         goto out;
     }
-    /* the fixes name the disk by its new path, which does not exist yet:
+    res->n_outside_refs = outside;
+    /* the rewrites name the disk by its new path, which does not exist yet:
      * they are applied after step 2 */
 
     /* 2. new names: extents, then the descriptor */
@@ -367,7 +292,12 @@ int vk_move_disk(const char *src, const char *dst_arg, const char *root, vmdkit_
     }
 
     /* 3. references, while both names work */
-    r = vk_move_apply_fixes(res, e);
+    if ((r = vk_rewrites_apply(&rw, res->dst, e))) {
+        /* a reference still names the old name: keep both (they are the
+         * same files, or complete copies) */
+        vk_err_prefix(e, "%s: the old names are kept", src_real);
+        goto out;
+    }
 
     /* 4. the old names: descriptor first, so no half disk is left */
     if (unlink(src_real) != 0 && errno != ENOENT && !r)
@@ -379,13 +309,15 @@ int vk_move_disk(const char *src, const char *dst_arg, const char *root, vmdkit_
     if (!r)
         r = sync_r;
 out:
+    res->fixes = rw.v;
+    res->n_fixes = rw.n;
+    vk_lib_free(lib);
     vmdkit_close(d, NULL);
     disk_plan_free(&p);
     free(text);
     free(src_real);
     free(src_dir);
     free(dst_dir);
-    free(root_real);
     return r;
 }
 
