@@ -973,3 +973,40 @@ int vk_lib_check_disk_holders(const vk_lib *lib, size_t d, int need, vk_err *e)
     free(idx);
     return r;
 }
+
+/* ---- dependents, as the library model sees them ---- */
+
+int vk_find_dependents_multi(const char *const *roots, size_t n_roots, const char *target,
+                             char ***paths, size_t *n, vk_err *e)
+{
+    *paths = NULL;
+    *n = 0;
+    vk_lib *lib;
+    int r = vk_lib_load(roots, n_roots, &lib, e);
+    if (r)
+        return r;
+    size_t *idx = NULL, k = 0;
+    r = vk_lib_refs_to(lib, target, VK_REFS(VK_REF_PARENT), &idx, &k, e);
+    char **out = r ? NULL : vk_calloc(k + 1, sizeof *out, e);
+    if (!r && !out)
+        r = VMDKIT_ENOMEM;
+    for (size_t i = 0; !r && i < k; i++, (*n)++)
+        if (!(out[i] = vk_strdup(lib->refs[idx[i]].file, e)))
+            r = VMDKIT_ENOMEM;
+    free(idx);
+    vk_lib_free(lib);
+    if (r) {
+        vmdkit_paths_free(out, *n);
+        *n = 0;
+        return r;
+    }
+    *paths = out;
+    return 0;
+}
+
+int vmdkit_find_dependents(const char *root, const char *target, char ***paths, size_t *n,
+                           vmdkit_error *err)
+{
+    const char *roots[1] = { root };
+    return vk_find_dependents_multi(roots, 1, target, paths, n, err);
+}

@@ -187,6 +187,10 @@ char *vk_lib_describe_refs(const vk_lib *lib, const size_t *idx, size_t n, vk_er
 /* The scanned roots as one string ("/a/lib, /b"), for notes.  Caller frees. */
 char *vk_lib_describe_roots(const vk_lib *lib, vk_err *e);
 
+/* The disks under ROOTS whose parent hint names TARGET (by identity). */
+int vk_find_dependents_multi(const char *const *roots, size_t n_roots, const char *target,
+                             char ***paths, size_t *n, vk_err *e);
+
 /*
  * VMDKIT_ELOCKED unless every file of disk D allows NEED (holders.h), and
  * every machine running on it (VM_DISK references) is shut down.
