@@ -114,7 +114,7 @@ before=$(ls)
 if command -v qemu-io >/dev/null; then
     qemu-io -f vmdk -c 'write -P 5 0 64k' -c 'sleep 4000' B.vmdk >/dev/null 2>&1 &
     qpid=$!
-    for _ in $(seq 50); do grep -q ' 10[01] 101$' /proc/locks 2>/dev/null && break; sleep 0.1; done
+    check "QEMU holds B.vmdk for writing" wait_qemu_writer B.vmdk
     expect_exit 8 "snapshot of a disk QEMU writes" "$VMDKIT" snapshot B.vmdk
     assert_true "QEMU is named" grep -q 'in use by QEMU' "$ERR"
     printf 'displayName = "Q"\nscsi0:0.fileName = "../B.vmdk"\n' >V/V.vmx

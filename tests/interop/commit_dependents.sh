@@ -102,7 +102,7 @@ if command -v qemu-io >/dev/null; then
     check "snapshot" "$VMDKIT" snapshot Q/q.vmdk
     qemu-io -f vmdk -c 'write -P 5 0 64k' -c 'sleep 4000' Q/q-000001.vmdk >/dev/null 2>&1 &
     qpid=$!
-    for _ in $(seq 50); do grep -q ' 100 101$\| 101 101$' /proc/locks 2>/dev/null && break; sleep 0.1; done
+    check "QEMU holds Q/q-000001.vmdk for writing" wait_qemu_writer Q/q-000001.vmdk
     q_sum=$(sha256sum Q/q.vmdk)
     expect_exit 8 "commit while QEMU writes the delta" "$VMDKIT" commit Q/q-000001.vmdk
     assert_true "QEMU is named" grep -q 'in use by QEMU' "$ERR"

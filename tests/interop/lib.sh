@@ -186,6 +186,21 @@ sums_of() {
     done
 }
 
+# wait_qemu_writer FILE: wait (5 s at most) until QEMU holds its "write"
+# lock byte (101) on FILE, as /proc/locks shows; false when it never does.
+wait_qemu_writer() {
+    local id i
+    id=$(stat -c '%D:%i' "$1") || return 1
+    local maj=$((0x${id%%:*} >> 8)) min=$((0x${id%%:*} & 0xff)) ino=${id#*:}
+    local want
+    want=$(printf '%02x:%02x:%s' "$maj" "$min" "$ino")
+    for i in $(seq 50); do
+        awk -v w="$want" '$6 == w && $7 <= 101 && $8 >= 101 {found = 1} END {exit !found}' /proc/locks && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 # json_get FILE JQ-FILTER: one value from a JSON file (empty on error).
 json_get() { jq -r "$2" "$1" 2>/dev/null; }
 

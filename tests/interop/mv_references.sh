@@ -109,7 +109,7 @@ fi
 if command -v qemu-io >/dev/null; then
     qemu-io -f vmdk -c 'write -P 5 0 64k' -c 'sleep 4000' X2.vmwarevm/X2.vmdk >/dev/null 2>&1 &
     qpid=$!
-    for _ in $(seq 50); do grep -q ' 10[01] 101$' /proc/locks 2>/dev/null && break; sleep 0.1; done
+    check "QEMU holds X2.vmwarevm/X2.vmdk for writing" wait_qemu_writer X2.vmwarevm/X2.vmdk
     expect_exit 8 "mv of a folder whose disk QEMU writes" "$VMDKIT" mv X2.vmwarevm W.vmwarevm
     assert_true "QEMU is named" grep -q 'in use by QEMU' "$ERR"
     if [ -d /dev/shm ] && [ "$(stat -c %d /dev/shm)" != "$(stat -c %d .)" ]; then
