@@ -32,6 +32,7 @@
 #include "link.h"
 #include "move.h"
 #include "path.h"
+#include "scan.h"
 #include "vm.h"
 
 void vmdkit_move_result_free(vmdkit_move_result *res)
@@ -118,8 +119,37 @@ static int copy_folder_over(const char *src, const char *dst, vk_copied_list *co
 }
 
 /* Last step across file systems: remove what was copied from SRC. */
+/* Is the copied entry C, still as it was copied, a file that makes a
+ * machine or a disk exist: a .vmx, a .vmsd or a disk's descriptor? */
+static bool is_identity_file(const char *path, const vk_copied *c)
+{
+    struct stat st;
+    if (c->dir || lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_ino != c->st.st_ino ||
+        st.st_size != c->st.st_size || st.st_mtim.tv_sec != c->st.st_mtim.tv_sec ||
+        st.st_mtim.tv_nsec != c->st.st_mtim.tv_nsec)
+        return false;
+    if (vk_path_has_suffix(path, ".vmx") || vk_path_has_suffix(path, ".vmsd"))
+        return true;
+    if (!vk_path_has_suffix(path, ".vmdk"))
+        return false;
+    vk_descriptor d;
+    bool is_disk = false;
+    vk_read_descriptor(path, &d, &is_disk, NULL);
+    vk_descriptor_free(&d);
+    return is_disk;
+}
+
 static int remove_source(const char *src, const char *dst, const vk_copied_list *copied, vk_err *e)
 {
+    /* the machine's .vmx and every disk's descriptor go first: an
+     * interruption then leaves extent files nothing names (tree lists them)
+     * rather than a machine or a disk that looks whole and is not */
+    for (size_t i = 0; i < copied->n; i++) {
+        char *p = vk_path_join(src, copied->v[i].rel, NULL);
+        if (p && is_identity_file(p, &copied->v[i]))
+            (void)unlink(p);
+        free(p);
+    }
     char *kept = NULL;
     size_t left = vk_remove_copied(src, copied, true, &kept);
     if (left == 0 && rmdir(src) != 0 && errno != ENOENT) {
