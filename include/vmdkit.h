@@ -670,16 +670,28 @@ typedef struct vmdkit_vm_clone_result {
  * nvram and extendedConfigFile name the copies; uuid.bios, uuid.location,
  * vc.uuid, ethernetN.generatedAddress, ethernetN.generatedAddressOffset
  * (VMware assigns new identities), checkpoint.vmState*, suspend.vmState,
- * sched.swap.derivedName, every "snapshot.*" key and any cloneOfN /
- * numCloneOf are removed; a linked clone then records its origin as
- * Workstation does: cloneOf0 = the source .vmx's absolute path and
- * numCloneOf = "1".  The source's .vmsd (its snapshot list) is not copied.
+ * sched.swap.derivedName, every "snapshot.*" key, any cloneOfN /
+ * numCloneOf and filesearchpath are removed; a linked clone's .vmx gets
+ * filesearchpath = ".;<the source's folder>" and the clone a NAME.vmsd
+ * recording its origin as Workstation's linked clones do: cloneOf0 = the
+ * source .vmx's absolute path, numCloneOf = "1", sentinelN = its own
+ * deltas, numSentinels.  The source's .vmsd (its snapshot list) is not
+ * copied.  Side files (nvram, extendedConfigFile) are copied only when
+ * they are regular files inside the source's folder reached without ".."
+ * or a symbolic link; others are left out with a warning in RES.  CD-ROM,
+ * floppy, serial and parallel files named relative to the source's folder
+ * are named from the clone's.  A clone inside the source's folder is
+ * refused (VMDKIT_EINVAL).
  *
  * Linked: first the source is frozen as by vmdkit_vm_snapshot, so the links
  * it wrote to become read-only parents and it writes to its new deltas from
- * then on; the clone's disks are deltas of those frozen links with
- * relative, normalised hints (../Base.vmwarevm/Base-000001.vmdk).  Nothing
- * else is written in the source's folder.  Full: each disk's chain is
+ * then on; a disk whose current delta stores nothing yet (an earlier
+ * freeze) keeps it, and the clone shares that delta's parent.  The clone's
+ * disks are deltas of those frozen links with relative, normalised hints
+ * (../Base.vmwarevm/Base-000001.vmdk; absolute with absolute_hint, which
+ * never applies to the source's own new deltas).  Nothing else is written
+ * in the source's folder.  A disk that VMware, QEMU or another vmdkit
+ * writes is refused (VMDKIT_ELOCKED).  Full: each disk's chain is
  * flattened (vmdkit_convert, keeping adapter type and hardware version);
  * the source is only read.
  *

@@ -69,7 +69,7 @@ assert_true "the search covered lib" grep -q "^searched for references under $(r
 assert_true "clone 1's hint rewritten" grep -q '^updated .*lib/C1.vmwarevm/C1.vmdk: parentFileNameHint = "../Archive/Base.vmwarevm/' "$OUT"
 for c in C1 C2; do
     check "$c still opens and reads the base" "$VMDKIT" io -r lib/$c.vmwarevm/$c.vmdk -c 'read -P 0x11 0 1M'
-    check "$c's cloneOf0" "$VMDKIT" vmx get lib/$c.vmwarevm/$c.vmx cloneOf0 &&
+    check "$c's cloneOf0" "$VMDKIT" vmx get lib/$c.vmwarevm/$c.vmsd cloneOf0 &&
         assert_eq "$c's cloneOf0 follows" "$(realpath lib/Archive/Base.vmwarevm)/Base.vmx" "$(cat "$OUT")"
 done
 (cd lib/Archive/Base.vmwarevm && "$VMDKIT" mv . ../../Templates/Base.vmwarevm >/dev/null 2>&1)

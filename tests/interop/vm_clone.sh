@@ -133,8 +133,8 @@ assert_true "the source's .vmsd is untouched" cmp -s "$TMP/base.vmsd" $B/Base.vm
 assert_eq "the source folder gained only its new delta" \
     "Base-000001-s001.vmdk Base-000001-s002.vmdk Base-000001-s003.vmdk Base-000001-s004.vmdk Base-000001-s005.vmdk Base-000001.vmdk Base-s001.vmdk Base-s002.vmdk Base-s003.vmdk Base-s004.vmdk Base-s005.vmdk Base.nvram Base.vmdk Base.vmsd Base.vmx Base.vmxf" \
     "$(ls $B | tr '\n' ' ' | sed 's/ $//')"
-assert_eq "the clone folder holds the clone's files only (no .vmsd)" \
-    "Clone-s001.vmdk Clone-s002.vmdk Clone-s003.vmdk Clone-s004.vmdk Clone-s005.vmdk Clone.nvram Clone.vmdk Clone.vmx Clone.vmxf" \
+assert_eq "the clone folder holds the clone's files, its own .vmsd among them" \
+    "Clone-s001.vmdk Clone-s002.vmdk Clone-s003.vmdk Clone-s004.vmdk Clone-s005.vmdk Clone.nvram Clone.vmdk Clone.vmsd Clone.vmx Clone.vmxf" \
     "$(ls Clone.vmwarevm | tr '\n' ' ' | sed 's/ $//')"
 assert_true "the nvram was copied" cmp -s $B/Base.nvram Clone.vmwarevm/Clone.nvram
 assert_true "the vmxf was copied" cmp -s $B/Base.vmxf Clone.vmwarevm/Clone.vmxf
@@ -168,15 +168,18 @@ ethernet0.connectionType = "nat"
 ethernet0.addressType = "generated"
 ethernet0.virtualDev = "e1000e"
 tools.syncTime = "TRUE"   # keep the clock
-cloneOf0 = "$PWD/$B/Base.vmx"
-numCloneOf = "1"
+filesearchpath = ".;$PWD/$B"
 EOF
 if cmp -s "$TMP/expected-clone.vmx" Clone.vmwarevm/Clone.vmx; then
-    pass "the clone's .vmx: displayName, files, no uuid.bios/uuid.location/generatedAddress, cloneOf0; the rest byte-identical"
+    pass "the clone's .vmx: displayName, files, no uuid.bios/uuid.location/generatedAddress, filesearchpath; the rest byte-identical"
 else
     fail "the clone's .vmx differs from the expected transformation"
     diff "$TMP/expected-clone.vmx" Clone.vmwarevm/Clone.vmx | head -n 20 | sed 's/^/       /'
 fi
+printf '.encoding = "UTF-8"\ncloneOf0 = "%s/%s/Base.vmx"\nnumCloneOf = "1"\nsentinel0 = "Clone.vmdk"\nnumSentinels = "1"\n' \
+    "$PWD" "$B" >"$TMP/expected-clone.vmsd"
+assert_true "the clone's .vmsd records its origin and its delta, as Workstation's linked clones do" \
+    cmp -s "$TMP/expected-clone.vmsd" Clone.vmwarevm/Clone.vmsd
 expect_exit 6 "vmx get uuid.bios on the clone: absent" "$VMDKIT" vmx get Clone.vmwarevm/Clone.vmx uuid.bios
 expect_exit 9 "a second clone onto the existing folder is refused" \
     "$VMDKIT" clone --linked $B Clone.vmwarevm
@@ -237,7 +240,7 @@ check "the base machine's own disk still opens" "$VMDKIT" info --chain \
     "Templates/$B/$("$VMDKIT" vmx get Templates/$B/Base.vmx scsi0:0.fileName)"
 assert_eq "Test01's hint is relative and normalised" "../Templates/Base.vmwarevm/Base-000001.vmdk" \
     "$(descriptor_value Test01.vmwarevm/Test01.vmdk parentFileNameHint)"
-check "Test05's cloneOf0 follows the move" "$VMDKIT" vmx get Test05.vmwarevm/Test05.vmx cloneOf0 &&
+check "Test05's cloneOf0 follows the move" "$VMDKIT" vmx get Test05.vmwarevm/Test05.vmsd cloneOf0 &&
     assert_eq "cloneOf0 names the moved .vmx" "$PWD/Templates/$B/Base.vmx" "$(cat "$OUT")"
 assert_eq "the moved base's extents are byte-identical" "$(sed "s#  $B/#  Templates/$B/#" "$TMP/base-sums.txt")" \
     "$(extent_sums Templates/$B)"

@@ -194,7 +194,7 @@ if chattr +i Lnk.vmwarevm/Lnk.vmdk 2>/dev/null; then
         "$VMDKIT" mv $V Moved.vmwarevm
     chattr -i Lnk.vmwarevm/Lnk.vmdk
     assert_true "the folder was moved" test -d Moved.vmwarevm -a ! -e $V
-    assert_true "the other references were rewritten" grep -q '^updated .*Lnk.vmx: cloneOf0' "$OUT"
+    assert_true "the other references were rewritten" grep -q '^updated .*Lnk.vmsd: cloneOf0' "$OUT"
     repair=$(sed -n 's/^  repair with: vmdkit //p' "$ERR")
     assert_true "the repair command is printed: vmdkit $repair" \
         grep -q "^  repair with: vmdkit rebase -u -b '.*/Moved.vmwarevm/Dev-000001.vmdk' '.*Lnk.vmwarevm/Lnk.vmdk'" "$ERR"

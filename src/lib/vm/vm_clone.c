@@ -302,6 +302,36 @@ static int warn_shared_identity(const vk_vmx *v, struct warnings *w, vk_err *e)
     return r;
 }
 
+/* The linked clone's .vmsd, as Workstation writes it for its own linked
+ * clones: where it came from (cloneOf0, the source's .vmx) and its own
+ * deltas (sentinelN), so that VMware and tools such as vagrant tell the
+ * clone's disks from its parent's. */
+static int write_clone_vmsd(const char *path, const char *src_vmx, char *const *disk_names, size_t n,
+                            vk_err *e)
+{
+    vk_vmx *v;
+    int r = vk_vmx_parse(path, "", 0, &v, e);
+    if (r)
+        return r;
+    char key[32], num[32];
+    r = vk_vmx_set(v, ".encoding", "UTF-8", e);
+    if (!r)
+        r = vk_vmx_set(v, "cloneOf0", src_vmx, e);
+    if (!r)
+        r = vk_vmx_set(v, "numCloneOf", "1", e);
+    for (size_t i = 0; !r && i < n; i++) {
+        snprintf(key, sizeof key, "sentinel%zu", i);
+        r = vk_vmx_set(v, key, disk_names[i], e);
+    }
+    snprintf(num, sizeof num, "%zu", n);
+    if (!r)
+        r = vk_vmx_set(v, "numSentinels", num, e);
+    if (!r)
+        r = vk_vmx_save(v, e);
+    vk_vmx_free(v);
+    return r;
+}
+
 /* Write the clone's .vmx at TMP/NAME.vmx from the source's, and copy its
  * nvram and vmxf beside it.  DST is where TMP will be renamed to. */
 static int write_config(const char *src_vmx, const char *tmp, const char *dst, const char *name,
@@ -513,6 +543,19 @@ int vmdkit_vm_clone(const char *src_vm, const char *dst_vm, const vmdkit_vm_clon
     }
     if (!r)
         r = write_config(vmx, tmp, dst, name, slots, (const char *const *)disk_names, n, opts->linked, &warns, e);
+    if (!r && opts->linked) {
+        char *abs = vk_path_absolute(vmx, e);
+        size_t k = strlen(tmp) + strlen(name) + 8;
+        char *sd = abs ? vk_malloc(k, e) : NULL;
+        if (!sd) {
+            r = VMDKIT_ENOMEM;
+        } else {
+            snprintf(sd, k, "%s/%s.vmsd", tmp, name);
+            r = write_clone_vmsd(sd, abs, disk_names, n, e);
+        }
+        free(sd);
+        free(abs);
+    }
     if (!r)
         r = vk_fsync_dir(tmp, e);
     if (!r && renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_NOREPLACE) != 0) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <strings.h>
 
+#include "path.h"
 #include "vm.h"
 
 static bool starts_with_ci(const char *s, const char *prefix)
@@ -36,6 +37,7 @@ static bool dropped_key(const char *k)
         "suspend.vmState", "checkpoint.vmState",   /* saved state of the source */
         "sched.swap.derivedName",                  /* a swap file in the source's folder */
         "numCloneOf",                              /* origin: rewritten for linked clones */
+        "filesearchpath",                          /* the source's own origin */
     };
     for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
         if (strcasecmp(k, exact[i]) == 0)
@@ -93,8 +95,20 @@ int vk_vm_clone_config(vk_vmx *v, const vk_clone_config *c, vk_err *e)
     if (!r)
         r = replace_if_present(v, "extendedConfigFile", file, e);
     free(file);
-    /* Workstation's record of where a linked clone came from */
-    if (!r && c->clone_of && !(r = vk_vmx_set(v, "cloneOf0", c->clone_of, e)))
-        r = vk_vmx_set(v, "numCloneOf", "1", e);
+    /* a linked clone searches its source's folder for files, as
+     * Workstation's own linked clones do (their origin is in the .vmsd) */
+    if (!r && c->clone_of) {
+        char *dir = vk_path_dirname(c->clone_of, e);
+        size_t k = dir ? strlen(dir) + 3 : 0;
+        char *path = dir ? vk_malloc(k, e) : NULL;
+        if (!path) {
+            r = VMDKIT_ENOMEM;
+        } else {
+            snprintf(path, k, ".;%s", dir);
+            r = vk_vmx_set(v, "filesearchpath", path, e);
+        }
+        free(path);
+        free(dir);
+    }
     return r;
 }
