@@ -51,10 +51,24 @@ const char *vmdkit_create_type_name(vmdkit_create_type t)
     return "unknown";
 }
 
-static bool adapter_valid(const char *a)
+const char *vk_adapter_canonical(const char *a)
 {
-    return !strcmp(a, "ide") || !strcmp(a, "buslogic") || !strcmp(a, "lsilogic") ||
-           !strcmp(a, "legacyESX");
+    static const char *const names[] = {"ide", "buslogic", "lsilogic", "legacyESX"};
+    for (size_t i = 0; a && i < sizeof names / sizeof names[0]; i++)
+        if (strcasecmp(a, names[i]) == 0)
+            return names[i];
+    return NULL;
+}
+
+int vk_hw_version_of(const char *text)
+{
+    long v = 0;
+    for (const char *p = text; p && *p; p++) {
+        if (*p < '0' || *p > '9' || v > VK_MAX_HW_VERSION)
+            return 0;
+        v = v * 10 + (*p - '0');
+    }
+    return v <= VK_MAX_HW_VERSION ? (int)v : 0;
 }
 
 int vk_create_descriptor(vk_descriptor *d, const char *create_type, uint64_t capacity_sectors,
@@ -312,7 +326,7 @@ int vk_create_stream_descriptor(const char *path, uint64_t cap, const char *adap
 int vk_create_check_opts(const char *path, const vmdkit_create_opts *o, uint64_t *cap, vk_err *e)
 {
     const char *adapter = o->adapter ? o->adapter : "ide";
-    if (!adapter_valid(adapter))
+    if (!vk_adapter_canonical(adapter))
         return vk_fail(e, VMDKIT_EINVAL, "%s: adapter type \"%s\": not ide, buslogic, lsilogic or legacyESX",
                        path, adapter);
     if (o->size_bytes == 0)
@@ -379,7 +393,7 @@ int vmdkit_create(const char *path, const vmdkit_create_opts *o, vmdkit_error *e
     int r = vk_create_check_opts(path, o, &cap, e);
     if (r)
         return r;
-    const char *adapter = o->adapter ? o->adapter : "ide";
+    const char *adapter = vk_adapter_canonical(o->adapter ? o->adapter : "ide");
     if (o->type == VMDKIT_STREAM_OPTIMIZED) {
         char *text;
         if ((r = vk_create_stream_descriptor(path, cap, adapter, o->hw_version, &text, e)))
@@ -475,11 +489,10 @@ int vmdkit_create_delta(const char *parent_path, const char *new_path, bool abso
         goto out;
     }
     bool split = is_split_type(p->desc.create_type);
-    const char *adapter = vk_descriptor_ddb_get(&p->desc, "ddb.adapterType");
-    if (!adapter || !adapter_valid(adapter))
+    const char *adapter = vk_adapter_canonical(vk_descriptor_ddb_get(&p->desc, "ddb.adapterType"));
+    if (!adapter)
         adapter = "ide";
-    const char *hw = vk_descriptor_ddb_get(&p->desc, "ddb.virtualHWVersion");
-    int hwv = hw ? atoi(hw) : 0;
+    int hwv = vk_hw_version_of(vk_descriptor_ddb_get(&p->desc, "ddb.virtualHWVersion"));
     uint64_t cap = p->capacity_sectors;
     if (!split && cap >= VK_MAX_EXTENT_FILE_SECTORS)
         split = true; /* a monolithic sparse file cannot address that much */
