@@ -301,8 +301,9 @@ typedef struct vmdkit_clone_disk_opts {
  * monolithicFlat, twoGbMaxExtentSparse, twoGbMaxExtentFlat); otherwise
  * (streamOptimized, as from an OVA; vmfs; a type vmdkit does not create)
  * monolithicSparse, or twoGbMaxExtentSparse when DST_PATH's folder is a
- * ".vmwarevm" bundle, as VMware Fusion makes its disks, or when the disk
- * is too large for one sparse file (2 TiB).
+ * ".vmwarevm" bundle, as VMware Fusion makes its disks; a disk too large
+ * for those (about 2 TiB) gets their flat kind (monolithicFlat,
+ * twoGbMaxExtentFlat; holes stay holes on the host).
  *
  * OPTS may be NULL (the default type, no progress).  SRC is only read.
  * Errors: those of vmdkit_open and vmdkit_convert (VMDKIT_EEXIST when

@@ -11,7 +11,10 @@
  * are one-shot: a second signal kills at once (what was begun is then a
  * leftover that the next run of the command removes).  A signal that was
  * ignored when vmdkit started (nohup, a background job) stays ignored.
- * Commands that do not call it keep the default: a signal ends them at once.
+ * A signal that comes after the last progress report (while the finished
+ * output is flushed and named) lets the command complete; it still ends by
+ * the signal.  Commands that do not call it keep the default: a signal
+ * ends them at once.
  */
 #include <signal.h>
 #include <stdatomic.h>

@@ -10,7 +10,6 @@
 #include "clone_disk.h"
 #include "create.h"
 #include "path.h"
-#include "sparse_header.h"
 
 /* Is the folder holding PATH a Fusion bundle ("Name.vmwarevm")? */
 static bool in_bundle(const char *path, vk_err *e, bool *yes)
@@ -46,8 +45,12 @@ static int default_type(const char *base_type, uint64_t capacity, const char *pl
     bool bundle = false;
     if (!in_bundle(placed_as, e, &bundle))
         return VMDKIT_ENOMEM;
-    bool too_big = vk_div_round_up(capacity, VK_SECTOR) >= VK_MAX_EXTENT_FILE_SECTORS;
-    *type = bundle || too_big ? VMDKIT_TWOGB_SPARSE : VMDKIT_MONOLITHIC_SPARSE;
+    *type = bundle ? VMDKIT_TWOGB_SPARSE : VMDKIT_MONOLITHIC_SPARSE;
+    /* beyond what a sparse disk addresses (about 2 TiB): flat, holes on the host */
+    if (!vk_create_fits(*type, vk_div_round_up(capacity, VK_SECTOR)))
+        *type = bundle ? VMDKIT_TWOGB_FLAT : VMDKIT_MONOLITHIC_FLAT;
+    if (!vk_create_fits(*type, vk_div_round_up(capacity, VK_SECTOR)))
+        *type = VMDKIT_MONOLITHIC_FLAT;
     return 0;
 }
 

@@ -30,9 +30,8 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
-#include <unistd.h>
-
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "create.h"
 #include "link.h"

@@ -16,6 +16,8 @@
 
 /* VMware's split size: 2047 MiB per -sNNN / -fNNN file. */
 #define SPLIT_SECTORS UINT64_C(4192256)
+/* -s001 ... -s999: three digits */
+#define MAX_SPLIT_PIECES 999u
 /* Sectors reserved for an embedded descriptor (as VMware and qemu do). */
 #define EMBEDDED_DESC_SECTORS 20u
 
@@ -252,9 +254,9 @@ static int create_split(const char *path, vk_descriptor *d, uint64_t cap, bool s
                         bool zeroed, vk_err *e)
 {
     uint64_t pieces = vk_div_round_up(cap, SPLIT_SECTORS);
-    if (pieces > 999)
-        return vk_fail(e, VMDKIT_ELIMIT, "%s: size needs %llu pieces, more than 999", path,
-                       (unsigned long long)pieces);
+    if (pieces > MAX_SPLIT_PIECES)
+        return vk_fail(e, VMDKIT_ELIMIT, "%s: size needs %llu pieces, more than %u", path,
+                       (unsigned long long)pieces, MAX_SPLIT_PIECES);
     char **names = vk_calloc((size_t)pieces, sizeof *names, e);
     if (!names)
         return VMDKIT_ENOMEM;
@@ -321,6 +323,22 @@ int vk_create_stream_descriptor(const char *path, uint64_t cap, const char *adap
         r = vk_descriptor_format(&d, text, &len, e);
     vk_descriptor_free(&d);
     return r;
+}
+
+bool vk_create_fits(vmdkit_create_type type, uint64_t capacity_sectors)
+{
+    if (capacity_sectors > (UINT64_C(1) << 40))
+        return false;
+    switch (type) {
+    case VMDKIT_MONOLITHIC_SPARSE:
+    case VMDKIT_STREAM_OPTIMIZED:
+        return capacity_sectors < VK_MAX_EXTENT_FILE_SECTORS;
+    case VMDKIT_TWOGB_SPARSE:
+    case VMDKIT_TWOGB_FLAT:
+        return vk_div_round_up(capacity_sectors, SPLIT_SECTORS) <= MAX_SPLIT_PIECES;
+    default:
+        return true;
+    }
 }
 
 int vk_create_check_opts(const char *path, const vmdkit_create_opts *o, uint64_t *cap, vk_err *e)

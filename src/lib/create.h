@@ -33,6 +33,11 @@ const char *vk_adapter_canonical(const char *a);
 #define VK_MAX_HW_VERSION 1000000
 int vk_hw_version_of(const char *text);
 
+/* Can a disk of TYPE hold CAPACITY_SECTORS? (A sparse file addresses less
+ * than 2 TiB with its 32-bit tables; a split disk has at most 999 pieces of
+ * 2047 MiB; nothing beyond 512 TiB is created.) */
+bool vk_create_fits(vmdkit_create_type type, uint64_t capacity_sectors);
+
 /* Validate create options; *cap receives the capacity in sectors. */
 int vk_create_check_opts(const char *path, const vmdkit_create_opts *o, uint64_t *cap, vk_err *e);
 

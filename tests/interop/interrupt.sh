@@ -75,6 +75,8 @@ interrupted() {
     assert_eq "$desc: says what it did" "1" \
         "$(grep -c '^vmdkit: .*: cancelled; the partial \(output\|clone\) was removed$' "$LOGS/err")"
     assert_eq "$desc: nothing left in the folder" "$BEFORE" "$(ls -A)"
+    assert_true "$desc: no sanitizer report" \
+        sh -c "! grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' '$LOGS/err'"
 }
 
 say "--- 1. signals"

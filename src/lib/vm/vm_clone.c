@@ -11,9 +11,6 @@
  * crash-safe, inside the folder.  The folder stays owner-writable until it
  * is filled and takes the mode of the source's folder just before (3).
  */
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
