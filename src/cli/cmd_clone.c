@@ -51,10 +51,10 @@ const struct cli_help cmd_clone_help = {
         "writable by its owner while it is filled, given the mode of SRC's folder at\n"
         "the end and renamed to NEW when complete: an interruption never leaves a half\n"
         "clone under NEW, and the next clone to NEW removes what a killed one left.\n"
-        "Ctrl-C (SIGINT), SIGTERM or SIGHUP during a full clone stops it and removes\n"
-        "the partial copy.  On failure the freeze of the source is undone.  The\n"
-        "clone's .vmx is printed, then (linked) the disks the source writes to from\n"
-        "now on.",
+        "Ctrl-C (SIGINT), SIGTERM or SIGHUP during a full clone stops it, removes the\n"
+        "partial copy and ends vmdkit by that signal (status 128+N).  On failure the\n"
+        "freeze of the source is undone.  The clone's .vmx is printed, then (linked)\n"
+        "the disks the source writes to from now on.",
     .options =
         "--linked\n"
         "    Make a linked clone (deltas) instead of a full copy.\n"

@@ -18,7 +18,8 @@ const struct cli_help cmd_convert_help = {
         "its name only when complete - its extent files first, DST itself last - so\n"
         "a killed or crashed convert leaves no DST, or a complete one; the next\n"
         "convert to DST removes the folder a killed one left.  Ctrl-C (SIGINT),\n"
-        "SIGTERM or SIGHUP stops the copy and removes the partial output.",
+        "SIGTERM or SIGHUP stops the copy and removes the partial output; vmdkit\n"
+        "then ends by that signal (status 128+N).",
     .options =
         "-f vmdk|raw\n"
         "    Format of SRC.  Without it the format is detected.  With vmdk a file that\n"

@@ -66,8 +66,7 @@ static const char exit_table[] =
     "7  broken parent chain: CID or capacity mismatch, parent loop\n"
     "8  locked by another writer\n"
     "9  refused: read-only, file exists, path policy, invalid argument\n"
-    "128+N  ended by signal N; SIGHUP (129), SIGINT (130) and SIGTERM (143) stop\n"
-    "   convert and full clones cleanly: what they had begun is removed first\n";
+    "128+N  interrupted by signal N (SIGINT 130, SIGTERM 143, SIGHUP 129)\n";
 
 static const char meta_synopsis[] = "--help | help [COMMAND] | COMMAND --help | --version";
 
