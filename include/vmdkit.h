@@ -269,10 +269,50 @@ typedef struct vmdkit_convert_opts {
 /*
  * Copy the whole content of SRC (a chain is flattened) into a new image at
  * DST.  All-zero grains are never stored; raw output keeps them as holes.
- * DST must not exist.
+ * DST must not exist (VMDKIT_EEXIST), nor any extent file it would have
+ * (DST-s001.vmdk, DST-flat.vmdk ...): nothing is ever replaced.
+ *
+ * The image is built in a hidden folder beside DST,
+ * ".DSTNAME.vmdkit-tmp-XXXXXX", under its final file names, and appears
+ * only when complete: extent files first, then DST itself (the descriptor,
+ * or the only file), each step durable before the next.  So DST either
+ * does not exist or is complete, whenever the process dies.  A folder
+ * left by a killed convert to the same DST is removed at the start (one
+ * whose process still runs is left alone).  On failure, and when the
+ * progress callback cancels (VMDKIT_ECANCELED), everything made is removed.
  */
 VMDKIT_API int vmdkit_convert(vmdkit_disk *src, const char *dst, const vmdkit_convert_opts *opts,
                    vmdkit_error *err);
+
+typedef struct vmdkit_clone_disk_opts {
+    size_t struct_size;          /* sizeof (vmdkit_clone_disk_opts) */
+    int type;                    /* a vmdkit_create_type, or -1 for the default below */
+    vmdkit_progress_fn progress; /* bytes of SRC's virtual size; non-zero cancels */
+    void *progress_opaque;
+} vmdkit_clone_disk_opts;
+
+/*
+ * A full, independent copy of the disk SRC_PATH (its chain flattened, as
+ * by vmdkit_convert, which also gives its crash safety) at the new path
+ * DST_PATH, without a parent.  The copy keeps the adapter type and the
+ * hardware version of SRC's base link (the last of its chain).  Its
+ * createType is OPTS->type, or by default the base link's createType when
+ * it is one vmdkit writes and can write in place (monolithicSparse,
+ * monolithicFlat, twoGbMaxExtentSparse, twoGbMaxExtentFlat); otherwise
+ * (streamOptimized, as from an OVA; vmfs; a type vmdkit does not create)
+ * monolithicSparse, or twoGbMaxExtentSparse when DST_PATH's folder is a
+ * ".vmwarevm" bundle, as VMware Fusion makes its disks; a disk too large
+ * for those (about 2 TiB) gets their flat kind (monolithicFlat,
+ * twoGbMaxExtentFlat; holes stay holes on the host).
+ *
+ * OPTS may be NULL (the default type, no progress).  SRC is only read.
+ * Errors: those of vmdkit_open and vmdkit_convert (VMDKIT_EEXIST when
+ * DST_PATH or one of its extent files exists); VMDKIT_EINVAL for an
+ * unknown type or a struct_size this library does not know;
+ * VMDKIT_ECANCELED when the progress callback cancels (nothing is left).
+ */
+VMDKIT_API int vmdkit_clone_disk(const char *src_path, const char *dst_path,
+                                 const vmdkit_clone_disk_opts *opts, vmdkit_error *err);
 
 /*
  * Compare the content of two disks.  Returns 0 when equal, 1 when different
@@ -640,10 +680,10 @@ typedef struct vmdkit_vm_clone_opts {
     bool absolute_hint;         /* linked: absolute parent hints (default relative) */
     const char *name;           /* displayName and file names; NULL: DST's last
                                    component without a ".vmwarevm" ending */
-    int type;                   /* full clone: a vmdkit_create_type, or -1 for the
-                                   source base link's type (streamOptimized and vmfs
-                                   give monolithicSparse) */
-    vmdkit_progress_fn progress; /* full clone: bytes over all disks */
+    int type;                   /* full clone: a vmdkit_create_type, or -1 for each
+                                   disk's default (see vmdkit_clone_disk; DST_VM is
+                                   the folder that decides) */
+    vmdkit_progress_fn progress; /* full clone: bytes over all disks; non-zero cancels */
     void *progress_opaque;
 } vmdkit_vm_clone_opts;
 
@@ -691,16 +731,19 @@ typedef struct vmdkit_vm_clone_result {
  * (../Base.vmwarevm/Base-000001.vmdk; absolute with absolute_hint, which
  * never applies to the source's own new deltas).  Nothing else is written
  * in the source's folder.  A disk that VMware, QEMU or another vmdkit
- * writes is refused (VMDKIT_ELOCKED).  Full: each disk's chain is
- * flattened (vmdkit_convert, keeping adapter type and hardware version);
- * the source is only read.
+ * writes is refused (VMDKIT_ELOCKED).  Full: each disk is copied as by
+ * vmdkit_clone_disk (its chain flattened, adapter type and hardware
+ * version kept); the source is only read.
  *
  * Crash safety: the clone is built in a temporary folder beside DST_VM
- * (".NAME.vmdkit-tmp-XXXXXX") and renamed to DST_VM last; on failure it is
- * removed and a linked clone's freeze is undone (the .vmx first, then the
- * deltas).  An interruption leaves no DST_VM, or a complete one; a
- * leftover temporary folder may be deleted.  RES (may be NULL) receives
- * what was made; free with vmdkit_vm_clone_result_free.
+ * (".NAME.vmdkit-tmp-XXXXXX", writable by its owner while it is filled; it
+ * gets the mode of the source's folder last) and renamed to DST_VM last;
+ * on failure or cancellation (VMDKIT_ECANCELED) it is removed and a
+ * linked clone's freeze is undone (the .vmx first, then the deltas).  An
+ * interruption leaves no DST_VM, or a complete one; a folder left by a
+ * killed clone to the same name is removed when the next one starts.  RES
+ * (may be NULL) receives what was made; free with
+ * vmdkit_vm_clone_result_free.
  */
 VMDKIT_API int vmdkit_vm_clone(const char *src_vm, const char *dst_vm,
                                const vmdkit_vm_clone_opts *opts, vmdkit_vm_clone_result *res,

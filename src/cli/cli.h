@@ -198,9 +198,24 @@ struct cli_progress {
 void cli_progress_start(struct cli_progress *p, enum cli_progress_mode mode);
 /* The same as cli_progress_start(P, WANTED ? CLI_PROGRESS_BAR : CLI_PROGRESS_NONE). */
 void cli_progress_init(struct cli_progress *p, bool wanted);
-/* vmdkit_progress_fn: OPAQUE is a struct cli_progress (or NULL); never cancels. */
+/* vmdkit_progress_fn: OPAQUE is a struct cli_progress (or NULL; nothing is
+ * shown).  Returns non-zero - cancel - once a signal asked for it (see
+ * cli_cancel_on_signals): pass it to cancellable work even when nothing
+ * is displayed. */
 int cli_progress_cb(void *opaque, uint64_t done_bytes, uint64_t total_bytes);
 /* Final report: the bar ends at 100% on success, JSON gets a last line. */
 void cli_progress_done(struct cli_progress *p, bool success);
+
+/* ---- interruption (cancel.c) ---- */
+
+/* From now on the first SIGINT, SIGTERM or SIGHUP cancels the running work
+ * (cli_progress_cb returns non-zero) instead of killing the process; call
+ * it just before library work that polls its progress callback. */
+void cli_cancel_on_signals(void);
+/* Has a signal asked to cancel? */
+bool cli_cancel_requested(void);
+/* After the command: when a signal was caught, end the process by it (the
+ * shell sees 128 + its number); otherwise return. */
+void cli_exit_if_interrupted(void);
 
 #endif /* VMDKIT_CLI_H */

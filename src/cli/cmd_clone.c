@@ -15,8 +15,13 @@ const struct cli_help cmd_clone_help = {
         "../Base.vmwarevm/Base.vmdk).  SRC must not be written afterwards (take a\n"
         "snapshot of it first if it is in use: see vmdkit snapshot).  Without\n"
         "--linked, NEW is a full, independent copy: the chain is flattened into a disk\n"
-        "of TYPE (default: the createType of SRC's base when it is one vmdkit writes,\n"
-        "else monolithicSparse) keeping SRC's adapter type and hardware version.\n"
+        "of TYPE keeping the adapter type and hardware version of SRC's base.  The\n"
+        "default TYPE is the base's createType when vmdkit writes it in place\n"
+        "(monolithicSparse, monolithicFlat, twoGbMaxExtentSparse, twoGbMaxExtentFlat);\n"
+        "a streamOptimized base (an OVA import), a vmfs base or any other gives\n"
+        "monolithicSparse, or twoGbMaxExtentSparse when NEW is inside a .vmwarevm\n"
+        "bundle, as VMware Fusion makes disks.  A full clone is built under hidden\n"
+        "names and appears complete or not at all.\n"
         "\n"
         "Virtual machines.  SRC is a .vmwarevm bundle, a VM folder holding one .vmx,\n"
         "or a .vmx file; it must be shut down.  NEW, a folder that must not exist\n"
@@ -49,10 +54,14 @@ const struct cli_help cmd_clone_help = {
         "relative to the source's folder are named from the clone's.  A disk that\n"
         "VMware, QEMU or another vmdkit is writing is refused (exit 8).\n"
         "\n"
-        "The clone is built in a hidden folder next to NEW (.NAME.vmdkit-tmp-XXXXXX)\n"
-        "and renamed to NEW when complete: an interruption never leaves a half clone\n"
-        "under NEW.  On failure the freeze of the source is undone.  The clone's .vmx\n"
-        "is printed, then (linked) the disks the source writes to from now on.",
+        "The clone is built in a hidden folder next to NEW (.NAME.vmdkit-tmp-XXXXXX),\n"
+        "writable by its owner while it is filled, given the mode of SRC's folder at\n"
+        "the end and renamed to NEW when complete: an interruption never leaves a half\n"
+        "clone under NEW, and the next clone to NEW removes what a killed one left.\n"
+        "Ctrl-C (SIGINT), SIGTERM or SIGHUP during a full clone stops it, removes the\n"
+        "partial copy and ends vmdkit by that signal (status 128+N).  On failure the\n"
+        "freeze of the source is undone.  The clone's .vmx is printed, then (linked)\n"
+        "the disks the source writes to from now on.",
     .options =
         "--linked\n"
         "    Make a linked clone (deltas) instead of a full copy.\n"
@@ -88,42 +97,18 @@ static const struct option longopts[] = {
     {NULL, 0, NULL, 0},
 };
 
-/* Full clone: flatten SRC into DST keeping adapter and hw version. */
+/* Full clone of a disk: the library decides type, adapter and hw version. */
 static int full_clone(const char *src, const char *dst, int type, enum cli_progress_mode progress)
 {
-    vmdkit_disk *d;
-    int rc = cli_open(src, VMDKIT_OPEN_RDONLY, CLI_FMT_VMDK, &d);
-    if (rc)
-        return rc;
-    vmdkit_convert_opts o = {0};
-    o.vmdk.type = VMDKIT_MONOLITHIC_SPARSE;
-    /* adapter, hw version and default type come from the base link */
-    vmdkit_link_info base;
-    char adapter[32] = "", hw[16] = "";
-    if (vmdkit_link_info_get(d, vmdkit_chain_length(d) - 1, &base) == 0) {
-        if (base.adapter_type && cli_adapter_name(base.adapter_type))
-            snprintf(adapter, sizeof adapter, "%s", cli_adapter_name(base.adapter_type));
-        if (base.hw_version)
-            snprintf(hw, sizeof hw, "%s", base.hw_version);
-        int t = base.create_type ? vmdkit_create_type_parse(base.create_type) : -1;
-        if (t >= 0)
-            o.vmdk.type = (vmdkit_create_type)t;
-        vmdkit_link_info_free(&base);
-    }
-    if (type >= 0)
-        o.vmdk.type = (vmdkit_create_type)type;
-    o.vmdk.adapter = *adapter ? adapter : NULL;
-    long hwv;
-    if (*hw && cli_parse_int(hw, 1, 1000, &hwv))
-        o.vmdk.hw_version = (int)hwv;
     struct cli_progress pg;
     cli_progress_start(&pg, progress);
-    o.progress = cli_progress_cb;
-    o.progress_opaque = &pg;
+    vmdkit_clone_disk_opts o = {
+        .struct_size = sizeof o, .type = type, .progress = cli_progress_cb, .progress_opaque = &pg,
+    };
     vmdkit_error err = {0};
-    rc = vmdkit_convert(d, dst, &o, &err);
+    cli_cancel_on_signals();
+    int rc = vmdkit_clone_disk(src, dst, &o, &err);
     cli_progress_done(&pg, rc == 0);
-    vmdkit_close(d, NULL);
     return rc < 0 ? cli_fail(rc, err.msg) : CLI_EXIT_OK;
 }
 
@@ -186,6 +171,8 @@ int cmd_clone(int argc, char **argv)
             .linked = linked, .absolute_hint = absolute, .name = name, .type = type,
             .progress = linked ? NULL : cli_progress_cb, .progress_opaque = &pg,
         };
+        if (!linked)
+            cli_cancel_on_signals();
         int rc = vm_clone(src, dst, &o);
         if (!linked)
             cli_progress_done(&pg, rc == CLI_EXIT_OK);

@@ -11,7 +11,15 @@ const struct cli_help cmd_convert_help = {
         "grains are not stored (raw output keeps them as holes).\n"
         "\n"
         "SRC's format is detected; a file named *.vmdk that is not a VMDK is refused\n"
-        "unless -f raw is given.  DST must not exist: convert never overwrites.",
+        "unless -f raw is given.  DST must not exist, nor any extent file it would\n"
+        "have: convert never overwrites.\n"
+        "\n"
+        "DST is built in a hidden folder beside it (.NAME.vmdkit-tmp-XXXXXX) and gets\n"
+        "its name only when complete - its extent files first, DST itself last - so\n"
+        "a killed or crashed convert leaves no DST, or a complete one; the next\n"
+        "convert to DST removes the folder a killed one left.  Ctrl-C (SIGINT),\n"
+        "SIGTERM or SIGHUP stops the copy and removes the partial output; vmdkit\n"
+        "then ends by that signal (status 128+N).",
     .options =
         "-f vmdk|raw\n"
         "    Format of SRC.  Without it the format is detected.  With vmdk a file that\n"
@@ -139,11 +147,11 @@ int cmd_convert(int argc, char **argv)
 
     struct cli_progress prog;
     cli_progress_start(&prog, progress);
-    if (prog.enabled) {
-        opts.progress = cli_progress_cb;
-        opts.progress_opaque = &prog;
-    }
+    /* also when nothing is shown: the callback is how a signal cancels */
+    opts.progress = cli_progress_cb;
+    opts.progress_opaque = &prog;
     vmdkit_error err = {0};
+    cli_cancel_on_signals();
     int e = vmdkit_convert(disk, dst, &opts, &err);
     cli_progress_done(&prog, e == 0);
     if (e < 0)

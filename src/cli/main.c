@@ -65,7 +65,8 @@ static const char exit_table[] =
     "6  file not found (disk, extent or parent)\n"
     "7  broken parent chain: CID or capacity mismatch, parent loop\n"
     "8  locked by another writer\n"
-    "9  refused: read-only, file exists, path policy, invalid argument\n";
+    "9  refused: read-only, file exists, path policy, invalid argument\n"
+    "128+N  interrupted by signal N (SIGINT 130, SIGTERM 143, SIGHUP 129)\n";
 
 static const char meta_synopsis[] = "--help | help [COMMAND] | COMMAND --help | --version";
 
@@ -204,5 +205,7 @@ int main(int argc, char **argv)
         if (rc == CLI_EXIT_OK)
             rc = CLI_EXIT_IO;
     }
+    /* cancelled work was cleaned up: now end as the signal would have */
+    cli_exit_if_interrupted();
     return rc;
 }

@@ -158,14 +158,14 @@ void cli_progress_init(struct cli_progress *p, bool wanted)
 int cli_progress_cb(void *opaque, uint64_t done_bytes, uint64_t total_bytes)
 {
     struct cli_progress *p = opaque;
-    if (!p || !p->enabled)
-        return 0;
-    p->done_bytes = done_bytes;
-    p->total_bytes = total_bytes;
-    double now = now_s();
-    if (!p->shown_once || now - p->last_shown_s >= MIN_INTERVAL_S)
-        show(p, now);
-    return 0;
+    if (p && p->enabled) {
+        p->done_bytes = done_bytes;
+        p->total_bytes = total_bytes;
+        double now = now_s();
+        if (!p->shown_once || now - p->last_shown_s >= MIN_INTERVAL_S)
+            show(p, now);
+    }
+    return cli_cancel_requested();
 }
 
 void cli_progress_done(struct cli_progress *p, bool success)

@@ -7,16 +7,37 @@
  * loop).  Output goes to one of three sinks: a raw file (holes for
  * zeros), a VMDK opened for writing (sparse or flat), or the sequential
  * streamOptimized writer (parallel compression).
+ *
+ * Crash safety of a convert.  The output is built in a hidden folder beside
+ * DST, PARENT/.NAME.vmdkit-tmp-XXXXXX (temp_folder.h), under its final file
+ * names, and nothing is written under DST's own name until it is complete:
+ *  1. data: grains, flat bytes, compressed stream grains (fdatasync);
+ *  2. tables: grain tables, primary then redundant (fdatasync);
+ *  3. directories: grain directories, primary then redundant (fdatasync);
+ *  4. header and descriptor: the sparse headers with the unclean-shutdown
+ *     flag cleared, the stream's footer and end marker (fdatasync); the
+ *     descriptor was written when the disk was created, inside the folder;
+ *  5. names: the extent files are linked out of the folder beside DST,
+ *     then the descriptor (or the only file) is renamed to DST, then the
+ *     folder is removed (vk_temp_folder_publish: each step durable).
+ * Killed anywhere before 5, DST does not exist and the folder is a
+ * leftover that the next convert to DST removes; killed in 5, the extent
+ * names without their descriptor are removed with it too; once DST exists
+ * it is complete.  DST is never replaced.  On an error (no space, I/O) or
+ * when cancelled, the folder goes at once.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "create.h"
 #include "link.h"
+#include "path.h"
 #include "stream_writer.h"
+#include "temp_folder.h"
 
 #define CHUNK_BYTES (4u << 20)
 #define PIECE_BYTES (64u << 10) /* zero detection granularity = default grain */
@@ -37,7 +58,7 @@ struct sink {
     uint64_t size;
     /* vmdk */
     vmdkit_disk *disk;
-    char **paths;          /* every file of the new disk, removed on failure */
+    char **paths;          /* every file of the new disk: descriptor, then extents */
     size_t n_paths;
     /* stream */
     vk_stream_writer *sw;
@@ -80,7 +101,7 @@ static void raw_abort(sink *s)
 {
     if (s->fd >= 0)
         close(s->fd);
-    unlink(s->path);
+    s->fd = -1;
 }
 
 static int raw_sink_open(sink *s, const char *path, uint64_t size, vk_err *e)
@@ -97,6 +118,7 @@ static int raw_sink_open(sink *s, const char *path, uint64_t size, vk_err *e)
     if (ftruncate(s->fd, (off_t)size) != 0) {
         int r = vk_fail_errno(e, errno, "%s: set size", path);
         raw_abort(s);
+        unlink(path);
         return r;
     }
     s->put = raw_put;
@@ -147,17 +169,12 @@ static void free_paths(sink *s)
     s->n_paths = 0;
 }
 
-/* Remove every file of the half-written disk (also when closing it, the
- * last step of finish, failed). */
+/* Close the half-written disk; its files go with the build folder. */
 static void vmdk_abort(sink *s)
 {
     if (s->disk)
         vmdkit_close(s->disk, NULL);
     s->disk = NULL;
-    for (size_t i = 0; i < s->n_paths; i++)
-        if (s->paths[i])
-            unlink(s->paths[i]);
-    free_paths(s);
 }
 
 /* Remember the names of the new disk's files while they are known. */
@@ -229,8 +246,8 @@ static int stream_sink_open(sink *s, const char *path, uint64_t size, const vmdk
     if (r)
         return r;
     char *text;
-    if ((r = vk_create_stream_descriptor(path, cap, co.adapter ? co.adapter : "ide", co.hw_version,
-                                         &text, e)))
+    if ((r = vk_create_stream_descriptor(path, cap, vk_adapter_canonical(co.adapter ? co.adapter : "ide"),
+                                         co.hw_version, &text, e)))
         return r;
     r = vk_stream_writer_open(path, cap, text, o->threads, 0, &s->sw, e);
     free(text);
@@ -512,30 +529,132 @@ static int copy_all(vmdkit_disk *src, sink *s, bool per_piece, const vmdkit_conv
     return r ? r : w;
 }
 
+/* The files of the output besides the one named DST (a disk's extent
+ * files), by name: *NAMES points into the sink's paths. */
+static int extent_names(const sink *s, const char *name, const char ***names, size_t *n, vk_err *e)
+{
+    *n = 0;
+    *names = vk_calloc(s->n_paths + 1, sizeof **names, e);
+    if (!*names)
+        return VMDKIT_ENOMEM;
+    for (size_t i = 1; i < s->n_paths; i++) {
+        if (!s->paths[i])
+            continue; /* a ZERO extent has no file */
+        const char *b = vk_path_basename(s->paths[i]);
+        bool seen = strcmp(b, name) == 0; /* a monolithic sparse file is its own descriptor */
+        for (size_t k = 0; !seen && k < *n; k++)
+            seen = strcmp((*names)[k], b) == 0;
+        if (!seen)
+            (*names)[(*n)++] = b;
+    }
+    return 0;
+}
+
+/* Every name the output will take in PARENT must be free: refused before
+ * a byte is copied rather than at the end. */
+static int names_free(const char *parent, const char *const *names, size_t n, vk_err *e)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *p = vk_path_join(parent, names[i], e);
+        if (!p)
+            return VMDKIT_ENOMEM;
+        struct stat st;
+        int r = lstat(p, &st) == 0 ? vk_fail(e, VMDKIT_EEXIST, "%s: already exists", p) : 0;
+        free(p);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+/* DST's folder, which must exist; "." when DST has no slash. */
+static char *dst_folder(const char *dst, vk_err *e)
+{
+    const char *name = vk_path_basename(dst);
+    if (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+        vk_fail(e, VMDKIT_EINVAL, "%s: not a file name", dst);
+        return NULL;
+    }
+    struct stat st;
+    if (lstat(dst, &st) == 0) {
+        vk_fail(e, VMDKIT_EEXIST, "%s: already exists", dst);
+        return NULL;
+    }
+    char *parent = vk_path_dirname(dst, e);
+    if (!parent)
+        return NULL;
+    int found = stat(parent, &st) == 0 ? 0 : errno;
+    if (found && found != ENOENT && found != ENOTDIR)
+        vk_fail_errno(e, found, "%s: folder %s", dst, parent);
+    else if (found || !S_ISDIR(st.st_mode))
+        vk_fail(e, VMDKIT_ENOENT, "%s: the folder to hold it does not exist", dst);
+    else
+        return parent;
+    free(parent);
+    return NULL;
+}
+
 int vmdkit_convert(vmdkit_disk *src, const char *dst, const vmdkit_convert_opts *o, vmdkit_error *err)
 {
     vk_err local;
     vk_err *e = err ? err : &local;
     e->code = 0;
     e->msg[0] = 0;
-    sink s = { .fd = -1 };
-    uint64_t size = vmdkit_size(src);
-    int r;
-    bool stream = !o->to_raw && o->vmdk.type == VMDKIT_STREAM_OPTIMIZED;
-    if (o->to_raw)
-        r = raw_sink_open(&s, dst, size, e);
-    else if (stream)
-        r = stream_sink_open(&s, dst, size, o, e);
-    else
-        r = vmdk_sink_open(&s, dst, size, o, e);
-    if (r)
+    if (!src || !dst || !o)
+        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_convert: src, dst and opts are required");
+    char *parent = dst_folder(dst, e);
+    if (!parent)
+        return e->code;
+    const char *name = vk_path_basename(dst);
+    /* what a killed convert to DST left is nobody's now */
+    (void)vk_remove_stale_temps(parent, name, NULL, NULL);
+    vk_temp_folder tf;
+    int r = vk_temp_folder_make(parent, name, &tf, e);
+    if (r) {
+        free(parent);
         return r;
-    r = copy_all(src, &s, stream, o, e);
+    }
+    char *build = vk_path_join(tf.path, name, e);
+    sink s = { .fd = -1 };
+    const char **names = NULL;
+    size_t n_names = 0;
+    bool opened = false;
+    uint64_t size = vmdkit_size(src);
+    bool stream = !o->to_raw && o->vmdk.type == VMDKIT_STREAM_OPTIMIZED;
+    if (!build)
+        r = VMDKIT_ENOMEM;
+    else if (o->to_raw)
+        r = raw_sink_open(&s, build, size, e);
+    else if (stream)
+        r = stream_sink_open(&s, build, size, o, e);
+    else
+        r = vmdk_sink_open(&s, build, size, o, e);
+    opened = !r;
     if (!r)
+        r = extent_names(&s, name, &names, &n_names, e);
+    if (!r)
+        r = names_free(parent, names, n_names, e);
+    if (!r)
+        r = copy_all(src, &s, stream, o, e);
+    if (!r) {
+        opened = false;
         r = s.finish(&s, e);
-    if (r)
-        s.abort(&s);
+    }
+    if (!r)
+        r = vk_temp_folder_publish(&tf, parent, names, n_names, name, e);
+    if (r) {
+        if (opened)
+            s.abort(&s);
+        vk_temp_folder_unhide_message(&tf, parent, e);
+        vk_temp_folder_discard(&tf);
+        if (r == VMDKIT_ECANCELED)
+            vk_fail(e, r, "%s: cancelled; the partial output was removed", dst);
+    }
+    vk_temp_folder_release(&tf);
+    free(names);
     free_paths(&s);
+    free(build);
+    free(parent);
     return r;
 }
 

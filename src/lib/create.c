@@ -17,6 +17,8 @@
 
 /* VMware's split size: 2047 MiB per -sNNN / -fNNN file. */
 #define SPLIT_SECTORS UINT64_C(4192256)
+/* -s001 ... -s999: three digits */
+#define MAX_SPLIT_PIECES 999u
 /* Sectors reserved for an embedded descriptor (as VMware and qemu do). */
 #define EMBEDDED_DESC_SECTORS 20u
 
@@ -52,10 +54,24 @@ const char *vmdkit_create_type_name(vmdkit_create_type t)
     return "unknown";
 }
 
-static bool adapter_valid(const char *a)
+const char *vk_adapter_canonical(const char *a)
 {
-    return !strcmp(a, "ide") || !strcmp(a, "buslogic") || !strcmp(a, "lsilogic") ||
-           !strcmp(a, "legacyESX");
+    static const char *const names[] = {"ide", "buslogic", "lsilogic", "legacyESX"};
+    for (size_t i = 0; a && i < sizeof names / sizeof names[0]; i++)
+        if (strcasecmp(a, names[i]) == 0)
+            return names[i];
+    return NULL;
+}
+
+int vk_hw_version_of(const char *text)
+{
+    long v = 0;
+    for (const char *p = text; p && *p; p++) {
+        if (*p < '0' || *p > '9' || v > VK_MAX_HW_VERSION)
+            return 0;
+        v = v * 10 + (*p - '0');
+    }
+    return v <= VK_MAX_HW_VERSION ? (int)v : 0;
 }
 
 int vk_create_descriptor(vk_descriptor *d, const char *create_type, uint64_t capacity_sectors,
@@ -239,9 +255,9 @@ static int create_split(const char *path, vk_descriptor *d, uint64_t cap, bool s
                         bool zeroed, vk_err *e)
 {
     uint64_t pieces = vk_div_round_up(cap, SPLIT_SECTORS);
-    if (pieces > 999)
-        return vk_fail(e, VMDKIT_ELIMIT, "%s: size needs %llu pieces, more than 999", path,
-                       (unsigned long long)pieces);
+    if (pieces > MAX_SPLIT_PIECES)
+        return vk_fail(e, VMDKIT_ELIMIT, "%s: size needs %llu pieces, more than %u", path,
+                       (unsigned long long)pieces, MAX_SPLIT_PIECES);
     char **names = vk_calloc((size_t)pieces, sizeof *names, e);
     if (!names)
         return VMDKIT_ENOMEM;
@@ -310,10 +326,26 @@ int vk_create_stream_descriptor(const char *path, uint64_t cap, const char *adap
     return r;
 }
 
+bool vk_create_fits(vmdkit_create_type type, uint64_t capacity_sectors)
+{
+    if (capacity_sectors > (UINT64_C(1) << 40))
+        return false;
+    switch (type) {
+    case VMDKIT_MONOLITHIC_SPARSE:
+    case VMDKIT_STREAM_OPTIMIZED:
+        return capacity_sectors < VK_MAX_EXTENT_FILE_SECTORS;
+    case VMDKIT_TWOGB_SPARSE:
+    case VMDKIT_TWOGB_FLAT:
+        return vk_div_round_up(capacity_sectors, SPLIT_SECTORS) <= MAX_SPLIT_PIECES;
+    default:
+        return true;
+    }
+}
+
 int vk_create_check_opts(const char *path, const vmdkit_create_opts *o, uint64_t *cap, vk_err *e)
 {
     const char *adapter = o->adapter ? o->adapter : "ide";
-    if (!adapter_valid(adapter))
+    if (!vk_adapter_canonical(adapter))
         return vk_fail(e, VMDKIT_EINVAL, "%s: adapter type \"%s\": not ide, buslogic, lsilogic or legacyESX",
                        path, adapter);
     if (o->size_bytes == 0)
@@ -380,7 +412,7 @@ int vmdkit_create(const char *path, const vmdkit_create_opts *o, vmdkit_error *e
     int r = vk_create_check_opts(path, o, &cap, e);
     if (r)
         return r;
-    const char *adapter = o->adapter ? o->adapter : "ide";
+    const char *adapter = vk_adapter_canonical(o->adapter ? o->adapter : "ide");
     if (o->type == VMDKIT_STREAM_OPTIMIZED) {
         char *text;
         if ((r = vk_create_stream_descriptor(path, cap, adapter, o->hw_version, &text, e)))
@@ -480,11 +512,10 @@ int vmdkit_create_delta(const char *parent_path, const char *new_path, bool abso
         goto out;
     }
     bool split = is_split_type(p->desc.create_type);
-    const char *adapter = vk_descriptor_ddb_get(&p->desc, "ddb.adapterType");
-    if (!adapter || !adapter_valid(adapter))
+    const char *adapter = vk_adapter_canonical(vk_descriptor_ddb_get(&p->desc, "ddb.adapterType"));
+    if (!adapter)
         adapter = "ide";
-    const char *hw = vk_descriptor_ddb_get(&p->desc, "ddb.virtualHWVersion");
-    int hwv = hw ? atoi(hw) : 0;
+    int hwv = vk_hw_version_of(vk_descriptor_ddb_get(&p->desc, "ddb.virtualHWVersion"));
     uint64_t cap = p->capacity_sectors;
     if (!split && cap >= VK_MAX_EXTENT_FILE_SECTORS)
         split = true; /* a monolithic sparse file cannot address that much */

@@ -23,6 +23,21 @@ int vk_create_sparse_extent(const char *path, uint64_t capacity_sectors, const c
 int vk_create_stream_descriptor(const char *path, uint64_t cap, const char *adapter, int hw,
                                 char **text, vk_err *e);
 
+/* The canonical spelling of an adapter type given in any case ("LSILogic"
+ * -> "lsilogic"), or NULL when A is NULL or not one of ide, buslogic,
+ * lsilogic, legacyESX. */
+const char *vk_adapter_canonical(const char *a);
+
+/* ddb.virtualHWVersion as a number: 0 (the default, 4) when TEXT is NULL,
+ * not all digits or beyond VK_MAX_HW_VERSION. */
+#define VK_MAX_HW_VERSION 1000000
+int vk_hw_version_of(const char *text);
+
+/* Can a disk of TYPE hold CAPACITY_SECTORS? (A sparse file addresses less
+ * than 2 TiB with its 32-bit tables; a split disk has at most 999 pieces of
+ * 2047 MiB; nothing beyond 512 TiB is created.) */
+bool vk_create_fits(vmdkit_create_type type, uint64_t capacity_sectors);
+
 /* Validate create options; *cap receives the capacity in sectors. */
 int vk_create_check_opts(const char *path, const vmdkit_create_opts *o, uint64_t *cap, vk_err *e);
 

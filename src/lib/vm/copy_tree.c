@@ -15,30 +15,29 @@
 
 #define COPY_CHUNK (1u << 20)
 
-char *vk_make_temp_folder(const char *parent, const char *name, vk_err *e)
+/* Report that BYTES more bytes were passed; VMDKIT_ECANCELED when the
+ * caller's callback asks to stop. */
+static int advance(vk_copy_progress *pg, uint64_t bytes, const char *what, vk_err *e)
 {
-    size_t n = strlen(parent) + strlen(name) + 32;
-    char *tmp = vk_malloc(n, e);
-    if (!tmp)
-        return NULL;
-    snprintf(tmp, n, "%s/.%s.vmdkit-tmp-XXXXXX", parent, name);
-    if (!mkdtemp(tmp)) {
-        vk_fail_errno(e, errno, "%s: create temporary folder", tmp);
-        free(tmp);
-        return NULL;
-    }
-    return tmp;
+    if (!pg)
+        return 0;
+    pg->done_bytes += bytes;
+    if (pg->fn && pg->fn(pg->opaque, pg->done_bytes, pg->total_bytes))
+        return vk_fail(e, VMDKIT_ECANCELED, "%s: copy cancelled", what);
+    return 0;
 }
 
 /* Copy [from, to) of IN to the same place of OUT. */
 static int copy_range(int in, int out, uint64_t from, uint64_t to, char *buf, const char *src,
-                      const char *dst, vk_err *e)
+                      const char *dst, vk_copy_progress *pg, vk_err *e)
 {
     while (from < to) {
         size_t k = (size_t)vk_min(COPY_CHUNK, to - from);
         int r = vk_pread_full(in, buf, k, from, src, e);
         if (!r)
             r = vk_pwrite_full(out, buf, k, from, dst, e);
+        if (!r)
+            r = advance(pg, k, dst, e);
         if (r)
             return r;
         from += k;
@@ -47,7 +46,8 @@ static int copy_range(int in, int out, uint64_t from, uint64_t to, char *buf, co
 }
 
 /* Copy the data of IN (SIZE bytes) to OUT, leaving its holes as holes. */
-static int copy_data(int in, int out, uint64_t size, const char *src, const char *dst, vk_err *e)
+static int copy_data(int in, int out, uint64_t size, const char *src, const char *dst,
+                     vk_copy_progress *pg, vk_err *e)
 {
     char *buf = vk_malloc(COPY_CHUNK, e);
     if (!buf)
@@ -56,8 +56,10 @@ static int copy_data(int in, int out, uint64_t size, const char *src, const char
     uint64_t pos = 0;
     while (!r && pos < size) {
         off_t data = lseek(in, (off_t)pos, SEEK_DATA);
-        if (data < 0 && errno == ENXIO)
+        if (data < 0 && errno == ENXIO) {
+            r = advance(pg, size - pos, dst, e);
             break; /* only a hole up to the end */
+        }
         off_t hole = data < 0 ? -1 : lseek(in, data, SEEK_HOLE);
         if (data < 0 || hole < 0) {
             if (errno != EINVAL && errno != EOPNOTSUPP) {
@@ -68,24 +70,27 @@ static int copy_data(int in, int out, uint64_t size, const char *src, const char
             hole = (off_t)size;
         }
         uint64_t end = vk_min((uint64_t)hole, size);
-        r = copy_range(in, out, (uint64_t)data, end, buf, src, dst, e);
+        /* the hole before the data is passed without a byte moved */
+        r = advance(pg, vk_min((uint64_t)data, end) - pos, dst, e);
+        if (!r)
+            r = copy_range(in, out, (uint64_t)data, end, buf, src, dst, pg, e);
         pos = end;
     }
     free(buf);
     return r;
 }
 
-int vk_copy_file(const char *src, const char *dst, vk_err *e)
+int vk_copy_file(const char *src, const char *dst, vk_copy_progress *pg, vk_err *e)
 {
     int in = open(src, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (in < 0)
         return vk_fail_errno(e, errno, "%s: open", src);
-    int r = vk_copy_opened(in, src, dst, e);
+    int r = vk_copy_opened(in, src, dst, pg, e);
     close(in);
     return r;
 }
 
-int vk_copy_opened(int in, const char *src, const char *dst, vk_err *e)
+int vk_copy_opened(int in, const char *src, const char *dst, vk_copy_progress *pg, vk_err *e)
 {
     struct stat st;
     int r = fstat(in, &st) == 0 ? 0 : vk_fail_errno(e, errno, "%s: stat", src);
@@ -100,7 +105,7 @@ int vk_copy_opened(int in, const char *src, const char *dst, vk_err *e)
     if (!r && ftruncate(out, st.st_size) != 0)
         r = vk_fail_errno(e, errno, "%s: set size", dst);
     if (!r)
-        r = copy_data(in, out, (uint64_t)st.st_size, src, dst, e);
+        r = copy_data(in, out, (uint64_t)st.st_size, src, dst, pg, e);
     if (!r && fchmod(out, st.st_mode & 07777) != 0)
         r = vk_fail_errno(e, errno, "%s: set mode", dst);
     struct timespec times[2] = {st.st_atim, st.st_mtim};
@@ -111,6 +116,8 @@ int vk_copy_opened(int in, const char *src, const char *dst, vk_err *e)
         r = vk_fail_errno(e, errno, "%s: fsync", dst);
     if (out >= 0 && close(out) != 0 && !r)
         r = vk_fail_errno(e, errno, "%s: close", dst);
+    if (r && out >= 0)
+        unlink(dst); /* made here (O_EXCL): a partial copy is nobody's */
     return r;
 }
 
@@ -133,7 +140,7 @@ static int add_entry(vk_copied_list *l, const char *rel, bool dir, const struct 
 
 /* Copy the entries of SRC_ROOT/REL into DST_ROOT/REL (which exists). */
 static int copy_folder(const char *src_root, const char *dst_root, const char *rel,
-                       vk_copied_list *l, vk_err *e)
+                       vk_copied_list *l, vk_copy_progress *pg, vk_err *e)
 {
     char *src_dir = *rel ? vk_path_join(src_root, rel, e) : vk_strdup(src_root, e);
     char *dst_dir = *rel ? vk_path_join(dst_root, rel, e) : vk_strdup(dst_root, e);
@@ -153,6 +160,8 @@ static int copy_folder(const char *src_root, const char *dst_root, const char *r
         struct stat st;
         if (!from || !to) {
             r = VMDKIT_ENOMEM;
+        } else if ((r = advance(pg, 0, to, e))) {
+            /* cancelled between entries */
         } else if (lstat(from, &st) != 0) {
             r = vk_fail_errno(e, errno, "%s: stat", from);
         } else if (S_ISDIR(st.st_mode)) {
@@ -162,13 +171,13 @@ static int copy_folder(const char *src_root, const char *dst_root, const char *r
             if (!r)
                 r = add_entry(l, sub, true, &st, e);
             if (!r)
-                r = copy_folder(src_root, dst_root, sub, l, e);
+                r = copy_folder(src_root, dst_root, sub, l, pg, e);
             if (!r && chmod(to, st.st_mode & 07777) != 0)
                 r = vk_fail_errno(e, errno, "%s: set mode", to);
         } else if (S_ISREG(st.st_mode)) {
             /* listed first: a partial file is removed with the rest on failure */
             if (!(r = add_entry(l, sub, false, &st, e)))
-                r = vk_copy_file(from, to, e);
+                r = vk_copy_file(from, to, pg, e);
             if (r == VMDKIT_EEXIST)
                 l->n--; /* not ours */
         } else if (S_ISLNK(st.st_mode)) {
@@ -202,12 +211,13 @@ static int copy_folder(const char *src_root, const char *dst_root, const char *r
     return r;
 }
 
-int vk_copy_tree(const char *src, const char *dst, vk_copied_list *list, vk_err *e)
+int vk_copy_tree(const char *src, const char *dst, vk_copied_list *list, vk_copy_progress *pg,
+                 vk_err *e)
 {
     struct stat st;
     if (stat(src, &st) != 0)
         return vk_fail_errno(e, errno, "%s: stat", src);
-    int r = copy_folder(src, dst, "", list, e);
+    int r = copy_folder(src, dst, "", list, pg, e);
     if (!r && chmod(dst, st.st_mode & 07777) != 0)
         r = vk_fail_errno(e, errno, "%s: set mode", dst);
     return r;

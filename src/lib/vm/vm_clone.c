@@ -4,11 +4,13 @@
  * .vmx saved: see vk_vm_freeze); (2) the clone is built in a temporary
  * folder beside the destination; (3) that folder is renamed to the
  * destination.  An interruption in (2) leaves a ".NAME.vmdkit-tmp-XXXXXX"
- * folder that nothing names and that may be deleted; the source, frozen,
- * works as before.  A failure (not a crash) undoes (2) and (1).
- * Full: the same without (1).
+ * folder that nothing names, which the next clone to NAME removes (its
+ * owner's lock is gone: temp_folder.h); the source, frozen, works as
+ * before.  A failure or a cancellation (not a crash) undoes (2) and (1).
+ * Full: the same without (1); each disk is built by vk_clone_disk, itself
+ * crash-safe, inside the folder.  The folder stays owner-writable until it
+ * is filled and takes the mode of the source's folder just before (3).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -19,31 +21,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clone_disk.h"
 #include "copy_tree.h"
 #include "library.h"
 #include "path.h"
+#include "temp_folder.h"
 #include "vm.h"
-
-/* ---- small file helpers ---- */
-
-/* Remove the temporary folder DIR and the files made in it. */
-static void remove_tmp_folder(const char *dir)
-{
-    DIR *dh = opendir(dir);
-    if (dh) {
-        struct dirent *de;
-        while ((de = readdir(dh))) {
-            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                continue;
-            char *p = vk_path_join(dir, de->d_name, NULL);
-            if (p)
-                unlink(p);
-            free(p);
-        }
-        closedir(dh);
-    }
-    rmdir(dir);
-}
 
 /* ---- names ---- */
 
@@ -99,56 +82,38 @@ struct multi_progress {
     void *opaque;
     uint64_t done_before;
     uint64_t total;
+    uint64_t disk_total;   /* the size of the disk being copied */
 };
 
 static int multi_progress_cb(void *opaque, uint64_t done, uint64_t total)
 {
-    (void)total;
     struct multi_progress *m = opaque;
+    m->disk_total = total;
     return m->fn(m->opaque, m->done_before + done, m->total);
 }
 
-static const char *canonical_adapter(const char *a)
+/* For the side files: only asks whether to stop. */
+static int multi_cancel_cb(void *opaque, uint64_t done, uint64_t total)
 {
-    static const char *const names[] = {"ide", "buslogic", "lsilogic", "legacyESX"};
-    for (size_t i = 0; a && i < sizeof names / sizeof names[0]; i++)
-        if (strcasecmp(a, names[i]) == 0)
-            return names[i];
-    return NULL;
+    (void)done;
+    (void)total;
+    struct multi_progress *m = opaque;
+    return m->fn(m->opaque, m->done_before, m->total);
 }
 
-/* Flatten the chain of SRC into the new disk DST, keeping the base link's
- * adapter type, hardware version and (unless TYPE >= 0) createType. */
-static int flatten(const char *src, const char *dst, int type, struct multi_progress *mp, vk_err *e)
+/* Flatten the chain of SRC into the new disk DST (in the temporary
+ * folder), the full clone vmdkit_clone_disk makes for PLACED_AS. */
+static int flatten(const char *src, const char *dst, const char *placed_as, int type,
+                   struct multi_progress *mp, vk_err *e)
 {
-    vmdkit_disk *d;
-    int r = vmdkit_open(src, VMDKIT_OPEN_RDONLY, &d, e);
-    if (r)
-        return r;
-    vmdkit_convert_opts o = {0};
-    o.vmdk.type = VMDKIT_MONOLITHIC_SPARSE;
-    vmdkit_link_info base;
-    if ((r = vmdkit_link_info_get(d, vmdkit_chain_length(d) - 1, &base))) {
-        *e = *vmdkit_last_error(d);
-        vmdkit_close(d, NULL);
-        return r;
-    }
-    o.vmdk.adapter = canonical_adapter(base.adapter_type);
-    o.vmdk.hw_version = base.hw_version ? atoi(base.hw_version) : 0;
-    int t = base.create_type ? vmdkit_create_type_parse(base.create_type) : -1;
-    if (t >= 0 && t != VMDKIT_STREAM_OPTIMIZED && t != VMDKIT_VMFS)
-        o.vmdk.type = (vmdkit_create_type)t;
-    vmdkit_link_info_free(&base);
-    if (type >= 0)
-        o.vmdk.type = (vmdkit_create_type)type;
+    vmdkit_clone_disk_opts o = {.struct_size = sizeof o, .type = type};
     if (mp->fn) {
         o.progress = multi_progress_cb;
         o.progress_opaque = mp;
     }
-    uint64_t size = vmdkit_size(d);
-    r = vmdkit_convert(d, dst, &o, e);
-    mp->done_before += size;
-    vmdkit_close(d, NULL);
+    mp->disk_total = 0;
+    int r = vk_clone_disk(src, dst, placed_as, &o, e);
+    mp->done_before += mp->disk_total;
     return r;
 }
 
@@ -197,7 +162,7 @@ static bool fd_inside(int fd, const char *dir)
  * any other is not copied and a warning says so (a downloaded machine must
  * not make a clone copy ~/.ssh/id_rsa into a folder the user shares). */
 static int copy_side_file(const char *src_dir, const char *key, const char *name, const char *dst,
-                          bool named, struct warnings *w, vk_err *e)
+                          bool named, vk_copy_progress *pg, struct warnings *w, vk_err *e)
 {
     bool dotdot = strcmp(name, "..") == 0 || strncmp(name, "../", 3) == 0 || strstr(name, "/../") ||
                   (strlen(name) >= 3 && strcmp(name + strlen(name) - 3, "/..") == 0);
@@ -224,7 +189,7 @@ static int copy_side_file(const char *src_dir, const char *key, const char *name
     else if (!fd_inside(fd, rdir))
         r = warn(w, e, "%s = \"%s\" lies outside the machine's folder: not copied", key, name);
     else
-        r = vk_copy_opened(fd, path, dst, e);
+        r = vk_copy_opened(fd, path, dst, pg, e);
     if (fd >= 0)
         close(fd);
     free(path);
@@ -336,7 +301,7 @@ static int write_clone_vmsd(const char *path, const char *src_vmx, char *const *
  * nvram and vmxf beside it.  DST is where TMP will be renamed to. */
 static int write_config(const char *src_vmx, const char *tmp, const char *dst, const char *name,
                         const char *const *slots, const char *const *files, size_t n, bool linked,
-                        struct warnings *w, vk_err *e)
+                        vk_copy_progress *pg, struct warnings *w, vk_err *e)
 {
     vk_vmx *v;
     int r = vk_vmx_load(src_vmx, &v, e);
@@ -360,11 +325,11 @@ static int write_config(const char *src_vmx, const char *tmp, const char *dst, c
         nv = def_nv;
     }
     snprintf(out, len, "%s/%s.nvram", tmp, name);
-    r = copy_side_file(src_dir, "nvram", nv, out, nv_named, w, e);
+    r = copy_side_file(src_dir, "nvram", nv, out, nv_named, pg, w, e);
     const char *xf = vk_vmx_get(v, "extendedConfigFile");
     snprintf(out, len, "%s/%s.vmxf", tmp, name);
     if (!r && xf && *xf)
-        r = copy_side_file(src_dir, "extendedConfigFile", xf, out, true, w, e);
+        r = copy_side_file(src_dir, "extendedConfigFile", xf, out, true, pg, w, e);
     if (!r)
         r = warn_shared_identity(v, w, e);
     if (!r)
@@ -436,7 +401,8 @@ int vmdkit_vm_clone(const char *src_vm, const char *dst_vm, const vmdkit_vm_clon
         memset(res, 0, sizeof *res);
     if (!src_vm || !dst_vm || !opts)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_clone: src_vm, dst_vm and opts are required");
-    char *vmx = NULL, *dst = NULL, *name = NULL, *parent = NULL, *tmp = NULL;
+    char *vmx = NULL, *dst = NULL, *name = NULL, *parent = NULL;
+    vk_temp_folder tf = {.path = NULL, .lock_fd = -1};
     char **disk_names = NULL;
     const char **slots = NULL, **sources = NULL;
     vk_vmx *v = NULL;
@@ -519,60 +485,54 @@ int vmdkit_vm_clone(const char *src_vm, const char *dst_vm, const vmdkit_vm_clon
         }
     }
 
+    /* what a killed clone to this name left is nobody's now */
+    (void)vk_remove_stale_temps(parent, name, NULL, NULL);
     /* build the clone beside its destination, invisible until renamed */
-    if (!(tmp = vk_make_temp_folder(parent, name, e))) {
-        r = e->code ? e->code : VMDKIT_ENOMEM;
+    if ((r = vk_temp_folder_make(parent, name, &tf, e)))
         goto out;
-    }
-    /* the clone's folder gets the permissions of the source's */
-    char *src_dir = vk_path_dirname(vmx, e);
-    if (src_dir && stat(src_dir, &st) == 0)
-        (void)chmod(tmp, st.st_mode & 07777);
-    free(src_dir);
+    vk_copy_progress side_pg = {.fn = mp.fn ? multi_cancel_cb : NULL, .opaque = &mp};
     for (size_t i = 0; !r && i < n; i++) {
-        char *p = vk_path_join(tmp, disk_names[i], e);
-        if (!p)
+        char *p = vk_path_join(tf.path, disk_names[i], e);
+        char *placed = p ? vk_path_join(dst, disk_names[i], e) : NULL;
+        if (!placed)
             r = VMDKIT_ENOMEM;
         /* the temporary folder is a sibling of DST: a relative hint made
          * from it is the same as one made from DST */
         else if (opts->linked)
             r = vmdkit_create_delta(sources[i], p, opts->absolute_hint, e);
         else
-            r = flatten(sources[i], p, opts->type, &mp, e);
+            r = flatten(sources[i], p, placed, opts->type, &mp, e);
         free(p);
+        free(placed);
     }
     if (!r)
-        r = write_config(vmx, tmp, dst, name, slots, (const char *const *)disk_names, n, opts->linked, &warns, e);
+        r = write_config(vmx, tf.path, dst, name, slots, (const char *const *)disk_names, n, opts->linked,
+                         &side_pg, &warns, e);
     if (!r && opts->linked) {
         char *abs = vk_path_absolute(vmx, e);
-        size_t k = strlen(tmp) + strlen(name) + 8;
+        size_t k = strlen(tf.path) + strlen(name) + 8;
         char *sd = abs ? vk_malloc(k, e) : NULL;
         if (!sd) {
             r = VMDKIT_ENOMEM;
         } else {
-            snprintf(sd, k, "%s/%s.vmsd", tmp, name);
+            snprintf(sd, k, "%s/%s.vmsd", tf.path, name);
             r = write_clone_vmsd(sd, abs, disk_names, n, e);
         }
         free(sd);
         free(abs);
     }
+    /* the clone's folder gets the permissions of the source's, once it is
+     * filled: a read-only template gives a read-only folder, not a failure */
+    char *src_dir = r ? NULL : vk_path_dirname(vmx, e);
+    if (src_dir && stat(src_dir, &st) == 0)
+        (void)chmod(tf.path, st.st_mode & 07777);
+    free(src_dir);
     if (!r)
-        r = vk_fsync_dir(tmp, e);
-    if (!r && renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_NOREPLACE) != 0) {
-        if (errno == EINVAL || errno == ENOSYS) {
-            /* no RENAME_NOREPLACE here: the check above and rename(2) */
-            if (lstat(dst, &st) == 0)
-                r = vk_fail(e, VMDKIT_EEXIST, "%s: already exists", dst);
-            else if (rename(tmp, dst) != 0)
-                r = vk_fail_errno(e, errno, "%s: rename %s", dst, tmp);
-        } else {
-            r = errno == EEXIST ? vk_fail(e, VMDKIT_EEXIST, "%s: already exists", dst)
-                                : vk_fail_errno(e, errno, "%s: rename %s", dst, tmp);
-        }
-    }
+        r = vk_fsync_dir(tf.path, e);
+    if (!r)
+        r = vk_rename_noreplace(tf.path, dst, e);
     if (!r) {
-        free(tmp);
-        tmp = NULL;
+        vk_temp_folder_release(&tf);
         r = vk_fsync_dir(parent, e);
     }
     if (!r && res)
@@ -582,18 +542,21 @@ int vmdkit_vm_clone(const char *src_vm, const char *dst_vm, const vmdkit_vm_clon
         res->n_warnings = warns.n;
         memset(&warns, 0, sizeof warns);
     }
-    if (r && res && !tmp)
+    if (r && res && !tf.path)
         vmdkit_vm_clone_result_free(res); /* the clone exists; only the report failed */
-    if (!tmp)
+    if (!tf.path)
         frozen = false; /* the clone exists: its parents stay frozen */
 out:
-    if (r && tmp)
-        remove_tmp_folder(tmp);
+    if (r && tf.path) {
+        vk_temp_folder_unhide_message(&tf, dst, e);
+        vk_temp_folder_discard(&tf);
+        if (r == VMDKIT_ECANCELED)
+            vk_fail(e, r, "%s: cancelled; the partial clone was removed", dst);
+    }
     if (r && frozen) {
         vk_err ignore;
         vk_vm_unfreeze(vmx, &f, &ignore);
     }
-    free(tmp);
     vmdkit_paths_free(warns.v, warns.n);
     if (disk_names)
         for (size_t i = 0; i < n; i++)

@@ -33,6 +33,7 @@
 #include "move.h"
 #include "path.h"
 #include "scan.h"
+#include "temp_folder.h"
 #include "vm.h"
 
 void vmdkit_move_result_free(vmdkit_move_result *res)
@@ -92,12 +93,13 @@ static int do_rename(const char *src, const char *dst, bool *cross_fs, vk_err *e
 static int copy_folder_over(const char *src, const char *dst, vk_copied_list *copied, vk_err *e)
 {
     char *parent = vk_path_dirname(dst, e);
-    char *tmp = parent ? vk_make_temp_folder(parent, vk_path_basename(dst), e) : NULL;
-    if (!tmp) {
+    vk_temp_folder tf;
+    if (!parent || vk_temp_folder_make(parent, vk_path_basename(dst), &tf, e)) {
         free(parent);
         return e->code ? e->code : VMDKIT_ENOMEM;
     }
-    int r = vk_copy_tree(src, tmp, copied, e);
+    const char *tmp = tf.path;
+    int r = vk_copy_tree(src, tmp, copied, NULL, e);
     /* a change made during the copy would be lost with the source */
     if (!r)
         r = vk_check_unchanged(src, copied, e);
@@ -113,7 +115,7 @@ static int copy_folder_over(const char *src, const char *dst, vk_copied_list *co
         rmdir(tmp);
         vk_copied_list_free(copied);
     }
-    free(tmp);
+    vk_temp_folder_release(&tf);
     free(parent);
     return r;
 }

@@ -76,7 +76,7 @@ static int make_new_name(const char *from, const char *to, vk_err *e)
     if (link(from, to) == 0)
         return 0;
     if (errno == EXDEV || errno == EPERM || errno == ENOTSUP || errno == EMLINK)
-        return vk_copy_file(from, to, e);
+        return vk_copy_file(from, to, NULL, e);
     if (errno == EEXIST)
         return vk_fail(e, VMDKIT_EEXIST, "%s: already exists", to);
     return vk_fail_errno(e, errno, "%s: link to %s", from, to);
