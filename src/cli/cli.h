@@ -200,9 +200,6 @@ bool cli_parse_pattern(const char *s, uint8_t *out);
 /* Parse a decimal integer in [MIN, MAX]. */
 bool cli_parse_int(const char *s, long min, long max, long *out);
 
-/* Canonical spelling of an adapter type (case-insensitive match); NULL if unknown. */
-const char *cli_adapter_name(const char *s);
-
 /* Image format named by -f/-F/-O. */
 enum cli_format { CLI_FMT_AUTO, CLI_FMT_VMDK, CLI_FMT_RAW };
 

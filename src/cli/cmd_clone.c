@@ -83,10 +83,9 @@ static int full_clone(const char *src, const char *dst, int type, enum cli_progr
     o.vmdk.type = VMDKIT_MONOLITHIC_SPARSE;
     /* adapter, hw version and default type come from the base link */
     vmdkit_link_info base;
-    char adapter[32] = "", hw[16] = "";
+    char hw[16] = "";
     if (vmdkit_link_info_get(d, vmdkit_chain_length(d) - 1, &base) == 0) {
-        if (base.adapter_type && cli_adapter_name(base.adapter_type))
-            snprintf(adapter, sizeof adapter, "%s", cli_adapter_name(base.adapter_type));
+        o.vmdk.adapter = vmdkit_adapter_name(base.adapter_type); /* a static string */
         if (base.hw_version)
             snprintf(hw, sizeof hw, "%s", base.hw_version);
         int t = base.create_type ? vmdkit_create_type_parse(base.create_type) : -1;
@@ -96,7 +95,6 @@ static int full_clone(const char *src, const char *dst, int type, enum cli_progr
     }
     if (type >= 0)
         o.vmdk.type = (vmdkit_create_type)type;
-    o.vmdk.adapter = *adapter ? adapter : NULL;
     long hwv;
     if (*hw && cli_parse_int(hw, 1, 1000, &hwv))
         o.vmdk.hw_version = (int)hwv;

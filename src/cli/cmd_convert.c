@@ -72,7 +72,7 @@ int cmd_convert(int argc, char **argv)
             break;
         }
         case 'a':
-            opts.vmdk.adapter = cli_adapter_name(optarg);
+            opts.vmdk.adapter = vmdkit_adapter_name(optarg);
             if (!opts.vmdk.adapter)
                 return cli_usage_error("convert", "unknown adapter type '%s'", optarg);
             vmdk_opts = true;

@@ -61,7 +61,7 @@ int cmd_create(int argc, char **argv)
             break;
         }
         case 'a':
-            opts.adapter = cli_adapter_name(optarg);
+            opts.adapter = vmdkit_adapter_name(optarg);
             if (!opts.adapter)
                 return cli_usage_error("create", "unknown adapter type '%s'", optarg);
             break;

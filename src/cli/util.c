@@ -192,15 +192,6 @@ bool cli_parse_int(const char *s, long min, long max, long *out)
     return true;
 }
 
-const char *cli_adapter_name(const char *s)
-{
-    static const char *const names[] = {"ide", "buslogic", "lsilogic", "legacyESX"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcasecmp(s, names[i]) == 0)
-            return names[i];
-    return NULL;
-}
-
 bool cli_parse_format(const char *s, enum cli_format *fmt)
 {
     if (strcmp(s, "vmdk") == 0)
