@@ -459,6 +459,10 @@ typedef struct vmdkit_check_result {
     bool incomplete;            /* some part could not be examined (an unsupported
                                    extent kind, or damage that hides what lies behind it) */
     char backup_path[4096];     /* the backup the repair wrote, or "" */
+    bool unclean_shutdown_cleared; /* the repair cleared the flag in the top link (the
+                                   only one it writes) */
+    bool unclean_shutdown_left; /* the flag is still set somewhere when the call returns:
+                                   without a repair, in a parent, or while damage remains */
 } vmdkit_check_result;
 
 /*

@@ -25,7 +25,8 @@ static const struct cli_opt check_opts[] = {
      "(each {kind, file, message, offset, after-repair}; kind is corrupt, leak,\n"
      "stale, info, repaired or unrepaired; offset is a byte offset in file, or\n"
      "null), findings-dropped, backup (path or null); with --repair also\n"
-     "corruptions-fixed, leaks-fixed, stale-fixed, repaired and unrepaired.\n"
+     "corruptions-fixed, leaks-fixed, stale-fixed, repaired, unrepaired and\n"
+     "unclean-shutdown-cleared.\n"
      "Names follow 'qemu-img check --output=json' where they mean the same.",
      OPT_JSON},
     {0, "repair", NULL,
@@ -173,9 +174,14 @@ static void print_summary(const vmdkit_check_result *r, bool repair, bool after_
         printf("%s%" PRIu64 " stale redundant table entries were found on the image.\n"
                "An interrupted write left them; the data is intact. 'vmdkit check --repair' updates them.\n",
                r->corruptions || r->leaks ? "\n" : "", r->stale);
-    if (r->unclean_shutdown)
-        printf("The unclean-shutdown flag %s.\n",
-               repair && !r->corruptions && !r->stale ? "was set and is cleared" : "is set");
+    /* the repair clears the flag only in DISK itself, never in a parent */
+    if (r->unclean_shutdown && r->unclean_shutdown_cleared && r->unclean_shutdown_left)
+        printf("The unclean-shutdown flag was cleared in the disk itself; it is still set in a parent,\n"
+               "which the repair does not change.\n");
+    else if (r->unclean_shutdown && r->unclean_shutdown_cleared)
+        printf("The unclean-shutdown flag was set and is cleared.\n");
+    else if (r->unclean_shutdown)
+        printf("The unclean-shutdown flag is set.\n");
     if (r->incomplete)
         printf("Some parts of the image could not be checked (see the Info lines).\n");
     if (r->findings_dropped)
@@ -203,6 +209,7 @@ static int print_json(struct out *o, const char *path, const vmdkit_check_result
         cli_json_add_u64(j, "stale-fixed", r->stale_fixed);
         cli_json_add_u64(j, "repaired", r->repaired);
         cli_json_add_u64(j, "unrepaired", r->unrepaired);
+        cli_json_add_bool(j, "unclean-shutdown-cleared", r->unclean_shutdown_cleared);
     }
     cli_json_add_bool(j, "unclean-shutdown", r->unclean_shutdown);
     cli_json_add_bool(j, "incomplete", r->incomplete);

@@ -57,6 +57,8 @@ typedef struct vk_check_counts {
     uint64_t corruptions, leaks, leaked_bytes, stale, findings, dropped;
     uint64_t leak_findings;
     bool unclean, incomplete;
+    bool unclean_kept;    /* the flag is set in an extent this call does not write
+                             (a parent, a COWD redo log, or any without a repair) */
 } vk_check_counts;
 
 typedef struct vk_check {
@@ -76,6 +78,7 @@ typedef struct vk_check {
     size_t n_fixes, cap_fixes;
     bool plan_grows_file; /* a planned fix appends to a file: no truncation this round */
 
+    bool unclean_cleared; /* the repair cleared the flag in the top link */
     int backup_fd;        /* -1 until the first repair round */
     char backup_path[4096];
 

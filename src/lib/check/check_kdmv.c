@@ -41,6 +41,7 @@ static int check_header(vk_sparse_check *s, bool *ok)
     if (s->h.unclean_shutdown) {
         s->x->unclean = true;
         c->n.unclean = true;
+        c->n.unclean_kept |= !(c->plan && s->x->repairable);
         vk_check_report(c, VMDKIT_FIND_INFO, s->file, 72,
                         "%s: uncleanShutdown: set: the extent was not closed cleanly (not an error by itself)",
                         s->file);

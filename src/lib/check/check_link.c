@@ -212,15 +212,23 @@ static int read_descriptor(link_ctx *L, int kind)
     case TEXT_FILE:
         return parse_text(L, "descriptor");
     }
+    /* TEXT_EMBEDDED: a header that names a descriptor area promises a
+     * descriptor there.  An empty area (qemu writes one into the pieces of
+     * a split disk) makes no disk of its own: opening the file fails, and
+     * so the check must not pass it. */
     L->emb_off = t.off;
     L->emb_size = t.size;
-    if (t.len == 0) { /* an empty area, as in split extents: no descriptor */
-        free(L->text);
-        L->text = NULL;
-        return synthesize(L, kind);
-    }
     L->embedded = true;
-    if ((r = parse_text(L, "embedded descriptor")) != 1)
+    if (t.len == 0) {
+        vk_check_report(c, VMDKIT_FIND_CORRUPT, L->path, t.off * VK_SECTOR,
+                        "%s: embedded descriptor: the area the header names (sectors %llu-%llu) is empty "
+                        "(a piece of a split disk is checked through the disk's descriptor)",
+                        L->path, (unsigned long long)t.off, (unsigned long long)(t.off + t.size - 1));
+        r = 1;
+    } else {
+        r = parse_text(L, "embedded descriptor");
+    }
+    if (r != 1)
         return r;
     free(L->text);
     L->text = NULL;
@@ -624,6 +632,11 @@ static int check_link(vk_check *c, const char *path, int depth, size_t *visited,
     uint64_t capacity = 0;
     for (size_t i = 0; i < n; i++)
         capacity += L.d.extents[i].size_sectors;
+    /* a disk of no sectors cannot be opened (a sparse header of capacity 0
+     * is reported by the extent's own check) */
+    if (capacity == 0 && !L.synthesized)
+        vk_check_report(c, VMDKIT_FIND_CORRUPT, path, VMDKIT_CHECK_NO_OFFSET,
+                        "%s: extents: the disk has no sectors", path);
     link_facts pf = {0};
     if ((r = check_parent(&L, visited, capacity, &pf)))
         goto out;

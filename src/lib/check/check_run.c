@@ -60,6 +60,7 @@ static int repair(vk_check *c, uint64_t *applied_total)
         if ((r = vk_check_apply(c, header, &applied)))
             return r;
         *applied_total += applied;
+        c->unclean_cleared = applied > 0;
     }
     return 0;
 }
@@ -121,6 +122,8 @@ int vmdkit_check_with_progress(const char *path, unsigned flags, vmdkit_check_fn
     }
     res->findings_dropped = last.dropped;
     res->unclean_shutdown = first.unclean;
+    res->unclean_shutdown_cleared = c.unclean_cleared;
+    res->unclean_shutdown_left = first.unclean && (first.unclean_kept || !c.unclean_cleared);
     res->incomplete = last.incomplete || first.incomplete;
     bool backup_made = c.backup_fd >= 0;
     vk_check_backup_close(&c);
