@@ -258,6 +258,7 @@ struct cli_progress {
     double start_s, last_shown_s;  /* monotonic clock */
     uint64_t done_bytes, total_bytes;
     bool shown_once;
+    bool finished;             /* the work succeeded: the last report is 100% */
     int bar_width;             /* characters drawn by the last bar, to blank leftovers */
 };
 

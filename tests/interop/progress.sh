@@ -26,8 +26,8 @@ progress_ok() {
         jq -e -s '[.[].done] as $d | [.[].total] | (unique | length == 1) and
                   ($d | . == sort)' "$P"
     assert_true "$desc: percent is done / total" \
-        jq -e -s 'all(.[]; (.percent - (if .total > 0 then .done * 100 / .total else 100 end)) |
-                  fabs < 0.01)' "$P"
+        jq -e -s 'all(.[]; (.percent - (if .total > 0 then .done * 100 / .total
+                                        elif .success then 100 else 0 end)) | fabs < 0.01)' "$P"
     assert_eq "$desc: only the last line is final, success $success" "true $success" \
         "$(jq -s -r '[(.[:-1] | all(has("finished") | not)), .[-1].success] | map(tostring) | join(" ")' "$P")"
     if [ "$success" = true ]; then
@@ -90,5 +90,21 @@ assert_true "and reports no success" sh -c "! jq -e -s 'any(.[]; .success == tru
 run "$VMDKIT" convert -p d.vmdk d2.raw
 assert_eq "-p with stderr not a terminal: exit 0" 0 "$RC"
 assert_eq "-p with stderr not a terminal prints nothing" "" "$(cat "$ERR")"
+
+# -p on a terminal (script(1) gives the command one): the bar starts at 0 %,
+# never goes back, ends at 100 %; before any work it is not drawn full
+if command -v script >/dev/null 2>&1; then
+    head -c $((16 * 1048576)) /dev/urandom >noise.raw
+    for args in "convert -p -f raw noise.raw bar.vmdk" "compare -p d.vmdk d2.raw" "check -p d.vmdk"; do
+        script -q -c "$VMDKIT $args" /dev/null </dev/null >bar.txt 2>&1
+        percents=$(tr '\r' '\n' <bar.txt | grep -o '[0-9.]*%' | tr -d '%' | xargs)
+        assert_eq "$args on a terminal: the first bar is 0.0 %" 0.0 "${percents%% *}"
+        assert_eq "$args on a terminal: the last bar is 100.0 %" 100.0 "${percents##* }"
+        assert_true "$args on a terminal: the percent never goes back ($percents)" \
+            sh -c 'prev=-1; for p in $0 "$@"; do awk -v a="$prev" -v b="$p" "BEGIN {exit !(b >= a)}" || exit 1; prev=$p; done' $percents
+    done
+else
+    say "skipped: -p on a terminal (script(1) is not installed)"
+fi
 
 finish
