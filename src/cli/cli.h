@@ -209,9 +209,18 @@ bool cli_parse_format(const char *s, enum cli_format *fmt);
 /*
  * Open a disk, printing the error on failure.  CLI_FMT_AUTO detects the
  * format (VMDKIT_OPEN_PROBE), CLI_FMT_VMDK refuses a file that is not a
- * VMDK, CLI_FMT_RAW reads the file as raw bytes.  Returns 0 or an exit status.
+ * VMDK, CLI_FMT_RAW reads the file as raw bytes.  A path cli_path_usable()
+ * refuses gives CLI_EXIT_REFUSED.  Returns 0 or an exit status.
  */
 int cli_open(const char *path, unsigned flags, enum cli_format fmt, vmdkit_disk **out);
+
+/*
+ * Can PATH be read (OUTPUT false) or written (OUTPUT true) as a disk?  "-"
+ * (standard input or output) cannot, nor, to read, a pipe, socket or
+ * character device: the disk code seeks, and a pipe would fail late as an
+ * "invalid image".  Prints why not ("vmdkit: PATH: ...") and returns false.
+ */
+bool cli_path_usable(const char *path, bool output);
 
 /* Close a disk; prints the error and returns its exit status on failure. */
 int cli_close(vmdkit_disk *disk);

@@ -85,8 +85,8 @@ const struct cli_help cmd_check_help = {
         "\n"
         "0  no problem found (after --repair: everything found was repaired)\n"
         "1  the check could not be completed: the disk or a file is missing or\n"
-        "   unreadable, an I/O error, a lock held by another program, an extent\n"
-        "   outside the folder, or a bad command line\n"
+        "   unreadable, DISK is a pipe or \"-\", an I/O error, a lock held by another\n"
+        "   program, an extent outside the folder, or a bad command line\n"
         "2  corruption found (after --repair: corruption remains)\n"
         "3  only leaked space (or stale redundant entries) found, no corruption\n"
         "\n"
@@ -246,6 +246,8 @@ int cmd_check(int argc, char **argv)
     if (cli_operands("check", argc, argv, 1, "DISK"))
         return CHECK_EXIT_FAILED; /* qemu-img check's code for "could not check" */
     const char *path = argv[optind];
+    if (!cli_path_usable(path, false))
+        return CHECK_EXIT_FAILED;
     bool repair = (flags & VMDKIT_CHECK_REPAIR) != 0;
     if (o.json && !(o.findings = json_object_new_array())) {
         cli_errorf("out of memory");

@@ -1,5 +1,7 @@
 /* cmd_convert.c - vmdkit convert: copy a disk into a new image. */
 #include <getopt.h>
+#include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "cli.h"
@@ -41,6 +43,27 @@ const struct cli_help cmd_convert_help = {
         "vmdkit convert -f raw -t streamOptimized -p disk.raw upload.vmdk\n"
         "vmdkit convert child.vmdk flattened.vmdk",
 };
+
+/* Does the last component of PATH end in EXT (any case) after a name? */
+static bool has_extension(const char *path, const char *ext)
+{
+    const char *name = cli_basename(path);
+    size_t n = strlen(name), k = strlen(ext);
+    return n > k && strcasecmp(name + n - k, ext) == 0;
+}
+
+/* One line on stderr when DST's name says the other format: a raw image
+ * named .vmdk is later refused by vmdkit itself without -f raw. */
+static void warn_extension(const char *dst, bool to_raw)
+{
+    if (!to_raw && (has_extension(dst, ".raw") || has_extension(dst, ".img")))
+        cli_errorf("warning: %s: the name says raw, but the output is a VMDK (-O raw writes a raw image)",
+                   dst);
+    else if (to_raw && has_extension(dst, ".vmdk"))
+        cli_errorf("warning: %s: the name says VMDK, but the output is a raw image (reading it back "
+                   "needs -f raw)",
+                   dst);
+}
 
 int cmd_convert(int argc, char **argv)
 {
@@ -112,6 +135,8 @@ int cmd_convert(int argc, char **argv)
     if (opts.to_raw && vmdk_opts)
         return cli_usage_error("convert", "-t, -a and --hw only apply to VMDK output");
     const char *src = argv[optind], *dst = argv[optind + 1];
+    if (!cli_path_usable(dst, true))
+        return CLI_EXIT_REFUSED;
 
     /* refuse before reading anything; the library refuses again when creating */
     struct stat st;
@@ -123,6 +148,7 @@ int cmd_convert(int argc, char **argv)
     int rc = cli_open(src, flags, src_fmt, &disk);
     if (rc)
         return rc;
+    warn_extension(dst, opts.to_raw);
 
     struct cli_progress prog;
     cli_progress_start(&prog, progress);

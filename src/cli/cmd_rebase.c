@@ -1,5 +1,7 @@
 /* cmd_rebase.c - vmdkit rebase: give a delta another parent. */
+#include <errno.h>
 #include <getopt.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -9,7 +11,12 @@ static const struct cli_opt rebase_opts[] = {
     {'u', NULL, NULL, "Unsafe: rewrite only the hint and parentCID."},
     {0, "absolute", NULL, "Store NEWPARENT as an absolute path.", OPT_ABSOLUTE},
     CLI_OPTS_PROGRESS,
-    {'b', NULL, "NEWPARENT", "The new parent (required; \"\" for none).", 'b', CLI_OPT_REQUIRED},
+    {'b', NULL, "NEWPARENT",
+     "The new parent (required; \"\" for none).  A relative NEWPARENT is a path\n"
+     "from the current folder, like every path of the command line, not from\n"
+     "DISK's folder as in qemu-img rebase.  The hint written into DISK is\n"
+     "relative to DISK's folder (unless --absolute).",
+     'b', CLI_OPT_REQUIRED},
     CLI_OPTS_HELP,
     CLI_OPTS_END,
 };
@@ -63,6 +70,13 @@ int cmd_rebase(int argc, char **argv)
         return rc;
     if (unsafe && !*parent)
         return cli_usage_error("rebase", "-u needs a NEWPARENT");
+    /* like every path of the command line, NEWPARENT is taken from the
+     * current folder (qemu-img rebase takes it from DISK's folder): say so */
+    struct stat st;
+    if (*parent && parent[0] != '/' && stat(parent, &st) != 0 && errno == ENOENT) {
+        cli_errorf("%s: not found (relative to the current folder)", parent);
+        return CLI_EXIT_NOT_FOUND;
+    }
     struct cli_progress pg;
     cli_progress_start(&pg, progress);
     vmdkit_error err = {0};

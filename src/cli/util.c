@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -203,9 +204,30 @@ bool cli_parse_format(const char *s, enum cli_format *fmt)
     return true;
 }
 
+bool cli_path_usable(const char *path, bool output)
+{
+    if (strcmp(path, "-") == 0) {
+        cli_errorf("-: %s is not supported; name a file", output ? "writing to standard output"
+                                                                 : "reading standard input");
+        return false;
+    }
+    struct stat st;
+    if (!output && stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode) &&
+        !S_ISDIR(st.st_mode)) {
+        cli_errorf("%s: is a %s; vmdkit reads disks from regular files and block devices only "
+                   "(copy it into a file first)",
+                   path, S_ISFIFO(st.st_mode) ? "pipe" : S_ISSOCK(st.st_mode) ? "socket" : "character device");
+        return false;
+    }
+    return true;
+}
+
 int cli_open(const char *path, unsigned flags, enum cli_format fmt, vmdkit_disk **out)
 {
     vmdkit_error err = {0};
+    *out = NULL;
+    if (!cli_path_usable(path, false))
+        return CLI_EXIT_REFUSED;
     if (fmt == CLI_FMT_RAW)
         flags |= VMDKIT_OPEN_RAW;
     else if (fmt == CLI_FMT_AUTO)

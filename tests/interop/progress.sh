@@ -36,7 +36,7 @@ progress_ok() {
     fi
 }
 
-check "convert --progress=json" "$VMDKIT" convert --progress=json d.vmdk d.raw
+check "convert --progress=json" "$VMDKIT" convert --progress=json -O raw d.vmdk d.raw
 progress_ok "convert" true
 assert_eq "convert: total is the virtual size" "$SIZE" "$(jq -s '.[-1].total' "$ERR")"
 assert_eq "convert: nothing on stdout" "" "$(cat "$OUT")"
@@ -80,14 +80,14 @@ with open(sys.argv[1], "r+b") as f:
     f.write(struct.pack("<I", 1))
 PY
 expect_exit 4 "convert --progress=json of a disk whose first grain is damaged" \
-    "$VMDKIT" convert --progress=json bad.vmdk bad.raw
+    "$VMDKIT" convert --progress=json -O raw bad.vmdk bad.raw
 progress_ok "the failed convert" false
 assert_true "the error follows the progress lines" grep -q 'inside the metadata' "$ERR"
-run "$VMDKIT" convert --progress=json missing.vmdk out.raw
+run "$VMDKIT" convert --progress=json -O raw missing.vmdk out.raw
 assert_true "a convert that cannot start exits non-zero" test "$RC" -ne 0
 assert_true "and reports no success" sh -c "! jq -e -s 'any(.[]; .success == true)' '$ERR' 2>/dev/null"
 
-run "$VMDKIT" convert -p d.vmdk d2.raw
+run "$VMDKIT" convert -p -O raw d.vmdk d2.raw
 assert_eq "-p with stderr not a terminal: exit 0" 0 "$RC"
 assert_eq "-p with stderr not a terminal prints nothing" "" "$(cat "$ERR")"
 
