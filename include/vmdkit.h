@@ -233,10 +233,17 @@ typedef enum vmdkit_create_type {
 VMDKIT_API int vmdkit_create_type_parse(const char *name);
 VMDKIT_API const char *vmdkit_create_type_name(vmdkit_create_type t);
 
+/* The canonical spelling of the adapter type NAME ("ide", "buslogic",
+ * "lsilogic", "legacyESX", the values of ddb.adapterType), matched without
+ * regard to case; NULL when NAME is NULL or not one of them.  The result is
+ * a static string. */
+VMDKIT_API const char *vmdkit_adapter_name(const char *name);
+
 typedef struct vmdkit_create_opts {
     vmdkit_create_type type;
     uint64_t size_bytes;        /* rounded up to a sector */
-    const char *adapter;        /* "ide" (default), "buslogic", "lsilogic", "legacyESX" */
+    const char *adapter;        /* "ide" (default), "buslogic", "lsilogic", "legacyESX";
+                                   any case (see vmdkit_adapter_name) */
     int hw_version;             /* 0 = default (4) */
     bool zeroed_grain;          /* sparse only: header v2 with zeroed-grain entries */
     const char *parent;         /* path of parent descriptor, NULL for none (sparse only) */
@@ -289,6 +296,8 @@ typedef struct vmdkit_clone_disk_opts {
     int type;                    /* a vmdkit_create_type, or -1 for the default below */
     vmdkit_progress_fn progress; /* bytes of SRC's virtual size; non-zero cancels */
     void *progress_opaque;
+    unsigned open_flags;         /* for opening SRC: VMDKIT_OPEN_ALLOW_EXTERNAL; other
+                                    flags are refused (VMDKIT_EINVAL) */
 } vmdkit_clone_disk_opts;
 
 /*
@@ -548,6 +557,10 @@ typedef struct vmdkit_check_result {
     bool incomplete;            /* some part could not be examined (an unsupported
                                    extent kind, or damage that hides what lies behind it) */
     char backup_path[4096];     /* the backup the repair wrote, or "" */
+    bool unclean_shutdown_cleared; /* the repair cleared the flag in the top link (the
+                                   only one it writes) */
+    bool unclean_shutdown_left; /* the flag is still set somewhere when the call returns:
+                                   without a repair, in a parent, or while damage remains */
 } vmdkit_check_result;
 
 /*

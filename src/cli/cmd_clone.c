@@ -4,6 +4,19 @@
 
 #include "cli.h"
 
+enum { OPT_LINKED = CLI_OPT_LONG, OPT_ABSOLUTE, OPT_NAME };
+
+static const struct cli_opt clone_opts[] = {
+    {0, "linked", NULL, "Make a linked clone (deltas) instead of a full copy.", OPT_LINKED},
+    {0, "absolute", NULL, "With --linked: store the parents as absolute paths.", OPT_ABSOLUTE, CLI_OPT_NEST},
+    {'t', "type", "TYPE", "createType of a full clone's disks.", 't', CLI_OPT_OR},
+    CLI_OPTS_PROGRESS,
+    {0, "name", "NAME", "Virtual machines: the clone's displayName and file names.", OPT_NAME},
+    CLI_OPTS_DISK,
+    CLI_OPTS_HELP,
+    CLI_OPTS_END,
+};
+
 const struct cli_help cmd_clone_help = {
     .description =
         "Copy the disk SRC to NEW, or the virtual machine SRC into the new folder NEW.\n"
@@ -62,20 +75,9 @@ const struct cli_help cmd_clone_help = {
         "partial copy and ends vmdkit by that signal (status 128+N).  On failure the\n"
         "freeze of the source is undone.  The clone's .vmx is printed, then (linked)\n"
         "the disks the source writes to from now on.",
-    .options =
-        "--linked\n"
-        "    Make a linked clone (deltas) instead of a full copy.\n"
-        "--absolute\n"
-        "    With --linked: store the parents as absolute paths.\n"
-        "--name NAME\n"
-        "    Virtual machines: the clone's displayName and file names.\n"
-        "-t, --type TYPE\n"
-        "    createType of a full clone's disks.\n"
-        "-p, --progress[=bar|json]\n"
-        "    Show progress on standard error: a bar on a terminal, or with\n"
-        "    --progress=json one JSON object per line (see docs/json.md).\n"
-        "-h, --help\n"
-        "    Show this manual.",
+    .opts = clone_opts,
+    .options_note = "Only the full clone of a disk takes --allow-external-extents: linked clones\n"
+                    "and virtual machines refuse extent files outside a descriptor's folder.",
     .exit_status = "8  the source machine is running or suspended\n"
                    "9  NEW exists",
     .examples =
@@ -85,25 +87,15 @@ const struct cli_help cmd_clone_help = {
         "vmdkit clone --name 'Win10 copy' ~/VMs/Win10.vmwarevm ~/VMs/Win10-copy.vmwarevm",
 };
 
-enum { OPT_LINKED = 256, OPT_ABSOLUTE, OPT_NAME };
-
-static const struct option longopts[] = {
-    {"linked", no_argument, NULL, OPT_LINKED},
-    {"absolute", no_argument, NULL, OPT_ABSOLUTE},
-    {"name", required_argument, NULL, OPT_NAME},
-    {"type", required_argument, NULL, 't'},
-    CLI_PROGRESS_LONGOPT,
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
-};
-
 /* Full clone of a disk: the library decides type, adapter and hw version. */
-static int full_clone(const char *src, const char *dst, int type, enum cli_progress_mode progress)
+static int full_clone(const char *src, const char *dst, int type, enum cli_progress_mode progress,
+                      unsigned open_flags)
 {
     struct cli_progress pg;
     cli_progress_start(&pg, progress);
     vmdkit_clone_disk_opts o = {
         .struct_size = sizeof o, .type = type, .progress = cli_progress_cb, .progress_opaque = &pg,
+        .open_flags = open_flags,
     };
     vmdkit_error err = {0};
     cli_cancel_on_signals();
@@ -135,12 +127,16 @@ int cmd_clone(int argc, char **argv)
     bool linked = false, absolute = false;
     enum cli_progress_mode progress = CLI_PROGRESS_NONE;
     int type = -1;
+    unsigned open_flags = 0;
+    struct cli_getopt g;
     int c;
-    while ((c = getopt_long(argc, argv, ":t:ph", longopts, NULL)) != -1) {
+    cli_getopt_init(&g, "clone");
+    while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
         case OPT_LINKED: linked = true; break;
         case OPT_ABSOLUTE: absolute = true; break;
         case OPT_NAME: name = optarg; break;
+        case CLI_OPT_ALLOW_EXTERNAL: open_flags |= VMDKIT_OPEN_ALLOW_EXTERNAL; break;
         case 'p':
             if (!cli_parse_progress(optarg, &progress))
                 return cli_usage_error("clone", "unknown progress format '%s'", optarg);
@@ -151,8 +147,7 @@ int cmd_clone(int argc, char **argv)
                 return cli_usage_error("clone", "unknown disk type '%s'", optarg);
             break;
         case 'h':
-            cli_print_command_help(cli_find_command("clone"));
-            return CLI_EXIT_OK;
+            return cli_show_help("clone");
         default:
             return cli_bad_option("clone", argc, argv, c);
         }
@@ -164,7 +159,11 @@ int cmd_clone(int argc, char **argv)
         return cli_usage_error("clone", "-t applies to full clones only");
     if (absolute && !linked)
         return cli_usage_error("clone", "--absolute applies to linked clones only");
-    if (vmdkit_is_vm_path(src)) {
+    bool vm = vmdkit_is_vm_path(src);
+    /* linked clones and machines are opened by the library with its own policy */
+    if (open_flags && (linked || vm))
+        return cli_usage_error("clone", "--allow-external-extents applies to a full clone of a disk only");
+    if (vm) {
         struct cli_progress pg;
         cli_progress_start(&pg, linked ? CLI_PROGRESS_NONE : progress);
         vmdkit_vm_clone_opts o = {
@@ -181,7 +180,7 @@ int cmd_clone(int argc, char **argv)
     if (name)
         return cli_usage_error("clone", "--name applies to virtual machines only");
     if (!linked)
-        return full_clone(src, dst, type, progress);
+        return full_clone(src, dst, type, progress, open_flags);
     vmdkit_error err = {0};
     int rc = vmdkit_create_delta(src, dst, absolute, &err);
     return rc < 0 ? cli_fail(rc, err.msg) : CLI_EXIT_OK;

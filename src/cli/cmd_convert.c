@@ -1,8 +1,32 @@
 /* cmd_convert.c - vmdkit convert: copy a disk into a new image. */
 #include <getopt.h>
+#include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "cli.h"
+
+enum { OPT_HW = CLI_OPT_LONG, OPT_THREADS };
+
+static const struct cli_opt convert_opts[] = {
+    {'f', NULL, "vmdk|raw",
+     "Format of SRC.  Without it the format is detected.  With vmdk a file that\n"
+     "is not a VMDK is refused; with raw the file is read as raw bytes."},
+    {'O', NULL, "vmdk|raw", "Format of DST (default vmdk)."},
+    {'t', "type", "TYPE",
+     "createType of a VMDK DST (default monolithicSparse): monolithicSparse,\n"
+     "monolithicFlat, twoGbMaxExtentSparse, twoGbMaxExtentFlat, streamOptimized,\n"
+     "vmfs."},
+    {'a', "adapter", "ADAPTER",
+     "Adapter type of a VMDK DST: ide (default), buslogic, lsilogic or legacyESX."},
+    {0, "hw", "N", "Virtual hardware version of a VMDK DST (default 4).", OPT_HW},
+    CLI_OPTS_PROGRESS,
+    {0, "threads", "N", "Compression threads for streamOptimized output (default 0: one per CPU).",
+     OPT_THREADS},
+    CLI_OPTS_DISK,
+    CLI_OPTS_HELP,
+    CLI_OPTS_END,
+};
 
 const struct cli_help cmd_convert_help = {
     .description =
@@ -20,30 +44,7 @@ const struct cli_help cmd_convert_help = {
         "convert to DST removes the folder a killed one left.  Ctrl-C (SIGINT),\n"
         "SIGTERM or SIGHUP stops the copy and removes the partial output; vmdkit\n"
         "then ends by that signal (status 128+N).",
-    .options =
-        "-f vmdk|raw\n"
-        "    Format of SRC.  Without it the format is detected.  With vmdk a file that\n"
-        "    is not a VMDK is refused; with raw the file is read as raw bytes.\n"
-        "-O vmdk|raw\n"
-        "    Format of DST (default vmdk).\n"
-        "-t, --type TYPE\n"
-        "    createType of a VMDK DST (default monolithicSparse): monolithicSparse,\n"
-        "    monolithicFlat, twoGbMaxExtentSparse, twoGbMaxExtentFlat, streamOptimized,\n"
-        "    vmfs.\n"
-        "-a, --adapter ide|buslogic|lsilogic|legacyESX\n"
-        "    Adapter type of a VMDK DST (default ide).\n"
-        "--hw N\n"
-        "    Virtual hardware version of a VMDK DST (default 4).\n"
-        "-p, --progress[=bar|json]\n"
-        "    Show progress on standard error: a bar with percent, throughput and time\n"
-        "    left when standard error is a terminal (nothing otherwise), or with\n"
-        "    --progress=json one JSON object per line (see docs/json.md).\n"
-        "--threads N\n"
-        "    Compression threads for streamOptimized output (default 0: one per CPU).\n"
-        "--allow-external-extents\n"
-        "    Follow extent files of SRC outside its descriptor's folder.\n"
-        "-h, --help\n"
-        "    Show this manual.",
+    .opts = convert_opts,
     .exit_status = "9 is also returned, and DST left untouched, when DST already exists.",
     .examples =
         "vmdkit convert -O raw disk.vmdk disk.raw\n"
@@ -51,18 +52,26 @@ const struct cli_help cmd_convert_help = {
         "vmdkit convert child.vmdk flattened.vmdk",
 };
 
-enum { OPT_HW = 256, OPT_THREADS, OPT_ALLOW_EXTERNAL };
+/* Does the last component of PATH end in EXT (any case) after a name? */
+static bool has_extension(const char *path, const char *ext)
+{
+    const char *name = cli_basename(path);
+    size_t n = strlen(name), k = strlen(ext);
+    return n > k && strcasecmp(name + n - k, ext) == 0;
+}
 
-static const struct option longopts[] = {
-    {"type", required_argument, NULL, 't'},
-    {"adapter", required_argument, NULL, 'a'},
-    {"hw", required_argument, NULL, OPT_HW},
-    CLI_PROGRESS_LONGOPT,
-    {"threads", required_argument, NULL, OPT_THREADS},
-    {"allow-external-extents", no_argument, NULL, OPT_ALLOW_EXTERNAL},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
-};
+/* One line on stderr when DST's name says the other format: a raw image
+ * named .vmdk is later refused by vmdkit itself without -f raw. */
+static void warn_extension(const char *dst, bool to_raw)
+{
+    if (!to_raw && (has_extension(dst, ".raw") || has_extension(dst, ".img")))
+        cli_errorf("warning: %s: the name says raw, but the output is a VMDK (-O raw writes a raw image)",
+                   dst);
+    else if (to_raw && has_extension(dst, ".vmdk"))
+        cli_errorf("warning: %s: the name says VMDK, but the output is a raw image (reading it back "
+                   "needs -f raw)",
+                   dst);
+}
 
 int cmd_convert(int argc, char **argv)
 {
@@ -71,8 +80,10 @@ int cmd_convert(int argc, char **argv)
     enum cli_format src_fmt = CLI_FMT_AUTO, dst_fmt = CLI_FMT_VMDK;
     enum cli_progress_mode progress = CLI_PROGRESS_NONE;
     bool vmdk_opts = false;
+    struct cli_getopt g;
     int c;
-    while ((c = getopt_long(argc, argv, ":f:O:t:a:ph", longopts, NULL)) != -1) {
+    cli_getopt_init(&g, "convert");
+    while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
         case 'f':
             if (!cli_parse_format(optarg, &src_fmt))
@@ -92,7 +103,7 @@ int cmd_convert(int argc, char **argv)
             break;
         }
         case 'a':
-            opts.vmdk.adapter = cli_adapter_name(optarg);
+            opts.vmdk.adapter = vmdkit_adapter_name(optarg);
             if (!opts.vmdk.adapter)
                 return cli_usage_error("convert", "unknown adapter type '%s'", optarg);
             vmdk_opts = true;
@@ -116,12 +127,11 @@ int cmd_convert(int argc, char **argv)
             opts.threads = (int)n;
             break;
         }
-        case OPT_ALLOW_EXTERNAL:
+        case CLI_OPT_ALLOW_EXTERNAL:
             flags |= VMDKIT_OPEN_ALLOW_EXTERNAL;
             break;
         case 'h':
-            cli_print_command_help(cli_find_command("convert"));
-            return CLI_EXIT_OK;
+            return cli_show_help("convert");
         default:
             return cli_bad_option("convert", argc, argv, c);
         }
@@ -133,6 +143,8 @@ int cmd_convert(int argc, char **argv)
     if (opts.to_raw && vmdk_opts)
         return cli_usage_error("convert", "-t, -a and --hw only apply to VMDK output");
     const char *src = argv[optind], *dst = argv[optind + 1];
+    if (!cli_path_usable(dst, true))
+        return CLI_EXIT_REFUSED;
 
     /* refuse before reading anything; the library refuses again when creating */
     struct stat st;
@@ -144,6 +156,7 @@ int cmd_convert(int argc, char **argv)
     int rc = cli_open(src, flags, src_fmt, &disk);
     if (rc)
         return rc;
+    warn_extension(dst, opts.to_raw);
 
     struct cli_progress prog;
     cli_progress_start(&prog, progress);

@@ -39,9 +39,15 @@ static int terminal_width(void)
     return 80;
 }
 
+/* Before the library has named the total, nothing is done yet: 0 %, not
+ * the 100 % that done >= total would say; the final report is 100 %. */
 static double percent_of(const struct cli_progress *p)
 {
-    if (p->total_bytes == 0 || p->done_bytes >= p->total_bytes)
+    if (p->finished)
+        return 100.0;
+    if (p->total_bytes == 0)
+        return 0.0;
+    if (p->done_bytes >= p->total_bytes)
         return 100.0;
     return (double)p->done_bytes * 100.0 / (double)p->total_bytes;
 }
@@ -56,8 +62,10 @@ static double rate_of(const struct cli_progress *p, double now)
 /* Seconds left at the average rate; -1 when unknown. */
 static double eta_of(const struct cli_progress *p, double rate)
 {
-    if (p->done_bytes >= p->total_bytes)
+    if (p->finished || (p->total_bytes > 0 && p->done_bytes >= p->total_bytes))
         return 0.0;
+    if (p->total_bytes == 0)
+        return -1.0; /* not known yet */
     if (rate <= 0.0)
         return -1.0;
     return (double)(p->total_bytes - p->done_bytes) / rate;
@@ -175,6 +183,7 @@ void cli_progress_done(struct cli_progress *p, bool success)
     double now = now_s();
     if (success && p->done_bytes < p->total_bytes)
         p->done_bytes = p->total_bytes;
+    p->finished = success;
     if (p->mode == CLI_PROGRESS_JSON) {
         print_json(p, now, true, success);
         return;

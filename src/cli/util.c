@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -62,8 +63,11 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     va_end(ap);
     fputc('\n', stderr);
     const struct cli_command *c = cli_find_command(cmd);
-    if (c)
-        fprintf(stderr, "Usage: vmdkit %s\n", c->synopsis);
+    if (c) {
+        char synopsis[1024];
+        cli_synopsis(c, synopsis, sizeof synopsis);
+        fprintf(stderr, "Usage: vmdkit %s\n", synopsis);
+    }
     fprintf(stderr, "Try 'vmdkit %s --help' for more information.\n", cmd);
     return CLI_EXIT_USAGE;
 }
@@ -83,6 +87,8 @@ int cli_bad_option(const char *cmd, int argc, char **argv, int ret)
     const char *elem = (optind > 0 && optind <= argc) ? argv[optind - 1] : "?";
     if (ret == ':')
         return cli_usage_error(cmd, "option '%s' needs an argument", elem);
+    if (ret != '?') /* a row of the command's table that its switch does not handle */
+        return cli_usage_error(cmd, "option '%s' is not implemented", elem);
     if (optopt == 0) /* an unknown long option */
         return cli_usage_error(cmd, "unknown option '%s'", elem);
     if (isdigit((unsigned char)optopt)) {
@@ -187,15 +193,6 @@ bool cli_parse_int(const char *s, long min, long max, long *out)
     return true;
 }
 
-const char *cli_adapter_name(const char *s)
-{
-    static const char *const names[] = {"ide", "buslogic", "lsilogic", "legacyESX"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcasecmp(s, names[i]) == 0)
-            return names[i];
-    return NULL;
-}
-
 bool cli_parse_format(const char *s, enum cli_format *fmt)
 {
     if (strcmp(s, "vmdk") == 0)
@@ -207,9 +204,30 @@ bool cli_parse_format(const char *s, enum cli_format *fmt)
     return true;
 }
 
+bool cli_path_usable(const char *path, bool output)
+{
+    if (strcmp(path, "-") == 0) {
+        cli_errorf("-: %s is not supported; name a file", output ? "writing to standard output"
+                                                                 : "reading standard input");
+        return false;
+    }
+    struct stat st;
+    if (!output && stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode) &&
+        !S_ISDIR(st.st_mode)) {
+        cli_errorf("%s: is a %s; vmdkit reads disks from regular files and block devices only "
+                   "(copy it into a file first)",
+                   path, S_ISFIFO(st.st_mode) ? "pipe" : S_ISSOCK(st.st_mode) ? "socket" : "character device");
+        return false;
+    }
+    return true;
+}
+
 int cli_open(const char *path, unsigned flags, enum cli_format fmt, vmdkit_disk **out)
 {
     vmdkit_error err = {0};
+    *out = NULL;
+    if (!cli_path_usable(path, false))
+        return CLI_EXIT_REFUSED;
     if (fmt == CLI_FMT_RAW)
         flags |= VMDKIT_OPEN_RAW;
     else if (fmt == CLI_FMT_AUTO)

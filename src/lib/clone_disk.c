@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "clone_disk.h"
+#include "holders.h"
 #include "create.h"
 #include "path.h"
 
@@ -74,6 +75,9 @@ static int read_opts(const vmdkit_clone_disk_opts *opts, vmdkit_clone_disk_opts 
     o->struct_size = known;
     if (o->type < -1 || o->type > VMDKIT_VMFS)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_clone_disk: opts: type %d: not a createType", o->type);
+    if (o->open_flags & ~(unsigned)VMDKIT_OPEN_ALLOW_EXTERNAL)
+        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_clone_disk: opts: open_flags %#x: only ALLOW_EXTERNAL applies",
+                       o->open_flags);
     return 0;
 }
 
@@ -85,8 +89,14 @@ int vk_clone_disk(const char *src, const char *dst, const char *placed_as,
     if (r)
         return r;
     vmdkit_disk *d;
-    if ((r = vmdkit_open(src, VMDKIT_OPEN_RDONLY, &d, e)))
+    if ((r = vmdkit_open(src, VMDKIT_OPEN_RDONLY | o.open_flags, &d, e)))
         return r;
+    /* a copy of a disk that is changing is no copy: refuse QEMU, VMware or
+     * vmdkit writing any link of the chain */
+    if ((r = vk_disk_check_no_writer(d, e))) {
+        vmdkit_close(d, NULL);
+        return r;
+    }
     vmdkit_link_info base;
     if ((r = vmdkit_link_info_get(d, vmdkit_chain_length(d) - 1, &base))) {
         *e = *vmdkit_last_error(d);
@@ -94,7 +104,7 @@ int vk_clone_disk(const char *src, const char *dst, const char *placed_as,
         return r;
     }
     vmdkit_convert_opts co = {0};
-    co.vmdk.adapter = vk_adapter_canonical(base.adapter_type); /* NULL: ide */
+    co.vmdk.adapter = vmdkit_adapter_name(base.adapter_type); /* NULL: ide */
     co.vmdk.hw_version = vk_hw_version_of(base.hw_version);
     if (o.type >= 0)
         co.vmdk.type = (vmdkit_create_type)o.type;

@@ -246,7 +246,7 @@ static int stream_sink_open(sink *s, const char *path, uint64_t size, const vmdk
     if (r)
         return r;
     char *text;
-    if ((r = vk_create_stream_descriptor(path, cap, vk_adapter_canonical(co.adapter ? co.adapter : "ide"),
+    if ((r = vk_create_stream_descriptor(path, cap, vmdkit_adapter_name(co.adapter ? co.adapter : "ide"),
                                          co.hw_version, &text, e)))
         return r;
     r = vk_stream_writer_open(path, cap, text, o->threads, 0, &s->sw, e);

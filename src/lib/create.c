@@ -54,15 +54,6 @@ const char *vmdkit_create_type_name(vmdkit_create_type t)
     return "unknown";
 }
 
-const char *vk_adapter_canonical(const char *a)
-{
-    static const char *const names[] = {"ide", "buslogic", "lsilogic", "legacyESX"};
-    for (size_t i = 0; a && i < sizeof names / sizeof names[0]; i++)
-        if (strcasecmp(a, names[i]) == 0)
-            return names[i];
-    return NULL;
-}
-
 int vk_hw_version_of(const char *text)
 {
     long v = 0;
@@ -86,6 +77,8 @@ int vk_create_descriptor(vk_descriptor *d, const char *create_type, uint64_t cap
         return VMDKIT_ENOMEM;
     uint64_t cyl;
     uint32_t heads, secs;
+    if (vmdkit_adapter_name(adapter))
+        adapter = vmdkit_adapter_name(adapter); /* VMware's spelling, whatever the caller's case */
     vk_geometry_for(adapter, capacity_sectors, &cyl, &heads, &secs);
     uint8_t u[16];
     vk_random(u, sizeof u);
@@ -345,7 +338,7 @@ bool vk_create_fits(vmdkit_create_type type, uint64_t capacity_sectors)
 int vk_create_check_opts(const char *path, const vmdkit_create_opts *o, uint64_t *cap, vk_err *e)
 {
     const char *adapter = o->adapter ? o->adapter : "ide";
-    if (!vk_adapter_canonical(adapter))
+    if (!vmdkit_adapter_name(adapter))
         return vk_fail(e, VMDKIT_EINVAL, "%s: adapter type \"%s\": not ide, buslogic, lsilogic or legacyESX",
                        path, adapter);
     if (o->size_bytes == 0)
@@ -412,7 +405,7 @@ int vmdkit_create(const char *path, const vmdkit_create_opts *o, vmdkit_error *e
     int r = vk_create_check_opts(path, o, &cap, e);
     if (r)
         return r;
-    const char *adapter = vk_adapter_canonical(o->adapter ? o->adapter : "ide");
+    const char *adapter = vmdkit_adapter_name(o->adapter ? o->adapter : "ide");
     if (o->type == VMDKIT_STREAM_OPTIMIZED) {
         char *text;
         if ((r = vk_create_stream_descriptor(path, cap, adapter, o->hw_version, &text, e)))
@@ -512,7 +505,7 @@ int vmdkit_create_delta(const char *parent_path, const char *new_path, bool abso
         goto out;
     }
     bool split = is_split_type(p->desc.create_type);
-    const char *adapter = vk_adapter_canonical(vk_descriptor_ddb_get(&p->desc, "ddb.adapterType"));
+    const char *adapter = vmdkit_adapter_name(vk_descriptor_ddb_get(&p->desc, "ddb.adapterType"));
     if (!adapter)
         adapter = "ide";
     int hwv = vk_hw_version_of(vk_descriptor_ddb_get(&p->desc, "ddb.virtualHWVersion"));

@@ -23,11 +23,6 @@ int vk_create_sparse_extent(const char *path, uint64_t capacity_sectors, const c
 int vk_create_stream_descriptor(const char *path, uint64_t cap, const char *adapter, int hw,
                                 char **text, vk_err *e);
 
-/* The canonical spelling of an adapter type given in any case ("LSILogic"
- * -> "lsilogic"), or NULL when A is NULL or not one of ide, buslogic,
- * lsilogic, legacyESX. */
-const char *vk_adapter_canonical(const char *a);
-
 /* ddb.virtualHWVersion as a number: 0 (the default, 4) when TEXT is NULL,
  * not all digits or beyond VK_MAX_HW_VERSION. */
 #define VK_MAX_HW_VERSION 1000000

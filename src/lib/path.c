@@ -30,6 +30,13 @@ const char *vk_path_basename(const char *path)
     return slash ? slash + 1 : path;
 }
 
+bool vk_path_has_suffix(const char *path, const char *suffix)
+{
+    const char *name = vk_path_basename(path);
+    size_t n = strlen(name), k = strlen(suffix);
+    return n > k && strcasecmp(name + n - k, suffix) == 0;
+}
+
 char *vk_path_join(const char *dir, const char *name, vk_err *e)
 {
     if (name[0] == '/' || !dir || !*dir || strcmp(dir, ".") == 0)
@@ -178,13 +185,15 @@ char *vk_path_relative(const char *from_dir, const char *to, vk_err *e)
     const char *rest = b + last;
     while (*rest == '/')
         rest++;
-    size_t n = ups * 3 + strlen(rest) + 1;
+    size_t n = ups * 3 + strlen(rest) + 2;
     char *r = vk_malloc(n, e);
     if (r) {
         r[0] = 0;
         for (size_t k = 0; k < ups; k++)
             strcat(r, "../");
         strcat(r, rest);
+        if (!r[0]) /* TO is FROM_DIR itself: a name, not an empty one */
+            strcat(r, ".");
     }
     free(a);
     free(b);
@@ -197,12 +206,6 @@ bool vk_path_inside(const char *path, const char *dir)
     if (n == 1 && dir[0] == '/')
         return path[0] == '/' && path[1] != 0;
     return strncmp(path, dir, n) == 0 && path[n] == '/';
-}
-
-bool vk_path_has_suffix(const char *path, const char *suffix)
-{
-    size_t n = strlen(path), k = strlen(suffix);
-    return n >= k && strcasecmp(path + n - k, suffix) == 0;
 }
 
 char *vk_path_with_suffix(const char *path, const char *suffix, vk_err *e)

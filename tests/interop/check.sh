@@ -183,6 +183,51 @@ run "$VMDKIT" check --json d.vmdk
 assert_eq "--json unclean-shutdown" true "$(json_get "$OUT" '."unclean-shutdown"')"
 check_exit 0 "--repair clears the flag" d.vmdk --repair
 assert_eq "flag cleared" 00 "$(od -A n -t x1 -j 72 -N 1 d.vmdk | tr -d ' ')"
+assert_true "--repair says the flag is cleared" grep -qx "The unclean-shutdown flag was set and is cleared." "$OUT"
+cd .. || exit 1
+
+# --- a parent's unclean-shutdown flag: the repair of a child leaves it and says so
+mkdir -p unclean-parent && cd unclean-parent || exit 1
+"$VMDKIT" create base.vmdk 16M && "$VMDKIT" create -b base.vmdk child.vmdk 16M
+printf '\001' | dd of=base.vmdk bs=1 seek=72 conv=notrunc status=none
+base_before=$(sha256 base.vmdk)
+check_exit 0 "child of a parent with the flag set: --repair" child.vmdk --repair
+assert_true "the flag is reported as set" grep -qx "The unclean-shutdown flag is set." "$OUT"
+assert_true "no claim that it was cleared" sh -c "! grep -q 'cleared' '$OUT'"
+assert_eq "the parent is not written" "$base_before" "$(sha256 base.vmdk)"
+run "$VMDKIT" check --repair --json child.vmdk
+assert_eq "--json: unclean-shutdown" true "$(json_get "$OUT" '."unclean-shutdown"')"
+assert_eq "--json: unclean-shutdown-cleared" false "$(json_get "$OUT" '."unclean-shutdown-cleared"')"
+printf '\001' | dd of=child.vmdk bs=1 seek=72 conv=notrunc status=none
+check_exit 0 "child and parent with the flag set: --repair" child.vmdk --repair
+assert_true "the child's flag is cleared, the parent's is said to stay" \
+    grep -q "cleared in the disk itself; it is still set in a parent" "$OUT"
+assert_eq "the child's flag cleared" 00 "$(od -A n -t x1 -j 72 -N 1 child.vmdk | tr -d ' ')"
+assert_eq "the parent is still not written" "$base_before" "$(sha256 base.vmdk)"
+cd .. || exit 1
+
+# --- what vmdkit info refuses, check does not pass (exit 2, corruption) ------
+mkdir -p refused && cd refused || exit 1
+printf '# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\ncreateType="monolithicFlat"\n\n# Extent description\nRW 0 FLAT "z-flat.vmdk" 0\n' >z.vmdk
+: >z-flat.vmdk
+expect_exit 4 "info: extents of zero sectors" "$VMDKIT" info z.vmdk
+check_exit 2 "check: extents of zero sectors are corruption" z.vmdk
+assert_true "check names the zero size" grep -q "z.vmdk: extents: the disk has no sectors" "$OUT"
+# qemu-img's pieces of a split disk point at an embedded descriptor area it leaves empty
+qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentSparse split.vmdk 64M
+expect_exit 4 "info: a piece of a split disk (empty embedded descriptor)" "$VMDKIT" info split-s001.vmdk
+check_exit 2 "check: an empty embedded descriptor area is corruption" split-s001.vmdk
+assert_true "check names the empty area" grep -q "split-s001.vmdk: embedded descriptor: the area the header names (sectors 1-20) is empty" "$OUT"
+check_exit 0 "check of the split disk itself stays clean" split.vmdk
+CORPUS=${VMDKIT_CORPUS:-}
+tw=$CORPUS/vmdk-forensic/tw_sparse-s001.vmdk
+if [ -f "$tw" ]; then
+    expect_exit 4 "info: corpus tw_sparse-s001.vmdk" "$VMDKIT" info "$tw"
+    expect_exit 2 "check: corpus tw_sparse-s001.vmdk" "$VMDKIT" check "$tw"
+    expect_exit 0 "check: corpus tw_sparse.vmdk (its disk)" "$VMDKIT" check "$CORPUS/vmdk-forensic/tw_sparse.vmdk"
+else
+    say "skipped: corpus tw_sparse-s001.vmdk (no corpus at ${CORPUS:-VMDKIT_CORPUS unset})"
+fi
 cd .. || exit 1
 
 finish

@@ -36,11 +36,11 @@ empty_dir() {
 say "--- manuals"
 declare -A SYNOPSIS=(
     [create]="vmdkit create [-t TYPE] [-a ide|buslogic|lsilogic|legacyESX] [--hw N] [--zeroed-grain] [-b PARENT [--absolute]] FILE SIZE"
-    [info]="vmdkit info [--json] [--chain] [--ignore-cid] DISK"
-    [map]="vmdkit map [--json] [--ignore-cid] DISK"
-    [convert]="vmdkit convert [-f vmdk|raw] [-O vmdk|raw] [-t TYPE] [-a ADAPTER] [--hw N] [-p | --progress=json] [--threads N] SRC DST"
-    [compare]="vmdkit compare [-s] [--json] [-p | --progress=json] [-f vmdk|raw] [-F vmdk|raw] A B"
-    [io]="vmdkit io [-f vmdk|raw] [-r] DISK -c 'CMD' [-c 'CMD' ...]"
+    [info]="vmdkit info [--json] [--chain] [--ignore-cid] [--allow-external-extents] DISK"
+    [map]="vmdkit map [--json] [--ignore-cid] [--allow-external-extents] DISK"
+    [convert]="vmdkit convert [-f vmdk|raw] [-O vmdk|raw] [-t TYPE] [-a ADAPTER] [--hw N] [-p | --progress=json] [--threads N] [--allow-external-extents] SRC DST"
+    [compare]="vmdkit compare [-s] [--json] [-p | --progress=json] [-f vmdk|raw] [-F vmdk|raw] [--allow-external-extents] A B"
+    [io]="vmdkit io [-f vmdk|raw] [-r] [--allow-external-extents] -c CMD [-c CMD ...] DISK"
 )
 check "vmdkit --help" "$VMDKIT" --help && cp "$OUT" main-help.txt
 for cmd in create info map convert compare io; do
@@ -137,5 +137,66 @@ ln -s nowhere dangling.vmdk
 expect_exit 9 "convert onto a dangling symlink" "$VMDKIT" convert -f raw src.raw dangling.vmdk
 assert_true "convert onto a dangling symlink: link kept, target not created" \
     test -L dangling.vmdk -a ! -e nowhere
+
+say "--- pipes and '-' are refused with a reason, not taken for a corrupt image"
+mkfifo fifo
+for fmt in "-f raw" ""; do
+    # shellcheck disable=SC2086
+    if expect_exit 9 "convert $fmt FIFO: refused" "$VMDKIT" convert $fmt fifo out.vmdk; then
+        assert_err_line "convert $fmt FIFO"
+        assert_true "convert $fmt FIFO: the message says it is a pipe" grep -q "^vmdkit: fifo: is a pipe;" "$ERR"
+    fi
+done
+assert_true "convert FIFO: nothing created" test ! -e out.vmdk
+for cmd in "info -" "map -" "convert -f raw - out.vmdk" "compare - src.raw" "io - -c flush"; do
+    # shellcheck disable=SC2086
+    if expect_exit 9 "$cmd: refused" "$VMDKIT" $cmd; then
+        assert_err_line "$cmd"
+        assert_true "$cmd: the message names standard input" \
+            grep -qx "vmdkit: -: reading standard input is not supported; name a file" "$ERR"
+    fi
+done
+expect_exit 1 "check -: could not check (qemu-img check's 1)" "$VMDKIT" check -
+assert_true "check -: the message names standard input" grep -q "reading standard input is not supported" "$ERR"
+expect_exit 1 "check FIFO: could not check" "$VMDKIT" check fifo
+if expect_exit 9 "convert to -: refused" "$VMDKIT" convert -f raw src.raw -; then
+    assert_true "convert to -: the message names standard output" \
+        grep -qx "vmdkit: -: writing to standard output is not supported; name a file" "$ERR"
+fi
+assert_true "convert to -: no file named '-'" test ! -e ./-
+
+say "--- convert warns when DST's name says the other format"
+# warned DESC: the last command succeeded and wrote exactly one warning line naming DST
+warned() {
+    assert_eq "$1: one warning line on stderr" 1 "$(grep -c '^vmdkit: warning: ' "$ERR")"
+    assert_eq "$1: nothing else on stderr" "" "$(grep -v '^vmdkit: warning: ' "$ERR")"
+}
+if check "convert to copy.raw without -O" "$VMDKIT" convert -f raw src.raw copy.raw; then
+    warned "VMDK named .raw"
+    assert_eq "VMDK named .raw: the output is a VMDK all the same" KDMV "$(head -c 4 copy.raw)"
+fi
+if check "convert to copy.IMG without -O" "$VMDKIT" convert -f raw src.raw copy.IMG; then
+    warned "VMDK named .IMG"
+fi
+if check "convert -O raw to flat.vmdk" "$VMDKIT" convert -O raw copy.raw flat.vmdk; then
+    warned "raw named .vmdk"
+    assert_true "raw named .vmdk: the output is raw all the same" cmp -s flat.vmdk src.raw
+fi
+for args in "-f raw src.raw quiet.vmdk" "-O raw copy.raw quiet.img" "-O raw copy.raw quiet.bin"; do
+    # shellcheck disable=SC2086
+    check "convert $args" "$VMDKIT" convert $args && assert_eq "convert $args: no warning" "" "$(cat "$ERR")"
+done
+
+say "--- rebase -b: a relative NEWPARENT is taken from the current folder, and the error says so"
+mkdir -p lib/Clone
+check "a base" "$VMDKIT" create lib/Base.vmdk 1M
+check "a child in another folder" "$VMDKIT" create -b lib/Base.vmdk lib/Clone/c.vmdk 1M
+if expect_exit 6 "rebase -b ../Base.vmdk from outside DISK's folder" "$VMDKIT" rebase -u -b ../Base.vmdk lib/Clone/c.vmdk; then
+    assert_err_line "rebase -b relative"
+    assert_true "rebase: the message says the path is relative to the current folder" \
+        grep -qx "vmdkit: ../Base.vmdk: not found (relative to the current folder)" "$ERR"
+fi
+check "rebase -b lib/Base.vmdk (from the current folder) works" "$VMDKIT" rebase -u -b lib/Base.vmdk lib/Clone/c.vmdk
+assert_true "rebase's manual states the rule" sh -c "'$VMDKIT' help rebase | grep -q 'from the current folder'"
 
 finish

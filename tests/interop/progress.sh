@@ -26,8 +26,8 @@ progress_ok() {
         jq -e -s '[.[].done] as $d | [.[].total] | (unique | length == 1) and
                   ($d | . == sort)' "$P"
     assert_true "$desc: percent is done / total" \
-        jq -e -s 'all(.[]; (.percent - (if .total > 0 then .done * 100 / .total else 100 end)) |
-                  fabs < 0.01)' "$P"
+        jq -e -s 'all(.[]; (.percent - (if .total > 0 then .done * 100 / .total
+                                        elif .success then 100 else 0 end)) | fabs < 0.01)' "$P"
     assert_eq "$desc: only the last line is final, success $success" "true $success" \
         "$(jq -s -r '[(.[:-1] | all(has("finished") | not)), .[-1].success] | map(tostring) | join(" ")' "$P")"
     if [ "$success" = true ]; then
@@ -36,7 +36,7 @@ progress_ok() {
     fi
 }
 
-check "convert --progress=json" "$VMDKIT" convert --progress=json d.vmdk d.raw
+check "convert --progress=json" "$VMDKIT" convert --progress=json -O raw d.vmdk d.raw
 progress_ok "convert" true
 assert_eq "convert: total is the virtual size" "$SIZE" "$(jq -s '.[-1].total' "$ERR")"
 assert_eq "convert: nothing on stdout" "" "$(cat "$OUT")"
@@ -80,15 +80,31 @@ with open(sys.argv[1], "r+b") as f:
     f.write(struct.pack("<I", 1))
 PY
 expect_exit 4 "convert --progress=json of a disk whose first grain is damaged" \
-    "$VMDKIT" convert --progress=json bad.vmdk bad.raw
+    "$VMDKIT" convert --progress=json -O raw bad.vmdk bad.raw
 progress_ok "the failed convert" false
 assert_true "the error follows the progress lines" grep -q 'inside the metadata' "$ERR"
-run "$VMDKIT" convert --progress=json missing.vmdk out.raw
+run "$VMDKIT" convert --progress=json -O raw missing.vmdk out.raw
 assert_true "a convert that cannot start exits non-zero" test "$RC" -ne 0
 assert_true "and reports no success" sh -c "! jq -e -s 'any(.[]; .success == true)' '$ERR' 2>/dev/null"
 
-run "$VMDKIT" convert -p d.vmdk d2.raw
+run "$VMDKIT" convert -p -O raw d.vmdk d2.raw
 assert_eq "-p with stderr not a terminal: exit 0" 0 "$RC"
 assert_eq "-p with stderr not a terminal prints nothing" "" "$(cat "$ERR")"
+
+# -p on a terminal (script(1) gives the command one): the bar starts at 0 %,
+# never goes back, ends at 100 %; before any work it is not drawn full
+if command -v script >/dev/null 2>&1; then
+    head -c $((16 * 1048576)) /dev/urandom >noise.raw
+    for args in "convert -p -f raw noise.raw bar.vmdk" "compare -p d.vmdk d2.raw" "check -p d.vmdk"; do
+        script -q -c "$VMDKIT $args" /dev/null </dev/null >bar.txt 2>&1
+        percents=$(tr '\r' '\n' <bar.txt | grep -o '[0-9.]*%' | tr -d '%' | xargs)
+        assert_eq "$args on a terminal: the first bar is 0.0 %" 0.0 "${percents%% *}"
+        assert_eq "$args on a terminal: the last bar is 100.0 %" 100.0 "${percents##* }"
+        assert_true "$args on a terminal: the percent never goes back ($percents)" \
+            sh -c 'prev=-1; for p in $0 "$@"; do awk -v a="$prev" -v b="$p" "BEGIN {exit !(b >= a)}" || exit 1; prev=$p; done' $percents
+    done
+else
+    say "skipped: -p on a terminal (script(1) is not installed)"
+fi
 
 finish

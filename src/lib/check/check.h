@@ -57,6 +57,8 @@ typedef struct vk_check_counts {
     uint64_t corruptions, leaks, leaked_bytes, stale, findings, dropped;
     uint64_t leak_findings;
     bool unclean, incomplete;
+    bool unclean_kept;    /* the flag is set in an extent this call does not write
+                             (a parent, a COWD redo log, or any without a repair) */
 } vk_check_counts;
 
 typedef struct vk_check {
@@ -76,6 +78,7 @@ typedef struct vk_check {
     size_t n_fixes, cap_fixes;
     bool plan_grows_file; /* a planned fix appends to a file: no truncation this round */
 
+    bool unclean_cleared; /* the repair cleared the flag in the top link */
     int backup_fd;        /* -1 until the first repair round */
     char backup_path[4096];
 
@@ -122,6 +125,10 @@ void vk_check_emit(vk_check *c, int kind, const char *file, uint64_t offset, con
  * returned as codes with the message in C->e: VMDKIT_ENOENT when missing. */
 int vk_check_open(vk_check *c, const char *path, bool writable, size_t *idx);
 void vk_check_close_all(vk_check *c);
+/* Open PATH read-only, without a lock and outside any check (to size its
+ * progress): the descriptor, or -1 when it cannot be opened or is not a
+ * regular file or block device; *SIZE receives its size in bytes. */
+int vk_check_peek(const char *path, uint64_t *size);
 
 /* ---- repair plan (check_repair.c) ---- */
 

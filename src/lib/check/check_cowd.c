@@ -97,6 +97,7 @@ int vk_check_cowd(vk_check *c, vk_check_extent *x)
     if (vk_le32(h + 1648)) {
         x->unclean = true;
         c->n.unclean = true;
+        c->n.unclean_kept = true; /* the repair does not write redo logs */
         vk_check_report(c, VMDKIT_FIND_INFO, k.file, 1648,
                         "%s: uncleanShutdown: set: the extent was not closed cleanly (not an error by itself)",
                         k.file);

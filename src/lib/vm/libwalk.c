@@ -12,23 +12,17 @@
 
 #define WALK_MAX_DEPTH 16
 
-static bool ends_with_ci(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcasecmp(s + n - k, suffix) == 0;
-}
-
 /* Built by an interrupted (or running) vmdkit: a clone's or a move's
  * hidden folder, an atomic rewrite's temporary file. */
 static bool is_leftover(const char *name) { return strstr(name, ".vmdkit-tmp-") != NULL; }
 
 static int visit_file(const char *path, const char *name, vk_lib_fn fn, void *opaque, vk_err *e)
 {
-    if (ends_with_ci(name, ".vmx"))
+    if (vk_path_has_suffix(name, ".vmx"))
         return fn(opaque, path, VK_LIB_VMX, NULL, NULL);
-    if (ends_with_ci(name, ".vmsd"))
+    if (vk_path_has_suffix(name, ".vmsd"))
         return fn(opaque, path, VK_LIB_VMSD, NULL, NULL);
-    if (!ends_with_ci(name, ".vmdk"))
+    if (!vk_path_has_suffix(name, ".vmdk"))
         return 0;
     vk_descriptor d;
     bool is_disk;
@@ -71,7 +65,7 @@ static int walk(const char *dir, int depth, vk_lib_fn fn, void *opaque, vk_err *
                 ; /* vanished meanwhile */
             else if (is_leftover(name) && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)))
                 r = fn(opaque, p, VK_LIB_LEFTOVER, NULL, NULL);
-            else if (S_ISDIR(st.st_mode) && depth < WALK_MAX_DEPTH && !ends_with_ci(name, ".lck"))
+            else if (S_ISDIR(st.st_mode) && depth < WALK_MAX_DEPTH && !vk_path_has_suffix(name, ".lck"))
                 r = walk(p, depth + 1, fn, opaque, e);
             else if (S_ISREG(st.st_mode))
                 r = visit_file(p, name, fn, opaque, e);
