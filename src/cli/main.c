@@ -48,6 +48,11 @@ static const struct cli_command commands[] = {
      "mv [--root DIR] SRC DST", &cmd_mv_help},
     {"tree", cmd_tree, "show the disk families of a VM library and what is wrong with them",
      "tree [--json] [DIR]", &cmd_tree_help},
+    {"ova", cmd_ova, "export a machine as an OVF package, import one, check one for importers",
+     "ova export [--hw-max N] [--checksum sha256|sha1|sha512] [--extra-config] [-p] VM OUT.ova|OUT.ovf"
+     " | ova import [-p] [-t TYPE] IN.ova|IN.ovf DIR"
+     " | ova check [--target esxi-6.5|esxi-7.0|esxi-8.0|workstation|virtualbox|virt-v2v] IN.ova",
+     &cmd_ova_help},
     {"bench", cmd_bench, "time many small reads or writes",
      "bench [-c COUNT] [-s SIZE] [-S STEP] [-o OFFSET] [-w] [--random] [-f vmdk|raw] DISK",
      &cmd_bench_help},
