@@ -126,7 +126,6 @@ static const vk_ovf_os oses[] = {
     {"debian11-64", "debian11_64Guest", 96, "Debian GNU/Linux 11 (64-bit)"},
     {"debian12", "debian12Guest", 95, "Debian GNU/Linux 12 (32-bit)"},
     {"debian12-64", "debian12_64Guest", 96, "Debian GNU/Linux 12 (64-bit)"},
-    {"arm-debian12-64", "debian12_64Guest", 96, "Debian GNU/Linux 12 (64-bit Arm)"},
     {"centos", "centosGuest", 106, "CentOS 4/5 (32-bit)"},
     {"centos-64", "centos64Guest", 107, "CentOS 4/5 (64-bit)"},
     {"centos7-64", "centos7_64Guest", 107, "CentOS 7 (64-bit)"},

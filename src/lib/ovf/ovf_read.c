@@ -242,7 +242,13 @@ struct disk_decl {
     char *id;
     size_t index; /* into vm->disks */
     bool used;
+    char *iso;    /* a CD image VirtualBox lists as a Disk (ISO 9660): its file */
 };
+
+static bool is_iso_format(const char *fmt)
+{
+    return fmt && (strstr(fmt, "Ecma-119") || strstr(fmt, "ecma-119") || strstr(fmt, "iso9660"));
+}
 
 static int read_disks(struct rd *rd, xmlNodePtr env, const struct refs *refs,
                       struct disk_decl **decls, size_t *n_decls)
@@ -279,7 +285,7 @@ static int read_disks(struct rd *rd, xmlNodePtr env, const struct refs *refs,
             r = vk_fail(rd->e, VMDKIT_EUNSUPPORTED,
                         "%s: File %s: ovf:compression \"%s\" is not supported (only gzip)", rd->name,
                         f->id, f->compression);
-        else if (f && fmt && !strstr(fmt, "vmdk.html"))
+        else if (f && fmt && !strstr(fmt, "vmdk.html") && !is_iso_format(fmt))
             r = vk_fail(rd->e, VMDKIT_EUNSUPPORTED, "%s: Disk %s: ovf:format \"%s\" is not a VMDK",
                         rd->name, id, fmt);
         for (size_t i = 0; !r && i < *n_decls; i++)
@@ -287,6 +293,23 @@ static int read_disks(struct rd *rd, xmlNodePtr env, const struct refs *refs,
                 r = bad(rd, "DiskSection/Disk", "ovf:diskId \"%s\" appears twice", id);
         vk_ovf_disk *disk = NULL;
         struct disk_decl *decl = NULL;
+        if (!r && f && is_iso_format(fmt)) {
+            /* not a disk: a CD-ROM Item names it */
+            if (!(decl = vk_ovf_grow((void **)decls, n_decls, sizeof *decl, rd->e)) ||
+                !(decl->id = vk_strdup(id, rd->e)) || !(decl->iso = vk_strdup(f->href, rd->e)))
+                r = VMDKIT_ENOMEM;
+            else
+                decl->index = SIZE_MAX;
+            xmlFree(id);
+            xmlFree(cap);
+            xmlFree(units);
+            xmlFree(ref);
+            xmlFree(fmt);
+            xmlFree(pop);
+            if (r)
+                return r;
+            continue;
+        }
         if (!r) {
             disk = vk_ovf_grow((void **)&rd->vm->disks, &rd->vm->n_disks, sizeof *disk, rd->e);
             decl = disk ? vk_ovf_grow((void **)decls, n_decls, sizeof *decl, rd->e) : NULL;
@@ -540,6 +563,9 @@ static int add_disk(struct rd *rd, const struct hw *hw, const struct item *it, s
                    it->instance ? it->instance : "?", id);
     if (decl->used)
         return bad(rd, "VirtualHardwareSection/Item", "disk \"%s\" is attached twice", id);
+    if (decl->iso)
+        return bad(rd, "VirtualHardwareSection/Item", "Item %s: the CD image \"%s\" is attached as a hard disk",
+                   it->instance ? it->instance : "?", id);
     const struct ctrl_ref *c = parent_of(hw, it->parent);
     if (!c)
         return bad(rd, "VirtualHardwareSection/Item",
@@ -560,7 +586,8 @@ static int add_disk(struct rd *rd, const struct hw *hw, const struct item *it, s
     return 0;
 }
 
-static int add_cdrom(struct rd *rd, const struct hw *hw, const struct item *it, const struct refs *refs)
+static int add_cdrom(struct rd *rd, const struct hw *hw, const struct item *it, const struct refs *refs,
+                     struct disk_decl *decls, size_t n_decls)
 {
     const struct ctrl_ref *c = parent_of(hw, it->parent);
     if (!c)
@@ -583,7 +610,14 @@ static int add_cdrom(struct rd *rd, const struct hw *hw, const struct item *it, 
     if (fid && !f)
         return bad(rd, "VirtualHardwareSection/Item", "Item %s: CD image \"%s\" is not in References",
                    it->instance ? it->instance : "?", fid);
-    if (f && !(cd->iso_href = vk_strdup(f->href, rd->e)))
+    const char *iso = f ? f->href : NULL;
+    const char *did = host_id(it->host, "disk");
+    for (size_t i = 0; did && i < n_decls; i++)
+        if (strcmp(decls[i].id, did) == 0 && decls[i].iso) {
+            iso = decls[i].iso;
+            decls[i].used = true;
+        }
+    if (iso && !(cd->iso_href = vk_strdup(iso, rd->e)))
         return VMDKIT_ENOMEM;
     return 0;
 }
@@ -694,7 +728,7 @@ static int read_item(struct rd *rd, struct hw *hw, const struct item *it, struct
         return add_disk(rd, hw, it, decls, n_decls, refs);
     case 15:
     case 16:
-        return add_cdrom(rd, hw, it, refs);
+        return add_cdrom(rd, hw, it, refs, decls, n_decls);
     case 14:
         return 0; /* floppy drives: VMware's new machines have none */
     case 10:
@@ -914,8 +948,10 @@ static int read_envelope(struct rd *rd, xmlNodePtr env)
         }
     }
     vm->n_disks = k;
-    for (size_t i = 0; i < n_decls; i++)
+    for (size_t i = 0; i < n_decls; i++) {
         free(decls[i].id);
+        free(decls[i].iso);
+    }
     free(decls);
     refs_free(&refs);
     if (r)
