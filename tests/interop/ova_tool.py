@@ -54,7 +54,7 @@ def cmd_disks(ovf, out, vmdkit):
     for d in root.iter("{%s}Disk" % ns):
         ref, cap = attr(d, ns, "fileRef"), attr(d, ns, "capacity")
         u = units(attr(d, ns, "capacityAllocationUnits"))
-        fmt = attr(d, ns, "format") or ""
+        fmt = attr(d, ns, "format") or "vmdk"
         if ref and cap and cap.isdigit() and u and "vmdk" in fmt:
             caps[ref] = int(cap) * u
     for f in root.iter("{%s}File" % ns):
@@ -216,6 +216,17 @@ def cmd_structure(ovf, ova, refs):
     print("types " + " ".join(sorted(set(types), key=int)))
 
 
+def cmd_count(ovf):
+    """Hard disks the descriptor attaches (ResourceType 17 Items)."""
+    root = etree.parse(ovf).getroot()
+    n = 0
+    for it in root.iter():
+        if isinstance(it.tag, str) and local(it) in ("Item", "StorageItem"):
+            rt = [c.text for c in it if isinstance(c.tag, str) and local(c) == "ResourceType"]
+            n += rt == ["17"]
+    print(n)
+
+
 def cmd_set(ovf, xpath, name, value):
     tree = etree.parse(ovf)
     root = tree.getroot()
@@ -252,4 +263,5 @@ if __name__ == "__main__":
     {"disks": lambda: cmd_disks(a[1], a[2], a[3]),
      "structure": lambda: cmd_structure(a[1], a[2], a[3:]),
      "set": lambda: cmd_set(a[1], a[2], a[3], a[4]),
+     "count": lambda: cmd_count(a[1]),
      "headers": lambda: cmd_headers(a[1])}[a[0]]()

@@ -289,8 +289,9 @@ static void check_disk(struct lint *l, const vk_ovf_disk *d)
     vk_stream_info info = {0};
     if (vk_member_open(pf.fd, d->href, pf.offset, pf.size, d->gzip, NULL, &s, &local) == 0) {
         int r = vk_stream_read_header(s, d->href, &info, &local);
-        if (r == VMDKIT_EFORMAT && strstr(local.msg, "KDMV"))
-            find(l, "disk-format", "%s: not a sparse VMDK: \"Not a supported disk format (invalid sparse VMDK header)\"", d->href);
+        if (r == VMDKIT_EFORMAT)
+            find(l, "disk-format", "%s: \"Not a supported disk format (invalid sparse VMDK header)\": %s",
+                 d->href, local.msg);
         else if (r)
             find(l, "disk-format", "%s: %s", d->href, local.msg);
         else if (info.capacity_bytes > d->capacity_bytes)

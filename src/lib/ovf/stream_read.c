@@ -21,6 +21,9 @@
 #define RAW_BUF_BYTES ((size_t)1 << 20)
 #define MAX_STREAM_GRAIN_SECTORS 2048u  /* 1 MiB grains; VMware writes 128 */
 #define MAX_DESC_BYTES ((size_t)10 << 20)
+/* VMware's stream writer also emits progress markers (type 4, no sectors
+ * following); they carry nothing a reader needs. */
+#define MARKER_PROGRESS 4u
 
 struct vk_member_src {
     int fd;
@@ -301,7 +304,8 @@ int vk_stream_decode(vk_member_src *s, const char *name, vk_stream_info *info, v
             }
             if (m.type == VK_MARKER_FOOTER)
                 info->footer = true;
-            if ((m.type != VK_MARKER_GT && m.type != VK_MARKER_GD && m.type != VK_MARKER_FOOTER) ||
+            if ((m.type != VK_MARKER_GT && m.type != VK_MARKER_GD && m.type != VK_MARKER_FOOTER &&
+                 m.type != MARKER_PROGRESS) ||
                 m.val > (UINT64_C(1) << 32)) {
                 r = vk_fail(e, VMDKIT_EFORMAT, "%s: byte %llu: unknown stream marker (type %u)",
                             name, (unsigned long long)at, m.type);
