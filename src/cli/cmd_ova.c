@@ -1,9 +1,31 @@
 /* cmd_ova.c - vmdkit ova export|import|check: OVF packages. */
-#include <getopt.h>
 #include <string.h>
 #include <strings.h>
 
 #include "cli.h"
+
+enum { OPT_HW_MAX = 256, OPT_CHECKSUM, OPT_EXTRA, OPT_TARGET };
+
+static const struct cli_opt ova_opts[] = {
+    {0, "hw-max", "N",
+     "export: the highest virtual hardware version the package may ask for\n"
+     "(ESXi 6.5: 13, 6.7: 14, 7.0 U2: 19, 8.0 U2: 21).  A machine of a higher\n"
+     "version is written as vmx-N when it has nothing version N lacks; a device\n"
+     "or setting it lacks is refused, never dropped.",
+     OPT_HW_MAX},
+    {0, "checksum", "sha256|sha1|sha512",
+     "export: the manifest's digest (default sha256; sha1 for vSphere 5.5).", OPT_CHECKSUM},
+    {0, "extra-config", NULL,
+     "export: .vmx keys without an OVF element become vmw:ExtraConfig (never\n"
+     "identity, paths or PCI slots).",
+     OPT_EXTRA},
+    {'t', "type", "TYPE", "import: createType of the disks (default twoGbMaxExtentSparse).", 't'},
+    {0, "target", "esxi-6.5|esxi-7.0|esxi-8.0|workstation|virtualbox|virt-v2v",
+     "check: the importer to check for (default esxi-8.0).", OPT_TARGET},
+    CLI_OPTS_PROGRESS,
+    CLI_OPTS_HELP,
+    CLI_OPTS_END,
+};
 
 const struct cli_help cmd_ova_help = {
     .description =
@@ -66,25 +88,9 @@ const struct cli_help cmd_ova_help = {
         "      compressed-disk     ovf:compression=\"gzip\" on a VMware target\n"
         "      disk-format         not a streamOptimized VMDK\n"
         "      file-size           File ovf:size other than the file's",
-    .options =
-        "--hw-max N\n"
-        "    export: the highest virtual hardware version the package may ask for\n"
-        "    (ESXi 6.5: 13, 6.7: 14, 7.0: 17-19, 8.0: 20-21).  A machine of a higher\n"
-        "    version is written as vmx-N when it has nothing version N lacks; a device\n"
-        "    or setting it lacks is refused, never dropped.\n"
-        "--checksum sha256|sha1|sha512\n"
-        "    export: the manifest's digest (default sha256; sha1 for vSphere 5.5).\n"
-        "--extra-config\n"
-        "    export: .vmx keys without an OVF element become vmw:ExtraConfig (never\n"
-        "    identity, paths or PCI slots).\n"
-        "-t, --type TYPE\n"
-        "    import: createType of the disks (default twoGbMaxExtentSparse).\n"
-        "--target esxi-6.5|esxi-7.0|esxi-8.0|workstation|virtualbox|virt-v2v\n"
-        "    check: the importer to check for (default esxi-8.0).\n"
-        "-p, --progress[=bar|json]\n"
-        "    export, import: show progress on standard error.\n"
-        "-h, --help\n"
-        "    Show this manual.",
+    .opts = ova_opts,
+    .options_note = "export takes --hw-max, --checksum and --extra-config; import -t; check --target;\n"
+                    "export and import -p.",
     .exit_status = "check: 0 no finding, 1 findings (one per line on standard output)\n"
                    "export: 5 a device the lower --hw-max lacks; 8 the machine runs\n"
                    "import: 4 a digest does not match the manifest, or a malformed package;\n"
@@ -97,19 +103,6 @@ const struct cli_help cmd_ova_help = {
         "vmdkit ova import appliance.ova ~/VMs/Appliance.vmwarevm",
 };
 
-enum { OPT_HW_MAX = 256, OPT_CHECKSUM, OPT_EXTRA, OPT_TARGET };
-
-static const struct option longopts[] = {
-    {"hw-max", required_argument, NULL, OPT_HW_MAX},
-    {"checksum", required_argument, NULL, OPT_CHECKSUM},
-    {"extra-config", no_argument, NULL, OPT_EXTRA},
-    {"target", required_argument, NULL, OPT_TARGET},
-    {"type", required_argument, NULL, 't'},
-    CLI_PROGRESS_LONGOPT,
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
-};
-
 static void print_finding(void *opaque, const char *code, const char *message)
 {
     (void)opaque;
@@ -118,26 +111,15 @@ static void print_finding(void *opaque, const char *code, const char *message)
 
 int cmd_ova(int argc, char **argv)
 {
-    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        cli_print_command_help(cli_find_command("ova"));
-        return CLI_EXIT_OK;
-    }
-    if (argc < 2)
-        return cli_usage_error("ova", "missing export, import or check");
-    const char *sub = argv[1];
-    bool exp = strcmp(sub, "export") == 0, imp = strcmp(sub, "import") == 0,
-         chk = strcmp(sub, "check") == 0;
-    if (!exp && !imp && !chk)
-        return cli_usage_error("ova", "'%s' is not export, import or check", sub);
-    argc--;
-    argv++;
     long hw_max = 0;
     int checksum = VMDKIT_OVA_SHA256, type = -1;
     bool extra = false, hw_given = false, sum_given = false;
     const char *target = NULL;
     enum cli_progress_mode progress = CLI_PROGRESS_NONE;
+    struct cli_getopt g;
     int c;
-    while ((c = getopt_long(argc, argv, ":t:ph", longopts, NULL)) != -1) {
+    cli_getopt_init(&g, "ova");
+    while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
         case OPT_HW_MAX:
             if (!cli_parse_int(optarg, 4, 99, &hw_max))
@@ -167,12 +149,19 @@ int cmd_ova(int argc, char **argv)
                 return cli_usage_error("ova", "unknown progress format '%s'", optarg);
             break;
         case 'h':
-            cli_print_command_help(cli_find_command("ova"));
-            return CLI_EXIT_OK;
+            return cli_show_help("ova");
         default:
             return cli_bad_option("ova", argc, argv, c);
         }
     }
+    /* the first operand says what to do (options may come before or after it) */
+    if (optind >= argc)
+        return cli_usage_error("ova", "missing export, import or check");
+    const char *sub = argv[optind++];
+    bool exp = strcmp(sub, "export") == 0, imp = strcmp(sub, "import") == 0,
+         chk = strcmp(sub, "check") == 0;
+    if (!exp && !imp && !chk)
+        return cli_usage_error("ova", "'%s' is not export, import or check", sub);
     if (!exp && (hw_given || sum_given || extra))
         return cli_usage_error("ova", "--hw-max, --checksum and --extra-config apply to export");
     if (!imp && type >= 0)

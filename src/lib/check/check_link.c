@@ -42,14 +42,6 @@ typedef struct link_ctx {
     int *kind;               /* per extent line: enum file_kind (FK_NONE: not examined) */
 } link_ctx;
 
-static const char *const known_types[] = {
-    "monolithicSparse", "monolithicFlat", "twoGbMaxExtentSparse", "2GbMaxExtentSparse",
-    "twoGbMaxExtentFlat", "2GbMaxExtentFlat", "streamOptimized", "vmfs", "vmfsPreallocated",
-    "vmfsEagerZeroedThick", "vmfsThin", "vmfsThick", "vmfsSparse", "seSparse", "vmfsSeSparse",
-    "custom", "fullDevice", "partitionedDevice", "vmfsRaw", "vmfsRDM", "vmfsRawDeviceMap",
-    "vmfsRDMP", "vmfsPassthroughRawDeviceMap",
-};
-
 static bool type_is(const char *ct, const char *a, const char *b)
 {
     return strcasecmp(ct, a) == 0 || (b && strcasecmp(ct, b) == 0);
@@ -311,10 +303,7 @@ static void check_create_type(link_ctx *L)
     const char *ct = L->d.create_type;
     if (!ct || L->synthesized)
         return;
-    bool known = false;
-    for (size_t k = 0; k < sizeof known_types / sizeof *known_types; k++)
-        known |= strcasecmp(ct, known_types[k]) == 0;
-    if (!known) {
+    if (!vk_create_type_known(ct)) {
         vk_check_report(L->c, VMDKIT_FIND_INFO, L->path, VMDKIT_CHECK_NO_OFFSET,
                         "%s: createType: \"%s\" is not a known disk type", L->path, ct);
         return;

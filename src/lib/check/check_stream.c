@@ -468,15 +468,5 @@ int vk_check_stream_walk(vk_sparse_check *s)
         return 0;
     uint64_t keep = vk_max(needed_end, s->h.overhead_sectors) * VK_SECTOR;
     keep = vk_max(keep, s->space.max_end * VK_SECTOR);
-    if (keep >= s->file_bytes)
-        return 0;
-    if (s->file_bytes - keep > (UINT64_C(1) << 30)) {
-        vk_check_note(c, VMDKIT_FIND_UNREPAIRED, s->file, keep,
-                      "%s: leaked space at the end of the file is larger than the 1 GiB the repair cuts; left alone", s->file);
-        return 0;
-    }
-    return vk_check_plan_truncate(c, VMDKIT_FIND_LEAK, s->x->file, keep,
-                                  "%s: cut %llu leaked bytes from the end of the file (new size %llu bytes)",
-                                  s->file, (unsigned long long)(s->file_bytes - keep),
-                                  (unsigned long long)keep);
+    return vk_space_cut_tail(s, keep);
 }

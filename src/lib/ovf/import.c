@@ -539,6 +539,9 @@ int vmdkit_ova_import(const char *in, const char *dir, const vmdkit_ova_import_o
     }
     if (!r && !im.pkg.mf)
         r = vk_ovf_note(&im.vm, e, "no manifest: nothing was checked against digests");
+    if (!r && im.vm.n_extra)
+        r = vk_ovf_note(&im.vm, e, "%zu vmw:ExtraConfig settings were not applied (%s = \"%s\" ...)",
+                        im.vm.n_extra, im.vm.extra[0].key, im.vm.extra[0].value);
     if (!r && im.vm.hw_version == 0)
         im.vm.hw_version = DEFAULT_HW_VERSION;
     for (size_t i = 0; !r && i < im.vm.n_disks; i++) {

@@ -24,6 +24,9 @@
 /* VMware's stream writer also emits progress markers (type 4, no sectors
  * following); they carry nothing a reader needs. */
 #define MARKER_PROGRESS 4u
+/* The largest table a stream can need: the GD of a 1 PiB disk is 2^18
+ * sectors.  Bounds what a (gzip-compressed) hostile member makes us skip. */
+#define MAX_META_SECTORS (UINT64_C(1) << 20)
 
 struct vk_member_src {
     int fd;
@@ -306,7 +309,7 @@ int vk_stream_decode(vk_member_src *s, const char *name, vk_stream_info *info, v
                 info->footer = true;
             if ((m.type != VK_MARKER_GT && m.type != VK_MARKER_GD && m.type != VK_MARKER_FOOTER &&
                  m.type != MARKER_PROGRESS) ||
-                m.val > (UINT64_C(1) << 32)) {
+                m.val > MAX_META_SECTORS) {
                 r = vk_fail(e, VMDKIT_EFORMAT, "%s: byte %llu: unknown stream marker (type %u)",
                             name, (unsigned long long)at, m.type);
                 break;
