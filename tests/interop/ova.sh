@@ -234,4 +234,22 @@ wait "$pid" 2>/dev/null
 assert_eq "the import was killed half way" 1 "$killed"
 assert_true "nothing is under DIR's name" test ! -e Killed.vmwarevm
 assert_true "what was made is in the hidden .Killed.vmwarevm.vmdkit-tmp-* folder" bash -c 'ls -d .Killed.vmwarevm.vmdkit-tmp-* >/dev/null'
+
+# ---- and an interrupted export leaves nothing under OUT's name -----------
+"$VMDKIT" ova export --progress=json Big.vmwarevm Cut.ova 2>progress.fifo >/dev/null &
+pid=$!
+killed=0
+while read -r line; do
+    case $line in
+    *'"done":0,'* | *finished*) ;;
+    *'"done":'*)
+        kill -KILL "$pid" 2>/dev/null && killed=1
+        break
+        ;;
+    esac
+done <progress.fifo
+wait "$pid" 2>/dev/null
+assert_eq "the export was killed half way" 1 "$killed"
+assert_true "nothing is under OUT's name" test ! -e Cut.ova
+assert_true "the partial archive is the hidden .Cut.ova.vmdkit-tmp-* file" bash -c 'ls .Cut.ova.vmdkit-tmp-* >/dev/null'
 finish
