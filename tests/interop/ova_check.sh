@@ -5,7 +5,7 @@
 # package passes.  Nothing is written into a package checked.
 . "${VMDKIT_TESTLIB:-$(dirname "$0")/lib.sh}"
 need_vmdkit
-need tar sha256sum openssl python3
+need tar sha256sum openssl python3 qemu-img gzip
 mk_tmpdir
 
 mkdir M.vmwarevm
@@ -107,6 +107,15 @@ import re,sys; p='v/M.ovf'; s=open(p).read()
 s=re.sub(r'(href=\"M-disk1.vmdk\" ovf:id=\"file1\" ovf:size=\")\d+', r'\g<1>$size', s); open(p,'w').write(s)" &&
     remanifest v && pack v eos.ova ustar $F
 finding stream-eos "a stream without its end-of-stream marker (qemu#1357)" eos.ova
+variant && dd if=/dev/zero of=v/M-disk1.vmdk bs=512 seek=$(($(file_size v/M-disk1.vmdk) / 512 - 3)) count=1 conv=notrunc status=none &&
+    remanifest v && pack v nofooter.ova ustar $F
+finding stream-eos "a stream whose header defers the directory to a footer that is missing" nofooter.ova
+# qemu-img's streams put the directory up front and end without a footer: valid
+variant && rm v/M-disk1.vmdk && qemu-img convert -O vmdk -o subformat=streamOptimized M.vmwarevm/M.vmdk v/M-disk1.vmdk &&
+    sed -i "s/ovf:size=\"[0-9]*\"/ovf:size=\"$(file_size v/M-disk1.vmdk)\"/" v/M.ovf && remanifest v && pack v qemu.ova ustar $F
+expect_exit 0 "a disk written by qemu-img convert -o subformat=streamOptimized checks clean" "$VMDKIT" ova check qemu.ova
+check "... and imports" "$VMDKIT" ova import qemu.ova Q.vmwarevm
+check "... with its content" qemu-img compare Q.vmwarevm/M-disk1.vmdk M.vmwarevm/M.vmdk
 variant && gzip -n v/M-disk1.vmdk && mv v/M-disk1.vmdk.gz v/M-disk1.vmdk &&
     sed -i "s/ovf:id=\"file1\" ovf:size=\"[0-9]*\"/ovf:id=\"file1\" ovf:size=\"$(file_size v/M-disk1.vmdk)\" ovf:compression=\"gzip\"/" v/M.ovf &&
     remanifest v && pack v gz.ova ustar $F

@@ -241,8 +241,11 @@ static void check_descriptor(struct lint *l, const vk_ovf_facts *f)
              l->pkg.ovf_name, f->bad_sata_subtype);
 }
 
-/* The last 1.5 KiB of an uncompressed stream: footer marker, footer, EOS. */
-static void check_stream_end(struct lint *l, const vk_ovf_disk *d, const vk_pkg_file *pf)
+/* The last 1.5 KiB of an uncompressed stream: footer marker, footer (when
+ * the header defers the grain directory to it: VMware's layout; qemu-img
+ * puts the directory up front and writes none), EOS. */
+static void check_stream_end(struct lint *l, const vk_ovf_disk *d, const vk_pkg_file *pf,
+                             bool gd_at_end)
 {
     uint8_t tail[3 * VK_SECTOR];
     vk_err ignore;
@@ -259,9 +262,9 @@ static void check_stream_end(struct lint *l, const vk_ovf_disk *d, const vk_pkg_
     if (!vk_is_zero(tail + 2 * VK_SECTOR, VK_SECTOR))
         find(l, "stream-eos", "%s: no end-of-stream marker at the end: ESXi refuses the disk (qemu-img's old streams lacked it)",
              d->href);
-    else if (fm.size != 0 || fm.type != VK_MARKER_FOOTER || foot.magic != VK_KDMV_MAGIC ||
-             foot.gd_offset_sectors == VK_GD_AT_END)
-        find(l, "stream-eos", "%s: no footer (marker type 3 and a header with the grain directory's place) before the end-of-stream marker",
+    else if (gd_at_end && (fm.size != 0 || fm.type != VK_MARKER_FOOTER ||
+                           foot.magic != VK_KDMV_MAGIC || foot.gd_offset_sectors == VK_GD_AT_END))
+        find(l, "stream-eos", "%s: the header leaves the grain directory to a footer, and there is none (marker type 3 and a header with the directory's place) before the end-of-stream marker",
              d->href);
 }
 
@@ -307,7 +310,7 @@ static void check_disk(struct lint *l, const vk_ovf_disk *d)
             else if (!info.eos)
                 find(l, "stream-eos", "%s: no end-of-stream marker at the end", d->href);
         } else if (!r) {
-            check_stream_end(l, d, &pf);
+            check_stream_end(l, d, &pf, info.gd_at_end);
         }
         vk_stream_info_free(&info);
     }

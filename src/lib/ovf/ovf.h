@@ -326,6 +326,7 @@ typedef struct vk_stream_info {
     uint64_t capacity_bytes;
     uint64_t grain_bytes;
     uint64_t data_offset;  /* where the records start (the overhead) */
+    bool gd_at_end;        /* the header defers the directory to a footer */
     char *descriptor;      /* the embedded descriptor text (NUL-terminated) or NULL */
     bool eos;              /* ended with an end-of-stream marker */
     bool footer;

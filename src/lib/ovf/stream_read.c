@@ -21,9 +21,6 @@
 #define RAW_BUF_BYTES ((size_t)1 << 20)
 #define MAX_STREAM_GRAIN_SECTORS 2048u  /* 1 MiB grains; VMware writes 128 */
 #define MAX_DESC_BYTES ((size_t)10 << 20)
-/* VMware's stream writer also emits progress markers (type 4, no sectors
- * following); they carry nothing a reader needs. */
-#define MARKER_PROGRESS 4u
 /* The largest table a stream can need: the GD of a 1 PiB disk is 2^18
  * sectors.  Bounds what a (gzip-compressed) hostile member makes us skip. */
 #define MAX_META_SECTORS (UINT64_C(1) << 20)
@@ -239,6 +236,7 @@ int vk_stream_read_header(vk_member_src *s, const char *name, vk_stream_info *in
         return vk_fail(e, VMDKIT_EFORMAT, "%s: header: descriptor or overhead out of range", name);
     info->capacity_bytes = h.capacity_sectors * VK_SECTOR;
     info->data_offset = h.overhead_sectors * VK_SECTOR;
+    info->gd_at_end = h.gd_offset_sectors == VK_GD_AT_END;
     info->grain_bytes = h.grain_sectors * VK_SECTOR;
     /* the rest of the overhead: the embedded descriptor, then padding */
     size_t over = (size_t)((h.overhead_sectors - 1) * VK_SECTOR);
@@ -307,11 +305,12 @@ int vk_stream_decode(vk_member_src *s, const char *name, vk_stream_info *info, v
             }
             if (m.type == VK_MARKER_FOOTER)
                 info->footer = true;
-            if ((m.type != VK_MARKER_GT && m.type != VK_MARKER_GD && m.type != VK_MARKER_FOOTER &&
-                 m.type != MARKER_PROGRESS) ||
-                m.val > MAX_META_SECTORS) {
-                r = vk_fail(e, VMDKIT_EFORMAT, "%s: byte %llu: unknown stream marker (type %u)",
-                            name, (unsigned long long)at, m.type);
+            /* GT, GD, footer, VMware's progress markers and any other
+             * metadata record: nothing a one-pass reader needs */
+            if (m.val > MAX_META_SECTORS) {
+                r = vk_fail(e, VMDKIT_EFORMAT,
+                            "%s: byte %llu: stream marker (type %u) of %llu sectors is out of range",
+                            name, (unsigned long long)at, m.type, (unsigned long long)m.val);
                 break;
             }
             use(&w, VK_SECTOR);
