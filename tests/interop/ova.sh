@@ -156,6 +156,12 @@ expect_exit 8 "a running machine is refused" "$VMDKIT" ova export Fus.vmwarevm R
 rmdir Fus.vmwarevm/Fus.vmx.lck
 assert_true "no temporary file is left beside the packages" bash -c '! ls -A | grep -q vmdkit-tmp'
 
+mkdir Empty.vmwarevm
+printf 'virtualHW.version = "10"\nmemsize = "256"\n' >Empty.vmwarevm/Empty.vmx
+check "a machine without controllers, disks or NICs exports" "$VMDKIT" ova export Empty.vmwarevm Empty.ova
+assert_eq "... as a descriptor and a manifest" "Empty.ovf Empty.mf" "$(tar tf Empty.ova | tr '\n' ' ' | sed 's/ $//')"
+check "... and imports" "$VMDKIT" ova import Empty.ova Empty2.vmwarevm
+
 # ---- an .ovf folder -------------------------------------------------------
 mkdir folder
 check "ova export to an .ovf" "$VMDKIT" ova export Fus.vmwarevm folder/Fus.ovf

@@ -238,6 +238,9 @@ static int read_nics(const vk_vmx *v, vk_ovf_vm *vm, vk_err *e)
             net = getf(v, "ethernet%u.connectionType", i);
         if (!net || !*net)
             net = "bridged";
+        if (strlen(net) > 255)
+            return vk_fail(e, VMDKIT_ELIMIT, "%s: ethernet%u: a network name of %zu bytes (255 at most)",
+                           vk_vmx_path(v), i, strlen(net));
         vk_ovf_nic *nic = vk_ovf_grow((void **)&vm->nics, &vm->n_nics, sizeof *nic, e);
         if (!nic || !(nic->network = vk_strdup(net, e)))
             return VMDKIT_ENOMEM;

@@ -58,7 +58,7 @@ static void attr_u64(struct w *w, xmlNodePtr n, xmlNsPtr ns, const char *name, u
 
 struct item {
     const char *name[MAX_FIELDS];
-    char value[MAX_FIELDS][160];
+    char value[MAX_FIELDS][400];
     size_t n;
     bool optional;        /* ovf:required="false" */
     /* vmw children after the rasd ones, in this order */
@@ -97,7 +97,7 @@ static void emit_item(struct w *w, xmlNodePtr vhs, struct item *it)
             const char *tn = it->name[j];
             it->name[j] = it->name[j - 1];
             it->name[j - 1] = tn;
-            char tv[160];
+            char tv[400];
             memcpy(tv, it->value[j], sizeof tv);
             memcpy(it->value[j], it->value[j - 1], sizeof tv);
             memcpy(it->value[j - 1], tv, sizeof tv);
@@ -302,7 +302,8 @@ int vk_ovf_write_xml(const vk_ovf_vm *vm, char **xml, size_t *len, vk_err *e)
     vk_ovf_ctrl *ctrls = vk_calloc(vm->n_ctrls + 1, sizeof *ctrls, e);
     if (!ctrls)
         return VMDKIT_ENOMEM;
-    memcpy(ctrls, vm->ctrls, vm->n_ctrls * sizeof *ctrls);
+    if (vm->n_ctrls)
+        memcpy(ctrls, vm->ctrls, vm->n_ctrls * sizeof *ctrls);
     vk_ovf_vm local = *vm;
     local.ctrls = ctrls; /* InstanceIDs are assigned here */
 
