@@ -895,6 +895,123 @@ typedef struct vmdkit_tree {
 VMDKIT_API int vmdkit_tree_scan(const char *dir, vmdkit_tree **out, vmdkit_error *err);
 VMDKIT_API void vmdkit_tree_free(vmdkit_tree *tree);
 
+/* ------------------------------------------------------------------ */
+/* OVF and OVA packages                                                */
+
+/* Digest of the manifest (.mf) lines: "SHA256(name)= hex". */
+enum vmdkit_ova_checksum {
+    VMDKIT_OVA_SHA256 = 0,    /* what ovftool 4.2+ writes and vCenter expects */
+    VMDKIT_OVA_SHA1 = 1,      /* for vSphere 5.5 and older clients */
+    VMDKIT_OVA_SHA512 = 2,
+};
+
+typedef struct vmdkit_ova_export_opts {
+    size_t struct_size;          /* sizeof (vmdkit_ova_export_opts) */
+    int hw_max;                  /* 0: the machine's virtualHW.version; else the highest
+                                    version the package may ask for (a lower one is
+                                    written when the machine has nothing it lacks) */
+    int checksum;                /* enum vmdkit_ova_checksum */
+    bool extra_config;           /* .vmx keys without an OVF element go to vmw:ExtraConfig */
+    int threads;                 /* compression threads; 0 = number of CPUs */
+    vmdkit_progress_fn progress; /* bytes of virtual disk, over all disks */
+    void *progress_opaque;
+} vmdkit_ova_export_opts;
+
+/*
+ * Export the machine VM (a folder or a .vmx; shut down) as the OVF package
+ * OUT: an .ova (one USTAR archive) or an .ovf with its .mf and disks beside
+ * it.  OUT, and for .ovf every file it names, must not exist.
+ *
+ * The descriptor is OVF 1.x as VMware's ovftool writes it: References,
+ * DiskSection, NetworkSection, VirtualSystem with OperatingSystemSection
+ * (guestOS mapped to vmw:osType and the CIM id) and VirtualHardwareSection
+ * (System vmx-NN from virtualHW.version; Items for CPUs with
+ * vmw:CoresPerSocket, memory, IDE, SCSI (lsilogic, lsilogicsas,
+ * VirtualSCSI, buslogic), SATA and NVMe controllers, disks, CD-ROM drives,
+ * NICs (E1000, E1000e, VmxNet3, PCNet32) with their networks, USB, video,
+ * VMCI and sound, their rasd children sorted by name; vmw:Config for
+ * firmware, secure boot and hot add).  Identity is left out: uuid.bios,
+ * uuid.location, MAC addresses, host paths.  With hw_max below the
+ * machine's version, a device or setting the lower version lacks is
+ * refused (VMDKIT_EUNSUPPORTED naming it), never dropped.
+ *
+ * Each disk's chain is flattened into a streamOptimized VMDK by vmdkit's
+ * parallel writer, straight into the archive: ovf:capacity in bytes
+ * (capacityAllocationUnits "byte"), ovf:populatedSize the uncompressed bytes
+ * of its stored grains, File ovf:size exact.  The .ova holds the OVF
+ * first, then the manifest, then the disks in References order (owner 0/0,
+ * mode 0644).  Because sizes and digests are known only once a disk is
+ * written, the OVF member is reserved at its largest possible length first
+ * and written last, padded with blanks after the closing tag (as ovftool's
+ * own output is); no disk is ever written twice or copied.
+ *
+ * Built under a temporary name in OUT's folder and renamed into place when
+ * complete and durable; on failure nothing is left.  Errors: VMDKIT_EEXIST,
+ * VMDKIT_ELOCKED (the machine runs), VMDKIT_EUNSUPPORTED, VMDKIT_EINVAL,
+ * and those of opening and reading the disks.
+ */
+VMDKIT_API int vmdkit_ova_export(const char *vm, const char *out, const vmdkit_ova_export_opts *opts,
+                                 vmdkit_error *err);
+
+typedef struct vmdkit_ova_import_opts {
+    size_t struct_size;          /* sizeof (vmdkit_ova_import_opts) */
+    int type;                    /* createType of the disks; -1: twoGbMaxExtentSparse */
+    vmdkit_progress_fn progress; /* bytes of the package read */
+    void *progress_opaque;
+} vmdkit_ova_import_opts;
+
+typedef struct vmdkit_ova_import_result {
+    char *vmx;                   /* the new machine's .vmx */
+    size_t n_verified;           /* manifest lines checked against the files */
+    char **notes;                /* what the package held that the machine lacks */
+    size_t n_notes;
+} vmdkit_ova_import_result;
+
+/*
+ * Import the package IN (an .ova, or an .ovf with its files beside it;
+ * OVF 1.x or 2.0 from VMware, open-vmdk, COT, osbuild or VirtualBox) as a
+ * new VMware machine in the folder DIR (must not exist; end it in
+ * .vmwarevm for a Fusion bundle): NAME.vmx, written as VMware writes a new
+ * machine, and one disk per disk of the package, NAME-diskN.vmdk, of
+ * opts->type.  Each disk is decoded straight from its place in the package
+ * (read once, also when gzip-compressed), never copied out first.  Every
+ * manifest line that parses is checked against its file as it is read; a
+ * mismatch fails naming the file (VMDKIT_EFORMAT).  A VirtualBox hardware
+ * family gets virtualHW.version 14.
+ *
+ * Built in a hidden folder beside DIR and renamed to DIR when complete: an
+ * interrupted import leaves nothing under DIR's name.  RES (may be NULL)
+ * receives the .vmx and notes; free with vmdkit_ova_import_result_free.
+ */
+VMDKIT_API int vmdkit_ova_import(const char *in, const char *dir, const vmdkit_ova_import_opts *opts,
+                                 vmdkit_ova_import_result *res, vmdkit_error *err);
+VMDKIT_API void vmdkit_ova_import_result_free(vmdkit_ova_import_result *res);
+
+typedef struct vmdkit_ova_check_opts {
+    size_t struct_size;          /* sizeof (vmdkit_ova_check_opts) */
+    const char *target;          /* "esxi-6.5", "esxi-7.0", "esxi-8.0" (NULL: this one),
+                                    "workstation", "virtualbox", "virt-v2v" */
+} vmdkit_ova_check_opts;
+
+/* One finding of vmdkit_ova_check: CODE is a stable short name
+ * ("member-order", "manifest-syntax" ...: see vmdkit-ova(1)), MESSAGE one
+ * line "FILE: what is wrong: what the importer says". */
+typedef void (*vmdkit_ova_finding_fn)(void *opaque, const char *code, const char *message);
+
+/*
+ * Lint the package IN for what importers of TARGET reject: member order
+ * and tar format, manifest syntax, algorithm and digests, hardware family
+ * against the target, VirtualBox's family, OVF 2.0 items on VMware,
+ * VirtualBox's SATA subtype on ESXi, disk capacity against the VMDK
+ * header, the stream footer and end-of-stream marker, compressed disks,
+ * extra members.  Nothing is written.  *N_FINDINGS receives the count;
+ * returns 0 when the check ran (whatever it found) or an error when IN
+ * cannot be read.
+ */
+VMDKIT_API int vmdkit_ova_check(const char *in, const vmdkit_ova_check_opts *opts,
+                                vmdkit_ova_finding_fn fn, void *opaque, size_t *n_findings,
+                                vmdkit_error *err);
+
 #ifdef __cplusplus
 }
 #endif

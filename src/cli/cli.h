@@ -138,6 +138,7 @@ int cmd_commit(int argc, char **argv);
 int cmd_rebase(int argc, char **argv);
 int cmd_mv(int argc, char **argv);
 int cmd_tree(int argc, char **argv);
+int cmd_ova(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
 extern const struct cli_help cmd_create_help;
@@ -154,6 +155,7 @@ extern const struct cli_help cmd_commit_help;
 extern const struct cli_help cmd_rebase_help;
 extern const struct cli_help cmd_mv_help;
 extern const struct cli_help cmd_tree_help;
+extern const struct cli_help cmd_ova_help;
 extern const struct cli_help cmd_bench_help;
 
 /* ---- errors and argument parsing (util.c) ---- */

@@ -35,6 +35,8 @@ static const struct cli_command commands[] = {
      &cmd_mv_help},
     {"tree", cmd_tree, "show the disk families of a VM library and what is wrong with them", "[DIR]",
      &cmd_tree_help},
+    {"ova", cmd_ova, "export a machine as an OVF package, import one, check one for importers",
+     "export VM OUT.ova|OUT.ovf | import IN.ova|IN.ovf DIR | check IN.ova|IN.ovf", &cmd_ova_help},
     {"bench", cmd_bench, "time many small reads or writes", "DISK", &cmd_bench_help},
 };
 

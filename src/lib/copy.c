@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "copy.h"
 #include "create.h"
 #include "link.h"
 #include "path.h"
@@ -656,6 +657,14 @@ int vmdkit_convert(vmdkit_disk *src, const char *dst, const vmdkit_convert_opts 
     free(build);
     free(parent);
     return r;
+}
+
+int vk_copy_into_stream(vmdkit_disk *src, vk_stream_writer *sw, const vmdkit_convert_opts *o,
+                        vk_err *e)
+{
+    sink s = { .fd = -1, .sw = sw, .put = stream_put };
+    s.grain_bytes = vk_stream_writer_grain_sectors(sw) * VK_SECTOR;
+    return copy_all(src, &s, true, o, e);
 }
 
 /* ---- compare ---- */

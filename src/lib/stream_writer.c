@@ -92,6 +92,11 @@ struct vk_stream_writer {
 
     int failed;               /* sticky error of an earlier put() */
     vk_err err;
+
+    vk_stream_target *target; /* a member of a larger file, or NULL */
+    uint64_t base;            /* file offset of the stream's first byte */
+    uint64_t grains_stored;
+    uint64_t populated_bytes;
 };
 
 /* ------------------------------------------------------------------ */
@@ -103,9 +108,11 @@ static int flush_buf(vk_stream_writer *w, vk_err *e)
 {
     if (!w->buf_len)
         return 0;
-    int r = vk_pwrite_full(w->fd, w->buf, w->buf_len, w->buf_off, w->path, e);
+    int r = vk_pwrite_full(w->fd, w->buf, w->buf_len, w->base + w->buf_off, w->path, e);
     if (r)
         return r;
+    if (w->target && w->target->tap)
+        w->target->tap(w->target->tap_opaque, w->buf, w->buf_len);
     w->buf_off += w->buf_len;
     w->buf_len = 0;
     return 0;
@@ -196,6 +203,8 @@ static int emit_grain(vk_stream_writer *w, const struct slot *s, vk_err *e)
         return r;
     w->gt[s->grain % GTES_PER_GT] = (uint32_t)sector;
     w->gt_used = true;
+    w->grains_stored++;
+    w->populated_bytes += s->in_len;
     return append(w, s->out, s->rec_len, e);
 }
 
@@ -409,7 +418,7 @@ static void destroy(vk_stream_writer *w, bool remove_file)
         pthread_mutex_destroy(&w->mu);
     }
     codec_free(&w->inline_codec);
-    if (w->fd >= 0)
+    if (w->fd >= 0 && !w->target)
         close(w->fd);
     if (remove_file && w->created)
         unlink(w->path);
@@ -457,8 +466,9 @@ static int write_prologue(vk_stream_writer *w, const char *desc, size_t desc_len
     return r;
 }
 
-int vk_stream_writer_open(const char *path, uint64_t capacity_sectors, const char *descriptor,
-                          int threads, int level, vk_stream_writer **out, vk_err *e)
+static int open_writer(vk_stream_target *t, const char *path, uint64_t capacity_sectors,
+                       const char *descriptor, int threads, int level, vk_stream_writer **out,
+                       vk_err *e)
 {
     *out = NULL;
     if (capacity_sectors == 0)
@@ -501,12 +511,18 @@ int vk_stream_writer_open(const char *path, uint64_t capacity_sectors, const cha
         !(w->buf = vk_aligned_alloc(OUT_BUF_BYTES, e)))
         goto fail;
 
-    w->fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
-    if (w->fd < 0) {
-        r = vk_fail_errno(e, errno, "%s: create", path);
-        goto fail;
+    if (t) {
+        w->target = t;
+        w->fd = t->fd;
+        w->base = t->base;
+    } else {
+        w->fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+        if (w->fd < 0) {
+            r = vk_fail_errno(e, errno, "%s: create", path);
+            goto fail;
+        }
+        w->created = true;
     }
-    w->created = true;
     if (threads == 1) {
         if (codec_init(&w->inline_codec, level)) {
             r = vk_fail(e, VMDKIT_ENOMEM, "%s: out of memory for a compressor", path);
@@ -527,6 +543,19 @@ int vk_stream_writer_open(const char *path, uint64_t capacity_sectors, const cha
 fail:
     destroy(w, true);
     return r;
+}
+
+int vk_stream_writer_open(const char *path, uint64_t capacity_sectors, const char *descriptor,
+                          int threads, int level, vk_stream_writer **out, vk_err *e)
+{
+    return open_writer(NULL, path, capacity_sectors, descriptor, threads, level, out, e);
+}
+
+int vk_stream_writer_open_target(vk_stream_target *t, const char *name, uint64_t capacity_sectors,
+                                 const char *descriptor, int threads, int level,
+                                 vk_stream_writer **out, vk_err *e)
+{
+    return open_writer(t, name, capacity_sectors, descriptor, threads, level, out, e);
 }
 
 uint64_t vk_stream_writer_grain_sectors(const vk_stream_writer *w)
@@ -631,6 +660,14 @@ int vk_stream_writer_finish(vk_stream_writer *w, vk_err *e)
         r = write_epilogue(w, &w->err);
     if (!r)
         r = flush_buf(w, &w->err);
+    if (!r && w->target) {
+        /* a member of a larger file: its owner makes the whole durable */
+        w->target->bytes = w->buf_off;
+        w->target->grains = w->grains_stored;
+        w->target->populated_bytes = w->populated_bytes;
+        destroy(w, false);
+        return 0;
+    }
     if (!r)
         r = vk_fdatasync(w->fd, w->path, &w->err);
     if (!r) {

@@ -27,6 +27,30 @@ typedef struct vk_stream_writer vk_stream_writer;
 int vk_stream_writer_open(const char *path, uint64_t capacity_sectors, const char *descriptor,
                           int threads, int level, vk_stream_writer **out, vk_err *e);
 
+/*
+ * Where a stream goes when it is one member of a larger file (an OVA):
+ * written at BASE onwards of FD, which the writer neither syncs, closes nor
+ * removes.  TAP (may be NULL) sees every byte of the stream once, in file
+ * order (for a digest).  On success finish fills BYTES (the stream's
+ * length), GRAINS (grains stored) and POPULATED_BYTES (their uncompressed
+ * bytes inside the disk).
+ */
+typedef struct vk_stream_target {
+    int fd;
+    uint64_t base;
+    void (*tap)(void *opaque, const uint8_t *buf, size_t len);
+    void *tap_opaque;
+    uint64_t bytes;
+    uint64_t grains;
+    uint64_t populated_bytes;
+} vk_stream_target;
+
+/* vk_stream_writer_open writing into T (which must outlive the writer);
+ * NAME names the stream in messages. */
+int vk_stream_writer_open_target(vk_stream_target *t, const char *name, uint64_t capacity_sectors,
+                                 const char *descriptor, int threads, int level,
+                                 vk_stream_writer **out, vk_err *e);
+
 /* Grain size in sectors (128). */
 uint64_t vk_stream_writer_grain_sectors(const vk_stream_writer *w);
 
@@ -41,7 +65,7 @@ int vk_stream_writer_put(vk_stream_writer *w, uint64_t grain_index, const void *
 
 /* Write the remaining tables, GD, footer and EOS; fdatasync; close.
  * Frees W.  On failure (including an earlier failed put) the partial file
- * is removed. */
+ * is removed.  (A target stream is only written: see vk_stream_target.) */
 int vk_stream_writer_finish(vk_stream_writer *w, vk_err *e);
 
 /* Discard: stop workers, close and unlink the partial file, free W. */
