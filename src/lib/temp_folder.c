@@ -402,6 +402,18 @@ static uint64_t tree_bytes(int dfd, const char *name, int depth)
     return bytes;
 }
 
+uint64_t vk_tree_bytes(const char *path) { return tree_bytes(AT_FDCWD, path, 0); }
+
+bool vk_temp_folder_in_use(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool held = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd); /* a lock taken here goes with the descriptor */
+    return held;
+}
+
 void vk_stale_temps_free(vk_stale_temp *v, size_t n)
 {
     for (size_t i = 0; v && i < n; i++) {

@@ -21,6 +21,7 @@
 #ifndef VK_TEMP_FOLDER_H
 #define VK_TEMP_FOLDER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -92,6 +93,15 @@ typedef struct vk_stale_temp {
  * vk_stale_temps_free. */
 int vk_list_stale_temps(const char *dir, vk_stale_temp **out, size_t *n, vk_err *e);
 void vk_stale_temps_free(vk_stale_temp *v, size_t n);
+
+/* Space taken (st_blocks) by the file or folder tree at PATH, symbolic
+ * links not followed. */
+uint64_t vk_tree_bytes(const char *path);
+
+/* Is the temporary folder at PATH held by the process building in it (a
+ * running command)?  False for a leftover nobody holds, for a file, and
+ * where folders cannot be locked. */
+bool vk_temp_folder_in_use(const char *path);
 
 /* Rename FROM to TO unless TO exists (VMDKIT_EEXIST): RENAME_NOREPLACE, or
  * where the file system lacks it a hard link then the removal of FROM, or

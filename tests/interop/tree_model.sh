@@ -68,6 +68,16 @@ head -c 3145728 /dev/urandom >.New.vmdkit-tmp-a1b2c3/half.vmdk
 check "tree --json" "$VMDKIT" tree --json .
 assert_true "the leftover is listed with its size" \
     jq -e '.problems[] | select(.path == ".New.vmdkit-tmp-a1b2c3" and (.message | test("interrupted vmdkit command \\(3.0 MiB\\)")))' "$OUT"
+if command -v flock >/dev/null; then
+    flock -s .New.vmdkit-tmp-a1b2c3 sleep 30 &
+    fpid=$!
+    sleep 0.3
+    check "tree --json while a command holds it" "$VMDKIT" tree --json .
+    assert_true "a folder in use is told from a leftover" \
+        jq -e '.problems[] | select(.path == ".New.vmdkit-tmp-a1b2c3" and (.message | test("^being built by a running vmdkit command")))' "$OUT"
+    kill "$fpid" 2>/dev/null
+    wait "$fpid" 2>/dev/null
+fi
 rm -r .New.vmdkit-tmp-a1b2c3
 
 say "--- 5. deep chains"

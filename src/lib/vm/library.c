@@ -16,6 +16,7 @@
 #include "library.h"
 #include "path.h"
 #include "scan.h"
+#include "temp_folder.h"
 #include "vm.h"
 #include "vmx.h"
 
@@ -468,7 +469,8 @@ static int add_leftover(vk_lib *lib, const char *path, vk_err *e)
     vk_lib_leftover *l = &lib->leftovers[lib->n_leftovers];
     if (!(l->path = vk_path_absolute(path, e)))
         return VMDKIT_ENOMEM;
-    l->bytes = vk_lib_tree_bytes(path);
+    l->bytes = vk_tree_bytes(path);
+    l->in_use = vk_temp_folder_in_use(path);
     lib->n_leftovers++;
     return 0;
 }

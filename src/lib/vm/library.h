@@ -107,6 +107,7 @@ typedef struct vk_lib_problem {
 typedef struct vk_lib_leftover {
     char *path;
     uint64_t bytes;       /* space its files take (st_blocks) */
+    bool in_use;          /* a running vmdkit command holds it (temp_folder.h) */
 } vk_lib_leftover;
 
 typedef struct vk_lib {

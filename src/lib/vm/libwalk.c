@@ -81,27 +81,3 @@ int vk_lib_walk(const char *root, vk_lib_fn fn, void *opaque, vk_err *e)
 {
     return walk(root, 0, fn, opaque, e);
 }
-
-uint64_t vk_lib_tree_bytes(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return 0;
-    uint64_t bytes = (uint64_t)st.st_blocks * 512;
-    if (!S_ISDIR(st.st_mode))
-        return bytes;
-    DIR *dh = opendir(path);
-    if (!dh)
-        return bytes;
-    struct dirent *de;
-    while ((de = readdir(dh))) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        char *p = vk_path_join(path, de->d_name, NULL);
-        if (p)
-            bytes += vk_lib_tree_bytes(p);
-        free(p);
-    }
-    closedir(dh);
-    return bytes;
-}

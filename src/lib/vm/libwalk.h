@@ -28,8 +28,4 @@ typedef int (*vk_lib_fn)(void *opaque, const char *path, enum vk_lib_kind kind,
  * folders skipped) in name order.  ROOT itself must be readable. */
 int vk_lib_walk(const char *root, vk_lib_fn fn, void *opaque, vk_err *e);
 
-/* Space taken (st_blocks) by the file or folder tree at PATH, symbolic
- * links not followed. */
-uint64_t vk_lib_tree_bytes(const char *path);
-
 #endif

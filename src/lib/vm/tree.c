@@ -216,10 +216,13 @@ static int copy_problems(struct tstate *s)
         r = add_problem(s, lib->problems[i].path, "%s", lib->problems[i].message);
     for (size_t i = 0; !r && i < lib->n_leftovers; i++) {
         double mib = (double)lib->leftovers[i].bytes / (1024.0 * 1024.0);
-        r = add_problem(s, lib->leftovers[i].path,
-                        "left by an interrupted vmdkit command (%.1f MiB), unless one is running now: "
-                        "delete it once none is",
-                        mib);
+        r = lib->leftovers[i].in_use
+                ? add_problem(s, lib->leftovers[i].path,
+                              "being built by a running vmdkit command (%.1f MiB so far)", mib)
+                : add_problem(s, lib->leftovers[i].path,
+                              "left by an interrupted vmdkit command (%.1f MiB): nothing uses it; the next "
+                              "command making the same output removes it, or delete it",
+                              mib);
     }
     return r;
 }
