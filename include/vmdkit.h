@@ -790,13 +790,16 @@ typedef struct vmdkit_move_result {
  * lines (embedded ones in place) and, when it changes folder, its own
  * relative parent hint follow.
  *
- * Then every reference found under ROOT and inside a moved folder is
- * rewritten (ROOT NULL: the library around SRC - the folder holding a moved
- * folder and the folder it moves into, or the folder holding a moved disk's
- * folder): the parentFileNameHint of each disk
- * whose parent moved, or which moved away from its parent (relative hints
- * stay relative and normalised, absolute ones absolute), and each .vmx
- * fileName (and cloneOfN) naming a moved file.
+ * Then every reference the library model (OPTS->root, else the default
+ * library around SRC and around the folder it moves into) finds to a moved
+ * file, or from one, is rewritten: parent hints, .vmx disk fileNames,
+ * nvram, extendedConfigFile, CD-ROM and other file backings, the .vmsd's
+ * snapshot disks and .vmsn, cloneOfN and sentinelN (relative references
+ * stay relative and normalised, absolute ones absolute).  RES->scanned
+ * names the folders searched.  Nothing is moved while a disk to move is in
+ * use (VMware, QEMU, another vmdkit: VMDKIT_ELOCKED) or its machine runs,
+ * nor a machine into another machine's folder (VMDKIT_EINVAL).  OPTS may
+ * be NULL.
  *
  * Order (an interruption loses no data):
  *  - folder: plan, rename, then rewrite the references one by one.  Until
@@ -818,7 +821,16 @@ typedef struct vmdkit_move_result {
  * it; DST is complete), or another error when nothing was moved.
  * RES (required) is filled in every case; free with vmdkit_move_result_free.
  */
-VMDKIT_API int vmdkit_move(const char *src, const char *dst, const char *root,
+typedef struct vmdkit_move_opts {
+    size_t struct_size;         /* sizeof(vmdkit_move_opts) */
+    const char *root;           /* the library to search for references; NULL: the default
+                                   library around SRC and around where it goes */
+    vmdkit_progress_fn progress; /* bytes copied to another file system; non-zero cancels
+                                    (VMDKIT_ECANCELED: nothing was moved) */
+    void *progress_opaque;
+} vmdkit_move_opts;
+
+VMDKIT_API int vmdkit_move(const char *src, const char *dst, const vmdkit_move_opts *opts,
                            vmdkit_move_result *res, vmdkit_error *err);
 VMDKIT_API void vmdkit_move_result_free(vmdkit_move_result *res);
 

@@ -86,7 +86,11 @@ int cmd_mv(int argc, char **argv)
     const char *src = argv[optind], *dst = argv[optind + 1];
     vmdkit_move_result res;
     vmdkit_error err = {0};
-    int rc = vmdkit_move(src, dst, root, &res, &err);
+    struct cli_progress pg;
+    cli_progress_start(&pg, CLI_PROGRESS_NONE);
+    vmdkit_move_opts o = {.struct_size = sizeof o, .root = root, .progress = cli_progress_cb, .progress_opaque = &pg};
+    cli_cancel_on_signals();
+    int rc = vmdkit_move(src, dst, &o, &res, &err);
     if (rc < 0 && (rc != VMDKIT_ECHAIN || !res.dst)) {
         vmdkit_move_result_free(&res);
         return cli_fail(rc, err.msg);

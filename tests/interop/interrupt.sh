@@ -127,4 +127,42 @@ check "the machine's clone equals the source" "$VMDKIT" compare Base.vmwarevm/Ba
 assert_eq "its folder holds the clone only" "Copy.vmdk Copy.vmx" "$(ls -A Copy.vmwarevm | tr '\n' ' ' | sed 's/ $//')"
 assert_eq "the source machine is unchanged" "$SUMS" "$(sums_of Base.vmwarevm/Base.vmx Base.vmwarevm/Base.vmdk)"
 
+say "--- 3. a move to another file system: SIGINT, then kill -9 and again"
+SHM=/dev/shm
+if [ -d $SHM ] && [ -w $SHM ] && [ "$(stat -c %d $SHM)" != "$(stat -c %d .)" ]; then
+    DST=$SHM/$(basename "$TMP")-mv
+    mkdir "$DST"
+    # copying: the hidden folder in DST holds 8 MiB of the copy
+    copying() {
+        local d total=0
+        for d in "$DST"/.*.vmdkit-tmp-*; do
+            [ -d "$d" ] && total=$((total + $(du -sb "$d" | cut -f1)))
+        done
+        [ "$total" -ge $((8 << 20)) ]
+    }
+    start "$VMDKIT" mv Base.vmwarevm "$DST"/
+    if wait_until "mv to another file system: the copy fills" copying; then
+        kill -s INT "$PID"
+        wait "$PID"
+        RC=$?
+        assert_eq "mv, SIGINT: ends by SIGINT (status 130)" 130 "$RC"
+        assert_true "mv, SIGINT: says nothing was moved" grep -q 'cancelled; nothing was moved, the partial copy was removed' "$LOGS/err"
+        assert_eq "mv, SIGINT: nothing left where it was going" "" "$(ls -A "$DST")"
+        assert_eq "mv, SIGINT: the source is whole" "$SUMS" "$(sums_of Base.vmwarevm/Base.vmx Base.vmwarevm/Base.vmdk)"
+    fi
+    start "$VMDKIT" mv Base.vmwarevm "$DST"/
+    if wait_until "mv again: the copy fills" copying; then
+        kill -KILL "$PID"
+        wait "$PID" 2>/dev/null
+        assert_eq "mv, kill -9: one hidden folder is left there" 1 "$(ls -A "$DST" | grep -c 'vmdkit-tmp-')"
+        check "mv, run again" "$VMDKIT" mv Base.vmwarevm "$DST"/
+        assert_eq "mv, run again: no hidden folder is left" "Base.vmwarevm" "$(ls -A "$DST")"
+        assert_eq "the machine arrived whole" "$SUMS" \
+            "$(cd "$DST" && sums_of Base.vmwarevm/Base.vmx Base.vmwarevm/Base.vmdk)"
+    fi
+    rm -rf "$DST"
+else
+    say "       (/dev/shm is not another writable file system here: part 3 skipped)"
+fi
+
 finish

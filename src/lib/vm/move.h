@@ -31,6 +31,7 @@ int vk_move_plan(const vk_lib *lib, const vk_move_map *m, vk_rewrites *rw, size_
  * folder's real path. */
 char *vk_move_destination(const char *src_real, const char *dst, vk_err *e);
 /* Move the disk SRC (see vmdkit_move). */
-int vk_move_disk(const char *src, const char *dst, const char *root, vmdkit_move_result *res, vk_err *e);
+int vk_move_disk(const char *src, const char *dst, const vmdkit_move_opts *opts, vmdkit_move_result *res,
+                 vk_err *e);
 
 #endif

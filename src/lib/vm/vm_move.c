@@ -90,16 +90,22 @@ static int do_rename(const char *src, const char *dst, bool *cross_fs, vk_err *e
 /* Step (2) across file systems: copy SRC into a temporary folder beside
  * DST and rename that to DST.  COPIED receives what was copied, for the
  * removal of the source at the end. */
-static int copy_folder_over(const char *src, const char *dst, vk_copied_list *copied, vk_err *e)
+static int copy_folder_over(const char *src, const char *dst, vk_copied_list *copied, vk_copy_progress *pg,
+                            vk_err *e)
 {
     char *parent = vk_path_dirname(dst, e);
     vk_temp_folder tf;
+    /* what a killed move to this name left is nobody's now */
+    if (parent)
+        (void)vk_remove_stale_temps(parent, vk_path_basename(dst), NULL, NULL);
     if (!parent || vk_temp_folder_make(parent, vk_path_basename(dst), &tf, e)) {
         free(parent);
         return e->code ? e->code : VMDKIT_ENOMEM;
     }
     const char *tmp = tf.path;
-    int r = vk_copy_tree(src, tmp, copied, NULL, e);
+    if (pg && pg->fn)
+        pg->total_bytes = vk_tree_bytes(src);
+    int r = vk_copy_tree(src, tmp, copied, pg, e);
     /* a change made during the copy would be lost with the source */
     if (!r)
         r = vk_check_unchanged(src, copied, e);
@@ -111,9 +117,10 @@ static int copy_folder_over(const char *src, const char *dst, vk_copied_list *co
         r = vk_fsync_dir(parent, e);
     if (r) {
         /* nothing moved: the copy goes, the source stays as it was */
-        vk_remove_copied(tmp, copied, false, NULL);
-        rmdir(tmp);
+        vk_temp_folder_discard(&tf);
         vk_copied_list_free(copied);
+        if (r == VMDKIT_ECANCELED)
+            vk_fail(e, r, "%s: cancelled; nothing was moved, the partial copy was removed", src);
     }
     vk_temp_folder_release(&tf);
     free(parent);
@@ -223,9 +230,10 @@ static int check_disks_unheld(const vk_lib *lib, const char *src, vk_err *e)
     return 0;
 }
 
-static int move_folder(const char *src, const char *dst_arg, const char *root, vmdkit_move_result *res,
+static int move_folder(const char *src, const char *dst_arg, const vmdkit_move_opts *o, vmdkit_move_result *res,
                        vk_err *e)
 {
+    const char *root = o->root;
     char *src_real = realpath(src, NULL), *dst_parent = NULL;
     if (!src_real)
         return vk_fail_errno(e, errno, "%s", src);
@@ -288,7 +296,8 @@ static int move_folder(const char *src, const char *dst_arg, const char *root, v
     bool cross_fs;
     if ((r = do_rename(src_real, res->dst, &cross_fs, e)))
         goto out;
-    if (cross_fs && (r = copy_folder_over(src_real, res->dst, &copied, e)))
+    vk_copy_progress pg = {.fn = o->progress, .opaque = o->progress_opaque};
+    if (cross_fs && (r = copy_folder_over(src_real, res->dst, &copied, &pg, e)))
         goto out;
     /* the folder moved: a failed folder sync is reported at the end, after
      * the references are rewritten (skipping those would break them) */
@@ -315,7 +324,7 @@ out:
     return r;
 }
 
-int vmdkit_move(const char *src, const char *dst, const char *root, vmdkit_move_result *res,
+int vmdkit_move(const char *src, const char *dst, const vmdkit_move_opts *opts, vmdkit_move_result *res,
                 vmdkit_error *err)
 {
     vk_err local;
@@ -330,9 +339,12 @@ int vmdkit_move(const char *src, const char *dst, const char *root, vmdkit_move_
     struct stat st;
     if (stat(src, &st) != 0)
         return vk_fail_errno(e, errno, "%s", src);
+    vmdkit_move_opts o = {0};
+    if (opts)
+        memcpy(&o, opts, vk_min(sizeof o, opts->struct_size ? opts->struct_size : sizeof o));
     if (S_ISDIR(st.st_mode))
-        return move_folder(src, dst, root, res, e);
+        return move_folder(src, dst, &o, res, e);
     if (!S_ISREG(st.st_mode))
         return vk_fail(e, VMDKIT_EINVAL, "%s: neither a folder nor a disk", src);
-    return vk_move_disk(src, dst, root, res, e);
+    return vk_move_disk(src, dst, &o, res, e);
 }

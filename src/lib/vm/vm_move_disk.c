@@ -71,12 +71,12 @@ static int write_new_file(const char *path, const char *text, size_t len, vk_err
 /* The new name TO of the file FROM: a hard link, so that both names are
  * the same data; where the file system cannot (another file system, or
  * one without hard links such as exFAT) a copy of it, made durable. */
-static int make_new_name(const char *from, const char *to, vk_err *e)
+static int make_new_name(const char *from, const char *to, vk_copy_progress *pg, vk_err *e)
 {
     if (link(from, to) == 0)
         return 0;
     if (errno == EXDEV || errno == EPERM || errno == ENOTSUP || errno == EMLINK)
-        return vk_copy_file(from, to, NULL, e);
+        return vk_copy_file(from, to, pg, e);
     if (errno == EEXIST)
         return vk_fail(e, VMDKIT_EEXIST, "%s: already exists", to);
     return vk_fail_errno(e, errno, "%s: link to %s", from, to);
@@ -107,9 +107,10 @@ static void unlink_new(struct disk_plan *p)
     p->n_linked = 0;
 }
 
-int vk_move_disk(const char *src, const char *dst_arg, const char *root, vmdkit_move_result *res,
-                     vk_err *e)
+int vk_move_disk(const char *src, const char *dst_arg, const vmdkit_move_opts *opts, vmdkit_move_result *res,
+                 vk_err *e)
 {
+    const char *root = opts->root;
     char *src_real = realpath(src, NULL), *src_dir = NULL, *dst_dir = NULL;
     char *text = NULL;
     size_t len = 0;
@@ -247,15 +248,17 @@ int vk_move_disk(const char *src, const char *dst_arg, const char *root, vmdkit_
     /* the rewrites name the disk by its new path, which does not exist yet:
      * they are applied after step 2 */
 
-    /* 2. new names: extents, then the descriptor */
+    /* 2. new names: extents, then the descriptor (copies across file
+     * systems report their bytes, and may be cancelled) */
+    vk_copy_progress pg = {.fn = opts->progress, .opaque = opts->progress_opaque};
     for (size_t i = 0; !r && i < p.n; i++) {
-        if (!(r = make_new_name(p.old_paths[i], p.new_paths[i], e)))
+        if (!(r = make_new_name(p.old_paths[i], p.new_paths[i], &pg, e)))
             p.n_linked++;
     }
     if (!r && !embedded) {
         r = write_new_file(res->dst, text, len, e);
     } else if (!r) {
-        if ((r = make_new_name(src_real, res->dst, e))) {
+        if ((r = make_new_name(src_real, res->dst, &pg, e))) {
             /* nothing made */
         } else if ((r = vmdkit_open(res->dst, VMDKIT_OPEN_RDWR | VMDKIT_OPEN_NO_PARENT | VK_OPEN_KEEP_CID, &d,
                                     e)) == 0) {
