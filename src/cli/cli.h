@@ -61,11 +61,14 @@ enum cli_opt_flags {
 
 /* Ids of the long-only options of one command start here; shared ones above. */
 #define CLI_OPT_LONG 256
-enum { CLI_OPT_ALLOW_EXTERNAL = 0x1000 };
+enum { CLI_OPT_ALLOW_EXTERNAL = 0x1000, CLI_OPT_IGNORE_CID };
 
 /* Shared groups: the options of commands that open disks themselves
  * (--allow-external-extents), progress (-p, --progress[=bar|json]), help. */
 extern const struct cli_opt cli_opts_disk[];
+/* --ignore-cid, for the commands that only read a disk */
+extern const struct cli_opt cli_opts_ignore_cid[];
+#define CLI_OPTS_IGNORE_CID {.group = cli_opts_ignore_cid}
 extern const struct cli_opt cli_opts_progress[];
 extern const struct cli_opt cli_opts_help[];
 #define CLI_OPTS_DISK {.group = cli_opts_disk}

@@ -16,6 +16,7 @@ static const struct cli_opt compare_opts[] = {
     CLI_OPTS_PROGRESS,
     {'f', NULL, "vmdk|raw", "Format of A (default: detected)."},
     {'F', NULL, "vmdk|raw", "Format of B (default: detected)."},
+    CLI_OPTS_IGNORE_CID,
     CLI_OPTS_DISK,
     CLI_OPTS_HELP,
     CLI_OPTS_END,
@@ -169,6 +170,9 @@ int cmd_compare(int argc, char **argv)
             break;
         case CLI_OPT_ALLOW_EXTERNAL:
             flags |= VMDKIT_OPEN_ALLOW_EXTERNAL;
+            break;
+        case CLI_OPT_IGNORE_CID:
+            flags |= VMDKIT_OPEN_IGNORE_CID;
             break;
         case 'h':
             return cli_show_help("compare");

@@ -23,6 +23,7 @@ static const struct cli_opt convert_opts[] = {
     CLI_OPTS_PROGRESS,
     {0, "threads", "N", "Compression threads for streamOptimized output (default 0: one per CPU).",
      OPT_THREADS},
+    CLI_OPTS_IGNORE_CID,
     CLI_OPTS_DISK,
     CLI_OPTS_HELP,
     CLI_OPTS_END,
@@ -129,6 +130,9 @@ int cmd_convert(int argc, char **argv)
         }
         case CLI_OPT_ALLOW_EXTERNAL:
             flags |= VMDKIT_OPEN_ALLOW_EXTERNAL;
+            break;
+        case CLI_OPT_IGNORE_CID:
+            flags |= VMDKIT_OPEN_IGNORE_CID;
             break;
         case 'h':
             return cli_show_help("convert");

@@ -7,7 +7,7 @@
 
 #include "cli.h"
 
-enum { OPT_JSON = CLI_OPT_LONG, OPT_CHAIN, OPT_IGNORE_CID };
+enum { OPT_JSON = CLI_OPT_LONG, OPT_CHAIN };
 
 static const struct cli_opt info_opts[] = {
     {0, "json", NULL,
@@ -19,10 +19,7 @@ static const struct cli_opt info_opts[] = {
      "Print the full description of every link of the chain, top first (with\n"
      "--json: an array of link objects, like 'qemu-img info --backing-chain').",
      OPT_CHAIN},
-    {0, "ignore-cid", NULL,
-     "Open the chain even when a parent's CID does not match the child's\n"
-     "parentCID (to inspect a broken chain).",
-     OPT_IGNORE_CID},
+    CLI_OPTS_IGNORE_CID,
     CLI_OPTS_DISK,
     CLI_OPTS_HELP,
     CLI_OPTS_END,
@@ -292,7 +289,7 @@ int cmd_info(int argc, char **argv)
         switch (c) {
         case OPT_JSON: json = true; break;
         case OPT_CHAIN: chain = true; break;
-        case OPT_IGNORE_CID: flags |= VMDKIT_OPEN_IGNORE_CID; break;
+        case CLI_OPT_IGNORE_CID: flags |= VMDKIT_OPEN_IGNORE_CID; break;
         case CLI_OPT_ALLOW_EXTERNAL: flags |= VMDKIT_OPEN_ALLOW_EXTERNAL; break;
         case 'h':
             return cli_show_help("info");

@@ -6,7 +6,7 @@
 
 #include "cli.h"
 
-enum { OPT_JSON = CLI_OPT_LONG, OPT_IGNORE_CID };
+enum { OPT_JSON = CLI_OPT_LONG };
 
 static const struct cli_opt map_opts[] = {
     {0, "json", NULL,
@@ -15,10 +15,7 @@ static const struct cli_opt map_opts[] = {
      "--output=json': depth is the link that stores the run, or the last link\n"
      "for runs no link stores, whose present is false).",
      OPT_JSON},
-    {0, "ignore-cid", NULL,
-     "Open the chain even when a parent's CID does not match the child's\n"
-     "parentCID.",
-     OPT_IGNORE_CID},
+    CLI_OPTS_IGNORE_CID,
     CLI_OPTS_DISK,
     CLI_OPTS_HELP,
     CLI_OPTS_END,
@@ -177,7 +174,7 @@ int cmd_map(int argc, char **argv)
     while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
         case OPT_JSON: json = true; break;
-        case OPT_IGNORE_CID: flags |= VMDKIT_OPEN_IGNORE_CID; break;
+        case CLI_OPT_IGNORE_CID: flags |= VMDKIT_OPEN_IGNORE_CID; break;
         case CLI_OPT_ALLOW_EXTERNAL: flags |= VMDKIT_OPEN_ALLOW_EXTERNAL; break;
         case 'h':
             return cli_show_help("map");

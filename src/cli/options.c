@@ -18,6 +18,14 @@ const struct cli_opt cli_opts_disk[] = {
     CLI_OPTS_END,
 };
 
+const struct cli_opt cli_opts_ignore_cid[] = {
+    {0, "ignore-cid", NULL,
+     "Open the chain even when a parent's CID does not match the child's\n"
+     "parentCID (read-only: to inspect or rescue the data of a broken chain).",
+     CLI_OPT_IGNORE_CID},
+    CLI_OPTS_END,
+};
+
 const struct cli_opt cli_opts_progress[] = {
     {'p', "progress", "bar|json",
      "Show progress on standard error: a bar with percent, throughput and time\n"

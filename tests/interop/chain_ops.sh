@@ -108,6 +108,12 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 n = d["disks"][d["disks"][d["families"][0]]["children"][0]]
 print(n["flags"], n["parent-cid"], n["parent-actual-cid"])' "$OUT")"
+# rescuing the data of a broken chain takes no write: read-only --ignore-cid
+expect_exit 7 "convert of the broken chain" "$VMDKIT" convert -O raw m-000001.vmdk rescued.raw
+check "convert --ignore-cid of it" "$VMDKIT" convert --ignore-cid -O raw m-000001.vmdk rescued.raw
+check "the rescue holds what the chain reads now" "$VMDKIT" io -f raw -r rescued.raw -c 'read -P 0xa1 0 64k'
+expect_exit 7 "compare of the broken chain" "$VMDKIT" compare m-000001.vmdk m.vmdk
+check "compare --ignore-cid of it with its parent" "$VMDKIT" compare --ignore-cid m-000001.vmdk m.vmdk
 cd .. || exit 1
 
 finish
