@@ -717,6 +717,12 @@ static int plug_trim(void *handle, uint32_t count, uint64_t offset, uint32_t fla
     served *s = handle;
     (void)flags;
     uint64_t u = s->trim_unit;
+    if (offset + count > vmdkit_size(s->disk)) { /* nbdkit never asks, but: not even a part */
+        nbdkit_error("%s: trim at %" PRIu64 "+%" PRIu32 " lies outside the disk", s->path, offset,
+                     count);
+        nbdkit_set_error(EINVAL);
+        return -1;
+    }
     uint64_t start = (offset + u - 1) / u * u, end = (offset + count) / u * u;
     if (start >= end)
         return 0;
