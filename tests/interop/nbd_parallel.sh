@@ -26,7 +26,7 @@ mkmixed text.raw $((40 << 20)) 65536 262144 16384
 "$VMDKIT" convert -f raw -t streamOptimized text.raw stream.vmdk
 check "vmdkit convert -O raw of the stream" "$VMDKIT" convert -O raw stream.vmdk stream.raw
 
-run nbdkit "$PLUGIN" --dump-plugin
+run env ${PRELOAD:+LD_PRELOAD=$PRELOAD} nbdkit "$PLUGIN" --dump-plugin
 assert_true "nbdkit --dump-plugin: thread_model=parallel" grep -qx 'thread_model=parallel' "$OUT"
 
 # readers URI OUT...: one nbdsh per OUT at once, each reading the whole
