@@ -42,6 +42,7 @@ struct vk_grain_cache {
     size_t n_idle;
     size_t n_ctx;          /* decompressors that exist, idle or in use */
     size_t max_ctx;
+    unsigned waiting;      /* threads in wait() */
     vk_grain_load_fn load;
     void *opaque;
 };
@@ -110,6 +111,22 @@ void vk_grain_cache_close(vk_grain_cache *c)
 
 size_t vk_grain_cache_slots(const vk_grain_cache *c) { return c->n_slots; }
 
+/* With the lock held: wait for a change (see the top of the file). */
+static void cache_wait(vk_grain_cache *c)
+{
+    c->waiting++;
+    pthread_cond_wait(&c->cv, &c->mu);
+    c->waiting--;
+}
+
+/* With the lock held: wake the waiters, if there are any (a broadcast
+ * nobody waits for still costs a system call on some systems). */
+static void cache_wake(vk_grain_cache *c)
+{
+    if (c->waiting)
+        pthread_cond_broadcast(&c->cv);
+}
+
 /* With the lock held: an idle decompressor, or a new one while fewer than
  * max_ctx exist; else wait for one (WAIT) or return 1 (not WAIT). */
 static int take_ctx(vk_grain_cache *c, bool wait, vk_inflate_ctx **out, vk_err *e)
@@ -123,7 +140,7 @@ static int take_ctx(vk_grain_cache *c, bool wait, vk_inflate_ctx **out, vk_err *
             break;
         if (!wait)
             return 1;
-        pthread_cond_wait(&c->cv, &c->mu);
+        cache_wait(c);
     }
     c->n_ctx++; /* reserved: allocate without the lock */
     pthread_mutex_unlock(&c->mu);
@@ -137,7 +154,7 @@ static int take_ctx(vk_grain_cache *c, bool wait, vk_inflate_ctx **out, vk_err *
     if (!x || !x->dec || !x->cbuf) {
         ctx_free(x);
         c->n_ctx--;
-        pthread_cond_broadcast(&c->cv);
+        cache_wake(c);
         return vk_fail(e, VMDKIT_ENOMEM, "out of memory for a decompressor and a %zu-byte record buffer",
                        c->cbuf_size);
     }
@@ -159,7 +176,7 @@ static int fill(vk_grain_cache *c, slot *s, uint64_t grain, uint64_t where, vk_i
     pthread_mutex_lock(&c->mu);
     c->idle[c->n_idle++] = ctx;
     s->state = r ? SLOT_EMPTY : SLOT_READY;
-    pthread_cond_broadcast(&c->cv);
+    cache_wake(c);
     return r;
 }
 
@@ -170,17 +187,44 @@ static bool claimable(const slot *s, uint64_t grain)
     return s->state != SLOT_LOADING && !s->users && !(s->state == SLOT_READY && s->grain == grain);
 }
 
+/* With the lock held and slot S holding GRAIN: copy LEN bytes at OFF
+ * out of it, outside the lock; returns with the lock released. */
+static void copy_out(vk_grain_cache *c, slot *s, size_t off, size_t len, void *buf)
+{
+    s->users++;
+    pthread_mutex_unlock(&c->mu);
+    memcpy(buf, s->data + off, len);
+    pthread_mutex_lock(&c->mu);
+    if (--s->users == 0)
+        cache_wake(c);
+    pthread_mutex_unlock(&c->mu);
+}
+
 int vk_grain_cache_read(vk_grain_cache *c, uint64_t grain, uint64_t where, size_t off, size_t len,
                         void *buf, vk_err *e)
 {
     slot *s = &c->slots[grain % c->n_slots];
     int r = 0;
     pthread_mutex_lock(&c->mu);
+    if (off == 0 && len == c->grain_bytes && !(s->state == SLOT_READY && s->grain == grain)) {
+        /* a whole grain not in the cache: decode it straight into BUF (a
+         * reader of whole grains, such as a copy, reads each one once) */
+        vk_inflate_ctx *ctx;
+        if ((r = take_ctx(c, true, &ctx, e)) == 0) {
+            pthread_mutex_unlock(&c->mu);
+            r = c->load(c->opaque, grain, where, buf, ctx, e);
+            pthread_mutex_lock(&c->mu);
+            c->idle[c->n_idle++] = ctx;
+            cache_wake(c);
+        }
+        pthread_mutex_unlock(&c->mu);
+        return r;
+    }
     for (;;) {
         if (s->state == SLOT_READY && s->grain == grain)
             break;
         if (s->state == SLOT_LOADING || s->users) {
-            pthread_cond_wait(&c->cv, &c->mu);
+            cache_wait(c);
             continue;
         }
         vk_inflate_ctx *ctx;
@@ -189,7 +233,7 @@ int vk_grain_cache_read(vk_grain_cache *c, uint64_t grain, uint64_t where, size_
         /* the slot may have changed while take_ctx waited */
         if (!claimable(s, grain)) {
             c->idle[c->n_idle++] = ctx;
-            pthread_cond_broadcast(&c->cv);
+            cache_wake(c);
             continue;
         }
         s->state = SLOT_LOADING;
@@ -201,13 +245,7 @@ int vk_grain_cache_read(vk_grain_cache *c, uint64_t grain, uint64_t where, size_
         pthread_mutex_unlock(&c->mu);
         return r;
     }
-    s->users++;
-    pthread_mutex_unlock(&c->mu);
-    memcpy(buf, s->data + off, len);
-    pthread_mutex_lock(&c->mu);
-    if (--s->users == 0)
-        pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
+    copy_out(c, s, off, len, buf);
     return 0;
 }
 
@@ -225,7 +263,7 @@ int vk_grain_cache_prefetch(vk_grain_cache *c, uint64_t grain, uint64_t where, v
             r = fill(c, s, grain, where, ctx, e);
         } else {
             c->idle[c->n_idle++] = ctx;
-            pthread_cond_broadcast(&c->cv);
+            cache_wake(c);
         }
     }
     pthread_mutex_unlock(&c->mu);
