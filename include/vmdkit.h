@@ -7,7 +7,8 @@
  *    it receives the code and a one-line message of the form
  *    "FILE: FIELD: what is wrong".
  *  - Byte offsets and lengths are uint64_t bytes; "sectors" are 512 bytes.
- *  - A vmdkit_disk may be used by one thread at a time.
+ *  - A vmdkit_disk may be used by one thread at a time, except for the
+ *    concurrent reads described at vmdkit_pread_r.
  *  - The library never prints and never exits.
  *  - A long operation takes one options struct whose first field is
  *    `size_t struct_size`: the caller sets it to sizeof the struct it was
@@ -120,11 +121,54 @@ VMDKIT_API int vmdkit_pread(vmdkit_disk *disk, void *buf, size_t len, uint64_t o
 VMDKIT_API int vmdkit_pwrite(vmdkit_disk *disk, const void *buf, size_t len, uint64_t offset);
 
 /*
+ * Concurrent reads.  A disk opened read-only may be read by several threads
+ * at once: its metadata does not change after the open, data is read with
+ * pread, and the caches inside (grain tables, the decompressed grains of
+ * streamOptimized and other compressed extents, at most 16 MiB of them per
+ * extent) are shared under locks.  The calls that may run at the same time
+ * are vmdkit_pread_r, vmdkit_block_status_r and vmdkit_prefetch, which
+ * record a failure in the caller's ERR (may be NULL) instead of the
+ * handle; vmdkit_size and vmdkit_chain_length may be called beside them.
+ * vmdkit_close must wait until they have all returned.
+ *
+ * A disk opened read-write may be read the same way as long as no other
+ * call (write, zero, flush, link info) runs meanwhile: a writer must
+ * exclude the readers, for example with a read-write lock.
+ *
+ * vmdkit_pread_r is vmdkit_pread with its own error record; the plain
+ * vmdkit_pread, vmdkit_block_status_at and every other call record into
+ * the handle (vmdkit_last_error) and are for one thread at a time.
+ */
+VMDKIT_API int vmdkit_pread_r(vmdkit_disk *disk, void *buf, size_t len, uint64_t offset,
+                              vmdkit_error *err);
+
+/*
  * Make LEN bytes at OFFSET read as zeros.  Where the disk supports it,
  * whole grains become zeroed-grain entries (or are left unallocated when no
- * parent shows through) instead of stored zeros.
+ * parent shows through) instead of stored zeros; a flat extent's file gets
+ * a hole (FALLOC_FL_PUNCH_HOLE), or its range zeroed in place
+ * (FALLOC_FL_ZERO_RANGE) where it cannot have holes, and zeros are written
+ * only where the file system refuses both.
  */
 VMDKIT_API int vmdkit_pzero(vmdkit_disk *disk, size_t len, uint64_t offset);
+
+enum vmdkit_zero_flags {
+    /* Keep the range allocated: a flat extent is zeroed in place
+     * (FALLOC_FL_ZERO_RANGE, else written) instead of getting a hole.  A
+     * sparse extent stores zeros the way vmdkit_pzero says either way. */
+    VMDKIT_ZERO_KEEP_ALLOCATED = 1 << 0,
+    /* Only if no data has to be written: every grain of a sparse extent
+     * whole and either reading as zeros already or taking a zeroed-grain
+     * entry; whole sectors of a flat extent whose file system punches
+     * holes or zeroes ranges.  Otherwise fail with VMDKIT_EUNSUPPORTED
+     * before anything changes (except, for a range over several flat
+     * extent files, the files before the one whose file system refused). */
+    VMDKIT_ZERO_FAST = 1 << 1,
+};
+
+/* vmdkit_pzero with FLAGS (enum vmdkit_zero_flags); unknown flags are
+ * VMDKIT_EINVAL. */
+VMDKIT_API int vmdkit_pzero_ex(vmdkit_disk *disk, size_t len, uint64_t offset, unsigned flags);
 
 /* Make every completed write durable (fdatasync, then metadata). */
 VMDKIT_API int vmdkit_flush(vmdkit_disk *disk);
@@ -148,6 +192,22 @@ typedef struct vmdkit_block_status {
  */
 VMDKIT_API int vmdkit_block_status_at(vmdkit_disk *disk, uint64_t offset, uint64_t max_len,
                            vmdkit_block_status *st);
+
+/* vmdkit_block_status_at with its own error record: may run beside other
+ * reads (see vmdkit_pread_r). */
+VMDKIT_API int vmdkit_block_status_r(vmdkit_disk *disk, uint64_t offset, uint64_t max_len,
+                                     vmdkit_block_status *st, vmdkit_error *err);
+
+/*
+ * A hint that LEN bytes at OFFSET will be read soon: the grain tables of
+ * the range are loaded, the grains of compressed extents decompressed into
+ * the extent's grain cache (no more than it holds), and the kernel is asked
+ * to read ahead the stored data of the others (posix_fadvise WILLNEED);
+ * each run in the link of the chain that holds it.  Errors are those a
+ * read of the range would meet.  May run beside other reads (see
+ * vmdkit_pread_r).
+ */
+VMDKIT_API int vmdkit_prefetch(vmdkit_disk *disk, uint64_t offset, uint64_t len, vmdkit_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Describing disks                                                    */

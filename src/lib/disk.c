@@ -1,5 +1,11 @@
 /* disk.c - the public disk handle: a chain of links opened from the top,
- * byte-granular reads and writes, allocation status. */
+ * byte-granular reads and writes, allocation status.
+ *
+ * Threads: the _r reads, block status and prefetch record errors in the
+ * caller's vmdkit_error, never in the handle, and reach the extents only
+ * through their status/read/prefetch ops, which are safe beside each
+ * other (see extent.h); so several threads may use them at once on a disk
+ * that nothing writes meanwhile. */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -131,11 +137,11 @@ const vmdkit_error *vmdkit_last_error(const vmdkit_disk *d) { return &d->err; }
 
 int vmdkit_chain_length(const vmdkit_disk *d) { return d->n_links; }
 
-static int check_range(vmdkit_disk *d, size_t len, uint64_t off)
+static int check_range(vmdkit_disk *d, size_t len, uint64_t off, vk_err *e)
 {
     uint64_t end;
     if (!vk_add_ok(off, len, &end) || end > vmdkit_size(d))
-        return vk_fail(&d->err, VMDKIT_EINVAL,
+        return vk_fail(e, VMDKIT_EINVAL,
                        "%s: range %llu+%zu lies outside the disk (%llu bytes)", d->top->path,
                        (unsigned long long)off, len, (unsigned long long)vmdkit_size(d));
     return 0;
@@ -143,27 +149,34 @@ static int check_range(vmdkit_disk *d, size_t len, uint64_t off)
 
 /* Sector-granular chain read; the last partial sector of a raw file reads
  * zeros past the file end (the flat driver zero-fills). */
-static int read_sectors(vmdkit_disk *d, uint64_t sector, uint64_t n, void *buf)
+static int read_sectors(vmdkit_disk *d, uint64_t sector, uint64_t n, void *buf, vk_err *e)
 {
-    return vk_chain_read(d->top, sector, n, buf, &d->err);
+    return vk_chain_read(d->top, sector, n, buf, e);
 }
 
 int vmdkit_pread(vmdkit_disk *d, void *buf, size_t len, uint64_t off)
 {
-    int r = check_range(d, len, off);
+    return vmdkit_pread_r(d, buf, len, off, &d->err);
+}
+
+int vmdkit_pread_r(vmdkit_disk *d, void *buf, size_t len, uint64_t off, vmdkit_error *err)
+{
+    vk_err local;
+    vk_err *e = err ? err : &local;
+    int r = check_range(d, len, off, e);
     if (r || len == 0)
         return r;
     uint8_t *out = buf;
     uint64_t head = off % VK_SECTOR;
     if (head == 0 && len % VK_SECTOR == 0)
-        return read_sectors(d, off / VK_SECTOR, len / VK_SECTOR, buf);
+        return read_sectors(d, off / VK_SECTOR, len / VK_SECTOR, buf, e);
     /* unaligned: whole sectors in the middle directly, edges through a bounce sector */
     uint8_t sec[VK_SECTOR];
     while (len > 0) {
         uint64_t s = off / VK_SECTOR, in = off % VK_SECTOR;
         if (in == 0 && len >= VK_SECTOR) {
             uint64_t k = len / VK_SECTOR;
-            if ((r = read_sectors(d, s, k, out)))
+            if ((r = read_sectors(d, s, k, out, e)))
                 return r;
             out += k * VK_SECTOR;
             off += k * VK_SECTOR;
@@ -171,7 +184,7 @@ int vmdkit_pread(vmdkit_disk *d, void *buf, size_t len, uint64_t off)
             continue;
         }
         size_t k = (size_t)vk_min(len, VK_SECTOR - in);
-        if ((r = read_sectors(d, s, 1, sec)))
+        if ((r = read_sectors(d, s, 1, sec, e)))
             return r;
         memcpy(out, sec + in, k);
         out += k;
@@ -207,14 +220,19 @@ static int touch_cid(vmdkit_disk *d)
     return 0;
 }
 
-static int write_sectors(vmdkit_disk *d, uint64_t sector, uint64_t n, const void *buf, bool zero)
+/* Write N sectors of BUF, or with ZERO make them read as zeros in the way
+ * the VK_ZERO_* flags of HOW allow (with VK_ZERO_CHECK nothing changes). */
+static int write_sectors(vmdkit_disk *d, uint64_t sector, uint64_t n, const void *buf, bool zero,
+                         unsigned how)
 {
     vk_link *l = d->top;
     if (!l->writable)
         return vk_fail(&d->err, VMDKIT_ERDONLY, "%s: opened read-only", l->path);
-    int r = touch_cid(d);
+    int r = (how & VK_ZERO_CHECK) ? 0 : touch_cid(d);
     if (r)
         return r;
+    if (l->parent)
+        how |= VK_ZERO_PARENT;
     vk_backing bk = { .read = backing_read, .opaque = l->parent };
     const uint8_t *p = buf;
     while (n > 0) {
@@ -234,7 +252,7 @@ static int write_sectors(vmdkit_disk *d, uint64_t sector, uint64_t n, const void
                            l->path, x->name ? x->name : "", vk_access_name(x->access),
                            vk_extent_type_name(x->type));
         if (zero && x->ops->zero)
-            r = x->ops->zero(x, rel, k, l->parent != NULL, l->parent ? &bk : NULL, &d->err);
+            r = x->ops->zero(x, rel, k, how, l->parent ? &bk : NULL, &d->err);
         else if (zero) {
             r = vk_fail(&d->err, VMDKIT_EUNSUPPORTED, "%s: extent \"%s\" cannot be zeroed", l->path,
                         x->name ? x->name : "");
@@ -252,7 +270,7 @@ static int write_sectors(vmdkit_disk *d, uint64_t sector, uint64_t n, const void
 
 int vmdkit_pwrite(vmdkit_disk *d, const void *buf, size_t len, uint64_t off)
 {
-    int r = check_range(d, len, off);
+    int r = check_range(d, len, off, &d->err);
     if (r || len == 0)
         return r;
     const uint8_t *in = buf;
@@ -261,7 +279,7 @@ int vmdkit_pwrite(vmdkit_disk *d, const void *buf, size_t len, uint64_t off)
         uint64_t s = off / VK_SECTOR, at = off % VK_SECTOR;
         if (at == 0 && len >= VK_SECTOR) {
             uint64_t k = len / VK_SECTOR;
-            if ((r = write_sectors(d, s, k, in, false)))
+            if ((r = write_sectors(d, s, k, in, false, 0)))
                 return r;
             in += k * VK_SECTOR;
             off += k * VK_SECTOR;
@@ -270,10 +288,10 @@ int vmdkit_pwrite(vmdkit_disk *d, const void *buf, size_t len, uint64_t off)
         }
         /* partial sector: read-modify-write */
         size_t k = (size_t)vk_min(len, VK_SECTOR - at);
-        if ((r = read_sectors(d, s, 1, sec)))
+        if ((r = read_sectors(d, s, 1, sec, &d->err)))
             return r;
         memcpy(sec + at, in, k);
-        if ((r = write_sectors(d, s, 1, sec, false)))
+        if ((r = write_sectors(d, s, 1, sec, false, 0)))
             return r;
         in += k;
         off += k;
@@ -284,10 +302,28 @@ int vmdkit_pwrite(vmdkit_disk *d, const void *buf, size_t len, uint64_t off)
 
 int vmdkit_pzero(vmdkit_disk *d, size_t len, uint64_t off)
 {
-    int r = check_range(d, len, off);
+    return vmdkit_pzero_ex(d, len, off, 0);
+}
+
+int vmdkit_pzero_ex(vmdkit_disk *d, size_t len, uint64_t off, unsigned flags)
+{
+    if (flags & ~(unsigned)(VMDKIT_ZERO_KEEP_ALLOCATED | VMDKIT_ZERO_FAST))
+        return vk_fail(&d->err, VMDKIT_EINVAL, "%s: zero: unknown flags 0x%x", d->top->path, flags);
+    int r = check_range(d, len, off, &d->err);
     if (r || len == 0)
         return r;
+    unsigned how = (flags & VMDKIT_ZERO_KEEP_ALLOCATED ? VK_ZERO_KEEP_SPACE : 0) |
+                   (flags & VMDKIT_ZERO_FAST ? VK_ZERO_FAST : 0);
     uint64_t head = (VK_SECTOR - off % VK_SECTOR) % VK_SECTOR;
+    if (how & VK_ZERO_FAST) {
+        /* partial sectors are written; and no extent may change unless all can */
+        if (head || len % VK_SECTOR)
+            return vk_fail(&d->err, VMDKIT_EUNSUPPORTED,
+                           "%s: zero at %llu+%zu: partial sectors mean writing data", d->top->path,
+                           (unsigned long long)off, len);
+        if ((r = write_sectors(d, off / VK_SECTOR, len / VK_SECTOR, NULL, true, how | VK_ZERO_CHECK)))
+            return r;
+    }
     uint8_t zeros[VK_SECTOR] = {0};
     if (head) {
         size_t k = (size_t)vk_min(head, len);
@@ -297,7 +333,7 @@ int vmdkit_pzero(vmdkit_disk *d, size_t len, uint64_t off)
         len -= k;
     }
     uint64_t whole = len / VK_SECTOR;
-    if (whole && (r = write_sectors(d, off / VK_SECTOR, whole, NULL, true)))
+    if (whole && (r = write_sectors(d, off / VK_SECTOR, whole, NULL, true, how)))
         return r;
     off += whole * VK_SECTOR;
     len -= (size_t)(whole * VK_SECTOR);
@@ -308,9 +344,17 @@ int vmdkit_pzero(vmdkit_disk *d, size_t len, uint64_t off)
 
 int vmdkit_block_status_at(vmdkit_disk *d, uint64_t off, uint64_t max_len, vmdkit_block_status *st)
 {
+    return vmdkit_block_status_r(d, off, max_len, st, &d->err);
+}
+
+int vmdkit_block_status_r(vmdkit_disk *d, uint64_t off, uint64_t max_len, vmdkit_block_status *st,
+                          vmdkit_error *err)
+{
+    vk_err local;
+    vk_err *e = err ? err : &local;
     uint64_t size = vmdkit_size(d);
     if (off >= size || max_len == 0)
-        return vk_fail(&d->err, VMDKIT_EINVAL, "%s: offset %llu lies outside the disk", d->top->path,
+        return vk_fail(e, VMDKIT_EINVAL, "%s: offset %llu lies outside the disk", d->top->path,
                        (unsigned long long)off);
     max_len = vk_min(max_len, size - off);
     uint64_t sector = off / VK_SECTOR;
@@ -320,7 +364,7 @@ int vmdkit_block_status_at(vmdkit_disk *d, uint64_t off, uint64_t max_len, vmdki
     for (vk_link *l = d->top; l; l = l->parent, depth++) {
         int alloc;
         uint64_t run;
-        int r = vk_link_status(l, sector, n, &alloc, &run, &d->err);
+        int r = vk_link_status(l, sector, n, &alloc, &run, e);
         if (r)
             return r;
         if (alloc != VMDKIT_ALLOC_UNALLOC || !l->parent) {
@@ -332,5 +376,20 @@ int vmdkit_block_status_at(vmdkit_disk *d, uint64_t off, uint64_t max_len, vmdki
         }
         n = run; /* the parent answers only for the run this link leaves open */
     }
-    return vk_fail(&d->err, VMDKIT_EIO, "%s: block status failed", d->top->path);
+    return vk_fail(e, VMDKIT_EIO, "%s: block status failed", d->top->path);
+}
+
+int vmdkit_prefetch(vmdkit_disk *d, uint64_t off, uint64_t len, vmdkit_error *err)
+{
+    vk_err local;
+    vk_err *e = err ? err : &local;
+    uint64_t end;
+    if (!vk_add_ok(off, len, &end) || end > vmdkit_size(d))
+        return vk_fail(e, VMDKIT_EINVAL, "%s: range %llu+%llu lies outside the disk (%llu bytes)",
+                       d->top->path, (unsigned long long)off, (unsigned long long)len,
+                       (unsigned long long)vmdkit_size(d));
+    if (len == 0)
+        return 0;
+    uint64_t sector = off / VK_SECTOR;
+    return vk_chain_prefetch(d->top, sector, vk_div_round_up(end, VK_SECTOR) - sector, e);
 }

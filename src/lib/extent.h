@@ -5,6 +5,11 @@
  * the content underneath (copy-on-write of a partial grain) they call the
  * vk_backing callback given by the link layer.  All positions here are in
  * sectors relative to the start of the extent.
+ *
+ * Threads: status, read, prefetch and describe may run in several threads
+ * at once as long as no write, zero, flush or close runs on the extent;
+ * drivers guard the caches those calls fill (grain tables, decoded
+ * grains) themselves and read file data with pread only.
  */
 #ifndef VK_EXTENT_H
 #define VK_EXTENT_H
@@ -22,6 +27,16 @@ typedef struct vk_backing {
     void *opaque;
 } vk_backing;
 
+/* How an extent's zero op may work. */
+enum vk_zero_how {
+    VK_ZERO_PARENT = 1u << 0,     /* unallocated sectors would show a parent */
+    VK_ZERO_KEEP_SPACE = 1u << 1, /* keep the range allocated (no hole punched) */
+    VK_ZERO_FAST = 1u << 2,       /* only where no data must be written, else
+                                     VMDKIT_EUNSUPPORTED with nothing changed */
+    VK_ZERO_CHECK = 1u << 3,      /* with VK_ZERO_FAST: only say whether it would
+                                     succeed, change nothing */
+};
+
 typedef struct vk_extent_ops {
     const char *name;
     /* Allocation of the run at SECTOR, at most N sectors: *alloc receives a
@@ -32,10 +47,13 @@ typedef struct vk_extent_ops {
     /* Write N sectors; BK supplies the content under partial grains. NULL = read-only driver. */
     int (*write)(vk_extent *x, uint64_t sector, uint64_t n, const void *buf, const vk_backing *bk,
                  vk_err *e);
-    /* Make N sectors read as zeros even over a parent (HAS_PARENT says whether
-     * unallocated reads would show one).  NULL: the link layer writes zeros. */
-    int (*zero)(vk_extent *x, uint64_t sector, uint64_t n, bool has_parent, const vk_backing *bk,
+    /* Make N sectors read as zeros even over a parent.  HOW is a set of
+     * VK_ZERO_* flags.  NULL: the extent cannot be zeroed. */
+    int (*zero)(vk_extent *x, uint64_t sector, uint64_t n, unsigned how, const vk_backing *bk,
                 vk_err *e);
+    /* Start bringing N sectors at SECTOR into memory: grain tables, decoded
+     * grains, the page cache (optional; a hint, may do less). */
+    int (*prefetch)(vk_extent *x, uint64_t sector, uint64_t n, vk_err *e);
     /* Make completed writes durable, in crash-safe order. */
     int (*flush)(vk_extent *x, vk_err *e);
     /* Flush if writable, release everything. */

@@ -4,8 +4,10 @@
  * tables (0 = no table), grain tables of uint32 sector numbers of grains
  * (0 = not stored in this link).  Version 1 tables hold 4096 entries; the
  * older Workstation 3 flavour (version 3) holds 512.  Grain tables are read
- * on demand into a small direct-mapped cache.
+ * on demand into a small direct-mapped cache, guarded by a mutex so that
+ * several threads may read at once (entries are copied out under it).
  */
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "extent.h"
@@ -43,6 +45,8 @@ typedef struct cowd {
     uint64_t num_gdes;     /* entries covering the extent (loaded) */
     bool unclean;
     uint32_t *gd;
+    pthread_mutex_t lock;  /* guards cache */
+    bool lock_ok;
     cowd_slot cache[COWD_CACHE_SLOTS];
 } cowd;
 
@@ -96,26 +100,31 @@ static int cowd_grain_at(vk_extent *x, uint64_t s, uint64_t max, int *alloc, uin
         return 0;
     }
     const uint32_t *gt;
+    uint64_t gti = (s / grain) % c->gtes_per_gt;
+    uint32_t gte = 0;
+    pthread_mutex_lock(&c->lock);
     int r = cowd_gt(c, x->fd, gdi, &gt, e);
+    if (!r)
+        gte = gt[gti];
+    pthread_mutex_unlock(&c->lock);
     if (r)
         return r;
-    uint64_t gti = (s / grain) % c->gtes_per_gt;
     uint64_t within = s % grain;
     *len = vk_min(grain - within, max);
-    if (gt[gti] == 0)
+    if (gte == 0)
         return 0;
     /* the part of the grain the extent uses must be in the file */
     uint64_t grain_start = s - within;
     uint64_t used = vk_min(grain, x->size_sectors - grain_start);
     uint64_t off, bytes;
-    if (!vk_mul_ok(gt[gti], VK_SECTOR, &off) || !vk_mul_ok(used, VK_SECTOR, &bytes) ||
+    if (!vk_mul_ok(gte, VK_SECTOR, &off) || !vk_mul_ok(used, VK_SECTOR, &bytes) ||
         !inside(off, bytes, c->file_bytes))
         return vk_fail(e, VMDKIT_EFORMAT,
                        "%s: grain table %llu entry %llu: grain at sector %u reaches past the end of the file (%llu bytes)",
-                       c->file, (unsigned long long)gdi, (unsigned long long)gti, gt[gti],
+                       c->file, (unsigned long long)gdi, (unsigned long long)gti, gte,
                        (unsigned long long)c->file_bytes);
     *alloc = VMDKIT_ALLOC_DATA;
-    *phys = (uint64_t)gt[gti] + within;
+    *phys = (uint64_t)gte + within;
     return 0;
 }
 
@@ -137,6 +146,8 @@ static int cowd_close(vk_extent *x, vk_err *e)
     if (c) {
         for (unsigned i = 0; i < COWD_CACHE_SLOTS; i++)
             free(c->cache[i].gtes);
+        if (c->lock_ok)
+            pthread_mutex_destroy(&c->lock);
         free(c->gd);
         free(c);
     }
@@ -163,6 +174,7 @@ static void cowd_describe(vk_extent *x, vmdkit_sparse_facts *f, uint64_t *alloca
     /* count stored grains the extent uses; unreadable tables count as none */
     uint64_t grains_used = vk_div_round_up(x->size_sectors, c->grain_sectors);
     uint64_t stored = 0;
+    pthread_mutex_lock(&c->lock);
     for (uint64_t gdi = 0; gdi < c->num_gdes; gdi++) {
         const uint32_t *gt;
         vk_err ignored;
@@ -173,6 +185,7 @@ static void cowd_describe(vk_extent *x, vmdkit_sparse_facts *f, uint64_t *alloca
         for (uint64_t i = 0; i < count; i++)
             stored += gt[i] != 0;
     }
+    pthread_mutex_unlock(&c->lock);
     *allocated_bytes = stored * c->grain_sectors * VK_SECTOR;
 }
 
@@ -266,6 +279,11 @@ int vk_cowd_open(vk_extent *x, vk_err *e)
         return VMDKIT_ENOMEM;
     for (unsigned i = 0; i < COWD_CACHE_SLOTS; i++)
         c->cache[i].gd_index = COWD_NO_GT;
+    if (pthread_mutex_init(&c->lock, NULL) != 0) {
+        free(c);
+        return vk_fail(e, VMDKIT_ENOMEM, "%s: cannot create a lock", vk_extent_file(x));
+    }
+    c->lock_ok = true;
     c->file = vk_extent_file(x);
     x->priv = c;
     x->ops = &cowd_ops;

@@ -1,6 +1,20 @@
 /* extent_flat.c - FLAT/VMFS extents (raw data in a file or device at an
- * offset) and ZERO extents (no file, read as zeros). */
+ * offset) and ZERO extents (no file, read as zeros).
+ *
+ * Zeroing asks the file system first: a hole punched with
+ * FALLOC_FL_PUNCH_HOLE reads as zeros (a flat extent has no parent to show
+ * through) and costs no data writes; FALLOC_FL_ZERO_RANGE zeros the range
+ * and keeps it allocated; only where the file system refuses both are
+ * zeros written.  Either way the change is durable at the next flush
+ * (fdatasync), like any write.
+ *
+ * Threads: status and read only pread and lseek (SEEK_DATA/SEEK_HOLE
+ * take their position as an argument; the file offset they move is never
+ * used), so they are safe beside each other.  The fallocate flags below
+ * change only in zero, which runs alone.
+ */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,6 +23,8 @@
 
 typedef struct flat_priv {
     bool can_seek_hole;   /* regular file: holes report as zero */
+    bool no_punch;        /* the file system refused FALLOC_FL_PUNCH_HOLE */
+    bool no_zero_range;   /* the file system refused FALLOC_FL_ZERO_RANGE */
 } flat_priv;
 
 static uint64_t flat_file_off(const vk_extent *x, uint64_t sector)
@@ -67,17 +83,55 @@ static int flat_write(vk_extent *x, uint64_t sector, uint64_t n, const void *buf
     return vk_pwrite_full(x->fd, buf, n * VK_SECTOR, flat_file_off(x, sector), x->path, e);
 }
 
-static int flat_zero(vk_extent *x, uint64_t sector, uint64_t n, bool has_parent,
+/* fallocate MODE over the range: 1 done, 0 refused by the file system
+ * (it does not support MODE here), or an error. */
+static int try_fallocate(vk_extent *x, int mode, uint64_t sector, uint64_t n, vk_err *e)
+{
+    off_t off = (off_t)flat_file_off(x, sector), len = (off_t)(n * VK_SECTOR);
+    int r;
+    do
+        r = fallocate(x->fd, mode, off, len);
+    while (r != 0 && errno == EINTR);
+    if (r == 0)
+        return 1;
+    if (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL || errno == ENODEV ||
+        errno == EPERM)
+        return 0; /* not for this file, file system or device */
+    return vk_fail_errno(e, errno, "%s: fallocate at offset %llu", x->path, (unsigned long long)off);
+}
+
+static int flat_zero(vk_extent *x, uint64_t sector, uint64_t n, unsigned how,
                      const vk_backing *bk, vk_err *e)
 {
-    (void)has_parent;
+    flat_priv *p = x->priv;
     (void)bk;
-    /* Write zeros in bounded chunks (a flat extent has no parent below it). */
+    bool punch = !(how & VK_ZERO_KEEP_SPACE) && !p->no_punch;
+    bool zero_range = !p->no_zero_range;
+    if (how & VK_ZERO_CHECK) /* only what is known to fail: the file system is asked below */
+        return punch || zero_range ? 0
+                                   : vk_fail(e, VMDKIT_EUNSUPPORTED,
+                                             "%s: the file system can only zero by writing zeros",
+                                             x->path);
+    int r;
+    if (punch) {
+        if ((r = try_fallocate(x, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, sector, n, e)))
+            return r < 0 ? r : 0;
+        p->no_punch = true;
+    }
+    if (zero_range) {
+        if ((r = try_fallocate(x, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, sector, n, e)))
+            return r < 0 ? r : 0;
+        p->no_zero_range = true;
+    }
+    if (how & VK_ZERO_FAST)
+        return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: the file system can only zero by writing zeros",
+                       x->path);
+    /* Write zeros in bounded chunks. */
     size_t chunk = 1u << 20;
     void *z = vk_calloc(1, chunk, e);
     if (!z)
         return VMDKIT_ENOMEM;
-    int r = 0;
+    r = 0;
     uint64_t done = 0;
     while (!r && done < n) {
         uint64_t k = vk_min(n - done, chunk / VK_SECTOR);
@@ -86,6 +140,15 @@ static int flat_zero(vk_extent *x, uint64_t sector, uint64_t n, bool has_parent,
     }
     free(z);
     return r;
+}
+
+/* A readahead hint to the kernel. */
+static int flat_prefetch(vk_extent *x, uint64_t sector, uint64_t n, vk_err *e)
+{
+    (void)e;
+    (void)posix_fadvise(x->fd, (off_t)flat_file_off(x, sector), (off_t)(n * VK_SECTOR),
+                        POSIX_FADV_WILLNEED);
+    return 0;
 }
 
 static int flat_flush(vk_extent *x, vk_err *e)
@@ -118,6 +181,7 @@ static const vk_extent_ops flat_ops = {
     .read = flat_read,
     .write = flat_write,
     .zero = flat_zero,
+    .prefetch = flat_prefetch,
     .flush = flat_flush,
     .close = flat_close,
     .describe = flat_describe,

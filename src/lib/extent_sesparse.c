@@ -5,8 +5,11 @@
  * bitmap, backmap, grains.  Directory entries select a grain table by
  * index; table entries say in their top nibble whether a 4 KiB grain is
  * absent, unmapped or zero, or stored (with a cluster number in the rest).
- * Grain tables are read on demand into a small direct-mapped cache.
+ * Grain tables are read on demand into a small direct-mapped cache, guarded
+ * by a mutex so that several threads may read at once (entries are copied
+ * out under it).
  */
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "extent.h"
@@ -63,6 +66,8 @@ typedef struct ses {
     uint64_t region_size[SES_N_REGIONS];    /* sectors */
     uint64_t num_gdes;                      /* entries covering the extent (loaded) */
     uint64_t *gd;
+    pthread_mutex_t lock;  /* guards cache */
+    bool lock_ok;
     ses_slot cache[SES_CACHE_SLOTS];
 } ses;
 
@@ -159,14 +164,19 @@ static int ses_grain_at(vk_extent *x, uint64_t at, uint64_t max, int *alloc, uin
         return 0;
     }
     const uint64_t *gt;
+    uint64_t gti = (at / SES_GRAIN_SECTORS) % SES_GTES_PER_GT;
+    uint64_t gte = 0;
+    pthread_mutex_lock(&s->lock);
     int r = ses_gt(s, x->fd, gdi, &gt, e);
+    if (!r)
+        gte = gt[gti];
+    pthread_mutex_unlock(&s->lock);
     if (r)
         return r;
-    uint64_t gti = (at / SES_GRAIN_SECTORS) % SES_GTES_PER_GT;
     uint64_t within = at % SES_GRAIN_SECTORS;
     *len = vk_min(SES_GRAIN_SECTORS - within, max);
     *phys = 0;
-    if ((r = ses_grain(x, gdi, gti, gt[gti], alloc, phys, e)))
+    if ((r = ses_grain(x, gdi, gti, gte, alloc, phys, e)))
         return r;
     *phys += within;
     return 0;
@@ -190,6 +200,8 @@ static int ses_close(vk_extent *x, vk_err *e)
     if (s) {
         for (unsigned i = 0; i < SES_CACHE_SLOTS; i++)
             free(s->cache[i].gtes);
+        if (s->lock_ok)
+            pthread_mutex_destroy(&s->lock);
         free(s->gd);
         free(s);
     }
@@ -208,6 +220,7 @@ static void ses_describe(vk_extent *x, vmdkit_sparse_facts *f, uint64_t *allocat
     /* count stored grains the extent uses; unreadable tables count as none */
     uint64_t grains_used = vk_div_round_up(x->size_sectors, SES_GRAIN_SECTORS);
     uint64_t stored = 0;
+    pthread_mutex_lock(&s->lock);
     for (uint64_t gdi = 0; gdi < s->num_gdes; gdi++) {
         const uint64_t *gt;
         vk_err ignored;
@@ -218,6 +231,7 @@ static void ses_describe(vk_extent *x, vmdkit_sparse_facts *f, uint64_t *allocat
         for (uint64_t i = 0; i < count; i++)
             stored += (gt[i] >> 60) == SES_GTE_ALLOCATED;
     }
+    pthread_mutex_unlock(&s->lock);
     *allocated_bytes = stored * SES_GRAIN_SECTORS * VK_SECTOR;
 }
 
@@ -344,6 +358,11 @@ int vk_sesparse_open(vk_extent *x, vk_err *e)
         return VMDKIT_ENOMEM;
     for (unsigned i = 0; i < SES_CACHE_SLOTS; i++)
         s->cache[i].gt_index = SES_NO_GT;
+    if (pthread_mutex_init(&s->lock, NULL) != 0) {
+        free(s);
+        return vk_fail(e, VMDKIT_ENOMEM, "%s: cannot create a lock", vk_extent_file(x));
+    }
+    s->lock_ok = true;
     s->file = vk_extent_file(x);
     x->priv = s;
     x->ops = &ses_ops;

@@ -13,16 +13,28 @@
  * every grain, never a table that points at unwritten data; the worst case
  * is leaked space at the end of the file.  The unclean-shutdown flag is set
  * (and made durable) before the first write and cleared on clean close.
+ *
+ * Threads.  Readers (status, read, prefetch, describe) may run at once
+ * while nothing writes: the grain-table cache is guarded by a mutex and
+ * readers copy the entries they need out of it under that mutex, because
+ * another reader may load a different table into the same slot right
+ * after; decompressed grains of compressed extents live in a shared
+ * grain cache (grain_cache.c).  Writers own the extent alone.
  */
+#include <fcntl.h>
 #include <libdeflate.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
 #include "extent.h"
+#include "grain_cache.h"
 #include "sparse_header.h"
 
 /* Memory bound of the grain-table cache. */
 #define GT_CACHE_BYTES (16u << 20)
+/* Memory bound of the decompressed grains kept for a compressed extent. */
+#define GRAIN_CACHE_BYTES (16u << 20)
 /* DEFLATE output is at most this many times its input (258 bytes per
  * 2-bit code, plus block overhead): a record smaller than grain / ratio
  * cannot be a whole grain. */
@@ -44,6 +56,8 @@ typedef struct sparse_priv {
     uint32_t gt_bytes, gt_sectors;
     bool zeroed_flag, compressed, markers;
 
+    pthread_mutex_t gt_lock;   /* guards slots and gt_mem against concurrent readers */
+    bool gt_lock_ok;
     gt_slot *slots;            /* direct-mapped cache: gd_index % n_slots */
     uint32_t *gt_mem;          /* n_slots tables of gtes_per_gt entries */
     size_t n_slots;
@@ -53,13 +67,10 @@ typedef struct sparse_priv {
     bool unclean_written;      /* header flag set on disk this session */
     bool data_written;         /* grain data written since the last flush */
 
-    uint8_t *grain_buf;        /* one grain, for partial writes and decompression;
-                                  allocated on first use (see need_grain_buf) */
-    struct libdeflate_decompressor *dec;
-    uint8_t *cbuf;             /* compressed record buffer */
-    size_t cbuf_size;
-    uint64_t cached_grain;     /* grain index held decompressed in grain_buf */
-    bool cached_valid;
+    uint8_t *grain_buf;        /* one grain, for partial writes; allocated on
+                                  first use (see need_grain_buf) */
+    vk_grain_cache *gcache;    /* compressed extents: decoded grains */
+    size_t cbuf_size;          /* compressed extents: largest record read */
 } sparse_priv;
 
 static uint64_t grain_bytes(const sparse_priv *p) { return p->h.grain_sectors * VK_SECTOR; }
@@ -194,16 +205,18 @@ static int get_table(vk_extent *x, uint64_t gdi, uint32_t **gt, vk_err *e)
     return 0;
 }
 
-/* GTE of grain G (0 when there is no table). */
+/* GTE of grain G (0 when there is no table), copied out of the cache
+ * under its lock: safe beside other readers. */
 static int get_gte(vk_extent *x, uint64_t g, uint32_t *gte, vk_err *e)
 {
     sparse_priv *p = x->priv;
     uint32_t *gt;
+    pthread_mutex_lock(&p->gt_lock);
     int r = get_table(x, g / p->h.gtes_per_gt, &gt, e);
-    if (r)
-        return r;
-    *gte = gt ? gt[g % p->h.gtes_per_gt] : 0;
-    return 0;
+    if (!r)
+        *gte = gt ? gt[g % p->h.gtes_per_gt] : 0;
+    pthread_mutex_unlock(&p->gt_lock);
+    return r;
 }
 
 enum gte_kind { GTE_UNALLOC, GTE_ZERO, GTE_DATA };
@@ -219,7 +232,8 @@ static enum gte_kind classify(const sparse_priv *p, uint32_t gte)
 
 /* ---- status ---- */
 
-static int sparse_status(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, uint64_t *run,
+/* The status walk, with gt_lock held. */
+static int status_locked(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, uint64_t *run,
                          vk_err *e)
 {
     sparse_priv *p = x->priv;
@@ -267,14 +281,26 @@ static int sparse_status(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, 
     return 0;
 }
 
-/* ---- reads ---- */
-
-/* Decompress grain G, whose record starts at sector SEC, into grain_buf. */
-static int load_compressed_grain(vk_extent *x, uint64_t g, uint32_t sec, vk_err *e)
+static int sparse_status(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, uint64_t *run,
+                         vk_err *e)
 {
     sparse_priv *p = x->priv;
-    if (p->cached_valid && p->cached_grain == g)
-        return 0;
+    pthread_mutex_lock(&p->gt_lock);
+    int r = status_locked(x, sector, n, alloc, run, e);
+    pthread_mutex_unlock(&p->gt_lock);
+    return r;
+}
+
+/* ---- reads ---- */
+
+/* Decompress grain G, whose record starts at sector WHERE, into OUT (the
+ * grain cache's loader: runs in any reading thread, with its own CTX). */
+static int inflate_grain(void *opaque, uint64_t g, uint64_t where, uint8_t *out_buf,
+                         vk_inflate_ctx *ctx, vk_err *e)
+{
+    vk_extent *x = opaque;
+    sparse_priv *p = x->priv;
+    uint32_t sec = (uint32_t)where;
     uint64_t gb = grain_bytes(p);
     uint64_t off = (uint64_t)sec * VK_SECTOR;
     uint64_t file_bytes = p->file_sectors * VK_SECTOR;
@@ -295,39 +321,35 @@ static int load_compressed_grain(vk_extent *x, uint64_t g, uint32_t sec, vk_err 
                            "%s: grain marker at sector %u: LBA %llu, expected %llu",
                            x->path, sec, (unsigned long long)lba,
                            (unsigned long long)(g * p->h.grain_sectors));
-        if (csize == 0 || csize > p->cbuf_size - hdr || off + hdr + csize > file_bytes)
+        if (csize == 0 || csize > ctx->cbuf_size - hdr || off + hdr + csize > file_bytes)
             return vk_fail(e, VMDKIT_EFORMAT,
                            "%s: grain marker at sector %u: compressed size %zu is out of range",
                            x->path, sec, csize);
     } else {
         /* no marker: the zlib stream starts at the grain sector, length unknown */
-        csize = (size_t)vk_min(p->cbuf_size, file_bytes - off);
+        csize = (size_t)vk_min(ctx->cbuf_size, file_bytes - off);
     }
     uint64_t in_disk = vk_min(gb, (x->size_sectors - g * p->h.grain_sectors) * VK_SECTOR);
     if (in_disk / DEFLATE_MAX_RATIO > csize)
         return vk_fail(e, VMDKIT_EFORMAT,
                        "%s: grain %llu at sector %u: %zu compressed bytes cannot hold a grain of %llu bytes",
                        x->path, (unsigned long long)g, sec, csize, (unsigned long long)in_disk);
-    if ((r = need_grain_buf(x, e)))
-        return r;
-    if ((r = vk_pread_full(x->fd, p->cbuf, csize, off + hdr, x->path, e)))
+    if ((r = vk_pread_full(x->fd, ctx->cbuf, csize, off + hdr, x->path, e)))
         return r;
     size_t out = 0;
     size_t in_used = 0;
     enum libdeflate_result res =
-        libdeflate_zlib_decompress_ex(p->dec, p->cbuf, csize, p->grain_buf, (size_t)gb, &in_used, &out);
+        libdeflate_zlib_decompress_ex(ctx->dec, ctx->cbuf, csize, out_buf, (size_t)gb, &in_used, &out);
     if (res == LIBDEFLATE_BAD_DATA || (res != LIBDEFLATE_SUCCESS && res != LIBDEFLATE_SHORT_OUTPUT))
         /* some writers use raw deflate despite the zlib convention */
-        res = libdeflate_deflate_decompress_ex(p->dec, p->cbuf, csize, p->grain_buf, (size_t)gb,
+        res = libdeflate_deflate_decompress_ex(ctx->dec, ctx->cbuf, csize, out_buf, (size_t)gb,
                                                &in_used, &out);
     if ((res != LIBDEFLATE_SUCCESS && res != LIBDEFLATE_SHORT_OUTPUT) || out < in_disk)
         return vk_fail(e, VMDKIT_EFORMAT,
                        "%s: grain %llu at sector %u: compressed data is corrupt or inflates to %zu bytes, expected %llu",
                        x->path, (unsigned long long)g, sec, out, (unsigned long long)in_disk);
     if (out < gb)
-        memset(p->grain_buf + out, 0, (size_t)(gb - out));
-    p->cached_grain = g;
-    p->cached_valid = true;
+        memset(out_buf + out, 0, (size_t)(gb - out));
     return 0;
 }
 
@@ -346,9 +368,9 @@ static int sparse_read(vk_extent *x, uint64_t sector, uint64_t n, void *buf, vk_
         if (classify(p, gte) != GTE_DATA) {
             memset(out, 0, k * VK_SECTOR);
         } else if (p->compressed) {
-            if ((r = load_compressed_grain(x, g, gte, e)))
+            if ((r = vk_grain_cache_read(p->gcache, g, gte, (size_t)(in * VK_SECTOR),
+                                         (size_t)(k * VK_SECTOR), out, e)))
                 return r;
-            memcpy(out, p->grain_buf + in * VK_SECTOR, k * VK_SECTOR);
         } else {
             /* merge following grains that are stored contiguously */
             uint64_t first = gte;
@@ -467,7 +489,6 @@ static int fill_from_below(vk_extent *x, uint64_t g, uint32_t gte, const vk_back
     if (r)
         return r;
     memset(p->grain_buf, 0, grain_bytes(p));
-    p->cached_valid = false;
     if (classify(p, gte) == GTE_ZERO || !bk || !bk->read)
         return 0;
     uint64_t first = g * gs;
@@ -503,8 +524,6 @@ static int sparse_write(vk_extent *x, uint64_t sector, uint64_t n, const void *b
             if ((r = vk_pwrite_full(x->fd, in, k * VK_SECTOR, ((uint64_t)gte + off) * VK_SECTOR,
                                     x->path, e)))
                 return r;
-            if (p->cached_valid && p->cached_grain == g)
-                p->cached_valid = false;
         } else if (off == 0 && k == gs) {
             /* whole unallocated grains: allocate a contiguous run within this table */
             uint64_t run = 1;
@@ -543,13 +562,58 @@ static int sparse_write(vk_extent *x, uint64_t sector, uint64_t n, const void *b
     return 0;
 }
 
-static int sparse_zero(vk_extent *x, uint64_t sector, uint64_t n, bool has_parent,
+/* Is the piece [SECTOR, SECTOR + K) of a grain the whole grain?  The last
+ * grain of an extent counts as whole up to the extent's end. */
+static bool whole_grain(const vk_extent *x, uint64_t sector, uint64_t k)
+{
+    const sparse_priv *p = x->priv;
+    return sector % p->h.grain_sectors == 0 &&
+           (k == p->h.grain_sectors || sector + k == x->size_sectors);
+}
+
+/* VMDKIT_EUNSUPPORTED unless sparse_zero of the range writes no grain
+ * data: every grain whole, and each either reading as zeros already or
+ * able to take a zeroed-grain entry. */
+static int zero_needs_no_data(vk_extent *x, uint64_t sector, uint64_t n, bool has_parent, vk_err *e)
+{
+    sparse_priv *p = x->priv;
+    uint64_t gs = p->h.grain_sectors;
+    while (n > 0) {
+        uint64_t g = sector / gs;
+        uint64_t k = vk_min(n, gs - sector % gs);
+        if (!whole_grain(x, sector, k))
+            return vk_fail(e, VMDKIT_EUNSUPPORTED,
+                           "%s: grain %llu: zeroing part of a grain means writing data", x->path,
+                           (unsigned long long)g);
+        if (!p->zeroed_flag) {
+            uint32_t gte;
+            int r = get_gte(x, g, &gte, e);
+            if (r)
+                return r;
+            enum gte_kind kind = classify(p, gte);
+            if (kind == GTE_DATA || (kind == GTE_UNALLOC && has_parent))
+                return vk_fail(e, VMDKIT_EUNSUPPORTED,
+                               "%s: grain %llu %s and the extent has no zeroed-grain entries: zeroing it means writing data",
+                               x->path, (unsigned long long)g,
+                               kind == GTE_DATA ? "holds data" : "shows the parent");
+        }
+        sector += k;
+        n -= k;
+    }
+    return 0;
+}
+
+static int sparse_zero(vk_extent *x, uint64_t sector, uint64_t n, unsigned how,
                        const vk_backing *bk, vk_err *e)
 {
     sparse_priv *p = x->priv;
     uint64_t gs = p->h.grain_sectors;
-    int r = mark_unclean(x, e);
-    if (r)
+    bool has_parent = (how & VK_ZERO_PARENT) != 0;
+    int r;
+    if ((how & VK_ZERO_FAST) && ((r = zero_needs_no_data(x, sector, n, has_parent, e)) ||
+                                 (how & VK_ZERO_CHECK)))
+        return r;
+    if ((r = mark_unclean(x, e)))
         return r;
     uint8_t *zeros = NULL;
     while (n > 0) {
@@ -559,7 +623,7 @@ static int sparse_zero(vk_extent *x, uint64_t sector, uint64_t n, bool has_paren
         if ((r = get_gte(x, g, &gte, e)))
             break;
         enum gte_kind kind = classify(p, gte);
-        bool whole = off == 0 && k == gs;
+        bool whole = whole_grain(x, sector, k);
         if (kind == GTE_ZERO || (kind == GTE_UNALLOC && !has_parent)) {
             /* already reads as zeros */
         } else if (whole && p->zeroed_flag) {
@@ -632,9 +696,9 @@ static void sparse_free(sparse_priv *p)
     free(p->slots);
     free(p->gt_mem);
     free(p->grain_buf);
-    free(p->cbuf);
-    if (p->dec)
-        libdeflate_free_decompressor(p->dec);
+    vk_grain_cache_close(p->gcache);
+    if (p->gt_lock_ok)
+        pthread_mutex_destroy(&p->gt_lock);
     free(p);
 }
 
@@ -681,6 +745,7 @@ static void sparse_describe(vk_extent *x, vmdkit_sparse_facts *f, uint64_t *allo
     f->footer = p->from_footer;
     uint64_t grains = 0;
     uint64_t total = vk_div_round_up(x->size_sectors, p->h.grain_sectors);
+    pthread_mutex_lock(&p->gt_lock);
     for (uint64_t gdi = 0; gdi < p->num_gdes; gdi++) {
         uint32_t *gt;
         if (get_table(x, gdi, &gt, NULL) || !gt)
@@ -691,7 +756,49 @@ static void sparse_describe(vk_extent *x, vmdkit_sparse_facts *f, uint64_t *allo
                 grains++;
         }
     }
+    pthread_mutex_unlock(&p->gt_lock);
     *allocated = grains * grain_bytes(p);
+}
+
+/* Prefetch: the grain tables of the range, then its data - decoded into
+ * the grain cache for a compressed extent (no more grains than it holds),
+ * else a readahead hint to the kernel for each contiguous stored run. */
+static int sparse_prefetch(vk_extent *x, uint64_t sector, uint64_t n, vk_err *e)
+{
+    sparse_priv *p = x->priv;
+    uint64_t gs = p->h.grain_sectors, per_gt = p->h.gtes_per_gt;
+    uint64_t g = sector / gs, g_end = vk_div_round_up(sector + n, gs);
+    if (p->gcache)
+        g_end = vk_min(g_end, g + vk_grain_cache_slots(p->gcache));
+    uint64_t run_start = 0, run_len = 0; /* pending readahead, sectors */
+    int r = 0;
+    while (!r && g < g_end) {
+        if (p->gd[g / per_gt] == 0) { /* no table: nothing stored */
+            g = (g / per_gt + 1) * per_gt;
+            continue;
+        }
+        uint32_t gte;
+        if ((r = get_gte(x, g, &gte, e)))
+            break;
+        if (classify(p, gte) == GTE_DATA) {
+            if (p->gcache) {
+                r = vk_grain_cache_prefetch(p->gcache, g, gte, e);
+            } else if (run_len && gte == run_start + run_len) {
+                run_len += gs;
+            } else {
+                if (run_len)
+                    (void)posix_fadvise(x->fd, (off_t)(run_start * VK_SECTOR),
+                                        (off_t)(run_len * VK_SECTOR), POSIX_FADV_WILLNEED);
+                run_start = gte;
+                run_len = gs;
+            }
+        }
+        g++;
+    }
+    if (run_len)
+        (void)posix_fadvise(x->fd, (off_t)(run_start * VK_SECTOR), (off_t)(run_len * VK_SECTOR),
+                            POSIX_FADV_WILLNEED);
+    return r;
 }
 
 static const vk_extent_ops sparse_ops = {
@@ -700,6 +807,7 @@ static const vk_extent_ops sparse_ops = {
     .read = sparse_read,
     .write = sparse_write,
     .zero = sparse_zero,
+    .prefetch = sparse_prefetch,
     .flush = sparse_flush,
     .close = sparse_close,
     .describe = sparse_describe,
@@ -829,13 +937,19 @@ int vk_sparse_open(vk_extent *x, vk_err *e)
         r = VMDKIT_ENOMEM;
         goto fail;
     }
+    if (pthread_mutex_init(&p->gt_lock, NULL) != 0) {
+        r = vk_fail(e, VMDKIT_ENOMEM, "%s: cannot create a lock", x->path);
+        goto fail;
+    }
+    p->gt_lock_ok = true;
     if (p->compressed) {
-        p->dec = libdeflate_alloc_decompressor();
         /* a compressed record never exceeds the file */
         p->cbuf_size = (size_t)vk_min(2 * grain_bytes(p) + 1024, p->file_sectors * VK_SECTOR);
-        p->cbuf = vk_malloc(p->cbuf_size, e);
-        if (!p->dec || !p->cbuf) {
-            r = vk_fail(e, VMDKIT_ENOMEM, "%s: out of memory for decompression", x->path);
+        if ((r = vk_grain_cache_open((size_t)grain_bytes(p),
+                                     vk_div_round_up(x->size_sectors, p->h.grain_sectors),
+                                     GRAIN_CACHE_BYTES, p->cbuf_size, inflate_grain, x, &p->gcache,
+                                     e))) {
+            vk_err_prefix(e, "%s", x->path);
             goto fail;
         }
     }

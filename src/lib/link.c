@@ -519,6 +519,44 @@ int vk_chain_read(vk_link *l, uint64_t sector, uint64_t n, void *buf, vk_err *e)
     return 0;
 }
 
+/* Prefetch N sectors of link L alone (no fall-through). */
+static int link_prefetch(vk_link *l, uint64_t sector, uint64_t n, vk_err *e)
+{
+    while (n > 0) {
+        vk_extent *x = find_extent(l, sector);
+        uint64_t rel = sector - x->start_sector;
+        uint64_t k = vk_min(n, x->size_sectors - rel);
+        if (x->ops && x->ops->prefetch) {
+            int r = x->ops->prefetch(x, rel, k, e);
+            if (r)
+                return r;
+        }
+        sector += k;
+        n -= k;
+    }
+    return 0;
+}
+
+int vk_chain_prefetch(vk_link *l, uint64_t sector, uint64_t n, vk_err *e)
+{
+    if (!l->parent)
+        return link_prefetch(l, sector, n, e);
+    while (n > 0) {
+        int alloc;
+        uint64_t run;
+        int r = vk_link_status(l, sector, n, &alloc, &run, e);
+        if (!r && alloc == VMDKIT_ALLOC_DATA)
+            r = link_prefetch(l, sector, run, e);
+        else if (!r && alloc == VMDKIT_ALLOC_UNALLOC)
+            r = vk_chain_prefetch(l->parent, sector, run, e);
+        if (r)
+            return r;
+        sector += run;
+        n -= run;
+    }
+    return 0;
+}
+
 int vk_link_write_descriptor(vk_link *l, vk_err *e)
 {
     char *text;

@@ -52,6 +52,9 @@ int vk_link_read(vk_link *l, uint64_t sector, uint64_t n, void *buf, vk_err *e);
 
 /* Chain reads (fall through) used by the disk layer and the copy engine. */
 int vk_chain_read(vk_link *l, uint64_t sector, uint64_t n, void *buf, vk_err *e);
+/* Prefetch what a chain read of the range would read (tables, grains,
+ * page cache), in the link that holds each run. */
+int vk_chain_prefetch(vk_link *l, uint64_t sector, uint64_t n, vk_err *e);
 
 /* Rewrite the link's descriptor (embedded area or separate file, atomically). */
 int vk_link_write_descriptor(vk_link *l, vk_err *e);

@@ -308,6 +308,124 @@ map_classes_qemu() {
            | range(.start / $u; (.start + .length) / $u) | $c' --argjson u "${2:-512}" "$1"
 }
 
+# NBD servers --------------------------------------------------------------
+
+# nbd_setup: for tests of the nbdkit plugin, after mk_tmpdir.  Sets PLUGIN
+# (skips when the plugin was not built), PRELOAD (a sanitizer build's plugin
+# needs the ASan runtime loaded first in nbdkit, an uninstrumented program),
+# SOCK and URI (a Unix socket in $TMP), and a trap that stops nbdkit and
+# removes $TMP.  With the runtime preloaded, nbdkit's exit after a start-up
+# error can hang in a library destructor (p11-kit's freelocale), so a start
+# that logged an error is ended after a grace period.
+nbd_setup() {
+    need nbdkit
+    PLUGIN=${VMDKIT_NBDKIT_PLUGIN:-}
+    [ -n "$PLUGIN" ] || skip "the nbdkit plugin was not built (nbdkit-plugin-dev missing or VMDKIT_NBDKIT=OFF)"
+    if [ ! -f "$PLUGIN" ]; then
+        say "FAIL: $TEST_NAME: plugin $PLUGIN does not exist"
+        exit 1
+    fi
+    PRELOAD=
+    if ldd "$PLUGIN" | grep -q 'libasan\.so'; then
+        PRELOAD=$(ldd "$PLUGIN" | awk '/libasan\.so/ {print $3; exit}')
+        say "plugin built with AddressSanitizer: nbdkit runs with LD_PRELOAD=$PRELOAD"
+    fi
+    SOCK=$TMP/nbd.sock
+    URI="nbd+unix:///?socket=$SOCK"
+    NBDKIT_PID=
+    NBDKIT_OPTS=()
+    NBD_LOGS=()
+    trap 'stop_nbdkit 2>/dev/null; cd /; rm -rf "$TMP"' EXIT
+}
+
+# nbd_python: set NBD_PY to a python3 that has libnbd's module (nbdsh runs
+# "python3 -m nbd"; the first python3 on PATH may be another one), or skip.
+nbd_python() {
+    local p
+    NBD_PY=
+    for p in python3 /usr/bin/python3; do
+        if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import nbd' 2>/dev/null; then
+            NBD_PY=$p
+            return 0
+        fi
+    done
+    skip "no python3 with the nbd module (python3-libnbd) for nbdsh"
+}
+
+# nbdsh ARG...: libnbd's shell, with the python3 nbd_python found.
+nbdsh() { "$NBD_PY" -m nbd "$@"; }
+
+# uri_of EXPORT: the URI of export EXPORT on $SOCK.
+uri_of() { printf 'nbd+unix:///%s?socket=%s' "$1" "$SOCK"; }
+
+# start_nbdkit LOG PARAM...: serve with the plugin on $SOCK (nbdkit options
+# such as filters in NBDKIT_OPTS); returns 1 (with the log in LOG and the
+# exit status in NBDKIT_RC) when nbdkit exits instead of listening.
+start_nbdkit() {
+    local log=$1 i errored_at=
+    shift
+    rm -f "$SOCK"
+    NBD_LOGS+=("$log")
+    env ${PRELOAD:+LD_PRELOAD=$PRELOAD} \
+        nbdkit -U "$SOCK" --exit-with-parent -f "${NBDKIT_OPTS[@]}" "$PLUGIN" "$@" >"$log" 2>&1 &
+    NBDKIT_PID=$!
+    for ((i = 0; i < 200; i++)); do
+        [ -S "$SOCK" ] && return 0
+        if ! kill -0 "$NBDKIT_PID" 2>/dev/null; then
+            wait "$NBDKIT_PID"
+            NBDKIT_RC=$?
+            NBDKIT_PID=
+            return 1
+        fi
+        if [ -z "$errored_at" ] && grep -qs 'error:' "$log"; then
+            errored_at=$i
+        elif [ -n "$errored_at" ] && ((i - errored_at >= 40)); then
+            say "       nbdkit logged an error and did not exit within 2 s: stopped"
+            break
+        fi
+        sleep 0.05
+    done
+    [ -z "$errored_at" ] && say "       nbdkit did not listen on $SOCK within 10 s"
+    kill -9 "$NBDKIT_PID" 2>/dev/null
+    wait "$NBDKIT_PID" 2>/dev/null
+    NBDKIT_RC=timeout
+    NBDKIT_PID=
+    return 1
+}
+
+# nbdkit_alive: is the server started last still running?
+nbdkit_alive() { [ -n "$NBDKIT_PID" ] && kill -0 "$NBDKIT_PID" 2>/dev/null; }
+
+# stop_nbdkit: end the server (it flushes and closes its disks) and wait.
+stop_nbdkit() {
+    [ -n "$NBDKIT_PID" ] || return 0
+    kill "$NBDKIT_PID" 2>/dev/null
+    wait "$NBDKIT_PID" 2>/dev/null
+    NBDKIT_PID=
+}
+
+# nbd_sanitizer_report LOG: the sanitizer errors in LOG, and its leaks that
+# have a vmdkit frame (nbdkit itself leaks a little at exit).
+nbd_sanitizer_report() {
+    awk '/runtime error:|ERROR: AddressSanitizer/ { print; next }
+         /^(Direct|Indirect) leak/ { block = $0; next }
+         block != "" && /^$/ { if (ours) print block; block = ""; ours = 0; next }
+         block != "" { block = block "\n" $0; if ($0 ~ /vmdkit/) ours = 1 }' "$1"
+}
+
+# nbd_check_logs: no sanitizer report in any log of start_nbdkit.
+nbd_check_logs() {
+    local log reports=
+    for log in "${NBD_LOGS[@]}"; do
+        [ -n "$(nbd_sanitizer_report "$log")" ] && reports="$reports $log"
+    done
+    reports=${reports# }
+    assert_eq "no sanitizer report in the ${#NBD_LOGS[@]} nbdkit logs" "" "$reports"
+    for log in $reports; do
+        nbd_sanitizer_report "$log" | sed 's/^/    /' | head -n 40
+    done
+}
+
 # finish: print the summary and exit (1 when a check failed or none ran).
 finish() {
     say "$TEST_NAME: $T_PASS checks passed, $T_FAIL failed"

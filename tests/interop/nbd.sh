@@ -5,91 +5,24 @@
 # reads them back from the file), confine=DIR refuses what lies outside DIR,
 # and nbdfuse exposes the disk as a file.
 #
-# Sanitizer builds: the plugin then needs the ASan runtime loaded first in
-# nbdkit (an uninstrumented program), so nbdkit runs with LD_PRELOAD of the
-# runtime the plugin links, and its logs are checked for sanitizer reports
-# (leaks count when a stack frame is vmdkit's: nbdkit itself leaks a little
-# at exit).  With the runtime preloaded, nbdkit's exit after a start-up error
-# can hang in a library destructor (p11-kit's freelocale), so a start that
-# logged an error is ended by the test after a grace period.
+# Sanitizer builds: nbdkit's logs are checked for sanitizer reports (see
+# nbd_setup in lib.sh).
 . "${VMDKIT_TESTLIB:-$(dirname "$0")/lib.sh}"
 
 need_vmdkit
 need qemu-img qemu-io nbdkit nbdinfo nbdcopy jq
-PLUGIN=${VMDKIT_NBDKIT_PLUGIN:-}
-[ -n "$PLUGIN" ] || skip "the nbdkit plugin was not built (nbdkit-plugin-dev missing or VMDKIT_NBDKIT=OFF)"
-if [ ! -f "$PLUGIN" ]; then
-    say "FAIL: $TEST_NAME: plugin $PLUGIN does not exist"
-    exit 1
-fi
-
-PRELOAD=
-if ldd "$PLUGIN" | grep -q 'libasan\.so'; then
-    PRELOAD=$(ldd "$PLUGIN" | awk '/libasan\.so/ {print $3; exit}')
-    say "plugin built with AddressSanitizer: nbdkit runs with LD_PRELOAD=$PRELOAD"
-fi
-
 mk_tmpdir
-NBDKIT_PID=
+nbd_setup
 MOUNTED=
 cleanup() {
     if [ -n "$MOUNTED" ]; then
         fusermount3 -u "$MOUNTED" 2>/dev/null || umount "$MOUNTED" 2>/dev/null
     fi
-    [ -n "$NBDKIT_PID" ] && kill "$NBDKIT_PID" 2>/dev/null && wait "$NBDKIT_PID" 2>/dev/null
+    stop_nbdkit 2>/dev/null
     cd /
     rm -rf "$TMP"
 }
 trap cleanup EXIT
-
-SOCK=$TMP/nbd.sock
-URI="nbd+unix:///?socket=$SOCK"
-LOGS=()
-
-# start_nbdkit LOG PARAM...: serve with the plugin on $SOCK (nbdkit options
-# such as filters in NBDKIT_OPTS); returns 1 (with the log in $LOG) when
-# nbdkit exits instead of listening.
-NBDKIT_OPTS=()
-start_nbdkit() {
-    local log=$1 i
-    shift
-    rm -f "$SOCK"
-    LOGS+=("$log")
-    env ${PRELOAD:+LD_PRELOAD=$PRELOAD} \
-        nbdkit -U "$SOCK" --exit-with-parent -f -P "$TMP/nbdkit.pid" "${NBDKIT_OPTS[@]}" \
-        "$PLUGIN" "$@" >"$log" 2>&1 &
-    NBDKIT_PID=$!
-    local errored_at=
-    for ((i = 0; i < 200; i++)); do
-        [ -S "$SOCK" ] && return 0
-        if ! kill -0 "$NBDKIT_PID" 2>/dev/null; then
-            wait "$NBDKIT_PID"
-            NBDKIT_RC=$?
-            NBDKIT_PID=
-            return 1
-        fi
-        if [ -z "$errored_at" ] && grep -qs 'error:' "$log"; then
-            errored_at=$i
-        elif [ -n "$errored_at" ] && ((i - errored_at >= 40)); then
-            say "       nbdkit logged an error and did not exit within 2 s: stopped"
-            break
-        fi
-        sleep 0.05
-    done
-    [ -z "$errored_at" ] && say "       nbdkit did not listen on $SOCK within 10 s"
-    kill -9 "$NBDKIT_PID" 2>/dev/null
-    wait "$NBDKIT_PID" 2>/dev/null
-    NBDKIT_RC=timeout
-    NBDKIT_PID=
-    return 1
-}
-
-stop_nbdkit() {
-    [ -n "$NBDKIT_PID" ] || return 0
-    kill "$NBDKIT_PID"
-    wait "$NBDKIT_PID"
-    NBDKIT_PID=
-}
 
 # merged_runs: "start length class" lines from "start length class" input,
 # adjacent runs of one class merged.
@@ -313,21 +246,6 @@ else
 fi
 
 say "--- nbdkit logs"
-# sanitizer_report LOG: print the errors, and the leaks with a vmdkit frame
-sanitizer_report() {
-    awk '/runtime error:|ERROR: AddressSanitizer/ { print; next }
-         /^(Direct|Indirect) leak/ { block = $0; next }
-         block != "" && /^$/ { if (ours) print block; block = ""; ours = 0; next }
-         block != "" { block = block "\n" $0; if ($0 ~ /vmdkit/) ours = 1 }' "$1"
-}
-reports=
-for log in "${LOGS[@]}"; do
-    [ -n "$(sanitizer_report "$log")" ] && reports="$reports $log"
-done
-reports=${reports# }
-assert_eq "no sanitizer report in the ${#LOGS[@]} nbdkit logs" "" "$reports"
-for log in $reports; do
-    sanitizer_report "$log" | sed 's/^/    /' | head -n 40
-done
+nbd_check_logs
 
 finish
