@@ -618,46 +618,67 @@ int vk_vmx_encodable(const vk_vmx *v, const char *key, const char *value, vk_err
     return 0;
 }
 
-int vk_vmx_rename(vk_vmx *v, const char *old_key, const char *new_key, vk_err *e)
+int vk_vmx_rekey(vk_vmx *v, vk_vmx_rekey_fn fn, void *opaque, vk_err *e)
 {
-    int r = check_key(v, new_key, e);
-    if (r)
-        return r;
-    if (strcasecmp(old_key, encoding_key) == 0 || strcasecmp(new_key, encoding_key) == 0)
-        return vk_fail(e, VMDKIT_EINVAL, "%s: %s: the encoding line cannot be renamed", v->path,
-                       encoding_key);
-    if (find_key(v, old_key) < 0)
-        return vk_fail(e, VMDKIT_ENOENT, "%s: %.*s: no such key", v->path, KEY_SHOWN, old_key);
-    if (strcasecmp(old_key, new_key) != 0 && find_key(v, new_key) >= 0)
-        return vk_fail(e, VMDKIT_EEXIST, "%s: %.*s: already present", v->path, KEY_SHOWN, new_key);
+    /* the new lines are built beside the old ones and swapped in at the
+     * end, so a failure changes nothing */
+    size_t n_old = v->n_lines;
+    struct vmx_line *nl = vk_calloc(n_old ? n_old : 1, sizeof *nl, e);
+    bool *drop = vk_calloc(n_old ? n_old : 1, sizeof *drop, e);
+    int r = nl && drop ? 0 : VMDKIT_ENOMEM;
+    bool changed = false;
     for (size_t i = 0; !r && i < v->n_lines; i++) {
         struct vmx_line *l = &v->lines[i];
-        if (!l->entry || strcasecmp(l->key, old_key) != 0)
+        if (!l->entry || strcasecmp(l->key, encoding_key) == 0)
             continue;
-        size_t len;
-        char *text = concat(&len, e, l->text, l->key_start, new_key, NULL, NULL,
-                            l->text + l->key_end, l->len - l->key_end);
-        if (!text)
-            return VMDKIT_ENOMEM;
-        struct vmx_line nl = *l;
-        nl.text = text;
-        nl.len = len;
-        nl.key = NULL;
-        nl.value = NULL;
-        r = parse_line(&nl, v->path, i + 1, e);
-        if (!r)
-            r = decode_entry(v, &nl, i + 1, e);
-        if (r) {
-            free(nl.key);
-            free(nl.value);
-            free(text);
-            return r;
+        char *new_key = NULL;
+        int what = fn(opaque, l->key, &new_key, e);
+        if (what < 0) {
+            r = what;
+        } else if (what == VK_VMX_DROP) {
+            drop[i] = changed = true;
+        } else if (what == VK_VMX_RENAME) {
+            size_t len;
+            char *text = NULL;
+            if (!(r = check_key(v, new_key, e)) &&
+                !(text = concat(&len, e, l->text, l->key_start, new_key, NULL, NULL,
+                                l->text + l->key_end, l->len - l->key_end)))
+                r = VMDKIT_ENOMEM;
+            if (!r) {
+                nl[i] = *l;
+                nl[i].text = text;
+                nl[i].len = len;
+                nl[i].key = nl[i].value = NULL;
+                if (!(r = parse_line(&nl[i], v->path, i + 1, e)))
+                    r = decode_entry(v, &nl[i], i + 1, e);
+                changed = true;
+            }
         }
-        free(l->text);
-        free(l->key);
-        free(l->value);
-        *l = nl;
+        free(new_key);
     }
+    if (!r && changed) {
+        bool unterminated = v->n_lines > 0 && v->lines[v->n_lines - 1].eol == EOL_NONE;
+        size_t k = 0;
+        for (size_t i = 0; i < v->n_lines; i++) {
+            if (drop[i]) {
+                line_clear(&v->lines[i]);
+                continue;
+            }
+            if (nl[i].text) {
+                line_clear(&v->lines[i]);
+                v->lines[i] = nl[i];
+                memset(&nl[i], 0, sizeof nl[i]);
+            }
+            v->lines[k++] = v->lines[i];
+        }
+        v->n_lines = k;
+        if (unterminated && k > 0)
+            v->lines[k - 1].eol = EOL_NONE;
+    }
+    for (size_t i = 0; nl && i < n_old; i++)
+        line_clear(&nl[i]);
+    free(nl);
+    free(drop);
     return r;
 }
 

@@ -84,10 +84,23 @@ int vk_vmx_set_after(vk_vmx *v, const char *key, const char *value, const char *
  * vk_vmx_set for VALUE); nothing is changed. */
 int vk_vmx_encodable(const vk_vmx *v, const char *key, const char *value, vk_err *e);
 
-/* Give every line holding OLD_KEY the key NEW_KEY, keeping its value and
- * spacing.  VMDKIT_ENOENT when OLD_KEY is absent, VMDKIT_EEXIST when
- * NEW_KEY is present (another key), VMDKIT_EINVAL for ".encoding". */
-int vk_vmx_rename(vk_vmx *v, const char *old_key, const char *new_key, vk_err *e);
+/* What a vk_vmx_rekey_fn does with a key. */
+enum { VK_VMX_KEEP = 0, VK_VMX_DROP = 1, VK_VMX_RENAME = 2 };
+
+/* Called with the key of each entry, as spelled in the file; returns
+ * VK_VMX_KEEP, VK_VMX_DROP (the line goes), VK_VMX_RENAME with *NEW_KEY
+ * set (malloc'd; freed by the caller of the callback), or a negative
+ * error. */
+typedef int (*vk_vmx_rekey_fn)(void *opaque, const char *key, char **new_key, vk_err *e);
+
+/*
+ * One pass over every entry but ".encoding": drop lines or give them new
+ * keys, keeping each renamed line's value and spacing.  All changes apply
+ * at once (renaming a to b and b to c is fine) and only when every call
+ * succeeded; a key made twice is the caller's to avoid (the last line
+ * wins, as ever).
+ */
+int vk_vmx_rekey(vk_vmx *v, vk_vmx_rekey_fn fn, void *opaque, vk_err *e);
 
 /* Remove every line holding KEY; VMDKIT_ENOENT ("FILE: KEY: no such key")
  * when there is none.  Removing ".encoding" (the file becomes UTF-8) follows
