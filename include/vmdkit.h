@@ -233,6 +233,15 @@ typedef enum vmdkit_create_type {
 VMDKIT_API int vmdkit_create_type_parse(const char *name);
 VMDKIT_API const char *vmdkit_create_type_name(vmdkit_create_type t);
 
+/*
+ * Sectors per piece of a twoGbMaxExtent* disk.  Current VMware products
+ * (Workstation 17, Fusion 13) write 8323072 (4064 MiB, so that a piece and
+ * its tables stay under FAT32's 4 GiB file limit); older ones and the
+ * format's documentation 4192256 (2047 MiB).
+ */
+#define VMDKIT_SPLIT_4G_SECTORS UINT64_C(8323072)
+#define VMDKIT_SPLIT_2G_SECTORS UINT64_C(4192256)
+
 typedef struct vmdkit_create_opts {
     vmdkit_create_type type;
     uint64_t size_bytes;        /* rounded up to a sector */
@@ -241,12 +250,15 @@ typedef struct vmdkit_create_opts {
     bool zeroed_grain;          /* sparse only: header v2 with zeroed-grain entries */
     const char *parent;         /* path of parent descriptor, NULL for none (sparse only) */
     bool parent_absolute;       /* write the parent hint as an absolute path */
+    uint64_t split_sectors;     /* twoGbMaxExtent* only: sectors per piece, a multiple
+                                   of 128 up to VMDKIT_SPLIT_4G_SECTORS; 0 = that */
 } vmdkit_create_opts;
 
 /*
  * Create a new empty disk at PATH (the descriptor; extent files are named
  * after it).  Fails with VMDKIT_EEXIST if any file it would write exists.
- * For a streamOptimized type the result holds no data.
+ * For a streamOptimized type the result holds no data.  A split type
+ * (twoGbMaxExtent*) has pieces of SPLIT_SECTORS, the last one smaller.
  */
 VMDKIT_API int vmdkit_create(const char *path, const vmdkit_create_opts *opts, vmdkit_error *err);
 
@@ -291,7 +303,10 @@ VMDKIT_API int vmdkit_compare(vmdkit_disk *a, vmdkit_disk *b, uint64_t *first_di
  * geometry and hw version, a fresh ddb.uuid, parentCID = the parent's CID
  * and parentFileNameHint relative to NEW_PATH's folder (normalised), or
  * absolute when ABSOLUTE_HINT.  A split parent (twoGbMaxExtent*) gets a
- * split delta.  The new delta holds no grain data.  The parent is opened
+ * split delta whose pieces have the sizes of the parent's extents (so a
+ * delta of a 2047 MiB-split disk is split at 2047 MiB too); a parent too
+ * large for one sparse file gets pieces of VMDKIT_SPLIT_4G_SECTORS.  The
+ * new delta holds no grain data.  The parent is opened
  * read-only and never written.  Fails with VMDKIT_EEXIST if a file the
  * delta would consist of exists.
  */

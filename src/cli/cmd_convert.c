@@ -26,6 +26,7 @@ const struct cli_help cmd_convert_help = {
         "    Adapter type of a VMDK DST (default ide).\n"
         "--hw N\n"
         "    Virtual hardware version of a VMDK DST (default 4).\n"
+        CLI_SPLIT_SIZE_HELP
         "-p, --progress[=bar|json]\n"
         "    Show progress on standard error: a bar with percent, throughput and time\n"
         "    left when standard error is a terminal (nothing otherwise), or with\n"
@@ -43,12 +44,13 @@ const struct cli_help cmd_convert_help = {
         "vmdkit convert child.vmdk flattened.vmdk",
 };
 
-enum { OPT_HW = 256, OPT_THREADS, OPT_ALLOW_EXTERNAL };
+enum { OPT_HW = 256, OPT_THREADS, OPT_ALLOW_EXTERNAL, OPT_SPLIT_SIZE };
 
 static const struct option longopts[] = {
     {"type", required_argument, NULL, 't'},
     {"adapter", required_argument, NULL, 'a'},
     {"hw", required_argument, NULL, OPT_HW},
+    {"split-size", required_argument, NULL, OPT_SPLIT_SIZE},
     CLI_PROGRESS_LONGOPT,
     {"threads", required_argument, NULL, OPT_THREADS},
     {"allow-external-extents", no_argument, NULL, OPT_ALLOW_EXTERNAL},
@@ -97,6 +99,11 @@ int cmd_convert(int argc, char **argv)
             vmdk_opts = true;
             break;
         }
+        case OPT_SPLIT_SIZE:
+            if (!cli_parse_split_size(optarg, &opts.vmdk.split_sectors))
+                return cli_usage_error("convert", "invalid split size '%s' (2g or 4g)", optarg);
+            vmdk_opts = true;
+            break;
         case 'p':
             if (!cli_parse_progress(optarg, &progress))
                 return cli_usage_error("convert", "unknown progress format '%s'", optarg);
@@ -123,7 +130,10 @@ int cmd_convert(int argc, char **argv)
     if (argc - optind > 2)
         return cli_usage_error("convert", "unexpected argument '%s'", argv[optind + 2]);
     if (opts.to_raw && vmdk_opts)
-        return cli_usage_error("convert", "-t, -a and --hw only apply to VMDK output");
+        return cli_usage_error("convert", "-t, -a, --hw and --split-size only apply to VMDK output");
+    if (opts.vmdk.split_sectors && opts.vmdk.type != VMDKIT_TWOGB_SPARSE &&
+        opts.vmdk.type != VMDKIT_TWOGB_FLAT)
+        return cli_usage_error("convert", "--split-size needs -t twoGbMaxExtentSparse or twoGbMaxExtentFlat");
     const char *src = argv[optind], *dst = argv[optind + 1];
 
     /* refuse before reading anything; the library refuses again when creating */

@@ -27,6 +27,7 @@ const struct cli_help cmd_create_help = {
         "    Virtual hardware version written as ddb.virtualHWVersion (default 4).\n"
         "--zeroed-grain\n"
         "    Sparse types only: write a version 2 header that uses zeroed-grain entries.\n"
+        CLI_SPLIT_SIZE_HELP
         "-b, --backing PARENT\n"
         "    Make the new disk a child of the disk PARENT (sparse types only).\n"
         "--absolute\n"
@@ -38,10 +39,11 @@ const struct cli_help cmd_create_help = {
     .examples =
         "vmdkit create disk.vmdk 20G\n"
         "vmdkit create -t monolithicFlat -a lsilogic --hw 7 flat.vmdk 1G\n"
-        "vmdkit create -b base.vmdk child.vmdk 20G",
+        "vmdkit create -b base.vmdk child.vmdk 20G\n"
+        "vmdkit create -t twoGbMaxExtentSparse --split-size 2g old-style.vmdk 40G",
 };
 
-enum { OPT_HW = 256, OPT_ZEROED, OPT_ABSOLUTE };
+enum { OPT_HW = 256, OPT_ZEROED, OPT_ABSOLUTE, OPT_SPLIT_SIZE };
 
 static const struct option longopts[] = {
     {"type", required_argument, NULL, 't'},
@@ -50,6 +52,7 @@ static const struct option longopts[] = {
     {"zeroed-grain", no_argument, NULL, OPT_ZEROED},
     {"backing", required_argument, NULL, 'b'},
     {"absolute", no_argument, NULL, OPT_ABSOLUTE},
+    {"split-size", required_argument, NULL, OPT_SPLIT_SIZE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -88,6 +91,10 @@ int cmd_create(int argc, char **argv)
         case OPT_ABSOLUTE:
             opts.parent_absolute = true;
             break;
+        case OPT_SPLIT_SIZE:
+            if (!cli_parse_split_size(optarg, &opts.split_sectors))
+                return cli_usage_error("create", "invalid split size '%s' (2g or 4g)", optarg);
+            break;
         case 'h':
             cli_print_command_help(cli_find_command("create"));
             return CLI_EXIT_OK;
@@ -97,6 +104,8 @@ int cmd_create(int argc, char **argv)
     }
     if (opts.parent_absolute && !opts.parent)
         return cli_usage_error("create", "--absolute needs -b PARENT");
+    if (opts.split_sectors && opts.type != VMDKIT_TWOGB_SPARSE && opts.type != VMDKIT_TWOGB_FLAT)
+        return cli_usage_error("create", "--split-size needs -t twoGbMaxExtentSparse or twoGbMaxExtentFlat");
     int npos = argc - optind;
     if (npos < 2)
         return cli_usage_error("create", npos == 0 ? "missing FILE and SIZE" : "missing SIZE");

@@ -16,14 +16,14 @@
 static const struct cli_command commands[] = {
     {"create", cmd_create, "create a new empty disk",
      "create [-t TYPE] [-a ide|buslogic|lsilogic|legacyESX] [--hw N] [--zeroed-grain]"
-     " [-b PARENT [--absolute]] FILE SIZE",
+     " [--split-size 4g|2g] [-b PARENT [--absolute]] FILE SIZE",
      &cmd_create_help},
     {"info", cmd_info, "describe a disk, its extents and its parent chain",
      "info [--json] [--chain] [--ignore-cid] DISK", &cmd_info_help},
     {"map", cmd_map, "show which link stores each range of a disk",
      "map [--json] [--ignore-cid] DISK", &cmd_map_help},
     {"convert", cmd_convert, "copy a disk (flattening its chain) into a new image",
-     "convert [-f vmdk|raw] [-O vmdk|raw] [-t TYPE] [-a ADAPTER] [--hw N]"
+     "convert [-f vmdk|raw] [-O vmdk|raw] [-t TYPE] [-a ADAPTER] [--hw N] [--split-size 4g|2g]"
      " [-p | --progress=json] [--threads N]"
      " SRC DST",
      &cmd_convert_help},
