@@ -580,19 +580,164 @@ VMDKIT_API int vmdkit_vm_find_vmx(const char *vm, char **vmx_path, vmdkit_error 
  */
 VMDKIT_API int vmdkit_vm_check_stopped(const char *vmx_path, vmdkit_error *err);
 
+/* ------------------------------------------------------------------ */
+/* Snapshots of a machine, recorded in VMware's snapshot database      */
+
 /*
- * Snapshot the whole machine VM: every disk gets a new delta in the
- * machine's folder, as VMware places them (vmdkit_snapshot next to a disk
- * in that folder: Base.vmdk -> Base-000001.vmdk; a disk elsewhere gets
- * FOLDER/NAME-000001.vmdk), and the slot's fileName is changed to it (the bare file name when it shares the
- * .vmx's folder; an absolute fileName stays absolute).  The .vmx is saved
- * atomically after every delta exists, so an interruption leaves the
- * machine on its old disks; on failure the deltas made are removed.  Every
- * chain must open cleanly first.  *NEW_DISKS receives the paths of the new
- * deltas in slot order (free with vmdkit_paths_free).
+ * A machine's snapshots live in its .vmsd file (NAME.vmsd beside
+ * NAME.vmx), the list VMware's Snapshot Manager shows.  vmdkit reads and
+ * writes it as VMware does, keeping every line it does not change.  Each
+ * snapshot has a UID (never reused), a parent (absent on a root), a name,
+ * a description, a creation time and, per disk slot, the disk the slot ran
+ * on when the snapshot was taken: that link is frozen by the snapshot and
+ * read-only from then on.  snapshot.current names the snapshot the running
+ * state derives from ("You are here" is below it).  See docs/snapshots.md.
+ */
+
+typedef struct vmdkit_snapshot_disk {
+    char *node;                 /* the slot: "scsi0:0", "nvme0:0" ... (NULL when absent) */
+    char *file;                 /* the frozen disk, as written (relative to the .vmx's
+                                   folder, or absolute); NULL when absent */
+} vmdkit_snapshot_disk;
+
+typedef struct vmdkit_snapshot_info {
+    uint32_t uid;
+    bool has_parent;
+    uint32_t parent;            /* the parent's UID when HAS_PARENT */
+    char *name;                 /* displayName; NULL when absent */
+    char *description;          /* NULL when absent */
+    bool has_time;
+    int64_t create_time_us;     /* microseconds since the Unix epoch (UTC) */
+    char *vmsn;                 /* the .vmsn checkpoint file; NULL when absent */
+    bool current;               /* snapshot.current names it */
+    vmdkit_snapshot_disk *disks;
+    size_t n_disks;
+    char **clones;              /* linked clones recorded as made from it */
+    size_t n_clones;
+} vmdkit_snapshot_info;
+
+typedef struct vmdkit_snapshot_list {
+    char *vmsd;                 /* the file read */
+    bool exists;                /* false: there is no .vmsd (no snapshots) */
+    uint32_t last_uid;          /* snapshot.lastUID (0 when absent) */
+    bool has_current;
+    uint32_t current;           /* snapshot.current */
+    vmdkit_snapshot_info *snapshots; /* in the file's order */
+    size_t n;
+} vmdkit_snapshot_list;
+
+/*
+ * The snapshots of VM (a machine folder, a .vmx, or a .vmsd file itself);
+ * the machine may be running.  *OUT is freed with vmdkit_snapshot_list_free.
+ * Errors: those of vmdkit_vm_find_vmx, and VMDKIT_EFORMAT naming the key
+ * of a .vmsd that does not parse.
+ */
+VMDKIT_API int vmdkit_vm_snapshot_list(const char *vm, vmdkit_snapshot_list **out,
+                                       vmdkit_error *err);
+VMDKIT_API void vmdkit_snapshot_list_free(vmdkit_snapshot_list *list);
+
+typedef struct vmdkit_snapshot_opts {
+    size_t struct_size;         /* sizeof (vmdkit_snapshot_opts) */
+    const char *name;           /* take: the displayName; NULL: "Snapshot UID" */
+    const char *description;    /* take: NULL for none */
+    bool absolute_hint;         /* take, revert: absolute parent hints in new deltas */
+    bool force;                 /* delete: see vmdkit_vm_snapshot_delete */
+    vmdkit_progress_fn progress; /* delete: bytes of the disks merged */
+    void *progress_opaque;
+} vmdkit_snapshot_opts;
+
+typedef struct vmdkit_snapshot_result {
+    uint32_t uid;               /* the snapshot taken, reverted to or deleted */
+    char **new_disks;           /* take, revert: the deltas the machine writes to now */
+    size_t n_new_disks;
+    char **removed;             /* disks removed (their descriptor and extent files) */
+    size_t n_removed;
+    char **kept;                /* disks left in place that the operation made unused
+                                   by this machine, and why: "PATH: REASON" */
+    size_t n_kept;
+    char **merged_from;         /* delete: each disk merged into its parent ... */
+    char **merged_into;         /* ... and that parent */
+    size_t n_merged;
+} vmdkit_snapshot_result;
+
+/*
+ * Take a snapshot of the machine VM (shut down, every chain intact), as
+ * VMware records it: every disk gets a new delta in the machine's folder
+ * (as by vmdkit_snapshot next to a disk there: Base.vmdk -> Base-000001.vmdk;
+ * a disk elsewhere gets FOLDER/NAME-000001.vmdk) and its slot's fileName is
+ * changed to it; then the .vmsd gets the entry: UID = lastUID + 1, parent =
+ * snapshot.current, OPTS->name and description, the creation time, and per
+ * slot the disk it ran on until now (fileName as the .vmx had it) and the
+ * slot; snapshot.current = UID, numSnapshots and the mru list follow.  No
+ * .vmsn is written (docs/snapshots.md says why), so the entry has no
+ * .filename.  Order: deltas, the .vmx (atomically), the .vmsd
+ * (atomically): an interruption leaves the machine on its old disks or on
+ * the new ones, and the .vmsd never names a disk that does not exist; a
+ * failure undoes what was done.  A name or description the .vmsd's
+ * encoding cannot hold is VMDKIT_EINVAL before anything is written.  RES
+ * (may be NULL): the UID and the new deltas; free with
+ * vmdkit_snapshot_result_free.  OPTS may be NULL (the defaults).
+ */
+VMDKIT_API int vmdkit_vm_snapshot_take(const char *vm, const vmdkit_snapshot_opts *opts,
+                                       vmdkit_snapshot_result *res, vmdkit_error *err);
+
+/*
+ * Snapshot the whole machine VM as vmdkit_vm_snapshot_take does with the
+ * default name; *NEW_DISKS receives the paths of the new deltas in slot
+ * order (free with vmdkit_paths_free).
  */
 VMDKIT_API int vmdkit_vm_snapshot(const char *vm, bool absolute_hint, char ***new_disks, size_t *n,
                                   vmdkit_error *err);
+
+/*
+ * Go back to the snapshot WHICH (a UID, or a displayName; a number names a
+ * UID first) of the machine VM (shut down): each slot of the snapshot gets
+ * a fresh delta on the disk the snapshot froze for it, the .vmx names the
+ * new deltas, snapshot.current = its UID (first in the mru list).  The
+ * state the machine had is abandoned, as in VMware: the deltas between its
+ * disks and the snapshot tree (the "You are here" part) are removed, each
+ * only when nothing depends on it (another delta, a snapshot, a linked
+ * clone, a slot of the .vmx), and only when they lead to a disk of a
+ * snapshot; others are kept and listed in RES->kept.  The snapshot's slots
+ * must be the machine's slots (VMware would restore the configuration from
+ * the .vmsn; vmdkit does not): else VMDKIT_EUNSUPPORTED.  Order: new
+ * deltas, .vmx, .vmsd, then the removals, so an interruption leaves the
+ * machine on its old disks or the new ones and never a .vmsd naming a
+ * missing disk.  VMDKIT_ENOENT when no snapshot is WHICH, VMDKIT_EINVAL
+ * when a name fits several.
+ */
+VMDKIT_API int vmdkit_vm_snapshot_revert(const char *vm, const char *which,
+                                         const vmdkit_snapshot_opts *opts,
+                                         vmdkit_snapshot_result *res, vmdkit_error *err);
+
+/*
+ * Delete the snapshot WHICH of the machine VM (shut down): its entry goes,
+ * its children take its parent, snapshot.current moves to its parent when
+ * it was current, and its state is merged so that everything else reads
+ * exactly as before.  Per slot, the disk D the snapshot froze:
+ *  - D has one child delta C in the machine's history (a snapshot's disk
+ *    or the way to the running state): C is merged into D (as
+ *    vmdkit_commit), C's children and every reference to C (.vmx slot,
+ *    .vmsd entries) are moved to D, and C is removed;
+ *  - nothing depends on D and it is a delta in the machine's folder: D is
+ *    removed;
+ *  - otherwise (several children, a slot or another entry naming D): D
+ *    stays as it is, shared by what needs it.
+ * Linked clones (disks outside the machine's history whose parent is D or
+ * C, or clones recorded in the entry) would see D or C change: the delete
+ * is refused with VMDKIT_ECHAIN naming them, unless OPTS->force, which
+ * deletes the entry but keeps D unchanged for clones of D and re-points
+ * clones of C at D (their content stays the same).  The snapshot's .vmsn
+ * (and .vmem) in the machine's folder are removed.  Order: the .vmsd
+ * without the entry, the merges (each leaves C reading as before), the
+ * .vmx and .vmsd re-pointed, then removals; an interruption never leaves a
+ * .vmsd naming a missing disk.  Progress: bytes of the merged disks.
+ */
+VMDKIT_API int vmdkit_vm_snapshot_delete(const char *vm, const char *which,
+                                         const vmdkit_snapshot_opts *opts,
+                                         vmdkit_snapshot_result *res, vmdkit_error *err);
+
+VMDKIT_API void vmdkit_snapshot_result_free(vmdkit_snapshot_result *res);
 
 typedef struct vmdkit_vm_clone_opts {
     bool linked;                /* deltas on the source's frozen links, else full copies */
@@ -630,8 +775,9 @@ typedef struct vmdkit_vm_clone_result {
  * Workstation does: cloneOf0 = the source .vmx's absolute path and
  * numCloneOf = "1".  The source's .vmsd (its snapshot list) is not copied.
  *
- * Linked: first the source is frozen as by vmdkit_vm_snapshot, so the links
- * it wrote to become read-only parents and it writes to its new deltas from
+ * Linked: first the source is frozen (new deltas in its folder as
+ * vmdkit_vm_snapshot makes them, but no .vmsd entry), so the links it
+ * wrote to become read-only parents and it writes to its new deltas from
  * then on; the clone's disks are deltas of those frozen links with
  * relative, normalised hints (../Base.vmwarevm/Base-000001.vmdk).  Nothing
  * else is written in the source's folder.  Full: each disk's chain is
