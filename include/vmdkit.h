@@ -233,9 +233,15 @@ typedef enum vmdkit_create_type {
 VMDKIT_API int vmdkit_create_type_parse(const char *name);
 VMDKIT_API const char *vmdkit_create_type_name(vmdkit_create_type t);
 
+/* The canonical spelling of the adapter type NAME ("ide", "buslogic",
+ * "lsilogic", "legacyESX", the values of ddb.adapterType), matched without
+ * regard to case; NULL when NAME is NULL or not one of them.  The result is
+ * a static string. */
+VMDKIT_API const char *vmdkit_adapter_name(const char *name);
+
 /*
  * Sectors per piece of a twoGbMaxExtent* disk.  Current VMware products
- * (Workstation 17, Fusion 13) write 8323072 (4064 MiB, so that a piece and
+ * (Workstation 17, Fusion) write 8323072 (4064 MiB, so that a piece and
  * its tables stay under FAT32's 4 GiB file limit); older ones and the
  * format's documentation 4192256 (2047 MiB).
  */
@@ -245,7 +251,8 @@ VMDKIT_API const char *vmdkit_create_type_name(vmdkit_create_type t);
 typedef struct vmdkit_create_opts {
     vmdkit_create_type type;
     uint64_t size_bytes;        /* rounded up to a sector */
-    const char *adapter;        /* "ide" (default), "buslogic", "lsilogic", "legacyESX" */
+    const char *adapter;        /* "ide" (default), "buslogic", "lsilogic", "legacyESX";
+                                   any case (see vmdkit_adapter_name) */
     int hw_version;             /* 0 = default (4) */
     bool zeroed_grain;          /* sparse only: header v2 with zeroed-grain entries */
     const char *parent;         /* path of parent descriptor, NULL for none (sparse only) */

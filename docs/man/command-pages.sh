@@ -51,7 +51,7 @@ rm -f "$outdir"/vmdkit.1 "$outdir"/vmdkit-*.1
     }
     /^Usage:/ { part = "usage"; next }
     /^Commands:/ { part = "commands"; next }
-    /^Option accepted/ { part = "common"; next }
+    /^Option accepted/ { part = "common"; chead = $0; sub(/^Option/, "The option", chead); next }
     /^Exit status:/ { part = "exit"; next }
     /^Sizes, offsets/ { part = "sizes" }
     /^Run / { part = ""; next }
@@ -97,6 +97,7 @@ rm -f "$outdir"/vmdkit.1 "$outdir"/vmdkit-*.1
             printf ".BR vmdkit\\-%s (1)\n%s\n", cmds[i], esc(summary[i])
         }
         print ".SH COMMON OPTIONS"
+        print esc(chead)
         for (i = 1; i <= no; i++)
             printf ".TP\n.B %s\n%s\n", esc(common[i]), esc(cdesc[i])
         print ".PP"

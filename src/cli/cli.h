@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <getopt.h>
+
 #include <json-c/json.h>
 
 #include "vmdkit.h"
@@ -28,28 +30,99 @@ enum cli_exit {
     CLI_EXIT_REFUSED = 9,     /* read-only, exists, path policy, invalid argument */
 };
 
+/* ---- options (options.c) ---- */
+
+/*
+ * One option of a command, declared once.  From a command's table come the
+ * getopt string and the struct option array its parser uses, the OPTIONS
+ * section of its manual (which the man pages and the bash completion read)
+ * and the options part of its synopsis.  Options several commands share
+ * are a group (a table of their own) that a row includes by reference.
+ */
+struct cli_opt {
+    char short_name;           /* 'f' for -f; 0: a long name only */
+    const char *long_name;     /* "type" for --type; NULL: a short name only */
+    const char *arg;           /* name of the value ("TYPE", "vmdk|raw"); NULL: none */
+    const char *help;          /* the OPTIONS text, lines separated by '\n' */
+    int id;                    /* what cli_getopt returns; 0: short_name */
+    unsigned flags;            /* enum cli_opt_flags */
+    const char *synopsis;      /* the synopsis's spelling when not "-x ARG" or "--long ARG" */
+    const struct cli_opt *group; /* this row stands for the rows of GROUP */
+};
+
+enum cli_opt_flags {
+    CLI_OPT_OPTIONAL = 1 << 0,    /* the value is optional: --long[=ARG] */
+    CLI_OPT_NO_SYNOPSIS = 1 << 1, /* not shown in the synopsis (-h) */
+    CLI_OPT_REQUIRED = 1 << 2,    /* synopsis without brackets: -b NEWPARENT */
+    CLI_OPT_REPEAT = 1 << 3,      /* synopsis: -c CMD [-c CMD ...] */
+    CLI_OPT_NEST = 1 << 4,        /* synopsis: inside the previous row's brackets */
+    CLI_OPT_OR = 1 << 5,          /* synopsis: an alternative to the previous row: [A | B] */
+};
+
+/* Ids of the long-only options of one command start here; shared ones above. */
+#define CLI_OPT_LONG 256
+enum { CLI_OPT_ALLOW_EXTERNAL = 0x1000 };
+
+/* Shared groups: the options of commands that open disks themselves
+ * (--allow-external-extents), progress (-p, --progress[=bar|json]), help. */
+extern const struct cli_opt cli_opts_disk[];
+extern const struct cli_opt cli_opts_progress[];
+extern const struct cli_opt cli_opts_help[];
+#define CLI_OPTS_DISK {.group = cli_opts_disk}
+#define CLI_OPTS_PROGRESS {.group = cli_opts_progress}
+#define CLI_OPTS_HELP {.group = cli_opts_help}
+#define CLI_OPTS_END {0}
+
 /* ---- command table (main.c) ---- */
 
 /* Man-page sections of one command; NAME and SYNOPSIS come from the table. */
 struct cli_help {
     const char *description;
-    const char *options;
+    const struct cli_opt *opts; /* the options: the OPTIONS section and the parser */
+    const char *options_note;  /* a paragraph after the options, or NULL */
     const char *exit_status;   /* command-specific lines; the common table follows */
     const char *examples;
     bool own_exit_status;      /* exit_status replaces the common table (check) */
+    bool options_first;        /* options end at the first operand (vmx) */
 };
 
 struct cli_command {
     const char *name;
     int (*fn)(int argc, char **argv);
     const char *summary;
-    const char *synopsis;      /* without the leading "vmdkit " */
+    const char *operands;      /* the synopsis after the options: "FILE SIZE" */
     const struct cli_help *help;
 };
 
 const struct cli_command *cli_find_command(const char *name);
 /* Print the manual of one command on stdout. */
 void cli_print_command_help(const struct cli_command *cmd);
+/* Print the manual of the command NAME on stdout; returns CLI_EXIT_OK. */
+int cli_show_help(const char *name);
+/* Every command, in the order of the table; *N receives their number. */
+const struct cli_command *cli_commands(size_t *n);
+
+/* The parser of one command, built from its option table. */
+#define CLI_MAX_OPTS 40
+struct cli_getopt {
+    char shortopts[3 + 3 * CLI_MAX_OPTS];
+    struct option longopts[CLI_MAX_OPTS + 1];
+};
+
+/* Build the parser of the command NAME (a command of the table). */
+void cli_getopt_init(struct cli_getopt *g, const char *name);
+/* The id of the next option (cli_opt.id), -1 after the last, '?' or ':' on
+ * a bad option (see cli_bad_option); optarg holds the value. */
+int cli_getopt(struct cli_getopt *g, int argc, char **argv);
+
+/* The synopsis of CMD without "vmdkit ": its name, options and operands. */
+void cli_synopsis(const struct cli_command *cmd, char *buf, size_t n);
+/* The OPTIONS section of CMD's manual, each line indented by INDENT. */
+void cli_print_options(FILE *f, const struct cli_command *cmd, int indent);
+/* True when CMD's table holds the option with id ID. */
+bool cli_has_option(const struct cli_command *cmd, int id);
+/* Print "SPELLING  HELP" lines of GROUP, one per option, indented by 2. */
+void cli_print_group(FILE *f, const struct cli_opt *group);
 
 int cmd_create(int argc, char **argv);
 int cmd_check(int argc, char **argv);
@@ -107,10 +180,12 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 int cli_operands(const char *cmd, int argc, char **argv, int want, const char *missing);
 
 /*
- * Report the option getopt_long rejected (called with opterr = 0 after it
- * returned '?' or ':'); returns CLI_EXIT_USAGE.
+ * Report the option cli_getopt rejected (called with opterr = 0 after it
+ * returned '?' or ':'), or one whose id the command's switch does not
+ * handle ("not implemented": a table row nobody wired); returns
+ * CLI_EXIT_USAGE.
  */
-int cli_bad_option(const char *cmd, int argc, char **argv, int optopt_char);
+int cli_bad_option(const char *cmd, int argc, char **argv, int ret);
 
 /*
  * Parse a byte count: decimal digits with an optional k/m/g/t suffix
@@ -129,16 +204,15 @@ bool cli_parse_int(const char *s, long min, long max, long *out);
  * (4064 MiB); false if neither. */
 bool cli_parse_split_size(const char *s, uint64_t *sectors);
 
-/* Manual text of --split-size, shared by create and convert. */
-#define CLI_SPLIT_SIZE_HELP                                                                 \
-    "--split-size 4g|2g\n"                                                                  \
-    "    twoGbMaxExtent types: the size of each piece file.  4g (the default) is\n"         \
-    "    8323072 sectors (4064 MiB), as current VMware products write them; 2g is\n"       \
-    "    4192256 sectors (2047 MiB), as older products and VMware's format\n"              \
-    "    documentation have it.\n"
-
-/* Canonical spelling of an adapter type (case-insensitive match); NULL if unknown. */
-const char *cli_adapter_name(const char *s);
+/* The option row of --split-size, shared by create and convert (ID is the
+ * command's id for it). */
+#define CLI_SPLIT_SIZE_OPT(ID)                                                          \
+    {0, "split-size", "4g|2g",                                                         \
+     "twoGbMaxExtent types: the size of each piece file.  4g (the default) is\n"       \
+     "8323072 sectors (4064 MiB), as current VMware products write them; 2g is\n"      \
+     "4192256 sectors (2047 MiB), as older products and VMware's format\n"             \
+     "documentation have it.",                                                         \
+     (ID)}
 
 /* Image format named by -f/-F/-O. */
 enum cli_format { CLI_FMT_AUTO, CLI_FMT_VMDK, CLI_FMT_RAW };
@@ -160,6 +234,9 @@ int cli_close(vmdkit_disk *disk);
 
 /* Human size like "1 GiB", "1.2 MiB", "512 B" (three significant digits). */
 void cli_human_size(uint64_t bytes, char *buf, size_t n);
+
+/* Print TEXT with every non-empty line indented by INDENT spaces. */
+void cli_print_indented(FILE *f, const char *text, int indent);
 
 /* Last component of a path (no copy). */
 const char *cli_basename(const char *path);
@@ -184,9 +261,6 @@ void cli_json_add_hex32(json_object *obj, const char *key, uint32_t value);
  * terminal), or as one JSON object per line on standard error.
  */
 enum cli_progress_mode { CLI_PROGRESS_NONE, CLI_PROGRESS_BAR, CLI_PROGRESS_JSON };
-
-/* Long option for "-p, --progress[=bar|json]"; handle it as case 'p'. */
-#define CLI_PROGRESS_LONGOPT {"progress", optional_argument, NULL, 'p'}
 
 /* Parse the argument of -p/--progress (NULL: bar); false when unknown. */
 bool cli_parse_progress(const char *arg, enum cli_progress_mode *mode);

@@ -8,6 +8,25 @@
 
 #include "cli.h"
 
+enum { OPT_PATTERN = CLI_OPT_LONG, OPT_FLUSH, OPT_RANDOM, OPT_SEED };
+
+static const struct cli_opt bench_opts[] = {
+    {'c', "count", "COUNT", "Number of requests (default 75000)."},
+    {'s', "size", "SIZE", "Bytes per request (default 4k)."},
+    {'S', "step", "STEP", "Distance between the offsets of consecutive requests (default SIZE)."},
+    {'o', "offset", "OFFSET", "Offset of the first request (default 0)."},
+    {'w', "write", NULL, "Write instead of read."},
+    {0, "pattern", "BYTE", "Byte written by -w (default 0xa5).", OPT_PATTERN},
+    {0, "flush-interval", "N", "With -w: flush after every N requests (default 0: once at the end).",
+     OPT_FLUSH},
+    {0, "random", NULL, "Random offsets (aligned to SIZE) instead of stepping.", OPT_RANDOM},
+    {0, "seed", "N", "Seed of --random (default 1).", OPT_SEED},
+    {'f', NULL, "vmdk|raw", "Format of DISK (default: detect)."},
+    CLI_OPTS_DISK,
+    CLI_OPTS_HELP,
+    CLI_OPTS_END,
+};
+
 const struct cli_help cmd_bench_help = {
     .description =
         "Send COUNT requests of SIZE bytes to DISK and report the time taken, the\n"
@@ -18,49 +37,11 @@ const struct cli_help cmd_bench_help = {
         "disk like random ones).  With --random they are drawn from a seeded\n"
         "generator instead, aligned to SIZE.  Writes change the disk: use a scratch\n"
         "copy.",
-    .options =
-        "-c, --count COUNT\n"
-        "    Number of requests (default 75000).\n"
-        "-s, --size SIZE\n"
-        "    Bytes per request (default 4k).\n"
-        "-S, --step STEP\n"
-        "    Distance between the offsets of consecutive requests (default SIZE).\n"
-        "-o, --offset OFFSET\n"
-        "    Offset of the first request (default 0).\n"
-        "-w, --write\n"
-        "    Write instead of read.\n"
-        "--pattern BYTE\n"
-        "    Byte written by -w (default 0xa5).\n"
-        "--flush-interval N\n"
-        "    With -w: flush after every N requests (default 0: once at the end).\n"
-        "--random\n"
-        "    Random offsets (aligned to SIZE) instead of stepping.\n"
-        "--seed N\n"
-        "    Seed of --random (default 1).\n"
-        "-f vmdk|raw\n"
-        "    Format of DISK (default: detect).\n"
-        "-h, --help\n"
-        "    Show this manual.",
+    .opts = bench_opts,
     .exit_status = "",
     .examples =
         "vmdkit bench -c 100000 -s 4k -w --random scratch.vmdk\n"
         "vmdkit bench -c 20000 -s 64k disk.vmdk",
-};
-
-enum { OPT_PATTERN = 256, OPT_FLUSH, OPT_RANDOM, OPT_SEED };
-
-static const struct option longopts[] = {
-    {"count", required_argument, NULL, 'c'},
-    {"size", required_argument, NULL, 's'},
-    {"step", required_argument, NULL, 'S'},
-    {"offset", required_argument, NULL, 'o'},
-    {"write", no_argument, NULL, 'w'},
-    {"pattern", required_argument, NULL, OPT_PATTERN},
-    {"flush-interval", required_argument, NULL, OPT_FLUSH},
-    {"random", no_argument, NULL, OPT_RANDOM},
-    {"seed", required_argument, NULL, OPT_SEED},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
 };
 
 static double now_seconds(void)
@@ -85,8 +66,11 @@ int cmd_bench(int argc, char **argv)
     bool write = false, random = false;
     uint8_t pattern = 0xa5;
     enum cli_format fmt = CLI_FMT_AUTO;
+    unsigned flags = 0;
+    struct cli_getopt g;
     int c;
-    while ((c = getopt_long(argc, argv, ":c:s:S:o:wf:h", longopts, NULL)) != -1) {
+    cli_getopt_init(&g, "bench");
+    while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
         case 'c':
             if (!cli_parse_size(optarg, false, &count) || count == 0)
@@ -122,9 +106,11 @@ int cmd_bench(int argc, char **argv)
             if (!cli_parse_format(optarg, &fmt))
                 return cli_usage_error("bench", "unknown format '%s'", optarg);
             break;
+        case CLI_OPT_ALLOW_EXTERNAL:
+            flags |= VMDKIT_OPEN_ALLOW_EXTERNAL;
+            break;
         case 'h':
-            cli_print_command_help(cli_find_command("bench"));
-            return CLI_EXIT_OK;
+            return cli_show_help("bench");
         default:
             return cli_bad_option("bench", argc, argv, c);
         }
@@ -135,7 +121,7 @@ int cmd_bench(int argc, char **argv)
     if (!step)
         step = size;
     vmdkit_disk *d;
-    rc = cli_open(argv[optind], write ? VMDKIT_OPEN_RDWR : VMDKIT_OPEN_RDONLY, fmt, &d);
+    rc = cli_open(argv[optind], flags | (write ? VMDKIT_OPEN_RDWR : VMDKIT_OPEN_RDONLY), fmt, &d);
     if (rc)
         return rc;
     uint64_t disk = vmdkit_size(d);

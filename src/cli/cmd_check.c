@@ -15,6 +15,43 @@ enum {
     CHECK_EXIT_LEAKS = 3,    /* leaked space (or stale redundant entries) only */
 };
 
+enum { OPT_JSON = CLI_OPT_LONG, OPT_REPAIR };
+
+static const struct cli_opt check_opts[] = {
+    {0, "json", NULL,
+     "Print one JSON object: filename, format (\"vmdk\"), check-errors (1 when the\n"
+     "check could not be completed), corruptions, leaks (leaked grains; a partial\n"
+     "one counts), leaked-bytes, stale, unclean-shutdown, incomplete, findings\n"
+     "(each {kind, file, message, offset, after-repair}; kind is corrupt, leak,\n"
+     "stale, info, repaired or unrepaired; offset is a byte offset in file, or\n"
+     "null), findings-dropped, backup (path or null); with --repair also\n"
+     "corruptions-fixed, leaks-fixed, stale-fixed, repaired and unrepaired.\n"
+     "Names follow 'qemu-img check --output=json' where they mean the same.",
+     OPT_JSON},
+    {0, "repair", NULL,
+     "Fix, in the top link only, what can be fixed without guessing: a damaged\n"
+     "grain table or directory entry from its sound redundant copy or the reverse\n"
+     "(two copies that both look sound and differ are left alone, unless the\n"
+     "unclean-shutdown flag says an interrupted write left the redundant one\n"
+     "stale); leaked space at the end of a file (cut, when that removes at most\n"
+     "1 GiB); extent sizes in the descriptor that disagree with the sparse\n"
+     "headers of the files when the other extents and the parent confirm the\n"
+     "headers; then the unclean-shutdown flag, once no corruption remains.\n"
+     "Every change is printed.  Before the first one, all bytes to be overwritten\n"
+     "or cut are saved to DISK.vmdkit-repair-YYYYmmddTHHMMSS.bak beside the disk\n"
+     "(records \"file SIZE LEN\" and \"region OFFSET LENGTH LEN\" with the path and\n"
+     "the old bytes; undo them from the last to the first).  Writes go in\n"
+     "crash-safe order: tables, directories, descriptor, truncation, header.  The\n"
+     "disk is then checked again; what is left is printed after \"Remaining after\n"
+     "the repair\".  Refused while VMware holds the disk (a .lck folder exists)\n"
+     "or another program has it open for writing.",
+     OPT_REPAIR},
+    CLI_OPTS_DISK,
+    CLI_OPTS_PROGRESS,
+    CLI_OPTS_HELP,
+    CLI_OPTS_END,
+};
+
 const struct cli_help cmd_check_help = {
     .description =
         "Verify every structure of DISK and of its parent chain, reading them directly\n"
@@ -38,43 +75,9 @@ const struct cli_help cmd_check_help = {
         "unclean-shutdown flag is set; the data is intact), Info, Repaired, Not repaired.\n"
         "The unclean-shutdown flag alone is reported but is not corruption.\n"
         "Without --repair no file is modified; files are opened read-only with shared\n"
-        "locks, so a disk that a vmdkit writer holds is refused.",
-    .options =
-        "--json\n"
-        "    Print one JSON object: filename, format (\"vmdk\"), check-errors (1 when the\n"
-        "    check could not be completed), corruptions, leaks (leaked grains; a partial\n"
-        "    one counts), leaked-bytes, stale, unclean-shutdown, incomplete, findings\n"
-        "    (each {kind, file, message, offset, after-repair}; kind is corrupt, leak,\n"
-        "    stale, info, repaired or unrepaired; offset is a byte offset in file, or\n"
-        "    null), findings-dropped, backup (path or null); with --repair also\n"
-        "    corruptions-fixed, leaks-fixed, stale-fixed, repaired and unrepaired.\n"
-        "    Names follow 'qemu-img check --output=json' where they mean the same.\n"
-        "--repair\n"
-        "    Fix, in the top link only, what can be fixed without guessing: a damaged\n"
-        "    grain table or directory entry from its sound redundant copy or the reverse\n"
-        "    (two copies that both look sound and differ are left alone, unless the\n"
-        "    unclean-shutdown flag says an interrupted write left the redundant one\n"
-        "    stale); leaked space at the end of a file (cut, when that removes at most\n"
-        "    1 GiB); extent sizes in the descriptor that disagree with the sparse\n"
-        "    headers of the files when the other extents and the parent confirm the\n"
-        "    headers; then the\n"
-        "    unclean-shutdown flag, once no corruption remains.  Every change is\n"
-        "    printed.  Before the first one, all bytes to be overwritten or cut are\n"
-        "    saved to DISK.vmdkit-repair-YYYYmmddTHHMMSS.bak beside the disk (records\n"
-        "    \"file SIZE LEN\" and \"region OFFSET LENGTH LEN\" with the path and the old\n"
-        "    bytes; undo them from the last to the first).  Writes go in crash-safe\n"
-        "    order: tables, directories, descriptor, truncation, header.  The disk is\n"
-        "    then checked again; what is left is printed after \"Remaining after the\n"
-        "    repair\".  Refused while VMware holds the disk (a .lck folder exists) or\n"
-        "    another program has it open for writing.\n"
-        "--allow-external-extents\n"
-        "    Follow extent files outside the descriptor's folder.\n"
-        "-p, --progress[=bar|json]\n"
-        "    Show progress on standard error: a bar on a terminal, or with\n"
-        "    --progress=json one JSON object per line (see docs/json.md).  The check\n"
-        "    is reported, a repair's re-check is not.\n"
-        "-h, --help\n"
-        "    Show this manual.",
+        "locks, so a disk that a vmdkit writer holds is refused.  With -p the check\n"
+        "is reported, a repair's re-check is not.",
+    .opts = check_opts,
     .exit_status =
         "vmdkit check uses the exit codes of 'qemu-img check', so scripts port over;\n"
         "they replace the table the other commands share.\n"
@@ -92,17 +95,6 @@ const struct cli_help cmd_check_help = {
         "vmdkit check --json child.vmdk | jq '.corruptions'\n"
         "vmdkit check --repair disk.vmdk",
     .own_exit_status = true,
-};
-
-enum { OPT_JSON = 256, OPT_REPAIR, OPT_ALLOW_EXTERNAL };
-
-static const struct option longopts[] = {
-    {"json", no_argument, NULL, OPT_JSON},
-    {"repair", no_argument, NULL, OPT_REPAIR},
-    {"allow-external-extents", no_argument, NULL, OPT_ALLOW_EXTERNAL},
-    CLI_PROGRESS_LONGOPT,
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
 };
 
 struct out {
@@ -226,8 +218,10 @@ int cmd_check(int argc, char **argv)
     struct out o = {0};
     unsigned flags = 0;
     enum cli_progress_mode progress = CLI_PROGRESS_NONE;
+    struct cli_getopt g;
     int c;
-    while ((c = getopt_long(argc, argv, ":ph", longopts, NULL)) != -1) {
+    cli_getopt_init(&g, "check");
+    while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
         case OPT_JSON: o.json = true; break;
         case 'p':
@@ -237,8 +231,8 @@ int cmd_check(int argc, char **argv)
             }
             break;
         case OPT_REPAIR: flags |= VMDKIT_CHECK_REPAIR; break;
-        case OPT_ALLOW_EXTERNAL: flags |= VMDKIT_CHECK_ALLOW_EXTERNAL; break;
-        case 'h': cli_print_command_help(cli_find_command("check")); return CHECK_EXIT_CLEAN;
+        case CLI_OPT_ALLOW_EXTERNAL: flags |= VMDKIT_CHECK_ALLOW_EXTERNAL; break;
+        case 'h': cli_show_help("check"); return CHECK_EXIT_CLEAN;
         default: cli_bad_option("check", argc, argv, c); return CHECK_EXIT_FAILED;
         }
     }

@@ -4,6 +4,19 @@
 
 #include "cli.h"
 
+enum { OPT_LINKED = CLI_OPT_LONG, OPT_ABSOLUTE, OPT_NAME };
+
+static const struct cli_opt clone_opts[] = {
+    {0, "linked", NULL, "Make a linked clone (deltas) instead of a full copy.", OPT_LINKED},
+    {0, "absolute", NULL, "With --linked: store the parents as absolute paths.", OPT_ABSOLUTE, CLI_OPT_NEST},
+    {'t', "type", "TYPE", "createType of a full clone's disks.", 't', CLI_OPT_OR},
+    CLI_OPTS_PROGRESS,
+    {0, "name", "NAME", "Virtual machines: the clone's displayName and file names.", OPT_NAME},
+    CLI_OPTS_DISK,
+    CLI_OPTS_HELP,
+    CLI_OPTS_END,
+};
+
 const struct cli_help cmd_clone_help = {
     .description =
         "Copy the disk SRC to NEW, or the virtual machine SRC into the new folder NEW.\n"
@@ -46,20 +59,9 @@ const struct cli_help cmd_clone_help = {
         "and renamed to NEW when complete: an interruption never leaves a half clone\n"
         "under NEW.  On failure the freeze of the source is undone.  The clone's .vmx\n"
         "is printed, then (linked) the disks the source writes to from now on.",
-    .options =
-        "--linked\n"
-        "    Make a linked clone (deltas) instead of a full copy.\n"
-        "--absolute\n"
-        "    With --linked: store the parents as absolute paths.\n"
-        "--name NAME\n"
-        "    Virtual machines: the clone's displayName and file names.\n"
-        "-t, --type TYPE\n"
-        "    createType of a full clone's disks.\n"
-        "-p, --progress[=bar|json]\n"
-        "    Show progress on standard error: a bar on a terminal, or with\n"
-        "    --progress=json one JSON object per line (see docs/json.md).\n"
-        "-h, --help\n"
-        "    Show this manual.",
+    .opts = clone_opts,
+    .options_note = "Only the full clone of a disk takes --allow-external-extents: linked clones\n"
+                    "and virtual machines refuse extent files outside a descriptor's folder.",
     .exit_status = "8  the source machine is running or suspended\n"
                    "9  NEW exists",
     .examples =
@@ -69,33 +71,21 @@ const struct cli_help cmd_clone_help = {
         "vmdkit clone --name 'Win10 copy' ~/VMs/Win10.vmwarevm ~/VMs/Win10-copy.vmwarevm",
 };
 
-enum { OPT_LINKED = 256, OPT_ABSOLUTE, OPT_NAME };
-
-static const struct option longopts[] = {
-    {"linked", no_argument, NULL, OPT_LINKED},
-    {"absolute", no_argument, NULL, OPT_ABSOLUTE},
-    {"name", required_argument, NULL, OPT_NAME},
-    {"type", required_argument, NULL, 't'},
-    CLI_PROGRESS_LONGOPT,
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
-};
-
 /* Full clone: flatten SRC into DST keeping adapter and hw version. */
-static int full_clone(const char *src, const char *dst, int type, enum cli_progress_mode progress)
+static int full_clone(const char *src, const char *dst, int type, enum cli_progress_mode progress,
+                      unsigned open_flags)
 {
     vmdkit_disk *d;
-    int rc = cli_open(src, VMDKIT_OPEN_RDONLY, CLI_FMT_VMDK, &d);
+    int rc = cli_open(src, VMDKIT_OPEN_RDONLY | open_flags, CLI_FMT_VMDK, &d);
     if (rc)
         return rc;
     vmdkit_convert_opts o = {0};
     o.vmdk.type = VMDKIT_MONOLITHIC_SPARSE;
     /* adapter, hw version and default type come from the base link */
     vmdkit_link_info base;
-    char adapter[32] = "", hw[16] = "";
+    char hw[16] = "";
     if (vmdkit_link_info_get(d, vmdkit_chain_length(d) - 1, &base) == 0) {
-        if (base.adapter_type && cli_adapter_name(base.adapter_type))
-            snprintf(adapter, sizeof adapter, "%s", cli_adapter_name(base.adapter_type));
+        o.vmdk.adapter = vmdkit_adapter_name(base.adapter_type); /* a static string */
         if (base.hw_version)
             snprintf(hw, sizeof hw, "%s", base.hw_version);
         int t = base.create_type ? vmdkit_create_type_parse(base.create_type) : -1;
@@ -105,7 +95,6 @@ static int full_clone(const char *src, const char *dst, int type, enum cli_progr
     }
     if (type >= 0)
         o.vmdk.type = (vmdkit_create_type)type;
-    o.vmdk.adapter = *adapter ? adapter : NULL;
     long hwv;
     if (*hw && cli_parse_int(hw, 1, 1000, &hwv))
         o.vmdk.hw_version = (int)hwv;
@@ -141,12 +130,16 @@ int cmd_clone(int argc, char **argv)
     bool linked = false, absolute = false;
     enum cli_progress_mode progress = CLI_PROGRESS_NONE;
     int type = -1;
+    unsigned open_flags = 0;
+    struct cli_getopt g;
     int c;
-    while ((c = getopt_long(argc, argv, ":t:ph", longopts, NULL)) != -1) {
+    cli_getopt_init(&g, "clone");
+    while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
         case OPT_LINKED: linked = true; break;
         case OPT_ABSOLUTE: absolute = true; break;
         case OPT_NAME: name = optarg; break;
+        case CLI_OPT_ALLOW_EXTERNAL: open_flags |= VMDKIT_OPEN_ALLOW_EXTERNAL; break;
         case 'p':
             if (!cli_parse_progress(optarg, &progress))
                 return cli_usage_error("clone", "unknown progress format '%s'", optarg);
@@ -157,8 +150,7 @@ int cmd_clone(int argc, char **argv)
                 return cli_usage_error("clone", "unknown disk type '%s'", optarg);
             break;
         case 'h':
-            cli_print_command_help(cli_find_command("clone"));
-            return CLI_EXIT_OK;
+            return cli_show_help("clone");
         default:
             return cli_bad_option("clone", argc, argv, c);
         }
@@ -170,7 +162,11 @@ int cmd_clone(int argc, char **argv)
         return cli_usage_error("clone", "-t applies to full clones only");
     if (absolute && !linked)
         return cli_usage_error("clone", "--absolute applies to linked clones only");
-    if (vmdkit_is_vm_path(src)) {
+    bool vm = vmdkit_is_vm_path(src);
+    /* linked clones and machines are opened by the library with its own policy */
+    if (open_flags && (linked || vm))
+        return cli_usage_error("clone", "--allow-external-extents applies to a full clone of a disk only");
+    if (vm) {
         struct cli_progress pg;
         cli_progress_start(&pg, linked ? CLI_PROGRESS_NONE : progress);
         vmdkit_vm_clone_opts o = {
@@ -185,7 +181,7 @@ int cmd_clone(int argc, char **argv)
     if (name)
         return cli_usage_error("clone", "--name applies to virtual machines only");
     if (!linked)
-        return full_clone(src, dst, type, progress);
+        return full_clone(src, dst, type, progress, open_flags);
     vmdkit_error err = {0};
     int rc = vmdkit_create_delta(src, dst, absolute, &err);
     return rc < 0 ? cli_fail(rc, err.msg) : CLI_EXIT_OK;

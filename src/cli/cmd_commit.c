@@ -3,6 +3,20 @@
 
 #include "cli.h"
 
+enum { OPT_DELETE = CLI_OPT_LONG, OPT_FORCE, OPT_ROOT };
+
+static const struct cli_opt commit_opts[] = {
+    {0, "delete", NULL, "Remove DISK's files after the commit.", OPT_DELETE},
+    {0, "force", NULL, "Commit even when the parent has other dependents.", OPT_FORCE},
+    {0, "root", "DIR",
+     "Where to look for dependents besides DISK's folder (default: the folder\n"
+     "that holds the parent's folder, e.g. the library of VM folders).",
+     OPT_ROOT},
+    CLI_OPTS_PROGRESS,
+    CLI_OPTS_HELP,
+    CLI_OPTS_END,
+};
+
 const struct cli_help cmd_commit_help = {
     .description =
         "Merge the delta DISK into its parent: every range DISK stores is written into\n"
@@ -16,34 +30,11 @@ const struct cli_help cmd_commit_help = {
         "report the change instead of reading wrong data.\n"
         "\n"
         "An interruption at any point leaves either the old chain or the new one.",
-    .options =
-        "--delete\n"
-        "    Remove DISK's files after the commit.\n"
-        "--force\n"
-        "    Commit even when the parent has other dependents.\n"
-        "--root DIR\n"
-        "    Where to look for dependents besides DISK's folder (default: the folder\n"
-        "    that holds the parent's folder, e.g. the library of VM folders).\n"
-        "-p, --progress[=bar|json]\n"
-        "    Show progress on standard error: a bar on a terminal, or with\n"
-        "    --progress=json one JSON object per line (see docs/json.md).\n"
-        "-h, --help\n"
-        "    Show this manual.",
+    .opts = commit_opts,
     .exit_status = "7  the parent has other dependents (without --force), or the chain is broken\n",
     .examples =
         "vmdkit commit --delete Base-000001.vmdk\n"
         "vmdkit commit --root ~/VMs Base-000002.vmdk",
-};
-
-enum { OPT_DELETE = 256, OPT_FORCE, OPT_ROOT };
-
-static const struct option longopts[] = {
-    {"delete", no_argument, NULL, OPT_DELETE},
-    {"force", no_argument, NULL, OPT_FORCE},
-    {"root", required_argument, NULL, OPT_ROOT},
-    CLI_PROGRESS_LONGOPT,
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
 };
 
 int cmd_commit(int argc, char **argv)
@@ -51,8 +42,10 @@ int cmd_commit(int argc, char **argv)
     unsigned flags = 0;
     const char *root = NULL;
     enum cli_progress_mode progress = CLI_PROGRESS_NONE;
+    struct cli_getopt g;
     int c;
-    while ((c = getopt_long(argc, argv, ":ph", longopts, NULL)) != -1) {
+    cli_getopt_init(&g, "commit");
+    while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
         case OPT_DELETE: flags |= VMDKIT_COMMIT_DELETE; break;
         case OPT_FORCE: flags |= VMDKIT_COMMIT_FORCE; break;
@@ -62,8 +55,7 @@ int cmd_commit(int argc, char **argv)
                 return cli_usage_error("commit", "unknown progress format '%s'", optarg);
             break;
         case 'h':
-            cli_print_command_help(cli_find_command("commit"));
-            return CLI_EXIT_OK;
+            return cli_show_help("commit");
         default:
             return cli_bad_option("commit", argc, argv, c);
         }

@@ -5,6 +5,22 @@
 
 #include "cli.h"
 
+enum { OPT_JSON = CLI_OPT_LONG };
+
+static const struct cli_opt compare_opts[] = {
+    {'s', "strict", NULL, "Disks of different sizes are different ('Strict mode: Image size mismatch!')."},
+    {0, "json", NULL,
+     "Print a JSON object instead: identical (true or false), first-difference\n"
+     "(the first differing byte offset, or null), size-a and size-b.",
+     OPT_JSON},
+    CLI_OPTS_PROGRESS,
+    {'f', NULL, "vmdk|raw", "Format of A (default: detected)."},
+    {'F', NULL, "vmdk|raw", "Format of B (default: detected)."},
+    CLI_OPTS_DISK,
+    CLI_OPTS_HELP,
+    CLI_OPTS_END,
+};
+
 const struct cli_help cmd_compare_help = {
     .description =
         "Compare what disks A and B read, byte by byte (chains are read through).\n"
@@ -13,39 +29,12 @@ const struct cli_help cmd_compare_help = {
         "\n"
         "Disks of different sizes are equal when the common part is equal and the\n"
         "larger disk's extra tail reads as zeros, unless -s is given.",
-    .options =
-        "-s, --strict\n"
-        "    Disks of different sizes are different ('Strict mode: Image size mismatch!').\n"
-        "--json\n"
-        "    Print a JSON object instead: identical (true or false), first-difference\n"
-        "    (the first differing byte offset, or null), size-a and size-b.\n"
-        "-p, --progress[=bar|json]\n"
-        "    Show progress on standard error: a bar on a terminal (nothing when it is\n"
-        "    not a terminal), or with --progress=json one JSON object per line.\n"
-        "-f vmdk|raw\n"
-        "    Format of A (default: detected).\n"
-        "-F vmdk|raw\n"
-        "    Format of B (default: detected).\n"
-        "--allow-external-extents\n"
-        "    Follow extent files outside the descriptors' folders.\n"
-        "-h, --help\n"
-        "    Show this manual.",
+    .opts = compare_opts,
     .exit_status = "0 means the contents are identical, 1 that they differ.",
     .examples =
         "vmdkit compare disk.vmdk disk.raw\n"
         "vmdkit compare -s -F raw copy.vmdk original.img\n"
         "vmdkit compare --json a.vmdk b.vmdk | jq '.\"first-difference\"'",
-};
-
-enum { OPT_ALLOW_EXTERNAL = 256, OPT_JSON };
-
-static const struct option longopts[] = {
-    {"strict", no_argument, NULL, 's'},
-    {"json", no_argument, NULL, OPT_JSON},
-    CLI_PROGRESS_LONGOPT,
-    {"allow-external-extents", no_argument, NULL, OPT_ALLOW_EXTERNAL},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
 };
 
 #define SCAN_CHUNK (1024u * 1024u)
@@ -158,8 +147,10 @@ int cmd_compare(int argc, char **argv)
     enum cli_format fmt_a = CLI_FMT_AUTO, fmt_b = CLI_FMT_AUTO;
     unsigned flags = VMDKIT_OPEN_RDONLY;
     struct compare_opts opts = {.progress = CLI_PROGRESS_NONE};
+    struct cli_getopt g;
     int c;
-    while ((c = getopt_long(argc, argv, ":sf:F:ph", longopts, NULL)) != -1) {
+    cli_getopt_init(&g, "compare");
+    while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
         case 's':
             opts.strict = true;
@@ -176,12 +167,11 @@ int cmd_compare(int argc, char **argv)
             if (!cli_parse_format(optarg, c == 'f' ? &fmt_a : &fmt_b))
                 return cli_usage_error("compare", "unknown format '%s' for -%c", optarg, c);
             break;
-        case OPT_ALLOW_EXTERNAL:
+        case CLI_OPT_ALLOW_EXTERNAL:
             flags |= VMDKIT_OPEN_ALLOW_EXTERNAL;
             break;
         case 'h':
-            cli_print_command_help(cli_find_command("compare"));
-            return CLI_EXIT_OK;
+            return cli_show_help("compare");
         default:
             return cli_bad_option("compare", argc, argv, c);
         }

@@ -4,6 +4,29 @@
 
 #include "cli.h"
 
+enum { OPT_HW = CLI_OPT_LONG, OPT_THREADS, OPT_SPLIT_SIZE };
+
+static const struct cli_opt convert_opts[] = {
+    {'f', NULL, "vmdk|raw",
+     "Format of SRC.  Without it the format is detected.  With vmdk a file that\n"
+     "is not a VMDK is refused; with raw the file is read as raw bytes."},
+    {'O', NULL, "vmdk|raw", "Format of DST (default vmdk)."},
+    {'t', "type", "TYPE",
+     "createType of a VMDK DST (default monolithicSparse): monolithicSparse,\n"
+     "monolithicFlat, twoGbMaxExtentSparse, twoGbMaxExtentFlat, streamOptimized,\n"
+     "vmfs."},
+    {'a', "adapter", "ADAPTER",
+     "Adapter type of a VMDK DST: ide (default), buslogic, lsilogic or legacyESX."},
+    {0, "hw", "N", "Virtual hardware version of a VMDK DST (default 4).", OPT_HW},
+    CLI_SPLIT_SIZE_OPT(OPT_SPLIT_SIZE),
+    CLI_OPTS_PROGRESS,
+    {0, "threads", "N", "Compression threads for streamOptimized output (default 0: one per CPU).",
+     OPT_THREADS},
+    CLI_OPTS_DISK,
+    CLI_OPTS_HELP,
+    CLI_OPTS_END,
+};
+
 const struct cli_help cmd_convert_help = {
     .description =
         "Copy the whole content of SRC into a new image DST.  When SRC has parents the\n"
@@ -12,50 +35,12 @@ const struct cli_help cmd_convert_help = {
         "\n"
         "SRC's format is detected; a file named *.vmdk that is not a VMDK is refused\n"
         "unless -f raw is given.  DST must not exist: convert never overwrites.",
-    .options =
-        "-f vmdk|raw\n"
-        "    Format of SRC.  Without it the format is detected.  With vmdk a file that\n"
-        "    is not a VMDK is refused; with raw the file is read as raw bytes.\n"
-        "-O vmdk|raw\n"
-        "    Format of DST (default vmdk).\n"
-        "-t, --type TYPE\n"
-        "    createType of a VMDK DST (default monolithicSparse): monolithicSparse,\n"
-        "    monolithicFlat, twoGbMaxExtentSparse, twoGbMaxExtentFlat, streamOptimized,\n"
-        "    vmfs.\n"
-        "-a, --adapter ide|buslogic|lsilogic|legacyESX\n"
-        "    Adapter type of a VMDK DST (default ide).\n"
-        "--hw N\n"
-        "    Virtual hardware version of a VMDK DST (default 4).\n"
-        CLI_SPLIT_SIZE_HELP
-        "-p, --progress[=bar|json]\n"
-        "    Show progress on standard error: a bar with percent, throughput and time\n"
-        "    left when standard error is a terminal (nothing otherwise), or with\n"
-        "    --progress=json one JSON object per line (see docs/json.md).\n"
-        "--threads N\n"
-        "    Compression threads for streamOptimized output (default 0: one per CPU).\n"
-        "--allow-external-extents\n"
-        "    Follow extent files of SRC outside its descriptor's folder.\n"
-        "-h, --help\n"
-        "    Show this manual.",
+    .opts = convert_opts,
     .exit_status = "9 is also returned, and DST left untouched, when DST already exists.",
     .examples =
         "vmdkit convert -O raw disk.vmdk disk.raw\n"
         "vmdkit convert -f raw -t streamOptimized -p disk.raw upload.vmdk\n"
         "vmdkit convert child.vmdk flattened.vmdk",
-};
-
-enum { OPT_HW = 256, OPT_THREADS, OPT_ALLOW_EXTERNAL, OPT_SPLIT_SIZE };
-
-static const struct option longopts[] = {
-    {"type", required_argument, NULL, 't'},
-    {"adapter", required_argument, NULL, 'a'},
-    {"hw", required_argument, NULL, OPT_HW},
-    {"split-size", required_argument, NULL, OPT_SPLIT_SIZE},
-    CLI_PROGRESS_LONGOPT,
-    {"threads", required_argument, NULL, OPT_THREADS},
-    {"allow-external-extents", no_argument, NULL, OPT_ALLOW_EXTERNAL},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
 };
 
 int cmd_convert(int argc, char **argv)
@@ -65,8 +50,10 @@ int cmd_convert(int argc, char **argv)
     enum cli_format src_fmt = CLI_FMT_AUTO, dst_fmt = CLI_FMT_VMDK;
     enum cli_progress_mode progress = CLI_PROGRESS_NONE;
     bool vmdk_opts = false;
+    struct cli_getopt g;
     int c;
-    while ((c = getopt_long(argc, argv, ":f:O:t:a:ph", longopts, NULL)) != -1) {
+    cli_getopt_init(&g, "convert");
+    while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
         case 'f':
             if (!cli_parse_format(optarg, &src_fmt))
@@ -86,7 +73,7 @@ int cmd_convert(int argc, char **argv)
             break;
         }
         case 'a':
-            opts.vmdk.adapter = cli_adapter_name(optarg);
+            opts.vmdk.adapter = vmdkit_adapter_name(optarg);
             if (!opts.vmdk.adapter)
                 return cli_usage_error("convert", "unknown adapter type '%s'", optarg);
             vmdk_opts = true;
@@ -115,12 +102,11 @@ int cmd_convert(int argc, char **argv)
             opts.threads = (int)n;
             break;
         }
-        case OPT_ALLOW_EXTERNAL:
+        case CLI_OPT_ALLOW_EXTERNAL:
             flags |= VMDKIT_OPEN_ALLOW_EXTERNAL;
             break;
         case 'h':
-            cli_print_command_help(cli_find_command("convert"));
-            return CLI_EXIT_OK;
+            return cli_show_help("convert");
         default:
             return cli_bad_option("convert", argc, argv, c);
         }

@@ -4,6 +4,28 @@
 
 #include "cli.h"
 
+enum { OPT_HW = CLI_OPT_LONG, OPT_ZEROED, OPT_ABSOLUTE, OPT_SPLIT_SIZE };
+
+static const struct cli_opt create_opts[] = {
+    {'t', "type", "TYPE",
+     "createType of the new disk, case-insensitive: monolithicSparse (default),\n"
+     "monolithicFlat, twoGbMaxExtentSparse, twoGbMaxExtentFlat, streamOptimized,\n"
+     "vmfs."},
+    {'a', "adapter", "ide|buslogic|lsilogic|legacyESX",
+     "Virtual controller written as ddb.adapterType (default ide)."},
+    {0, "hw", "N", "Virtual hardware version written as ddb.virtualHWVersion (default 4).", OPT_HW},
+    {0, "zeroed-grain", NULL, "Sparse types only: write a version 2 header that uses zeroed-grain entries.",
+     OPT_ZEROED},
+    CLI_SPLIT_SIZE_OPT(OPT_SPLIT_SIZE),
+    {'b', "backing", "PARENT", "Make the new disk a child of the disk PARENT (sparse types only)."},
+    {0, "absolute", NULL,
+     "With -b: store PARENT as an absolute path instead of a path relative to\n"
+     "FILE's folder.",
+     OPT_ABSOLUTE, CLI_OPT_NEST},
+    CLI_OPTS_HELP,
+    CLI_OPTS_END,
+};
+
 const struct cli_help cmd_create_help = {
     .description =
         "Create a new empty disk of SIZE bytes at FILE (the descriptor; extent files\n"
@@ -16,25 +38,7 @@ const struct cli_help cmd_create_help = {
         "\n"
         "SIZE is a byte count with an optional suffix k, m, g or t (powers of 1024;\n"
         "KiB, MiB, GiB, TiB are accepted too); it is rounded up to a 512-byte sector.",
-    .options =
-        "-t, --type TYPE\n"
-        "    createType of the new disk, case-insensitive: monolithicSparse (default),\n"
-        "    monolithicFlat, twoGbMaxExtentSparse, twoGbMaxExtentFlat, streamOptimized,\n"
-        "    vmfs.\n"
-        "-a, --adapter ide|buslogic|lsilogic|legacyESX\n"
-        "    Virtual controller written as ddb.adapterType (default ide).\n"
-        "--hw N\n"
-        "    Virtual hardware version written as ddb.virtualHWVersion (default 4).\n"
-        "--zeroed-grain\n"
-        "    Sparse types only: write a version 2 header that uses zeroed-grain entries.\n"
-        CLI_SPLIT_SIZE_HELP
-        "-b, --backing PARENT\n"
-        "    Make the new disk a child of the disk PARENT (sparse types only).\n"
-        "--absolute\n"
-        "    With -b: store PARENT as an absolute path instead of a path relative to\n"
-        "    FILE's folder.\n"
-        "-h, --help\n"
-        "    Show this manual.",
+    .opts = create_opts,
     .exit_status = "",
     .examples =
         "vmdkit create disk.vmdk 20G\n"
@@ -43,25 +47,13 @@ const struct cli_help cmd_create_help = {
         "vmdkit create -t twoGbMaxExtentSparse --split-size 2g old-style.vmdk 40G",
 };
 
-enum { OPT_HW = 256, OPT_ZEROED, OPT_ABSOLUTE, OPT_SPLIT_SIZE };
-
-static const struct option longopts[] = {
-    {"type", required_argument, NULL, 't'},
-    {"adapter", required_argument, NULL, 'a'},
-    {"hw", required_argument, NULL, OPT_HW},
-    {"zeroed-grain", no_argument, NULL, OPT_ZEROED},
-    {"backing", required_argument, NULL, 'b'},
-    {"absolute", no_argument, NULL, OPT_ABSOLUTE},
-    {"split-size", required_argument, NULL, OPT_SPLIT_SIZE},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
-};
-
 int cmd_create(int argc, char **argv)
 {
     vmdkit_create_opts opts = {.type = VMDKIT_MONOLITHIC_SPARSE};
+    struct cli_getopt g;
     int c;
-    while ((c = getopt_long(argc, argv, ":t:a:b:h", longopts, NULL)) != -1) {
+    cli_getopt_init(&g, "create");
+    while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
         case 't': {
             int t = vmdkit_create_type_parse(optarg);
@@ -71,7 +63,7 @@ int cmd_create(int argc, char **argv)
             break;
         }
         case 'a':
-            opts.adapter = cli_adapter_name(optarg);
+            opts.adapter = vmdkit_adapter_name(optarg);
             if (!opts.adapter)
                 return cli_usage_error("create", "unknown adapter type '%s'", optarg);
             break;
@@ -96,8 +88,7 @@ int cmd_create(int argc, char **argv)
                 return cli_usage_error("create", "invalid split size '%s' (2g or 4g)", optarg);
             break;
         case 'h':
-            cli_print_command_help(cli_find_command("create"));
-            return CLI_EXIT_OK;
+            return cli_show_help("create");
         default:
             return cli_bad_option("create", argc, argv, c);
         }

@@ -7,6 +7,27 @@
 
 #include "cli.h"
 
+enum { OPT_JSON = CLI_OPT_LONG, OPT_CHAIN, OPT_IGNORE_CID };
+
+static const struct cli_opt info_opts[] = {
+    {0, "json", NULL,
+     "Print a JSON object with field names like 'qemu-img info --output=json'\n"
+     "(filename, format, virtual-size, actual-size, create-type, cid,\n"
+     "parent-cid, extents ...).  The parent is nested as backing-image.",
+     OPT_JSON},
+    {0, "chain", NULL,
+     "Print the full description of every link of the chain, top first (with\n"
+     "--json: an array of link objects, like 'qemu-img info --backing-chain').",
+     OPT_CHAIN},
+    {0, "ignore-cid", NULL,
+     "Open the chain even when a parent's CID does not match the child's\n"
+     "parentCID (to inspect a broken chain).",
+     OPT_IGNORE_CID},
+    CLI_OPTS_DISK,
+    CLI_OPTS_HELP,
+    CLI_OPTS_END,
+};
+
 const struct cli_help cmd_info_help = {
     .description =
         "Describe DISK: its format and createType, virtual size, the space its files\n"
@@ -15,37 +36,12 @@ const struct cli_help cmd_info_help = {
         "When DISK has a parent, the chain of links is listed, top first.\n"
         "\n"
         "The disk is opened read-only and nothing is changed.",
-    .options =
-        "--json\n"
-        "    Print a JSON object with field names like 'qemu-img info --output=json'\n"
-        "    (filename, format, virtual-size, actual-size, create-type, cid,\n"
-        "    parent-cid, extents ...).  The parent is nested as backing-image.\n"
-        "--chain\n"
-        "    Print the full description of every link of the chain, top first (with\n"
-        "    --json: an array of link objects, like 'qemu-img info --backing-chain').\n"
-        "--ignore-cid\n"
-        "    Open the chain even when a parent's CID does not match the child's\n"
-        "    parentCID (to inspect a broken chain).\n"
-        "--allow-external-extents\n"
-        "    Follow extent files outside the descriptor's folder.\n"
-        "-h, --help\n"
-        "    Show this manual.",
+    .opts = info_opts,
     .exit_status = "",
     .examples =
         "vmdkit info disk.vmdk\n"
         "vmdkit info --chain child.vmdk\n"
         "vmdkit info --json disk.vmdk | jq '.\"virtual-size\"'",
-};
-
-enum { OPT_JSON = 256, OPT_CHAIN, OPT_IGNORE_CID, OPT_ALLOW_EXTERNAL };
-
-static const struct option longopts[] = {
-    {"json", no_argument, NULL, OPT_JSON},
-    {"chain", no_argument, NULL, OPT_CHAIN},
-    {"ignore-cid", no_argument, NULL, OPT_IGNORE_CID},
-    {"allow-external-extents", no_argument, NULL, OPT_ALLOW_EXTERNAL},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
 };
 
 /* Host bytes of every distinct file of a link: extents plus a separate descriptor. */
@@ -289,16 +285,17 @@ int cmd_info(int argc, char **argv)
 {
     bool json = false, chain = false;
     unsigned flags = VMDKIT_OPEN_RDONLY;
+    struct cli_getopt g;
     int c;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    cli_getopt_init(&g, "info");
+    while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
         case OPT_JSON: json = true; break;
         case OPT_CHAIN: chain = true; break;
         case OPT_IGNORE_CID: flags |= VMDKIT_OPEN_IGNORE_CID; break;
-        case OPT_ALLOW_EXTERNAL: flags |= VMDKIT_OPEN_ALLOW_EXTERNAL; break;
+        case CLI_OPT_ALLOW_EXTERNAL: flags |= VMDKIT_OPEN_ALLOW_EXTERNAL; break;
         case 'h':
-            cli_print_command_help(cli_find_command("info"));
-            return CLI_EXIT_OK;
+            return cli_show_help("info");
         default:
             return cli_bad_option("info", argc, argv, c);
         }

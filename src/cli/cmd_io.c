@@ -10,6 +10,15 @@
 
 #include "cli.h"
 
+static const struct cli_opt io_opts[] = {
+    {'f', NULL, "vmdk|raw", "Format of DISK (default: detected)."},
+    {'r', "read-only", NULL, "Open DISK read-only even when a write is requested (writes then fail)."},
+    CLI_OPTS_DISK,
+    {'c', "cmd", "CMD", "A command to run (repeatable).", 'c', CLI_OPT_REQUIRED | CLI_OPT_REPEAT},
+    CLI_OPTS_HELP,
+    CLI_OPTS_END,
+};
+
 const struct cli_help cmd_io_help = {
     .description =
         "Run the -c commands on DISK in order, stopping at the first failure.  Each\n"
@@ -32,17 +41,7 @@ const struct cli_help cmd_io_help = {
         "      Copy the range into the new file FILE (which must not exist).\n"
         "  sleep MILLISECONDS\n"
         "      Wait, keeping DISK open (and locked).",
-    .options =
-        "-c, --cmd CMD\n"
-        "    A command to run (repeatable).\n"
-        "-f vmdk|raw\n"
-        "    Format of DISK (default: detected).\n"
-        "-r, --read-only\n"
-        "    Open DISK read-only even when a write is requested (writes then fail).\n"
-        "--allow-external-extents\n"
-        "    Follow extent files outside the descriptor's folder.\n"
-        "-h, --help\n"
-        "    Show this manual.",
+    .opts = io_opts,
     .exit_status =
         "1 means a read -P found a byte that differs from the pattern; the message is\n"
         "'vmdkit: DISK: read -P 0xab: byte at offset N is 0xXX'.",
@@ -50,16 +49,6 @@ const struct cli_help cmd_io_help = {
         "vmdkit io disk.vmdk -c 'write -P 0x5a 1M 64k' -c flush\n"
         "vmdkit io -r disk.vmdk -c 'read -P 0x5a 1M 64k' -c 'read -P 0 0 1M'\n"
         "vmdkit io disk.vmdk -c 'write -z 0 1G'",
-};
-
-enum { OPT_ALLOW_EXTERNAL = 256 };
-
-static const struct option longopts[] = {
-    {"cmd", required_argument, NULL, 'c'},
-    {"read-only", no_argument, NULL, 'r'},
-    {"allow-external-extents", no_argument, NULL, OPT_ALLOW_EXTERNAL},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
 };
 
 enum io_op { IO_READ, IO_WRITE, IO_ZERO, IO_FLUSH, IO_READFILE, IO_SLEEP };
@@ -304,12 +293,14 @@ int cmd_io(int argc, char **argv)
     bool read_only = false;
     const char **texts = calloc((size_t)argc, sizeof *texts);
     int n_texts = 0;
+    struct cli_getopt g;
     int c;
+    cli_getopt_init(&g, "io");
     if (!texts) {
         cli_errorf("out of memory");
         return CLI_EXIT_IO;
     }
-    while ((c = getopt_long(argc, argv, ":c:f:rh", longopts, NULL)) != -1) {
+    while ((c = cli_getopt(&g, argc, argv)) != -1) {
         int rc = CLI_EXIT_OK;
         switch (c) {
         case 'c':
@@ -322,13 +313,12 @@ int cmd_io(int argc, char **argv)
         case 'r':
             read_only = true;
             break;
-        case OPT_ALLOW_EXTERNAL:
+        case CLI_OPT_ALLOW_EXTERNAL:
             flags |= VMDKIT_OPEN_ALLOW_EXTERNAL;
             break;
         case 'h':
-            cli_print_command_help(cli_find_command("io"));
             free(texts);
-            return CLI_EXIT_OK;
+            return cli_show_help("io");
         default:
             rc = cli_bad_option("io", argc, argv, c);
             break;

@@ -6,6 +6,24 @@
 
 #include "cli.h"
 
+enum { OPT_JSON = CLI_OPT_LONG, OPT_IGNORE_CID };
+
+static const struct cli_opt map_opts[] = {
+    {0, "json", NULL,
+     "Print a JSON array of {start, length, type, data, zero, present, depth,\n"
+     "file} (start, length, data, zero, present and depth as in 'qemu-img map\n"
+     "--output=json': depth is the link that stores the run, or the last link\n"
+     "for runs no link stores, whose present is false).",
+     OPT_JSON},
+    {0, "ignore-cid", NULL,
+     "Open the chain even when a parent's CID does not match the child's\n"
+     "parentCID.",
+     OPT_IGNORE_CID},
+    CLI_OPTS_DISK,
+    CLI_OPTS_HELP,
+    CLI_OPTS_END,
+};
+
 const struct cli_help cmd_map_help = {
     .description =
         "List the virtual disk as runs of bytes and say for each run whether it holds\n"
@@ -15,33 +33,11 @@ const struct cli_help cmd_map_help = {
         "link's file are shown.  Adjacent runs of the same type and link are merged.\n"
         "\n"
         "Columns: offset, length (hexadecimal bytes), type, link, file.",
-    .options =
-        "--json\n"
-        "    Print a JSON array of {start, length, type, data, zero, present, depth,\n"
-        "    file} (start, length, data, zero, present and depth as in 'qemu-img map\n"
-        "    --output=json': depth is the link that stores the run, or the last link\n"
-        "    for runs no link stores, whose present is false).\n"
-        "--ignore-cid\n"
-        "    Open the chain even when a parent's CID does not match the child's\n"
-        "    parentCID.\n"
-        "--allow-external-extents\n"
-        "    Follow extent files outside the descriptor's folder.\n"
-        "-h, --help\n"
-        "    Show this manual.",
+    .opts = map_opts,
     .exit_status = "",
     .examples =
         "vmdkit map child.vmdk\n"
         "vmdkit map --json disk.vmdk | jq '[.[] | select(.data)] | length'",
-};
-
-enum { OPT_JSON = 256, OPT_IGNORE_CID, OPT_ALLOW_EXTERNAL };
-
-static const struct option longopts[] = {
-    {"json", no_argument, NULL, OPT_JSON},
-    {"ignore-cid", no_argument, NULL, OPT_IGNORE_CID},
-    {"allow-external-extents", no_argument, NULL, OPT_ALLOW_EXTERNAL},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
 };
 
 struct run {
@@ -175,15 +171,16 @@ int cmd_map(int argc, char **argv)
 {
     bool json = false;
     unsigned flags = VMDKIT_OPEN_RDONLY;
+    struct cli_getopt g;
     int c;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    cli_getopt_init(&g, "map");
+    while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
         case OPT_JSON: json = true; break;
         case OPT_IGNORE_CID: flags |= VMDKIT_OPEN_IGNORE_CID; break;
-        case OPT_ALLOW_EXTERNAL: flags |= VMDKIT_OPEN_ALLOW_EXTERNAL; break;
+        case CLI_OPT_ALLOW_EXTERNAL: flags |= VMDKIT_OPEN_ALLOW_EXTERNAL; break;
         case 'h':
-            cli_print_command_help(cli_find_command("map"));
-            return CLI_EXIT_OK;
+            return cli_show_help("map");
         default:
             return cli_bad_option("map", argc, argv, c);
         }

@@ -4,6 +4,18 @@
 
 #include "cli.h"
 
+enum { OPT_ROOT = CLI_OPT_LONG };
+
+static const struct cli_opt mv_opts[] = {
+    {0, "root", "DIR",
+     "Where to look for disks and .vmx files that refer to SRC (default: the\n"
+     "library around SRC: the folder holding a folder SRC and the folder it\n"
+     "moves into, or the folder holding a disk's VM folder).",
+     OPT_ROOT},
+    CLI_OPTS_HELP,
+    CLI_OPTS_END,
+};
+
 const struct cli_help cmd_mv_help = {
     .description =
         "Move SRC to DST and rewrite every reference to what moved, so that snapshots,\n"
@@ -39,13 +51,7 @@ const struct cli_help cmd_mv_help = {
         "A disk gets its new names as hard links (or copies) first, the references are\n"
         "rewritten while both names work, and the old names are removed last.\n"
         "When a reference cannot be rewritten, the command to repair it is printed.",
-    .options =
-        "--root DIR\n"
-        "    Where to look for disks and .vmx files that refer to SRC (default: the\n"
-        "    library around SRC: the folder holding a folder SRC and the folder it\n"
-        "    moves into, or the folder holding a disk's VM folder).\n"
-        "-h, --help\n"
-        "    Show this manual.",
+    .opts = mv_opts,
     .exit_status = "7  SRC was moved, but some references could not be rewritten (listed\n"
                    "   on stderr with the command that repairs each)\n"
                    "5  SRC cannot be moved as it is (an extent in another folder; nothing\n"
@@ -57,26 +63,19 @@ const struct cli_help cmd_mv_help = {
         "vmdkit mv --root ~/VMs Base.vmwarevm/Base.vmdk Base.vmwarevm/Win10.vmdk",
 };
 
-enum { OPT_ROOT = 256 };
-
-static const struct option longopts[] = {
-    {"root", required_argument, NULL, OPT_ROOT},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
-};
-
 int cmd_mv(int argc, char **argv)
 {
     const char *root = NULL;
+    struct cli_getopt g;
     int c;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    cli_getopt_init(&g, "mv");
+    while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
         case OPT_ROOT:
             root = optarg;
             break;
         case 'h':
-            cli_print_command_help(cli_find_command("mv"));
-            return CLI_EXIT_OK;
+            return cli_show_help("mv");
         default:
             return cli_bad_option("mv", argc, argv, c);
         }

@@ -3,6 +3,17 @@
 
 #include "cli.h"
 
+enum { OPT_ABSOLUTE = CLI_OPT_LONG };
+
+static const struct cli_opt rebase_opts[] = {
+    {'u', NULL, NULL, "Unsafe: rewrite only the hint and parentCID."},
+    {0, "absolute", NULL, "Store NEWPARENT as an absolute path.", OPT_ABSOLUTE},
+    CLI_OPTS_PROGRESS,
+    {'b', NULL, "NEWPARENT", "The new parent (required; \"\" for none).", 'b', CLI_OPT_REQUIRED},
+    CLI_OPTS_HELP,
+    CLI_OPTS_END,
+};
+
 const struct cli_help cmd_rebase_help = {
     .description =
         "Change the parent of the delta DISK to NEWPARENT.\n"
@@ -15,31 +26,11 @@ const struct cli_help cmd_rebase_help = {
         "With -u only the parentFileNameHint and parentCID are rewritten: use it after\n"
         "moving files by hand, when NEWPARENT is the same content at a new place.  It\n"
         "checks that NEWPARENT is a VMDK of the same capacity.",
-    .options =
-        "-b NEWPARENT\n"
-        "    The new parent (required; \"\" for none).\n"
-        "-u\n"
-        "    Unsafe: rewrite only the hint and parentCID.\n"
-        "--absolute\n"
-        "    Store NEWPARENT as an absolute path.\n"
-        "-p, --progress[=bar|json]\n"
-        "    Show progress on standard error: a bar on a terminal, or with\n"
-        "    --progress=json one JSON object per line (see docs/json.md).\n"
-        "-h, --help\n"
-        "    Show this manual.",
+    .opts = rebase_opts,
     .exit_status = "",
     .examples =
         "vmdkit rebase -b ../Base.vmwarevm/Base.vmdk Clone.vmdk\n"
         "vmdkit rebase -u -b /new/place/Base.vmdk Clone.vmdk",
-};
-
-enum { OPT_ABSOLUTE = 256 };
-
-static const struct option longopts[] = {
-    {"absolute", no_argument, NULL, OPT_ABSOLUTE},
-    CLI_PROGRESS_LONGOPT,
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
 };
 
 int cmd_rebase(int argc, char **argv)
@@ -47,8 +38,10 @@ int cmd_rebase(int argc, char **argv)
     const char *parent = NULL;
     bool unsafe = false, absolute = false;
     enum cli_progress_mode progress = CLI_PROGRESS_NONE;
+    struct cli_getopt g;
     int c;
-    while ((c = getopt_long(argc, argv, ":b:uph", longopts, NULL)) != -1) {
+    cli_getopt_init(&g, "rebase");
+    while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
         case 'b': parent = optarg; break;
         case 'u': unsafe = true; break;
@@ -58,8 +51,7 @@ int cmd_rebase(int argc, char **argv)
             break;
         case OPT_ABSOLUTE: absolute = true; break;
         case 'h':
-            cli_print_command_help(cli_find_command("rebase"));
-            return CLI_EXIT_OK;
+            return cli_show_help("rebase");
         default:
             return cli_bad_option("rebase", argc, argv, c);
         }

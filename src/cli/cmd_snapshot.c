@@ -4,6 +4,15 @@
 
 #include "cli.h"
 
+enum { OPT_ABSOLUTE = CLI_OPT_LONG };
+
+static const struct cli_opt snapshot_opts[] = {
+    {0, "absolute", NULL, "Store the parent as an absolute path (default: relative to the delta).",
+     OPT_ABSOLUTE},
+    CLI_OPTS_HELP,
+    CLI_OPTS_END,
+};
+
 const struct cli_help cmd_snapshot_help = {
     .description =
         "Create a snapshot of DISK: a new delta disk next to it whose parent is DISK's\n"
@@ -24,35 +33,26 @@ const struct cli_help cmd_snapshot_help = {
         "The new paths are printed, one per disk.  Unlike VMware's own snapshots,\n"
         "nothing is recorded in the .vmsd file: the machine's snapshot list does not\n"
         "show these.",
-    .options =
-        "--absolute\n"
-        "    Store the parent as an absolute path (default: relative to the delta).\n"
-        "-h, --help\n"
-        "    Show this manual.",
+    .opts = snapshot_opts,
     .exit_status = "8  the machine is running or suspended",
     .examples =
         "vmdkit snapshot Base.vmdk            # prints Base-000001.vmdk\n"
         "vmdkit snapshot ~/VMs/Win10.vmwarevm",
 };
 
-static const struct option longopts[] = {
-    {"absolute", no_argument, NULL, 'A'},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
-};
-
 int cmd_snapshot(int argc, char **argv)
 {
+    struct cli_getopt g;
     int c;
     bool absolute = false;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    cli_getopt_init(&g, "snapshot");
+    while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
-        case 'A':
+        case OPT_ABSOLUTE:
             absolute = true;
             break;
         case 'h':
-            cli_print_command_help(cli_find_command("snapshot"));
-            return CLI_EXIT_OK;
+            return cli_show_help("snapshot");
         default:
             return cli_bad_option("snapshot", argc, argv, c);
         }

@@ -6,6 +6,14 @@
 
 #include "cli.h"
 
+enum { OPT_JSON = CLI_OPT_LONG };
+
+static const struct cli_opt tree_opts[] = {
+    {0, "json", NULL, "Print JSON instead of the tree.", OPT_JSON},
+    CLI_OPTS_HELP,
+    CLI_OPTS_END,
+};
+
 const struct cli_help cmd_tree_help = {
     .description =
         "Scan DIR (default: the current folder) - VM folders, .vmwarevm bundles, loose\n"
@@ -38,11 +46,7 @@ const struct cli_help cmd_tree_help = {
         "\"children\": [NODE...]}; flags are \"broken-hint\", \"not-a-disk\",\n"
         "\"cid-mismatch\", \"capacity-mismatch\", \"danger\" and \"loop\", and every flag\n"
         "is also described in \"problems\".",
-    .options =
-        "--json\n"
-        "    Print JSON instead of the tree.\n"
-        "-h, --help\n"
-        "    Show this manual.",
+    .opts = tree_opts,
     .exit_status = "0 also when problems are found: they are part of the output.",
     .examples =
         "$ vmdkit tree ~/VMs\n"
@@ -52,12 +56,6 @@ const struct cli_help cmd_tree_help = {
         "\n"
         "1 family, 3 disks, 2 in use by a VM\n"
         "vmdkit tree --json ~/VMs | jq '.problems'",
-};
-
-static const struct option longopts[] = {
-    {"json", no_argument, NULL, 'j'},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
 };
 
 static const struct {
@@ -221,15 +219,16 @@ static int print_json(const vmdkit_tree *t)
 int cmd_tree(int argc, char **argv)
 {
     bool json = false;
+    struct cli_getopt g;
     int c;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    cli_getopt_init(&g, "tree");
+    while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
-        case 'j':
+        case OPT_JSON:
             json = true;
             break;
         case 'h':
-            cli_print_command_help(cli_find_command("tree"));
-            return CLI_EXIT_OK;
+            return cli_show_help("tree");
         default:
             return cli_bad_option("tree", argc, argv, c);
         }

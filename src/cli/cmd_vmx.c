@@ -4,6 +4,11 @@
 
 #include "cli.h"
 
+static const struct cli_opt vmx_opts[] = {
+    CLI_OPTS_HELP,
+    CLI_OPTS_END,
+};
+
 const struct cli_help cmd_vmx_help = {
     .description =
         "Read or change one setting of a virtual machine's configuration file (.vmx).\n"
@@ -22,20 +27,15 @@ const struct cli_help cmd_vmx_help = {
         "set and unset replace the file atomically (a temporary file in the same folder,\n"
         "fsync, rename): an interrupted edit leaves the old file.  Do not edit the .vmx\n"
         "of a running virtual machine: VMware rewrites it.",
-    .options = "-h, --help\n"
-               "    Show this manual.\n"
-               "Options come before get, set or unset: what follows is taken as FILE, KEY\n"
-               "and VALUE as written, so a VALUE may begin with '-'.",
+    .opts = vmx_opts,
+    .options_note = "Options come before get, set or unset: what follows is taken as FILE, KEY\n"
+                    "and VALUE as written, so a VALUE may begin with '-'.",
+    .options_first = true,
     .exit_status = "6 also means that get or unset found no such key.",
     .examples = "vmdkit vmx get Win8.vmx memsize\n"
                 "vmdkit vmx set Win8.vmx ethernet0.virtualDev e1000e\n"
                 "vmdkit vmx set Win8.vmx annotation 'Built for \"tests\"'\n"
                 "vmdkit vmx unset Win8.vmx sata0:1.fileName",
-};
-
-static const struct option longopts[] = {
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
 };
 
 enum vmx_op { OP_GET, OP_SET, OP_UNSET };
@@ -76,13 +76,14 @@ static int run_op(enum vmx_op op, const char *path, const char *key, const char 
 
 int cmd_vmx(int argc, char **argv)
 {
+    struct cli_getopt g;
     int c;
-    /* '+': stop at the first operand, so a VALUE may begin with '-' */
-    while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+    /* options_first: stop at the first operand, so a VALUE may begin with '-' */
+    cli_getopt_init(&g, "vmx");
+    while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
         case 'h':
-            cli_print_command_help(cli_find_command("vmx"));
-            return CLI_EXIT_OK;
+            return cli_show_help("vmx");
         default:
             return cli_bad_option("vmx", argc, argv, c);
         }

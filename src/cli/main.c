@@ -14,43 +14,28 @@
 #endif
 
 static const struct cli_command commands[] = {
-    {"create", cmd_create, "create a new empty disk",
-     "create [-t TYPE] [-a ide|buslogic|lsilogic|legacyESX] [--hw N] [--zeroed-grain]"
-     " [--split-size 4g|2g] [-b PARENT [--absolute]] FILE SIZE",
-     &cmd_create_help},
-    {"info", cmd_info, "describe a disk, its extents and its parent chain",
-     "info [--json] [--chain] [--ignore-cid] DISK", &cmd_info_help},
-    {"map", cmd_map, "show which link stores each range of a disk",
-     "map [--json] [--ignore-cid] DISK", &cmd_map_help},
-    {"convert", cmd_convert, "copy a disk (flattening its chain) into a new image",
-     "convert [-f vmdk|raw] [-O vmdk|raw] [-t TYPE] [-a ADAPTER] [--hw N] [--split-size 4g|2g]"
-     " [-p | --progress=json] [--threads N]"
-     " SRC DST",
+    {"create", cmd_create, "create a new empty disk", "FILE SIZE", &cmd_create_help},
+    {"info", cmd_info, "describe a disk, its extents and its parent chain", "DISK", &cmd_info_help},
+    {"map", cmd_map, "show which link stores each range of a disk", "DISK", &cmd_map_help},
+    {"convert", cmd_convert, "copy a disk (flattening its chain) into a new image", "SRC DST",
      &cmd_convert_help},
-    {"check", cmd_check, "verify a disk's metadata; repair what is safe to repair",
-     "check [--json] [--repair] [--allow-external-extents] [-p | --progress=json] DISK", &cmd_check_help},
-    {"compare", cmd_compare, "compare the contents of two disks",
-     "compare [-s] [--json] [-p | --progress=json] [-f vmdk|raw] [-F vmdk|raw] A B",
-     &cmd_compare_help},
-    {"io", cmd_io, "read, write and verify bytes of a disk",
-     "io [-f vmdk|raw] [-r] DISK -c 'CMD' [-c 'CMD' ...]", &cmd_io_help},
-    {"vmx", cmd_vmx, "read or change one setting of a .vmx file",
-     "vmx get|set|unset FILE.vmx KEY [VALUE]", &cmd_vmx_help},
+    {"check", cmd_check, "verify a disk's metadata; repair what is safe to repair", "DISK",
+     &cmd_check_help},
+    {"compare", cmd_compare, "compare the contents of two disks", "A B", &cmd_compare_help},
+    {"io", cmd_io, "read, write and verify bytes of a disk", "DISK", &cmd_io_help},
+    {"vmx", cmd_vmx, "read or change one setting of a .vmx file", "get|set|unset FILE.vmx KEY [VALUE]",
+     &cmd_vmx_help},
     {"snapshot", cmd_snapshot, "add a delta (snapshot) on top of a disk or of every disk of a VM",
-     "snapshot [--absolute] DISK|VM", &cmd_snapshot_help},
-    {"clone", cmd_clone, "make a linked or full copy of a disk or a virtual machine",
-     "clone [--linked [--absolute] | -t TYPE] [-p | --progress=json] [--name NAME] SRC NEW", &cmd_clone_help},
-    {"commit", cmd_commit, "merge a delta into its parent",
-     "commit [--delete] [--force] [--root DIR] [-p | --progress=json] DISK", &cmd_commit_help},
-    {"rebase", cmd_rebase, "give a delta another parent",
-     "rebase [-u] [--absolute] [-p | --progress=json] -b NEWPARENT DISK", &cmd_rebase_help},
-    {"mv", cmd_mv, "move a VM folder or a disk, keeping chains and VMs working",
-     "mv [--root DIR] SRC DST", &cmd_mv_help},
-    {"tree", cmd_tree, "show the disk families of a VM library and what is wrong with them",
-     "tree [--json] [DIR]", &cmd_tree_help},
-    {"bench", cmd_bench, "time many small reads or writes",
-     "bench [-c COUNT] [-s SIZE] [-S STEP] [-o OFFSET] [-w] [--random] [-f vmdk|raw] DISK",
-     &cmd_bench_help},
+     "DISK|VM", &cmd_snapshot_help},
+    {"clone", cmd_clone, "make a linked or full copy of a disk or a virtual machine", "SRC NEW",
+     &cmd_clone_help},
+    {"commit", cmd_commit, "merge a delta into its parent", "DISK", &cmd_commit_help},
+    {"rebase", cmd_rebase, "give a delta another parent", "DISK", &cmd_rebase_help},
+    {"mv", cmd_mv, "move a VM folder or a disk, keeping chains and VMs working", "SRC DST",
+     &cmd_mv_help},
+    {"tree", cmd_tree, "show the disk families of a VM library and what is wrong with them", "[DIR]",
+     &cmd_tree_help},
+    {"bench", cmd_bench, "time many small reads or writes", "DISK", &cmd_bench_help},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -69,6 +54,12 @@ static const char exit_table[] =
 
 static const char meta_synopsis[] = "--help | help [COMMAND] | COMMAND --help | --version";
 
+const struct cli_command *cli_commands(size_t *n)
+{
+    *n = N_COMMANDS;
+    return commands;
+}
+
 const struct cli_command *cli_find_command(const char *name)
 {
     for (size_t i = 0; i < N_COMMANDS; i++)
@@ -77,50 +68,49 @@ const struct cli_command *cli_find_command(const char *name)
     return NULL;
 }
 
-/* Print TEXT with every line indented by INDENT spaces. */
-static void print_indented(FILE *f, const char *text, int indent)
-{
-    while (*text) {
-        const char *nl = strchr(text, '\n');
-        size_t len = nl ? (size_t)(nl - text) : strlen(text);
-        if (len > 0)
-            fprintf(f, "%*s%.*s", indent, "", (int)len, text);
-        fputc('\n', f);
-        text += len + (nl ? 1 : 0);
-    }
-}
-
 static void print_section(const char *title, const char *text)
 {
     if (!text || !*text)
         return;
     printf("\n%s\n", title);
-    print_indented(stdout, text, 4);
+    cli_print_indented(stdout, text, 4);
 }
 
 void cli_print_command_help(const struct cli_command *cmd)
 {
     const struct cli_help *h = cmd->help;
     printf("NAME\n    vmdkit %s - %s\n", cmd->name, cmd->summary);
-    printf("\nSYNOPSIS\n    vmdkit %s\n", cmd->synopsis);
+    char synopsis[1024];
+    cli_synopsis(cmd, synopsis, sizeof synopsis);
+    printf("\nSYNOPSIS\n    vmdkit %s\n", synopsis);
     print_section("DESCRIPTION", h->description);
-    print_section("OPTIONS", h->options);
+    printf("\nOPTIONS\n");
+    cli_print_options(stdout, cmd, 4);
     printf("\nEXIT STATUS\n");
     if (h->exit_status && *h->exit_status) {
-        print_indented(stdout, h->exit_status, 4);
+        cli_print_indented(stdout, h->exit_status, 4);
         if (!h->own_exit_status)
             putchar('\n');
     }
     if (!h->own_exit_status)
-        print_indented(stdout, exit_table, 4);
+        cli_print_indented(stdout, exit_table, 4);
     print_section("EXAMPLES", h->examples);
+}
+
+int cli_show_help(const char *name)
+{
+    cli_print_command_help(cli_find_command(name));
+    return CLI_EXIT_OK;
 }
 
 static void print_short_usage(FILE *f)
 {
     fprintf(f, "Usage:\n");
-    for (size_t i = 0; i < N_COMMANDS; i++)
-        fprintf(f, "  vmdkit %s\n", commands[i].synopsis);
+    char synopsis[1024];
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        cli_synopsis(&commands[i], synopsis, sizeof synopsis);
+        fprintf(f, "  vmdkit %s\n", synopsis);
+    }
     fprintf(f, "  vmdkit %s\n", meta_synopsis);
 }
 
@@ -131,12 +121,22 @@ static void print_main_help(void)
     printf("\nCommands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         printf("  %-9s %s\n", commands[i].name, commands[i].summary);
-    printf("\nOption accepted by every command that opens a disk:\n"
-           "  --allow-external-extents  follow extent files outside the descriptor's folder\n");
+    /* the commands that take the shared disk options, from their tables */
+    size_t n = 0, shown = 0;
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        n += cli_has_option(&commands[i], CLI_OPT_ALLOW_EXTERNAL);
+    printf("\nOption accepted by ");
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        if (!cli_has_option(&commands[i], CLI_OPT_ALLOW_EXTERNAL))
+            continue;
+        shown++;
+        printf("%s%s", commands[i].name, shown == n ? ":\n" : shown + 1 == n ? " and " : ", ");
+    }
+    cli_print_group(stdout, cli_opts_disk);
     printf("\nSizes, offsets and lengths are bytes with an optional suffix k, m, g, t\n"
            "(powers of 1024; KiB, MiB ... also accepted).\n");
     printf("\nExit status:\n");
-    print_indented(stdout, exit_table, 2);
+    cli_print_indented(stdout, exit_table, 2);
     printf("  ('vmdkit check' uses the codes of 'qemu-img check' instead: see its --help.)\n");
     printf("\nRun 'vmdkit help COMMAND' or 'vmdkit COMMAND --help' for the manual of a command.\n");
 }

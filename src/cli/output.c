@@ -68,3 +68,15 @@ void cli_json_add_hex32(json_object *obj, const char *key, uint32_t value)
     snprintf(hex, sizeof hex, "%08x", value);
     json_object_object_add(obj, key, json_object_new_string(hex));
 }
+
+void cli_print_indented(FILE *f, const char *text, int indent)
+{
+    while (*text) {
+        const char *nl = strchr(text, '\n');
+        size_t len = nl ? (size_t)(nl - text) : strlen(text);
+        if (len > 0)
+            fprintf(f, "%*s%.*s", indent, "", (int)len, text);
+        fputc('\n', f);
+        text += len + (nl ? 1 : 0);
+    }
+}

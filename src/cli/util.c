@@ -62,8 +62,11 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     va_end(ap);
     fputc('\n', stderr);
     const struct cli_command *c = cli_find_command(cmd);
-    if (c)
-        fprintf(stderr, "Usage: vmdkit %s\n", c->synopsis);
+    if (c) {
+        char synopsis[1024];
+        cli_synopsis(c, synopsis, sizeof synopsis);
+        fprintf(stderr, "Usage: vmdkit %s\n", synopsis);
+    }
     fprintf(stderr, "Try 'vmdkit %s --help' for more information.\n", cmd);
     return CLI_EXIT_USAGE;
 }
@@ -83,6 +86,8 @@ int cli_bad_option(const char *cmd, int argc, char **argv, int ret)
     const char *elem = (optind > 0 && optind <= argc) ? argv[optind - 1] : "?";
     if (ret == ':')
         return cli_usage_error(cmd, "option '%s' needs an argument", elem);
+    if (ret != '?') /* a row of the command's table that its switch does not handle */
+        return cli_usage_error(cmd, "option '%s' is not implemented", elem);
     if (optopt == 0) /* an unknown long option */
         return cli_usage_error(cmd, "unknown option '%s'", elem);
     if (isdigit((unsigned char)optopt)) {
@@ -185,15 +190,6 @@ bool cli_parse_int(const char *s, long min, long max, long *out)
         return false;
     *out = v;
     return true;
-}
-
-const char *cli_adapter_name(const char *s)
-{
-    static const char *const names[] = {"ide", "buslogic", "lsilogic", "legacyESX"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcasecmp(s, names[i]) == 0)
-            return names[i];
-    return NULL;
 }
 
 bool cli_parse_format(const char *s, enum cli_format *fmt)

@@ -51,12 +51,6 @@ const char *vmdkit_create_type_name(vmdkit_create_type t)
     return "unknown";
 }
 
-static bool adapter_valid(const char *a)
-{
-    return !strcmp(a, "ide") || !strcmp(a, "buslogic") || !strcmp(a, "lsilogic") ||
-           !strcmp(a, "legacyESX");
-}
-
 int vk_create_descriptor(vk_descriptor *d, const char *create_type, uint64_t capacity_sectors,
                          const char *adapter, int hw_version, vk_err *e)
 {
@@ -69,6 +63,8 @@ int vk_create_descriptor(vk_descriptor *d, const char *create_type, uint64_t cap
         return VMDKIT_ENOMEM;
     uint64_t cyl;
     uint32_t heads, secs;
+    if (vmdkit_adapter_name(adapter))
+        adapter = vmdkit_adapter_name(adapter); /* VMware's spelling, whatever the caller's case */
     vk_geometry_for(adapter, capacity_sectors, &cyl, &heads, &secs);
     uint8_t u[16];
     vk_random(u, sizeof u);
@@ -341,7 +337,7 @@ int vk_create_stream_descriptor(const char *path, uint64_t cap, const char *adap
 int vk_create_check_opts(const char *path, const vmdkit_create_opts *o, uint64_t *cap, vk_err *e)
 {
     const char *adapter = o->adapter ? o->adapter : "ide";
-    if (!adapter_valid(adapter))
+    if (!vmdkit_adapter_name(adapter))
         return vk_fail(e, VMDKIT_EINVAL, "%s: adapter type \"%s\": not ide, buslogic, lsilogic or legacyESX",
                        path, adapter);
     if (o->size_bytes == 0)
@@ -513,8 +509,8 @@ int vmdkit_create_delta(const char *parent_path, const char *new_path, bool abso
         goto out;
     }
     bool split = is_split_type(p->desc.create_type);
-    const char *adapter = vk_descriptor_ddb_get(&p->desc, "ddb.adapterType");
-    if (!adapter || !adapter_valid(adapter))
+    const char *adapter = vmdkit_adapter_name(vk_descriptor_ddb_get(&p->desc, "ddb.adapterType"));
+    if (!adapter)
         adapter = "ide";
     const char *hw = vk_descriptor_ddb_get(&p->desc, "ddb.virtualHWVersion");
     int hwv = hw ? atoi(hw) : 0;

@@ -21,6 +21,53 @@ static const char *const type_names[] = {"SPARSE",  "FLAT",    "ZERO",    "VMFS"
 /* VMware writes this key in its own section after the extent lines. */
 static const char change_track_key[] = "changeTrackPath";
 
+/* createTypes a descriptor may name (VMware's list; "2Gb..." is an old
+ * spelling of "twoGb...").  Which of them vmdkit can open is link.c's
+ * business; which it writes, create.c's. */
+static const char *const known_create_types[] = {
+    "monolithicSparse", "monolithicFlat", "twoGbMaxExtentSparse", "2GbMaxExtentSparse",
+    "twoGbMaxExtentFlat", "2GbMaxExtentFlat", "streamOptimized", "vmfs", "vmfsPreallocated",
+    "vmfsEagerZeroedThick", "vmfsThin", "vmfsThick", "vmfsSparse", "seSparse", "vmfsSeSparse",
+    "custom", "fullDevice", "partitionedDevice", "vmfsRaw", "vmfsRDM", "vmfsRawDeviceMap",
+    "vmfsRDMP", "vmfsPassthroughRawDeviceMap",
+};
+
+/* The values of ddb.adapterType, as VMware spells them, and whether the
+ * geometry is a SCSI one (see geometry.c). */
+static const struct {
+    const char *name;
+    bool scsi;
+} adapters[] = {
+    {"ide", false},
+    {"buslogic", true},
+    {"lsilogic", true},
+    {"legacyESX", true},
+};
+
+bool vk_create_type_known(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof known_create_types / sizeof *known_create_types; i++)
+        if (strcasecmp(name, known_create_types[i]) == 0)
+            return true;
+    return false;
+}
+
+const char *vmdkit_adapter_name(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof adapters / sizeof *adapters; i++)
+        if (strcasecmp(name, adapters[i].name) == 0)
+            return adapters[i].name;
+    return NULL;
+}
+
+bool vk_adapter_is_scsi(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof adapters / sizeof *adapters; i++)
+        if (strcasecmp(name, adapters[i].name) == 0)
+            return adapters[i].scsi;
+    return false;
+}
+
 const char *vk_access_name(enum vk_access a)
 {
     return (unsigned)a < N_ACCESS ? access_names[a] : "?";

@@ -89,6 +89,13 @@ int vk_descriptor_add_extent(vk_descriptor *d, enum vk_access access, uint64_t s
 /* Set the CID and keep ddb.longContentID's last 8 hex digits equal to it. */
 int vk_descriptor_set_cid(vk_descriptor *d, uint32_t cid, vk_err *e);
 
+/* Is NAME one of the createTypes VMware defines (case-insensitive)? */
+bool vk_create_type_known(const char *name);
+
+/* Does the adapter type NAME (any case) use SCSI geometry?  False for ide
+ * and for unknown names.  Its canonical spelling: vmdkit_adapter_name(). */
+bool vk_adapter_is_scsi(const char *name);
+
 const char *vk_access_name(enum vk_access a);
 const char *vk_extent_type_name(enum vk_extent_type t);
 

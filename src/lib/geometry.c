@@ -1,7 +1,5 @@
 /* geometry.c - the cylinders/heads/sectors VMware writes into
  * ddb.geometry.*, by adapter type (rules observed in VMware-made files). */
-#include <strings.h>
-
 #include "descriptor.h"
 
 #define IDE_MAX_CYLINDERS 16383u
@@ -10,10 +8,7 @@
 void vk_geometry_for(const char *adapter, uint64_t capacity_sectors, uint64_t *cylinders,
                      uint32_t *heads, uint32_t *sectors)
 {
-    bool scsi = adapter && (strcasecmp(adapter, "buslogic") == 0 ||
-                            strcasecmp(adapter, "lsilogic") == 0 ||
-                            strcasecmp(adapter, "legacyESX") == 0);
-    if (!scsi) {
+    if (!vk_adapter_is_scsi(adapter)) {
         /* ide (and anything unknown): 16/63, cylinders capped */
         *heads = 16;
         *sectors = 63;

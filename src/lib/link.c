@@ -30,23 +30,6 @@ static int open_nonblocking(const char *path, int mode)
     return fd;
 }
 
-/* createTypes a descriptor may name. */
-static const char *const known_create_types[] = {
-    "monolithicSparse", "monolithicFlat", "twoGbMaxExtentSparse", "2GbMaxExtentSparse",
-    "twoGbMaxExtentFlat", "2GbMaxExtentFlat", "streamOptimized", "vmfs", "vmfsPreallocated",
-    "vmfsEagerZeroedThick", "vmfsThin", "vmfsThick", "vmfsSparse", "seSparse", "vmfsSeSparse",
-    "custom", "fullDevice", "partitionedDevice", "vmfsRaw", "vmfsRDM", "vmfsRawDeviceMap",
-    "vmfsRDMP", "vmfsPassthroughRawDeviceMap",
-};
-
-static bool create_type_known(const char *t)
-{
-    for (size_t i = 0; i < sizeof known_create_types / sizeof *known_create_types; i++)
-        if (strcasecmp(t, known_create_types[i]) == 0)
-            return true;
-    return false;
-}
-
 /* What the first bytes of a file say it is. */
 enum file_kind { KIND_KDMV, KIND_COWD, KIND_SESPARSE, KIND_TEXT };
 
@@ -293,12 +276,6 @@ static int open_raw(vk_link *l, int fd, vk_err *e)
     return 0;
 }
 
-static bool ends_with_vmdk(const char *path)
-{
-    size_t n = strlen(path);
-    return n >= 5 && strcasecmp(path + n - 5, ".vmdk") == 0;
-}
-
 int vk_link_open(const char *path, bool writable, unsigned flags, vk_link **out, vk_err *e)
 {
     vk_link *l = vk_calloc(1, sizeof *l, e);
@@ -366,7 +343,7 @@ int vk_link_open(const char *path, bool writable, unsigned flags, vk_link **out,
     } else {
         if (st.st_size > (off_t)VK_DESC_MAX_BYTES || !S_ISREG(st.st_mode)) {
             /* too large (or a device) for a descriptor: a raw image */
-            if ((flags & VMDKIT_OPEN_PROBE) && !ends_with_vmdk(path)) {
+            if ((flags & VMDKIT_OPEN_PROBE) && !vk_path_has_suffix(path, ".vmdk")) {
                 if (!(flags & VMDKIT_OPEN_NO_LOCK) && (r = vk_lock_fd(fd, writable, path, e)))
                     goto out;
                 r = open_raw(l, fd, e);
@@ -385,7 +362,7 @@ int vk_link_open(const char *path, bool writable, unsigned flags, vk_link **out,
             goto out;
         text[len] = 0;
         if (!vk_descriptor_sniff(text, len)) {
-            if ((flags & VMDKIT_OPEN_PROBE) && !ends_with_vmdk(path)) {
+            if ((flags & VMDKIT_OPEN_PROBE) && !vk_path_has_suffix(path, ".vmdk")) {
                 if (!(flags & VMDKIT_OPEN_NO_LOCK) && (r = vk_lock_fd(fd, writable, path, e)))
                     goto out;
                 r = open_raw(l, fd, e);
@@ -405,7 +382,7 @@ int vk_link_open(const char *path, bool writable, unsigned flags, vk_link **out,
     }
     if (r)
         goto out;
-    if (l->desc.create_type && !create_type_known(l->desc.create_type)) {
+    if (l->desc.create_type && !vk_create_type_known(l->desc.create_type)) {
         r = vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: createType: \"%s\" is not a known disk type", path,
                     l->desc.create_type);
         goto out;

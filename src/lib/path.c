@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "path.h"
@@ -27,6 +28,13 @@ const char *vk_path_basename(const char *path)
 {
     const char *slash = strrchr(path, '/');
     return slash ? slash + 1 : path;
+}
+
+bool vk_path_has_suffix(const char *path, const char *suffix)
+{
+    const char *name = vk_path_basename(path);
+    size_t n = strlen(name), k = strlen(suffix);
+    return n > k && strcasecmp(name + n - k, suffix) == 0;
 }
 
 char *vk_path_join(const char *dir, const char *name, vk_err *e)
@@ -177,13 +185,15 @@ char *vk_path_relative(const char *from_dir, const char *to, vk_err *e)
     const char *rest = b + last;
     while (*rest == '/')
         rest++;
-    size_t n = ups * 3 + strlen(rest) + 1;
+    size_t n = ups * 3 + strlen(rest) + 2;
     char *r = vk_malloc(n, e);
     if (r) {
         r[0] = 0;
         for (size_t k = 0; k < ups; k++)
             strcat(r, "../");
         strcat(r, rest);
+        if (!r[0]) /* TO is FROM_DIR itself: a name, not an empty one */
+            strcat(r, ".");
     }
     free(a);
     free(b);

@@ -9,6 +9,10 @@
 char *vk_path_dirname(const char *path, vk_err *e);
 /* Last component of PATH (pointer into PATH). */
 const char *vk_path_basename(const char *path);
+/* Does the last component of PATH end in SUFFIX (".vmdk"), compared
+ * without regard to case, after at least one other character?  (A file
+ * named just ".vmdk" has no name.) */
+bool vk_path_has_suffix(const char *path, const char *suffix);
 /* DIR + "/" + NAME, or NAME itself when it is absolute. Caller frees. */
 char *vk_path_join(const char *dir, const char *name, vk_err *e);
 
@@ -25,7 +29,8 @@ char *vk_path_resolve_extent(const char *desc_path, const char *name, bool allow
 char *vk_path_resolve_parent(const char *child_path, const char *hint, vk_err *e);
 
 /* Relative path from folder FROM_DIR to file TO (both made absolute first),
- * normalised ("../Base.vmwarevm/Base.vmdk", never "a/../b"). */
+ * normalised ("../Base.vmwarevm/Base.vmdk", never "a/../b"); "." when TO is
+ * FROM_DIR. */
 char *vk_path_relative(const char *from_dir, const char *to, vk_err *e);
 
 /* Absolute, normalised form of PATH without resolving symlinks. */

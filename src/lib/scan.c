@@ -58,12 +58,6 @@ out:
     return r;
 }
 
-static bool is_vmdk_name(const char *name)
-{
-    size_t n = strlen(name);
-    return n > 5 && strcasecmp(name + n - 5, ".vmdk") == 0;
-}
-
 static int walk(const char *dir, int depth, vk_scan_fn fn, void *opaque, vk_err *e)
 {
     if (depth > SCAN_MAX_DEPTH)
@@ -88,7 +82,7 @@ static int walk(const char *dir, int depth, vk_scan_fn fn, void *opaque, vk_err 
                 size_t n = strlen(de->d_name);
                 if (!(n > 4 && strcasecmp(de->d_name + n - 4, ".lck") == 0))
                     r = walk(p, depth + 1, fn, opaque, e);
-            } else if (S_ISREG(st.st_mode) && is_vmdk_name(de->d_name)) {
+            } else if (S_ISREG(st.st_mode) && vk_path_has_suffix(de->d_name, ".vmdk")) {
                 vk_descriptor d;
                 bool is_disk;
                 vk_err ignore;

@@ -672,6 +672,35 @@ static void test_leak_at_tail(void **state)
     expect_sparse_data(p);
 }
 
+/* More than 1 GiB of leaked space at the end is reported but not cut (the
+ * rule of check_space.c, which the stream checks apply too).  The tail is a
+ * hole: nothing of it is written. */
+static void tail_over_limit(const char *p)
+{
+    uint64_t size = file_size(p);
+    assert_int_equal(truncate(p, (off_t)(size + GiB + GRAIN_BYTES)), 0);
+    vmdkit_check_result res;
+    findings fs;
+    assert_int_equal(check(p, VMDKIT_CHECK_REPAIR, &res, &fs), 0);
+    assert_true(res.leaks > 0);
+    assert_int_equal(res.repaired, 0);
+    assert_int_equal(res.unrepaired, 1);
+    assert_int_equal(fs.n[VMDKIT_FIND_UNREPAIRED], 1);
+    assert_non_null(strstr(fs.first[VMDKIT_FIND_UNREPAIRED], "larger than the 1 GiB the repair cuts"));
+    assert_int_equal(res.backup_path[0], 0);
+    assert_int_equal(file_size(p), size + GiB + GRAIN_BYTES);
+}
+
+static void test_leak_at_tail_over_limit(void **state)
+{
+    (void)state;
+    char p[512];
+    mkpath(p, sizeof p, "leak-tail-big.vmdk");
+    sparse_disk(p);
+    tail_over_limit(p);
+    expect_sparse_data(p);
+}
+
 static void test_leak_in_middle(void **state)
 {
     (void)state;
@@ -921,6 +950,7 @@ int main(void)
         cmocka_unit_test(test_gte_into_metadata),
         cmocka_unit_test(test_grain_used_twice),
         cmocka_unit_test(test_leak_at_tail),
+        cmocka_unit_test(test_leak_at_tail_over_limit),
         cmocka_unit_test(test_leak_in_middle),
         cmocka_unit_test(test_unclean_flag),
         cmocka_unit_test(test_split_size_wrong),

@@ -986,6 +986,22 @@ static void test_free_is_safe(void **state)
     vk_descriptor_free(&d);
 }
 
+/* The one list of createTypes, shared by the reader and the checker. */
+static void test_create_type_known(void **state)
+{
+    (void)state;
+    static const char *const known[] = {"monolithicSparse", "MONOLITHICFLAT", "twoGbMaxExtentSparse",
+                                        "2GbMaxExtentFlat", "streamOptimized", "vmfs", "vmfsThin",
+                                        "seSparse", "vmfsSparse", "vmfsPassthroughRawDeviceMap",
+                                        "fullDevice", "custom"};
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        assert_true(vk_create_type_known(known[i]));
+    assert_false(vk_create_type_known("monolithic"));
+    assert_false(vk_create_type_known("monolithicSparse "));
+    assert_false(vk_create_type_known(""));
+    assert_false(vk_create_type_known(NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1012,6 +1028,7 @@ int main(void)
         cmocka_unit_test(test_ddb_edits),
         cmocka_unit_test(test_set_cid),
         cmocka_unit_test(test_free_is_safe),
+        cmocka_unit_test(test_create_type_known),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

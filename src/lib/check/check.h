@@ -122,6 +122,10 @@ void vk_check_emit(vk_check *c, int kind, const char *file, uint64_t offset, con
  * returned as codes with the message in C->e: VMDKIT_ENOENT when missing. */
 int vk_check_open(vk_check *c, const char *path, bool writable, size_t *idx);
 void vk_check_close_all(vk_check *c);
+/* Open PATH read-only, without a lock and outside any check (to size its
+ * progress): the descriptor, or -1 when it cannot be opened or is not a
+ * regular file or block device; *SIZE receives its size in bytes. */
+int vk_check_peek(const char *path, uint64_t *size);
 
 /* ---- repair plan (check_repair.c) ---- */
 

@@ -18,19 +18,39 @@ static bool vmware_lock(const char *path)
     return n > 0 && (size_t)n < sizeof lck && stat(lck, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-int vk_check_open(vk_check *c, const char *path, bool writable, size_t *idx)
+/* Open without blocking: a FIFO would otherwise wait for a writer forever. */
+static int open_file(const char *path, bool writable)
 {
-    vk_err *e = c->e;
-    if (writable && vmware_lock(path))
-        return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by VMware (%s.lck exists); not repaired", path,
-                       path);
-    /* non-blocking: a FIFO would otherwise wait for a writer forever */
     int fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd >= 0) {
         int fl = fcntl(fd, F_GETFL);
         if (fl >= 0)
             (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
     }
+    return fd;
+}
+
+int vk_check_peek(const char *path, uint64_t *size)
+{
+    int fd = open_file(path, false);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) ||
+        vk_file_size(fd, size, path, NULL) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int vk_check_open(vk_check *c, const char *path, bool writable, size_t *idx)
+{
+    vk_err *e = c->e;
+    if (writable && vmware_lock(path))
+        return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by VMware (%s.lck exists); not repaired", path,
+                       path);
+    int fd = open_file(path, writable);
     if (fd < 0) {
         if (errno == ENOENT)
             return vk_fail(e, VMDKIT_ENOENT, "%s: not found", path);

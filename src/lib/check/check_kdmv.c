@@ -6,10 +6,6 @@
 
 #include "check_sparse.h"
 
-/* The repair cuts at most this much leaked space off the end of a file
- * (the cut bytes go into the backup). */
-#define MAX_TAIL_CUT_BYTES (UINT64_C(1) << 30)
-
 /* Header at sector 0: decode, validate, note the flags.  *ok is false when
  * nothing more can be checked. */
 static int check_header(vk_sparse_check *s, bool *ok)
@@ -233,17 +229,7 @@ static int check_leaks(vk_sparse_check *s)
     if (!tail || !c->plan || !s->x->repairable || c->plan_grows_file)
         return 0;
     uint64_t keep = vk_max(sp->max_end, s->h.overhead_sectors) * VK_SECTOR;
-    if (keep >= s->file_bytes)
-        return 0;
-    if (s->file_bytes - keep > MAX_TAIL_CUT_BYTES) {
-        vk_check_note(c, VMDKIT_FIND_UNREPAIRED, s->file, keep,
-                      "%s: leaked space at the end of the file is larger than the 1 GiB the repair cuts; left alone", s->file);
-        return 0;
-    }
-    return vk_check_plan_truncate(c, VMDKIT_FIND_LEAK, s->x->file, keep,
-                                  "%s: cut %llu leaked bytes from the end of the file (new size %llu bytes)",
-                                  s->file, (unsigned long long)(s->file_bytes - keep),
-                                  (unsigned long long)keep);
+    return vk_space_cut_tail(s, keep);
 }
 
 int vk_check_kdmv(vk_check *c, vk_check_extent *x)

@@ -6,10 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "path.h"
-#include "scan.h"
 #include "sparse_header.h"
 
 /* Deepest chain followed (the same limit as opening a disk). */
@@ -42,34 +42,104 @@ typedef struct link_ctx {
     int *kind;               /* per extent line: enum file_kind (FK_NONE: not examined) */
 } link_ctx;
 
-static const char *const known_types[] = {
-    "monolithicSparse", "monolithicFlat", "twoGbMaxExtentSparse", "2GbMaxExtentSparse",
-    "twoGbMaxExtentFlat", "2GbMaxExtentFlat", "streamOptimized", "vmfs", "vmfsPreallocated",
-    "vmfsEagerZeroedThick", "vmfsThin", "vmfsThick", "vmfsSparse", "seSparse", "vmfsSeSparse",
-    "custom", "fullDevice", "partitionedDevice", "vmfsRaw", "vmfsRDM", "vmfsRawDeviceMap",
-    "vmfsRDMP", "vmfsPassthroughRawDeviceMap",
-};
-
 static bool type_is(const char *ct, const char *a, const char *b)
 {
     return strcasecmp(ct, a) == 0 || (b && strcasecmp(ct, b) == 0);
 }
 
-static int probe(vk_check *c, size_t idx, int *kind)
+/* What the first bytes of the file FD (SIZE bytes) say it is. */
+static int probe_fd(int fd, uint64_t size, const char *path, int *kind, vk_err *e)
 {
     uint8_t b[8] = {0};
-    vk_cfile *f = &c->files[idx];
-    int r = vk_pread_zfill(f->fd, b, sizeof b, 0, f->path, c->e);
+    int r = vk_pread_zfill(fd, b, sizeof b, 0, path, e);
     if (r)
         return r;
-    if (f->size >= 4 && vk_le32(b) == VK_KDMV_MAGIC)
+    if (size >= 4 && vk_le32(b) == VK_KDMV_MAGIC)
         *kind = FK_KDMV;
-    else if (f->size >= 4 && vk_le32(b) == VK_COWD_MAGIC)
+    else if (size >= 4 && vk_le32(b) == VK_COWD_MAGIC)
         *kind = FK_COWD;
-    else if (f->size >= 8 && vk_le64(b) == VK_SESPARSE_MAGIC)
+    else if (size >= 8 && vk_le64(b) == VK_SESPARSE_MAGIC)
         *kind = FK_SESPARSE;
     else
         *kind = FK_OTHER;
+    return 0;
+}
+
+static int probe(vk_check *c, size_t idx, int *kind)
+{
+    vk_cfile *f = &c->files[idx];
+    return probe_fd(f->fd, f->size, f->path, kind, c->e);
+}
+
+/* Where a link's descriptor text is. */
+enum text_where {
+    TEXT_NONE,      /* a sparse file that carries none (or whose header is bad,
+                       which the extent check reports) */
+    TEXT_FILE,      /* the file is the descriptor */
+    TEXT_EMBEDDED,  /* the area a sparse header points at (LEN 0: it holds nothing) */
+    TEXT_TOO_LARGE, /* no sparse magic, and too large for a descriptor */
+};
+
+typedef struct link_text {
+    int where;            /* enum text_where */
+    char *text;           /* NUL-terminated; NULL for TEXT_NONE and TEXT_TOO_LARGE */
+    size_t len;           /* up to the first NUL */
+    uint64_t off, size;   /* TEXT_EMBEDDED: the area, in sectors */
+} link_text;
+
+/*
+ * The checker's own reading of the descriptor text of a link: the file FD
+ * itself, or the embedded area its sparse header names (decoded with the
+ * pure sparse_header.c, not with the reader's extent code).
+ */
+static int read_text(int fd, uint64_t size, int kind, const char *path, link_text *t, vk_err *e)
+{
+    memset(t, 0, sizeof *t);
+    if (kind == FK_COWD || kind == FK_SESPARSE)
+        return 0;
+    if (kind == FK_KDMV) {
+        uint8_t hb[512];
+        if (size < sizeof hb)
+            return 0; /* the extent check reports the short header */
+        int r = vk_pread_full(fd, hb, sizeof hb, 0, path, e);
+        if (r)
+            return r;
+        vk_sparse_header h;
+        vk_sparse_header_decode(hb, &h);
+        vk_err ignored;
+        if (vk_sparse_header_validate(&h, vk_div_round_up(size, VK_SECTOR), path, &ignored) ||
+            !h.desc_offset_sectors || !h.desc_size_sectors || h.desc_size_sectors > MAX_EMBEDDED_SECTORS)
+            return 0;
+        size_t bytes = (size_t)h.desc_size_sectors * VK_SECTOR;
+        if (!(t->text = vk_malloc(bytes + 1, e)))
+            return VMDKIT_ENOMEM;
+        if ((r = vk_pread_full(fd, t->text, bytes, h.desc_offset_sectors * VK_SECTOR, path, e))) {
+            free(t->text);
+            t->text = NULL;
+            return r;
+        }
+        t->text[bytes] = 0;
+        t->len = strnlen(t->text, bytes);
+        t->off = h.desc_offset_sectors;
+        t->size = h.desc_size_sectors;
+        t->where = TEXT_EMBEDDED;
+        return 0;
+    }
+    if (size > VK_DESC_MAX_BYTES) {
+        t->where = TEXT_TOO_LARGE;
+        return 0;
+    }
+    if (!(t->text = vk_malloc((size_t)size + 1, e)))
+        return VMDKIT_ENOMEM;
+    int r = vk_pread_full(fd, t->text, (size_t)size, 0, path, e);
+    if (r) {
+        free(t->text);
+        t->text = NULL;
+        return r;
+    }
+    t->text[size] = 0;
+    t->len = (size_t)size;
+    t->where = TEXT_FILE;
     return 0;
 }
 
@@ -125,57 +195,37 @@ static int read_descriptor(link_ctx *L, int kind)
 {
     vk_check *c = L->c;
     vk_cfile *f = &c->files[L->file];
-    if (kind == FK_COWD || kind == FK_SESPARSE)
+    link_text t;
+    int r = read_text(f->fd, f->size, kind, L->path, &t, c->e);
+    if (r)
+        return r;
+    L->text = t.text;
+    L->text_len = t.len;
+    switch (t.where) {
+    case TEXT_NONE:
         return synthesize(L, kind);
-    if (kind == FK_KDMV) {
-        uint8_t hb[512];
-        if (f->size < sizeof hb)
-            return synthesize(L, kind); /* the extent check reports the short header */
-        int r = vk_pread_full(f->fd, hb, sizeof hb, 0, f->path, c->e);
-        if (r)
-            return r;
-        vk_sparse_header h;
-        vk_sparse_header_decode(hb, &h);
-        vk_err ignored;
-        if (vk_sparse_header_validate(&h, vk_div_round_up(f->size, VK_SECTOR), L->path, &ignored) ||
-            !h.desc_offset_sectors || !h.desc_size_sectors || h.desc_size_sectors > MAX_EMBEDDED_SECTORS)
-            return synthesize(L, kind); /* a bad header is reported by the extent check */
-        size_t bytes = (size_t)h.desc_size_sectors * VK_SECTOR;
-        if (!(L->text = vk_malloc(bytes + 1, c->e)))
-            return VMDKIT_ENOMEM;
-        if ((r = vk_pread_full(f->fd, L->text, bytes, h.desc_offset_sectors * VK_SECTOR, f->path, c->e)))
-            return r;
-        L->text[bytes] = 0;
-        L->text_len = strnlen(L->text, bytes);
-        L->emb_off = h.desc_offset_sectors;
-        L->emb_size = h.desc_size_sectors;
-        if (L->text_len == 0) { /* an empty area, as in split extents: no descriptor */
-            free(L->text);
-            L->text = NULL;
-            return synthesize(L, kind);
-        }
-        L->embedded = true;
-        if ((r = parse_text(L, "embedded descriptor")) != 1)
-            return r;
-        free(L->text);
-        L->text = NULL;
-        L->embedded = false;
-        return synthesize(L, kind); /* still check the extent itself */
-    }
-    if (f->size > VK_DESC_MAX_BYTES) {
+    case TEXT_TOO_LARGE:
         vk_check_report(c, VMDKIT_FIND_CORRUPT, L->path, 0,
                         "%s: not a VMDK: no sparse magic (KDMV/COWD) and too large for a descriptor",
                         L->path);
         return 1;
+    case TEXT_FILE:
+        return parse_text(L, "descriptor");
     }
-    L->text_len = (size_t)f->size;
-    if (!(L->text = vk_malloc(L->text_len + 1, c->e)))
-        return VMDKIT_ENOMEM;
-    int r = vk_pread_full(f->fd, L->text, L->text_len, 0, f->path, c->e);
-    if (r)
+    L->emb_off = t.off;
+    L->emb_size = t.size;
+    if (t.len == 0) { /* an empty area, as in split extents: no descriptor */
+        free(L->text);
+        L->text = NULL;
+        return synthesize(L, kind);
+    }
+    L->embedded = true;
+    if ((r = parse_text(L, "embedded descriptor")) != 1)
         return r;
-    L->text[L->text_len] = 0;
-    return parse_text(L, "descriptor");
+    free(L->text);
+    L->text = NULL;
+    L->embedded = false;
+    return synthesize(L, kind); /* still check the extent itself */
 }
 
 /* ---- extents ---- */
@@ -311,10 +361,7 @@ static void check_create_type(link_ctx *L)
     const char *ct = L->d.create_type;
     if (!ct || L->synthesized)
         return;
-    bool known = false;
-    for (size_t k = 0; k < sizeof known_types / sizeof *known_types; k++)
-        known |= strcasecmp(ct, known_types[k]) == 0;
-    if (!known) {
+    if (!vk_create_type_known(ct)) {
         vk_check_report(L->c, VMDKIT_FIND_INFO, L->path, VMDKIT_CHECK_NO_OFFSET,
                         "%s: createType: \"%s\" is not a known disk type", L->path, ct);
         return;
@@ -596,6 +643,37 @@ out:
     return r;
 }
 
+/* The descriptor of the link at PATH as the check will read it, for
+ * vk_check_chain_shape; false when there is none to follow.  A link
+ * without a text descriptor has a sparse header, whose capacity counts. */
+static bool peek_link(const char *path, vk_descriptor *d, uint64_t *capacity)
+{
+    uint64_t size;
+    int fd = vk_check_peek(path, &size);
+    if (fd < 0)
+        return false;
+    int kind;
+    link_text t = {0};
+    bool ok = probe_fd(fd, size, path, &kind, NULL) == 0 && read_text(fd, size, kind, path, &t, NULL) == 0;
+    memset(d, 0, sizeof *d);
+    *capacity = 0;
+    if (ok && t.text && t.len && vk_descriptor_sniff(t.text, t.len)) {
+        ok = vk_descriptor_parse(t.text, t.len, path, d, NULL) == 0;
+        if (ok && vk_descriptor_capacity(d, capacity, NULL) != 0)
+            *capacity = 0;
+    } else if (ok && kind != FK_OTHER) {
+        uint8_t b[32] = {0};
+        ok = vk_pread_zfill(fd, b, sizeof b, 0, path, NULL) == 0;
+        uint64_t sectors = kind == FK_COWD ? vk_le32(b + 12) : kind == FK_SESPARSE ? vk_le64(b + 16) : vk_le64(b + 12);
+        *capacity = sectors <= (UINT64_C(1) << 48) ? sectors : 0;
+    } else {
+        ok = false;
+    }
+    free(t.text);
+    close(fd);
+    return ok;
+}
+
 void vk_check_chain_shape(const char *top, uint64_t *capacity_bytes, unsigned *links)
 {
     *capacity_bytes = 0;
@@ -603,13 +681,11 @@ void vk_check_chain_shape(const char *top, uint64_t *capacity_bytes, unsigned *l
     char *path = vk_strdup(top, NULL);
     while (path && *links < MAX_LINKS) {
         vk_descriptor d;
-        bool is_disk;
-        vk_err ignore;
-        if (vk_read_descriptor(path, &d, &is_disk, &ignore) != 0)
+        uint64_t sectors;
+        if (!peek_link(path, &d, &sectors))
             break;
         if (*links == 0)
-            for (size_t i = 0; i < d.n_extents; i++)
-                *capacity_bytes += d.extents[i].size_sectors * VK_SECTOR;
+            *capacity_bytes = sectors * VK_SECTOR;
         (*links)++;
         char *next = d.parent_hint ? vk_path_resolve_parent(path, d.parent_hint, NULL) : NULL;
         vk_descriptor_free(&d);

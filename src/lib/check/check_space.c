@@ -10,6 +10,11 @@
  * with 64 KiB grains needs 2^25. */
 #define MAX_UNITS (UINT64_C(1) << 28)
 
+/* The most leaked space the repair cuts from the end of a file (the limit
+ * vmdkit.h promises; the cut bytes go into the backup): more than that looks
+ * like a wrong table rather than a leak, and is left for a person to judge. */
+#define MAX_TAIL_CUT_BYTES (UINT64_C(1) << 30)
+
 static bool bit(const uint8_t *m, uint64_t i) { return (m[i >> 3] >> (i & 7)) & 1; }
 static void set_bit(uint8_t *m, uint64_t i) { m[i >> 3] |= (uint8_t)(1u << (i & 7)); }
 
@@ -273,4 +278,21 @@ int vk_space_sweep_loose(vk_space *s, vk_overlap_fn fn, void *opaque, vk_err *e)
     }
     free(all);
     return 0;
+}
+
+int vk_space_cut_tail(vk_sparse_check *s, uint64_t keep)
+{
+    if (keep >= s->file_bytes)
+        return 0;
+    if (s->file_bytes - keep > MAX_TAIL_CUT_BYTES) {
+        vk_check_note(s->c, VMDKIT_FIND_UNREPAIRED, s->file, keep,
+                      "%s: leaked space at the end of the file is larger than the %llu GiB the repair cuts; "
+                      "left alone",
+                      s->file, (unsigned long long)(MAX_TAIL_CUT_BYTES >> 30));
+        return 0;
+    }
+    return vk_check_plan_truncate(s->c, VMDKIT_FIND_LEAK, s->x->file, keep,
+                                  "%s: cut %llu leaked bytes from the end of the file (new size %llu bytes)",
+                                  s->file, (unsigned long long)(s->file_bytes - keep),
+                                  (unsigned long long)keep);
 }

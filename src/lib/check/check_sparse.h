@@ -157,6 +157,12 @@ typedef struct vk_sparse_check {
     bool walk_gt_valid;
 } vk_sparse_check;
 
+/* check_space.c */
+/* Plan cutting the leaked end of the file of S down to KEEP bytes, when
+ * that removes at most the repair's limit (1 GiB); a larger leak is noted
+ * as not repaired.  Nothing when KEEP is not below the file's size. */
+int vk_space_cut_tail(vk_sparse_check *s, uint64_t keep);
+
 /* check_tables.c */
 /* Judge both copies of every grain table (locations, overlaps, entries)
  * and commit the space of the trusted metadata. */

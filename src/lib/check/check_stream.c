@@ -282,201 +282,274 @@ static uint64_t grains_of(const vk_sparse_check *s, uint64_t bytes)
     return vk_div_round_up(bytes, s->grain_bytes);
 }
 
-int vk_check_stream_walk(vk_sparse_check *s)
+/* One walk over the marker sequence, from overHead to the end of the file. */
+typedef struct stream_walk {
+    vk_sparse_check *s;
+    walker w;
+    uint64_t whole;            /* whole sectors of the file */
+    uint64_t pos;              /* the sector of the next marker */
+    uint64_t needed_end;       /* end of the last structure in use */
+    uint64_t leak_from;        /* start of leaked records reaching the end; UINT64_MAX: none */
+    uint64_t matched;          /* grain records the trusted tables point at */
+    uint64_t prev_lba;
+    bool have_prev, order_reported;
+    bool broken;               /* the markers after POS cannot be followed */
+    bool eos;                  /* the end-of-stream marker was reached */
+    bool report_leaks;         /* false when a table could not be trusted */
+    uint64_t unknown, unknown_at; /* markers of unknown types: how many, the first */
+    uint32_t unknown_type;
+} stream_walk;
+
+/* A step returns WALK_ON to read the marker at the new POS, WALK_END when
+ * the walk is over, or a negative error code. */
+enum { WALK_ON = 0, WALK_END = 1 };
+
+/* Something in use ends at END: what came before is not a leaked tail. */
+static void in_use(stream_walk *sw, uint64_t end)
 {
+    sw->needed_end = end;
+    sw->leak_from = UINT64_MAX;
+}
+
+/* Leaked space starts at sector AT (the tail is leaked from the first such). */
+static void leaked_at(stream_walk *sw, uint64_t at)
+{
+    if (sw->leak_from == UINT64_MAX)
+        sw->leak_from = at;
+}
+
+/* A compressed grain record: inside the file, at the start of a grain of
+ * the disk, pointed at by the trusted table (else leaked), LBAs ascending. */
+static int walk_grain(stream_walk *sw, const vk_marker *m)
+{
+    vk_sparse_check *s = sw->s;
     vk_check *c = s->c;
-    uint64_t whole = s->file_bytes / VK_SECTOR;
-    uint64_t pos = s->h.overhead_sectors;
-    uint64_t needed_end = pos;     /* end of the last structure in use */
-    uint64_t leak_from = UINT64_MAX; /* start of leaked records reaching the end */
-    uint64_t matched = 0, prev_lba = 0;
-    bool have_prev = false, order_reported = false, broken = false, eos = false;
-    bool report_leaks = !s->space_uncertain;
-    uint64_t unknown = 0, unknown_at = 0;
-    uint32_t unknown_type = 0;
-    int r = 0;
-    if (s->n_bad_records)
-        qsort(s->bad_records, s->n_bad_records, sizeof *s->bad_records, cmp_u64);
-    walker w = {.s = s};
-    if (!(w.buf = vk_malloc(WINDOW_SECTORS * VK_SECTOR, c->e)))
-        return VMDKIT_ENOMEM;
-    if (!report_leaks) {
-        vk_check_report(c, VMDKIT_FIND_INFO, s->file, VMDKIT_CHECK_NO_OFFSET,
-                        "%s: leaked space not checked: a grain table could not be trusted", s->file);
-        c->n.incomplete = true;
+    uint64_t pos = sw->pos, at = pos * VK_SECTOR;
+    uint64_t rec = vk_div_round_up(12 + (uint64_t)m->size, VK_SECTOR);
+    bool known = vk_check_bad_record(s, pos);
+    if (m->size > max_csize(s) || pos + rec > vk_div_round_up(s->file_bytes, VK_SECTOR)) {
+        if (!known)
+            vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file, at,
+                            "%s: grain marker at sector %llu: compressed size %u runs past the end of the file or beyond two grains; the markers after it cannot be followed",
+                            s->file, (unsigned long long)pos, m->size);
+        sw->broken = true;
+        return WALK_END;
     }
-    while (!r && pos < whole) {
-        /* progress: the walk is the last 90% of a stream's check */
-        vk_check_progress_step(c, 100, 1000, pos, whole);
-        uint8_t mb[16];
-        if ((r = marker_at(&w, pos, mb)))
-            break;
-        vk_marker m;
-        vk_marker_decode(mb, &m);
-        uint64_t at = pos * VK_SECTOR;
-        if (m.size > 0) {
-            uint64_t rec = vk_div_round_up(12 + (uint64_t)m.size, VK_SECTOR);
-            bool known = vk_check_bad_record(s, pos);
-            if (m.size > max_csize(s) || pos + rec > vk_div_round_up(s->file_bytes, VK_SECTOR)) {
-                if (!known)
-                    vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file, at,
-                                    "%s: grain marker at sector %llu: compressed size %u runs past the end of the file or beyond two grains; the markers after it cannot be followed",
-                                    s->file, (unsigned long long)pos, m.size);
-                broken = true;
-                break;
-            }
-            if (known) { /* reported with its grain */
-                needed_end = pos + rec;
-                leak_from = UINT64_MAX;
-                pos += rec;
-                continue;
-            }
-            uint64_t lba = m.val;
-            if (lba % s->h.grain_sectors || lba / s->h.grain_sectors >= s->grains) {
-                vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file, at,
-                                "%s: grain marker at sector %llu: LBA %llu is not the start of a grain of the disk",
-                                s->file, (unsigned long long)pos, (unsigned long long)lba);
-                needed_end = pos + rec;
-                leak_from = UINT64_MAX;
-                pos += rec;
-                continue;
-            }
-            uint32_t gte;
-            if ((r = vk_check_trusted_gte(s, lba / s->h.grain_sectors, &gte)))
-                break;
-            if (gte == pos) {
-                matched++;
-                needed_end = pos + rec;
-                leak_from = UINT64_MAX;
-                if (have_prev && lba <= prev_lba && !order_reported) {
-                    vk_check_report(c, VMDKIT_FIND_INFO, s->file, at,
-                                    "%s: grain marker at sector %llu: LBA %llu after %llu; grains are not in ascending order (readers that follow the stream need them in order)",
-                                    s->file, (unsigned long long)pos, (unsigned long long)lba,
-                                    (unsigned long long)prev_lba);
-                    order_reported = true;
-                }
-                prev_lba = lba;
-                have_prev = true;
-            } else if (report_leaks) {
-                vk_check_leak(c, s->file, at, 1, rec * VK_SECTOR,
-                              "%s: grain record at sector %llu (LBA %llu): not referenced by the grain table",
-                              s->file, (unsigned long long)pos, (unsigned long long)lba);
-                if (leak_from == UINT64_MAX)
-                    leak_from = pos;
-            }
-            pos += rec;
-            continue;
-        }
-        if (m.type == VK_MARKER_EOS && m.val == 0) {
-            eos = true;
-            needed_end = pos + 1;
-            leak_from = UINT64_MAX;
-            if (s->stream_footer && pos != whole - 1) {
-                vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file, at,
-                                "%s: end-of-stream marker at sector %llu, before the footer", s->file,
-                                (unsigned long long)pos);
-                broken = true;
-                break;
-            }
-            bool zero;
-            if ((r = zero_tail(s, at + VK_SECTOR, &zero)))
-                break;
-            if (!zero && report_leaks) {
-                uint64_t bytes = s->file_bytes - (at + VK_SECTOR);
-                vk_check_leak(c, s->file, at + VK_SECTOR, grains_of(s, bytes), bytes,
-                              "%s: %llu bytes of data after the end-of-stream marker", s->file,
-                              (unsigned long long)bytes);
-                leak_from = pos + 1;
-            }
-            break;
-        }
-        uint64_t follow = m.val;
-        if (m.type == VK_MARKER_GT || m.type == VK_MARKER_GD) {
-            bool gt = m.type == VK_MARKER_GT;
-            uint64_t want = gt ? s->gt_sectors : s->gd_sectors;
-            if (follow != want) {
-                vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file, at,
-                                "%s: %s marker at sector %llu: says %llu sectors follow, expected %llu",
-                                s->file, gt ? "grain table" : "grain directory", (unsigned long long)pos,
-                                (unsigned long long)follow, (unsigned long long)want);
-            }
-            if (follow > whole - pos - 1) {
-                vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file, at,
-                                "%s: %s marker at sector %llu: the table runs past the end of the file; the markers after it cannot be followed",
-                                s->file, gt ? "grain table" : "grain directory", (unsigned long long)pos);
-                broken = true;
-                break;
-            }
-            bool used = gt ? table_at(s, pos + 1) : pos + 1 == s->h.gd_offset_sectors;
-            if (used) {
-                needed_end = pos + 1 + follow;
-                leak_from = UINT64_MAX;
-            } else if (report_leaks) {
-                uint64_t bytes = (1 + follow) * VK_SECTOR;
-                vk_check_leak(c, s->file, at, grains_of(s, bytes), bytes,
-                              "%s: %s at sector %llu: not referenced by the grain directory", s->file,
-                              gt ? "grain table" : "grain directory", (unsigned long long)(pos + 1));
-                if (leak_from == UINT64_MAX)
-                    leak_from = pos;
-            }
-            pos += 1 + follow;
-            continue;
-        }
-        if (m.type == VK_MARKER_FOOTER) {
-            if (s->stream_footer && pos != whole - 3)
-                vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file, at,
-                                "%s: footer marker at sector %llu, not in the last sectors before the end-of-stream marker",
-                                s->file, (unsigned long long)pos);
-            needed_end = pos + 2;
-            leak_from = UINT64_MAX;
-            pos += 2;
-            continue;
-        }
-        /* other metadata marker types may exist: step over the marker */
-        if (!unknown++) {
-            unknown_type = m.type;
-            unknown_at = pos;
-        }
-        needed_end = pos + 1;
-        pos += 1;
+    sw->pos = pos + rec;
+    if (known) { /* reported with its grain */
+        in_use(sw, pos + rec);
+        return WALK_ON;
     }
-    free(w.buf);
+    uint64_t lba = m->val;
+    if (lba % s->h.grain_sectors || lba / s->h.grain_sectors >= s->grains) {
+        vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file, at,
+                        "%s: grain marker at sector %llu: LBA %llu is not the start of a grain of the disk",
+                        s->file, (unsigned long long)pos, (unsigned long long)lba);
+        in_use(sw, pos + rec);
+        return WALK_ON;
+    }
+    uint32_t gte;
+    int r = vk_check_trusted_gte(s, lba / s->h.grain_sectors, &gte);
     if (r)
         return r;
-    if (unknown)
-        vk_check_report(c, VMDKIT_FIND_INFO, s->file, unknown_at * VK_SECTOR,
+    if (gte == pos) {
+        sw->matched++;
+        in_use(sw, pos + rec);
+        if (sw->have_prev && lba <= sw->prev_lba && !sw->order_reported) {
+            vk_check_report(c, VMDKIT_FIND_INFO, s->file, at,
+                            "%s: grain marker at sector %llu: LBA %llu after %llu; grains are not in ascending order (readers that follow the stream need them in order)",
+                            s->file, (unsigned long long)pos, (unsigned long long)lba,
+                            (unsigned long long)sw->prev_lba);
+            sw->order_reported = true;
+        }
+        sw->prev_lba = lba;
+        sw->have_prev = true;
+    } else if (sw->report_leaks) {
+        vk_check_leak(c, s->file, at, 1, rec * VK_SECTOR,
+                      "%s: grain record at sector %llu (LBA %llu): not referenced by the grain table",
+                      s->file, (unsigned long long)pos, (unsigned long long)lba);
+        leaked_at(sw, pos);
+    }
+    return WALK_ON;
+}
+
+/* The end-of-stream marker: last in a stream with a footer; after it only
+ * zeros (anything else is leaked). */
+static int walk_eos(stream_walk *sw)
+{
+    vk_sparse_check *s = sw->s;
+    vk_check *c = s->c;
+    uint64_t pos = sw->pos, at = pos * VK_SECTOR;
+    sw->eos = true;
+    in_use(sw, pos + 1);
+    if (s->stream_footer && pos != sw->whole - 1) {
+        vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file, at,
+                        "%s: end-of-stream marker at sector %llu, before the footer", s->file,
+                        (unsigned long long)pos);
+        sw->broken = true;
+        return WALK_END;
+    }
+    bool zero;
+    int r = zero_tail(s, at + VK_SECTOR, &zero);
+    if (r)
+        return r;
+    if (!zero && sw->report_leaks) {
+        uint64_t bytes = s->file_bytes - (at + VK_SECTOR);
+        vk_check_leak(c, s->file, at + VK_SECTOR, grains_of(s, bytes), bytes,
+                      "%s: %llu bytes of data after the end-of-stream marker", s->file,
+                      (unsigned long long)bytes);
+        sw->leak_from = pos + 1;
+    }
+    return WALK_END;
+}
+
+/* A grain table or grain directory marker: the sectors it announces, inside
+ * the file, and a table the directory uses (else leaked). */
+static int walk_table(stream_walk *sw, const vk_marker *m)
+{
+    vk_sparse_check *s = sw->s;
+    vk_check *c = s->c;
+    uint64_t pos = sw->pos, at = pos * VK_SECTOR;
+    bool gt = m->type == VK_MARKER_GT;
+    const char *what = gt ? "grain table" : "grain directory";
+    uint64_t follow = m->val;
+    uint64_t want = gt ? s->gt_sectors : s->gd_sectors;
+    if (follow != want)
+        vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file, at,
+                        "%s: %s marker at sector %llu: says %llu sectors follow, expected %llu", s->file,
+                        what, (unsigned long long)pos, (unsigned long long)follow, (unsigned long long)want);
+    if (follow > sw->whole - pos - 1) {
+        vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file, at,
+                        "%s: %s marker at sector %llu: the table runs past the end of the file; the markers after it cannot be followed",
+                        s->file, what, (unsigned long long)pos);
+        sw->broken = true;
+        return WALK_END;
+    }
+    bool used = gt ? table_at(s, pos + 1) : pos + 1 == s->h.gd_offset_sectors;
+    if (used) {
+        in_use(sw, pos + 1 + follow);
+    } else if (sw->report_leaks) {
+        uint64_t bytes = (1 + follow) * VK_SECTOR;
+        vk_check_leak(c, s->file, at, grains_of(s, bytes), bytes,
+                      "%s: %s at sector %llu: not referenced by the grain directory", s->file, what,
+                      (unsigned long long)(pos + 1));
+        leaked_at(sw, pos);
+    }
+    sw->pos = pos + 1 + follow;
+    return WALK_ON;
+}
+
+/* The footer marker: in a stream with a footer, three sectors before the end. */
+static int walk_footer(stream_walk *sw)
+{
+    vk_sparse_check *s = sw->s;
+    uint64_t pos = sw->pos;
+    if (s->stream_footer && pos != sw->whole - 3)
+        vk_check_report(s->c, VMDKIT_FIND_CORRUPT, s->file, pos * VK_SECTOR,
+                        "%s: footer marker at sector %llu, not in the last sectors before the end-of-stream marker",
+                        s->file, (unsigned long long)pos);
+    in_use(sw, pos + 2);
+    sw->pos = pos + 2;
+    return WALK_ON;
+}
+
+/* Other metadata marker types may exist: step over the marker (counted,
+ * reported once after the walk). */
+static int walk_unknown(stream_walk *sw, const vk_marker *m)
+{
+    if (!sw->unknown++) {
+        sw->unknown_type = m->type;
+        sw->unknown_at = sw->pos;
+    }
+    sw->needed_end = sw->pos + 1;
+    sw->pos++;
+    return WALK_ON;
+}
+
+/* Read the marker at POS and take the step its kind asks for. */
+static int walk_step(stream_walk *sw)
+{
+    /* progress: the walk is the last 90% of a stream's check */
+    vk_check_progress_step(sw->s->c, 100, 1000, sw->pos, sw->whole);
+    uint8_t mb[16];
+    int r = marker_at(&sw->w, sw->pos, mb);
+    if (r)
+        return r;
+    vk_marker m;
+    vk_marker_decode(mb, &m);
+    if (m.size > 0)
+        return walk_grain(sw, &m);
+    if (m.type == VK_MARKER_EOS && m.val == 0)
+        return walk_eos(sw);
+    if (m.type == VK_MARKER_GT || m.type == VK_MARKER_GD)
+        return walk_table(sw, &m);
+    if (m.type == VK_MARKER_FOOTER)
+        return walk_footer(sw);
+    return walk_unknown(sw, &m);
+}
+
+/* After the walk: unknown markers, table entries the sequence does not
+ * hold, a walk cut short, a partial sector at the end. */
+static void walk_summary(stream_walk *sw)
+{
+    vk_sparse_check *s = sw->s;
+    vk_check *c = s->c;
+    if (sw->unknown)
+        vk_check_report(c, VMDKIT_FIND_INFO, s->file, sw->unknown_at * VK_SECTOR,
                         "%s: %llu marker(s) of a type vmdkit does not know (the first, type %u, at sector %llu) were stepped over",
-                        s->file, (unsigned long long)unknown, unknown_type, (unsigned long long)unknown_at);
-    if (!broken && !eos && pos < whole)
-        broken = true;
-    if (!broken && matched < s->data_gtes)
+                        s->file, (unsigned long long)sw->unknown, sw->unknown_type,
+                        (unsigned long long)sw->unknown_at);
+    if (!sw->broken && !sw->eos && sw->pos < sw->whole)
+        sw->broken = true;
+    if (!sw->broken && sw->matched < s->data_gtes)
         vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file, VMDKIT_CHECK_NO_OFFSET,
                         "%s: %llu grain table entries point at records outside the marker sequence",
-                        s->file, (unsigned long long)(s->data_gtes - matched));
-    if (broken)
+                        s->file, (unsigned long long)(s->data_gtes - sw->matched));
+    if (sw->broken)
         c->n.incomplete = true;
     /* a partial sector at the end holds nothing */
-    if (!broken && !eos && s->file_bytes % VK_SECTOR && report_leaks) {
+    if (!sw->broken && !sw->eos && s->file_bytes % VK_SECTOR && sw->report_leaks) {
         uint64_t bytes = s->file_bytes % VK_SECTOR;
         vk_check_leak(c, s->file, s->file_bytes - bytes, 1, bytes,
                       "%s: %llu bytes of a partial sector at the end of the file", s->file,
                       (unsigned long long)bytes);
-        if (leak_from == UINT64_MAX)
-            leak_from = whole;
+        leaked_at(sw, sw->whole);
     }
-    if (broken || leak_from == UINT64_MAX || !c->plan || !s->x->repairable || c->plan_grows_file)
+}
+
+/* Under repair: plan cutting leaked records that reach the end of the file. */
+static int walk_plan_cut(const stream_walk *sw)
+{
+    vk_sparse_check *s = sw->s;
+    vk_check *c = s->c;
+    if (sw->broken || sw->leak_from == UINT64_MAX || !c->plan || !s->x->repairable || c->plan_grows_file)
         return 0;
-    uint64_t keep = vk_max(needed_end, s->h.overhead_sectors) * VK_SECTOR;
+    uint64_t keep = vk_max(sw->needed_end, s->h.overhead_sectors) * VK_SECTOR;
     keep = vk_max(keep, s->space.max_end * VK_SECTOR);
-    if (keep >= s->file_bytes)
-        return 0;
-    if (s->file_bytes - keep > (UINT64_C(1) << 30)) {
-        vk_check_note(c, VMDKIT_FIND_UNREPAIRED, s->file, keep,
-                      "%s: leaked space at the end of the file is larger than the 1 GiB the repair cuts; left alone", s->file);
-        return 0;
+    return vk_space_cut_tail(s, keep);
+}
+
+int vk_check_stream_walk(vk_sparse_check *s)
+{
+    stream_walk sw = {
+        .s = s, .w = {.s = s}, .whole = s->file_bytes / VK_SECTOR, .pos = s->h.overhead_sectors,
+        .needed_end = s->h.overhead_sectors, .leak_from = UINT64_MAX, .report_leaks = !s->space_uncertain,
+    };
+    if (s->n_bad_records)
+        qsort(s->bad_records, s->n_bad_records, sizeof *s->bad_records, cmp_u64);
+    if (!(sw.w.buf = vk_malloc(WINDOW_SECTORS * VK_SECTOR, s->c->e)))
+        return VMDKIT_ENOMEM;
+    if (!sw.report_leaks) {
+        vk_check_report(s->c, VMDKIT_FIND_INFO, s->file, VMDKIT_CHECK_NO_OFFSET,
+                        "%s: leaked space not checked: a grain table could not be trusted", s->file);
+        s->c->n.incomplete = true;
     }
-    return vk_check_plan_truncate(c, VMDKIT_FIND_LEAK, s->x->file, keep,
-                                  "%s: cut %llu leaked bytes from the end of the file (new size %llu bytes)",
-                                  s->file, (unsigned long long)(s->file_bytes - keep),
-                                  (unsigned long long)keep);
+    int r = WALK_ON;
+    while (r == WALK_ON && sw.pos < sw.whole)
+        r = walk_step(&sw);
+    free(sw.w.buf);
+    if (r < 0)
+        return r;
+    walk_summary(&sw);
+    return walk_plan_cut(&sw);
 }

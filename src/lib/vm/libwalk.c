@@ -13,24 +13,18 @@
 
 #define WALK_MAX_DEPTH 16
 
-static bool ends_with_ci(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcasecmp(s + n - k, suffix) == 0;
-}
-
 /* Folders that never hold a library's disks: VMware's lock folders and the
  * unfinished destination of an interrupted vmdkit clone. */
 static bool skipped_folder(const char *name)
 {
-    return ends_with_ci(name, ".lck") || strstr(name, ".vmdkit-tmp-") != NULL;
+    return vk_path_has_suffix(name, ".lck") || strstr(name, ".vmdkit-tmp-") != NULL;
 }
 
 static int visit_file(const char *path, const char *name, vk_lib_fn fn, void *opaque, vk_err *e)
 {
-    if (ends_with_ci(name, ".vmx"))
+    if (vk_path_has_suffix(name, ".vmx"))
         return fn(opaque, path, VK_LIB_VMX, NULL, NULL);
-    if (!ends_with_ci(name, ".vmdk"))
+    if (!vk_path_has_suffix(name, ".vmdk"))
         return 0;
     vk_descriptor d;
     bool is_disk;

@@ -270,8 +270,7 @@ static int push_merge(vmdkit_snapshot_result *res, const char *from, const char 
 static int remove_checkpoint(const vk_history *h, const char *vmsn, vmdkit_snapshot_result *res,
                              vk_err *e)
 {
-    size_t n = strlen(vmsn);
-    if (n <= 5 || strchr(vmsn, '/') || strcasecmp(vmsn + n - 5, ".vmsn") != 0 || vmsn[0] == '.')
+    if (strchr(vmsn, '/') || vmsn[0] == '.' || !vk_path_has_suffix(vmsn, ".vmsn"))
         return 0;
     int r = 0;
     for (int k = 0; !r && k < 2; k++) {

@@ -198,10 +198,8 @@ static int fill_list(const vk_vmsd *s, const char *path, vmdkit_snapshot_list *l
 
 static bool is_vmsd_file(const char *path)
 {
-    size_t n = strlen(path);
     struct stat st;
-    return n > 5 && strcasecmp(path + n - 5, ".vmsd") == 0 && stat(path, &st) == 0 &&
-           S_ISREG(st.st_mode);
+    return vk_path_has_suffix(path, ".vmsd") && stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 int vmdkit_vm_snapshot_list(const char *vm, vmdkit_snapshot_list **out, vmdkit_error *err)

@@ -15,12 +15,6 @@
 #include "scan.h"
 #include "vm.h"
 
-static bool ends_with_ci(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcasecmp(s + n - k, suffix) == 0;
-}
-
 /* ---- finding the .vmx ---- */
 
 /* The single *.vmx regular file directly inside DIR. */
@@ -33,7 +27,7 @@ static int find_vmx_in(const char *dir, char **out, vk_err *e)
     struct dirent *de;
     int r = 0;
     while (!r && (de = readdir(dh))) {
-        if (!ends_with_ci(de->d_name, ".vmx"))
+        if (!vk_path_has_suffix(de->d_name, ".vmx"))
             continue;
         char *p = vk_path_join(dir, de->d_name, e);
         struct stat st;
@@ -73,7 +67,7 @@ int vk_vm_resolve(const char *vm, char **vmx_path, vk_err *e)
         return vk_fail_errno(e, errno, "%s: virtual machine", vm);
     if (S_ISDIR(st.st_mode))
         return find_vmx_in(vm, vmx_path, e);
-    if (!S_ISREG(st.st_mode) || !ends_with_ci(vm, ".vmx"))
+    if (!S_ISREG(st.st_mode) || !vk_path_has_suffix(vm, ".vmx"))
         return vk_fail(e, VMDKIT_EINVAL, "%s: not a virtual machine (a folder or a .vmx file)", vm);
     *vmx_path = vk_strdup(vm, e);
     return *vmx_path ? 0 : VMDKIT_ENOMEM;
@@ -104,7 +98,7 @@ bool vmdkit_is_vm_path(const char *path)
         return false;
     memcpy(trimmed, path, n);
     trimmed[n] = 0;
-    return ends_with_ci(trimmed, ".vmx") || ends_with_ci(trimmed, ".vmwarevm");
+    return vk_path_has_suffix(trimmed, ".vmx") || vk_path_has_suffix(trimmed, ".vmwarevm");
 }
 
 /* ---- running or suspended machines ---- */
@@ -117,7 +111,7 @@ int vk_vm_check_no_lock(const char *folder, vk_err *e)
     int r = 0;
     struct dirent *de;
     while (!r && (de = readdir(dh)))
-        if (ends_with_ci(de->d_name, ".lck"))
+        if (vk_path_has_suffix(de->d_name, ".lck"))
             r = vk_fail(e, VMDKIT_ELOCKED,
                         "%s/%s: VMware's lock: the virtual machine is running (or was not shut "
                         "down cleanly); shut it down first",
@@ -135,7 +129,7 @@ static int check_no_vmss(const char *folder, vk_err *e)
     int r = 0;
     struct dirent *de;
     while (!r && (de = readdir(dh)))
-        if (ends_with_ci(de->d_name, ".vmss"))
+        if (vk_path_has_suffix(de->d_name, ".vmss"))
             r = vk_fail(e, VMDKIT_ELOCKED,
                         "%s/%s: the virtual machine is suspended; resume and shut it down first",
                         folder, de->d_name);
@@ -356,7 +350,7 @@ int vk_vm_new_delta(const char *vmx_path, const char *disk, bool absolute_hint, 
     /* the disk's name without .vmdk and without a -NNNNNN snapshot number */
     const char *base = vk_path_basename(disk);
     size_t len = strlen(base);
-    if (len > 5 && strcasecmp(base + len - 5, ".vmdk") == 0)
+    if (vk_path_has_suffix(base, ".vmdk"))
         len -= 5;
     if (len > 7 && base[len - 7] == '-' && strspn(base + len - 6, "0123456789") >= 6)
         len -= 7;

@@ -102,15 +102,6 @@ static int multi_progress_cb(void *opaque, uint64_t done, uint64_t total)
     return m->fn(m->opaque, m->done_before + done, m->total);
 }
 
-static const char *canonical_adapter(const char *a)
-{
-    static const char *const names[] = {"ide", "buslogic", "lsilogic", "legacyESX"};
-    for (size_t i = 0; a && i < sizeof names / sizeof names[0]; i++)
-        if (strcasecmp(a, names[i]) == 0)
-            return names[i];
-    return NULL;
-}
-
 /* Flatten the chain of SRC into the new disk DST, keeping the base link's
  * adapter type, hardware version and (unless TYPE >= 0) createType. */
 static int flatten(const char *src, const char *dst, int type, struct multi_progress *mp, vk_err *e)
@@ -127,7 +118,7 @@ static int flatten(const char *src, const char *dst, int type, struct multi_prog
         vmdkit_close(d, NULL);
         return r;
     }
-    o.vmdk.adapter = canonical_adapter(base.adapter_type);
+    o.vmdk.adapter = vmdkit_adapter_name(base.adapter_type);
     o.vmdk.hw_version = base.hw_version ? atoi(base.hw_version) : 0;
     int t = base.create_type ? vmdkit_create_type_parse(base.create_type) : -1;
     if (t >= 0 && t != VMDKIT_STREAM_OPTIMIZED && t != VMDKIT_VMFS)

@@ -32,12 +32,6 @@
 #include "scan.h"
 #include "vm.h"
 
-static bool ends_with_vmdk(const char *s)
-{
-    size_t n = strlen(s);
-    return n > 5 && strcasecmp(s + n - 5, ".vmdk") == 0;
-}
-
 /* New name of an extent file: the disk's old stem replaced by the new one
  * (Base-s001.vmdk -> New-s001.vmdk); other names are kept. */
 static char *extent_new_name(const char *name, const char *old_stem, size_t old_len, const char *new_stem,
@@ -208,7 +202,7 @@ int vk_move_disk(const char *src, const char *dst_arg, const char *root, vmdkit_
         r = e->code ? e->code : VMDKIT_ENOMEM;
         goto out;
     }
-    if (!ends_with_vmdk(res->dst)) {
+    if (!vk_path_has_suffix(res->dst, ".vmdk")) {
         r = vk_fail(e, VMDKIT_EINVAL, "%s: a disk's name must end in .vmdk", res->dst);
         goto out;
     }

@@ -479,7 +479,7 @@ int vk_vmsd_load(const char *path, vk_vmsd **out, vk_err *e)
 char *vk_vmsd_path_for(const char *vmx_path, vk_err *e)
 {
     size_t n = strlen(vmx_path);
-    if (n >= 4 && strcasecmp(vmx_path + n - 4, ".vmx") == 0)
+    if (vk_path_has_suffix(vmx_path, ".vmx"))
         n -= 4;
     char *p = vk_malloc(n + 6, e);
     if (p) {

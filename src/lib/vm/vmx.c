@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "path.h"
 #include "vmx.h"
 #include "vmx_codec.h"
 
@@ -802,12 +803,6 @@ static int ref_cmp(const void *pa, const void *pb)
     return c ? c : (a->line > b->line) - (a->line < b->line);
 }
 
-static bool ends_with_ci(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcasecmp(s + n - k, suffix) == 0;
-}
-
 static bool is_false(const char *s)
 {
     return strcasecmp(s, "false") == 0 || strcasecmp(s, "no") == 0 || strcmp(s, "0") == 0;
@@ -840,7 +835,7 @@ static const char *group_disk(const vk_vmx *v, const struct slot_ref *refs, size
             type = val;
         }
     }
-    if (!file || !ends_with_ci(file, ".vmdk") || (present && is_false(present)) ||
+    if (!file || !vk_path_has_suffix(file, ".vmdk") || (present && is_false(present)) ||
         (type && !is_hard_disk_type(type)))
         return NULL;
     return file;
