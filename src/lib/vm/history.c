@@ -53,6 +53,7 @@ void vk_history_free(vk_history *h)
         return;
     free(h->vmx_path);
     free(h->folder);
+    free(h->folder_abs);
     free(h->library);
     free(h->vmsd_path);
     vk_vmx_free(h->vmx);
@@ -85,11 +86,12 @@ int vk_history_open(const char *vm, bool stopped, vk_history **out, vk_err *e)
     int r = vk_vm_resolve(vm, &h->vmx_path, e);
     if (!r) {
         char *abs = vk_path_absolute(h->vmx_path, e);
-        h->folder = abs ? vk_path_dirname(abs, e) : NULL;
-        h->library = h->folder ? vk_path_dirname(h->folder, e) : NULL;
+        h->folder = vk_path_dirname(h->vmx_path, e);
+        h->folder_abs = abs ? vk_path_dirname(abs, e) : NULL;
+        h->library = h->folder_abs ? vk_path_dirname(h->folder_abs, e) : NULL;
         h->vmsd_path = vk_vmsd_path_for(h->vmx_path, e);
         free(abs);
-        if (!h->library || !h->vmsd_path)
+        if (!h->folder || !h->library || !h->vmsd_path)
             r = VMDKIT_ENOMEM;
     }
     if (!r)
@@ -143,7 +145,23 @@ char *vk_history_path(const vk_history *h, const char *file, vk_err *e)
 
 char *vk_history_file_name(const vk_history *h, const char *path, bool absolute, vk_err *e)
 {
-    return absolute ? vk_path_absolute(path, e) : vk_path_relative(h->folder, path, e);
+    return absolute ? vk_path_absolute(path, e) : vk_path_relative(h->folder_abs, path, e);
+}
+
+char *vk_history_shown(const vk_history *h, const char *path, vk_err *e)
+{
+    char *abs = vk_path_absolute(path, e), *out = NULL;
+    if (!abs)
+        return NULL;
+    if (vk_path_inside(abs, h->folder_abs)) {
+        char *rel = vk_path_relative(h->folder_abs, abs, e);
+        out = rel ? vk_path_join(h->folder, rel, e) : NULL;
+        free(rel);
+    } else {
+        out = vk_strdup(path, e);
+    }
+    free(abs);
+    return out;
 }
 
 void vk_deps_free(vk_deps *d)
@@ -181,8 +199,11 @@ int vk_history_dependents_of(const vk_history *h, const char *disk, vk_deps *out
     char **paths = NULL;
     size_t n = 0;
     int r = vk_find_dependents_multi(roots, 2, disk, &paths, &n, e);
-    for (size_t i = 0; !r && i < n; i++)
-        r = deps_add(out, VK_DEP_DISK, paths[i], 0, e);
+    for (size_t i = 0; !r && i < n; i++) {
+        char *shown = vk_history_shown(h, paths[i], e);
+        r = shown ? deps_add(out, VK_DEP_DISK, shown, 0, e) : VMDKIT_ENOMEM;
+        free(shown);
+    }
     vmdkit_paths_free(paths, n);
     for (size_t i = 0; !r && i < h->n_disks; i++)
         if (vk_same_file(h->disks[i].path, disk))

@@ -15,8 +15,9 @@
 
 typedef struct vk_history {
     char *vmx_path;
-    char *folder;        /* the .vmx's folder */
-    char *library;       /* the folder holding it: where linked clones live */
+    char *folder;        /* the .vmx's folder, as the caller named it */
+    char *folder_abs;    /* the same, absolute */
+    char *library;       /* the folder holding it (absolute): where linked clones live */
     char *vmsd_path;
     vk_vmx *vmx;
     vk_vm_disk *disks;   /* the machine's slots and the disks they name */
@@ -46,6 +47,11 @@ char *vk_history_path(const vk_history *h, const char *file, vk_err *e);
 /* The fileName the .vmx and .vmsd use for the disk at PATH: relative to
  * the machine's folder, or absolute when ABSOLUTE.  Caller frees. */
 char *vk_history_file_name(const vk_history *h, const char *path, bool absolute, vk_err *e);
+
+/* PATH as messages and results show it: a file in the machine's folder
+ * relative to the folder as the caller named it ("Dev.vmwarevm/x.vmdk"),
+ * any other as it is.  Caller frees. */
+char *vk_history_shown(const vk_history *h, const char *path, vk_err *e);
 
 /* What depends on a disk. */
 enum vk_dep_kind {

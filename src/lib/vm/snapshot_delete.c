@@ -115,7 +115,7 @@ static int own_links(struct delete_ctx *c, vk_err *e)
 static bool inside_folder(const vk_history *h, const char *path)
 {
     char *abs = vk_path_absolute(path, NULL);
-    bool in = abs && vk_path_inside(abs, h->folder);
+    bool in = abs && vk_path_inside(abs, h->folder_abs);
     free(abs);
     return in;
 }

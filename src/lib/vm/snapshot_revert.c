@@ -66,20 +66,29 @@ static int match_slots(const vk_history *h, const vk_vmsd_snap *x, size_t *map, 
     return 0;
 }
 
-/* Is PATH the disk of any snapshot entry? */
-static bool snapshot_disk(const vk_history *h, const char *path)
+/* Every link of the chains of the snapshots' disks: the snapshot tree. */
+static int tree_links(const vk_history *h, char ***links, size_t *n, vk_err *e)
 {
+    *links = NULL;
+    *n = 0;
     const vk_vmsd *s = h->vmsd;
-    for (size_t i = 0; i < s->n_snaps; i++)
-        for (size_t k = 0; k < s->snaps[i].n_disks; k++) {
+    int r = 0;
+    for (size_t i = 0; !r && i < s->n_snaps; i++)
+        for (size_t k = 0; !r && k < s->snaps[i].n_disks; k++) {
             const char *f = s->snaps[i].disks[k].file;
-            char *p = f ? vk_history_path(h, f, NULL) : NULL;
-            bool same = p && vk_same_file(p, path);
+            char *p = f ? vk_history_path(h, f, e) : NULL, **chain = NULL;
+            size_t nc = 0;
+            if (f && !p)
+                r = VMDKIT_ENOMEM;
+            else if (p)
+                r = vk_chain_paths(p, &chain, &nc, e);
+            for (size_t j = 0; !r && j < nc; j++)
+                if (!vk_path_in(chain[j], *links, *n))
+                    r = vk_strv_push(links, n, chain[j], e);
+            vmdkit_paths_free(chain, nc);
             free(p);
-            if (same)
-                return true;
         }
-    return false;
+    return r;
 }
 
 static int keep(vmdkit_snapshot_result *res, const char *path, const char *why, vk_err *e)
@@ -98,11 +107,12 @@ static int keep(vmdkit_snapshot_result *res, const char *path, const char *why, 
 
 /*
  * Remove the abandoned running state of one slot: the links from OLD (the
- * disk it ran on) down to the first snapshot disk, each when nothing
- * depends on it and it lies in the machine's folder.  A chain that meets
- * no snapshot disk is not part of the tree and is kept whole.
+ * disk it ran on) down to the first link of the snapshot tree (TREE), each
+ * when nothing depends on it and it lies in the machine's folder.  A chain
+ * that meets no link of the tree is not part of it and is kept whole.
  */
-static int abandon(const vk_history *h, const char *old, vmdkit_snapshot_result *res, vk_err *e)
+static int abandon(const vk_history *h, char *const *tree, size_t n_tree, const char *old,
+                   vmdkit_snapshot_result *res, vk_err *e)
 {
     char **chain;
     size_t n;
@@ -111,7 +121,7 @@ static int abandon(const vk_history *h, const char *old, vmdkit_snapshot_result 
         return r;
     size_t stop = n;
     for (size_t j = 0; j < n && stop == n; j++)
-        if (snapshot_disk(h, chain[j]))
+        if (vk_path_in(chain[j], tree, n_tree))
             stop = j;
     if (stop == n && n > 0)
         r = keep(res, chain[0], "leads to no snapshot's disk: not part of the snapshot tree", e);
@@ -121,7 +131,7 @@ static int abandon(const vk_history *h, const char *old, vmdkit_snapshot_result 
             r = VMDKIT_ENOMEM;
             break;
         }
-        bool inside = vk_path_inside(abs, h->folder);
+        bool inside = vk_path_inside(abs, h->folder_abs);
         free(abs);
         if (!inside) {
             r = keep(res, chain[k], "outside the machine's folder", e);
@@ -232,10 +242,13 @@ int vmdkit_vm_snapshot_revert(const char *vm, const char *which, const vmdkit_sn
             r = vk_strv_push(&res->new_disks, &res->n_new_disks, deltas[k], e);
     }
     /* 4. what the machine ran on until now */
-    if (!r)
-        r = vk_history_reload(h, e);
+    char **tree = NULL;
+    size_t n_tree = 0;
+    if (!r && !(r = vk_history_reload(h, e)))
+        r = tree_links(h, &tree, &n_tree, e);
     for (size_t k = 0; !r && k < n; k++)
-        r = abandon(h, old_paths[k], res, e);
+        r = abandon(h, tree, n_tree, old_paths[k], res, e);
+    vmdkit_paths_free(tree, n_tree);
     if (r)
         vk_err_prefix(e, "reverted to snapshot %u, but not all abandoned disks were removed", uid);
 out:
