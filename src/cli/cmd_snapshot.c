@@ -130,12 +130,18 @@ static void print_line(const char *prefix, const char *branch, const vmdkit_snap
     putchar('\n');
 }
 
-/* Print S and its subtree; PREFIX is the indentation of S's line. */
+/* Deeper levels are not drawn (the prefix would not fit); VMware's own
+ * chains stay far below this. */
+#define MAX_DRAWN_DEPTH 100
+
+/* Print S and its subtree; PREFIX is the indentation of S's line; SHOWN
+ * marks the entries printed. */
 static void print_subtree(const vmdkit_snapshot_list *l, const vmdkit_snapshot_info *s,
-                          const char *prefix, bool last, bool top, int depth)
+                          const char *prefix, bool last, bool top, int depth, bool *shown)
 {
     const char *branch = top ? "" : last ? "└── " : "├── ";
     print_line(prefix, branch, s);
+    shown[s - l->snapshots] = true;
     char child_prefix[1024];
     snprintf(child_prefix, sizeof child_prefix, "%s%s", prefix, top ? "" : last ? "    " : "│   ");
     size_t n_children = 0;
@@ -145,15 +151,17 @@ static void print_subtree(const vmdkit_snapshot_list *l, const vmdkit_snapshot_i
     bool here = s->current;
     if (s->description && *s->description)
         printf("%s%s%s\n", child_prefix, n_children || here ? "│   " : "    ", s->description);
-    if (depth > 200)
-        return; /* hand-made loops cannot reach here: the tree has none */
-    size_t shown = 0;
+    if (depth >= MAX_DRAWN_DEPTH && n_children) {
+        printf("%s└── ... (deeper snapshots not drawn: see --json)\n", child_prefix);
+        return;
+    }
+    size_t drawn = 0;
     for (size_t i = 0; i < l->n; i++) {
         const vmdkit_snapshot_info *c = &l->snapshots[i];
         if (!c->has_parent || c->parent != s->uid || c == s)
             continue;
-        shown++;
-        print_subtree(l, c, child_prefix, shown == n_children && !here, false, depth + 1);
+        drawn++;
+        print_subtree(l, c, child_prefix, drawn == n_children && !here, false, depth + 1, shown);
     }
     if (here)
         printf("%s└── You are here\n", child_prefix);
@@ -168,15 +176,40 @@ static int list_human(const vmdkit_snapshot_list *l)
         printf("\nYou are here\n");
         return CLI_EXIT_OK;
     }
+    bool *shown = calloc(l->n, sizeof *shown);
+    if (!shown) {
+        cli_errorf("out of memory");
+        return CLI_EXIT_IO;
+    }
     printf("%s: %zu snapshot%s\n", l->vmsd, l->n, l->n == 1 ? "" : "s");
+    for (size_t i = 0; i < l->n; i++)
+        if (is_root(l, &l->snapshots[i]))
+            print_subtree(l, &l->snapshots[i], "", true, true, 0, shown);
+    /* the levels not drawn are in the tree too; what is left has its
+     * parents in a loop */
+    bool *deep = calloc(l->n, sizeof *deep);
+    for (bool more = deep != NULL; more;) {
+        more = false;
+        for (size_t i = 0; i < l->n; i++) {
+            const vmdkit_snapshot_info *p = l->snapshots[i].has_parent ? by_uid(l, l->snapshots[i].parent) : NULL;
+            if (!shown[i] && !deep[i] && p && (shown[p - l->snapshots] || deep[p - l->snapshots]))
+                deep[i] = more = true;
+        }
+    }
     bool here_shown = false;
     for (size_t i = 0; i < l->n; i++) {
-        here_shown = here_shown || l->snapshots[i].current;
-        if (is_root(l, &l->snapshots[i]))
-            print_subtree(l, &l->snapshots[i], "", true, true, 0);
+        bool in_tree = shown[i] || (deep && deep[i]);
+        here_shown = here_shown || (shown[i] && l->snapshots[i].current);
+        if (in_tree && !shown[i] && l->snapshots[i].current)
+            printf("You are here (below snapshot %" PRIu32 ", not drawn)\n", l->snapshots[i].uid);
+        here_shown = here_shown || (in_tree && l->snapshots[i].current);
+        if (!in_tree)
+            print_line("", "(parents in a loop) ", &l->snapshots[i]);
     }
+    free(deep);
     if (!here_shown)
-        printf("You are here%s\n", l->has_current ? " (snapshot.current names no snapshot)" : "");
+        printf("You are here%s\n", l->has_current ? " (snapshot.current names no snapshot in the tree)" : "");
+    free(shown);
     return CLI_EXIT_OK;
 }
 
