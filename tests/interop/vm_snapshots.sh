@@ -356,4 +356,22 @@ for u in 18 15 17; do
 done
 check "qemu-img check of every disk left" bash -c 'for d in '$S'/Srv*.vmdk; do qemu-img check "$d" >/dev/null || exit 1; done'
 
+say "--- names several snapshots share, slots added after a snapshot, parents in a loop"
+check "a snapshot named x" "$VMDKIT" snapshot --name x $S
+check "another one named x" "$VMDKIT" snapshot --name x $S
+sums_of $S/Srv.vmx $S/Srv.vmsd >"$TMP/sums.txt"
+expect_exit 9 "revert to a name two snapshots have" "$VMDKIT" snapshot revert $S x &&
+    assert_true "the message gives their uids" grep -q '2 snapshots are named "x" (uids 19, 20)' "$ERR"
+check "a second disk" "$VMDKIT" create $S/Extra.vmdk 1M
+"$VMDKIT" vmx set $S/Srv.vmx scsi0:1.fileName Extra.vmdk
+sums_of $S/Srv.vmx $S/Srv.vmsd >"$TMP/sums.txt"
+expect_exit 5 "revert to a snapshot without the new slot" "$VMDKIT" snapshot revert $S 15 &&
+    assert_true "the message names the slot" grep -q 'scsi0:1: added after snapshot 15' "$ERR"
+assert_eq "nothing was written" "$(cat "$TMP/sums.txt")" "$(sums_of $S/Srv.vmx $S/Srv.vmsd)"
+printf 'snapshot.current = "2"\nsnapshot0.uid = "1"\nsnapshot0.parent = "2"\nsnapshot1.uid = "2"\nsnapshot1.parent = "1"\nsnapshot2.uid = "3"\n' >loop.vmsd
+check "list of a .vmsd whose parents go round" "$VMDKIT" snapshot list loop.vmsd
+assert_eq "the root, the entries of the loop, no You are here in the tree" \
+    '3  ""  no time|(parents in a loop) 1  ""  no time|(parents in a loop) 2  ""  no time|You are here (snapshot.current names no snapshot in the tree)' \
+    "$(sed -n '2,$p' "$OUT" | paste -sd '|')"
+
 finish
