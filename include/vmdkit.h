@@ -373,9 +373,12 @@ VMDKIT_API int vmdkit_rebase(const char *path, const char *new_parent, bool unsa
  * an unchanged file rewrites the same bytes and an edit changes one line.
  * Keys are compared without regard to ASCII case, as VMware does; when a
  * key appears twice the last line counts.  Values are given and returned
- * decoded: VMware's |XX escapes ("|22" for '"', "|7C" for '|', "|0A" for a
- * line feed) are undone on reading and applied on writing.
- * A vmdkit_vmx may be used by one thread at a time.
+ * decoded, in UTF-8: VMware's |XX escapes ("|22" for '"', "|7C" for '|',
+ * "|0A" for a line feed) are undone on reading and applied on writing, and
+ * a file whose ".encoding" names another encoding (windows-1252,
+ * Shift_JIS - read as Windows code page 932 -, windows-949-2000 ...) has
+ * its values converted from and to it; the bytes of every line not edited
+ * stay as they are.  A vmdkit_vmx may be used by one thread at a time.
  */
 typedef struct vmdkit_vmx vmdkit_vmx;
 
@@ -383,7 +386,9 @@ typedef struct vmdkit_vmx vmdkit_vmx;
  * Read and parse the file at PATH.  Errors: VMDKIT_ENOENT (no such file),
  * VMDKIT_ELIMIT (larger than 4 MiB), VMDKIT_EFORMAT naming the line that is
  * neither `key = value`, a comment nor blank (or holds an unterminated
- * quote or a NUL byte).  On success *out owns the handle.
+ * quote, a NUL byte, or text that is not valid in the file's encoding),
+ * VMDKIT_EUNSUPPORTED when the file names an encoding vmdkit does not know
+ * and holds non-ASCII text.  On success *out owns the handle.
  */
 VMDKIT_API int vmdkit_vmx_open(const char *path, vmdkit_vmx **out, vmdkit_error *err);
 
@@ -398,7 +403,9 @@ VMDKIT_API const char *vmdkit_vmx_get(const vmdkit_vmx *vmx, const char *key);
  * existing line keeps its key spelling, spacing, quoting and trailing
  * comment; only its value changes.  An absent key is appended as
  * `KEY = "VALUE"`.  VMDKIT_EINVAL when KEY is empty or holds whitespace,
- * '=', '#', '"' or control characters.
+ * '=', '#', '"' or control characters, or when VALUE holds a character the
+ * file's encoding cannot represent ("FILE: KEY: the character U+XXXX cannot
+ * be written in the file's encoding E"); nothing is changed then.
  */
 VMDKIT_API int vmdkit_vmx_set(vmdkit_vmx *vmx, const char *key, const char *value, vmdkit_error *err);
 
@@ -659,8 +666,9 @@ typedef struct vmdkit_snapshot_result {
     size_t n_new_disks;
     char **removed;             /* disks removed (their descriptor and extent files) */
     size_t n_removed;
-    char **kept;                /* disks left in place that the operation made unused
-                                   by this machine, and why: "PATH: REASON" */
+    char **kept;                /* disks left as they are where the operation would
+                                   have removed (revert) or merged or removed
+                                   (delete) them, and why: "PATH: REASON" */
     size_t n_kept;
     char **merged_from;         /* delete: each disk merged into its parent ... */
     char **merged_into;         /* ... and that parent */
