@@ -244,6 +244,19 @@ assert_true "the disk the clone is made from is kept, unchanged" \
 assert_true "and said so" grep -q "^kept .*: kept for the linked clones that depend on it" "$OUT"
 expect_exit 0 "the clone still reads its parent's data" qemu-img compare "$frozen" Other.vmwarevm/Other.vmdk
 
+say "--- revert keeps an abandoned delta a linked clone depends on"
+mkdir K.vmwarevm
+printf '.encoding = "UTF-8"\nscsi0:0.fileName = "K.vmdk"\n' >K.vmwarevm/K.vmx
+check "create K" "$VMDKIT" create K.vmwarevm/K.vmdk 8M
+check "snapshot K" "$VMDKIT" snapshot K.vmwarevm
+check "write into K's running delta" "$VMDKIT" io K.vmwarevm/K-000001.vmdk -c 'write -P 0x44 0 1M'
+check "a linked clone of K (K-000001 becomes its parent)" "$VMDKIT" clone --linked K.vmwarevm KC.vmwarevm
+check "revert K to its snapshot" "$VMDKIT" snapshot revert K.vmwarevm 1
+assert_eq "the running delta is removed, the clone's parent kept with the reason" \
+    "removed K.vmwarevm/K-000002.vmdk|kept K.vmwarevm/K-000001.vmdk: used by $(pwd -P)/KC.vmwarevm/KC.vmdk" \
+    "$(grep -E '^(removed|kept)' "$OUT" | paste -sd '|')"
+check "the clone still reads what K had" "$VMDKIT" io -r KC.vmwarevm/KC.vmdk -c 'read -P 0x44 0 1M'
+
 say "--- a .vmsd that does not parse, a .vmsd entry that cannot be made"
 cp $V/Dev.vmsd "$TMP/good.vmsd"
 cp $X "$TMP/x.vmx"
