@@ -197,6 +197,19 @@ static void test_change_encoding(void **state)
     assert_string_equal(vk_vmx_get(v, "displayName"), "Caf\xc3\xa9 cr\xc3\xa8me");
     vk_vmx_free(v);
 
+    /* a second .encoding line counts like any other: its bytes stay */
+    static const char two[] = ".encoding = \"\xaa\xab\"\n.encoding = \n";
+    v = PARSE_LIT(two);
+    assert_int_equal(vk_vmx_set(v, ".encoding", "x-other", &e), VMDKIT_EUNSUPPORTED);
+    assert_non_null(strstr(e.msg, "line 1"));
+    EXPECT_LIT(v, ".encoding = \"\xaa\xab\"\n.encoding = \n");
+    vk_vmx_free(v);
+    /* the name is read with its |XX escapes undone, as it was set */
+    static const char escaped[] = ".encoding = \"windows|2D1252\"\na = \"\xe9\"\n";
+    v = PARSE_LIT(escaped);
+    assert_string_equal(vk_vmx_get(v, "a"), "\xc3\xa9");
+    vk_vmx_free(v);
+
     static const char ascii[] = ".encoding = \"windows-1252\"\na = \"x\"\n";
     v = PARSE_LIT(ascii);
     assert_int_equal(vk_vmx_set(v, ".encoding", "UTF-8", &e), 0);

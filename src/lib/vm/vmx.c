@@ -247,16 +247,15 @@ static const char encoding_key[] = ".encoding";
 static int decode_all(vk_vmx *v, vk_err *e)
 {
     ptrdiff_t i = find_key(v, encoding_key);
-    char name[80] = "";
-    if (i >= 0) {
+    char *name = NULL;
+    int r = 0;
+    if (i >= 0) { /* read as vk_vmx_set gave it: with the |XX escapes undone */
         const struct vmx_line *l = &v->lines[i];
-        size_t n = l->val_end - l->val_start;
-        if (n >= sizeof name) /* no encoding has such a name: none will match */
-            n = sizeof name - 1;
-        memcpy(name, l->text + l->val_start, n);
-        name[n] = 0;
+        r = unescape(l->text + l->val_start, l->val_end - l->val_start, &name, v->path, (size_t)i + 1, e);
     }
-    int r = vk_codec_open(name, &v->codec, e);
+    if (!r)
+        r = vk_codec_open(name, &v->codec, e);
+    free(name);
     for (size_t k = 0; !r && k < v->n_lines; k++)
         if (v->lines[k].entry)
             r = decode_entry(v, &v->lines[k], k + 1, e);
@@ -533,14 +532,14 @@ static int insert_entry(vk_vmx *v, size_t at, const char *key, const char *value
     return 0;
 }
 
-/* Do the values of every entry but the .encoding lines hold only ASCII
- * bytes?  Then they mean the same in every encoding handled.  *LINE gets
- * the first line that does not. */
-static bool values_ascii(const vk_vmx *v, size_t *line)
+/* Do the keys and values of every entry but line SKIP (none: SIZE_MAX)
+ * hold only ASCII bytes?  Then they mean the same in every encoding
+ * handled.  *LINE gets the first line that does not. */
+static bool values_ascii(const vk_vmx *v, size_t skip, size_t *line)
 {
     for (size_t i = 0; i < v->n_lines; i++) {
         const struct vmx_line *l = &v->lines[i];
-        if (l->entry && strcasecmp(l->key, encoding_key) != 0 &&
+        if (l->entry && i != skip &&
             (!vk_is_ascii(l->text + l->val_start, l->val_end - l->val_start) ||
              !vk_is_ascii(l->key, strlen(l->key)))) {
             *line = i + 1;
@@ -552,11 +551,12 @@ static bool values_ascii(const vk_vmx *v, size_t *line)
 
 /*
  * Another .encoding (NAME; NULL: none, UTF-8): allowed only when no value
- * would change meaning, since vmdkit keeps the bytes of every other line.
- * On success the new codec replaces the old one and *OLD receives the old
- * (to put back or free).
+ * would change meaning, since vmdkit keeps the bytes of every other line
+ * (SKIP is the line that will hold the new name, or SIZE_MAX when every
+ * .encoding line goes).  On success the new codec replaces the old one
+ * and *OLD receives the old (to put back or free).
  */
-static int switch_encoding(vk_vmx *v, const char *name, vk_codec **old, vk_err *e)
+static int switch_encoding(vk_vmx *v, const char *name, size_t skip, vk_codec **old, vk_err *e)
 {
     *old = NULL;
     const char *now = vk_codec_name(v->codec);
@@ -564,7 +564,18 @@ static int switch_encoding(vk_vmx *v, const char *name, vk_codec **old, vk_err *
     if (same)
         return 0;
     size_t line;
-    if (!values_ascii(v, &line))
+    bool ok = true;
+    if (skip == SIZE_MAX) /* every .encoding line goes: the others need not be ASCII */
+        for (size_t i = 0; ok && i < v->n_lines; i++) {
+            const struct vmx_line *l = &v->lines[i];
+            if (l->entry && strcasecmp(l->key, encoding_key) != 0 &&
+                (!vk_is_ascii(l->text + l->val_start, l->val_end - l->val_start) ||
+                 !vk_is_ascii(l->key, strlen(l->key))))
+                ok = false, line = i + 1;
+        }
+    else
+        ok = values_ascii(v, skip, &line);
+    if (!ok)
         return vk_fail(e, VMDKIT_EUNSUPPORTED,
                        "%s: .encoding: changing it from \"%s\" would change the meaning of line "
                        "%zu, which holds non-ASCII text (vmdkit does not re-encode the file)",
@@ -592,9 +603,9 @@ int vk_vmx_set_after(vk_vmx *v, const char *key, const char *value, const char *
         return vk_fail(e, VMDKIT_EINVAL, "%s: %.*s: no value given", v->path, KEY_SHOWN, key);
     vk_codec *old = NULL;
     bool is_encoding = strcasecmp(key, encoding_key) == 0;
-    if (is_encoding && (r = switch_encoding(v, value, &old, e)))
-        return r;
     ptrdiff_t i = find_key(v, key);
+    if (is_encoding && (r = switch_encoding(v, value, i >= 0 ? (size_t)i : v->n_lines, &old, e)))
+        return r;
     if (i >= 0) {
         r = replace_value(v, (size_t)i, value, e);
     } else {
@@ -690,7 +701,7 @@ int vk_vmx_unset(vk_vmx *v, const char *key, vk_err *e)
                        key ? key : "");
     if (strcasecmp(key, encoding_key) == 0) {
         vk_codec *old;
-        int r = switch_encoding(v, NULL, &old, e);
+        int r = switch_encoding(v, NULL, SIZE_MAX, &old, e);
         if (r)
             return r;
         vk_codec_free(old);
