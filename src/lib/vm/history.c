@@ -277,3 +277,42 @@ int vk_chain_paths(const char *disk, char ***paths, size_t *n, vk_err *e)
     }
     return r;
 }
+
+/* Add the links of the chain from START to the list. */
+static int add_chain(const char *start, char ***links, size_t *n, vk_err *e)
+{
+    char **chain = NULL;
+    size_t nc = 0;
+    int r = vk_chain_paths(start, &chain, &nc, e);
+    for (size_t j = 0; !r && j < nc; j++)
+        if (!vk_path_in(chain[j], *links, *n))
+            r = vk_strv_push(links, n, chain[j], e);
+    vmdkit_paths_free(chain, nc);
+    return r;
+}
+
+int vk_history_links(const vk_history *h, bool slots, char ***links, size_t *n, vk_err *e)
+{
+    *links = NULL;
+    *n = 0;
+    int r = 0;
+    for (size_t i = 0; slots && !r && i < h->n_disks; i++)
+        r = add_chain(h->disks[i].path, links, n, e);
+    const vk_vmsd *s = h->vmsd;
+    for (size_t i = 0; !r && i < s->n_snaps; i++)
+        for (size_t k = 0; !r && k < s->snaps[i].n_disks; k++) {
+            const char *f = s->snaps[i].disks[k].file;
+            char *p = f ? vk_history_path(h, f, e) : NULL;
+            if (f && !p)
+                r = VMDKIT_ENOMEM;
+            else if (p)
+                r = add_chain(p, links, n, e);
+            free(p);
+        }
+    if (r) {
+        vmdkit_paths_free(*links, *n);
+        *links = NULL;
+        *n = 0;
+    }
+    return r;
+}

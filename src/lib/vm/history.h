@@ -90,6 +90,13 @@ void vk_deps_describe(const vk_deps *d, char *buf, size_t n);
  */
 int vk_chain_paths(const char *disk, char ***paths, size_t *n, vk_err *e);
 
+/*
+ * Every link of the chains of the snapshots' disks (the snapshot tree),
+ * and with SLOTS of the chains of the machine's slots too (its whole
+ * history), each once.
+ */
+int vk_history_links(const vk_history *h, bool slots, char ***links, size_t *n, vk_err *e);
+
 /* Is PATH one of the N paths (by file identity)? */
 bool vk_path_in(const char *path, char *const *paths, size_t n);
 

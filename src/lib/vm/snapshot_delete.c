@@ -79,39 +79,6 @@ static int set_why(struct plan *p, vk_err *e, const char *text, const char *arg)
     return 0;
 }
 
-/* Every link of the chains of the machine's slots and snapshot disks. */
-static int own_links(struct delete_ctx *c, vk_err *e)
-{
-    const vk_history *h = c->h;
-    int r = 0;
-    char **starts = NULL;
-    size_t n_starts = 0;
-    for (size_t i = 0; !r && i < h->n_disks; i++)
-        r = vk_strv_push(&starts, &n_starts, h->disks[i].path, e);
-    for (size_t i = 0; !r && i < h->vmsd->n_snaps; i++)
-        for (size_t k = 0; !r && k < h->vmsd->snaps[i].n_disks; k++) {
-            const char *f = h->vmsd->snaps[i].disks[k].file;
-            char *p = f ? vk_history_path(h, f, e) : NULL;
-            if (f && !p)
-                r = VMDKIT_ENOMEM;
-            else if (p)
-                r = vk_strv_push(&starts, &n_starts, p, e);
-            free(p);
-        }
-    for (size_t i = 0; !r && i < n_starts; i++) {
-        char **chain;
-        size_t n;
-        if ((r = vk_chain_paths(starts[i], &chain, &n, e)))
-            break;
-        for (size_t k = 0; !r && k < n; k++)
-            if (!vk_path_in(chain[k], c->own, c->n_own))
-                r = vk_strv_push(&c->own, &c->n_own, chain[k], e);
-        vmdkit_paths_free(chain, n);
-    }
-    vmdkit_paths_free(starts, n_starts);
-    return r;
-}
-
 static bool inside_folder(const vk_history *h, const char *path)
 {
     char *abs = vk_path_absolute(path, NULL);
@@ -310,7 +277,7 @@ int vmdkit_vm_snapshot_delete(const char *vm, const char *which, const vmdkit_sn
     char *vmsn = NULL, *name = NULL;
     const vk_vmsd_snap *x;
     uint32_t uid = 0;
-    if ((r = vk_history_find(h, which, &x, e)) || (r = own_links(&c, e)))
+    if ((r = vk_history_find(h, which, &x, e)) || (r = vk_history_links(h, true, &c.own, &c.n_own, e)))
         goto out;
     uid = x->uid;
     if ((x->filename && !(vmsn = vk_strdup(x->filename, e))) ||

@@ -66,31 +66,6 @@ static int match_slots(const vk_history *h, const vk_vmsd_snap *x, size_t *map, 
     return 0;
 }
 
-/* Every link of the chains of the snapshots' disks: the snapshot tree. */
-static int tree_links(const vk_history *h, char ***links, size_t *n, vk_err *e)
-{
-    *links = NULL;
-    *n = 0;
-    const vk_vmsd *s = h->vmsd;
-    int r = 0;
-    for (size_t i = 0; !r && i < s->n_snaps; i++)
-        for (size_t k = 0; !r && k < s->snaps[i].n_disks; k++) {
-            const char *f = s->snaps[i].disks[k].file;
-            char *p = f ? vk_history_path(h, f, e) : NULL, **chain = NULL;
-            size_t nc = 0;
-            if (f && !p)
-                r = VMDKIT_ENOMEM;
-            else if (p)
-                r = vk_chain_paths(p, &chain, &nc, e);
-            for (size_t j = 0; !r && j < nc; j++)
-                if (!vk_path_in(chain[j], *links, *n))
-                    r = vk_strv_push(links, n, chain[j], e);
-            vmdkit_paths_free(chain, nc);
-            free(p);
-        }
-    return r;
-}
-
 static int keep(vmdkit_snapshot_result *res, const char *path, const char *why, vk_err *e)
 {
     if (!res)
@@ -245,7 +220,7 @@ int vmdkit_vm_snapshot_revert(const char *vm, const char *which, const vmdkit_sn
     char **tree = NULL;
     size_t n_tree = 0;
     if (!r && !(r = vk_history_reload(h, e)))
-        r = tree_links(h, &tree, &n_tree, e);
+        r = vk_history_links(h, false, &tree, &n_tree, e);
     for (size_t k = 0; !r && k < n; k++)
         r = abandon(h, tree, n_tree, old_paths[k], res, e);
     vmdkit_paths_free(tree, n_tree);
