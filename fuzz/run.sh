@@ -25,7 +25,7 @@ for arg in "$@"; do
 done
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 SECONDS_EACH=${VMDKIT_FUZZ_SECONDS:-60}
-HARNESSES=${VMDKIT_FUZZ_ONLY:-fuzz_descriptor fuzz_sparse fuzz_stream fuzz_chain fuzz_vmx fuzz_ovf}
+HARNESSES=${VMDKIT_FUZZ_ONLY:-fuzz_descriptor fuzz_sparse fuzz_stream fuzz_chain fuzz_vmx fuzz_ovf fuzz_vmsd}
 
 if ((!NO_BUILD)); then
     command -v clang >/dev/null 2>&1 || { echo "fuzz: clang is not installed"; exit 1; }
