@@ -25,7 +25,7 @@ for arg in "$@"; do
 done
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 SECONDS_EACH=${VMDKIT_FUZZ_SECONDS:-60}
-ALL=(fuzz_descriptor fuzz_sparse fuzz_stream fuzz_chain fuzz_vmx fuzz_ovf)
+ALL=(fuzz_descriptor fuzz_sparse fuzz_stream fuzz_chain fuzz_vmx fuzz_ovf fuzz_vmsd)
 # fuzz_plugin is built where the plugin is (nbdkit's plugin header installed)
 if pkg-config --exists nbdkit 2>/dev/null; then
     ALL+=(fuzz_plugin)

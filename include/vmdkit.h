@@ -299,6 +299,15 @@ VMDKIT_API const char *vmdkit_create_type_name(vmdkit_create_type t);
  * a static string. */
 VMDKIT_API const char *vmdkit_adapter_name(const char *name);
 
+/*
+ * Sectors per piece of a twoGbMaxExtent* disk.  Current VMware products
+ * (Workstation 17, Fusion) write 8323072 (4064 MiB, so that a piece and
+ * its tables stay under FAT32's 4 GiB file limit); older ones and the
+ * format's documentation 4192256 (2047 MiB).
+ */
+#define VMDKIT_SPLIT_4G_SECTORS UINT64_C(8323072)
+#define VMDKIT_SPLIT_2G_SECTORS UINT64_C(4192256)
+
 typedef struct vmdkit_create_opts {
     vmdkit_create_type type;
     uint64_t size_bytes;        /* rounded up to a sector */
@@ -308,12 +317,15 @@ typedef struct vmdkit_create_opts {
     bool zeroed_grain;          /* sparse only: header v2 with zeroed-grain entries */
     const char *parent;         /* path of parent descriptor, NULL for none (sparse only) */
     bool parent_absolute;       /* write the parent hint as an absolute path */
+    uint64_t split_sectors;     /* twoGbMaxExtent* only: sectors per piece, a multiple
+                                   of 128 up to VMDKIT_SPLIT_4G_SECTORS; 0 = that */
 } vmdkit_create_opts;
 
 /*
  * Create a new empty disk at PATH (the descriptor; extent files are named
  * after it).  Fails with VMDKIT_EEXIST if any file it would write exists.
- * For a streamOptimized type the result holds no data.
+ * For a streamOptimized type the result holds no data.  A split type
+ * (twoGbMaxExtent*) has pieces of SPLIT_SECTORS, the last one smaller.
  */
 VMDKIT_API int vmdkit_create(const char *path, const vmdkit_create_opts *opts, vmdkit_error *err);
 
@@ -400,7 +412,10 @@ VMDKIT_API int vmdkit_compare(vmdkit_disk *a, vmdkit_disk *b, uint64_t *first_di
  * geometry and hw version, a fresh ddb.uuid, parentCID = the parent's CID
  * and parentFileNameHint relative to NEW_PATH's folder (normalised), or
  * absolute when ABSOLUTE_HINT.  A split parent (twoGbMaxExtent*) gets a
- * split delta.  The new delta holds no grain data.  The parent is opened
+ * split delta whose pieces have the sizes of the parent's extents (so a
+ * delta of a 2047 MiB-split disk is split at 2047 MiB too); a parent too
+ * large for one sparse file gets pieces of VMDKIT_SPLIT_4G_SECTORS.  The
+ * new delta holds no grain data.  The parent is opened
  * read-only and never written.  Fails with VMDKIT_EEXIST if a file the
  * delta would consist of exists.
  */
@@ -516,9 +531,12 @@ VMDKIT_API int vmdkit_rebase(const char *path, const char *new_parent, const vmd
  * an unchanged file rewrites the same bytes and an edit changes one line.
  * Keys are compared without regard to ASCII case, as VMware does; when a
  * key appears twice the last line counts.  Values are given and returned
- * decoded: VMware's |XX escapes ("|22" for '"', "|7C" for '|', "|0A" for a
- * line feed) are undone on reading and applied on writing.
- * A vmdkit_vmx may be used by one thread at a time.
+ * decoded, in UTF-8: VMware's |XX escapes ("|22" for '"', "|7C" for '|',
+ * "|0A" for a line feed) are undone on reading and applied on writing, and
+ * a file whose ".encoding" names another encoding (windows-1252,
+ * Shift_JIS - read as Windows code page 932 -, windows-949-2000 ...) has
+ * its values converted from and to it; the bytes of every line not edited
+ * stay as they are.  A vmdkit_vmx may be used by one thread at a time.
  */
 typedef struct vmdkit_vmx vmdkit_vmx;
 
@@ -526,7 +544,9 @@ typedef struct vmdkit_vmx vmdkit_vmx;
  * Read and parse the file at PATH.  Errors: VMDKIT_ENOENT (no such file),
  * VMDKIT_ELIMIT (larger than 4 MiB), VMDKIT_EFORMAT naming the line that is
  * neither `key = value`, a comment nor blank (or holds an unterminated
- * quote or a NUL byte).  On success *out owns the handle.
+ * quote, a NUL byte, or text that is not valid in the file's encoding),
+ * VMDKIT_EUNSUPPORTED when the file names an encoding vmdkit does not know
+ * and holds non-ASCII text.  On success *out owns the handle.
  */
 VMDKIT_API int vmdkit_vmx_open(const char *path, vmdkit_vmx **out, vmdkit_error *err);
 
@@ -541,7 +561,9 @@ VMDKIT_API const char *vmdkit_vmx_get(const vmdkit_vmx *vmx, const char *key);
  * existing line keeps its key spelling, spacing, quoting and trailing
  * comment; only its value changes.  An absent key is appended as
  * `KEY = "VALUE"`.  VMDKIT_EINVAL when KEY is empty or holds whitespace,
- * '=', '#', '"' or control characters.
+ * '=', '#', '"' or control characters, or when VALUE holds a character the
+ * file's encoding cannot represent ("FILE: KEY: the character U+XXXX cannot
+ * be written in the file's encoding E"); nothing is changed then.
  */
 VMDKIT_API int vmdkit_vmx_set(vmdkit_vmx *vmx, const char *key, const char *value, vmdkit_error *err);
 
@@ -734,19 +756,165 @@ VMDKIT_API int vmdkit_vm_find_vmx(const char *vm, char **vmx_path, vmdkit_error 
  */
 VMDKIT_API int vmdkit_vm_check_stopped(const char *vmx_path, vmdkit_error *err);
 
+/* ------------------------------------------------------------------ */
+/* Snapshots of a machine, recorded in VMware's snapshot database      */
+
 /*
- * Snapshot the whole machine VM: every disk gets a new delta in the
- * machine's folder, as VMware places them (vmdkit_snapshot next to a disk
- * in that folder: Base.vmdk -> Base-000001.vmdk; a disk elsewhere gets
- * FOLDER/NAME-000001.vmdk), and the slot's fileName is changed to it (the bare file name when it shares the
- * .vmx's folder; an absolute fileName stays absolute).  The .vmx is saved
- * atomically after every delta exists, so an interruption leaves the
- * machine on its old disks; on failure the deltas made are removed.  Every
- * chain must open cleanly first.  *NEW_DISKS receives the paths of the new
- * deltas in slot order (free with vmdkit_paths_free).
+ * A machine's snapshots live in its .vmsd file (NAME.vmsd beside
+ * NAME.vmx), the list VMware's Snapshot Manager shows.  vmdkit reads and
+ * writes it as VMware does, keeping every line it does not change.  Each
+ * snapshot has a UID (never reused), a parent (absent on a root), a name,
+ * a description, a creation time and, per disk slot, the disk the slot ran
+ * on when the snapshot was taken: that link is frozen by the snapshot and
+ * read-only from then on.  snapshot.current names the snapshot the running
+ * state derives from ("You are here" is below it).  See docs/snapshots.md.
+ */
+
+typedef struct vmdkit_snapshot_disk {
+    char *node;                 /* the slot: "scsi0:0", "nvme0:0" ... (NULL when absent) */
+    char *file;                 /* the frozen disk, as written (relative to the .vmx's
+                                   folder, or absolute); NULL when absent */
+} vmdkit_snapshot_disk;
+
+typedef struct vmdkit_snapshot_info {
+    uint32_t uid;
+    bool has_parent;
+    uint32_t parent;            /* the parent's UID when HAS_PARENT */
+    char *name;                 /* displayName; NULL when absent */
+    char *description;          /* NULL when absent */
+    bool has_time;
+    int64_t create_time_us;     /* microseconds since the Unix epoch (UTC) */
+    char *vmsn;                 /* the .vmsn checkpoint file; NULL when absent */
+    bool current;               /* snapshot.current names it */
+    vmdkit_snapshot_disk *disks;
+    size_t n_disks;
+    char **clones;              /* linked clones recorded as made from it */
+    size_t n_clones;
+} vmdkit_snapshot_info;
+
+typedef struct vmdkit_snapshot_list {
+    char *vmsd;                 /* the file read */
+    bool exists;                /* false: there is no .vmsd (no snapshots) */
+    uint32_t last_uid;          /* snapshot.lastUID (0 when absent) */
+    bool has_current;
+    uint32_t current;           /* snapshot.current */
+    vmdkit_snapshot_info *snapshots; /* in the file's order */
+    size_t n;
+} vmdkit_snapshot_list;
+
+/*
+ * The snapshots of VM (a machine folder, a .vmx, or a .vmsd file itself);
+ * the machine may be running.  *OUT is freed with vmdkit_snapshot_list_free.
+ * Errors: those of vmdkit_vm_find_vmx, and VMDKIT_EFORMAT naming the key
+ * of a .vmsd that does not parse.
+ */
+VMDKIT_API int vmdkit_vm_snapshot_list(const char *vm, vmdkit_snapshot_list **out,
+                                       vmdkit_error *err);
+VMDKIT_API void vmdkit_snapshot_list_free(vmdkit_snapshot_list *list);
+
+typedef struct vmdkit_snapshot_opts {
+    size_t struct_size;         /* sizeof (vmdkit_snapshot_opts) */
+    const char *name;           /* take: the displayName; NULL: "Snapshot UID" */
+    const char *description;    /* take: NULL for none */
+    bool absolute_hint;         /* take, revert: absolute parent hints in new deltas */
+    bool force;                 /* delete: see vmdkit_vm_snapshot_delete */
+    vmdkit_progress_fn progress; /* delete: bytes of the disks merged */
+    void *progress_opaque;
+} vmdkit_snapshot_opts;
+
+typedef struct vmdkit_snapshot_result {
+    uint32_t uid;               /* the snapshot taken, reverted to or deleted */
+    char **new_disks;           /* take, revert: the deltas the machine writes to now */
+    size_t n_new_disks;
+    char **removed;             /* disks removed (their descriptor and extent files) */
+    size_t n_removed;
+    char **kept;                /* disks left as they are where the operation would
+                                   have removed (revert) or merged or removed
+                                   (delete) them, and why: "PATH: REASON" */
+    size_t n_kept;
+    char **merged_from;         /* delete: each disk merged into its parent ... */
+    char **merged_into;         /* ... and that parent */
+    size_t n_merged;
+} vmdkit_snapshot_result;
+
+/*
+ * Take a snapshot of the machine VM (shut down, every chain intact), as
+ * VMware records it: every disk gets a new delta in the machine's folder
+ * (as by vmdkit_snapshot next to a disk there: Base.vmdk -> Base-000001.vmdk;
+ * a disk elsewhere gets FOLDER/NAME-000001.vmdk) and its slot's fileName is
+ * changed to it; then the .vmsd gets the entry: UID = lastUID + 1, parent =
+ * snapshot.current, OPTS->name and description, the creation time, and per
+ * slot the disk it ran on until now (fileName as the .vmx had it) and the
+ * slot; snapshot.current = UID, numSnapshots and the mru list follow.  No
+ * .vmsn is written (docs/snapshots.md says why), so the entry has no
+ * .filename.  Order: deltas, the .vmx (atomically), the .vmsd
+ * (atomically): an interruption leaves the machine on its old disks or on
+ * the new ones, and the .vmsd never names a disk that does not exist; a
+ * failure undoes what was done.  A name or description the .vmsd's
+ * encoding cannot hold is VMDKIT_EINVAL before anything is written.  RES
+ * (may be NULL): the UID and the new deltas; free with
+ * vmdkit_snapshot_result_free.  OPTS may be NULL (the defaults).
+ */
+VMDKIT_API int vmdkit_vm_snapshot_take(const char *vm, const vmdkit_snapshot_opts *opts,
+                                       vmdkit_snapshot_result *res, vmdkit_error *err);
+
+/*
+ * Snapshot the whole machine VM as vmdkit_vm_snapshot_take does with the
+ * default name; *NEW_DISKS receives the paths of the new deltas in slot
+ * order (free with vmdkit_paths_free).
  */
 VMDKIT_API int vmdkit_vm_snapshot(const char *vm, bool absolute_hint, char ***new_disks, size_t *n,
                                   vmdkit_error *err);
+
+/*
+ * Go back to the snapshot WHICH (a UID, or a displayName; a number names a
+ * UID first) of the machine VM (shut down): each slot of the snapshot gets
+ * a fresh delta on the disk the snapshot froze for it, the .vmx names the
+ * new deltas, snapshot.current = its UID (first in the mru list).  The
+ * state the machine had is abandoned, as in VMware: the deltas between its
+ * disks and the snapshot tree (the "You are here" part) are removed, each
+ * only when nothing depends on it (another delta, a snapshot, a linked
+ * clone, a slot of the .vmx), and only when they lead to a disk of a
+ * snapshot; others are kept and listed in RES->kept.  The snapshot's slots
+ * must be the machine's slots (VMware would restore the configuration from
+ * the .vmsn; vmdkit does not): else VMDKIT_EUNSUPPORTED.  Order: new
+ * deltas, .vmx, .vmsd, then the removals, so an interruption leaves the
+ * machine on its old disks or the new ones and never a .vmsd naming a
+ * missing disk.  VMDKIT_ENOENT when no snapshot is WHICH, VMDKIT_EINVAL
+ * when a name fits several.
+ */
+VMDKIT_API int vmdkit_vm_snapshot_revert(const char *vm, const char *which,
+                                         const vmdkit_snapshot_opts *opts,
+                                         vmdkit_snapshot_result *res, vmdkit_error *err);
+
+/*
+ * Delete the snapshot WHICH of the machine VM (shut down): its entry goes,
+ * its children take its parent, snapshot.current moves to its parent when
+ * it was current, and its state is merged so that everything else reads
+ * exactly as before.  Per slot, the disk D the snapshot froze:
+ *  - D has one child delta C in the machine's history (a snapshot's disk
+ *    or the way to the running state): C is merged into D (as
+ *    vmdkit_commit), C's children and every reference to C (.vmx slot,
+ *    .vmsd entries) are moved to D, and C is removed;
+ *  - nothing depends on D and it is a delta in the machine's folder: D is
+ *    removed;
+ *  - otherwise (several children, a slot or another entry naming D): D
+ *    stays as it is, shared by what needs it.
+ * Linked clones (disks outside the machine's history whose parent is D or
+ * C, or clones recorded in the entry) would see D or C change: the delete
+ * is refused with VMDKIT_ECHAIN naming them, unless OPTS->force, which
+ * deletes the entry but keeps D unchanged for clones of D and re-points
+ * clones of C at D (their content stays the same).  The snapshot's .vmsn
+ * (and .vmem) in the machine's folder are removed.  Order: the .vmsd
+ * without the entry, the merges (each leaves C reading as before), the
+ * .vmx and .vmsd re-pointed, then removals; an interruption never leaves a
+ * .vmsd naming a missing disk.  Progress: bytes of the merged disks.
+ */
+VMDKIT_API int vmdkit_vm_snapshot_delete(const char *vm, const char *which,
+                                         const vmdkit_snapshot_opts *opts,
+                                         vmdkit_snapshot_result *res, vmdkit_error *err);
+
+VMDKIT_API void vmdkit_snapshot_result_free(vmdkit_snapshot_result *res);
 
 typedef struct vmdkit_vm_clone_opts {
     bool linked;                /* deltas on the source's frozen links, else full copies */
@@ -796,8 +964,9 @@ typedef struct vmdkit_vm_clone_result {
  * are named from the clone's.  A clone inside the source's folder is
  * refused (VMDKIT_EINVAL).
  *
- * Linked: first the source is frozen as by vmdkit_vm_snapshot, so the links
- * it wrote to become read-only parents and it writes to its new deltas from
+ * Linked: first the source is frozen (new deltas in its folder as
+ * vmdkit_vm_snapshot makes them, but no .vmsd entry), so the links it
+ * wrote to become read-only parents and it writes to its new deltas from
  * then on; a disk whose current delta stores nothing yet (an earlier
  * freeze) keeps it, and the clone shares that delta's parent.  The clone's
  * disks are deltas of those frozen links with relative, normalised hints

@@ -205,6 +205,20 @@ bool cli_parse_pattern(const char *s, uint8_t *out);
 /* Parse a decimal integer in [MIN, MAX]. */
 bool cli_parse_int(const char *s, long min, long max, long *out);
 
+/* "--split-size 2g|4g": pieces of 4192256 (2047 MiB) or 8323072 sectors
+ * (4064 MiB); false if neither. */
+bool cli_parse_split_size(const char *s, uint64_t *sectors);
+
+/* The option row of --split-size, shared by create and convert (ID is the
+ * command's id for it). */
+#define CLI_SPLIT_SIZE_OPT(ID)                                                          \
+    {0, "split-size", "4g|2g",                                                         \
+     "twoGbMaxExtent types: the size of each piece file.  4g (the default) is\n"       \
+     "8323072 sectors (4064 MiB), as current VMware products write them; 2g is\n"      \
+     "4192256 sectors (2047 MiB), as older products and VMware's format\n"             \
+     "documentation have it.",                                                         \
+     (ID)}
+
 /* Image format named by -f/-F/-O. */
 enum cli_format { CLI_FMT_AUTO, CLI_FMT_VMDK, CLI_FMT_RAW };
 

@@ -6,7 +6,7 @@
 
 #include "cli.h"
 
-enum { OPT_HW = CLI_OPT_LONG, OPT_THREADS };
+enum { OPT_HW = CLI_OPT_LONG, OPT_THREADS, OPT_SPLIT_SIZE };
 
 static const struct cli_opt convert_opts[] = {
     {'f', NULL, "vmdk|raw",
@@ -20,6 +20,7 @@ static const struct cli_opt convert_opts[] = {
     {'a', "adapter", "ADAPTER",
      "Adapter type of a VMDK DST: ide (default), buslogic, lsilogic or legacyESX."},
     {0, "hw", "N", "Virtual hardware version of a VMDK DST (default 4).", OPT_HW},
+    CLI_SPLIT_SIZE_OPT(OPT_SPLIT_SIZE),
     CLI_OPTS_PROGRESS,
     {0, "threads", "N", "Compression threads for streamOptimized output (default 0: one per CPU).",
      OPT_THREADS},
@@ -117,6 +118,11 @@ int cmd_convert(int argc, char **argv)
             vmdk_opts = true;
             break;
         }
+        case OPT_SPLIT_SIZE:
+            if (!cli_parse_split_size(optarg, &opts.vmdk.split_sectors))
+                return cli_usage_error("convert", "invalid split size '%s' (2g or 4g)", optarg);
+            vmdk_opts = true;
+            break;
         case 'p':
             if (!cli_parse_progress(optarg, &progress))
                 return cli_usage_error("convert", "unknown progress format '%s'", optarg);
@@ -145,7 +151,10 @@ int cmd_convert(int argc, char **argv)
     if (argc - optind > 2)
         return cli_usage_error("convert", "unexpected argument '%s'", argv[optind + 2]);
     if (opts.to_raw && vmdk_opts)
-        return cli_usage_error("convert", "-t, -a and --hw only apply to VMDK output");
+        return cli_usage_error("convert", "-t, -a, --hw and --split-size only apply to VMDK output");
+    if (opts.vmdk.split_sectors && opts.vmdk.type != VMDKIT_TWOGB_SPARSE &&
+        opts.vmdk.type != VMDKIT_TWOGB_FLAT)
+        return cli_usage_error("convert", "--split-size needs -t twoGbMaxExtentSparse or twoGbMaxExtentFlat");
     const char *src = argv[optind], *dst = argv[optind + 1];
     if (!cli_path_usable(dst, true))
         return CLI_EXIT_REFUSED;

@@ -4,7 +4,7 @@
 
 #include "cli.h"
 
-enum { OPT_HW = CLI_OPT_LONG, OPT_ZEROED, OPT_ABSOLUTE };
+enum { OPT_HW = CLI_OPT_LONG, OPT_ZEROED, OPT_ABSOLUTE, OPT_SPLIT_SIZE };
 
 static const struct cli_opt create_opts[] = {
     {'t', "type", "TYPE",
@@ -16,6 +16,7 @@ static const struct cli_opt create_opts[] = {
     {0, "hw", "N", "Virtual hardware version written as ddb.virtualHWVersion (default 4).", OPT_HW},
     {0, "zeroed-grain", NULL, "Sparse types only: write a version 2 header that uses zeroed-grain entries.",
      OPT_ZEROED},
+    CLI_SPLIT_SIZE_OPT(OPT_SPLIT_SIZE),
     {'b', "backing", "PARENT", "Make the new disk a child of the disk PARENT (sparse types only)."},
     {0, "absolute", NULL,
      "With -b: store PARENT as an absolute path instead of a path relative to\n"
@@ -42,7 +43,8 @@ const struct cli_help cmd_create_help = {
     .examples =
         "vmdkit create disk.vmdk 20G\n"
         "vmdkit create -t monolithicFlat -a lsilogic --hw 7 flat.vmdk 1G\n"
-        "vmdkit create -b base.vmdk child.vmdk 20G",
+        "vmdkit create -b base.vmdk child.vmdk 20G\n"
+        "vmdkit create -t twoGbMaxExtentSparse --split-size 2g old-style.vmdk 40G",
 };
 
 int cmd_create(int argc, char **argv)
@@ -81,6 +83,10 @@ int cmd_create(int argc, char **argv)
         case OPT_ABSOLUTE:
             opts.parent_absolute = true;
             break;
+        case OPT_SPLIT_SIZE:
+            if (!cli_parse_split_size(optarg, &opts.split_sectors))
+                return cli_usage_error("create", "invalid split size '%s' (2g or 4g)", optarg);
+            break;
         case 'h':
             return cli_show_help("create");
         default:
@@ -89,6 +95,8 @@ int cmd_create(int argc, char **argv)
     }
     if (opts.parent_absolute && !opts.parent)
         return cli_usage_error("create", "--absolute needs -b PARENT");
+    if (opts.split_sectors && opts.type != VMDKIT_TWOGB_SPARSE && opts.type != VMDKIT_TWOGB_FLAT)
+        return cli_usage_error("create", "--split-size needs -t twoGbMaxExtentSparse or twoGbMaxExtentFlat");
     int npos = argc - optind;
     if (npos < 2)
         return cli_usage_error("create", npos == 0 ? "missing FILE and SIZE" : "missing SIZE");

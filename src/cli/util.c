@@ -249,3 +249,14 @@ int cli_close(vmdkit_disk *disk)
         return cli_fail(rc, err.msg);
     return CLI_EXIT_OK;
 }
+
+bool cli_parse_split_size(const char *s, uint64_t *sectors)
+{
+    if (strcasecmp(s, "4g") == 0)
+        *sectors = VMDKIT_SPLIT_4G_SECTORS;
+    else if (strcasecmp(s, "2g") == 0)
+        *sectors = VMDKIT_SPLIT_2G_SECTORS;
+    else
+        return false;
+    return true;
+}

@@ -184,10 +184,14 @@ static int make_plan(const char *path, const char *ppath, const char *root, unsi
         char *list = vk_lib_describe_refs(p->lib, p->others, p->n_others, e);
         if (!list)
             return VMDKIT_ENOMEM;
+        bool snapshot = false;
+        for (size_t i = 0; i < p->n_others; i++)
+            snapshot = snapshot || p->lib->refs[p->others[i]].kind == VK_REF_SNAPSHOT_DISK;
         r = vk_fail(e, VMDKIT_ECHAIN,
                     "%s: parent %s has %zu other dependent(s): %s; committing would change what they read "
-                    "(use --force)",
-                    path, ppath, p->n_others, list);
+                    "(%s)",
+                    path, ppath, p->n_others, list,
+                    snapshot ? "to merge a VMware snapshot use vmdkit snapshot delete; or --force" : "use --force");
         free(list);
         return r;
     }

@@ -1,6 +1,8 @@
 /* create.c - new disks of every createType, with VMware's conventions:
- * extent names (-flat, -sNNN, -fNNN), 2047 MiB split pieces, geometry per
- * adapter, ddb.uuid / ddb.longContentID / ddb.virtualHWVersion. */
+ * extent names (-flat, -sNNN, -fNNN), split pieces of 4064 MiB as current
+ * products write them (2047 MiB on request; a delta's pieces follow its
+ * parent's), geometry per adapter, ddb.uuid / ddb.longContentID /
+ * ddb.virtualHWVersion. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,8 +17,6 @@
 #include "sparse_header.h"
 #include "stream_writer.h"
 
-/* VMware's split size: 2047 MiB per -sNNN / -fNNN file. */
-#define SPLIT_SECTORS UINT64_C(4192256)
 /* -s001 ... -s999: three digits */
 #define MAX_SPLIT_PIECES 999u
 /* Sectors reserved for an embedded descriptor (as VMware and qemu do). */
@@ -244,43 +244,72 @@ static int check_free(const char *path, vk_err *e)
     return 0;
 }
 
-static int create_split(const char *path, vk_descriptor *d, uint64_t cap, bool sparse,
-                        bool zeroed, vk_err *e)
+/* Piece sizes of a split disk of CAP sectors: PIECE each, the last smaller. */
+static int uniform_pieces(const char *path, uint64_t cap, uint64_t piece, uint64_t **sizes,
+                          size_t *n, vk_err *e)
 {
-    uint64_t pieces = vk_div_round_up(cap, SPLIT_SECTORS);
+    uint64_t pieces = vk_div_round_up(cap, piece);
     if (pieces > MAX_SPLIT_PIECES)
         return vk_fail(e, VMDKIT_ELIMIT, "%s: size needs %llu pieces, more than %u", path,
                        (unsigned long long)pieces, MAX_SPLIT_PIECES);
-    char **names = vk_calloc((size_t)pieces, sizeof *names, e);
+    uint64_t *s = vk_calloc((size_t)pieces, sizeof *s, e);
+    if (!s)
+        return VMDKIT_ENOMEM;
+    for (uint64_t i = 0; i < pieces; i++)
+        s[i] = vk_min(piece, cap - i * piece);
+    *sizes = s;
+    *n = (size_t)pieces;
+    return 0;
+}
+
+/* A split disk whose N pieces have the given SIZES (sectors). */
+static int create_split(const char *path, vk_descriptor *d, const uint64_t *sizes, size_t pieces,
+                        bool sparse, bool zeroed, vk_err *e)
+{
+    if (pieces > MAX_SPLIT_PIECES)
+        return vk_fail(e, VMDKIT_ELIMIT, "%s: %zu pieces, more than %u", path, pieces, MAX_SPLIT_PIECES);
+    char **names = vk_calloc(pieces ? pieces : 1, sizeof *names, e);
     if (!names)
         return VMDKIT_ENOMEM;
     int r = check_free(path, e);
-    for (uint64_t i = 0; !r && i < pieces; i++) {
+    for (size_t i = 0; !r && i < pieces; i++) {
         if (!(names[i] = extent_path(path, sparse ? "s" : "f", (unsigned)i + 1, e)))
             r = VMDKIT_ENOMEM;
         else
             r = check_free(names[i], e);
     }
-    uint64_t made = 0;
-    for (uint64_t i = 0; !r && i < pieces; i++) {
-        uint64_t n = vk_min(SPLIT_SECTORS, cap - i * SPLIT_SECTORS);
-        r = sparse ? vk_create_sparse_extent(names[i], n, NULL, zeroed, e)
-                   : create_flat_file(names[i], n, e);
+    size_t made = 0;
+    for (size_t i = 0; !r && i < pieces; i++) {
+        r = sparse ? vk_create_sparse_extent(names[i], sizes[i], NULL, zeroed, e)
+                   : create_flat_file(names[i], sizes[i], e);
         if (!r) {
             made++;
-            r = vk_descriptor_add_extent(d, VK_ACCESS_RW, n, sparse ? VK_EXT_SPARSE : VK_EXT_FLAT,
+            r = vk_descriptor_add_extent(d, VK_ACCESS_RW, sizes[i], sparse ? VK_EXT_SPARSE : VK_EXT_FLAT,
                                          vk_path_basename(names[i]), !sparse, 0, e);
         }
     }
     /* the descriptor goes last: until it exists there is no disk */
     if (!r)
         r = write_descriptor_file(path, d, e);
-    for (uint64_t i = 0; i < pieces; i++) {
+    for (size_t i = 0; i < pieces; i++) {
         if (r && i < made)
             unlink(names[i]);
         free(names[i]);
     }
     free(names);
+    return r;
+}
+
+static int create_split_uniform(const char *path, vk_descriptor *d, uint64_t cap, uint64_t piece,
+                                bool sparse, bool zeroed, vk_err *e)
+{
+    uint64_t *sizes = NULL;
+    size_t n = 0;
+    int r = uniform_pieces(path, cap, piece, &sizes, &n, e);
+    if (r)
+        return r;
+    r = create_split(path, d, sizes, n, sparse, zeroed, e);
+    free(sizes);
     return r;
 }
 
@@ -329,7 +358,7 @@ bool vk_create_fits(vmdkit_create_type type, uint64_t capacity_sectors)
         return capacity_sectors < VK_MAX_EXTENT_FILE_SECTORS;
     case VMDKIT_TWOGB_SPARSE:
     case VMDKIT_TWOGB_FLAT:
-        return vk_div_round_up(capacity_sectors, SPLIT_SECTORS) <= MAX_SPLIT_PIECES;
+        return vk_div_round_up(capacity_sectors, VMDKIT_SPLIT_4G_SECTORS) <= MAX_SPLIT_PIECES;
     default:
         return true;
     }
@@ -346,6 +375,14 @@ int vk_create_check_opts(const char *path, const vmdkit_create_opts *o, uint64_t
     *cap = vk_div_round_up(o->size_bytes, VK_SECTOR);
     if (o->type > VMDKIT_VMFS)
         return vk_fail(e, VMDKIT_EINVAL, "%s: createType: unknown", path);
+    if (o->split_sectors && o->type != VMDKIT_TWOGB_SPARSE && o->type != VMDKIT_TWOGB_FLAT)
+        return vk_fail(e, VMDKIT_EINVAL, "%s: a split size applies to twoGbMaxExtent disks only", path);
+    if (o->split_sectors && (o->split_sectors % VK_DEFAULT_GRAIN_SECTORS ||
+                             o->split_sectors > VMDKIT_SPLIT_4G_SECTORS))
+        return vk_fail(e, VMDKIT_EINVAL,
+                       "%s: split size of %llu sectors: must be a multiple of %u sectors, at most %llu",
+                       path, (unsigned long long)o->split_sectors, (unsigned)VK_DEFAULT_GRAIN_SECTORS,
+                       (unsigned long long)VMDKIT_SPLIT_4G_SECTORS);
     bool sparse = o->type == VMDKIT_MONOLITHIC_SPARSE || o->type == VMDKIT_TWOGB_SPARSE ||
                   o->type == VMDKIT_STREAM_OPTIMIZED;
     if (o->zeroed_grain && (!sparse || o->type == VMDKIT_STREAM_OPTIMIZED))
@@ -434,11 +471,12 @@ int vmdkit_create(const char *path, const vmdkit_create_opts *o, vmdkit_error *e
         break;
     }
     case VMDKIT_TWOGB_SPARSE:
-        r = create_split(path, &d, cap, true, o->zeroed_grain, e);
+    case VMDKIT_TWOGB_FLAT: {
+        uint64_t piece = o->split_sectors ? o->split_sectors : VMDKIT_SPLIT_4G_SECTORS;
+        bool sparse = o->type == VMDKIT_TWOGB_SPARSE;
+        r = create_split_uniform(path, &d, cap, piece, sparse, sparse && o->zeroed_grain, e);
         break;
-    case VMDKIT_TWOGB_FLAT:
-        r = create_split(path, &d, cap, false, false, e);
-        break;
+    }
     case VMDKIT_MONOLITHIC_FLAT:
         r = create_single_flat(path, &d, cap, false, e);
         break;
@@ -524,8 +562,19 @@ int vmdkit_create_delta(const char *parent_path, const char *new_path, bool abso
     d.parent_cid = p->desc.cid;
     if ((r = vk_parent_hint_for(new_path, parent_path, absolute_hint, &d.parent_hint, e)))
         goto out;
-    if (split) {
-        r = create_split(new_path, &d, cap, true, false, e);
+    if (split && is_split_type(p->desc.create_type)) {
+        /* the parent's piece sizes: a delta is laid out like its parent */
+        uint64_t *sizes = vk_calloc(p->desc.n_extents ? p->desc.n_extents : 1, sizeof *sizes, e);
+        if (!sizes) {
+            r = VMDKIT_ENOMEM;
+            goto out;
+        }
+        for (size_t i = 0; i < p->desc.n_extents; i++)
+            sizes[i] = p->desc.extents[i].size_sectors;
+        r = create_split(new_path, &d, sizes, p->desc.n_extents, true, false, e);
+        free(sizes);
+    } else if (split) {
+        r = create_split_uniform(new_path, &d, cap, VMDKIT_SPLIT_4G_SECTORS, true, false, e);
     } else {
         if ((r = check_free(new_path, e)))
             goto out;

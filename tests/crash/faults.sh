@@ -32,7 +32,7 @@ CRASH_WRITER=${CRASH_WRITER:-crash_writer}
 FAULTFS_LIB=${FAULTFS_LIB:-}
 SEEDS=${FAULTS_SEEDS:-3}
 KEEP=${CRASH_KEEP:-${TMPDIR:-/tmp}/vmdkit-crash-failures}
-SPLIT_BYTES=$((4192256 * 512))
+SPLIT_BYTES=$((8323072 * 512)) # one twoGbMaxExtentSparse piece (4064 MiB, the default)
 MIB=$((1024 * 1024))
 
 for tool in "$VMDKIT" "$CRASH_WRITER"; do

@@ -28,7 +28,7 @@ FIRST=${2:-1}
 VMDKIT=${VMDKIT:-vmdkit}
 CRASH_WRITER=${CRASH_WRITER:-crash_writer}
 KEEP=${CRASH_KEEP:-${TMPDIR:-/tmp}/vmdkit-crash-failures}
-SPLIT_BYTES=$((4192256 * 512))   # one twoGbMaxExtentSparse piece
+SPLIT_BYTES=$((8323072 * 512))   # one twoGbMaxExtentSparse piece (4064 MiB, the default)
 MIB=$((1024 * 1024))
 
 for tool in "$VMDKIT" "$CRASH_WRITER"; do

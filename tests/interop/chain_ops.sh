@@ -54,10 +54,13 @@ cd .. || exit 1
 
 say "--- 5. rebase"
 mkdir c5 && cd c5 || exit 1
-check "create a split base" "$VMDKIT" create -t twoGbMaxExtentSparse r.vmdk 3G
+check "create a split base (2047 MiB pieces)" "$VMDKIT" create -t twoGbMaxExtentSparse --split-size 2g r.vmdk 3G
 check "write into the base" "$VMDKIT" io r.vmdk -c 'write -P 0x71 0 2M' -c 'write -P 0x72 2046M 4M' \
     -c 'write -P 0x73 3000M 1M'
 check "snapshot: mid" "$VMDKIT" snapshot r.vmdk
+assert_eq "the delta has its parent's pieces of 2047 MiB" \
+    'RW 4192256 SPARSE "r-000001-s001.vmdk"|RW 2099200 SPARSE "r-000001-s002.vmdk"' \
+    "$(grep -E '^RW ' r-000001.vmdk | paste -sd '|')"
 check "write into mid" "$VMDKIT" io r-000001.vmdk -c 'write -P 0x81 1M 2M' -c 'write -z 2047M 1M' \
     -c 'write -P 0x82 100M 1M'
 check "snapshot: top" "$VMDKIT" snapshot r-000001.vmdk

@@ -35,10 +35,10 @@ empty_dir() {
 
 say "--- manuals"
 declare -A SYNOPSIS=(
-    [create]="vmdkit create [-t TYPE] [-a ide|buslogic|lsilogic|legacyESX] [--hw N] [--zeroed-grain] [-b PARENT [--absolute]] FILE SIZE"
+    [create]="vmdkit create [-t TYPE] [-a ide|buslogic|lsilogic|legacyESX] [--hw N] [--zeroed-grain] [--split-size 4g|2g] [-b PARENT [--absolute]] FILE SIZE"
     [info]="vmdkit info [--json] [--chain] [--ignore-cid] [--allow-external-extents] DISK"
     [map]="vmdkit map [--json] [--ignore-cid] [--allow-external-extents] DISK"
-    [convert]="vmdkit convert [-f vmdk|raw] [-O vmdk|raw] [-t TYPE] [-a ADAPTER] [--hw N] [-p | --progress=json] [--threads N] [--ignore-cid] [--allow-external-extents] SRC DST"
+    [convert]="vmdkit convert [-f vmdk|raw] [-O vmdk|raw] [-t TYPE] [-a ADAPTER] [--hw N] [--split-size 4g|2g] [-p | --progress=json] [--threads N] [--ignore-cid] [--allow-external-extents] SRC DST"
     [compare]="vmdkit compare [-s] [--json] [-p | --progress=json] [-f vmdk|raw] [-F vmdk|raw] [--ignore-cid] [--allow-external-extents] A B"
     [io]="vmdkit io [-f vmdk|raw] [-r] [--allow-external-extents] -c CMD [-c CMD ...] DISK"
 )
@@ -96,6 +96,9 @@ usage_error "create: bad hardware version" "'0'" "$VMDKIT" create --hw 0 new/x.v
 usage_error "create: missing SIZE" SIZE "$VMDKIT" create new/x.vmdk
 usage_error "create: --absolute without -b" --absolute "$VMDKIT" create --absolute new/x.vmdk 1M
 usage_error "create: extra argument" extra "$VMDKIT" create new/x.vmdk 1M extra
+usage_error "create: split size not 2g or 4g" "'3g'" "$VMDKIT" create -t twoGbMaxExtentSparse --split-size 3g new/x.vmdk 1M
+usage_error "create: split size of a disk that is not split" --split-size "$VMDKIT" create --split-size 2g new/x.vmdk 1M
+usage_error "convert: split size of raw output" --split-size "$VMDKIT" convert -O raw --split-size 2g new/a new/b
 empty_dir "create: bad options" new
 
 say "--- io: every command is checked before the disk is opened"

@@ -74,7 +74,10 @@ say "--- 3. running machines and locked deltas"
 mkdir R
 check "create R/d.vmdk" "$VMDKIT" create R/d.vmdk 16M
 printf 'displayName = "R"\nscsi0:0.fileName = "d.vmdk"\n' >R/R.vmx
-check "snapshot of the machine" "$VMDKIT" snapshot R
+# a delta the machine runs on that no VMware snapshot records (a snapshot
+# of the machine would freeze d.vmdk as a .vmsd entry, and commit refuse)
+check "a delta of the machine's disk" "$VMDKIT" snapshot R/d.vmdk
+check "the machine runs on it" "$VMDKIT" vmx set R/R.vmx scsi0:0.fileName d-000001.vmdk
 check "write into its delta" "$VMDKIT" io R/d-000001.vmdk -c 'write -P 0x44 0 64k'
 r_sums=$(sha256sum R/*)
 mkdir R/R.vmx.lck

@@ -192,38 +192,46 @@ if check "odd: convert to monolithicSparse" "$VMDKIT" convert -f raw odd.raw odd
 fi
 
 say "--- split disk: data across the split boundaries"
-BIG=$((4400 * 1048576)) # 3 pieces: 4192256 + 4192256 + 626688 sectors
-B1=$((SPLIT_SECTORS * 512))
-B2=$((2 * SPLIT_SECTORS * 512))
+# 2 pieces of the default 4064 MiB: 8323072 + 688128 sectors; with
+# --split-size 2g, 3 of 2047 MiB: 4192256 + 4192256 + 626688
+BIG=$((4400 * 1048576))
 truncate -s "$BIG" big.raw
-random_bytes 7 8192 | dd of=big.raw bs=4096 seek=$(((B1 - 4096) / 4096)) conv=notrunc status=none
-text_bytes 8 300 | dd of=big.raw bs=1 seek=$((B2 - 100)) conv=notrunc status=none
+for b in $SPLIT_SECTORS $SPLIT_2G_SECTORS $((2 * SPLIT_2G_SECTORS)); do
+    random_bytes "$b" 8192 | dd of=big.raw bs=4096 seek=$(((b * 512 - 4096) / 4096)) conv=notrunc status=none
+done
+text_bytes 8 300 | dd of=big.raw bs=1 seek=$((SPLIT_SECTORS * 512 + 100)) conv=notrunc status=none
 random_bytes 9 65536 | dd of=big.raw bs=65536 seek=$(((BIG - 65536) / 65536)) conv=notrunc status=none
-for type in twoGbMaxExtentSparse twoGbMaxExtentFlat; do
-    p=s
-    [ "$type" = twoGbMaxExtentFlat ] && p=f
+for variant in twoGbMaxExtentSparse:4g twoGbMaxExtentFlat:4g twoGbMaxExtentSparse:2g; do
+    type=${variant%:*} split=${variant#*:}
+    p=s kind=SPARSE offset=
+    [ "$type" = twoGbMaxExtentFlat ] && p=f kind=FLAT offset=" 0"
     mkdir "big-$type"
     out=big-$type/big.vmdk
-    check "split $type: convert a $BIG-byte disk" \
-        "$VMDKIT" convert -f raw -t "$type" big.raw "$out" || continue
-    if [ "$p" = s ]; then
-        want="RW $SPLIT_SECTORS SPARSE \"big-s001.vmdk\"|RW $SPLIT_SECTORS SPARSE \"big-s002.vmdk\"|RW 626688 SPARSE \"big-s003.vmdk\""
+    if [ "$split" = 4g ]; then
+        opt=() pieces=(8323072 688128)
     else
-        want="RW $SPLIT_SECTORS FLAT \"big-f001.vmdk\" 0|RW $SPLIT_SECTORS FLAT \"big-f002.vmdk\" 0|RW 626688 FLAT \"big-f003.vmdk\" 0"
+        opt=(--split-size 2g) pieces=(4192256 4192256 626688)
     fi
-    assert_eq "split $type: extent lines" "$want" \
+    check "split $type $split: convert a $BIG-byte disk" \
+        "$VMDKIT" convert -f raw -t "$type" "${opt[@]}" big.raw "$out" || continue
+    want= files=
+    for i in "${!pieces[@]}"; do
+        n=$(printf '%03d' $((i + 1)))
+        want="$want${want:+|}RW ${pieces[$i]} $kind \"big-$p$n.vmdk\"$offset"
+        files="$files big-$p$n.vmdk"
+    done
+    assert_eq "split $type $split: extent lines" "$want" \
         "$(grep -E '^(RW|RDONLY|NOACCESS) ' "$out" | paste -sd '|')"
-    assert_eq "split $type: files" "big-${p}001.vmdk big-${p}002.vmdk big-${p}003.vmdk big.vmdk" \
-        "$(cd "big-$type" && ls | sort | xargs)"
-    check "split $type: qemu-img check" qemu-img check "$out"
-    expect_exit 0 "split $type: qemu-img compare" qemu-img compare -f raw big.raw "$out"
-    assert_eq "split $type: qemu-img virtual size" "$BIG" "$(qemu_size "$out")"
-    expect_exit 0 "split $type: vmdkit compare" "$VMDKIT" compare big.raw "$out"
+    assert_eq "split $type $split: files" "${files# } big.vmdk" "$(cd "big-$type" && ls | sort | xargs)"
+    check "split $type $split: qemu-img check" qemu-img check "$out"
+    expect_exit 0 "split $type $split: qemu-img compare" qemu-img compare -f raw big.raw "$out"
+    assert_eq "split $type $split: qemu-img virtual size" "$BIG" "$(qemu_size "$out")"
+    expect_exit 0 "split $type $split: vmdkit compare" "$VMDKIT" compare big.raw "$out"
     run vmdkinfo "$out"
-    assert_eq "split $type: vmdkinfo media size" "$BIG" \
+    assert_eq "split $type $split: vmdkinfo media size" "$BIG" \
         "$(sed -n 's/.*Media size:.*(\([0-9]*\) bytes).*/\1/p' "$OUT" | head -n 1)"
-    if check "split $type: convert back to raw" "$VMDKIT" convert -O raw "$out" big-back.raw; then
-        assert_true "split $type: round trip gives the same bytes" cmp big.raw big-back.raw
+    if check "split $type $split: convert back to raw" "$VMDKIT" convert -O raw "$out" big-back.raw; then
+        assert_true "split $type $split: round trip gives the same bytes" cmp big.raw big-back.raw
     fi
     rm -rf big-back.raw "big-$type"
 done

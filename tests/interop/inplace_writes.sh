@@ -12,8 +12,6 @@ mk_tmpdir
 
 M=1048576
 G=1073741824
-B1=$((SPLIT_SECTORS * 512))
-B2=$((2 * SPLIT_SECTORS * 512))
 G2=$((2 * G))
 PARENT_FILES=()
 
@@ -88,30 +86,49 @@ R_A=(
 )
 inplace "vmdkit monolithicSparse" a.vmdk W_A R_A
 
-say "--- twoGbMaxExtentSparse made by vmdkit (5 GiB: three pieces)"
+# split_writes NAME DISK PIECE: writes across the first two piece
+# boundaries of a 5 GiB split disk with pieces of PIECE sectors (the second
+# boundary may be past the end)
+split_writes() {
+    local name=$1 disk=$2 b1=$(($3 * 512)) b2=$((2 * $3 * 512))
+    local W=(
+        -c 'write -P 0xab 1M 64k'
+        -c 'write -P 0x5c 100 1000'
+        -c "write -P 0x71 $((b1 - 3000)) 10000"
+        -c "write -P 0x73 $((5 * G - 4096)) 4096"
+    )
+    local R=(
+        -c 'read -P 0xab 1M 64k'
+        -c 'read -P 0x5c 100 1000'
+        -c "read -P 0 $((b1 - 65536)) $((65536 - 3000))"
+        -c "read -P 0x71 $((b1 - 3000)) 10000"
+        -c "read -P 0 $((b1 + 7000)) 1000"
+        -c "read -P 0x73 $((5 * G - 4096)) 4096"
+    )
+    if [ "$b2" -lt $((5 * G)) ]; then
+        W+=(-c "write -P 0x72 $((b2 - 512)) 1024")
+        R+=(-c "read -P 0x72 $((b2 - 512)) 1024")
+    fi
+    W+=(-c flush)
+    inplace "$name" "$disk" W R
+}
+
+say "--- twoGbMaxExtentSparse made by vmdkit (5 GiB: two pieces of at most 4064 MiB)"
 if check "vmdkit create -t twoGbMaxExtentSparse 5G" "$VMDKIT" create -t twoGbMaxExtentSparse b.vmdk 5G; then
     assert_eq "split create: extent lines" \
-        "RW 4192256 SPARSE \"b-s001.vmdk\"|RW 4192256 SPARSE \"b-s002.vmdk\"|RW 2101248 SPARSE \"b-s003.vmdk\"" \
+        "RW 8323072 SPARSE \"b-s001.vmdk\"|RW 2162688 SPARSE \"b-s002.vmdk\"" \
         "$(grep -E '^(RW|RDONLY|NOACCESS) ' b.vmdk | paste -sd '|')"
 fi
-W_B=(
-    -c 'write -P 0xab 1M 64k'
-    -c 'write -P 0x5c 100 1000'
-    -c "write -P 0x71 $((B1 - 3000)) 10000"
-    -c "write -P 0x72 $((B2 - 512)) 1024"
-    -c "write -P 0x73 $((5 * G - 4096)) 4096"
-    -c flush
-)
-R_B=(
-    -c 'read -P 0xab 1M 64k'
-    -c 'read -P 0x5c 100 1000'
-    -c "read -P 0 $((B1 - 65536)) $((65536 - 3000))"
-    -c "read -P 0x71 $((B1 - 3000)) 10000"
-    -c "read -P 0 $((B1 + 7000)) 1000"
-    -c "read -P 0x72 $((B2 - 512)) 1024"
-    -c "read -P 0x73 $((5 * G - 4096)) 4096"
-)
-inplace "vmdkit twoGbMaxExtentSparse" b.vmdk W_B R_B
+split_writes "vmdkit twoGbMaxExtentSparse" b.vmdk "$SPLIT_SECTORS"
+
+say "--- twoGbMaxExtentSparse --split-size 2g made by vmdkit (5 GiB: three pieces of 2047 MiB)"
+if check "vmdkit create -t twoGbMaxExtentSparse --split-size 2g 5G" \
+    "$VMDKIT" create -t twoGbMaxExtentSparse --split-size 2g b2.vmdk 5G; then
+    assert_eq "split create: extent lines" \
+        "RW 4192256 SPARSE \"b2-s001.vmdk\"|RW 4192256 SPARSE \"b2-s002.vmdk\"|RW 2101248 SPARSE \"b2-s003.vmdk\"" \
+        "$(grep -E '^(RW|RDONLY|NOACCESS) ' b2.vmdk | paste -sd '|')"
+fi
+split_writes "vmdkit twoGbMaxExtentSparse 2g" b2.vmdk "$SPLIT_2G_SECTORS"
 
 say "--- twoGbMaxExtentSparse made by qemu-img (2 GiB pieces)"
 check "qemu-img create twoGbMaxExtentSparse 5G" \

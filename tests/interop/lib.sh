@@ -19,9 +19,11 @@ TMP=
 OUT=/dev/null
 ERR=/dev/null
 
-# The size of one split piece of a twoGbMaxExtent disk written by VMware's
-# conventions, in sectors.
-SPLIT_SECTORS=4192256
+# The size of one split piece of a twoGbMaxExtent disk as current VMware
+# products write it (4064 MiB; vmdkit's default), in sectors, and the older
+# 2047 MiB one (--split-size 2g).
+SPLIT_SECTORS=8323072
+SPLIT_2G_SECTORS=4192256
 
 say() { printf '%s\n' "$*"; }
 

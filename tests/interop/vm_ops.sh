@@ -36,9 +36,9 @@ cp $V/Dev.vmx "$TMP/dev-orig.vmx"
 random_bytes 3 8684 >$V/Dev.nvram
 echo "an install disc" >$V/install.iso
 check "create Dev.vmdk" "$VMDKIT" create -t monolithicSparse -a lsilogic $V/Dev.vmdk 64M
-check "create Data.vmdk" "$VMDKIT" create -t twoGbMaxExtentSparse $V/Data.vmdk 3G
+check "create Data.vmdk" "$VMDKIT" create -t twoGbMaxExtentSparse $V/Data.vmdk 5G
 check "write into both" "$VMDKIT" io $V/Dev.vmdk -c 'write -P 0x11 0 4M'
-check "write into Data" "$VMDKIT" io $V/Data.vmdk -c 'write -P 0x22 2046M 4M'
+check "write into Data" "$VMDKIT" io $V/Data.vmdk -c 'write -P 0x22 4062M 4M'
 
 say "--- refusals: running or suspended machines, nothing written"
 ls -R >"$TMP/before.txt"
@@ -89,7 +89,7 @@ sed -e 's/"Dev.vmdk"/"Dev-000001.vmdk"/' -e 's/"Data.vmdk"/"Data-000001.vmdk"/' 
 assert_true "the .vmx names the deltas, nothing else changed" cmp -s "$TMP/expected.vmx" $V/Dev.vmx
 assert_eq "the split disk got a split delta" "twoGbMaxExtentSparse" "$(descriptor_value $V/Data-000001.vmdk createType)"
 check "the machine's disks read their data through the deltas" "$VMDKIT" io -r $V/Data-000001.vmdk \
-    -c 'read -P 0x22 2046M 4M'
+    -c 'read -P 0x22 4062M 4M'
 
 say "--- full clone"
 check "vmdkit clone --name 'Dev copy' Dev.vmwarevm Copy.vmwarevm" "$VMDKIT" clone --name 'Dev copy' $V Copy.vmwarevm
@@ -126,12 +126,12 @@ check "vmdkit mv Data-000001.vmdk Stable.vmdk" "$VMDKIT" mv $V/Data-000001.vmdk 
 assert_eq "the extent files follow the new name" "Stable-s001.vmdk Stable-s002.vmdk Stable.vmdk" \
     "$(cd $V && ls Stable*.vmdk | tr '\n' ' ' | sed 's/ $//')"
 assert_true "the old names are gone" test ! -e $V/Data-000001.vmdk -a ! -e $V/Data-000001-s001.vmdk
-assert_eq "the descriptor's extent lines" 'RW 4192256 SPARSE "Stable-s001.vmdk"' "$(grep -m1 '^RW' $V/Stable.vmdk)"
+assert_eq "the descriptor's extent lines" 'RW 8323072 SPARSE "Stable-s001.vmdk"' "$(grep -m1 '^RW' $V/Stable.vmdk)"
 assert_eq "the machine's own delta points at the new name" "Stable.vmdk" \
     "$(descriptor_value $V/Data-000002.vmdk parentFileNameHint)"
 assert_eq "the linked clone in the next folder too" "../Dev.vmwarevm/Stable.vmdk" \
     "$(descriptor_value Lnk.vmwarevm/Lnk-2.vmdk parentFileNameHint)"
-check "the clone's second disk opens" "$VMDKIT" io -r Lnk.vmwarevm/Lnk-2.vmdk -c 'read -P 0x22 2046M 4M'
+check "the clone's second disk opens" "$VMDKIT" io -r Lnk.vmwarevm/Lnk-2.vmdk -c 'read -P 0x22 4062M 4M'
 check "qemu-img follows it" qemu-img info --backing-chain Lnk.vmwarevm/Lnk-2.vmdk
 check "mv of the machine's current disk" "$VMDKIT" mv $V/Dev-000002.vmdk $V/Work.vmdk
 check "vmx get" "$VMDKIT" vmx get $V/Dev.vmx scsi0:0.fileName &&
@@ -154,8 +154,8 @@ check "tree: parent moved away by hand" "$VMDKIT" tree .
 assert_true "the orphan is flagged broken, with its likely parent" \
     grep -q 'Lnk.vmwarevm/Lnk-2.vmdk .*\[broken: parent "../Dev.vmwarevm/Stable.vmdk" not found; likely parent: Old/Stable.vmdk' "$OUT"
 check "rebase -u with the candidate" "$VMDKIT" rebase -u -b Old/Stable.vmdk Lnk.vmwarevm/Lnk-2.vmdk
-check "a child of Stable" "$VMDKIT" create -t twoGbMaxExtentSparse -b Old/Stable.vmdk Old/Child.vmdk 3G
-sed -i '/"Child-s002.vmdk"/d' Old/Child.vmdk # now 2047 MiB: smaller than its parent
+check "a child of Stable" "$VMDKIT" create -t twoGbMaxExtentSparse -b Old/Stable.vmdk Old/Child.vmdk 5G
+sed -i '/"Child-s002.vmdk"/d' Old/Child.vmdk # now 4064 MiB: smaller than its parent
 printf 'version=1\nCID=zz\ncreateType="monolithicFlat"\n' >Old/Bad.vmdk
 head -c 4096 /dev/zero >Old/Stray-flat.vmdk
 mkdir .Half.vmdkit-tmp-abc123 && cp Old/Bad.vmdk .Half.vmdkit-tmp-abc123/

@@ -740,11 +740,12 @@ static void test_split_size_wrong(void **state)
     (void)state;
     char p[512], bak[4096];
     mkpath(p, sizeof p, "split.vmdk");
-    create(p, VMDKIT_TWOGB_SPARSE, 3 * GiB, NULL);
-    fill(p, 5 * GiB / 2, 2 * GRAIN_BYTES, 7);
+    /* two pieces of 4064 MiB at most: the data lies in the second */
+    create(p, VMDKIT_TWOGB_SPARSE, 5 * GiB, NULL);
+    fill(p, 9 * GiB / 2, 2 * GRAIN_BYTES, 7);
     size_t len;
     uint8_t *old = slurp(p, &len);
-    edit_text(p, "RW 4192256 SPARSE", "RW 4192000 SPARSE");
+    edit_text(p, "RW 8323072 SPARSE", "RW 8322816 SPARSE");
     expect_counts(p, 1, 0, 0);
     repair_all(p, bak, sizeof bak);
     size_t n;
@@ -753,7 +754,7 @@ static void test_split_size_wrong(void **state)
     assert_memory_equal(now, old, len); /* the very same text as before the damage */
     free(now);
     free(old);
-    expect_data(p, 5 * GiB / 2, 2 * GRAIN_BYTES, 7);
+    expect_data(p, 9 * GiB / 2, 2 * GRAIN_BYTES, 7);
 }
 
 static void test_embedded_size_wrong(void **state)

@@ -333,8 +333,7 @@ static int check_disks(const vk_vm_disk *disks, size_t n, vk_err *e)
     return 0;
 }
 
-/* Set SLOT.fileName of V to VALUE. */
-static int set_file_name(vk_vmx *v, const char *slot, const char *value, vk_err *e)
+int vk_vm_set_file_name(vk_vmx *v, const char *slot, const char *value, vk_err *e)
 {
     char key[128];
     if ((size_t)snprintf(key, sizeof key, "%s.fileName", slot) >= sizeof key)
@@ -342,14 +341,8 @@ static int set_file_name(vk_vmx *v, const char *slot, const char *value, vk_err 
     return vk_vmx_set(v, key, value, e);
 }
 
-/*
- * A new delta on DISK in the machine's folder, as VMware places snapshot
- * deltas: next to DISK when it lies there (vmdkit_snapshot), else
- * <folder>/<disk name>-NNNNNN.vmdk with the next free number, so that a
- * disk shared from elsewhere gets nothing written beside it.
- */
-static int snapshot_in(const char *vmx_path, const char *disk, bool absolute_hint, char *out,
-                       size_t out_size, vk_err *e)
+int vk_vm_new_delta(const char *vmx_path, const char *disk, bool absolute_hint, char *out,
+                    size_t out_size, vk_err *e)
 {
     char *folder = vk_path_dirname(vmx_path, e), *disk_dir = vk_path_dirname(disk, e);
     char *rf = folder ? realpath(folder, NULL) : NULL, *rd = disk_dir ? realpath(disk_dir, NULL) : NULL;
@@ -442,7 +435,7 @@ int vk_vm_freeze(const char *vmx_path, bool absolute_hint, bool reuse_empty, vk_
             f->n++;
             continue;
         }
-        if ((r = snapshot_in(vmx_path, disks[i].path, absolute_hint, newp, sizeof newp, e)))
+        if ((r = vk_vm_new_delta(vmx_path, disks[i].path, absolute_hint, newp, sizeof newp, e)))
             break;
         changed = true;
         f->slots[i] = disks[i].slot;
@@ -456,7 +449,7 @@ int vk_vm_freeze(const char *vmx_path, bool absolute_hint, bool reuse_empty, vk_
             break;
         }
         char *name = vk_vm_file_name_for(vmx_path, newp, f->old_files[i][0] == '/', e);
-        r = name ? set_file_name(v, f->slots[i], name, e) : VMDKIT_ENOMEM;
+        r = name ? vk_vm_set_file_name(v, f->slots[i], name, e) : VMDKIT_ENOMEM;
         free(name);
     }
     /* the .vmx goes last: until it is saved the machine uses its old disks */
@@ -482,7 +475,7 @@ int vk_vm_unfreeze(const char *vmx_path, const vk_frozen *f, vk_err *e)
     bool changed = false;
     for (size_t i = 0; !r && i < f->n; i++)
         if (!f->reused[i]) {
-            r = set_file_name(v, f->slots[i], f->old_files[i], e);
+            r = vk_vm_set_file_name(v, f->slots[i], f->old_files[i], e);
             changed = true;
         }
     if (!r && changed)
@@ -492,41 +485,5 @@ int vk_vm_unfreeze(const char *vmx_path, const vk_frozen *f, vk_err *e)
     for (size_t i = 0; !r && i < f->n; i++)
         if (!f->reused[i])
             r = vk_vm_remove_disk(f->new_paths[i], e);
-    return r;
-}
-
-int vmdkit_vm_snapshot(const char *vm, bool absolute_hint, char ***new_disks, size_t *n,
-                       vmdkit_error *err)
-{
-    vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
-    if (!vm || !new_disks || !n)
-        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_snapshot: vm, new_disks and n are required");
-    *new_disks = NULL;
-    *n = 0;
-    char *vmx;
-    int r = vk_vm_resolve(vm, &vmx, e);
-    if (r)
-        return r;
-    vk_frozen f;
-    if (!(r = vk_vm_freeze(vmx, absolute_hint, false, &f, e))) {
-        if (f.n == 0) {
-            r = vk_fail(e, VMDKIT_EINVAL, "%s: names no virtual hard disk", vmx);
-        } else {
-            *new_disks = f.new_paths;
-            *n = f.n;
-            f.new_paths = NULL;
-            for (size_t i = 0; i < f.n; i++) {
-                free(f.slots[i]);
-                free(f.old_files[i]);
-                free(f.old_paths[i]);
-            }
-            f.n = 0;
-        }
-        vk_vm_freeze_free(&f);
-    }
-    free(vmx);
     return r;
 }

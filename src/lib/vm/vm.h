@@ -43,6 +43,19 @@ char *vk_vm_file_name_for(const char *vmx_path, const char *disk_path, bool abso
  * visible), then its extent files. */
 int vk_vm_remove_disk(const char *path, vk_err *e);
 
+/*
+ * A new delta on DISK in the machine's folder, as VMware places snapshot
+ * deltas: next to DISK when it lies there (vmdkit_snapshot), else
+ * <folder>/<disk name>-NNNNNN.vmdk with the next free number, so that a
+ * disk shared from elsewhere gets nothing written beside it.  Its path is
+ * copied to OUT (OUT_SIZE bytes).
+ */
+int vk_vm_new_delta(const char *vmx_path, const char *disk, bool absolute_hint, char *out,
+                    size_t out_size, vk_err *e);
+
+/* Set SLOT.fileName of V to VALUE. */
+int vk_vm_set_file_name(vk_vmx *v, const char *slot, const char *value, vk_err *e);
+
 /* The disks of a machine put under new deltas (see vk_vm_freeze). */
 typedef struct vk_frozen {
     size_t n;

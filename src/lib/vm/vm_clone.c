@@ -447,6 +447,10 @@ int vmdkit_vm_clone(const char *src_vm, const char *dst_vm, const vmdkit_vm_clon
     }
     if ((r = vk_vm_load(vmx, &v, &disks, &n, e)) || (r = vk_vm_check_stopped(vmx, v, e)))
         goto out;
+    /* the name goes into the clone's .vmx, in the source's .encoding: refuse
+     * one it cannot hold before anything is written */
+    if ((r = vk_vmx_encodable(v, "displayName", name, e)))
+        goto out;
     slots = vk_calloc(n + 1, sizeof *slots, e);
     sources = vk_calloc(n + 1, sizeof *sources, e);
     disk_names = vk_calloc(n + 1, sizeof *disk_names, e);

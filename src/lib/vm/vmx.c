@@ -7,6 +7,7 @@
 
 #include "path.h"
 #include "vmx.h"
+#include "vmx_codec.h"
 
 /* The value is the number of bytes the ending takes. */
 enum vmx_eol { EOL_NONE = 0, EOL_LF = 1, EOL_CRLF = 2 };
@@ -17,7 +18,9 @@ struct vmx_line {
     enum vmx_eol eol;
     bool entry;            /* a key = value line (else blank or comment) */
     char *key;             /* entries: the key as spelled in the file */
-    char *value;           /* entries: the decoded value */
+    char *value;           /* entries: the decoded value, in UTF-8 */
+    size_t key_start;      /* entries: the key bytes */
+    size_t key_end;
     size_t val_start;      /* entries: the raw value bytes, inside any quotes */
     size_t val_end;
     bool quoted;
@@ -29,6 +32,7 @@ struct vmdkit_vmx {
     struct vmx_line *lines;
     size_t n_lines;
     size_t cap_lines;
+    vk_codec *codec;       /* the file's .encoding */
 };
 
 static const char utf8_bom[3] = {'\xef', '\xbb', '\xbf'};
@@ -61,10 +65,10 @@ static void line_clear(struct vmx_line *l)
     memset(l, 0, sizeof *l);
 }
 
-/* Undo |XX escapes of the N raw bytes at RAW.  A '|' not followed by two
- * hex digits stays as it is; |00 cannot live in a C string. */
-static int decode_value(const char *raw, size_t n, char **out, const char *path, size_t lineno,
-                        vk_err *e)
+/* Undo |XX escapes of the N bytes at RAW (already UTF-8).  A '|' not
+ * followed by two hex digits stays as it is; |00 cannot live in a C string. */
+static int unescape(const char *raw, size_t n, char **out, const char *path, size_t lineno,
+                    vk_err *e)
 {
     char *v = vk_malloc(n + 1, e);
     if (!v)
@@ -90,7 +94,9 @@ static int decode_value(const char *raw, size_t n, char **out, const char *path,
     return 0;
 }
 
-/* Fill the entry fields of L from L->text (LINENO and PATH for messages). */
+/* Fill the entry fields of L from L->text, all but the value (LINENO and
+ * PATH for messages): the structure is read on the raw bytes, which every
+ * encoding handled shares with ASCII. */
 static int parse_line(struct vmx_line *l, const char *path, size_t lineno, vk_err *e)
 {
     const char *t = l->text;
@@ -143,24 +149,42 @@ static int parse_line(struct vmx_line *l, const char *path, size_t lineno, vk_er
                        "needs quotes)",
                        path, lineno, klen, t + ks);
 
-    char *key = vk_malloc(ke - ks + 1, e), *value = NULL;
+    char *key = vk_malloc(ke - ks + 1, e);
     if (!key)
         return VMDKIT_ENOMEM;
     memcpy(key, t + ks, ke - ks);
     key[ke - ks] = 0;
-    int r = decode_value(t + vs, ve - vs, &value, path, lineno, e);
-    if (r) {
-        free(key);
-        return r;
-    }
     free(l->key);
     free(l->value);
     l->entry = true;
     l->key = key;
-    l->value = value;
+    l->value = NULL;
+    l->key_start = ks;
+    l->key_end = ke;
     l->val_start = vs;
     l->val_end = ve;
     l->quoted = quoted;
+    return 0;
+}
+
+/* Fill L->value: the raw bytes in the file's encoding to UTF-8, then the
+ * |XX escapes undone (in this order: a trail byte of a double-byte code
+ * page may be '|'). */
+static int decode_entry(const vk_vmx *v, struct vmx_line *l, size_t lineno, vk_err *e)
+{
+    char *utf8, *value = NULL;
+    size_t n;
+    int r = vk_codec_decode(v->codec, l->text + l->val_start, l->val_end - l->val_start, &utf8, &n, e);
+    if (r) {
+        vk_err_prefix(e, "%s: line %zu: %.*s", v->path, lineno, KEY_SHOWN, l->key);
+        return r;
+    }
+    r = unescape(utf8, n, &value, v->path, lineno, e);
+    free(utf8);
+    if (r)
+        return r;
+    free(l->value);
+    l->value = value;
     return 0;
 }
 
@@ -203,7 +227,39 @@ void vk_vmx_free(vk_vmx *v)
         line_clear(&v->lines[i]);
     free(v->lines);
     free(v->path);
+    vk_codec_free(v->codec);
     free(v);
+}
+
+/* Index of the last line holding KEY, or -1. */
+static ptrdiff_t find_key(const vk_vmx *v, const char *key)
+{
+    for (size_t i = v->n_lines; i-- > 0;)
+        if (v->lines[i].entry && strcasecmp(v->lines[i].key, key) == 0)
+            return (ptrdiff_t)i;
+    return -1;
+}
+
+static const char encoding_key[] = ".encoding";
+
+/* Open the codec the file's .encoding line names (the last one; none:
+ * UTF-8) and decode every value with it. */
+static int decode_all(vk_vmx *v, vk_err *e)
+{
+    ptrdiff_t i = find_key(v, encoding_key);
+    char *name = NULL;
+    int r = 0;
+    if (i >= 0) { /* read as vk_vmx_set gave it: with the |XX escapes undone */
+        const struct vmx_line *l = &v->lines[i];
+        r = unescape(l->text + l->val_start, l->val_end - l->val_start, &name, v->path, (size_t)i + 1, e);
+    }
+    if (!r)
+        r = vk_codec_open(name, &v->codec, e);
+    free(name);
+    for (size_t k = 0; !r && k < v->n_lines; k++)
+        if (v->lines[k].entry)
+            r = decode_entry(v, &v->lines[k], k + 1, e);
+    return r;
 }
 
 int vk_vmx_parse(const char *path, const char *data, size_t len, vk_vmx **out, vk_err *e)
@@ -242,6 +298,8 @@ int vk_vmx_parse(const char *path, const char *data, size_t len, vk_vmx **out, v
             r = parse_line(&v->lines[v->n_lines - 1], path, lineno, e);
         p = nl ? end + 1 : len;
     }
+    if (!r)
+        r = decode_all(v, e);
     if (r) {
         vk_vmx_free(v);
         return r;
@@ -265,14 +323,7 @@ int vk_vmx_load(const char *path, vk_vmx **out, vk_err *e)
 
 const char *vk_vmx_path(const vk_vmx *v) { return v->path; }
 
-/* Index of the last line holding KEY, or -1. */
-static ptrdiff_t find_key(const vk_vmx *v, const char *key)
-{
-    for (size_t i = v->n_lines; i-- > 0;)
-        if (v->lines[i].entry && strcasecmp(v->lines[i].key, key) == 0)
-            return (ptrdiff_t)i;
-    return -1;
-}
+const char *vk_vmx_encoding(const vk_vmx *v) { return vk_codec_name(v->codec); }
 
 const char *vk_vmx_get(const vk_vmx *v, const char *key)
 {
@@ -362,13 +413,27 @@ static char *concat(size_t *len, vk_err *e, const char *a, size_t na, const char
     return out;
 }
 
+/* The bytes VALUE (UTF-8) takes in the file: |XX escapes, then the file's
+ * encoding.  KEY names the value in messages. */
+static char *file_value(const vk_vmx *v, const char *key, const char *value, vk_err *e)
+{
+    char *escaped = encode_value(value, e), *raw = NULL;
+    size_t n;
+    if (!escaped)
+        return NULL;
+    if (vk_codec_encode(v->codec, escaped, &raw, &n, e))
+        vk_err_prefix(e, "%s: %.*s", v->path, KEY_SHOWN, key);
+    free(escaped);
+    return raw;
+}
+
 /* Replace the value bytes of line I, keeping everything around them. */
 static int replace_value(vk_vmx *v, size_t i, const char *value, vk_err *e)
 {
     struct vmx_line *l = &v->lines[i];
-    char *enc = encode_value(value, e);
+    char *enc = file_value(v, l->key, value, e);
     if (!enc)
-        return VMDKIT_ENOMEM;
+        return e->code ? e->code : VMDKIT_ENOMEM;
     const char *head = l->text, *tail = l->text + l->val_end;
     size_t nhead = l->val_start, ntail = l->len - l->val_end, len;
     char *text;
@@ -393,6 +458,8 @@ static int replace_value(vk_vmx *v, size_t i, const char *value, vk_err *e)
     nl.key = NULL;
     nl.value = NULL;
     int r = parse_line(&nl, v->path, i + 1, e);
+    if (!r)
+        r = decode_entry(v, &nl, i + 1, e);
     if (r) {
         free(nl.key);
         free(nl.value);
@@ -415,11 +482,24 @@ static enum vmx_eol file_eol(const vk_vmx *v)
     return EOL_LF;
 }
 
-static int append_entry(vk_vmx *v, const char *key, const char *value, vk_err *e)
+/* Make room for one line at index AT (lines from AT on move down). */
+static int open_line_at(vk_vmx *v, size_t at, vk_err *e)
 {
-    char *enc = encode_value(value, e);
+    int r = grow_lines(v, e);
+    if (r)
+        return r;
+    memmove(&v->lines[at + 1], &v->lines[at], (v->n_lines - at) * sizeof *v->lines);
+    memset(&v->lines[at], 0, sizeof v->lines[at]);
+    v->n_lines++;
+    return 0;
+}
+
+/* A new line `KEY = "VALUE"` at index AT (AT == n_lines: at the end). */
+static int insert_entry(vk_vmx *v, size_t at, const char *key, const char *value, vk_err *e)
+{
+    char *enc = file_value(v, key, value, e);
     if (!enc)
-        return VMDKIT_ENOMEM;
+        return e->code ? e->code : VMDKIT_ENOMEM;
     size_t len;
     char *text = concat(&len, e, key, strlen(key), " = \"", enc, "\"", "", 0);
     free(enc);
@@ -427,32 +507,191 @@ static int append_entry(vk_vmx *v, const char *key, const char *value, vk_err *e
         return VMDKIT_ENOMEM;
     enum vmx_eol eol = file_eol(v);
     /* a file without a final line ending keeps lacking one */
-    bool unterminated = v->n_lines > 0 && v->lines[v->n_lines - 1].eol == EOL_NONE;
-    int r = add_line(v, text, len, unterminated ? EOL_NONE : eol, e);
-    free(text);
-    if (r)
+    bool last = at == v->n_lines;
+    bool unterminated = last && v->n_lines > 0 && v->lines[v->n_lines - 1].eol == EOL_NONE;
+    int r = open_line_at(v, at, e);
+    if (r) {
+        free(text);
         return r;
-    struct vmx_line *l = &v->lines[v->n_lines - 1];
-    r = parse_line(l, v->path, v->n_lines, e);
+    }
+    struct vmx_line *l = &v->lines[at];
+    l->text = text;
+    l->len = len;
+    l->eol = unterminated ? EOL_NONE : eol;
+    r = parse_line(l, v->path, at + 1, e);
+    if (!r)
+        r = decode_entry(v, l, at + 1, e);
     if (r) {
         line_clear(l);
+        memmove(&v->lines[at], &v->lines[at + 1], (v->n_lines - at - 1) * sizeof *v->lines);
         v->n_lines--;
         return r;
     }
     if (unterminated)
-        v->lines[v->n_lines - 2].eol = eol;
+        v->lines[at - 1].eol = eol;
+    return 0;
+}
+
+/* Do the keys and values of every entry but line SKIP (none: SIZE_MAX)
+ * hold only ASCII bytes?  Then they mean the same in every encoding
+ * handled.  *LINE gets the first line that does not. */
+static bool values_ascii(const vk_vmx *v, size_t skip, size_t *line)
+{
+    for (size_t i = 0; i < v->n_lines; i++) {
+        const struct vmx_line *l = &v->lines[i];
+        if (l->entry && i != skip &&
+            (!vk_is_ascii(l->text + l->val_start, l->val_end - l->val_start) ||
+             !vk_is_ascii(l->key, strlen(l->key)))) {
+            *line = i + 1;
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * Another .encoding (NAME; NULL: none, UTF-8): allowed only when no value
+ * would change meaning, since vmdkit keeps the bytes of every other line
+ * (SKIP is the line that will hold the new name, or SIZE_MAX when every
+ * .encoding line goes).  On success the new codec replaces the old one
+ * and *OLD receives the old (to put back or free).
+ */
+static int switch_encoding(vk_vmx *v, const char *name, size_t skip, vk_codec **old, vk_err *e)
+{
+    *old = NULL;
+    const char *now = vk_codec_name(v->codec);
+    bool same = name ? strcasecmp(name, now) == 0 : vk_codec_is_utf8(v->codec);
+    if (same)
+        return 0;
+    size_t line;
+    bool ok = true;
+    if (skip == SIZE_MAX) /* every .encoding line goes: the others need not be ASCII */
+        for (size_t i = 0; ok && i < v->n_lines; i++) {
+            const struct vmx_line *l = &v->lines[i];
+            if (l->entry && strcasecmp(l->key, encoding_key) != 0 &&
+                (!vk_is_ascii(l->text + l->val_start, l->val_end - l->val_start) ||
+                 !vk_is_ascii(l->key, strlen(l->key))))
+                ok = false, line = i + 1;
+        }
+    else
+        ok = values_ascii(v, skip, &line);
+    if (!ok)
+        return vk_fail(e, VMDKIT_EUNSUPPORTED,
+                       "%s: .encoding: changing it from \"%s\" would change the meaning of line "
+                       "%zu, which holds non-ASCII text (vmdkit does not re-encode the file)",
+                       v->path, now, line);
+    vk_codec *c;
+    int r = vk_codec_open(name, &c, e);
+    if (r)
+        return r;
+    *old = v->codec;
+    v->codec = c;
     return 0;
 }
 
 int vk_vmx_set(vk_vmx *v, const char *key, const char *value, vk_err *e)
+{
+    return vk_vmx_set_after(v, key, value, NULL, e);
+}
+
+int vk_vmx_set_after(vk_vmx *v, const char *key, const char *value, const char *after, vk_err *e)
 {
     int r = check_key(v, key, e);
     if (r)
         return r;
     if (!value)
         return vk_fail(e, VMDKIT_EINVAL, "%s: %.*s: no value given", v->path, KEY_SHOWN, key);
+    vk_codec *old = NULL;
+    bool is_encoding = strcasecmp(key, encoding_key) == 0;
     ptrdiff_t i = find_key(v, key);
-    return i >= 0 ? replace_value(v, (size_t)i, value, e) : append_entry(v, key, value, e);
+    if (is_encoding && (r = switch_encoding(v, value, i >= 0 ? (size_t)i : v->n_lines, &old, e)))
+        return r;
+    if (i >= 0) {
+        r = replace_value(v, (size_t)i, value, e);
+    } else {
+        ptrdiff_t a = after ? find_key(v, after) : -1;
+        r = insert_entry(v, a >= 0 ? (size_t)a + 1 : v->n_lines, key, value, e);
+    }
+    if (r && old) { /* put the old encoding back */
+        vk_codec_free(v->codec);
+        v->codec = old;
+        old = NULL;
+    }
+    vk_codec_free(old);
+    return r;
+}
+
+int vk_vmx_encodable(const vk_vmx *v, const char *key, const char *value, vk_err *e)
+{
+    char *raw = file_value(v, key, value, e);
+    if (!raw)
+        return e->code ? e->code : VMDKIT_ENOMEM;
+    free(raw);
+    return 0;
+}
+
+int vk_vmx_rekey(vk_vmx *v, vk_vmx_rekey_fn fn, void *opaque, vk_err *e)
+{
+    /* the new lines are built beside the old ones and swapped in at the
+     * end, so a failure changes nothing */
+    size_t n_old = v->n_lines;
+    struct vmx_line *nl = vk_calloc(n_old ? n_old : 1, sizeof *nl, e);
+    bool *drop = vk_calloc(n_old ? n_old : 1, sizeof *drop, e);
+    int r = nl && drop ? 0 : VMDKIT_ENOMEM;
+    bool changed = false;
+    for (size_t i = 0; !r && i < v->n_lines; i++) {
+        struct vmx_line *l = &v->lines[i];
+        if (!l->entry || strcasecmp(l->key, encoding_key) == 0)
+            continue;
+        char *new_key = NULL;
+        int what = fn(opaque, l->key, &new_key, e);
+        if (what < 0) {
+            r = what;
+        } else if (what == VK_VMX_DROP) {
+            drop[i] = changed = true;
+        } else if (what == VK_VMX_RENAME) {
+            size_t len;
+            char *text = NULL;
+            if (!(r = check_key(v, new_key, e)) &&
+                !(text = concat(&len, e, l->text, l->key_start, new_key, NULL, NULL,
+                                l->text + l->key_end, l->len - l->key_end)))
+                r = VMDKIT_ENOMEM;
+            if (!r) {
+                nl[i] = *l;
+                nl[i].text = text;
+                nl[i].len = len;
+                nl[i].key = nl[i].value = NULL;
+                if (!(r = parse_line(&nl[i], v->path, i + 1, e)))
+                    r = decode_entry(v, &nl[i], i + 1, e);
+                changed = true;
+            }
+        }
+        free(new_key);
+    }
+    if (!r && changed) {
+        bool unterminated = v->n_lines > 0 && v->lines[v->n_lines - 1].eol == EOL_NONE;
+        size_t k = 0;
+        for (size_t i = 0; i < v->n_lines; i++) {
+            if (drop[i]) {
+                line_clear(&v->lines[i]);
+                continue;
+            }
+            if (nl[i].text) {
+                line_clear(&v->lines[i]);
+                v->lines[i] = nl[i];
+                memset(&nl[i], 0, sizeof nl[i]);
+            }
+            v->lines[k++] = v->lines[i];
+        }
+        v->n_lines = k;
+        if (unterminated && k > 0)
+            v->lines[k - 1].eol = EOL_NONE;
+    }
+    for (size_t i = 0; nl && i < n_old; i++)
+        line_clear(&nl[i]);
+    free(nl);
+    free(drop);
+    return r;
 }
 
 int vk_vmx_unset(vk_vmx *v, const char *key, vk_err *e)
@@ -460,6 +699,13 @@ int vk_vmx_unset(vk_vmx *v, const char *key, vk_err *e)
     if (!key || find_key(v, key) < 0)
         return vk_fail(e, VMDKIT_ENOENT, "%s: %.*s: no such key", v->path, KEY_SHOWN,
                        key ? key : "");
+    if (strcasecmp(key, encoding_key) == 0) {
+        vk_codec *old;
+        int r = switch_encoding(v, NULL, SIZE_MAX, &old, e);
+        if (r)
+            return r;
+        vk_codec_free(old);
+    }
     bool unterminated = v->n_lines > 0 && v->lines[v->n_lines - 1].eol == EOL_NONE;
     size_t k = 0;
     for (size_t i = 0; i < v->n_lines; i++) {

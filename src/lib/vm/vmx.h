@@ -14,6 +14,11 @@
  * an ending; a UTF-8 byte order mark may start the file.  Keys are
  * compared without regard to ASCII case, as VMware does; when a key appears
  * twice, the last line wins.
+ *
+ * Values are read and given in UTF-8.  A file whose ".encoding" names
+ * another encoding (windows-1252, Shift_JIS, windows-949-2000 ...; see
+ * vmx_codec.h) has its values converted on reading and writing, while the
+ * bytes of every line not changed stay as they are.
  */
 #ifndef VK_VMX_H
 #define VK_VMX_H
@@ -32,7 +37,10 @@ typedef struct vmdkit_vmx vk_vmx;
  * Read and parse the file at PATH (at most VK_VMX_MAX_BYTES, else
  * VMDKIT_ELIMIT).  A line that fits none of the forms above, an
  * unterminated quote, a NUL byte or a |00 escape is VMDKIT_EFORMAT naming
- * the file and the line number.  On success *out owns the result.
+ * the file and the line number; so is a value that is not valid text in
+ * the file's .encoding.  An encoding vmdkit does not know is accepted as
+ * long as every value is ASCII (else VMDKIT_EUNSUPPORTED).  On success
+ * *out owns the result.
  */
 int vk_vmx_load(const char *path, vk_vmx **out, vk_err *e);
 
@@ -42,6 +50,9 @@ int vk_vmx_parse(const char *path, const char *data, size_t len, vk_vmx **out, v
 
 /* The file this object was read from. */
 const char *vk_vmx_path(const vk_vmx *v);
+
+/* The encoding its values are stored in ("UTF-8" when it names none). */
+const char *vk_vmx_encoding(const vk_vmx *v);
 
 /*
  * The decoded value of KEY (case-insensitive), or NULL when absent.  The
@@ -54,14 +65,46 @@ const char *vk_vmx_get(const vk_vmx *v, const char *key);
  * appears twice) keeps its key spelling, its spacing around '=', its quoting
  * and its trailing comment; only the value bytes change (a bare value that
  * would not stay one token gets quotes).  An absent key is appended as
- * `KEY = "VALUE"` with the file's line ending.  VALUE is escaped with |XX
- * as VMware does.  A KEY that could not be read back (empty, or holding
- * whitespace, '=', '#', '"' or control characters) is VMDKIT_EINVAL.
+ * `KEY = "VALUE"` with the file's line ending.  VALUE (UTF-8) is escaped
+ * with |XX as VMware does and stored in the file's encoding.  A KEY that
+ * could not be read back (empty, or holding whitespace, '=', '#', '"' or
+ * control characters) is VMDKIT_EINVAL; so is a VALUE holding a character
+ * the file's encoding cannot represent ("FILE: KEY: the character U+XXXX
+ * cannot be written in the file's encoding E").  Setting ".encoding" to
+ * another encoding is VMDKIT_EUNSUPPORTED unless every value is ASCII
+ * (the other lines are not re-encoded).
  */
 int vk_vmx_set(vk_vmx *v, const char *key, const char *value, vk_err *e);
 
+/* vk_vmx_set, except that an absent KEY goes right after the (last) line
+ * of AFTER instead of at the end (at the end when AFTER is NULL or absent). */
+int vk_vmx_set_after(vk_vmx *v, const char *key, const char *value, const char *after, vk_err *e);
+
+/* 0 when VALUE can be stored as the value of KEY in V (the errors of
+ * vk_vmx_set for VALUE); nothing is changed. */
+int vk_vmx_encodable(const vk_vmx *v, const char *key, const char *value, vk_err *e);
+
+/* What a vk_vmx_rekey_fn does with a key. */
+enum { VK_VMX_KEEP = 0, VK_VMX_DROP = 1, VK_VMX_RENAME = 2 };
+
+/* Called with the key of each entry, as spelled in the file; returns
+ * VK_VMX_KEEP, VK_VMX_DROP (the line goes), VK_VMX_RENAME with *NEW_KEY
+ * set (malloc'd; freed by the caller of the callback), or a negative
+ * error. */
+typedef int (*vk_vmx_rekey_fn)(void *opaque, const char *key, char **new_key, vk_err *e);
+
+/*
+ * One pass over every entry but ".encoding": drop lines or give them new
+ * keys, keeping each renamed line's value and spacing.  All changes apply
+ * at once (renaming a to b and b to c is fine) and only when every call
+ * succeeded; a key made twice is the caller's to avoid (the last line
+ * wins, as ever).
+ */
+int vk_vmx_rekey(vk_vmx *v, vk_vmx_rekey_fn fn, void *opaque, vk_err *e);
+
 /* Remove every line holding KEY; VMDKIT_ENOENT ("FILE: KEY: no such key")
- * when there is none. */
+ * when there is none.  Removing ".encoding" (the file becomes UTF-8) follows
+ * the rule of setting it. */
 int vk_vmx_unset(vk_vmx *v, const char *key, vk_err *e);
 
 /*
