@@ -142,8 +142,14 @@ static void print_subtree(const vmdkit_snapshot_list *l, const vmdkit_snapshot_i
     const char *branch = top ? "" : last ? "└── " : "├── ";
     print_line(prefix, branch, s);
     shown[s - l->snapshots] = true;
+    /* at most MAX_DRAWN_DEPTH levels of at most 6 bytes each fit here */
     char child_prefix[1024];
-    snprintf(child_prefix, sizeof child_prefix, "%s%s", prefix, top ? "" : last ? "    " : "│   ");
+    const char *step = top ? "" : last ? "    " : "│   ";
+    size_t plen = strlen(prefix), slen = strlen(step);
+    if (plen + slen >= sizeof child_prefix)
+        plen = sizeof child_prefix - 1 - slen;
+    memcpy(child_prefix, prefix, plen);
+    memcpy(child_prefix + plen, step, slen + 1);
     size_t n_children = 0;
     for (size_t i = 0; i < l->n; i++)
         n_children += l->snapshots[i].has_parent && l->snapshots[i].parent == s->uid &&

@@ -253,7 +253,7 @@ int vk_grain_cache_prefetch(vk_grain_cache *c, uint64_t grain, uint64_t where, v
 {
     slot *s = &c->slots[grain % c->n_slots];
     int r = 0;
-    vk_inflate_ctx *ctx;
+    vk_inflate_ctx *ctx = NULL;
     pthread_mutex_lock(&c->mu);
     /* a hint: never wait, and leave a slot that is busy or already holds the grain */
     if (claimable(s, grain) && (r = take_ctx(c, false, &ctx, e)) == 0) {

@@ -417,7 +417,7 @@ static int build_view(vk_vmsd *s, vk_err *e)
         r = parse_uid(s, k_current, v, &s->current, e);
         s->has_current = true;
     }
-    long long num;
+    long long num = 0;
     if (!r && (v = vk_vmx_get(s->file, k_num))) {
         if (!whole_number(v, 0, UINT32_MAX, &num))
             r = bad_number(s, k_num, v, e);
