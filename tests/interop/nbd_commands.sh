@@ -84,8 +84,10 @@ serve delta rw delta.vmdk delta.raw
 serve delta ro delta.vmdk delta.raw readonly=true
 
 say "--- twoGbMaxExtentSparse, across its first extent boundary"
-"$VMDKIT" create -t twoGbMaxExtentSparse split.vmdk 2100M
-new_model split.raw 2100M
+SPLIT_BYTES=$((SPLIT_SECTORS * 512 + 52 * 1048576)) # the second piece holds 52 MiB
+"$VMDKIT" create -t twoGbMaxExtentSparse split.vmdk "$SPLIT_BYTES"
+check "the split disk has two pieces" [ "$(grep -c '^RW ' split.vmdk)" = 2 ]
+new_model split.raw "$SPLIT_BYTES"
 BOUNDARY=$((SPLIT_SECTORS * 512)) serve split rw split.vmdk split.raw
 BOUNDARY=$((SPLIT_SECTORS * 512)) serve split ro split.vmdk split.raw readonly=true
 
