@@ -96,13 +96,11 @@ assert_true "nothing moved" test -d X1.vmwarevm -a ! -e X2.vmwarevm/X1.vmwarevm 
 
 say "--- 5. folders whose disks are in use"
 if [ -n "${VMDKIT_NBDKIT_PLUGIN:-}" ] && command -v nbdkit >/dev/null; then
-    nbdkit -U "$TMP/nbd.sock" -P "$TMP/nbd.pid" --exit-with-parent "$VMDKIT_NBDKIT_PLUGIN" \
-        file="$PWD/X1.vmwarevm/X1.vmdk" &
-    for _ in $(seq 50); do [ -S "$TMP/nbd.sock" ] && break; sleep 0.1; done
+    nbd_setup # the sanitizer build's plugin needs its runtime preloaded
+    check "the plugin serves X1.vmdk for writing" start_nbdkit "$TMP/nbd.log" file="$PWD/X1.vmwarevm/X1.vmdk"
     expect_exit 8 "mv of a folder a vmdkit writer holds (same file system)" "$VMDKIT" mv X1.vmwarevm Z.vmwarevm
     assert_true "not moved" test -d X1.vmwarevm -a ! -e Z.vmwarevm
-    kill "$(cat "$TMP/nbd.pid")" 2>/dev/null
-    wait 2>/dev/null
+    stop_nbdkit
 else
     say "       (the nbdkit plugin is not built: the vmdkit-writer case is skipped)"
 fi
