@@ -174,7 +174,7 @@ static void make_base(void)
     if (done)
         return;
     char *base = path_of("base.vmdk");
-    vmdkit_create_opts co = {.type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = DISK_BYTES};
+    vmdkit_create_opts co = {.struct_size = sizeof co, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = DISK_BYTES};
     vmdkit_disk *d;
     if (vmdkit_create(base, &co, NULL) < 0 || vmdkit_open(base, VMDKIT_OPEN_RDWR, &d, NULL) < 0)
         FAIL("cannot make the base");
@@ -202,14 +202,14 @@ static char *make_disk(enum kind k)
         unlink(extent);
         free(extent);
     }
-    vmdkit_create_opts co = {.type = k == FLAT ? VMDKIT_MONOLITHIC_FLAT : VMDKIT_MONOLITHIC_SPARSE,
+    vmdkit_create_opts co = {.struct_size = sizeof co, .type = k == FLAT ? VMDKIT_MONOLITHIC_FLAT : VMDKIT_MONOLITHIC_SPARSE,
                              .size_bytes = DISK_BYTES,
                              .zeroed_grain = k == ZSPARSE || k == DIR_EXPORT};
     vmdkit_error err = {0};
     int r;
     if (k == DELTA) {
         char *base = path_of("base.vmdk");
-        r = vmdkit_create_delta(base, path, false, &err);
+        r = vmdkit_create_delta(base, path, 0, &err);
         free(base);
         memcpy(model, base_content, DISK_BYTES);
     } else {

@@ -74,7 +74,7 @@ void fuzz_walk(vmdkit_disk *d, uint64_t seed)
     uint64_t off = 0;
     for (int runs = 0; runs < MAX_RUNS && off < size; runs++) {
         vmdkit_block_status st;
-        if (vmdkit_block_status_at(d, off, size - off, &st) < 0)
+        if (vmdkit_block_status_at(d, size - off, off, &st) < 0)
             break;
         if (st.length == 0 || st.length > size - off)
             abort(); /* the contract: a run is non-empty and inside the disk */

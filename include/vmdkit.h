@@ -181,21 +181,23 @@ enum vmdkit_alloc {
 };
 
 typedef struct vmdkit_block_status {
-    int alloc;           /* enum vmdkit_alloc */
+    enum vmdkit_alloc alloc;
     uint64_t length;     /* bytes in this run, > 0 */
     int link;            /* 0 = top link, 1 = its parent, ...; -1 when UNALLOC */
 } vmdkit_block_status;
 
 /*
  * Status of the run starting at OFFSET, at most MAX_LEN bytes long.
- * A run reports where the data comes from across the chain.
+ * A run reports where the data comes from across the chain.  (Like every
+ * call on a range of the disk, the length comes before the offset, as in
+ * pread(2).)
  */
-VMDKIT_API int vmdkit_block_status_at(vmdkit_disk *disk, uint64_t offset, uint64_t max_len,
-                           vmdkit_block_status *st);
+VMDKIT_API int vmdkit_block_status_at(vmdkit_disk *disk, uint64_t max_len, uint64_t offset,
+                                   vmdkit_block_status *st);
 
 /* vmdkit_block_status_at with its own error record: may run beside other
  * reads (see vmdkit_pread_r). */
-VMDKIT_API int vmdkit_block_status_r(vmdkit_disk *disk, uint64_t offset, uint64_t max_len,
+VMDKIT_API int vmdkit_block_status_r(vmdkit_disk *disk, uint64_t max_len, uint64_t offset,
                                      vmdkit_block_status *st, vmdkit_error *err);
 
 /*
@@ -207,7 +209,7 @@ VMDKIT_API int vmdkit_block_status_r(vmdkit_disk *disk, uint64_t offset, uint64_
  * read of the range would meet.  May run beside other reads (see
  * vmdkit_pread_r).
  */
-VMDKIT_API int vmdkit_prefetch(vmdkit_disk *disk, uint64_t offset, uint64_t len, vmdkit_error *err);
+VMDKIT_API int vmdkit_prefetch(vmdkit_disk *disk, uint64_t len, uint64_t offset, vmdkit_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Describing disks                                                    */
@@ -237,11 +239,31 @@ typedef struct vmdkit_sparse_facts {
     bool footer;               /* header taken from a stream footer */
 } vmdkit_sparse_facts;
 
+/* The type and access mode of an extent line of a descriptor. */
+typedef enum vmdkit_extent_type {
+    VMDKIT_EXTENT_SPARSE,
+    VMDKIT_EXTENT_FLAT,
+    VMDKIT_EXTENT_ZERO,
+    VMDKIT_EXTENT_VMFS,
+    VMDKIT_EXTENT_VMFSSPARSE,
+    VMDKIT_EXTENT_VMFSRDM,
+    VMDKIT_EXTENT_VMFSRAW,
+    VMDKIT_EXTENT_SESPARSE,
+} vmdkit_extent_type;
+
+typedef enum vmdkit_extent_access {
+    VMDKIT_ACCESS_RW,
+    VMDKIT_ACCESS_RDONLY,
+    VMDKIT_ACCESS_NOACCESS,
+} vmdkit_extent_access;
+
 typedef struct vmdkit_extent_info {
     char *file;               /* as written in the descriptor (NULL for ZERO) */
     char *path;               /* resolved path (NULL for ZERO) */
-    const char *type;         /* "SPARSE", "FLAT", "ZERO", "VMFS", "VMFSSPARSE" ... */
-    const char *access;       /* "RW", "RDONLY", "NOACCESS" */
+    vmdkit_extent_type kind;
+    vmdkit_extent_access mode;
+    const char *type;         /* KIND as the descriptor spells it: "SPARSE", "FLAT" ... */
+    const char *access;       /* MODE as the descriptor spells it: "RW", "RDONLY", "NOACCESS" */
     uint64_t size_sectors;
     uint64_t offset_sectors;  /* FLAT offset */
     uint64_t allocated_bytes; /* data bytes stored for this extent */
@@ -309,6 +331,7 @@ VMDKIT_API const char *vmdkit_adapter_name(const char *name);
 #define VMDKIT_SPLIT_2G_SECTORS UINT64_C(4192256)
 
 typedef struct vmdkit_create_opts {
+    size_t struct_size;         /* sizeof (vmdkit_create_opts) */
     vmdkit_create_type type;
     uint64_t size_bytes;        /* rounded up to a sector */
     const char *adapter;        /* "ide" (default), "buslogic", "lsilogic", "legacyESX";
@@ -338,8 +361,10 @@ VMDKIT_API int vmdkit_create(const char *path, const vmdkit_create_opts *opts, v
 typedef int (*vmdkit_progress_fn)(void *opaque, uint64_t done_bytes, uint64_t total_bytes);
 
 typedef struct vmdkit_convert_opts {
+    size_t struct_size;         /* sizeof (vmdkit_convert_opts) */
     bool to_raw;                /* write a raw image instead of a VMDK */
-    vmdkit_create_opts vmdk;    /* for VMDK output: type, adapter, hw ... (size ignored) */
+    const vmdkit_create_opts *vmdk; /* VMDK output: type, adapter, hw ... (size and parent
+                                   ignored); NULL: monolithicSparse with the defaults */
     int threads;                /* compression threads; 0 = number of CPUs */
     vmdkit_progress_fn progress;
     void *progress_opaque;
@@ -395,13 +420,20 @@ typedef struct vmdkit_clone_disk_opts {
 VMDKIT_API int vmdkit_clone_disk(const char *src_path, const char *dst_path,
                                  const vmdkit_clone_disk_opts *opts, vmdkit_error *err);
 
+typedef struct vmdkit_compare_opts {
+    size_t struct_size;          /* sizeof (vmdkit_compare_opts) */
+    vmdkit_progress_fn progress; /* bytes of the larger disk; non-zero cancels */
+    void *progress_opaque;
+} vmdkit_compare_opts;
+
 /*
  * Compare the content of two disks.  Returns 0 when equal, 1 when different
  * (*first_diff receives the first differing byte offset, or the size of the
- * smaller disk when only sizes differ), or a negative error.
+ * smaller disk when only sizes differ), or a negative error
+ * (VMDKIT_ECANCELED when the progress callback cancels).  OPTS may be NULL.
  */
 VMDKIT_API int vmdkit_compare(vmdkit_disk *a, vmdkit_disk *b, uint64_t *first_diff,
-                   vmdkit_progress_fn progress, void *progress_opaque, vmdkit_error *err);
+                              const vmdkit_compare_opts *opts, vmdkit_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Snapshots, linked clones, commit, rebase                            */
@@ -417,19 +449,24 @@ VMDKIT_API int vmdkit_compare(vmdkit_disk *a, vmdkit_disk *b, uint64_t *first_di
  * large for one sparse file gets pieces of VMDKIT_SPLIT_4G_SECTORS.  The
  * new delta holds no grain data.  The parent is opened
  * read-only and never written.  Fails with VMDKIT_EEXIST if a file the
- * delta would consist of exists.
+ * delta would consist of exists.  FLAGS: enum vmdkit_delta_flags (the
+ * hint is absolute with VMDKIT_DELTA_ABSOLUTE_HINT).
  */
-VMDKIT_API int vmdkit_create_delta(const char *parent_path, const char *new_path, bool absolute_hint,
-                        vmdkit_error *err);
+VMDKIT_API int vmdkit_create_delta(const char *parent_path, const char *new_path, unsigned flags,
+                                   vmdkit_error *err);
+
+/* Flags of vmdkit_create_delta and vmdkit_snapshot; others are VMDKIT_EINVAL. */
+enum vmdkit_delta_flags {
+    VMDKIT_DELTA_ABSOLUTE_HINT = 1 << 0, /* the parent hint is an absolute path */
+};
 
 /*
  * Snapshot: a new delta next to DISK named after it with the next free
- * number (Base.vmdk -> Base-000001.vmdk; Base-000001.vmdk -> Base-000002.vmdk).
- * The chosen path is copied to NEW_PATH (NEW_PATH_SIZE bytes); the hint is
- * relative unless ABSOLUTE_HINT.
+ * number (Base.vmdk -> Base-000001.vmdk; Base-000001.vmdk -> Base-000002.vmdk),
+ * made as by vmdkit_create_delta with FLAGS.  *NEW_PATH receives the chosen
+ * path (malloc'd; free it).
  */
-VMDKIT_API int vmdkit_snapshot(const char *disk_path, bool absolute_hint, char *new_path, size_t new_path_size,
-                    vmdkit_error *err);
+VMDKIT_API int vmdkit_snapshot(const char *disk_path, unsigned flags, char **new_path, vmdkit_error *err);
 
 /* Paths of every disk under ROOT whose parent hint resolves to TARGET
  * (compared by file identity).  *paths is a malloc'd array of malloc'd
@@ -611,7 +648,7 @@ enum vmdkit_finding_kind {
 #define VMDKIT_CHECK_NO_OFFSET UINT64_MAX
 
 typedef struct vmdkit_check_finding {
-    int kind;              /* enum vmdkit_finding_kind */
+    enum vmdkit_finding_kind kind;
     const char *file;      /* the file concerned */
     const char *message;   /* one line, "FILE: FIELD: what is wrong" */
     uint64_t offset;       /* byte offset in FILE, or VMDKIT_CHECK_NO_OFFSET */
@@ -644,6 +681,22 @@ typedef struct vmdkit_check_result {
     bool unclean_shutdown_left; /* the flag is still set somewhere when the call returns:
                                    without a repair, in a parent, or while damage remains */
 } vmdkit_check_result;
+
+typedef struct vmdkit_check_opts {
+    size_t struct_size;          /* sizeof (vmdkit_check_opts) */
+    unsigned flags;              /* enum vmdkit_check_flags */
+    vmdkit_check_fn on_finding;  /* may be NULL */
+    void *finding_opaque;
+    /* PROGRESS (may be NULL) is called with DONE 0 and the TOTAL first,
+     * then now and then while the chain is examined, and with DONE = TOTAL
+     * when the check (before any repair) is complete.  The unit is bytes of
+     * virtual disk: every link counts as the top's capacity, TOTAL =
+     * capacity x the links its parent hints reach, each extent its share of
+     * its link.  A repair's own passes are not reported.  Its return value
+     * is ignored: a check is not cancelled half way. */
+    vmdkit_progress_fn progress;
+    void *progress_opaque;
+} vmdkit_check_opts;
 
 /*
  * Check the disk at PATH (a descriptor or a sparse extent) and its whole
@@ -698,7 +751,7 @@ typedef struct vmdkit_check_result {
  * VMDKIT_FIND_REPAIRED finding; the image is then checked again and what
  * remains is reported with after_repair set and counted in RES.
  *
- * FN (may be NULL) receives the findings in order.  RES (required) receives
+ * OPTS->on_finding (may be NULL) receives the findings in order.  RES (required) receives
  * the counts.  Returns 0 when the check was completed, whatever it found;
  * a negative code when it could not be: VMDKIT_ENOENT (PATH does not
  * exist), VMDKIT_EIO, VMDKIT_ENOMEM, VMDKIT_ELOCKED, VMDKIT_EPATH (an
@@ -706,22 +759,8 @@ typedef struct vmdkit_check_result {
  * VMDKIT_EINVAL.  A file that exists but is not a valid disk is reported
  * as corruption, not as an error.  RES holds what was found up to an error.
  */
-VMDKIT_API int vmdkit_check(const char *path, unsigned flags, vmdkit_check_fn fn, void *opaque,
-                            vmdkit_check_result *res, vmdkit_error *err);
-
-/*
- * vmdkit_check with progress: PROGRESS (may be NULL) is called with DONE 0
- * and the TOTAL first, then now and then while the chain is examined, and
- * with DONE = TOTAL when the check (before any repair) is complete.  The
- * unit is bytes of virtual disk: every link counts as the top's capacity,
- * TOTAL = capacity x the links its parent hints reach, each extent its
- * share of its link.  A repair's own passes are not reported.  The return
- * value of PROGRESS is ignored: a check is not cancelled half way.
- */
-VMDKIT_API int vmdkit_check_with_progress(const char *path, unsigned flags, vmdkit_check_fn fn,
-                                          void *opaque, vmdkit_progress_fn progress,
-                                          void *progress_opaque, vmdkit_check_result *res,
-                                          vmdkit_error *err);
+VMDKIT_API int vmdkit_check(const char *path, const vmdkit_check_opts *opts, vmdkit_check_result *res,
+                            vmdkit_error *err);
 
 /* ------------------------------------------------------------------ */
 /* Virtual machines                                                    */
@@ -859,14 +898,6 @@ VMDKIT_API int vmdkit_vm_snapshot_take(const char *vm, const vmdkit_snapshot_opt
                                        vmdkit_snapshot_result *res, vmdkit_error *err);
 
 /*
- * Snapshot the whole machine VM as vmdkit_vm_snapshot_take does with the
- * default name; *NEW_DISKS receives the paths of the new deltas in slot
- * order (free with vmdkit_paths_free).
- */
-VMDKIT_API int vmdkit_vm_snapshot(const char *vm, bool absolute_hint, char ***new_disks, size_t *n,
-                                  vmdkit_error *err);
-
-/*
  * Go back to the snapshot WHICH (a UID, or a displayName; a number names a
  * UID first) of the machine VM (shut down): each slot of the snapshot gets
  * a fresh delta on the disk the snapshot froze for it, the .vmx names the
@@ -917,6 +948,7 @@ VMDKIT_API int vmdkit_vm_snapshot_delete(const char *vm, const char *which,
 VMDKIT_API void vmdkit_snapshot_result_free(vmdkit_snapshot_result *res);
 
 typedef struct vmdkit_vm_clone_opts {
+    size_t struct_size;         /* sizeof (vmdkit_vm_clone_opts) */
     bool linked;                /* deltas on the source's frozen links, else full copies */
     bool absolute_hint;         /* linked: absolute parent hints (default relative) */
     const char *name;           /* displayName and file names; NULL: DST's last

@@ -257,8 +257,10 @@ int cmd_check(int argc, char **argv)
     vmdkit_error err = {0};
     struct cli_progress pg;
     cli_progress_start(&pg, progress);
-    int rc = vmdkit_check_with_progress(path, flags, on_finding, &o, pg.enabled ? cli_progress_cb : NULL,
-                                        &pg, &res, &err);
+    vmdkit_check_opts co = {.struct_size = sizeof co, .flags = flags, .on_finding = on_finding,
+                            .finding_opaque = &o, .progress = pg.enabled ? cli_progress_cb : NULL,
+                            .progress_opaque = &pg};
+    int rc = vmdkit_check(path, &co, &res, &err);
     cli_progress_done(&pg, rc == 0);
     int code = rc < 0 ? CHECK_EXIT_FAILED : exit_code(&res);
     if (o.json) {

@@ -167,6 +167,7 @@ int cmd_clone(int argc, char **argv)
         struct cli_progress pg;
         cli_progress_start(&pg, linked ? CLI_PROGRESS_NONE : progress);
         vmdkit_vm_clone_opts o = {
+            .struct_size = sizeof o,
             .linked = linked, .absolute_hint = absolute, .name = name, .type = type,
             .progress = linked ? NULL : cli_progress_cb, .progress_opaque = &pg,
         };
@@ -182,6 +183,6 @@ int cmd_clone(int argc, char **argv)
     if (!linked)
         return full_clone(src, dst, type, progress, open_flags);
     vmdkit_error err = {0};
-    int rc = vmdkit_create_delta(src, dst, absolute, &err);
+    int rc = vmdkit_create_delta(src, dst, absolute ? VMDKIT_DELTA_ABSOLUTE_HINT : 0, &err);
     return rc < 0 ? cli_fail(rc, err.msg) : CLI_EXIT_OK;
 }

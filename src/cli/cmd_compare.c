@@ -52,7 +52,7 @@ static int first_nonzero(vmdkit_disk *disk, uint64_t from, bool *found, uint64_t
     *found = false;
     while (off < size && !*found && !rc) {
         vmdkit_block_status st;
-        int e = vmdkit_block_status_at(disk, off, size - off, &st);
+        int e = vmdkit_block_status_at(disk, size - off, off, &st);
         if (e < 0) {
             rc = cli_fail(e, vmdkit_last_error(disk)->msg);
             break;
@@ -120,7 +120,9 @@ static int compare_disks(vmdkit_disk *a, vmdkit_disk *b, const struct compare_op
     vmdkit_error err = {0};
     struct cli_progress prog;
     cli_progress_start(&prog, o->progress);
-    int e = vmdkit_compare(a, b, &diff, prog.enabled ? cli_progress_cb : NULL, &prog, &err);
+    vmdkit_compare_opts co = {.struct_size = sizeof co, .progress = prog.enabled ? cli_progress_cb : NULL,
+                              .progress_opaque = &prog};
+    int e = vmdkit_compare(a, b, &diff, &co, &err);
     cli_progress_done(&prog, e >= 0);
     if (e < 0)
         return cli_fail(e, err.msg);

@@ -77,7 +77,8 @@ static void warn_extension(const char *dst, bool to_raw)
 
 int cmd_convert(int argc, char **argv)
 {
-    vmdkit_convert_opts opts = {.vmdk = {.type = VMDKIT_MONOLITHIC_SPARSE}};
+    vmdkit_create_opts vmdk = {.struct_size = sizeof vmdk, .type = VMDKIT_MONOLITHIC_SPARSE};
+    vmdkit_convert_opts opts = {.struct_size = sizeof opts, .vmdk = &vmdk};
     unsigned flags = VMDKIT_OPEN_RDONLY;
     enum cli_format src_fmt = CLI_FMT_AUTO, dst_fmt = CLI_FMT_VMDK;
     enum cli_progress_mode progress = CLI_PROGRESS_NONE;
@@ -100,13 +101,13 @@ int cmd_convert(int argc, char **argv)
             int t = vmdkit_create_type_parse(optarg);
             if (t < 0)
                 return cli_usage_error("convert", "unknown disk type '%s'", optarg);
-            opts.vmdk.type = (vmdkit_create_type)t;
+            vmdk.type = (vmdkit_create_type)t;
             vmdk_opts = true;
             break;
         }
         case 'a':
-            opts.vmdk.adapter = vmdkit_adapter_name(optarg);
-            if (!opts.vmdk.adapter)
+            vmdk.adapter = vmdkit_adapter_name(optarg);
+            if (!vmdk.adapter)
                 return cli_usage_error("convert", "unknown adapter type '%s'", optarg);
             vmdk_opts = true;
             break;
@@ -114,12 +115,12 @@ int cmd_convert(int argc, char **argv)
             long hw;
             if (!cli_parse_int(optarg, 1, 1000000, &hw))
                 return cli_usage_error("convert", "invalid hardware version '%s'", optarg);
-            opts.vmdk.hw_version = (int)hw;
+            vmdk.hw_version = (int)hw;
             vmdk_opts = true;
             break;
         }
         case OPT_SPLIT_SIZE:
-            if (!cli_parse_split_size(optarg, &opts.vmdk.split_sectors))
+            if (!cli_parse_split_size(optarg, &vmdk.split_sectors))
                 return cli_usage_error("convert", "invalid split size '%s' (2g or 4g)", optarg);
             vmdk_opts = true;
             break;
@@ -152,8 +153,8 @@ int cmd_convert(int argc, char **argv)
         return cli_usage_error("convert", "unexpected argument '%s'", argv[optind + 2]);
     if (opts.to_raw && vmdk_opts)
         return cli_usage_error("convert", "-t, -a, --hw and --split-size only apply to VMDK output");
-    if (opts.vmdk.split_sectors && opts.vmdk.type != VMDKIT_TWOGB_SPARSE &&
-        opts.vmdk.type != VMDKIT_TWOGB_FLAT)
+    if (vmdk.split_sectors && vmdk.type != VMDKIT_TWOGB_SPARSE &&
+        vmdk.type != VMDKIT_TWOGB_FLAT)
         return cli_usage_error("convert", "--split-size needs -t twoGbMaxExtentSparse or twoGbMaxExtentFlat");
     const char *src = argv[optind], *dst = argv[optind + 1];
     if (!cli_path_usable(dst, true))

@@ -49,7 +49,7 @@ const struct cli_help cmd_create_help = {
 
 int cmd_create(int argc, char **argv)
 {
-    vmdkit_create_opts opts = {.type = VMDKIT_MONOLITHIC_SPARSE};
+    vmdkit_create_opts opts = {.struct_size = sizeof opts, .type = VMDKIT_MONOLITHIC_SPARSE};
     struct cli_getopt g;
     int c;
     cli_getopt_init(&g, "create");

@@ -39,7 +39,7 @@ const struct cli_help cmd_map_help = {
 
 struct run {
     uint64_t start, length;
-    int alloc;   /* enum vmdkit_alloc */
+    enum vmdkit_alloc alloc;
     int link;    /* -1 when no link stores it */
 };
 
@@ -50,7 +50,7 @@ struct map_out {
     int n_links;
 };
 
-static const char *type_name(int alloc, bool json)
+static const char *type_name(enum vmdkit_alloc alloc, bool json)
 {
     switch (alloc) {
     case VMDKIT_ALLOC_DATA: return "data";
@@ -96,7 +96,7 @@ static int walk(vmdkit_disk *disk, const char *name, struct map_out *m)
     bool have = false;
     while (off < size) {
         vmdkit_block_status st;
-        int e = vmdkit_block_status_at(disk, off, size - off, &st);
+        int e = vmdkit_block_status_at(disk, size - off, off, &st);
         if (e < 0)
             return cli_fail(e, vmdkit_last_error(disk)->msg);
         if (st.length == 0) {

@@ -418,10 +418,11 @@ int cmd_snapshot(int argc, char **argv)
         return cli_usage_error("snapshot", "--name and --description need a virtual machine: a "
                                            "disk's snapshot is recorded nowhere");
     vmdkit_error err = {0};
-    char path[PATH_MAX];
-    int rc = vmdkit_snapshot(target, o.absolute_hint, path, sizeof path, &err);
+    char *path;
+    int rc = vmdkit_snapshot(target, o.absolute_hint ? VMDKIT_DELTA_ABSOLUTE_HINT : 0, &path, &err);
     if (rc < 0)
         return cli_fail(rc, err.msg);
     printf("%s\n", path);
+    free(path);
     return CLI_EXIT_OK;
 }

@@ -59,20 +59,11 @@ static int default_type(const char *base_type, uint64_t capacity, const char *pl
  * reads as zeros past its end; a longer one must hold only zeros there. */
 static int read_opts(const vmdkit_clone_disk_opts *opts, vmdkit_clone_disk_opts *o, vk_err *e)
 {
-    memset(o, 0, sizeof *o);
-    o->type = -1;
-    if (!opts)
-        return 0;
-    size_t known = sizeof *o, given = opts->struct_size;
-    if (given < offsetof(vmdkit_clone_disk_opts, type) + sizeof o->type)
-        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_clone_disk: opts: struct_size %zu is too small", given);
-    for (size_t i = known; i < given; i++)
-        if (((const unsigned char *)opts)[i])
-            return vk_fail(e, VMDKIT_EINVAL,
-                           "vmdkit_clone_disk: opts: struct_size %zu: fields past %zu bytes are unknown to this library",
-                           given, known);
-    memcpy(o, opts, given < known ? given : known);
-    o->struct_size = known;
+    int r = vk_opts_read(o, sizeof *o, opts, "vmdkit_clone_disk_opts", e);
+    if (r)
+        return r;
+    if (!opts || opts->struct_size < offsetof(vmdkit_clone_disk_opts, type) + sizeof o->type)
+        o->type = -1; /* the default createType */
     if (o->type < -1 || o->type > VMDKIT_VMFS)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_clone_disk: opts: type %d: not a createType", o->type);
     if (o->open_flags & ~(unsigned)VMDKIT_OPEN_ALLOW_EXTERNAL)
@@ -103,13 +94,14 @@ int vk_clone_disk(const char *src, const char *dst, const char *placed_as,
         vmdkit_close(d, NULL);
         return r;
     }
-    vmdkit_convert_opts co = {0};
-    co.vmdk.adapter = vmdkit_adapter_name(base.adapter_type); /* NULL: ide */
-    co.vmdk.hw_version = vk_hw_version_of(base.hw_version);
+    vmdkit_create_opts vmdk = {.struct_size = sizeof vmdk};
+    vmdkit_convert_opts co = {.struct_size = sizeof co, .vmdk = &vmdk};
+    vmdk.adapter = vmdkit_adapter_name(base.adapter_type); /* NULL: ide */
+    vmdk.hw_version = vk_hw_version_of(base.hw_version);
     if (o.type >= 0)
-        co.vmdk.type = (vmdkit_create_type)o.type;
+        vmdk.type = (vmdkit_create_type)o.type;
     else
-        r = default_type(base.create_type, vmdkit_size(d), placed_as, &co.vmdk.type, e);
+        r = default_type(base.create_type, vmdkit_size(d), placed_as, &vmdk.type, e);
     co.progress = o.progress;
     co.progress_opaque = o.progress_opaque;
     if (!r)

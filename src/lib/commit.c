@@ -233,9 +233,10 @@ int vmdkit_commit(const char *path, const vmdkit_commit_opts *opts, vmdkit_commi
     e->msg[0] = 0;
     if (res)
         memset(res, 0, sizeof *res);
-    vmdkit_commit_opts o = {0};
-    if (opts)
-        memcpy(&o, opts, vk_min(sizeof o, opts->struct_size ? opts->struct_size : sizeof o));
+    vmdkit_commit_opts o;
+    int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_commit_opts", e);
+    if (r0)
+        return r0;
     char *ppath = NULL;
     char **files = NULL;
     size_t n_files = 0;

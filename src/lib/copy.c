@@ -197,7 +197,7 @@ static int remember_paths(sink *s, vk_err *e)
 static int vmdk_sink_open(sink *s, const char *path, uint64_t size, const vmdkit_convert_opts *o,
                           vk_err *e)
 {
-    vmdkit_create_opts co = o->vmdk;
+    vmdkit_create_opts co = *o->vmdk;
     co.size_bytes = size;
     co.parent = NULL;
     int r = vmdkit_create(path, &co, e);
@@ -240,8 +240,9 @@ static void stream_abort(sink *s)
 static int stream_sink_open(sink *s, const char *path, uint64_t size, const vmdkit_convert_opts *o,
                             vk_err *e)
 {
-    vmdkit_create_opts co = o->vmdk;
+    vmdkit_create_opts co = *o->vmdk;
     co.size_bytes = size;
+    co.parent = NULL;
     uint64_t cap;
     int r = vk_create_check_opts(path, &co, &cap, e);
     if (r)
@@ -490,7 +491,7 @@ static int copy_all(vmdkit_disk *src, sink *s, bool per_piece, const vmdkit_conv
         r = vk_fail(e, VMDKIT_ECANCELED, "cancelled");
     while (!r && off < size) {
         vmdkit_block_status st;
-        if ((r = vmdkit_block_status_at(src, off, size - off, &st))) {
+        if ((r = vmdkit_block_status_at(src, size - off, off, &st))) {
             *e = *vmdkit_last_error(src);
             break;
         }
@@ -595,14 +596,23 @@ static char *dst_folder(const char *dst, vk_err *e)
     return NULL;
 }
 
-int vmdkit_convert(vmdkit_disk *src, const char *dst, const vmdkit_convert_opts *o, vmdkit_error *err)
+int vmdkit_convert(vmdkit_disk *src, const char *dst, const vmdkit_convert_opts *opts, vmdkit_error *err)
 {
     vk_err local;
     vk_err *e = err ? err : &local;
     e->code = 0;
     e->msg[0] = 0;
-    if (!src || !dst || !o)
-        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_convert: src, dst and opts are required");
+    if (!src || !dst)
+        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_convert: src and dst are required");
+    vmdkit_convert_opts known;
+    vmdkit_create_opts vmdk;
+    int r0 = vk_opts_read(&known, sizeof known, opts, "vmdkit_convert_opts", e);
+    if (!r0)
+        r0 = vk_opts_read(&vmdk, sizeof vmdk, known.vmdk, "vmdkit_create_opts", e);
+    if (r0)
+        return r0;
+    known.vmdk = &vmdk;
+    const vmdkit_convert_opts *o = &known;
     char *parent = dst_folder(dst, e);
     if (!parent)
         return e->code;
@@ -621,7 +631,7 @@ int vmdkit_convert(vmdkit_disk *src, const char *dst, const vmdkit_convert_opts 
     size_t n_names = 0;
     bool opened = false;
     uint64_t size = vmdkit_size(src);
-    bool stream = !o->to_raw && o->vmdk.type == VMDKIT_STREAM_OPTIMIZED;
+    bool stream = !o->to_raw && o->vmdk->type == VMDKIT_STREAM_OPTIMIZED;
     if (!build)
         r = VMDKIT_ENOMEM;
     else if (o->to_raw)
@@ -677,7 +687,7 @@ static int first_nonzero(vmdkit_disk *d, uint8_t *buf, uint64_t off, uint64_t en
 {
     while (off < end) {
         vmdkit_block_status st;
-        if (vmdkit_block_status_at(d, off, end - off, &st)) {
+        if (vmdkit_block_status_at(d, end - off, off, &st)) {
             *e = *vmdkit_last_error(d);
             return e->code;
         }
@@ -704,13 +714,19 @@ static int first_nonzero(vmdkit_disk *d, uint8_t *buf, uint64_t off, uint64_t en
     return 0;
 }
 
-int vmdkit_compare(vmdkit_disk *a, vmdkit_disk *b, uint64_t *first_diff, vmdkit_progress_fn progress,
-                   void *opaque, vmdkit_error *err)
+int vmdkit_compare(vmdkit_disk *a, vmdkit_disk *b, uint64_t *first_diff, const vmdkit_compare_opts *opts,
+                   vmdkit_error *err)
 {
     vk_err local;
     vk_err *e = err ? err : &local;
     e->code = 0;
     e->msg[0] = 0;
+    vmdkit_compare_opts o;
+    int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_compare_opts", e);
+    if (r0)
+        return r0;
+    vmdkit_progress_fn progress = o.progress;
+    void *opaque = o.progress_opaque;
     uint64_t sa = vmdkit_size(a), sb = vmdkit_size(b), common = vk_min(sa, sb);
     /* progress covers the larger disk: its tail is compared with zeros */
     uint64_t total = vk_max(sa, sb);
@@ -726,12 +742,12 @@ int vmdkit_compare(vmdkit_disk *a, vmdkit_disk *b, uint64_t *first_diff, vmdkit_
         r = vk_fail(e, VMDKIT_ECANCELED, "cancelled");
     while (!r && off < common) {
         vmdkit_block_status x, y;
-        if (vmdkit_block_status_at(a, off, common - off, &x)) {
+        if (vmdkit_block_status_at(a, common - off, off, &x)) {
             *e = *vmdkit_last_error(a);
             r = e->code;
             break;
         }
-        if (vmdkit_block_status_at(b, off, vk_min(x.length, common - off), &y)) {
+        if (vmdkit_block_status_at(b, vk_min(x.length, common - off), off, &y)) {
             *e = *vmdkit_last_error(b);
             r = e->code;
             break;

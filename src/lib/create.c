@@ -5,6 +5,7 @@
  * ddb.virtualHWVersion. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -432,14 +433,19 @@ static int set_parent(const char *path, vk_descriptor *d, const vmdkit_create_op
     return 0;
 }
 
-int vmdkit_create(const char *path, const vmdkit_create_opts *o, vmdkit_error *err)
+int vmdkit_create(const char *path, const vmdkit_create_opts *opts, vmdkit_error *err)
 {
     vk_err local;
     vk_err *e = err ? err : &local;
     e->code = 0;
     e->msg[0] = 0;
+    vmdkit_create_opts known;
+    int r = vk_opts_read(&known, sizeof known, opts, "vmdkit_create_opts", e);
+    if (r)
+        return r;
+    const vmdkit_create_opts *o = &known;
     uint64_t cap;
-    int r = vk_create_check_opts(path, o, &cap, e);
+    r = vk_create_check_opts(path, o, &cap, e);
     if (r)
         return r;
     const char *adapter = vmdkit_adapter_name(o->adapter ? o->adapter : "ide");
@@ -519,13 +525,15 @@ int vk_parent_hint_for(const char *child_path, const char *parent_path, bool abs
     return *hint ? 0 : (e ? e->code : VMDKIT_ENOMEM);
 }
 
-int vmdkit_create_delta(const char *parent_path, const char *new_path, bool absolute_hint,
-                        vmdkit_error *err)
+int vmdkit_create_delta(const char *parent_path, const char *new_path, unsigned flags, vmdkit_error *err)
 {
     vk_err local;
     vk_err *e = err ? err : &local;
     e->code = 0;
     e->msg[0] = 0;
+    if (flags & ~(unsigned)VMDKIT_DELTA_ABSOLUTE_HINT)
+        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_create_delta: flags %#x: unknown", flags);
+    bool absolute_hint = (flags & VMDKIT_DELTA_ABSOLUTE_HINT) != 0;
     vmdkit_disk *pd;
     int r = vmdkit_open(parent_path, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_PARENT, &pd, e);
     if (r)
@@ -615,11 +623,24 @@ static char *snapshot_stem(const char *path, vk_err *e)
     return stem;
 }
 
-int vmdkit_snapshot(const char *disk_path, bool absolute_hint, char *new_path, size_t new_path_size,
-                    vmdkit_error *err)
+int vmdkit_snapshot(const char *disk_path, unsigned flags, char **new_path, vmdkit_error *err)
 {
     vk_err local;
     vk_err *e = err ? err : &local;
+    e->code = 0;
+    e->msg[0] = 0;
+    if (!new_path)
+        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_snapshot: new_path is required");
+    *new_path = NULL;
+    char path[PATH_MAX];
+    int r = vk_snapshot_beside(disk_path, flags, path, sizeof path, e);
+    if (!r && !(*new_path = strdup(path)))
+        r = vk_fail(e, VMDKIT_ENOMEM, "%s: out of memory", disk_path);
+    return r;
+}
+
+int vk_snapshot_beside(const char *disk_path, unsigned flags, char *new_path, size_t new_path_size, vk_err *e)
+{
     char *stem = snapshot_stem(disk_path, e);
     if (!stem)
         return VMDKIT_ENOMEM;
@@ -637,7 +658,7 @@ int vmdkit_snapshot(const char *disk_path, bool absolute_hint, char *new_path, s
         free(s001);
         if (taken)
             continue; /* numbers of deleted snapshots are reused */
-        r = vmdkit_create_delta(disk_path, cand, absolute_hint, e);
+        r = vmdkit_create_delta(disk_path, cand, flags, e);
         if (r == VMDKIT_EEXIST)
             continue; /* lost a race with another creator */
         if (!r)

@@ -41,4 +41,8 @@ int vk_create_check_opts(const char *path, const vmdkit_create_opts *o, uint64_t
 int vk_parent_hint_for(const char *child_path, const char *parent_path, bool absolute, char **hint,
                        vk_err *e);
 
+/* vmdkit_snapshot into the caller's buffer NEW_PATH (NEW_PATH_SIZE bytes). */
+int vk_snapshot_beside(const char *disk_path, unsigned flags, char *new_path, size_t new_path_size,
+                       vk_err *e);
+
 #endif

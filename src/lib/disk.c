@@ -342,12 +342,12 @@ int vmdkit_pzero_ex(vmdkit_disk *d, size_t len, uint64_t off, unsigned flags)
     return r;
 }
 
-int vmdkit_block_status_at(vmdkit_disk *d, uint64_t off, uint64_t max_len, vmdkit_block_status *st)
+int vmdkit_block_status_at(vmdkit_disk *d, uint64_t max_len, uint64_t off, vmdkit_block_status *st)
 {
-    return vmdkit_block_status_r(d, off, max_len, st, &d->err);
+    return vmdkit_block_status_r(d, max_len, off, st, &d->err);
 }
 
-int vmdkit_block_status_r(vmdkit_disk *d, uint64_t off, uint64_t max_len, vmdkit_block_status *st,
+int vmdkit_block_status_r(vmdkit_disk *d, uint64_t max_len, uint64_t off, vmdkit_block_status *st,
                           vmdkit_error *err)
 {
     vk_err local;
@@ -379,7 +379,7 @@ int vmdkit_block_status_r(vmdkit_disk *d, uint64_t off, uint64_t max_len, vmdkit
     return vk_fail(e, VMDKIT_EIO, "%s: block status failed", d->top->path);
 }
 
-int vmdkit_prefetch(vmdkit_disk *d, uint64_t off, uint64_t len, vmdkit_error *err)
+int vmdkit_prefetch(vmdkit_disk *d, uint64_t len, uint64_t off, vmdkit_error *err)
 {
     vk_err local;
     vk_err *e = err ? err : &local;

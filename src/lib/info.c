@@ -62,6 +62,8 @@ int vmdkit_link_info_get(vmdkit_disk *d, int n, vmdkit_link_info *info)
         vmdkit_extent_info *xi = &info->extents[i];
         xi->file = dup_or_null(x->name);
         xi->path = dup_or_null(x->path);
+        xi->kind = (vmdkit_extent_type)x->type;
+        xi->mode = (vmdkit_extent_access)x->access;
         xi->type = vk_extent_type_name(x->type);
         xi->access = vk_access_name(x->access);
         xi->size_sectors = x->size_sectors;

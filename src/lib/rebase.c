@@ -116,9 +116,10 @@ int vmdkit_rebase(const char *path, const char *new_parent, const vmdkit_rebase_
     vk_err *e = err ? err : &local;
     e->code = 0;
     e->msg[0] = 0;
-    vmdkit_rebase_opts o = {0};
-    if (opts)
-        memcpy(&o, opts, vk_min(sizeof o, opts->struct_size ? opts->struct_size : sizeof o));
+    vmdkit_rebase_opts o;
+    int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_rebase_opts", e);
+    if (r0)
+        return r0;
     bool unsafe = (o.flags & VMDKIT_REBASE_UNSAFE) != 0, absolute_hint = (o.flags & VMDKIT_REBASE_ABSOLUTE) != 0;
     vmdkit_progress_fn progress = o.progress;
     void *opaque = o.progress_opaque;

@@ -93,4 +93,11 @@ int vk_write_file_atomic(const char *path, const void *data, size_t len, vk_err 
 /* Read a whole (small) file, at most MAX bytes; the buffer is NUL-terminated. */
 int vk_read_file(const char *path, size_t max, char **data, size_t *len, vk_err *e);
 
+/* The caller's options struct GIVEN (NULL: every field zero) as this
+ * library knows it, in OUT (KNOWN bytes, a struct whose first field is
+ * size_t struct_size): a shorter struct from an older caller reads as
+ * zeros past its end, a longer one must hold only zeros there; OUT's
+ * struct_size becomes KNOWN.  WHAT names the struct in errors. */
+int vk_opts_read(void *out, size_t known, const void *given, const char *what, vk_err *e);
+
 #endif

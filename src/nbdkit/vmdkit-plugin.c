@@ -261,11 +261,11 @@ static bool link_writable(const vmdkit_link_info *li)
         return false;
     for (size_t i = 0; i < li->n_extents; i++) {
         const vmdkit_extent_info *x = &li->extents[i];
-        if (x->access && strcmp(x->access, "RW") != 0 && x->path)
+        if (x->mode != VMDKIT_ACCESS_RW && x->path)
             return false;
         if (x->sparse.present && (x->sparse.compressed || strcmp(x->sparse.magic, "COWD") == 0))
             return false;
-        if (x->type && strcmp(x->type, "SESPARSE") == 0)
+        if (x->kind == VMDKIT_EXTENT_SESPARSE)
             return false;
     }
     return true;
@@ -288,7 +288,7 @@ static uint64_t trim_unit_of(const vmdkit_link_info *li)
             continue; /* a ZERO extent reads as zeros already */
         const vmdkit_sparse_facts *s = &x->sparse;
         uint64_t u;
-        if (!s->present && x->type && (strcmp(x->type, "FLAT") == 0 || strcmp(x->type, "VMFS") == 0))
+        if (!s->present && (x->kind == VMDKIT_EXTENT_FLAT || x->kind == VMDKIT_EXTENT_VMFS))
             u = VMDKIT_SECTOR_SIZE;
         else if (s->present && s->zeroed_grain && strcmp(s->magic, "KDMV") == 0)
             u = s->grain_sectors * VMDKIT_SECTOR_SIZE;
@@ -767,7 +767,7 @@ static int plug_extents(void *handle, uint32_t count, uint64_t offset, uint32_t 
     lock_shared(s);
     for (uint64_t off = offset; off < end;) {
         vmdkit_block_status st;
-        if ((r = vmdkit_block_status_r(s->disk, off, end - off, &st, &err)) < 0)
+        if ((r = vmdkit_block_status_r(s->disk, end - off, off, &st, &err)) < 0)
             break;
         if (st.length == 0) {
             snprintf(err.msg, sizeof err.msg, "%s: block status at offset %" PRIu64 " reported an empty run",
@@ -796,7 +796,7 @@ static int plug_cache(void *handle, uint32_t count, uint64_t offset, uint32_t fl
     vmdkit_error err = {0};
     (void)flags;
     lock_shared(s);
-    int r = vmdkit_prefetch(s->disk, offset, count, &err);
+    int r = vmdkit_prefetch(s->disk, count, offset, &err);
     unlock(s);
     return r < 0 ? fail_with(&err, r) : 0;
 }

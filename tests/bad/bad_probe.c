@@ -79,7 +79,7 @@ int main(int argc, char **argv)
     int rc = write ? write_some(d, buf) : 0;
     for (uint64_t off = 0; !write && off < size && rc == 0;) {
         vmdkit_block_status st;
-        if ((e = vmdkit_block_status_at(d, off, size - off, &st)) < 0) {
+        if ((e = vmdkit_block_status_at(d, size - off, off, &st)) < 0) {
             rc = report(e, vmdkit_last_error(d)->msg);
             break;
         }

@@ -304,7 +304,7 @@ static int walk_status(vmdkit_disk *d, const struct window *w)
 {
     for (uint64_t at = w->off; at < w->off + w->len;) {
         vmdkit_block_status st;
-        int e = vmdkit_block_status_at(d, at, w->off + w->len - at, &st);
+        int e = vmdkit_block_status_at(d, w->off + w->len - at, at, &st);
         if (e < 0)
             return lib_error("block status", d, e);
         if (st.length == 0 || st.length > w->off + w->len - at) {

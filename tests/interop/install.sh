@@ -29,7 +29,7 @@ commands=$("$VMDKIT" --help | awk '/^Commands:/ {on = 1; next} on && /^$/ {exit}
                                    on && /^  [a-z]/ {print $1}')
 files=(
     bin/vmdkit
-    "$LIBDIR/libvmdkit.so" "$LIBDIR/libvmdkit.so.0" "$LIBDIR/libvmdkit.so.$version"
+    "$LIBDIR/libvmdkit.so" "$LIBDIR/libvmdkit.so.1" "$LIBDIR/libvmdkit.so.$version"
     "$LIBDIR/libvmdkit.a" include/vmdkit.h "$LIBDIR/pkgconfig/vmdkit.pc"
     share/man/man1/vmdkit.1 share/man/man1/nbdkit-vmdkit-plugin.1 share/man/man3/libvmdkit.3
     share/bash-completion/completions/vmdkit
@@ -49,14 +49,14 @@ for f in "${files[@]}"; do
     [ -e "$PREFIX/$f" ] || missing="$missing $f"
 done
 assert_eq "all ${#files[@]} files are installed" "" "${missing# }"
-assert_eq "libvmdkit.so links to the SONAME file" "libvmdkit.so.0" \
+assert_eq "libvmdkit.so links to the SONAME file" "libvmdkit.so.1" \
     "$(readlink "$PREFIX/$LIBDIR/libvmdkit.so")"
 assert_eq "nothing is installed outside the prefix's usual folders" "" \
     "$(cd "$PREFIX" && ls -A | grep -Evx 'bin|include|lib|lib64|share|lib/.*' | grep -v "^${LIBDIR%%/*}$")"
 
 say "--- the shared library"
 SO=$PREFIX/$LIBDIR/libvmdkit.so
-assert_eq "SONAME" "libvmdkit.so.0" \
+assert_eq "SONAME" "libvmdkit.so.1" \
     "$(readelf -d "$SO" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')"
 nm -D --defined-only "$SO" | awk '{print $NF}' | sort >exported.txt
 assert_eq "only vmdkit_* symbols are exported" "" "$(grep -v '^vmdkit_' exported.txt)"
@@ -94,7 +94,7 @@ int main(int argc, char **argv)
     if (argc != 2)
         return 2;
     vmdkit_error err;
-    vmdkit_create_opts o = {.type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 8u << 20};
+    vmdkit_create_opts o = {.struct_size = sizeof o, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 8u << 20};
     if (vmdkit_create(argv[1], &o, &err) < 0)
         return fail("create", err.msg);
     vmdkit_disk *d;
@@ -107,7 +107,7 @@ int main(int argc, char **argv)
         vmdkit_pread(d, back, sizeof back, 1000000) < 0)
         return fail("io", vmdkit_last_error(d)->msg);
     vmdkit_block_status st;
-    if (vmdkit_block_status_at(d, 0, vmdkit_size(d), &st) < 0)
+    if (vmdkit_block_status_at(d, vmdkit_size(d), 0, &st) < 0)
         return fail("block status", vmdkit_last_error(d)->msg);
     printf("%s %llu %s %s\n", vmdkit_create_type_name(VMDKIT_MONOLITHIC_SPARSE),
            (unsigned long long)vmdkit_size(d), memcmp(buf, back, sizeof buf) ? "differ" : "equal",
@@ -126,11 +126,11 @@ check "pkg-config --modversion is the version" pkg-config --modversion vmdkit &&
 check "cc prog.c \$(pkg-config --cflags --libs vmdkit)" \
     cc "${SAN[@]}" -std=c17 -Wall -Wextra -Werror -o prog prog.c $(pkg-config --cflags --libs vmdkit)
 if [ -x prog ]; then
-    assert_true "prog needs libvmdkit.so.0" sh -c "readelf -d prog | grep -q 'libvmdkit.so.0'"
+    assert_true "prog needs libvmdkit.so.1" sh -c "readelf -d prog | grep -q 'libvmdkit.so.1'"
     check "prog runs with LD_LIBRARY_PATH" env LD_LIBRARY_PATH="$PREFIX/$LIBDIR" ./prog dyn.vmdk &&
         assert_eq "prog wrote and read the disk" "monolithicSparse 8388608 equal unalloc" "$(cat "$OUT")"
     run env LD_LIBRARY_PATH="$PREFIX/$LIBDIR" ldd ./prog
-    assert_true "prog loads libvmdkit.so.0 from the prefix" grep -qF "$PREFIX/$LIBDIR/libvmdkit.so.0" "$OUT"
+    assert_true "prog loads libvmdkit.so.1 from the prefix" grep -qF "$PREFIX/$LIBDIR/libvmdkit.so.1" "$OUT"
     check "qemu-img reads what prog wrote" qemu-io -r -f vmdk dyn.vmdk -c 'read 1000000 4096'
 fi
 

@@ -120,7 +120,7 @@ static uint8_t pattern(uint64_t off, unsigned seed)
 
 static void create(const char *path, vmdkit_create_type t, uint64_t size, const char *parent)
 {
-    vmdkit_create_opts o = {.type = t, .size_bytes = size, .parent = parent};
+    vmdkit_create_opts o = {.struct_size = sizeof o, .type = t, .size_bytes = size, .parent = parent};
     vmdkit_error err;
     int r = vmdkit_create(path, &o, &err);
     if (r)
@@ -257,7 +257,7 @@ static int check(const char *path, unsigned flags, vmdkit_check_result *res, fin
 {
     memset(fs, 0, sizeof *fs);
     vmdkit_error err = {0};
-    int r = vmdkit_check(path, flags, collect, fs, res, &err);
+    int r = vmdkit_check(path, &(vmdkit_check_opts){.struct_size = sizeof(vmdkit_check_opts), .flags = flags, .on_finding = collect, .finding_opaque = fs}, res, &err);
     if (r)
         print_message("check %s: %s\n", path, err.msg);
     return r;
@@ -378,7 +378,7 @@ static void test_clean_sparse(void **state)
 
     /* zeroed-grain entries and an all-zero write */
     mkpath(p, sizeof p, "clean-zeroed.vmdk");
-    vmdkit_create_opts o = {.type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 20 * MiB, .zeroed_grain = true};
+    vmdkit_create_opts o = {.struct_size = sizeof o, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 20 * MiB, .zeroed_grain = true};
     assert_int_equal(vmdkit_create(p, &o, NULL), 0);
     fill(p, 0, 8 * GRAIN_BYTES, 2);
     vmdkit_disk *d;
@@ -428,7 +428,7 @@ static void stream_disk(const char *path)
     fill(src, 600 * (uint64_t)GRAIN_BYTES, GRAIN_BYTES, 4);
     vmdkit_disk *d;
     assert_int_equal(vmdkit_open(src, VMDKIT_OPEN_RDONLY, &d, NULL), 0);
-    vmdkit_convert_opts o = {.vmdk = {.type = VMDKIT_STREAM_OPTIMIZED}, .threads = 1};
+    vmdkit_convert_opts o = {.struct_size = sizeof o, .vmdk = &(vmdkit_create_opts){.struct_size = sizeof(vmdkit_create_opts), .type = VMDKIT_STREAM_OPTIMIZED}, .threads = 1};
     vmdkit_error err;
     if (vmdkit_convert(d, path, &o, &err))
         fail_msg("convert: %s", err.msg);
@@ -873,8 +873,8 @@ static void test_not_a_disk(void **state)
     vmdkit_check_result res;
     vmdkit_error err;
     mkpath(p, sizeof p, "absent.vmdk");
-    assert_int_equal(vmdkit_check(p, 0, NULL, NULL, &res, &err), VMDKIT_ENOENT);
-    assert_int_equal(vmdkit_check(p, 0, NULL, NULL, NULL, &err), VMDKIT_EINVAL);
+    assert_int_equal(vmdkit_check(p, &(vmdkit_check_opts){.struct_size = sizeof(vmdkit_check_opts), .flags = 0, .on_finding = NULL, .finding_opaque = NULL}, &res, &err), VMDKIT_ENOENT);
+    assert_int_equal(vmdkit_check(p, &(vmdkit_check_opts){.struct_size = sizeof(vmdkit_check_opts), .flags = 0, .on_finding = NULL, .finding_opaque = NULL}, NULL, &err), VMDKIT_EINVAL);
 }
 
 static void test_cowd(void **state)
@@ -915,7 +915,7 @@ static void test_vmware_lock(void **state)
     assert_int_equal(mkdir(lck, 0755), 0);
     vmdkit_check_result res;
     vmdkit_error err;
-    assert_int_equal(vmdkit_check(p, VMDKIT_CHECK_REPAIR, NULL, NULL, &res, &err), VMDKIT_ELOCKED);
+    assert_int_equal(vmdkit_check(p, &(vmdkit_check_opts){.struct_size = sizeof(vmdkit_check_opts), .flags = VMDKIT_CHECK_REPAIR, .on_finding = NULL, .finding_opaque = NULL}, &res, &err), VMDKIT_ELOCKED);
     expect_clean(p); /* a check alone is fine */
     rmdir(lck);
 }

@@ -1,4 +1,4 @@
-/* test_check_progress.c - vmdkit_check_with_progress: the first report is
+/* test_check_progress.c - vmdkit_check's progress: the first report is
  * (0, TOTAL), TOTAL is the capacity times the links of the chain, DONE
  * never goes back and grows table by table inside an extent, and the last
  * report is (TOTAL, TOTAL); a repair's re-check adds nothing. */
@@ -50,7 +50,7 @@ static int setup(void **state)
     snprintf(dir, sizeof dir, "%s/vmdkit-check-progress-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(dir))
         return -1;
-    vmdkit_create_opts o = {.type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = CAPACITY};
+    vmdkit_create_opts o = {.struct_size = sizeof o, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = CAPACITY};
     vmdkit_error e;
     if (vmdkit_create(at("base.vmdk"), &o, &e) != 0)
         return -1;
@@ -64,7 +64,7 @@ static int setup(void **state)
             return -1;
     if (vmdkit_close(d, &e) != 0)
         return -1;
-    if (vmdkit_create_delta(at("base.vmdk"), at("top.vmdk"), false, &e) != 0)
+    if (vmdkit_create_delta(at("base.vmdk"), at("top.vmdk"), 0, &e) != 0)
         return -1;
     return 0;
 }
@@ -96,7 +96,7 @@ static void test_chain(void **state)
     assert_non_null(c);
     vmdkit_check_result res;
     vmdkit_error e;
-    assert_int_equal(vmdkit_check_with_progress(at("top.vmdk"), 0, NULL, NULL, record, c, &res, &e), 0);
+    assert_int_equal(vmdkit_check(at("top.vmdk"), &(vmdkit_check_opts){.struct_size = sizeof(vmdkit_check_opts), .flags = 0, .on_finding = NULL, .finding_opaque = NULL, .progress = record, .progress_opaque = c}, &res, &e), 0);
     assert_int_equal(res.corruptions, 0);
     assert_well_formed(c, 2 * CAPACITY);
     /* the base's 96 tables are reported one by one, twice (judged, then
@@ -115,9 +115,9 @@ static void test_repair_not_reported_twice(void **state)
     assert_non_null(c);
     vmdkit_check_result res;
     vmdkit_error e;
-    assert_int_equal(vmdkit_check_with_progress(at("base.vmdk"), VMDKIT_CHECK_REPAIR, NULL, NULL, record, c,
-                                                &res, &e),
-                     0);
+    vmdkit_check_opts o = {.struct_size = sizeof o, .flags = VMDKIT_CHECK_REPAIR, .progress = record,
+                           .progress_opaque = c};
+    assert_int_equal(vmdkit_check(at("base.vmdk"), &o, &res, &e), 0);
     assert_well_formed(c, CAPACITY);
     free(c);
 }
@@ -127,8 +127,36 @@ static void test_without_progress(void **state)
     (void)state;
     vmdkit_check_result res;
     vmdkit_error e;
-    assert_int_equal(vmdkit_check_with_progress(at("top.vmdk"), 0, NULL, NULL, NULL, NULL, &res, &e), 0);
-    assert_int_equal(vmdkit_check(at("missing.vmdk"), 0, NULL, NULL, &res, &e), VMDKIT_ENOENT);
+    assert_int_equal(vmdkit_check(at("top.vmdk"), NULL, &res, &e), 0);
+    assert_int_equal(vmdkit_check(at("missing.vmdk"), NULL, &res, &e), VMDKIT_ENOENT);
+}
+
+/* The options rule of every long operation: struct_size must be set, and
+ * a newer caller's longer struct may only hold zeros past what is known. */
+static void test_opts_size(void **state)
+{
+    (void)state;
+    vmdkit_check_result res;
+    vmdkit_error e;
+    vmdkit_check_opts unset = {.struct_size = 0};
+    assert_int_equal(vmdkit_check(at("top.vmdk"), &unset, &res, &e), VMDKIT_EINVAL);
+    assert_non_null(strstr(e.msg, "vmdkit_check_opts: struct_size 0"));
+    struct {
+        vmdkit_check_opts known;
+        uint64_t later;
+    } longer = {.known = {.struct_size = sizeof longer}, .later = 7};
+    assert_int_equal(vmdkit_check(at("top.vmdk"), &longer.known, &res, &e), VMDKIT_EINVAL);
+    assert_non_null(strstr(e.msg, "unknown to this library"));
+    longer.later = 0;
+    assert_int_equal(vmdkit_check(at("top.vmdk"), &longer.known, &res, &e), 0);
+    /* the same rule for compare */
+    vmdkit_disk *d;
+    assert_int_equal(vmdkit_open(at("top.vmdk"), VMDKIT_OPEN_RDONLY, &d, &e), 0);
+    uint64_t diff = 1;
+    vmdkit_compare_opts cunset = {.struct_size = 0};
+    assert_int_equal(vmdkit_compare(d, d, &diff, &cunset, &e), VMDKIT_EINVAL);
+    assert_int_equal(vmdkit_compare(d, d, &diff, NULL, &e), 0);
+    vmdkit_close(d, NULL);
 }
 
 int main(void)
@@ -137,6 +165,7 @@ int main(void)
         cmocka_unit_test(test_chain),
         cmocka_unit_test(test_repair_not_reported_twice),
         cmocka_unit_test(test_without_progress),
+        cmocka_unit_test(test_opts_size),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -123,7 +123,7 @@ static void expect_stored_grains(const char *path)
     bool stored[GRAINS] = {false};
     for (uint64_t off = 0; off < SIZE;) {
         vmdkit_block_status st;
-        assert_int_equal(vmdkit_block_status_at(d, off, SIZE - off, &st), 0);
+        assert_int_equal(vmdkit_block_status_at(d, SIZE - off, off, &st), 0);
         assert_true(st.length > 0);
         if (st.alloc == VMDKIT_ALLOC_DATA)
             for (uint64_t g = off / GRAIN; g * GRAIN < off + st.length; g++)
@@ -214,7 +214,7 @@ static void test_to_sparse(void **state)
     (void)state;
     char dst[300];
     snprintf(dst, sizeof dst, "%s/sparse.vmdk", dir);
-    vmdkit_convert_opts o = {.vmdk = {.type = VMDKIT_MONOLITHIC_SPARSE}};
+    vmdkit_convert_opts o = {.struct_size = sizeof o, .vmdk = &(vmdkit_create_opts){.struct_size = sizeof(vmdkit_create_opts), .type = VMDKIT_MONOLITHIC_SPARSE}};
     calls c = {0};
     vmdkit_error err = {0};
     if (convert(dst, &o, &c, &err))
@@ -229,7 +229,7 @@ static void test_to_stream(void **state)
     (void)state;
     char dst[300];
     snprintf(dst, sizeof dst, "%s/stream.vmdk", dir);
-    vmdkit_convert_opts o = {.vmdk = {.type = VMDKIT_STREAM_OPTIMIZED}, .threads = 2};
+    vmdkit_convert_opts o = {.struct_size = sizeof o, .vmdk = &(vmdkit_create_opts){.struct_size = sizeof(vmdkit_create_opts), .type = VMDKIT_STREAM_OPTIMIZED}, .threads = 2};
     calls c = {0};
     vmdkit_error err = {0};
     if (convert(dst, &o, &c, &err))
@@ -244,7 +244,7 @@ static void test_to_raw_keeps_holes(void **state)
     (void)state;
     char dst[300];
     snprintf(dst, sizeof dst, "%s/out.raw", dir);
-    vmdkit_convert_opts o = {.to_raw = true};
+    vmdkit_convert_opts o = {.struct_size = sizeof o, .to_raw = true};
     calls c = {0};
     vmdkit_error err = {0};
     if (convert(dst, &o, &c, &err))
@@ -259,7 +259,7 @@ static void test_to_flat(void **state)
     (void)state;
     char dst[300];
     snprintf(dst, sizeof dst, "%s/flat.vmdk", dir);
-    vmdkit_convert_opts o = {.vmdk = {.type = VMDKIT_MONOLITHIC_FLAT}};
+    vmdkit_convert_opts o = {.struct_size = sizeof o, .vmdk = &(vmdkit_create_opts){.struct_size = sizeof(vmdkit_create_opts), .type = VMDKIT_MONOLITHIC_FLAT}};
     calls c = {0};
     vmdkit_error err = {0};
     if (convert(dst, &o, &c, &err))
@@ -294,7 +294,7 @@ static void expect_cancel(bool to_raw, vmdkit_create_type type, const char *name
     clean_outputs();
     char dst[300];
     snprintf(dst, sizeof dst, "%s/%s", dir, name);
-    vmdkit_convert_opts o = {.to_raw = to_raw, .vmdk = {.type = type}, .threads = 2};
+    vmdkit_convert_opts o = {.struct_size = sizeof o, .to_raw = to_raw, .vmdk = &(vmdkit_create_opts){.struct_size = sizeof(vmdkit_create_opts), .type = type}, .threads = 2};
     calls c = {.cancel_at = at};
     vmdkit_error err = {0};
     int r = convert(dst, &o, &c, &err);

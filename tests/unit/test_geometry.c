@@ -93,7 +93,7 @@ static void test_create_adapter_any_case(void **state)
     char path[128], flat[128];
     snprintf(path, sizeof path, "%s/d.vmdk", dir);
     snprintf(flat, sizeof flat, "%s/d-flat.vmdk", dir);
-    vmdkit_create_opts o = {.type = VMDKIT_MONOLITHIC_FLAT, .size_bytes = 192780 * 512,
+    vmdkit_create_opts o = {.struct_size = sizeof o, .type = VMDKIT_MONOLITHIC_FLAT, .size_bytes = 192780 * 512,
                             .adapter = "LsiLogic"};
     vmdkit_error err = {0};
     int rc = vmdkit_create(path, &o, &err);

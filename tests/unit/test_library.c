@@ -43,9 +43,9 @@ static void put(const char *rel, const char *text)
 
 static void make_disk(const char *rel, const char *parent)
 {
-    vmdkit_create_opts o = {.type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 1 << 20};
+    vmdkit_create_opts o = {.struct_size = sizeof o, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 1 << 20};
     vmdkit_error err = {0};
-    int r = parent ? vmdkit_create_delta(at(parent), at(rel), false, &err) : vmdkit_create(at(rel), &o, &err);
+    int r = parent ? vmdkit_create_delta(at(parent), at(rel), 0, &err) : vmdkit_create(at(rel), &o, &err);
     if (r)
         fail_msg("%s", err.msg);
 }

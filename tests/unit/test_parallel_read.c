@@ -75,7 +75,7 @@ static int setup(void **state)
     if (!expected)
         return -1;
     vmdkit_error err = {0};
-    vmdkit_create_opts co = {.type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = DISK_BYTES};
+    vmdkit_create_opts co = {.struct_size = sizeof co, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = DISK_BYTES};
     if (vmdkit_create(at("base.vmdk"), &co, &err) < 0)
         return -1;
     vmdkit_disk *d;
@@ -86,7 +86,7 @@ static int setup(void **state)
         put(d, off + 4096 * (off >> 20 & 7), (2u << 20) + 777, 1);
     if (vmdkit_close(d, &err) < 0)
         return -1;
-    if (vmdkit_create_delta(at("base.vmdk"), at("delta.vmdk"), false, &err) < 0)
+    if (vmdkit_create_delta(at("base.vmdk"), at("delta.vmdk"), 0, &err) < 0)
         return -1;
     if (vmdkit_open(at("delta.vmdk"), VMDKIT_OPEN_RDWR, &d, &err) < 0)
         return -1;
@@ -103,7 +103,7 @@ static int setup(void **state)
     vmdkit_disk *src;
     if (vmdkit_open(at("delta.vmdk"), VMDKIT_OPEN_RDONLY, &src, &err) < 0)
         return -1;
-    vmdkit_convert_opts cv = {.vmdk = {.type = VMDKIT_STREAM_OPTIMIZED}, .threads = 2};
+    vmdkit_convert_opts cv = {.struct_size = sizeof cv, .vmdk = &(vmdkit_create_opts){.struct_size = sizeof(vmdkit_create_opts), .type = VMDKIT_STREAM_OPTIMIZED}, .threads = 2};
     int r = vmdkit_convert(src, at("stream.vmdk"), &cv, &err);
     vmdkit_close(src, NULL);
     return r < 0 ? -1 : 0;
@@ -195,7 +195,7 @@ static void *read_randomly(void *arg)
         rd->bytes_checked += len;
         if (i % 8 == 1) {
             vmdkit_block_status st;
-            if (vmdkit_block_status_r(rd->disk, off, len, &st, &err) < 0) {
+            if (vmdkit_block_status_r(rd->disk, len, off, &st, &err) < 0) {
                 note_error(rd, &err);
             } else if (st.alloc != VMDKIT_ALLOC_DATA) {
                 for (uint64_t k = 0; k < st.length && k < len; k++)
@@ -206,7 +206,7 @@ static void *read_randomly(void *arg)
                     }
             }
         } else if (i % 8 == 5 &&
-                   vmdkit_prefetch(rd->disk, off, vk_min4(len, size - off), &err) < 0) {
+                   vmdkit_prefetch(rd->disk, vk_min4(len, size - off), off, &err) < 0) {
             note_error(rd, &err);
         }
     }
@@ -339,7 +339,7 @@ static void test_table_cache_evictions(void **state)
 {
     (void)state;
     vmdkit_error err = {0};
-    vmdkit_create_opts co = {.type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = BIG_BYTES};
+    vmdkit_create_opts co = {.struct_size = sizeof co, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = BIG_BYTES};
     assert_int_equal(vmdkit_create(at("big.vmdk"), &co, &err), 0);
     vmdkit_disk *d;
     assert_int_equal(vmdkit_open(at("big.vmdk"), VMDKIT_OPEN_RDWR, &d, &err), 0);
@@ -371,8 +371,8 @@ static void test_errors_are_the_callers(void **state)
     assert_non_null(strstr(mine.msg, "outside the disk"));
     assert_int_equal(vmdkit_last_error(d)->code, 0);
     vmdkit_block_status st;
-    assert_int_equal(vmdkit_block_status_r(d, DISK_BYTES, 1, &st, &mine), VMDKIT_EINVAL);
-    assert_int_equal(vmdkit_prefetch(d, DISK_BYTES - 1, 2, &mine), VMDKIT_EINVAL);
+    assert_int_equal(vmdkit_block_status_r(d, 1, DISK_BYTES, &st, &mine), VMDKIT_EINVAL);
+    assert_int_equal(vmdkit_prefetch(d, 2, DISK_BYTES - 1, &mine), VMDKIT_EINVAL);
     assert_int_equal(vmdkit_last_error(d)->code, 0);
     assert_int_equal(vmdkit_pread_r(d, b, sizeof b, 0, NULL), 0); /* NULL: no record wanted */
     assert_int_equal(vmdkit_close(d, &err), 0);

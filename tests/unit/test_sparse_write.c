@@ -45,7 +45,7 @@ static int teardown(void **state)
 static void make_disk(char *path, size_t n, const char *name, uint64_t size)
 {
     snprintf(path, n, "%s/%s", dir, name);
-    vmdkit_create_opts o = {.type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = size};
+    vmdkit_create_opts o = {.struct_size = sizeof o, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = size};
     vmdkit_error err;
     if (vmdkit_create(path, &o, &err))
         fail_msg("create %s: %s", path, err.msg);
@@ -275,7 +275,7 @@ static void test_cache_eviction(void **state)
     assert_memory_equal(buf, g, GRAIN_BYTES); /* a grain never written */
     vmdkit_close(d, NULL);
     vmdkit_check_result res;
-    assert_int_equal(vmdkit_check(path, 0, NULL, NULL, &res, &err), 0);
+    assert_int_equal(vmdkit_check(path, &(vmdkit_check_opts){.struct_size = sizeof(vmdkit_check_opts), .flags = 0, .on_finding = NULL, .finding_opaque = NULL}, &res, &err), 0);
     assert_int_equal(res.corruptions, 0);
     assert_int_equal(res.leaks, 0);
     assert_int_equal(res.stale, 0);

@@ -65,15 +65,7 @@ static int repair(vk_check *c, uint64_t *applied_total)
     return 0;
 }
 
-int vmdkit_check(const char *path, unsigned flags, vmdkit_check_fn fn, void *opaque,
-                 vmdkit_check_result *res, vmdkit_error *err)
-{
-    return vmdkit_check_with_progress(path, flags, fn, opaque, NULL, NULL, res, err);
-}
-
-int vmdkit_check_with_progress(const char *path, unsigned flags, vmdkit_check_fn fn, void *opaque,
-                               vmdkit_progress_fn progress, void *progress_opaque,
-                               vmdkit_check_result *res, vmdkit_error *err)
+int vmdkit_check(const char *path, const vmdkit_check_opts *opts, vmdkit_check_result *res, vmdkit_error *err)
 {
     vk_err local;
     vk_err *e = err ? err : &local;
@@ -82,6 +74,15 @@ int vmdkit_check_with_progress(const char *path, unsigned flags, vmdkit_check_fn
     if (!res)
         return vk_fail(e, VMDKIT_EINVAL, "check: no result structure given");
     memset(res, 0, sizeof *res);
+    vmdkit_check_opts o;
+    int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_check_opts", e);
+    if (r0)
+        return r0;
+    unsigned flags = o.flags;
+    vmdkit_check_fn fn = o.on_finding;
+    void *opaque = o.finding_opaque;
+    vmdkit_progress_fn progress = o.progress;
+    void *progress_opaque = o.progress_opaque;
     if (!path || !*path)
         return vk_fail(e, VMDKIT_EINVAL, "check: no disk given");
     if (flags & ~(unsigned)(VMDKIT_CHECK_REPAIR | VMDKIT_CHECK_ALLOW_EXTERNAL))

@@ -167,7 +167,7 @@ static int write_disk(struct exporter *x, size_t i, int fd, uint64_t base)
         r = vk_stream_writer_open_target(&t, d->href, cap_sectors, desc, x->o->threads, 0, &sw, x->e);
     free(desc);
     if (!r) {
-        vmdkit_convert_opts co = {.threads = x->o->threads};
+        vmdkit_convert_opts co = {.struct_size = sizeof co, .threads = x->o->threads};
         if (x->o->progress) {
             co.progress = progress_cb;
             co.progress_opaque = &x->prog;
@@ -380,8 +380,9 @@ int vmdkit_ova_export(const char *vm_path, const char *out, const vmdkit_ova_exp
     vmdkit_ova_export_opts o = {0};
     if (!vm_path || !out)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_ova_export: vm and out are required");
-    if (opts)
-        memcpy(&o, opts, vk_min(sizeof o, opts->struct_size ? opts->struct_size : sizeof o));
+    int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_ova_export_opts", e);
+    if (r0)
+        return r0;
     if (o.checksum < 0 || o.checksum > VMDKIT_OVA_SHA512)
         return vk_fail(e, VMDKIT_EINVAL, "%s: checksum: unknown algorithm %d", out, o.checksum);
     if (o.hw_max && (o.hw_max < 4 || o.hw_max > 99))

@@ -156,7 +156,7 @@ static int create_disk(struct importer *im, const vk_ovf_disk *d, const char *pa
         free(desc);
         return r;
     }
-    vmdkit_create_opts co = {.type = (vmdkit_create_type)type, .size_bytes = capacity,
+    vmdkit_create_opts co = {.struct_size = sizeof co, .type = (vmdkit_create_type)type, .size_bytes = capacity,
                              .adapter = adapter_for(&im->vm, d)};
     int r = vmdkit_create(path, &co, e);
     if (!r)
@@ -196,8 +196,9 @@ static int convert_plain(struct importer *im, const vk_ovf_disk *d, const char *
                     src, (unsigned long long)vmdkit_size(in), (unsigned long long)capacity);
     if (!r) {
         int type = im->o->type < 0 ? VMDKIT_TWOGB_SPARSE : im->o->type;
-        vmdkit_convert_opts co = {.vmdk = {.type = (vmdkit_create_type)type,
-                                           .adapter = adapter_for(&im->vm, d)}};
+        vmdkit_create_opts vmdk = {.struct_size = sizeof vmdk, .type = (vmdkit_create_type)type,
+                                   .adapter = adapter_for(&im->vm, d)};
+        vmdkit_convert_opts co = {.struct_size = sizeof co, .vmdk = &vmdk};
         r = vmdkit_convert(in, dst, &co, im->e);
     }
     if (in)
@@ -491,9 +492,12 @@ int vmdkit_ova_import(const char *in, const char *dir, const vmdkit_ova_import_o
         memset(res, 0, sizeof *res);
     if (!in || !dir)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_ova_import: in and dir are required");
-    vmdkit_ova_import_opts o = {.type = -1};
-    if (opts)
-        memcpy(&o, opts, vk_min(sizeof o, opts->struct_size ? opts->struct_size : sizeof o));
+    vmdkit_ova_import_opts o;
+    int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_ova_import_opts", e);
+    if (r0)
+        return r0;
+    if (!opts)
+        o.type = -1;
     if (o.type < -1 || o.type > VMDKIT_VMFS)
         return vk_fail(e, VMDKIT_EINVAL, "%s: disk type %d is unknown", dir, o.type);
     struct stat st;

@@ -328,9 +328,10 @@ int vmdkit_ova_check(const char *in, const vmdkit_ova_check_opts *opts, vmdkit_o
         *n_findings = 0;
     if (!in)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_ova_check: in is required");
-    vmdkit_ova_check_opts o = {0};
-    if (opts)
-        memcpy(&o, opts, vk_min(sizeof o, opts->struct_size ? opts->struct_size : sizeof o));
+    vmdkit_ova_check_opts o;
+    int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_ova_check_opts", e);
+    if (r0)
+        return r0;
     const char *tname = o.target ? o.target : "esxi-8.0";
     struct lint l = {.fn = fn, .opaque = opaque, .e = e};
     for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++)

@@ -28,16 +28,7 @@ int vk_strv_push(char ***v, size_t *n, const char *s, vk_err *e)
 
 int vk_snapshot_opts_copy(const vmdkit_snapshot_opts *opts, vmdkit_snapshot_opts *out, vk_err *e)
 {
-    memset(out, 0, sizeof *out);
-    out->struct_size = sizeof *out;
-    if (!opts)
-        return 0;
-    if (opts->struct_size < sizeof opts->struct_size)
-        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_snapshot_opts: struct_size is not set");
-    size_t n = opts->struct_size < sizeof *out ? opts->struct_size : sizeof *out;
-    memcpy(out, opts, n);
-    out->struct_size = sizeof *out;
-    return 0;
+    return vk_opts_read(out, sizeof *out, opts, "vmdkit_snapshot_opts", e);
 }
 
 bool vk_path_in(const char *path, char *const *paths, size_t n)

@@ -106,28 +106,6 @@ out:
     return r;
 }
 
-int vmdkit_vm_snapshot(const char *vm, bool absolute_hint, char ***new_disks, size_t *n,
-                       vmdkit_error *err)
-{
-    vk_err local;
-    vk_err *e = err ? err : &local;
-    if (!vm || !new_disks || !n)
-        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_snapshot: vm, new_disks and n are required");
-    *new_disks = NULL;
-    *n = 0;
-    vmdkit_snapshot_opts o = {.struct_size = sizeof o, .absolute_hint = absolute_hint};
-    vmdkit_snapshot_result res;
-    int r = vmdkit_vm_snapshot_take(vm, &o, &res, err);
-    if (!r) {
-        *new_disks = res.new_disks;
-        *n = res.n_new_disks;
-        res.new_disks = NULL;
-        res.n_new_disks = 0;
-    }
-    vmdkit_snapshot_result_free(&res);
-    return r;
-}
-
 /* ---- the list ---- */
 
 void vmdkit_snapshot_list_free(vmdkit_snapshot_list *list)

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "create.h"
 #include "holders.h"
 #include "link.h"
 #include "path.h"
@@ -352,7 +353,7 @@ int vk_vm_new_delta(const char *vmx_path, const char *disk, bool absolute_hint, 
     free(disk_dir);
     if (beside) {
         free(folder);
-        return vmdkit_snapshot(disk, absolute_hint, out, out_size, e);
+        return vk_snapshot_beside(disk, absolute_hint ? VMDKIT_DELTA_ABSOLUTE_HINT : 0, out, out_size, e);
     }
     /* the disk's name without .vmdk and without a -NNNNNN snapshot number */
     const char *base = vk_path_basename(disk);
@@ -373,7 +374,7 @@ int vk_vm_new_delta(const char *vmx_path, const char *disk, bool absolute_hint, 
         snprintf(s001, sizeof s001, "%.*s-s001.vmdk", n - 5, out);
         if (lstat(out, &st) == 0 || lstat(s001, &st) == 0)
             continue;
-        r = vmdkit_create_delta(disk, out, absolute_hint, e);
+        r = vmdkit_create_delta(disk, out, absolute_hint ? VMDKIT_DELTA_ABSOLUTE_HINT : 0, e);
     }
     if (r == VMDKIT_EEXIST)
         vk_fail(e, r, "%s: no free snapshot number in %s", disk, folder);
@@ -391,7 +392,7 @@ static int empty_delta(const char *path, char **parent, vk_err *e)
     if (r)
         return r;
     vmdkit_block_status st;
-    if (d->top->desc.parent_hint && vmdkit_block_status_at(d, 0, vmdkit_size(d), &st) == 0 &&
+    if (d->top->desc.parent_hint && vmdkit_block_status_at(d, vmdkit_size(d), 0, &st) == 0 &&
         st.alloc == VMDKIT_ALLOC_UNALLOC && st.length == vmdkit_size(d) &&
         !(*parent = vk_path_resolve_parent(path, d->top->desc.parent_hint, e)))
         r = VMDKIT_ENOMEM;

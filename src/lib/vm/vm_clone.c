@@ -390,7 +390,7 @@ static int fill_result(vmdkit_vm_clone_result *res, const char *dst, const char 
     return 0;
 }
 
-int vmdkit_vm_clone(const char *src_vm, const char *dst_vm, const vmdkit_vm_clone_opts *opts,
+int vmdkit_vm_clone(const char *src_vm, const char *dst_vm, const vmdkit_vm_clone_opts *given,
                     vmdkit_vm_clone_result *res, vmdkit_error *err)
 {
     vk_err local;
@@ -399,8 +399,13 @@ int vmdkit_vm_clone(const char *src_vm, const char *dst_vm, const vmdkit_vm_clon
     e->msg[0] = 0;
     if (res)
         memset(res, 0, sizeof *res);
-    if (!src_vm || !dst_vm || !opts)
+    if (!src_vm || !dst_vm || !given)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_clone: src_vm, dst_vm and opts are required");
+    vmdkit_vm_clone_opts known;
+    int r0 = vk_opts_read(&known, sizeof known, given, "vmdkit_vm_clone_opts", e);
+    if (r0)
+        return r0;
+    const vmdkit_vm_clone_opts *opts = &known;
     char *vmx = NULL, *dst = NULL, *name = NULL, *parent = NULL;
     vk_temp_folder tf = {.path = NULL, .lock_fd = -1};
     char **disk_names = NULL;
@@ -503,7 +508,7 @@ int vmdkit_vm_clone(const char *src_vm, const char *dst_vm, const vmdkit_vm_clon
         /* the temporary folder is a sibling of DST: a relative hint made
          * from it is the same as one made from DST */
         else if (opts->linked)
-            r = vmdkit_create_delta(sources[i], p, opts->absolute_hint, e);
+            r = vmdkit_create_delta(sources[i], p, opts->absolute_hint ? VMDKIT_DELTA_ABSOLUTE_HINT : 0, e);
         else
             r = flatten(sources[i], p, placed, opts->type, &mp, e);
         free(p);

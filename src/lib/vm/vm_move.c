@@ -339,9 +339,10 @@ int vmdkit_move(const char *src, const char *dst, const vmdkit_move_opts *opts, 
     struct stat st;
     if (stat(src, &st) != 0)
         return vk_fail_errno(e, errno, "%s", src);
-    vmdkit_move_opts o = {0};
-    if (opts)
-        memcpy(&o, opts, vk_min(sizeof o, opts->struct_size ? opts->struct_size : sizeof o));
+    vmdkit_move_opts o;
+    int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_move_opts", e);
+    if (r0)
+        return r0;
     if (S_ISDIR(st.st_mode))
         return move_folder(src, dst, &o, res, e);
     if (!S_ISREG(st.st_mode))
