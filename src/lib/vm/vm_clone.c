@@ -390,6 +390,225 @@ static int fill_result(vmdkit_vm_clone_result *res, const char *dst, const char 
     return 0;
 }
 
+/* One clone in the making: what each step of vmdkit_vm_clone finds and
+ * leaves for the next. */
+struct vm_clone {
+    const vmdkit_vm_clone_opts *opts;
+    char *vmx;                  /* the source's .vmx */
+    char *dst, *parent, *name;  /* DST_VM absolute, its folder, the clone's name */
+    vk_vmx *v;
+    vk_vm_disk *disks;
+    size_t n;
+    const char **slots, **sources; /* per disk: its slot, the disk it is made from */
+    char **disk_names;
+    vk_frozen f;                /* linked: the source's freeze */
+    bool frozen;
+    struct multi_progress mp;
+    vk_temp_folder tf;
+    struct warnings warns;
+};
+
+/* Step 1: DST_VM is new, its folder exists and lies outside the source's. */
+static int check_destination(struct vm_clone *c, const char *src_vm, const char *dst_vm, vk_err *e)
+{
+    int r = vk_vm_resolve(src_vm, &c->vmx, e);
+    if (r)
+        return r;
+    if (!(c->dst = vk_path_absolute(dst_vm, e)) || !(c->parent = vk_path_dirname(c->dst, e)))
+        return VMDKIT_ENOMEM;
+    if (!(c->name = clone_name(c->dst, c->opts->name, e)))
+        return e->code;
+    struct stat st;
+    if (lstat(c->dst, &st) == 0)
+        return vk_fail(e, VMDKIT_EEXIST, "%s: already exists", c->dst);
+    if (stat(c->parent, &st) != 0 || !S_ISDIR(st.st_mode))
+        return vk_fail(e, VMDKIT_ENOENT, "%s: the folder to hold the clone does not exist", c->parent);
+    /* a clone inside its source's folder would be copied, moved and
+     * deleted with the source */
+    char *vmx_dir = vk_path_dirname(c->vmx, e);
+    char *src_real = vmx_dir ? realpath(vmx_dir, NULL) : NULL;
+    char *parent_real = realpath(c->parent, NULL);
+    bool inside = src_real && parent_real &&
+                  (strcmp(parent_real, src_real) == 0 || vk_path_inside(parent_real, src_real));
+    free(vmx_dir);
+    free(src_real);
+    free(parent_real);
+    if (inside)
+        return vk_fail(e, VMDKIT_EINVAL, "%s: lies inside the folder of the machine it would clone (%s)",
+                       c->dst, c->vmx);
+    return 0;
+}
+
+/* Step 2: the source machine, shut down, and a name its .vmx can hold. */
+static int load_source(struct vm_clone *c, vk_err *e)
+{
+    int r = vk_vm_load(c->vmx, &c->v, &c->disks, &c->n, e);
+    if (!r)
+        r = vk_vm_check_stopped(c->vmx, c->v, e);
+    /* the name goes into the clone's .vmx, in the source's .encoding: refuse
+     * one it cannot hold before anything is written */
+    if (!r)
+        r = vk_vmx_encodable(c->v, "displayName", c->name, e);
+    return r;
+}
+
+/* Step 3: per disk, the slot, the disk to make the clone's from (linked:
+ * the link the source wrote to, frozen now) and the clone's file name;
+ * a full clone's progress total. */
+static int plan_disks(struct vm_clone *c, vk_err *e)
+{
+    size_t n = c->n;
+    c->slots = vk_calloc(n + 1, sizeof *c->slots, e);
+    c->sources = vk_calloc(n + 1, sizeof *c->sources, e);
+    c->disk_names = vk_calloc(n + 1, sizeof *c->disk_names, e);
+    if (!c->slots || !c->sources || !c->disk_names)
+        return VMDKIT_ENOMEM;
+    c->mp = (struct multi_progress){.fn = c->opts->progress, .opaque = c->opts->progress_opaque};
+    bool linked = c->opts->linked;
+    if (linked) {
+        /* the links the source wrote to become the clone's read-only parents;
+         * the source's new deltas lie next to their parents: their hints
+         * stay relative whatever the clone's are */
+        int r = vk_vm_freeze(c->vmx, false, true, &c->f, e);
+        if (r)
+            return r;
+        c->frozen = true;
+        if (c->f.n != n)
+            return vk_fail(e, VMDKIT_EIO, "%s: changed while being cloned", c->vmx);
+    }
+    for (size_t i = 0; i < n; i++) {
+        c->slots[i] = linked ? c->f.slots[i] : c->disks[i].slot;
+        c->sources[i] = linked ? c->f.old_paths[i] : c->disks[i].path;
+        if (!(c->disk_names[i] = disk_name(c->name, i, e)))
+            return VMDKIT_ENOMEM;
+        if (!linked) {
+            vmdkit_disk *d;
+            int r = vmdkit_open(c->sources[i], VMDKIT_OPEN_RDONLY, &d, e);
+            if (r) {
+                vk_err_prefix(e, "%s", c->slots[i]);
+                return r;
+            }
+            c->mp.total += vmdkit_size(d);
+            vmdkit_close(d, NULL);
+        }
+    }
+    return 0;
+}
+
+/* Step 4: the clone's disks, in a hidden folder beside DST_VM. */
+static int build_disks(struct vm_clone *c, vk_err *e)
+{
+    /* what a killed clone to this name left is nobody's now */
+    (void)vk_remove_stale_temps(c->parent, c->name, NULL, NULL);
+    int r = vk_temp_folder_make(c->parent, c->name, &c->tf, e);
+    for (size_t i = 0; !r && i < c->n; i++) {
+        char *p = vk_path_join(c->tf.path, c->disk_names[i], e);
+        char *placed = p ? vk_path_join(c->dst, c->disk_names[i], e) : NULL;
+        if (!placed)
+            r = VMDKIT_ENOMEM;
+        /* the temporary folder is a sibling of DST: a relative hint made
+         * from it is the same as one made from DST */
+        else if (c->opts->linked)
+            r = vmdkit_create_delta(c->sources[i], p, c->opts->absolute_hint ? VMDKIT_DELTA_ABSOLUTE_HINT : 0,
+                                    e);
+        else
+            r = flatten(c->sources[i], p, placed, c->opts->type, &c->mp, e);
+        free(p);
+        free(placed);
+    }
+    return r;
+}
+
+/* Step 5: the clone's .vmx and side files, and a linked clone's .vmsd. */
+static int write_machine_files(struct vm_clone *c, vk_err *e)
+{
+    vk_copy_progress side_pg = {.fn = c->mp.fn ? multi_cancel_cb : NULL, .opaque = &c->mp};
+    int r = write_config(c->vmx, c->tf.path, c->dst, c->name, c->slots, (const char *const *)c->disk_names,
+                         c->n, c->opts->linked, &side_pg, &c->warns, e);
+    if (r || !c->opts->linked)
+        return r;
+    char *abs = vk_path_absolute(c->vmx, e);
+    size_t k = strlen(c->tf.path) + strlen(c->name) + 8;
+    char *sd = abs ? vk_malloc(k, e) : NULL;
+    if (!sd) {
+        r = VMDKIT_ENOMEM;
+    } else {
+        snprintf(sd, k, "%s/%s.vmsd", c->tf.path, c->name);
+        r = write_clone_vmsd(sd, abs, c->disk_names, c->n, e);
+    }
+    free(sd);
+    free(abs);
+    return r;
+}
+
+/* Step 6: the filled folder becomes DST_VM (durably); from here on the
+ * clone exists. */
+static int publish(struct vm_clone *c, vk_err *e)
+{
+    /* the clone's folder gets the permissions of the source's, once it is
+     * filled: a read-only template gives a read-only folder, not a failure */
+    struct stat st;
+    char *src_dir = vk_path_dirname(c->vmx, e);
+    if (src_dir && stat(src_dir, &st) == 0)
+        (void)chmod(c->tf.path, st.st_mode & 07777);
+    free(src_dir);
+    int r = vk_fsync_dir(c->tf.path, e);
+    if (!r)
+        r = vk_rename_noreplace(c->tf.path, c->dst, e);
+    if (r)
+        return r;
+    vk_temp_folder_release(&c->tf);
+    c->frozen = false; /* the clone exists: its parents stay frozen */
+    return vk_fsync_dir(c->parent, e);
+}
+
+/* Step 7: what was made, for the caller. */
+static int report(struct vm_clone *c, vmdkit_vm_clone_result *res, vk_err *e)
+{
+    int r = fill_result(res, c->dst, c->name, c->disk_names, c->n, c->opts->linked ? &c->f : NULL, e);
+    if (r) {
+        vmdkit_vm_clone_result_free(res); /* the clone exists; only the report failed */
+        return r;
+    }
+    res->warnings = c->warns.v;
+    res->n_warnings = c->warns.n;
+    memset(&c->warns, 0, sizeof c->warns);
+    return 0;
+}
+
+/* After a failure: no partial clone, and the source back on its disks. */
+static void undo(struct vm_clone *c, int r, vk_err *e)
+{
+    if (c->tf.path) {
+        vk_temp_folder_unhide_message(&c->tf, c->dst, e);
+        vk_temp_folder_discard(&c->tf);
+        if (r == VMDKIT_ECANCELED)
+            vk_fail(e, r, "%s: cancelled; the partial clone was removed", c->dst);
+    }
+    if (c->frozen) {
+        vk_err ignore;
+        vk_vm_unfreeze(c->vmx, &c->f, &ignore);
+    }
+}
+
+static void vm_clone_free(struct vm_clone *c)
+{
+    vmdkit_paths_free(c->warns.v, c->warns.n);
+    if (c->disk_names)
+        for (size_t i = 0; i < c->n; i++)
+            free(c->disk_names[i]);
+    free(c->disk_names);
+    free(c->slots);
+    free(c->sources);
+    vk_vm_freeze_free(&c->f);
+    vk_vm_disks_free(c->disks, c->n);
+    vk_vmx_free(c->v);
+    free(c->vmx);
+    free(c->dst);
+    free(c->parent);
+    free(c->name);
+}
+
 int vmdkit_vm_clone(const char *src_vm, const char *dst_vm, const vmdkit_vm_clone_opts *given,
                     vmdkit_vm_clone_result *res, vmdkit_error *err)
 {
@@ -401,184 +620,18 @@ int vmdkit_vm_clone(const char *src_vm, const char *dst_vm, const vmdkit_vm_clon
         memset(res, 0, sizeof *res);
     if (!src_vm || !dst_vm || !given)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_clone: src_vm, dst_vm and opts are required");
-    vmdkit_vm_clone_opts known;
-    int r0 = vk_opts_read(&known, sizeof known, given, "vmdkit_vm_clone_opts", e);
-    if (r0)
-        return r0;
-    const vmdkit_vm_clone_opts *opts = &known;
-    char *vmx = NULL, *dst = NULL, *name = NULL, *parent = NULL;
-    vk_temp_folder tf = {.path = NULL, .lock_fd = -1};
-    char **disk_names = NULL;
-    const char **slots = NULL, **sources = NULL;
-    vk_vmx *v = NULL;
-    vk_vm_disk *disks = NULL;
-    size_t n = 0;
-    vk_frozen f = {0};
-    bool frozen = false;
-    struct stat st;
-    struct warnings warns = {0};
-
-    int r = vk_vm_resolve(src_vm, &vmx, e);
+    vmdkit_vm_clone_opts opts;
+    int r = vk_opts_read(&opts, sizeof opts, given, "vmdkit_vm_clone_opts", e);
     if (r)
-        goto out;
-    if (!(dst = vk_path_absolute(dst_vm, e)) || !(parent = vk_path_dirname(dst, e))) {
-        r = VMDKIT_ENOMEM;
-        goto out;
-    }
-    if (!(name = clone_name(dst, opts->name, e))) {
-        r = e->code;
-        goto out;
-    }
-    if (lstat(dst, &st) == 0) {
-        r = vk_fail(e, VMDKIT_EEXIST, "%s: already exists", dst);
-        goto out;
-    }
-    if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        r = vk_fail(e, VMDKIT_ENOENT, "%s: the folder to hold the clone does not exist", parent);
-        goto out;
-    }
-    /* a clone inside its source's folder would be copied, moved and
-     * deleted with the source */
-    char *vmx_dir = vk_path_dirname(vmx, e);
-    char *src_real = vmx_dir ? realpath(vmx_dir, NULL) : NULL;
-    char *parent_real = realpath(parent, NULL);
-    bool inside = src_real && parent_real && (strcmp(parent_real, src_real) == 0 || vk_path_inside(parent_real, src_real));
-    free(vmx_dir);
-    free(src_real);
-    free(parent_real);
-    if (inside) {
-        r = vk_fail(e, VMDKIT_EINVAL, "%s: lies inside the folder of the machine it would clone (%s)", dst, vmx);
-        goto out;
-    }
-    if ((r = vk_vm_load(vmx, &v, &disks, &n, e)) || (r = vk_vm_check_stopped(vmx, v, e)))
-        goto out;
-    /* the name goes into the clone's .vmx, in the source's .encoding: refuse
-     * one it cannot hold before anything is written */
-    if ((r = vk_vmx_encodable(v, "displayName", name, e)))
-        goto out;
-    slots = vk_calloc(n + 1, sizeof *slots, e);
-    sources = vk_calloc(n + 1, sizeof *sources, e);
-    disk_names = vk_calloc(n + 1, sizeof *disk_names, e);
-    if (!slots || !sources || !disk_names) {
-        r = VMDKIT_ENOMEM;
-        goto out;
-    }
-    struct multi_progress mp = { .fn = opts->progress, .opaque = opts->progress_opaque };
-    if (opts->linked) {
-        /* the links the source wrote to become the clone's read-only parents;
-         * the source's new deltas lie next to their parents: their hints
-         * stay relative whatever the clone's are */
-        if ((r = vk_vm_freeze(vmx, false, true, &f, e)))
-            goto out;
-        frozen = true;
-        if (f.n != n) {
-            r = vk_fail(e, VMDKIT_EIO, "%s: changed while being cloned", vmx);
-            goto out;
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        slots[i] = opts->linked ? f.slots[i] : disks[i].slot;
-        sources[i] = opts->linked ? f.old_paths[i] : disks[i].path;
-        if (!(disk_names[i] = disk_name(name, i, e))) {
-            r = VMDKIT_ENOMEM;
-            goto out;
-        }
-        if (!opts->linked) {
-            vmdkit_disk *d;
-            if ((r = vmdkit_open(sources[i], VMDKIT_OPEN_RDONLY, &d, e))) {
-                vk_err_prefix(e, "%s", slots[i]);
-                goto out;
-            }
-            mp.total += vmdkit_size(d);
-            vmdkit_close(d, NULL);
-        }
-    }
-
-    /* what a killed clone to this name left is nobody's now */
-    (void)vk_remove_stale_temps(parent, name, NULL, NULL);
-    /* build the clone beside its destination, invisible until renamed */
-    if ((r = vk_temp_folder_make(parent, name, &tf, e)))
-        goto out;
-    vk_copy_progress side_pg = {.fn = mp.fn ? multi_cancel_cb : NULL, .opaque = &mp};
-    for (size_t i = 0; !r && i < n; i++) {
-        char *p = vk_path_join(tf.path, disk_names[i], e);
-        char *placed = p ? vk_path_join(dst, disk_names[i], e) : NULL;
-        if (!placed)
-            r = VMDKIT_ENOMEM;
-        /* the temporary folder is a sibling of DST: a relative hint made
-         * from it is the same as one made from DST */
-        else if (opts->linked)
-            r = vmdkit_create_delta(sources[i], p, opts->absolute_hint ? VMDKIT_DELTA_ABSOLUTE_HINT : 0, e);
-        else
-            r = flatten(sources[i], p, placed, opts->type, &mp, e);
-        free(p);
-        free(placed);
-    }
-    if (!r)
-        r = write_config(vmx, tf.path, dst, name, slots, (const char *const *)disk_names, n, opts->linked,
-                         &side_pg, &warns, e);
-    if (!r && opts->linked) {
-        char *abs = vk_path_absolute(vmx, e);
-        size_t k = strlen(tf.path) + strlen(name) + 8;
-        char *sd = abs ? vk_malloc(k, e) : NULL;
-        if (!sd) {
-            r = VMDKIT_ENOMEM;
-        } else {
-            snprintf(sd, k, "%s/%s.vmsd", tf.path, name);
-            r = write_clone_vmsd(sd, abs, disk_names, n, e);
-        }
-        free(sd);
-        free(abs);
-    }
-    /* the clone's folder gets the permissions of the source's, once it is
-     * filled: a read-only template gives a read-only folder, not a failure */
-    char *src_dir = r ? NULL : vk_path_dirname(vmx, e);
-    if (src_dir && stat(src_dir, &st) == 0)
-        (void)chmod(tf.path, st.st_mode & 07777);
-    free(src_dir);
-    if (!r)
-        r = vk_fsync_dir(tf.path, e);
-    if (!r)
-        r = vk_rename_noreplace(tf.path, dst, e);
-    if (!r) {
-        vk_temp_folder_release(&tf);
-        r = vk_fsync_dir(parent, e);
-    }
-    if (!r && res)
-        r = fill_result(res, dst, name, disk_names, n, opts->linked ? &f : NULL, e);
-    if (!r && res) {
-        res->warnings = warns.v;
-        res->n_warnings = warns.n;
-        memset(&warns, 0, sizeof warns);
-    }
-    if (r && res && !tf.path)
-        vmdkit_vm_clone_result_free(res); /* the clone exists; only the report failed */
-    if (!tf.path)
-        frozen = false; /* the clone exists: its parents stay frozen */
-out:
-    if (r && tf.path) {
-        vk_temp_folder_unhide_message(&tf, dst, e);
-        vk_temp_folder_discard(&tf);
-        if (r == VMDKIT_ECANCELED)
-            vk_fail(e, r, "%s: cancelled; the partial clone was removed", dst);
-    }
-    if (r && frozen) {
-        vk_err ignore;
-        vk_vm_unfreeze(vmx, &f, &ignore);
-    }
-    vmdkit_paths_free(warns.v, warns.n);
-    if (disk_names)
-        for (size_t i = 0; i < n; i++)
-            free(disk_names[i]);
-    free(disk_names);
-    free(slots);
-    free(sources);
-    vk_vm_freeze_free(&f);
-    vk_vm_disks_free(disks, n);
-    vk_vmx_free(v);
-    free(vmx);
-    free(dst);
-    free(parent);
-    free(name);
+        return r;
+    struct vm_clone c = {.opts = &opts, .tf = {.path = NULL, .lock_fd = -1}};
+    if (!(r = check_destination(&c, src_vm, dst_vm, e)) && !(r = load_source(&c, e)) &&
+        !(r = plan_disks(&c, e)) && !(r = build_disks(&c, e)) && !(r = write_machine_files(&c, e)))
+        r = publish(&c, e);
+    if (r)
+        undo(&c, r, e);
+    else if (res)
+        r = report(&c, res, e);
+    vm_clone_free(&c);
     return r;
 }
