@@ -47,10 +47,12 @@ static int open_parents(vmdkit_disk *d, unsigned flags, vk_err *e)
         d->n_links++;
         if (parent->raw)
             return vk_fail(e, VMDKIT_EFORMAT, "%s: parent %s is not a VMDK", child->path, ppath);
+        /* the parent's CID is not printed: an error echoed back to whoever
+         * uploaded the child would tell them the CID to write (L4) */
         if (child->desc.parent_cid != parent->desc.cid && !(flags & VMDKIT_OPEN_IGNORE_CID))
             return vk_fail(e, VMDKIT_ECHAIN,
-                           "%s: parentCID %08x does not match CID %08x of parent %s: the parent was modified after the child was created",
-                           child->path, child->desc.parent_cid, parent->desc.cid, parent->path);
+                           "%s: parentCID %08x does not match the CID of parent %s: the parent was modified after the child was created",
+                           child->path, child->desc.parent_cid, parent->path);
         if (child->capacity_sectors != parent->capacity_sectors)
             return vk_fail(e, VMDKIT_ECHAIN,
                            "%s: capacity %llu sectors differs from parent %s (%llu sectors)",

@@ -182,8 +182,8 @@ int vmdkit_rebase(const char *path, const char *new_parent, const vmdkit_rebase_
                 goto out;
             if (oldp->top->desc.cid != l->desc.parent_cid) {
                 r = vk_fail(e, VMDKIT_ECHAIN,
-                            "%s: parentCID %08x does not match CID %08x of parent %s: the content to keep is unknown (use -u)",
-                            path, l->desc.parent_cid, oldp->top->desc.cid, old_path);
+                            "%s: parentCID %08x does not match the CID of parent %s: the content to keep is unknown (use -u)",
+                            path, l->desc.parent_cid, old_path);
                 goto out;
             }
         }

@@ -131,7 +131,10 @@ msg=$(head -n 1 "$ERR")
 assert_true "CID message names child.vmdk: $msg" grep -q 'child\.vmdk' <<<"$msg"
 assert_true "CID message names base.vmdk" grep -q 'base\.vmdk' <<<"$msg"
 assert_true "CID message gives the child's parentCID $pcid" grep -Eiq "\b0*${pcid#"${pcid%%[!0]*}"}\b" <<<"$msg"
-assert_true "CID message gives the base's CID $bcid" grep -Eiq "\b0*${bcid#"${bcid%%[!0]*}"}\b" <<<"$msg"
+# L4: an error echoed to whoever made the child must not tell them the CID to write
+assert_true "CID message keeps the base's CID $bcid to itself" test -n "$bcid" -a "${msg#*"$bcid"}" = "$msg"
+run "$VMDKIT" check cid/child.vmdk
+assert_true "check keeps it to itself too" sh -c '! grep -qi "$1" "$2" "$3"' - "$bcid" "$OUT" "$ERR"
 before=$(cd cid && sums_of *)
 expect_exit 0 "info --ignore-cid opens the mismatched chain" "$VMDKIT" info --ignore-cid cid/child.vmdk
 expect_exit 0 "map --ignore-cid opens the mismatched chain" "$VMDKIT" map --ignore-cid cid/child.vmdk

@@ -571,8 +571,8 @@ static int check_parent(link_ctx *L, size_t *visited, uint64_t capacity, link_fa
     if (!r && pf->known) {
         if (pf->has_cid && d->parent_cid != pf->cid)
             vk_check_report(c, VMDKIT_FIND_CORRUPT, L->path, VMDKIT_CHECK_NO_OFFSET,
-                            "%s: parentCID %08x does not match CID %08x of parent %s: the parent was modified after the child was created",
-                            L->path, d->parent_cid, pf->cid, ppath);
+                            "%s: parentCID %08x does not match the CID of parent %s: the parent was modified after the child was created",
+                            L->path, d->parent_cid, ppath);
         if (capacity != pf->capacity)
             vk_check_report(c, VMDKIT_FIND_CORRUPT, L->path, VMDKIT_CHECK_NO_OFFSET,
                             "%s: capacity %llu sectors differs from parent %s (%llu sectors)", L->path,
