@@ -11,7 +11,7 @@
 # A FAST_ZERO request that would need data writes gets ENOTSUP (nbdkit 1.32
 # aborted on the first FAST_ZERO when the plugin did not offer it).
 # Also: a 1 GiB zero on an empty monolithicFlat disk punches a hole - no
-# space allocated, well under a second - and reads as zeros.
+# space allocated - and reads as zeros.
 . "${VMDKIT_TESTLIB:-$(dirname "$0")/lib.sh}"
 
 need_vmdkit
@@ -117,8 +117,9 @@ print("zeros" if d == bytes(len(d)) else "data")
 ' >big.out 2>&1
     secs=$(sed -n 1p big.out)
     assert_eq "the zeroed range reads as zeros" "zeros" "$(sed -n 2p big.out)"
-    assert_true "the 1 GiB zero took well under a second (${secs:-?} s)" \
-        awk -v s="${secs:-9}" 'BEGIN { exit !(s < 0.5) }'
+    # not timed (timings are noise on a shared machine): no space allocated
+    # shows that no zeros were written
+    say "       (the 1 GiB zero took ${secs:-?} s)"
     used=$(du -k big-flat.vmdk | cut -f1)
     assert_true "the flat file holds no allocated space after the zero (du: ${used} KiB)" \
         test "$used" -le 64
