@@ -249,6 +249,12 @@ static int write_sectors(vmdkit_disk *d, uint64_t sector, uint64_t n, const void
         vk_extent *x = &l->ext[lo];
         uint64_t rel = sector - x->start_sector;
         uint64_t k = vk_min(n, x->size_sectors - rel);
+        if (zero && x->type == VK_EXT_ZERO) {
+            /* reads as zeros already (it never falls through to a parent) */
+            sector += k;
+            n -= k;
+            continue;
+        }
         if (!x->writable || !x->ops || !x->ops->write)
             return vk_fail(&d->err, VMDKIT_ERDONLY, "%s: extent \"%s\" (%s, %s) is not writable",
                            l->path, x->name ? x->name : "", vk_access_name(x->access),

@@ -21,11 +21,13 @@
  * after; decompressed grains of compressed extents live in a shared
  * grain cache (grain_cache.c).  Writers own the extent alone.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <libdeflate.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "extent.h"
 #include "grain_cache.h"
@@ -64,6 +66,17 @@ typedef struct sparse_priv {
     size_t n_dirty;
 
     uint64_t next_alloc;       /* append position (sectors), grain aligned */
+    uint64_t first_alloc;      /* next_alloc at open: grains past it were written
+                                  by this handle */
+    /* Grains a zero released (their entry became a zeroed-grain one): once
+     * the tables saying so are durable (flush step 2) they are spare, and
+     * new grains are written there before the file grows; spare grains at
+     * the end of the file are cut off at close.  So a guest that writes
+     * and discards the same blocks again and again does not grow the file
+     * without bound.  At most MAX_SPARE_GRAINS are remembered; beyond that
+     * they stay leaked until a compact. */
+    uint32_t *released, *spare; /* grain sectors */
+    size_t n_released, cap_released, n_spare, cap_spare;
     bool unclean_written;      /* header flag set on disk this session */
     bool data_written;         /* grain data written since the last flush */
 
@@ -421,6 +434,39 @@ static int mark_unclean(vk_extent *x, vk_err *e)
     return r;
 }
 
+#define MAX_SPARE_GRAINS 4096u
+
+/* Remember grain AT, whose entry now says "zeroed", for reuse once that is
+ * durable.  Only a grain allocated since the open (past first_alloc): the
+ * file's older entries are not trusted to name a grain that nothing else
+ * uses (a crafted table may point two entries, or one, at a table).  Best
+ * effort: without memory it just stays unused. */
+static void release_grain(sparse_priv *p, uint32_t at)
+{
+    if (p->n_released + p->n_spare >= MAX_SPARE_GRAINS || at < p->first_alloc ||
+        (uint64_t)at + p->h.grain_sectors > p->next_alloc)
+        return;
+    for (size_t i = 0; i < p->n_released; i++)
+        if (p->released[i] == at)
+            return;
+    for (size_t i = 0; i < p->n_spare; i++)
+        if (p->spare[i] == at)
+            return;
+    if (vk_grow((void **)&p->released, &p->cap_released, p->n_released + 1, sizeof *p->released, NULL) == 0)
+        p->released[p->n_released++] = at;
+}
+
+/* A spare grain to write a new grain into, or false: no durable table
+ * references a spare grain, so a crash before the new entry is durable
+ * leaves it unreferenced again. */
+static bool take_spare(sparse_priv *p, uint64_t *at)
+{
+    if (!p->n_spare)
+        return false;
+    *at = p->spare[--p->n_spare];
+    return true;
+}
+
 /* Reserve N sectors at the append position; keeps it grain aligned. */
 static int reserve(vk_extent *x, uint64_t n, uint64_t *at, vk_err *e)
 {
@@ -532,7 +578,9 @@ static int sparse_write(vk_extent *x, uint64_t sector, uint64_t n, const void *b
                    classify(p, gt[(g + run) % p->h.gtes_per_gt]) != GTE_DATA)
                 run++;
             uint64_t at = 0;
-            if ((r = reserve(x, run * gs, &at, e)))
+            if (take_spare(p, &at))
+                run = 1;
+            else if ((r = reserve(x, run * gs, &at, e)))
                 return r;
             if ((r = vk_pwrite_full(x->fd, in, run * gs * VK_SECTOR, at * VK_SECTOR, x->path, e)))
                 return r;
@@ -548,7 +596,7 @@ static int sparse_write(vk_extent *x, uint64_t sector, uint64_t n, const void *b
                 return r;
             memcpy(p->grain_buf + off * VK_SECTOR, in, k * VK_SECTOR);
             uint64_t at = 0;
-            if ((r = reserve(x, gs, &at, e)))
+            if (!take_spare(p, &at) && (r = reserve(x, gs, &at, e)))
                 return r;
             if ((r = vk_pwrite_full(x->fd, p->grain_buf, grain_bytes(p), at * VK_SECTOR, x->path, e)))
                 return r;
@@ -631,6 +679,8 @@ static int sparse_zero(vk_extent *x, uint64_t sector, uint64_t n, unsigned how,
             size_t slot;
             if ((r = get_table_for_write(x, g / p->h.gtes_per_gt, &gt, &slot, e)))
                 break;
+            if (kind == GTE_DATA)
+                release_grain(p, gte);
             set_gte(p, slot, g, VK_GTE_ZEROED);
         } else {
             if (!zeros && !(zeros = vk_calloc(1, grain_bytes(p), e))) {
@@ -673,6 +723,13 @@ static int sparse_flush(vk_extent *x, vk_err *e)
         for (size_t s = 0; s < p->n_slots; s++)
             p->slots[s].dirty = false;
         p->n_dirty = 0;
+        /* no durable table references the released grains any more */
+        if (p->n_released &&
+            vk_grow((void **)&p->spare, &p->cap_spare, p->n_spare + p->n_released, sizeof *p->spare, NULL) == 0) {
+            memcpy(p->spare + p->n_spare, p->released, p->n_released * sizeof *p->spare);
+            p->n_spare += p->n_released;
+            p->n_released = 0;
+        }
     }
     /* 3. directory entries of new tables (primary, then redundant) */
     if (p->gd_dirty) {
@@ -687,6 +744,41 @@ static int sparse_flush(vk_extent *x, vk_err *e)
     return 0;
 }
 
+/* After a flush: spare grains that end the file are cut off (nothing
+ * durable references them), so write/zero cycles leave the file as
+ * large as its data.  The cut is made durable before the header says
+ * the file is clean. */
+static int cut_spare_tail(vk_extent *x, vk_err *e)
+{
+    sparse_priv *p = x->priv;
+    uint64_t gs = p->h.grain_sectors, end = p->next_alloc;
+    bool found = true;
+    while (found && p->n_spare) {
+        found = false;
+        for (size_t i = 0; i < p->n_spare; i++) {
+            if ((uint64_t)p->spare[i] + gs == end) {
+                end = p->spare[i];
+                p->spare[i] = p->spare[--p->n_spare];
+                found = true;
+                break;
+            }
+        }
+    }
+    if (end == p->next_alloc)
+        return 0;
+    uint64_t size;
+    int r = vk_file_size(x->fd, &size, x->path, e);
+    if (r)
+        return r;
+    if (size > p->next_alloc * VK_SECTOR)
+        return 0; /* something lies past the grains: leave the file as it is */
+    if (ftruncate(x->fd, (off_t)(end * VK_SECTOR)) != 0)
+        return vk_fail_errno(e, errno, "%s: cutting off unused grains", x->path);
+    p->next_alloc = end;
+    p->file_sectors = vk_min(p->file_sectors, end);
+    return vk_fdatasync(x->fd, x->path, e);
+}
+
 static void sparse_free(sparse_priv *p)
 {
     if (!p)
@@ -696,6 +788,8 @@ static void sparse_free(sparse_priv *p)
     free(p->slots);
     free(p->gt_mem);
     free(p->grain_buf);
+    free(p->released);
+    free(p->spare);
     vk_grain_cache_close(p->gcache);
     if (p->gt_lock_ok)
         pthread_mutex_destroy(&p->gt_lock);
@@ -708,6 +802,8 @@ static int sparse_close(vk_extent *x, vk_err *e)
     int r = 0;
     if (x->writable) {
         r = sparse_flush(x, e);
+        if (!r)
+            r = cut_spare_tail(x, e);
         if (!r && p->unclean_written) {
             /* clean close: everything is durable, so the flag can go */
             uint8_t hdr[512];
@@ -963,6 +1059,7 @@ int vk_sparse_open(vk_extent *x, vk_err *e)
     uint64_t gs = p->h.grain_sectors;
     uint64_t data_start = vk_min(vk_max(p->file_sectors, p->h.overhead_sectors), VK_MAX_EXTENT_FILE_SECTORS);
     p->next_alloc = vk_div_round_up(data_start, gs) * gs;
+    p->first_alloc = p->next_alloc;
     /* checked after the whole structure: a damaged stream reports its damage */
     if (p->compressed && x->writable) {
         r = vk_fail(e, VMDKIT_ERDONLY,

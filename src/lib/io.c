@@ -41,7 +41,14 @@ int vk_grow(void **a, size_t *cap, size_t n, size_t size, vk_err *e)
 {
     if (n < *cap)
         return 0;
-    size_t ncap = *cap ? *cap * 2 : 16;
+    size_t ncap = *cap ? *cap : 16;
+    while (ncap <= n) { /* room for N + 1, however far N jumped */
+        if (ncap > SIZE_MAX / 2)
+            return vk_fail(e, VMDKIT_ENOMEM, "out of memory");
+        ncap *= 2;
+    }
+    if (size && ncap > SIZE_MAX / size)
+        return vk_fail(e, VMDKIT_ENOMEM, "out of memory");
     void *na = realloc(*a, ncap * size);
     if (!na)
         return vk_fail(e, VMDKIT_ENOMEM, "out of memory");

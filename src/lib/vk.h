@@ -49,7 +49,7 @@ static inline uint64_t vk_min(uint64_t a, uint64_t b) { return a < b ? a : b; }
 static inline uint64_t vk_max(uint64_t a, uint64_t b) { return a > b ? a : b; }
 
 /* Make room in the array *A (*CAP elements of SIZE bytes) for N + 1
- * elements, doubling it; VMDKIT_ENOMEM on failure. */
+ * elements, doubling it as often as that takes; VMDKIT_ENOMEM on failure. */
 int vk_grow(void **a, size_t *cap, size_t n, size_t size, vk_err *e);
 
 /* Allocation that records VMDKIT_ENOMEM in E on failure. */

@@ -8,7 +8,11 @@
  *  - a zero over parent data reads as zeros in the delta, the parent
  *    unchanged;
  *  - ranges outside the disk and writes to a read-only handle fail with
- *    their error class and a message naming the disk, changing nothing. */
+ *    their error class and a message naming the disk, changing nothing;
+ *  - writing and zeroing the same grain again and again (a guest that
+ *    discards what it wrote) keeps the file at most a grain larger, and at
+ *    close it is as small as before and checks clean (no leaked grain);
+ *  - zeroing a ZERO extent succeeds and changes nothing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "vmdkit.h"
@@ -199,12 +205,83 @@ static void test_refusals(void **state)
     vmdkit_close(d, NULL);
 }
 
+static long long file_size(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return (long long)st.st_size;
+}
+
+static void test_write_zero_cycles(void **state)
+{
+    (void)state;
+    const char *path = at(0, "zg.vmdk");
+    vmdkit_create_opts o = {.struct_size = sizeof o, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 8 * MiB,
+                            .zeroed_grain = true};
+    vmdkit_error err;
+    assert_int_equal(vmdkit_create(path, &o, &err), 0);
+    long long empty = file_size(path);
+    vmdkit_disk *d = open_disk(path, VMDKIT_OPEN_RDWR);
+    uint8_t grain[65536];
+    long long largest = 0;
+    for (int i = 0; i < 20; i++) {
+        fill(grain, sizeof grain, (unsigned)i);
+        assert_int_equal(vmdkit_pwrite(d, grain, sizeof grain, 2 * MiB), 0);
+        assert_int_equal(vmdkit_pwrite(d, grain, 512, 3 * MiB + 512), 0); /* a partial grain too */
+        assert_int_equal(vmdkit_pzero(d, sizeof grain, 2 * MiB), 0);
+        assert_int_equal(vmdkit_pzero(d, sizeof grain, 3 * MiB), 0);
+        assert_int_equal(vmdkit_flush(d), 0);
+        if (file_size(path) > largest)
+            largest = file_size(path);
+    }
+    /* the first cycle's grains are reused by every later one */
+    assert_true(largest <= empty + 4 * (long long)sizeof grain);
+    uint8_t *zeros = calloc(1, 8 * MiB);
+    assert_non_null(zeros);
+    assert_reads_as(d, zeros, 8 * MiB);
+    assert_int_equal(vmdkit_close(d, &err), 0);
+    assert_int_equal(file_size(path), empty);
+    vmdkit_check_result res;
+    assert_int_equal(vmdkit_check(path, NULL, &res, &err), 0);
+    assert_int_equal(res.leaks, 0);
+    assert_int_equal(res.corruptions, 0);
+    d = open_disk(path, VMDKIT_OPEN_RDONLY);
+    assert_reads_as(d, zeros, 8 * MiB);
+    vmdkit_close(d, NULL);
+    free(zeros);
+}
+
+static void test_zero_of_zero_extent(void **state)
+{
+    (void)state;
+    const char *desc = at(0, "z.vmdk"), *flat = at(1, "z-flat.vmdk");
+    FILE *f = fopen(desc, "w");
+    assert_non_null(f);
+    fprintf(f, "# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\n"
+               "createType=\"monolithicFlat\"\n\nRW 2048 FLAT \"z-flat.vmdk\" 0\nRW 2048 ZERO\n\n"
+               "ddb.adapterType = \"ide\"\n");
+    fclose(f);
+    f = fopen(flat, "w");
+    assert_non_null(f);
+    assert_int_equal(ftruncate(fileno(f), (off_t)MiB), 0);
+    fclose(f);
+    vmdkit_disk *d = open_disk(desc, VMDKIT_OPEN_RDWR);
+    assert_int_equal(vmdkit_pzero(d, 65536, MiB), 0);     /* inside the ZERO extent */
+    assert_int_equal(vmdkit_pzero(d, 2 * MiB, 0), 0);     /* across both */
+    uint8_t buf[512];
+    memset(buf, 1, sizeof buf);
+    assert_int_equal(vmdkit_pwrite(d, buf, sizeof buf, MiB), VMDKIT_ERDONLY); /* data cannot go there */
+    assert_int_equal(vmdkit_close(d, NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split_pieces),
         cmocka_unit_test(test_delta_and_status),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_write_zero_cycles),
+        cmocka_unit_test(test_zero_of_zero_extent),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
