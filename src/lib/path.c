@@ -183,6 +183,17 @@ int vk_fail_parent_not_found(vk_err *e, const char *child, const char *hint, con
                    resolved);
 }
 
+int vk_check_parent_arg(const char *parent, vk_err *e)
+{
+    struct stat st;
+    if (stat(parent, &st) == 0)
+        return 0;
+    if (errno == ENOENT)
+        return vk_fail(e, VMDKIT_ENOENT, "%s: not found%s", parent,
+                       parent[0] == '/' ? "" : " (relative to the current folder)");
+    return vk_fail_errno(e, errno, "%s: parent", parent);
+}
+
 char *vk_path_relative(const char *from_dir, const char *to, vk_err *e)
 {
     char *a = vk_path_absolute(from_dir, e);

@@ -37,6 +37,13 @@ bool vk_hint_is_windows_absolute(const char *hint);
  * RESOLVED, does not exist, saying why when HINT is an absolute Windows path. */
 int vk_fail_parent_not_found(vk_err *e, const char *child, const char *hint, const char *resolved);
 
+/* The rule for a parent named by the caller (create -b PARENT, rebase -b
+ * NEWPARENT): a relative PARENT is a path from the current folder, like
+ * every path of the command line, not from the child's folder as in
+ * qemu-img; only the hint written into the child is relative to the child.
+ * Returns 0 when PARENT exists; otherwise an error that names the rule. */
+int vk_check_parent_arg(const char *parent, vk_err *e);
+
 /* Relative path from folder FROM_DIR to file TO (both made absolute first),
  * normalised ("../Base.vmwarevm/Base.vmdk", never "a/../b"); "." when TO is
  * FROM_DIR. */

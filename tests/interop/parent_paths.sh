@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Parent paths (user test F21): hints written by VMware on Windows
 # ("..\Base\Base.vmdk") are followed; an absolute Windows hint ("C:\...")
-# gets an error that says so and how to repair.
+# gets an error that says so and how to repair; a relative -b PARENT of
+# create and rebase is taken from the current folder, and a parent that is
+# not found is reported with that rule.
 . "${VMDKIT_TESTLIB:-$(dirname "$0")/lib.sh}"
 need_vmdkit
 mk_tmpdir
@@ -44,5 +46,23 @@ done
 check "rebase -u -b repairs it" "$VMDKIT" rebase -u -b Base/Base.vmdk Clone/Clone.vmdk
 assert_true "the new hint is relative, with slashes" grep -qF 'parentFileNameHint="../Base/Base.vmdk"' Clone/Clone.vmdk
 check "the child reads through its base again" "$VMDKIT" io Clone/Clone.vmdk -c 'read -P 0x5a 512 64512'
+
+say "--- create -b: a relative PARENT is taken from the current folder"
+if expect_exit 6 "create -b ../Base/Base.vmdk Clone/new.vmdk (relative to Clone/, not here)" \
+    "$VMDKIT" create -b ../Base/Base.vmdk Clone/new.vmdk 1M; then
+    assert_err_line "create -b relative"
+    assert_true "create: the message names the rule" \
+        grep -qx 'vmdkit: ../Base/Base.vmdk: not found (relative to the current folder)' "$ERR"
+fi
+assert_true "create: nothing made" test ! -e Clone/new.vmdk
+expect_exit 6 "create -b with a missing absolute parent" "$VMDKIT" create -b "$PWD/nowhere.vmdk" Clone/new.vmdk 1M &&
+    assert_true "absolute: plain not found" grep -qx "vmdkit: $PWD/nowhere.vmdk: not found" "$ERR"
+check "create -b Base/Base.vmdk Clone/new.vmdk (from the current folder)" \
+    "$VMDKIT" create -b Base/Base.vmdk Clone/new.vmdk 1M
+assert_true "the hint is relative to the new disk's folder" grep -qaF 'parentFileNameHint="../Base/Base.vmdk"' Clone/new.vmdk
+assert_true "create's manual states the rule" sh -c "'$VMDKIT' help create | grep -q 'relative PARENT is a path from the current folder'"
+expect_exit 6 "rebase -b ../Base/Base.vmdk: the same rule" "$VMDKIT" rebase -b ../Base/Base.vmdk Clone/new.vmdk &&
+    assert_true "rebase: the message names the rule" \
+        grep -qx 'vmdkit: ../Base/Base.vmdk: not found (relative to the current folder)' "$ERR"
 
 finish
