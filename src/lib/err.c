@@ -119,21 +119,7 @@ size_t vk_fit_message(char *dst, size_t dst_size, const char *msg, size_t n)
     return o;
 }
 
-/* Set E's message to the N bytes of TEXT, made to fit and one line. */
-static void set_msg(vk_err *e, const char *text, size_t n)
-{
-    vk_fit_message(e->msg, sizeof e->msg, text, n);
-    for (char *p = e->msg; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
-}
-
-/* Format FMT (and, when SUFFIX is set, append it) into E's message.  The
- * text is formatted whole first, so a message longer than the buffer
- * loses the middle of its longest words, never its end. */
-static void vk_vset(vk_err *e, const char *suffix, const char *fmt, va_list ap) VK_PRINTF(3, 0);
-
-static void vk_vset(vk_err *e, const char *suffix, const char *fmt, va_list ap)
+void vk_vformat_fitted(char *dst, size_t dst_size, const char *suffix, const char *fmt, va_list ap)
 {
     char small[VMDKIT_ERRMSG_MAX];
     va_list again;
@@ -141,12 +127,12 @@ static void vk_vset(vk_err *e, const char *suffix, const char *fmt, va_list ap)
     int n = vsnprintf(small, sizeof small, fmt, ap);
     size_t slen = suffix ? strlen(suffix) : 0;
     if (n < 0) {
-        va_end(again);
-        set_msg(e, "(unprintable message)", 21);
-        return;
+        snprintf(small, sizeof small, "(unprintable message)");
+        n = (int)strlen(small);
+        slen = 0;
     }
     char *big = NULL;
-    const char *text = small;
+    char *text = small;
     size_t len = (size_t)n + slen;
     if (len >= sizeof small) {
         big = malloc(len + 1);
@@ -160,9 +146,20 @@ static void vk_vset(vk_err *e, const char *suffix, const char *fmt, va_list ap)
     }
     va_end(again);
     if (slen)
-        memcpy((char *)text + n, suffix, slen + 1);
-    set_msg(e, text, len);
+        memcpy(text + n, suffix, slen + 1);
+    vk_fit_message(dst, dst_size, text, len);
     free(big);
+    /* messages are one line */
+    for (char *p = dst; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+}
+
+static void vk_vset(vk_err *e, const char *suffix, const char *fmt, va_list ap) VK_PRINTF(3, 0);
+
+static void vk_vset(vk_err *e, const char *suffix, const char *fmt, va_list ap)
+{
+    vk_vformat_fitted(e->msg, sizeof e->msg, suffix, fmt, ap);
 }
 
 int vk_fail(vk_err *e, int code, const char *fmt, ...)

@@ -34,6 +34,10 @@ void vk_err_prefix(vk_err *e, const char *fmt, ...) VK_PRINTF(2, 3);
  * Both return the length written; the buffers must not overlap. */
 size_t vk_elide_middle(char *out, size_t out_size, const char *s, size_t n, size_t max);
 size_t vk_fit_message(char *dst, size_t dst_size, const char *msg, size_t n);
+/* Format FMT (then SUFFIX, when not NULL) into DST as vk_fail does: whole,
+ * then fitted by vk_fit_message, on one line. */
+void vk_vformat_fitted(char *dst, size_t dst_size, const char *suffix, const char *fmt, va_list ap)
+    VK_PRINTF(4, 0);
 
 /* Little-endian field access on byte buffers. */
 static inline uint16_t vk_le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }

@@ -188,6 +188,9 @@ assert_true "1.2 KB parent hint: the message fits 1 KiB" test "$(wc -c <"$ERR")"
 assert_true "1.2 KB parent hint: file and field first" grep -q '^vmdkit: longhint/c.vmdk: parentFileNameHint: parent "d/d/d/' "$ERR"
 assert_true "1.2 KB parent hint: the reason and the resolved path's file name last" \
     grep -q '/d/x\.vmdk" not found (.*/d/x\.vmdk)$' "$ERR"
+expect_exit 2 "1.2 KB parent hint: check" "$VMDKIT" check longhint/c.vmdk
+assert_true "1.2 KB parent hint: check's finding keeps its end too" \
+    grep -q '^ERROR: longhint/c.vmdk: parentFileNameHint: parent "d/d/.*/d/x\.vmdk" not found (.*/d/x\.vmdk)$' "$OUT"
 long_hint_disk longhint/c2.vmdk "$(printf 'dd/%.0s' $(seq 1500))x.vmdk"
 run "$VMDKIT" info longhint/c2.vmdk
 assert_true "4.5 KB parent hint: info fails" test "$RC" -ne 0 -a "$RC" -lt 124
