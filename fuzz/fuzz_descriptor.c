@@ -1,7 +1,8 @@
 /* fuzz_descriptor.c - the descriptor parser and writer.
  *
  * Any input may be refused; an accepted one must survive a round trip:
- * the canonical text parses again, to the same canonical text. */
+ * the canonical text parses again, to the same canonical text; and written
+ * unchanged over itself (vk_descriptor_format_like) it stays byte for byte. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,8 +33,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort(); /* and reach a fixed point */
         vk_descriptor_free(&d2);
     }
+    char *t3 = NULL;
+    size_t n3 = 0;
+    if (vk_descriptor_format_like(&d, text, size, &t3, &n3, &e) == 0 &&
+        (n3 != strnlen(text, size) || memcmp(t3, text, n3) != 0))
+        abort(); /* an unchanged descriptor keeps its text */
     free(t1);
     free(t2);
+    free(t3);
     vk_descriptor_free(&d);
     return 0;
 }

@@ -43,7 +43,9 @@ mkdir -p "$BUILD/fuzz-artifacts"
 if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
     export TMPDIR=/dev/shm
 fi
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+# a small quarantine: ASan's default (256 MiB of freed memory kept) alone
+# would exceed the RSS cap below after a few thousand inputs
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:quarantine_size_mb=32}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 failed=0
 summary=()
@@ -59,11 +61,12 @@ for h in $HARNESSES; do
     log=$BUILD/fuzz-artifacts/$h.log
     before=$(ls "$BUILD/fuzz-artifacts" | grep -c "^$h-")
     echo "=== $h: ${SECONDS_EACH}s"
-    # -malloc_limit_mb: one allocation above it is a finding (a small input
-    # must not make vmdkit allocate much); -timeout: one input may not take
-    # seconds.
+    # Resource caps make costs findings, not only crashes: -rss_limit_mb,
+    # the whole process (a small input must not make vmdkit hold much; a
+    # 1 GiB grain would); -malloc_limit_mb, one allocation; -timeout, one
+    # input may not take seconds.
     # shellcheck disable=SC2086
-    "$bin" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=1024 -malloc_limit_mb=256 \
+    "$bin" -max_total_time="$SECONDS_EACH" -timeout=5 -rss_limit_mb=256 -malloc_limit_mb=256 \
         -max_len=65536 -print_final_stats=1 -artifact_prefix="$BUILD/fuzz-artifacts/$h-" \
         ${VMDKIT_FUZZ_ARGS:-} "$work" "${seeds[@]}" >"$log" 2>&1
     rc=$?

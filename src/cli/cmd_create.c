@@ -17,7 +17,11 @@ static const struct cli_opt create_opts[] = {
     {0, "zeroed-grain", NULL, "Sparse types only: write a version 2 header that uses zeroed-grain entries.",
      OPT_ZEROED},
     CLI_SPLIT_SIZE_OPT(OPT_SPLIT_SIZE),
-    {'b', "backing", "PARENT", "Make the new disk a child of the disk PARENT (sparse types only)."},
+    {'b', "backing", "PARENT",
+     "Make the new disk a child of the disk PARENT (sparse types only).  A\n"
+     "relative PARENT is a path from the current folder, like every path of the\n"
+     "command line, not from FILE's folder as in qemu-img create; the hint written\n"
+     "into FILE is relative to FILE's folder (unless --absolute)."},
     {0, "absolute", NULL,
      "With -b: store PARENT as an absolute path instead of a path relative to\n"
      "FILE's folder.",

@@ -1,7 +1,5 @@
 /* cmd_rebase.c - vmdkit rebase: give a delta another parent. */
-#include <errno.h>
 #include <getopt.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -70,13 +68,6 @@ int cmd_rebase(int argc, char **argv)
         return rc;
     if (unsafe && !*parent)
         return cli_usage_error("rebase", "-u needs a NEWPARENT");
-    /* like every path of the command line, NEWPARENT is taken from the
-     * current folder (qemu-img rebase takes it from DISK's folder): say so */
-    struct stat st;
-    if (*parent && parent[0] != '/' && stat(parent, &st) != 0 && errno == ENOENT) {
-        cli_errorf("%s: not found (relative to the current folder)", parent);
-        return CLI_EXIT_NOT_FOUND;
-    }
     struct cli_progress pg;
     cli_progress_start(&pg, progress);
     vmdkit_error err = {0};

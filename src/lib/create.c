@@ -405,8 +405,11 @@ int vk_create_check_opts(const char *path, const vmdkit_create_opts *o, uint64_t
 static int set_parent(const char *path, vk_descriptor *d, const vmdkit_create_opts *o, uint64_t cap,
                       vk_err *e)
 {
+    int r = vk_check_parent_arg(o->parent, e);
+    if (r)
+        return r;
     vmdkit_disk *pd;
-    int r = vmdkit_open(o->parent, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_PARENT, &pd, e);
+    r = vmdkit_open(o->parent, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_PARENT, &pd, e);
     if (r)
         return r;
     uint32_t pcid = pd->top->desc.cid;

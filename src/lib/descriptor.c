@@ -655,6 +655,7 @@ static int check_writable(const vk_descriptor *d, vk_err *e)
     return 0;
 }
 
+/* The extent line of X, without its line end. */
 static void write_extent(sbuf *b, const vk_extent_desc *x)
 {
     sb_add(b, "%s %llu %s", access_names[x->access], (unsigned long long)x->size_sectors,
@@ -668,7 +669,6 @@ static void write_extent(sbuf *b, const vk_extent_desc *x)
         if (offset)
             sb_add(b, " %llu", (unsigned long long)(x->has_offset ? x->offset_sectors : 0));
     }
-    sb_add(b, "\n");
 }
 
 int vk_descriptor_format(const vk_descriptor *d, char **text, size_t *len, vk_err *e)
@@ -694,8 +694,10 @@ int vk_descriptor_format(const vk_descriptor *d, char **text, size_t *len, vk_er
     if (d->parent_hint)
         sb_add(&b, "parentFileNameHint=\"%s\"\n", d->parent_hint);
     sb_add(&b, "\n# Extent description\n");
-    for (size_t i = 0; i < d->n_extents; i++)
+    for (size_t i = 0; i < d->n_extents; i++) {
         write_extent(&b, &d->extents[i]);
+        sb_add(&b, "\n");
+    }
     if (ctk)
         sb_add(&b, "\n# Change Tracking File\n%s=\"%s\"\n", ctk->key, ctk->value);
     sb_add(&b, "\n# The Disk Data Base\n#DDB\n\n");
@@ -704,6 +706,290 @@ int vk_descriptor_format(const vk_descriptor *d, char **text, size_t *len, vk_er
     if (b.oom) {
         free(b.p);
         return vk_fail(e, VMDKIT_ENOMEM, "descriptor: out of memory");
+    }
+    *text = b.p;
+    *len = b.len;
+    return 0;
+}
+
+/* ---- writing in the layout of an earlier text ---- */
+
+static bool str_same(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
+
+static uint64_t offset_of(const vk_extent_desc *x) { return x->has_offset ? x->offset_sectors : 0; }
+
+static bool extent_same(const vk_extent_desc *a, const vk_extent_desc *b)
+{
+    return a->access == b->access && a->size_sectors == b->size_sectors && a->type == b->type &&
+           str_same(a->filename, b->filename) && offset_of(a) == offset_of(b);
+}
+
+static const char *kv_get(const vk_kv *kv, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcasecmp(kv[i].key, key) == 0)
+            return kv[i].value;
+    return NULL;
+}
+
+static bool kvs_same(const vk_kv *a, size_t na, const vk_kv *b, size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (!str_same(a[i].value, kv_get(b, nb, a[i].key)))
+            return false;
+    return true;
+}
+
+/* Do A and B say the same (what a rewritten text must parse back to)? */
+static bool descriptor_same(const vk_descriptor *a, const vk_descriptor *b)
+{
+    if (a->version != b->version || a->cid != b->cid || a->parent_cid != b->parent_cid ||
+        !str_same(a->encoding, b->encoding) || !str_same(a->create_type, b->create_type) ||
+        !str_same(a->parent_hint, b->parent_hint) || a->n_extents != b->n_extents ||
+        !kvs_same(a->header_extra, a->n_header_extra, b->header_extra, b->n_header_extra) ||
+        !kvs_same(a->ddb, a->n_ddb, b->ddb, b->n_ddb))
+        return false;
+    for (size_t i = 0; i < a->n_extents; i++)
+        if (!extent_same(&a->extents[i], &b->extents[i]))
+            return false;
+    return true;
+}
+
+/* One line of the earlier text, as parse_line sees it. */
+enum line_kind { LINE_OTHER, LINE_KV, LINE_EXTENT };
+typedef struct text_line {
+    const char *s;      /* the line, line end included */
+    size_t n;           /* bytes, line end included */
+    size_t end;         /* where the content ends (trailing blanks and the line end follow) */
+    enum line_kind kind;
+    size_t key, key_len; /* LINE_KV: the key ... */
+    size_t val;          /* ... and where its value starts */
+} text_line;
+
+static void classify(text_line *t)
+{
+    size_t n = t->n;
+    if (n && t->s[n - 1] == '\n')
+        n--;
+    if (n && t->s[n - 1] == '\r')
+        n--;
+    while (n && is_blank(t->s[n - 1]))
+        n--;
+    t->end = n;
+    size_t i = 0;
+    while (i < n && is_blank(t->s[i]))
+        i++;
+    t->kind = LINE_OTHER;
+    if (i == n || t->s[i] == '#')
+        return;
+    size_t k = i;
+    while (k < n && !is_blank(t->s[k]) && t->s[k] != '=' && t->s[k] != '"' && !is_ctl((unsigned char)t->s[k]))
+        k++;
+    size_t j = k;
+    while (j < n && is_blank(t->s[j]))
+        j++;
+    if (j < n && t->s[j] == '=' && k > i) {
+        t->kind = LINE_KV;
+        t->key = i;
+        t->key_len = k - i;
+        j++;
+        while (j < n && is_blank(t->s[j]))
+            j++;
+        t->val = j;
+        return;
+    }
+    for (size_t a = 0; a < N_ACCESS; a++)
+        if (token_is(t->s + i, k - i, access_names[a]))
+            t->kind = LINE_EXTENT;
+}
+
+/* The value D has for KEY ("" when D lacks it: *PRESENT false) and whether
+ * it differs from OLD's. */
+static const char *value_for(const vk_descriptor *d, const vk_descriptor *old, const char *key, char num[16],
+                             bool *present, bool *changed)
+{
+    *present = true;
+    const char *v, *ov;
+    if (strcasecmp(key, "version") == 0) {
+        snprintf(num, 16, "%d", d->version);
+        *changed = d->version != old->version;
+        return num;
+    }
+    if (strcasecmp(key, "CID") == 0 || strcasecmp(key, "parentCID") == 0) {
+        bool parent = strcasecmp(key, "parentCID") == 0;
+        uint32_t c = parent ? d->parent_cid : d->cid;
+        snprintf(num, 16, "%08x", c);
+        *changed = c != (parent ? old->parent_cid : old->cid);
+        return num;
+    }
+    if (strcasecmp(key, "encoding") == 0)
+        v = d->encoding, ov = old->encoding;
+    else if (strcasecmp(key, "createType") == 0)
+        v = d->create_type, ov = old->create_type;
+    else if (strcasecmp(key, "parentFileNameHint") == 0)
+        v = d->parent_hint, ov = old->parent_hint;
+    else if (is_ddb_key(key))
+        v = kv_get(d->ddb, d->n_ddb, key), ov = kv_get(old->ddb, old->n_ddb, key);
+    else
+        v = kv_get(d->header_extra, d->n_header_extra, key),
+        ov = kv_get(old->header_extra, old->n_header_extra, key);
+    *present = v != NULL;
+    *changed = !str_same(v, ov);
+    return v ? v : "";
+}
+
+/* Start a new line of the output: end the last one (with EOL) if the text
+ * ended without a line end. */
+static void sb_new_line(sbuf *b, const char *eol)
+{
+    if (b->len && b->p[b->len - 1] != '\n')
+        sb_add(b, "%s", eol);
+}
+
+static int layout_text(const vk_descriptor *d, const vk_descriptor *old, const char *text, size_t n,
+                       sbuf *b, vk_err *e)
+{
+    /* the lines, and where new lines go: new header keys after createType
+     * (or the last of parentCID, CID, version), new extents after the last
+     * extent line, new ddb keys after the last ddb line (or at the end) */
+    size_t n_lines = 0, cap = 0;
+    text_line *lines = NULL;
+    size_t pos = skip_bom(text, n);
+    sb_add(b, "%.*s", (int)pos, text);
+    while (pos < n) {
+        const char *nl = memchr(text + pos, '\n', n - pos);
+        size_t len = nl ? (size_t)(nl - (text + pos)) + 1 : n - pos;
+        if (grow((void **)&lines, n_lines, &cap, sizeof *lines, e)) {
+            free(lines);
+            return VMDKIT_ENOMEM;
+        }
+        lines[n_lines] = (text_line){.s = text + pos, .n = len};
+        classify(&lines[n_lines++]);
+        pos += len;
+    }
+    const char *eol = n_lines && lines[0].n >= 2 && lines[0].s[lines[0].n - 1] == '\n' &&
+                              lines[0].s[lines[0].n - 2] == '\r'
+                          ? "\r\n"
+                          : "\n";
+    long header_at = -1, header_rank = 0, first_extent = -1, last_extent = -1, last_ddb = -1;
+    bool has_version = false, has_cid = false, has_pcid = false;
+    for (size_t i = 0; i < n_lines; i++) {
+        const text_line *t = &lines[i];
+        if (t->kind == LINE_EXTENT) {
+            if (first_extent < 0)
+                first_extent = (long)i;
+            last_extent = (long)i;
+        } else if (t->kind == LINE_KV) {
+            const char *k = t->s + t->key;
+            size_t kl = t->key_len;
+            int rank = token_is(k, kl, "createType") ? 4 : token_is(k, kl, "parentCID") ? 3
+                       : token_is(k, kl, "CID")      ? 2 : token_is(k, kl, "version") ? 1 : 0;
+            has_version |= rank == 1;
+            has_cid |= rank == 2;
+            has_pcid |= rank == 3;
+            if (rank && rank >= header_rank)
+                header_at = (long)i, header_rank = rank;
+            if (kl >= 4 && strncasecmp(k, "ddb.", 4) == 0)
+                last_ddb = (long)i;
+        }
+    }
+    if (header_at < 0) /* before the first extent line */
+        header_at = first_extent - 1;
+
+    char num[16];
+    size_t extent_i = 0;
+    for (long i = -1; i < (long)n_lines; i++) {
+        if (i >= 0) {
+            const text_line *t = &lines[i];
+            if (t->kind == LINE_EXTENT) {
+                size_t k = extent_i++;
+                if (k < d->n_extents && k < old->n_extents && extent_same(&d->extents[k], &old->extents[k])) {
+                    sb_add(b, "%.*s", (int)t->n, t->s);
+                } else if (k < d->n_extents) {
+                    write_extent(b, &d->extents[k]);
+                    sb_add(b, "%.*s", (int)(t->n - t->end), t->s + t->end);
+                }
+            } else if (t->kind == LINE_KV) {
+                char key[256];
+                size_t kl = t->key_len < sizeof key - 1 ? t->key_len : sizeof key - 1;
+                memcpy(key, t->s + t->key, kl);
+                key[kl] = 0;
+                bool present, changed;
+                const char *v = value_for(d, old, key, num, &present, &changed);
+                if (!changed) {
+                    sb_add(b, "%.*s", (int)t->n, t->s);
+                } else if (present) {
+                    /* the line's own spacing, quoting and line end */
+                    bool quoted = t->val < t->end && t->s[t->val] == '"';
+                    sb_add(b, "%.*s%s%s%s%.*s", (int)t->val, t->s, quoted ? "\"" : "", v, quoted ? "\"" : "",
+                           (int)(t->n - t->end), t->s + t->end);
+                }
+            } else {
+                sb_add(b, "%.*s", (int)t->n, t->s);
+            }
+        }
+        if (i == header_at) {
+            if (!has_version && d->version != 1)
+                sb_new_line(b, eol), sb_add(b, "version=%d%s", d->version, eol);
+            if (d->encoding && !old->encoding)
+                sb_new_line(b, eol), sb_add(b, "encoding=\"%s\"%s", d->encoding, eol);
+            if (!has_cid && d->cid != VK_CID_NONE)
+                sb_new_line(b, eol), sb_add(b, "CID=%08x%s", d->cid, eol);
+            if (!has_pcid && d->parent_cid != VK_CID_NONE)
+                sb_new_line(b, eol), sb_add(b, "parentCID=%08x%s", d->parent_cid, eol);
+            for (size_t k = 0; k < d->n_header_extra; k++)
+                if (!kv_get(old->header_extra, old->n_header_extra, d->header_extra[k].key))
+                    sb_new_line(b, eol), sb_add(b, "%s=\"%s\"%s", d->header_extra[k].key, d->header_extra[k].value, eol);
+            if (d->create_type && !old->create_type)
+                sb_new_line(b, eol), sb_add(b, "createType=\"%s\"%s", d->create_type, eol);
+            if (d->parent_hint && !old->parent_hint)
+                sb_new_line(b, eol), sb_add(b, "parentFileNameHint=\"%s\"%s", d->parent_hint, eol);
+        }
+        if (i == last_extent)
+            for (size_t k = old->n_extents; k < d->n_extents; k++) {
+                sb_new_line(b, eol);
+                write_extent(b, &d->extents[k]);
+                sb_add(b, "%s", eol);
+            }
+        if (i == (last_ddb >= 0 ? last_ddb : (long)n_lines - 1))
+            for (size_t k = 0; k < d->n_ddb; k++)
+                if (!kv_get(old->ddb, old->n_ddb, d->ddb[k].key))
+                    sb_new_line(b, eol), sb_add(b, "%s = \"%s\"%s", d->ddb[k].key, d->ddb[k].value, eol);
+    }
+    free(lines);
+    return 0;
+}
+
+int vk_descriptor_format_like(const vk_descriptor *d, const char *old_text, size_t old_len, char **text,
+                              size_t *len, vk_err *e)
+{
+    int r = check_writable(d, e);
+    if (r)
+        return r;
+    vk_descriptor old;
+    size_t n = old_text ? strnlen(old_text, old_len) : 0;
+    if (!n || vk_descriptor_parse(old_text, n, NULL, &old, NULL) != 0)
+        return vk_descriptor_format(d, text, len, e);
+    sbuf b = {0};
+    r = layout_text(d, &old, old_text, n, &b, e);
+    vk_descriptor_free(&old);
+    if (r || b.oom) {
+        free(b.p);
+        return r ? r : vk_fail(e, VMDKIT_ENOMEM, "descriptor: out of memory");
+    }
+    /* the text must say exactly what D says; if the layout cannot carry it
+     * (a case not foreseen), the canonical text does */
+    vk_descriptor back;
+    bool same = vk_descriptor_parse(b.p, b.len, NULL, &back, NULL) == 0;
+    if (same) {
+        same = descriptor_same(&back, d);
+        vk_descriptor_free(&back);
+    }
+    if (!same) {
+        free(b.p);
+        return vk_descriptor_format(d, text, len, e);
     }
     *text = b.p;
     *len = b.len;

@@ -76,6 +76,17 @@ int vk_descriptor_parse(const char *text, size_t len, const char *file, vk_descr
 
 /* Canonical text (VMware's layout and key spelling).  Caller frees *text. */
 int vk_descriptor_format(const vk_descriptor *d, char **text, size_t *len, vk_err *e);
+/* D written over OLD_TEXT (OLD_LEN bytes, the text D was read from): every
+ * line whose content D keeps stays byte for byte (comments, unknown and
+ * blank lines, order, spacing, quoting, CRLF line ends); a changed value is
+ * written in its line, with its spacing, quoting and line end; a key or
+ * extent D no longer has loses its line; a new header key goes after
+ * createType, a new extent after the last extent line, a new ddb key after
+ * the last ddb line, each ended like the first line.  The canonical text
+ * when OLD_TEXT is NULL or does not parse, or when the result would not
+ * parse back to D.  Caller frees *text. */
+int vk_descriptor_format_like(const vk_descriptor *d, const char *old_text, size_t old_len, char **text,
+                              size_t *len, vk_err *e);
 
 void vk_descriptor_free(vk_descriptor *d);
 

@@ -37,8 +37,7 @@ static int open_parents(vmdkit_disk *d, unsigned flags, vk_err *e)
         int r = vk_link_open(ppath, false, flags & ~(unsigned)VMDKIT_OPEN_RDWR, &parent, e);
         if (r) {
             if (r == VMDKIT_ENOENT && !strstr(e->msg, "extent"))
-                vk_fail(e, VMDKIT_ENOENT, "%s: parentFileNameHint: parent \"%s\" not found (%s)",
-                        child->path, child->desc.parent_hint, ppath);
+                vk_fail_parent_not_found(e, child->path, child->desc.parent_hint, ppath);
             else
                 vk_err_prefix(e, "%s: parent", child->path);
             return r;

@@ -221,7 +221,7 @@ static int cowd_parse_header(vk_extent *x, cowd *c, const uint8_t *h, vk_err *e)
                        "%s: numSectors: %llu sectors is smaller than the extent size %llu in the descriptor",
                        f, (unsigned long long)capacity, (unsigned long long)x->size_sectors);
     c->grain_sectors = vk_le32(h + COWD_OFF_GRAIN);
-    if (!vk_is_pow2(c->grain_sectors) || c->grain_sectors > VK_MAX_GRAIN_SECTORS)
+    if (!vk_grain_sectors_ok(c->grain_sectors))
         return vk_fail(e, VMDKIT_EFORMAT, "%s: grainSize: %llu sectors is not a power of two up to %llu",
                        f, (unsigned long long)c->grain_sectors,
                        (unsigned long long)VK_MAX_GRAIN_SECTORS);
@@ -229,7 +229,7 @@ static int cowd_parse_header(vk_extent *x, cowd *c, const uint8_t *h, vk_err *e)
     uint64_t num_gdes_hdr = vk_le32(h + COWD_OFF_GDES);
     c->unclean = vk_le32(h + COWD_OFF_UNCLEAN) != 0;
 
-    uint64_t cover = c->grain_sectors * c->gtes_per_gt; /* <= 2^21 * 2^12 */
+    uint64_t cover = c->grain_sectors * c->gtes_per_gt; /* <= 2^11 * 2^12 */
     c->num_gdes = vk_div_round_up(x->size_sectors, cover);
     if (num_gdes_hdr < c->num_gdes)
         return vk_fail(e, VMDKIT_EFORMAT,

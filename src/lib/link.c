@@ -406,6 +406,11 @@ int vk_link_open(const char *path, bool writable, unsigned flags, vk_link **out,
         goto out;
     }
     r = open_extents(l, flags, self_fd, e);
+    if (!r && text) { /* kept: a rewrite keeps its layout */
+        l->desc_text = text;
+        l->desc_len = strnlen(text, len);
+        text = NULL;
+    }
 out:
     free(text);
     if (r) {
@@ -436,6 +441,7 @@ void vk_link_close(vk_link *l, vk_err *e)
     if (l->desc_fd >= 0)
         close(l->desc_fd);
     vk_descriptor_free(&l->desc);
+    free(l->desc_text);
     free(l->path);
     free(l->parent_path);
     free(l);
@@ -561,7 +567,7 @@ int vk_link_write_descriptor(vk_link *l, vk_err *e)
 {
     char *text;
     size_t len;
-    int r = vk_descriptor_format(&l->desc, &text, &len, e);
+    int r = vk_descriptor_format_like(&l->desc, l->desc_text, l->desc_len, &text, &len, e);
     if (r)
         return r;
     if (l->embedded) {
@@ -599,6 +605,12 @@ int vk_link_write_descriptor(vk_link *l, vk_err *e)
             }
         }
     }
-    free(text);
+    if (!r) {
+        free(l->desc_text);
+        l->desc_text = text;
+        l->desc_len = len;
+    } else {
+        free(text);
+    }
     return r;
 }

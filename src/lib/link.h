@@ -30,6 +30,8 @@ struct vk_link {
     bool cid_updated;         /* the new CID of this open session is written */
     vk_link *parent;          /* NULL at the base */
     char *parent_path;        /* resolved parent hint */
+    char *desc_text;          /* the descriptor text last read or written */
+    size_t desc_len;          /* (its layout is kept by rewrites), or NULL */
     int desc_fd;              /* separate descriptor file, or -1 */
     bool desc_locked;         /* desc_fd holds an advisory lock */
 };

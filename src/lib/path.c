@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "path.h"
@@ -147,14 +148,50 @@ char *vk_path_resolve_extent(const char *desc_path, const char *name, bool allow
     return p;
 }
 
+bool vk_hint_is_windows_absolute(const char *hint)
+{
+    bool drive = ((hint[0] >= 'A' && hint[0] <= 'Z') || (hint[0] >= 'a' && hint[0] <= 'z')) &&
+                 hint[1] == ':' && (hint[2] == '\\' || hint[2] == '/');
+    return drive || hint[0] == '\\';
+}
+
 char *vk_path_resolve_parent(const char *child_path, const char *hint, vk_err *e)
 {
     char *dir = vk_path_dirname(child_path, e);
-    if (!dir)
+    char *h = dir ? vk_strdup(hint, e) : NULL;
+    if (!h) {
+        free(dir);
         return NULL;
-    char *p = vk_path_join(dir, hint, e);
+    }
+    if (!vk_hint_is_windows_absolute(h))
+        for (char *c = h; *c; c++)
+            if (*c == '\\')
+                *c = '/';
+    char *p = vk_path_join(dir, h, e);
+    free(h);
     free(dir);
     return p;
+}
+
+int vk_fail_parent_not_found(vk_err *e, const char *child, const char *hint, const char *resolved)
+{
+    if (vk_hint_is_windows_absolute(hint))
+        return vk_fail(e, VMDKIT_ENOENT,
+                       "%s: parentFileNameHint: parent \"%s\" is an absolute Windows path, which names no file here; point the disk at its parent with: vmdkit rebase -u -b PARENT %s",
+                       child, hint, child);
+    return vk_fail(e, VMDKIT_ENOENT, "%s: parentFileNameHint: parent \"%s\" not found (%s)", child, hint,
+                   resolved);
+}
+
+int vk_check_parent_arg(const char *parent, vk_err *e)
+{
+    struct stat st;
+    if (stat(parent, &st) == 0)
+        return 0;
+    if (errno == ENOENT)
+        return vk_fail(e, VMDKIT_ENOENT, "%s: not found%s", parent,
+                       parent[0] == '/' ? "" : " (relative to the current folder)");
+    return vk_fail_errno(e, errno, "%s: parent", parent);
 }
 
 char *vk_path_relative(const char *from_dir, const char *to, vk_err *e)

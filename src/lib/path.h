@@ -25,8 +25,24 @@ char *vk_path_join(const char *dir, const char *name, vk_err *e);
 char *vk_path_resolve_extent(const char *desc_path, const char *name, bool allow_external,
                              vk_err *e);
 
-/* Resolve a parentFileNameHint: relative to the child's folder, or absolute. */
+/* Resolve a parentFileNameHint: relative to the child's folder, or absolute.
+ * In a hint '\' separates components like '/' (VMware on Windows writes
+ * "..\Base\Base.vmdk"); an absolute Windows hint is kept as it is, and so
+ * names no file. */
 char *vk_path_resolve_parent(const char *child_path, const char *hint, vk_err *e);
+/* Is HINT an absolute Windows path: "C:\...", "C:/...", "\\server\..." or
+ * "\..."?  Such a hint cannot be followed on this system. */
+bool vk_hint_is_windows_absolute(const char *hint);
+/* Record in E (VMDKIT_ENOENT) that the parent HINT of CHILD, resolved to
+ * RESOLVED, does not exist, saying why when HINT is an absolute Windows path. */
+int vk_fail_parent_not_found(vk_err *e, const char *child, const char *hint, const char *resolved);
+
+/* The rule for a parent named by the caller (create -b PARENT, rebase -b
+ * NEWPARENT): a relative PARENT is a path from the current folder, like
+ * every path of the command line, not from the child's folder as in
+ * qemu-img; only the hint written into the child is relative to the child.
+ * Returns 0 when PARENT exists; otherwise an error that names the rule. */
+int vk_check_parent_arg(const char *parent, vk_err *e);
 
 /* Relative path from folder FROM_DIR to file TO (both made absolute first),
  * normalised ("../Base.vmwarevm/Base.vmdk", never "a/../b"); "." when TO is

@@ -126,9 +126,9 @@ int vmdkit_rebase(const char *path, const char *new_parent, const vmdkit_rebase_
     if (new_parent && !*new_parent)
         new_parent = NULL;
     if (new_parent) {
-        struct stat st;
-        if (stat(new_parent, &st) != 0)
-            return vk_fail_errno(e, errno, "%s: new parent (relative to the current folder)", new_parent);
+        int rp = vk_check_parent_arg(new_parent, e);
+        if (rp)
+            return rp;
         if (vk_same_file(new_parent, path))
             return vk_fail(e, VMDKIT_ECHAIN, "%s: cannot be its own parent", path);
         bool loop;

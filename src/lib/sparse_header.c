@@ -69,7 +69,7 @@ int vk_sparse_header_validate(const vk_sparse_header *h, uint64_t file_sectors, 
         return vk_fail(e, VMDKIT_EFORMAT,
                        "%s: newline check bytes: damaged (file was probably transferred in text mode)",
                        file);
-    if (!vk_is_pow2(h->grain_sectors) || h->grain_sectors > VK_MAX_GRAIN_SECTORS)
+    if (!vk_grain_sectors_ok(h->grain_sectors))
         return vk_fail(e, VMDKIT_EFORMAT,
                        "%s: grainSize: %llu sectors is not a power of two up to %llu",
                        file, (unsigned long long)h->grain_sectors,

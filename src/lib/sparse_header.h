@@ -22,7 +22,12 @@
 #define VK_GTE_ZEROED 1u              /* zeroed-grain GTE (flag bit 2) */
 #define VK_DEFAULT_GRAIN_SECTORS 128u
 #define VK_DEFAULT_GTES_PER_GT 512u
-#define VK_MAX_GRAIN_SECTORS (UINT64_C(1) << 21)  /* 1 GiB */
+/* The largest grainSize accepted on open, by every sparse driver (KDMV,
+ * streamOptimized, COWD) and by the checker.  VMware, VirtualBox, qemu and
+ * vmdkit write 128 sectors (COWD: 1); qemu reads up to 1 GiB, but a write
+ * into a new grain costs a whole grain of memory and disk, so a tiny hostile
+ * file could cost 1 GiB per written byte.  1 MiB keeps a 16x margin. */
+#define VK_MAX_GRAIN_SECTORS 2048u
 #define VK_MAX_GTES_PER_GT 4096u
 #define VK_MAX_EXTENT_FILE_SECTORS (UINT64_C(1) << 32)  /* GTEs are uint32 */
 
@@ -49,6 +54,12 @@ typedef struct vk_sparse_header {
     uint16_t compress_algorithm;
 } vk_sparse_header;
 
+/* A grainSize every driver accepts: a power of two up to VK_MAX_GRAIN_SECTORS. */
+static inline bool vk_grain_sectors_ok(uint64_t sectors)
+{
+    return vk_is_pow2(sectors) && sectors <= VK_MAX_GRAIN_SECTORS;
+}
+
 /* Decode 512 bytes (no validation beyond the magic). */
 void vk_sparse_header_decode(const uint8_t buf[512], vk_sparse_header *h);
 /* Encode into 512 bytes (padding zeroed). */
@@ -57,7 +68,7 @@ void vk_sparse_header_encode(const vk_sparse_header *h, uint8_t buf[512]);
 /*
  * Validate a decoded header for a file of FILE_SECTORS sectors: magic,
  * version (1..3), flags (unknown incompatible bits, markers without
- * compression), newline bytes, grain size (power of two, 1..1 GiB; 8+ for
+ * compression), newline bytes, grain size (vk_grain_sectors_ok; 8+ for
  * writes is checked elsewhere), GT size, descriptor / GD / RGD inside the
  * file (unless GD_AT_END), overhead.  FILE names the file in messages.
  * Returns VMDKIT_EFORMAT / VMDKIT_EUNSUPPORTED / VMDKIT_ELIMIT.

@@ -25,6 +25,19 @@ int vk_fail(vk_err *e, int code, const char *fmt, ...) VK_PRINTF(3, 4);
 int vk_fail_errno(vk_err *e, int errnum, const char *fmt, ...) VK_PRINTF(3, 4);
 /* Prefix the message already in E with "PREFIX: ". */
 void vk_err_prefix(vk_err *e, const char *fmt, ...) VK_PRINTF(2, 3);
+/* Messages longer than the buffer lose the middle of their longest words
+ * (paths), never the file name or the reason at the end:
+ * vk_elide_middle copies the N bytes of S to OUT (NUL-terminated), cut to
+ * MAX bytes by replacing the middle with U+2026 at '/' boundaries when it
+ * can ("a/b/…/y/z.vmdk"); vk_fit_message copies the N bytes of MSG to DST
+ * so that they fit DST_SIZE, cutting every long word to the same length.
+ * Both return the length written; the buffers must not overlap. */
+size_t vk_elide_middle(char *out, size_t out_size, const char *s, size_t n, size_t max);
+size_t vk_fit_message(char *dst, size_t dst_size, const char *msg, size_t n);
+/* Format FMT (then SUFFIX, when not NULL) into DST as vk_fail does: whole,
+ * then fitted by vk_fit_message, on one line. */
+void vk_vformat_fitted(char *dst, size_t dst_size, const char *suffix, const char *fmt, va_list ap)
+    VK_PRINTF(4, 0);
 
 /* Little-endian field access on byte buffers. */
 static inline uint16_t vk_le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }

@@ -161,6 +161,22 @@ static void set_both_gte(unsigned i, uint32_t v)
     put32(img + SP_RGT * SECTOR + 4 * i, v);
 }
 
+/* An empty monolithicSparse file whose capacity is one grain of GRAIN
+ * sectors (nothing allocated: the file stays small). */
+static void big_grain_sparse(uint32_t grain)
+{
+    char line[64];
+    base_sparse(3);
+    set64(H_CAPACITY, grain);
+    set64(H_GRAIN, grain);
+    snprintf(line, sizeof line, "RW %u SPARSE \"base.vmdk\"", grain);
+    memset(img + SP_DESC * SECTOR, 0, 2 * SECTOR);
+    embed_descriptor(img + SP_DESC * SECTOR, "monolithicSparse", line);
+    set_both_gte(0, 0);
+    set_both_gte(1, 0);
+    img_len = SP_OVERHEAD * SECTOR;
+}
+
 static void sparse_cases(void)
 {
     base_sparse(3);
@@ -180,6 +196,11 @@ static void sparse_cases(void)
     base_sparse(3); set64(H_GRAIN, 3); save_img("hdr-grain-3.vmdk");
     base_sparse(3); set64(H_GRAIN, 1ull << 40); save_img("hdr-grain-2pow40.vmdk");
     base_sparse(3); set64(H_GRAIN, 1ull << 21); save_img("hdr-grain-1gib.vmdk");
+    /* the largest grain accepted (1 MiB) and the next power of two */
+    big_grain_sparse(2048); save_img("ok-sparse-grain-1mib.vmdk");
+    big_grain_sparse(4096); save_img("hdr-grain-2mib.vmdk");
+    /* 1 GiB grains over 1 GiB: a 1-byte write would cost a whole grain */
+    big_grain_sparse(1u << 21); save_img("hdr-grain-1gib-capacity-1gib.vmdk");
     base_sparse(3); set32(H_GTES, 0); save_img("hdr-gtes-0.vmdk");
     base_sparse(3); set32(H_GTES, 3); save_img("hdr-gtes-3.vmdk");
     base_sparse(3); set32(H_GTES, 0x80000000u); save_img("hdr-gtes-huge.vmdk");
@@ -374,6 +395,9 @@ static void stream_cases(void)
     save_img("stream-gte-past-eof.vmdk");
     build_stream(&(struct stream_opts){.gte1_set = 9});
     save_img("stream-gte-inside-grain.vmdk");
+    build_stream(&(struct stream_opts){0});
+    set64(H_GRAIN, 4096);
+    save_img("stream-grain-2mib.vmdk");
 }
 
 /* ---- ESX COWD ---- */
@@ -401,6 +425,7 @@ static void cowd_cases(void)
     base_cowd(); save_img("ok-cowd.vmdk");
     base_cowd(); put32(img + 4, 2); save_img("cowd-version-2.vmdk");
     base_cowd(); put32(img + 16, 0); save_img("cowd-grain-0.vmdk");
+    base_cowd(); put32(img + 16, 4096); save_img("cowd-grain-2mib.vmdk");
     base_cowd(); put32(img + 20, 1u << 20); save_img("cowd-gd-past-eof.vmdk");
     base_cowd(); put32(img + 24, 0xffffffffu); save_img("cowd-gd-entries-huge.vmdk");
     base_cowd(); put32(img + 4 * SECTOR, 36); save_img("cowd-gt-cut-by-eof.vmdk");

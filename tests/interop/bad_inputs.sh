@@ -176,4 +176,28 @@ expect_exit 4 "grain past EOF: io read" timeout 30 "$VMDKIT" io gte/d.vmdk -c 'r
     assert_err_line "grain past EOF: io read"
 assert_eq "grain past EOF: input unchanged" "$before" "$(cd gte && sums_of *)"
 
+
+# Long parent hints (deep folder trees): a message longer than 1 KiB loses
+# the middle of its paths, never the field, the reason or the file names.
+mkdir longhint
+truncate -s 1M longhint/f-flat.vmdk
+long_hint_disk() { # long_hint_disk FILE HINT
+    printf '# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=11111111\nparentFileNameHint="%s"\ncreateType="monolithicFlat"\n\n# Extent description\nRW 2048 FLAT "f-flat.vmdk" 0\n' "$2" >"$1"
+}
+long_hint_disk longhint/c.vmdk "$(printf 'd/%.0s' $(seq 600))x.vmdk"
+expect_exit 6 "1.2 KB parent hint: info" "$VMDKIT" info longhint/c.vmdk &&
+    assert_err_line "1.2 KB parent hint: info"
+assert_true "1.2 KB parent hint: the message fits 1 KiB" test "$(wc -c <"$ERR")" -le $((8 + 1023 + 1))
+assert_true "1.2 KB parent hint: file and field first" grep -q '^vmdkit: longhint/c.vmdk: parentFileNameHint: parent "d/d/d/' "$ERR"
+assert_true "1.2 KB parent hint: the reason and the resolved path's file name last" \
+    grep -q '/d/x\.vmdk" not found (.*/d/x\.vmdk)$' "$ERR"
+expect_exit 2 "1.2 KB parent hint: check" "$VMDKIT" check longhint/c.vmdk
+assert_true "1.2 KB parent hint: check's finding keeps its end too" \
+    grep -q '^ERROR: longhint/c.vmdk: parentFileNameHint: parent "d/d/.*/d/x\.vmdk" not found (.*/d/x\.vmdk)$' "$OUT"
+long_hint_disk longhint/c2.vmdk "$(printf 'dd/%.0s' $(seq 1500))x.vmdk"
+run "$VMDKIT" info longhint/c2.vmdk
+assert_true "4.5 KB parent hint: info fails" test "$RC" -ne 0 -a "$RC" -lt 124
+assert_err_line "4.5 KB parent hint: info"
+assert_true "4.5 KB parent hint: the reason survives" grep -q '^vmdkit: longhint/c2.vmdk: parent: longhint/dd/dd/.*/dd/x\.vmdk: open: File name too long$' "$ERR"
+
 finish

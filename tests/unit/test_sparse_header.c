@@ -147,6 +147,12 @@ static void test_validate(void **state)
     assert_int_equal(validate(x, 384), VMDKIT_EFORMAT);
     x = h; x.grain_sectors = UINT64_C(1) << 40;
     assert_int_equal(validate(x, 384), VMDKIT_EFORMAT);
+    x = h; x.grain_sectors = 2048; /* 1 MiB: the largest accepted */
+    assert_int_equal(validate(x, 384), 0);
+    x = h; x.grain_sectors = 4096; /* a write would cost 2 MiB */
+    assert_int_equal(validate(x, 384), VMDKIT_EFORMAT);
+    x = h; x.grain_sectors = UINT64_C(1) << 21; /* qemu's limit: 1 GiB */
+    assert_int_equal(validate(x, 384), VMDKIT_EFORMAT);
     x = h; x.gtes_per_gt = 0;
     assert_int_equal(validate(x, 384), VMDKIT_EFORMAT);
     x = h; x.gtes_per_gt = 506; /* afl9's value */

@@ -33,7 +33,7 @@ static void emit_v(vk_check *c, int kind, const char *file, uint64_t offset, con
                    va_list ap)
 {
     char msg[VMDKIT_ERRMSG_MAX];
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vk_vformat_fitted(msg, sizeof msg, NULL, fmt, ap);
     vk_check_emit(c, kind, file, offset, msg);
 }
 

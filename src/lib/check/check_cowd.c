@@ -102,7 +102,7 @@ int vk_check_cowd(vk_check *c, vk_check_extent *x)
                         "%s: uncleanShutdown: set: the extent was not closed cleanly (not an error by itself)",
                         k.file);
     }
-    if (!vk_is_pow2(k.grain_sectors) || k.grain_sectors > VK_MAX_GRAIN_SECTORS) {
+    if (!vk_grain_sectors_ok(k.grain_sectors)) {
         vk_check_report(c, VMDKIT_FIND_CORRUPT, k.file, 16,
                         "%s: grainSize: %llu sectors is not a power of two up to %llu", k.file,
                         (unsigned long long)k.grain_sectors, (unsigned long long)VK_MAX_GRAIN_SECTORS);

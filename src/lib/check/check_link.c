@@ -563,9 +563,9 @@ static int check_parent(link_ctx *L, size_t *visited, uint64_t capacity, link_fa
         return VMDKIT_ENOMEM;
     int r = check_link(c, ppath, L->depth + 1, visited, pf);
     if (r == VMDKIT_ENOENT) {
-        vk_check_report(c, VMDKIT_FIND_CORRUPT, L->path, VMDKIT_CHECK_NO_OFFSET,
-                        "%s: parentFileNameHint: parent \"%s\" not found (%s)", L->path, d->parent_hint,
-                        ppath);
+        vk_err why = {0};
+        vk_fail_parent_not_found(&why, L->path, d->parent_hint, ppath);
+        vk_check_report(c, VMDKIT_FIND_CORRUPT, L->path, VMDKIT_CHECK_NO_OFFSET, "%s", why.msg);
         r = 0;
     }
     if (!r && pf->known) {

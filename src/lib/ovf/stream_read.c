@@ -19,7 +19,6 @@
 #include "sparse_header.h"
 
 #define RAW_BUF_BYTES ((size_t)1 << 20)
-#define MAX_STREAM_GRAIN_SECTORS 2048u  /* 1 MiB grains; VMware writes 128 */
 #define MAX_DESC_BYTES ((size_t)10 << 20)
 /* The largest table a stream can need: the GD of a 1 PiB disk is 2^18
  * sectors.  Bounds what a (gzip-compressed) hostile member makes us skip. */
@@ -222,8 +221,7 @@ int vk_stream_read_header(vk_member_src *s, const char *name, vk_stream_info *in
     if (h.compress_algorithm != 1)
         return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: compressAlgorithm %u is not deflate", name,
                        h.compress_algorithm);
-    if (!vk_is_pow2(h.grain_sectors) || h.grain_sectors < 8 ||
-        h.grain_sectors > MAX_STREAM_GRAIN_SECTORS)
+    if (!vk_grain_sectors_ok(h.grain_sectors) || h.grain_sectors < 8)
         return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: grainSize %llu sectors is not supported",
                        name, (unsigned long long)h.grain_sectors);
     if (h.capacity_sectors == 0 || h.capacity_sectors > (UINT64_C(1) << 41))

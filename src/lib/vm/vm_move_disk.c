@@ -226,7 +226,7 @@ static int plan_names(struct disk_move *m, vk_err *e)
         free(parent);
     }
     if (!r && !m->embedded)
-        r = vk_descriptor_format(&l->desc, &m->text, &m->len, e);
+        r = vk_descriptor_format_like(&l->desc, l->desc_text, l->desc_len, &m->text, &m->len, e);
     if (!r && m->embedded && l->desc.parent_hint && !(m->new_hint = vk_strdup(l->desc.parent_hint, e)))
         r = VMDKIT_ENOMEM;
     vmdkit_close(d, NULL);
