@@ -1304,6 +1304,38 @@ typedef struct vmdkit_resize_opts {
 VMDKIT_API int vmdkit_resize(const char *path, uint64_t size_bytes, const vmdkit_resize_opts *opts,
                              vmdkit_error *err);
 
+typedef struct vmdkit_compact_opts {
+    size_t struct_size;         /* sizeof (vmdkit_compact_opts) */
+    const char *root;           /* the library searched for machines using the disk;
+                                   NULL: the default library around it */
+} vmdkit_compact_opts;
+
+typedef struct vmdkit_compact_result {
+    uint64_t bytes_before;      /* space the extent files took on the host (st_blocks) */
+    uint64_t bytes_after;
+    uint64_t file_bytes_before; /* their sizes */
+    uint64_t file_bytes_after;
+    uint64_t grains_dropped;    /* stored grains that read all zeros and were dropped */
+} vmdkit_compact_result;
+
+/*
+ * Rewrite each sparse extent of the monolithicSparse or
+ * twoGbMaxExtentSparse disk at PATH (a base or a delta) without its
+ * all-zero grains, the others packed in virtual order after fresh tables.
+ * A zero grain of a delta is dropped only where its parent reads zeros
+ * too; over parent data it stays (a zeroed-grain entry on version 2
+ * headers, else stored zeros), so the disk and every link above it read
+ * exactly as before and the CID stays.  Each copy is built in a hidden
+ * folder beside the disk and renamed over its original once complete and
+ * durable, one file at a time (a killed run leaves each file old or new,
+ * both reading the same; its folder is removed at the next run).  Needs
+ * free space for the copies.  Refused: other types (VMDKIT_EUNSUPPORTED),
+ * a disk anyone holds or a running machine uses (VMDKIT_ELOCKED).  RES
+ * (may be NULL) receives the sizes before and after.
+ */
+VMDKIT_API int vmdkit_compact(const char *path, const vmdkit_compact_opts *opts, vmdkit_compact_result *res,
+                              vmdkit_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -30,4 +30,13 @@ int vk_sparse_grow_tables(int fd, const char *path, uint64_t new_capacity, uint8
  * and whether it has zeroed-grain entries (version 2 flag). */
 int vk_sparse_capacity(int fd, const char *path, uint64_t *capacity, bool *zeroed_grain, vk_err *e);
 
+/*
+ * What the library around PATH (ROOT when given; see vk_lib_load_around)
+ * says about changing the disk at PATH in place: nobody may hold it
+ * (VMware, QEMU, vmdkit, a running machine: VMDKIT_ELOCKED).  With
+ * WHOLE_CHAIN_ALONE also: it has no parent and no disk or VMware snapshot
+ * depends on it (VMDKIT_ECHAIN naming them), for changes of its capacity.
+ */
+int vk_maint_check_library(const char *path, const char *root, bool whole_chain_alone, vk_err *e);
+
 #endif

@@ -26,11 +26,9 @@
 #include <unistd.h>
 
 #include "../create.h"
-#include "../holders.h"
 #include "../link.h"
 #include "../path.h"
 #include "../temp_folder.h"
-#include "../vm/library.h"
 #include "maint.h"
 
 enum disk_kind { KIND_SPARSE, KIND_FLAT, KIND_SPLIT_SPARSE, KIND_SPLIT_FLAT };
@@ -66,39 +64,6 @@ static int kind_of(const vk_link *l, enum disk_kind *kind, vk_err *e)
     if ((*kind == KIND_SPARSE || *kind == KIND_FLAT) && l->n_ext != 1)
         return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: %s disk with %zu extents cannot be grown", l->path, t, l->n_ext);
     return 0;
-}
-
-/* What the library says: no parent, nothing depending on it, nobody
- * holding it. */
-static int check_library(const char *path, const char *root, vk_err *e)
-{
-    vk_lib *lib = NULL;
-    size_t *idx = NULL, n = 0;
-    int r = vk_lib_load_around(root, &path, 1, &lib, e);
-    if (r)
-        return r;
-    size_t d = vk_lib_disk_at(lib, path);
-    if (d == VK_LIB_NONE) {
-        r = vk_fail(e, VMDKIT_EFORMAT, "%s: not a disk of its own (an extent of another disk?)", path);
-    } else if (lib->disks[d].hint) {
-        r = vk_fail(e, VMDKIT_ECHAIN,
-                    "%s: parentFileNameHint: the disk is a delta of \"%s\": growing it alone would make it larger "
-                    "than its parent (VMware refuses too); commit it first",
-                    path, lib->disks[d].hint);
-    } else if (!(r = vk_lib_refs_to_disk(lib, d, VK_REFS(VK_REF_PARENT) | VK_REFS(VK_REF_SNAPSHOT_DISK), &idx,
-                                         &n, e)) && n) {
-        char *list = vk_lib_describe_refs(lib, idx, n, e);
-        r = list ? vk_fail(e, VMDKIT_ECHAIN,
-                           "%s: %zu dependent(s): %s; growing it would leave them smaller than their parent",
-                           path, n, list)
-                 : VMDKIT_ENOMEM;
-        free(list);
-    }
-    if (!r)
-        r = vk_lib_check_disk_holders(lib, d, VK_NEED_EXCLUSIVE, e);
-    free(idx);
-    vk_lib_free(lib);
-    return r;
 }
 
 static int grow_flat_file(const vk_extent *x, uint64_t sectors, vk_err *e)
@@ -322,7 +287,7 @@ int vmdkit_resize(const char *path, uint64_t size_bytes, const vmdkit_resize_opt
     if (!vk_create_fits(ct, cap))
         return vk_fail(e, VMDKIT_ELIMIT, "%s: size: %llu bytes is more than a %s disk holds", path,
                        (unsigned long long)(cap * VK_SECTOR), vmdkit_create_type_name(ct));
-    if ((r = check_library(path, o.root, e)))
+    if ((r = vk_maint_check_library(path, o.root, true, e)))
         return r;
     if ((r = vmdkit_open(path, VMDKIT_OPEN_RDWR | VMDKIT_OPEN_NO_PARENT | VK_OPEN_KEEP_CID, &d, e)))
         return r;
