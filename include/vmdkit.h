@@ -1336,6 +1336,17 @@ typedef struct vmdkit_compact_result {
 VMDKIT_API int vmdkit_compact(const char *path, const vmdkit_compact_opts *opts, vmdkit_compact_result *res,
                               vmdkit_error *err);
 
+/*
+ * Defragment the monolithicSparse or twoGbMaxExtentSparse disk at PATH:
+ * each sparse extent is rewritten as vmdkit_compact does, with its grains
+ * in virtual order, but every grain and entry is kept as it was (stored
+ * zeros stay stored), so that sequential reads in the guest become
+ * sequential on the host.  The same crash safety, refusals and RES
+ * (grains_dropped is 0).
+ */
+VMDKIT_API int vmdkit_defrag(const char *path, const vmdkit_compact_opts *opts, vmdkit_compact_result *res,
+                             vmdkit_error *err);
+
 #ifdef __cplusplus
 }
 #endif

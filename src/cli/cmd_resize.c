@@ -96,7 +96,7 @@ int cmd_resize(int argc, char **argv)
     if (rc)
         return rc;
     const char *disk = argv[optind];
-    uint64_t size;
+    uint64_t size = 0;
     if ((rc = target_size(disk, argv[optind + 1], &size)))
         return rc;
     vmdkit_error err = {0};

@@ -32,6 +32,7 @@ static const struct cli_command commands[] = {
     {"commit", cmd_commit, "merge a delta into its parent", "DISK", &cmd_commit_help},
     {"rebase", cmd_rebase, "give a delta another parent", "DISK", &cmd_rebase_help},
     {"compact", cmd_compact, "drop the all-zero grains of a sparse disk", "DISK", &cmd_compact_help},
+    {"defrag", cmd_defrag, "put the grains of a sparse disk in virtual order", "DISK", &cmd_defrag_help},
     {"resize", cmd_resize, "grow a disk in place", "DISK SIZE|+DELTA", &cmd_resize_help},
     {"mv", cmd_mv, "move a VM folder or a disk, keeping chains and VMs working", "SRC DST",
      &cmd_mv_help},

@@ -1,5 +1,5 @@
 /* compact.c - rewrite the sparse extents of a disk without their all-zero
- * grains.
+ * grains (compact), or with every grain in virtual order (defrag).
  *
  * Each sparse extent file is rewritten whole into a hidden folder beside
  * the disk (temp_folder.h) under its own name: header fields, grain size,
@@ -10,7 +10,8 @@
  * without a parent); in a delta, over parent data that is not zero, it is
  * kept, as a zeroed-grain entry when the header has them (version 2),
  * else as stored zeros.  So every link above reads what it read before and
- * the CID stays.
+ * the CID stays.  Defrag keeps every grain and entry as it was, only their
+ * places change.
  *
  * Crash safety: a copy is complete and durable (data, tables, directories,
  * header, fdatasync) before it is renamed over its original, one file at a
@@ -47,6 +48,7 @@ typedef struct compactor {
     uint8_t *gt;                /* one grain table */
     uint8_t *gd, *rgd;
     uint64_t next;              /* append position, sectors */
+    bool drop_zero;             /* compact: drop zero grains; defrag: keep every grain */
     vmdkit_compact_result *res;
 } compactor;
 
@@ -79,7 +81,11 @@ static int copy_grain(compactor *c, uint64_t s, uint64_t k, uint32_t *gte, vk_er
     if ((r = x->ops->read(x, s, k, c->grain, e)))
         return r;
     uint64_t link_s = x->start_sector + s;
-    if (vk_is_zero(c->grain, (size_t)(k * VK_SECTOR))) {
+    if (!c->drop_zero && alloc == VMDKIT_ALLOC_ZERO && (c->h.flags & VK_FLAG_ZEROED_GRAIN)) {
+        *gte = VK_GTE_ZEROED;
+        return 0;
+    }
+    if (c->drop_zero && vk_is_zero(c->grain, (size_t)(k * VK_SECTOR))) {
         bool zero;
         if ((r = below_is_zero(c, link_s, k, &zero, e)))
             return r;
@@ -137,9 +143,11 @@ static int read_header(int fd, const char *path, vk_sparse_header *h, vk_err *e)
 }
 
 /* Write the compacted copy of extent X at OUT_PATH. */
-static int build_copy(vk_link *l, vk_extent *x, const char *out_path, vmdkit_compact_result *res, vk_err *e)
+static int build_copy(vk_link *l, vk_extent *x, const char *out_path, bool drop_zero, vmdkit_compact_result *res,
+                      vk_err *e)
 {
-    compactor c = {.l = l, .x = x, .in_fd = x->fd, .out_fd = -1, .out_path = out_path, .res = res};
+    compactor c = {.l = l, .x = x, .in_fd = x->fd, .out_fd = -1, .out_path = out_path, .drop_zero = drop_zero,
+                   .res = res};
     vk_sparse_header old;
     char *desc = NULL;
     size_t desc_len = 0;
@@ -230,8 +238,8 @@ static int check_link(const vk_link *l, vk_err *e)
                        "%s: createType: a streamOptimized disk is compact already; convert it to change it", l->path);
     if (strcasecmp(t, "monolithicSparse") != 0 && strcasecmp(t, "twoGbMaxExtentSparse") != 0)
         return vk_fail(e, VMDKIT_EUNSUPPORTED,
-                       "%s: createType: \"%s\" has no grains to drop (compact takes monolithicSparse and "
-                       "twoGbMaxExtentSparse disks)",
+                       "%s: createType: \"%s\" has no grains to rewrite (compact and defrag take "
+                       "monolithicSparse and twoGbMaxExtentSparse disks)",
                        l->path, t);
     for (size_t i = 0; i < l->n_ext; i++)
         if (l->ext[i].type != VK_EXT_SPARSE || l->ext[i].fd < 0)
@@ -241,12 +249,13 @@ static int check_link(const vk_link *l, vk_err *e)
 }
 
 /* Build every copy in T, then rename each over its original. */
-static int compact_link(vk_link *l, const char *dir, vk_temp_folder *t, vmdkit_compact_result *res, vk_err *e)
+static int compact_link(vk_link *l, const char *dir, vk_temp_folder *t, bool drop_zero, vmdkit_compact_result *res,
+                        vk_err *e)
 {
     int r = 0;
     for (size_t i = 0; !r && i < l->n_ext; i++) {
         char *out = vk_path_join(t->path, vk_path_basename(l->ext[i].path), e);
-        r = out ? build_copy(l, &l->ext[i], out, res, e) : VMDKIT_ENOMEM;
+        r = out ? build_copy(l, &l->ext[i], out, drop_zero, res, e) : VMDKIT_ENOMEM;
         free(out);
     }
     if (!r)
@@ -266,20 +275,9 @@ static int compact_link(vk_link *l, const char *dir, vk_temp_folder *t, vmdkit_c
     return r;
 }
 
-int vmdkit_compact(const char *path, const vmdkit_compact_opts *opts, vmdkit_compact_result *res,
-                   vmdkit_error *err)
+/* Rewrite every sparse extent of the disk at PATH (see the top). */
+static int rewrite_disk(const char *path, const char *root, bool drop_zero, vmdkit_compact_result *res, vk_err *e)
 {
-    vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
-    vmdkit_compact_opts o = {0};
-    if (opts) {
-        if (opts->struct_size == 0 || opts->struct_size > sizeof o)
-            return vk_fail(e, VMDKIT_EINVAL, "vmdkit_compact: struct_size %zu is not one this library knows",
-                           opts->struct_size);
-        memcpy(&o, opts, opts->struct_size);
-    }
     vmdkit_compact_result local_res;
     if (!res)
         res = &local_res;
@@ -292,7 +290,7 @@ int vmdkit_compact(const char *path, const vmdkit_compact_opts *opts, vmdkit_com
     r = check_link(d->top, e);
     vmdkit_close(d, NULL);
     d = NULL;
-    if (r || (r = vk_maint_check_library(path, o.root, false, e)))
+    if (r || (r = vk_maint_check_library(path, root, false, e)))
         return r;
     /* read-write: its locks keep everyone else out until the renames are done */
     if ((r = vmdkit_open(path, VMDKIT_OPEN_RDWR | VK_OPEN_KEEP_CID, &d, e)))
@@ -310,7 +308,7 @@ int vmdkit_compact(const char *path, const vmdkit_compact_opts *opts, vmdkit_com
     }
     const char *name = vk_path_basename(l->path);
     if (!(r = vk_remove_stale_temps(dir, name, NULL, e)) && !(r = vk_temp_folder_make(dir, name, &t, e)))
-        r = compact_link(l, dir, &t, res, e);
+        r = compact_link(l, dir, &t, drop_zero, res, e);
     if (r && t.path)
         vk_temp_folder_unhide_message(&t, dir, e);
     vk_temp_folder_discard(&t);
@@ -320,4 +318,32 @@ out:;
     int rc = vmdkit_close(d, r ? NULL : e);
     free(dir);
     return r ? r : rc;
+}
+
+static int run(const char *path, const vmdkit_compact_opts *opts, bool drop_zero, vmdkit_compact_result *res,
+               vmdkit_error *err)
+{
+    vk_err local;
+    vk_err *e = err ? err : &local;
+    e->code = 0;
+    e->msg[0] = 0;
+    vmdkit_compact_opts o = {0};
+    if (opts) {
+        if (opts->struct_size == 0 || opts->struct_size > sizeof o)
+            return vk_fail(e, VMDKIT_EINVAL, "%s: options: struct_size %zu is not one this library knows", path,
+                           opts->struct_size);
+        memcpy(&o, opts, opts->struct_size);
+    }
+    return rewrite_disk(path, o.root, drop_zero, res, e);
+}
+
+int vmdkit_compact(const char *path, const vmdkit_compact_opts *opts, vmdkit_compact_result *res,
+                   vmdkit_error *err)
+{
+    return run(path, opts, true, res, err);
+}
+
+int vmdkit_defrag(const char *path, const vmdkit_compact_opts *opts, vmdkit_compact_result *res, vmdkit_error *err)
+{
+    return run(path, opts, false, res, err);
 }
