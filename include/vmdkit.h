@@ -1328,8 +1328,9 @@ typedef struct vmdkit_compact_result {
  * exactly as before and the CID stays.  Each copy is built in a hidden
  * folder beside the disk and renamed over its original once complete and
  * durable, one file at a time (a killed run leaves each file old or new,
- * both reading the same; its folder is removed at the next run).  Needs
- * free space for the copies.  Refused: other types (VMDKIT_EUNSUPPORTED),
+ * both reading the same; its folder is removed at the next run).  When
+ * the copies would take no less space than the files, the files are left
+ * as they were.  Needs free space for the copies.  Refused: other types (VMDKIT_EUNSUPPORTED),
  * a disk anyone holds or a running machine uses (VMDKIT_ELOCKED).  RES
  * (may be NULL) receives the sizes before and after.
  */

@@ -31,7 +31,8 @@ const struct cli_help cmd_compact_help = {
         "needs free space for a copy of the extent files, and refuses a disk that\n"
         "VMware, QEMU or another vmdkit holds, or that a running machine uses.  A\n"
         "killed compact leaves each file old or new, both reading the same; the next\n"
-        "run removes what it left.\n"
+        "run removes what it left.  When the rewrite would give no space back, the\n"
+        "files are left as they were.\n"
         "\n"
         "Prints \"DISK: BEFORE -> AFTER bytes on the host, N zero grains dropped\".",
     .opts = compact_opts,

@@ -4,7 +4,8 @@
 #     and vmdkit compare find it equal to a raw model, qemu-img check and
 #     vmdkit check are clean, du and the file size drop by at least the
 #     zeroed amount minus 1 MiB, the CID stays, --json reports the sizes;
-#     a disk qemu-img made (its own layout) too;
+#     a disk qemu-img made (its own layout) too; a second compact, with
+#     nothing to give back, leaves the file alone;
 #  2. twoGbMaxExtentSparse: every piece compacted, equal, clean;
 #  3. deltas: zeros over parent data stay (stored, or zeroed-grain entries
 #     on a version 2 delta), zeros over nothing are dropped; a base with a
@@ -45,8 +46,11 @@ assert_true "the file shrank by 31 MiB or more ($b_size -> $(file_size m.vmdk))"
     [ $((b_size - $(file_size m.vmdk))) -ge $((31 * MiB)) ]
 assert_eq "CID kept" "$cid" "$(cid_of m.vmdk)"
 assert_eq "no leftover folder" "" "$(ls -A | grep vmdkit-tmp)"
+ino=$(stat -c %i m.vmdk) sum=$(sha256 m.vmdk)
 check "a second compact drops nothing" "$VMDKIT" compact --json m.vmdk
 assert_eq "nothing more dropped" 0 "$(jq '."grains-dropped"' "$OUT")"
+assert_eq "and leaves the file alone (same inode)" "$ino" "$(stat -c %i m.vmdk)"
+assert_eq "byte-identical" "$sum" "$(sha256 m.vmdk)"
 check "qemu-io writes after compact" qemu-io -f vmdk -c "write -P 0x66 200m 1m" m.vmdk
 check "vmdkit reads both" "$VMDKIT" io m.vmdk -c "read -P 0x66 200m 1m" -c "read -P 0x5a 0 8m"
 

@@ -260,6 +260,20 @@ static int compact_link(vk_link *l, const char *dir, vk_temp_folder *t, bool dro
     }
     if (!r)
         r = vk_fsync_dir(t->path, e);
+    /* a compact that would not give space back leaves the files alone */
+    if (!r && drop_zero) {
+        uint64_t was = 0, now = 0, ignored = 0;
+        for (size_t i = 0; i < l->n_ext; i++) {
+            char *out = vk_path_join(t->path, vk_path_basename(l->ext[i].path), e);
+            if (!out)
+                return VMDKIT_ENOMEM;
+            was += used_bytes(l->ext[i].path, &ignored);
+            now += used_bytes(out, &ignored);
+            free(out);
+        }
+        if (now >= was)
+            return 0;
+    }
     /* each rename is the commit of one extent: the old and the new file
      * read the same, so any prefix of them is a whole disk */
     for (size_t i = 0; !r && i < l->n_ext; i++) {
