@@ -12,7 +12,7 @@
 #  3. refusals with their exit codes, nothing changed: shrink (9),
 #     streamOptimized (5), a delta (7), a parent of a delta (7), a
 #     monolithicSparse disk past 2 TiB (4), VMware's .lck (8), QEMU
-#     writing (8);
+#     writing (8), a running machine using it (8; once it stops, it grows);
 #  4. kill trials: resize SIGKILLed at random moments leaves the old or
 #     the new disk, complete (check passes, content equal), and a second
 #     run gives the new one.
@@ -129,6 +129,15 @@ fi
 kill "$qpid" 2>/dev/null
 wait "$qpid" 2>/dev/null
 assert_eq "r.vmdk is byte-identical after every refusal" "$before" "$(sha256 r.vmdk)"
+mkdir R
+check "create R/d.vmdk" "$VMDKIT" create R/d.vmdk 16M
+printf 'displayName = "R"\nscsi0:0.fileName = "d.vmdk"\n' >R/R.vmx
+mkdir R/R.vmx.lck
+expect_exit 8 "the machine using it runs (R.vmx.lck)" "$VMDKIT" resize R/d.vmdk 32M
+assert_true "the machine is named" grep -q 'R.vmx' "$ERR"
+rmdir R/R.vmx.lck
+check "the machine stopped: resize" "$VMDKIT" resize R/d.vmdk 32M
+assert_eq "32 MiB" $((32 * MiB)) "$(qemu_size R/d.vmdk)"
 
 say "--- 4. kill trials"
 mkdir k
