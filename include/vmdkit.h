@@ -1285,6 +1285,101 @@ VMDKIT_API int vmdkit_ova_check(const char *in, const vmdkit_ova_check_opts *opt
                                 vmdkit_ova_finding_fn fn, void *opaque, size_t *n_findings,
                                 vmdkit_error *err);
 
+/* ------------------------------------------------------------------ */
+/* Growing and compacting disks                                        */
+
+enum vmdkit_resize_flags {
+    VMDKIT_RESIZE_KEEP_GEOMETRY = 1 << 0, /* keep ddb.geometry.* as they are */
+};
+
+typedef struct vmdkit_resize_opts {
+    size_t struct_size;         /* sizeof (vmdkit_resize_opts) */
+    unsigned flags;             /* enum vmdkit_resize_flags */
+    const char *root;           /* the library searched for dependents; NULL: the
+                                   default library around the disk (see vmdkit_commit) */
+} vmdkit_resize_opts;
+
+/*
+ * Grow the disk at PATH to SIZE_BYTES (rounded up to a sector): a
+ * monolithicSparse disk gets grain tables for the new range (its grain
+ * directory and redundant copy are grown, or moved to the end of the file
+ * when their sectors have no room), a twoGbMaxExtentFlat disk its last
+ * piece topped up to the size of its first and new pieces after it
+ * ("-f003.vmdk" ...), a twoGbMaxExtentSparse disk new pieces of the size
+ * of its first ("-s003.vmdk" ...; its last piece keeps its size, since
+ * growing it cannot be made one step with the descriptor's change), a
+ * monolithicFlat (or vmfs) disk a longer flat file (host-sparse, as
+ * vmdkit_create makes it).  The new range reads as zeros; the old content,
+ * the CID and every other descriptor line and ddb.* key stay, except
+ * ddb.geometry.*, recomputed for the new size unless
+ * VMDKIT_RESIZE_KEEP_GEOMETRY.
+ *
+ * Refused: a smaller size (VMDKIT_EINVAL: shrinking is not supported);
+ * streamOptimized and other types (VMDKIT_EUNSUPPORTED; convert first); a
+ * delta (VMDKIT_ECHAIN: its parent would be smaller, and VMware refuses
+ * to grow disks with parents too); a disk that other disks or VMware
+ * snapshots depend on, found in the library around it (VMDKIT_ECHAIN,
+ * naming them: their capacity would no longer match); a disk held by
+ * VMware, QEMU or another vmdkit, or used by a machine that runs
+ * (VMDKIT_ELOCKED); sizes beyond the type (VMDKIT_ELIMIT).  The same size
+ * is a no-op.
+ *
+ * Crash safety: new data first (new pieces, built in a hidden folder
+ * beside the disk and given their names; new grain tables at the end of a
+ * monolithicSparse file; a longer flat file), then the commit in one step:
+ * the new descriptor renamed over the old one, or a monolithicSparse
+ * file's header and embedded descriptor in one write.  After a kill the
+ * disk is the old one or the new one; a second run finishes the job
+ * (leftover pieces of a killed run are removed first).
+ * OPTS may be NULL.
+ */
+VMDKIT_API int vmdkit_resize(const char *path, uint64_t size_bytes, const vmdkit_resize_opts *opts,
+                             vmdkit_error *err);
+
+typedef struct vmdkit_compact_opts {
+    size_t struct_size;         /* sizeof (vmdkit_compact_opts) */
+    const char *root;           /* the library searched for machines using the disk;
+                                   NULL: the default library around it */
+} vmdkit_compact_opts;
+
+typedef struct vmdkit_compact_result {
+    uint64_t bytes_before;      /* space the extent files took on the host (st_blocks) */
+    uint64_t bytes_after;
+    uint64_t file_bytes_before; /* their sizes */
+    uint64_t file_bytes_after;
+    uint64_t grains_dropped;    /* stored grains that read all zeros and were dropped */
+} vmdkit_compact_result;
+
+/*
+ * Rewrite each sparse extent of the monolithicSparse or
+ * twoGbMaxExtentSparse disk at PATH (a base or a delta) without its
+ * all-zero grains, the others packed in virtual order after fresh tables.
+ * A zero grain of a delta is dropped only where its parent reads zeros
+ * too; over parent data it stays (a zeroed-grain entry on version 2
+ * headers, else stored zeros), so the disk and every link above it read
+ * exactly as before and the CID stays.  Each copy is built in a hidden
+ * folder beside the disk and renamed over its original once complete and
+ * durable, one file at a time (a killed run leaves each file old or new,
+ * both reading the same; its folder is removed at the next run).  When
+ * the copies would take no less space than the files, the files are left
+ * as they were.  Needs free space for the copies.  Refused: other types (VMDKIT_EUNSUPPORTED),
+ * a disk anyone holds or a running machine uses (VMDKIT_ELOCKED).  RES
+ * (may be NULL) receives the sizes before and after.
+ */
+VMDKIT_API int vmdkit_compact(const char *path, const vmdkit_compact_opts *opts, vmdkit_compact_result *res,
+                              vmdkit_error *err);
+
+/*
+ * Defragment the monolithicSparse or twoGbMaxExtentSparse disk at PATH:
+ * each sparse extent is rewritten as vmdkit_compact does, with its grains
+ * in virtual order, but every grain and entry is kept as it was (stored
+ * zeros stay stored), so that sequential reads in the guest become
+ * sequential on the host.  The same crash safety, refusals and RES
+ * (grains_dropped is 0).
+ */
+VMDKIT_API int vmdkit_defrag(const char *path, const vmdkit_compact_opts *opts, vmdkit_compact_result *res,
+                             vmdkit_error *err);
+
 #ifdef __cplusplus
 }
 #endif

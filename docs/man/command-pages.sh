@@ -23,8 +23,10 @@ if [ $# -ne 3 ]; then
 fi
 vmdkit=$1 outdir=$2 version=$3
 
+# awk reads to the end: leaving early would kill vmdkit with SIGPIPE
+# (exit 141 under pipefail) once --help is longer than one pipe write
 commands=$("$vmdkit" --help | awk '/^Commands:/ {on = 1; next}
-                                    on && /^$/ {exit}
+                                    on && /^$/ {on = 0}
                                     on && /^  [a-z]/ {print $1}')
 if [ -z "$commands" ]; then
     echo "command-pages.sh: no commands found in '$vmdkit --help'" >&2

@@ -19,7 +19,7 @@
 #include "stream_writer.h"
 
 /* -s001 ... -s999: three digits */
-#define MAX_SPLIT_PIECES 999u
+#define MAX_SPLIT_PIECES VK_MAX_SPLIT_PIECES
 /* Sectors reserved for an embedded descriptor (as VMware and qemu do). */
 #define EMBEDDED_DESC_SECTORS 20u
 
@@ -187,7 +187,7 @@ int vk_create_sparse_extent(const char *path, uint64_t capacity_sectors, const c
     return r;
 }
 
-static int create_flat_file(const char *path, uint64_t sectors, vk_err *e)
+int vk_create_flat_file(const char *path, uint64_t sectors, vk_err *e)
 {
     int fd;
     int r = create_file(path, &fd, e);
@@ -282,7 +282,7 @@ static int create_split(const char *path, vk_descriptor *d, const uint64_t *size
     size_t made = 0;
     for (size_t i = 0; !r && i < pieces; i++) {
         r = sparse ? vk_create_sparse_extent(names[i], sizes[i], NULL, zeroed, e)
-                   : create_flat_file(names[i], sizes[i], e);
+                   : vk_create_flat_file(names[i], sizes[i], e);
         if (!r) {
             made++;
             r = vk_descriptor_add_extent(d, VK_ACCESS_RW, sizes[i], sparse ? VK_EXT_SPARSE : VK_EXT_FLAT,
@@ -321,7 +321,7 @@ static int create_single_flat(const char *path, vk_descriptor *d, uint64_t cap, 
         return VMDKIT_ENOMEM;
     int r = check_free(path, e);
     if (!r)
-        r = create_flat_file(flat, cap, e);
+        r = vk_create_flat_file(flat, cap, e);
     if (!r) {
         r = vk_descriptor_add_extent(d, VK_ACCESS_RW, cap, vmfs ? VK_EXT_VMFS : VK_EXT_FLAT,
                                      vk_path_basename(flat), !vmfs, 0, e);

@@ -19,6 +19,13 @@ int vk_create_descriptor(vk_descriptor *d, const char *create_type, uint64_t cap
 int vk_create_sparse_extent(const char *path, uint64_t capacity_sectors, const char *desc_text,
                             bool zeroed_grain, vk_err *e);
 
+/* A new FLAT extent file (O_EXCL) of SECTORS, host-sparse (its holes read
+ * as zeros), made durable. */
+int vk_create_flat_file(const char *path, uint64_t sectors, vk_err *e);
+
+/* Most pieces of a split (twoGbMaxExtent*) disk. */
+#define VK_MAX_SPLIT_PIECES 999u
+
 /* The descriptor text of a streamOptimized file named PATH. */
 int vk_create_stream_descriptor(const char *path, uint64_t cap, const char *adapter, int hw,
                                 char **text, vk_err *e);

@@ -1,0 +1,107 @@
+/* cmd_resize.c - vmdkit resize: grow a disk in place. */
+#include <getopt.h>
+
+#include "cli.h"
+
+enum { OPT_KEEP_GEOMETRY = CLI_OPT_LONG, OPT_ROOT };
+
+static const struct cli_opt resize_opts[] = {
+    {0, "keep-geometry", NULL, "Keep ddb.geometry.* as they are instead of recomputing them for SIZE.",
+     OPT_KEEP_GEOMETRY},
+    {0, "root", "DIR",
+     "The library searched for disks and snapshots that depend on DISK (default:\n"
+     "the folders around DISK, as for commit).",
+     OPT_ROOT},
+    CLI_OPTS_HELP,
+    CLI_OPTS_END,
+};
+
+const struct cli_help cmd_resize_help = {
+    .description =
+        "Grow DISK to SIZE bytes, or by DELTA bytes with +DELTA, in place.  SIZE is a\n"
+        "byte count with an optional suffix k, m, g or t (powers of 1024), rounded up\n"
+        "to a 512-byte sector.  The new range reads as zeros; the content, the CID\n"
+        "and every descriptor line stay, except the extent sizes and ddb.geometry.*\n"
+        "(recomputed unless --keep-geometry).\n"
+        "\n"
+        "monolithicSparse disks get grain tables for the new range (the grain\n"
+        "directory and its redundant copy grow, or move to the end of the file);\n"
+        "twoGbMaxExtentFlat disks get their last piece topped up to the size of the\n"
+        "first and new pieces after it (-f003.vmdk ...); twoGbMaxExtentSparse disks\n"
+        "new pieces the size of the first (-s003.vmdk ...), the last piece keeping its\n"
+        "size (its header and the descriptor cannot change in one step);\n"
+        "monolithicFlat disks a longer flat file.  A monolithicSparse disk holds less\n"
+        "than 2 TiB.\n"
+        "\n"
+        "Refused: a smaller SIZE (shrinking is not supported); streamOptimized disks\n"
+        "(convert them first); a delta (VMware refuses to grow disks with parents\n"
+        "too: commit it first); a disk that other disks or VMware snapshots depend on\n"
+        "(their size would no longer match; the message names them); a disk VMware,\n"
+        "QEMU or another vmdkit holds, or that a running machine uses.\n"
+        "\n"
+        "Crash-safe: new pieces and tables are written first, the descriptor last, so\n"
+        "after a crash the disk has its old size or its new one, and running the\n"
+        "command again finishes the job.",
+    .opts = resize_opts,
+    .exit_status = "4  SIZE is more than the disk's type holds\n"
+                   "5  the type cannot grow in place (streamOptimized, raw)\n"
+                   "7  DISK has a parent, or disks or snapshots depend on it\n"
+                   "8  DISK is in use\n"
+                   "9  SIZE is smaller than the disk (shrinking is refused)",
+    .examples = "vmdkit resize disk.vmdk 40g\n"
+                "vmdkit resize disk.vmdk +512m",
+};
+
+/* SIZE or +DELTA, against the current size of DISK. */
+static int target_size(const char *disk, const char *arg, uint64_t *out)
+{
+    bool relative = arg[0] == '+';
+    uint64_t v;
+    if (!cli_parse_size(relative ? arg + 1 : arg, false, &v))
+        return cli_usage_error("resize", "invalid size '%s'", arg);
+    if (!relative) {
+        *out = v;
+        return 0;
+    }
+    vmdkit_disk *d;
+    vmdkit_error err = {0};
+    int rc = vmdkit_open(disk, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_PARENT | VMDKIT_OPEN_NO_LOCK, &d, &err);
+    if (rc < 0)
+        return cli_fail(rc, err.msg);
+    uint64_t cur = vmdkit_size(d);
+    vmdkit_close(d, NULL);
+    if (v > UINT64_MAX - cur)
+        return cli_usage_error("resize", "invalid size '%s'", arg);
+    *out = cur + v;
+    return 0;
+}
+
+int cmd_resize(int argc, char **argv)
+{
+    vmdkit_resize_opts o = {.struct_size = sizeof o};
+    struct cli_getopt g;
+    int c;
+    cli_getopt_init(&g, "resize");
+    while ((c = cli_getopt(&g, argc, argv)) != -1) {
+        switch (c) {
+        case OPT_KEEP_GEOMETRY: o.flags |= VMDKIT_RESIZE_KEEP_GEOMETRY; break;
+        case OPT_ROOT: o.root = optarg; break;
+        case 'h':
+            return cli_show_help("resize");
+        default:
+            return cli_bad_option("resize", argc, argv, c);
+        }
+    }
+    int rc = cli_operands("resize", argc, argv, 2, argc - optind == 1 ? "SIZE" : "DISK SIZE");
+    if (rc)
+        return rc;
+    const char *disk = argv[optind];
+    uint64_t size = 0;
+    if ((rc = target_size(disk, argv[optind + 1], &size)))
+        return rc;
+    vmdkit_error err = {0};
+    rc = vmdkit_resize(disk, size, &o, &err);
+    if (rc < 0)
+        return cli_fail(rc, err.msg);
+    return CLI_EXIT_OK;
+}

@@ -1,0 +1,363 @@
+/* compact.c - rewrite the sparse extents of a disk without their all-zero
+ * grains (compact), or with every grain in virtual order (defrag).
+ *
+ * Each sparse extent file is rewritten whole into a hidden folder beside
+ * the disk (temp_folder.h) under its own name: header fields, grain size,
+ * table size and embedded descriptor text as they were, a fresh layout
+ * (redundant directory and tables, directory and tables, then the grains
+ * that are kept, packed in virtual order).  A grain that reads all zeros
+ * is dropped when what shows through it reads zeros too (always in a disk
+ * without a parent); in a delta, over parent data that is not zero, it is
+ * kept, as a zeroed-grain entry when the header has them (version 2),
+ * else as stored zeros.  So every link above reads what it read before and
+ * the CID stays.  Defrag keeps every grain and entry as it was, only their
+ * places change.
+ *
+ * Crash safety: a copy is complete and durable (data, tables, directories,
+ * header, fdatasync) before it is renamed over its original, one file at a
+ * time, each rename made durable before the next: every extent is the old
+ * file or the new one, and both read the same.  The disk stays open
+ * read-write throughout, so its locks keep every other writer and reader
+ * out.  A folder a killed run left is removed at the next start.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../link.h"
+#include "../path.h"
+#include "../sparse_header.h"
+#include "../temp_folder.h"
+#include "maint.h"
+
+#define MAX_COMPACT_GRAIN_BYTES (UINT64_C(1) << 20)
+
+typedef struct compactor {
+    vk_link *l;
+    vk_extent *x;
+    int in_fd;                  /* the original extent file */
+    int out_fd;                 /* its copy */
+    const char *out_path;
+    vk_sparse_header h;         /* the copy's header */
+    uint64_t gdes, gt_secs, gd_secs;
+    uint8_t *grain, *below;     /* one grain each */
+    uint8_t *gt;                /* one grain table */
+    uint8_t *gd, *rgd;
+    uint64_t next;              /* append position, sectors */
+    bool drop_zero;             /* compact: drop zero grains; defrag: keep every grain */
+    vmdkit_compact_result *res;
+} compactor;
+
+/* Does the link under L read all zeros at link sectors [S, S+N)? */
+static int below_is_zero(compactor *c, uint64_t s, uint64_t n, bool *zero, vk_err *e)
+{
+    *zero = true;
+    if (!c->l->parent)
+        return 0;
+    int r = vk_chain_read(c->l->parent, s, n, c->below, e);
+    if (!r)
+        *zero = vk_is_zero(c->below, (size_t)(n * VK_SECTOR));
+    return r;
+}
+
+/* The entry of the copy for grain G (extent sectors [S, S+K)). */
+static int copy_grain(compactor *c, uint64_t s, uint64_t k, uint32_t *gte, vk_err *e)
+{
+    vk_extent *x = c->x;
+    uint64_t gs = c->h.grain_sectors;
+    int alloc;
+    uint64_t run;
+    int r = x->ops->status(x, s, k, &alloc, &run, e);
+    if (r)
+        return r;
+    *gte = 0;
+    if (alloc == VMDKIT_ALLOC_UNALLOC && run >= k)
+        return 0;
+    memset(c->grain, 0, (size_t)(gs * VK_SECTOR));
+    if ((r = x->ops->read(x, s, k, c->grain, e)))
+        return r;
+    uint64_t link_s = x->start_sector + s;
+    if (!c->drop_zero && alloc == VMDKIT_ALLOC_ZERO && (c->h.flags & VK_FLAG_ZEROED_GRAIN)) {
+        *gte = VK_GTE_ZEROED;
+        return 0;
+    }
+    if (c->drop_zero && vk_is_zero(c->grain, (size_t)(k * VK_SECTOR))) {
+        bool zero;
+        if ((r = below_is_zero(c, link_s, k, &zero, e)))
+            return r;
+        if (zero) {
+            if (alloc == VMDKIT_ALLOC_DATA)
+                c->res->grains_dropped++;
+            return 0;
+        }
+        if (c->h.flags & VK_FLAG_ZEROED_GRAIN) {
+            *gte = VK_GTE_ZEROED;
+            return 0;
+        }
+    }
+    if (c->next + gs > VK_MAX_EXTENT_FILE_SECTORS)
+        return vk_fail(e, VMDKIT_ELIMIT, "%s: the copy grows past what its tables address", c->out_path);
+    if ((r = vk_pwrite_full(c->out_fd, c->grain, (size_t)(gs * VK_SECTOR), c->next * VK_SECTOR, c->out_path, e)))
+        return r;
+    *gte = (uint32_t)c->next;
+    c->next += gs;
+    return 0;
+}
+
+/* Grain table I of the copy: its grains appended, the table written in
+ * both places. */
+static int copy_table(compactor *c, uint64_t i, vk_err *e)
+{
+    uint64_t gs = c->h.grain_sectors, per = c->h.gtes_per_gt;
+    memset(c->gt, 0, (size_t)(c->gt_secs * VK_SECTOR));
+    for (uint64_t j = 0; j < per; j++) {
+        uint64_t s = (i * per + j) * gs;
+        if (s >= c->x->size_sectors)
+            break;
+        uint32_t gte;
+        int r = copy_grain(c, s, vk_min(gs, c->x->size_sectors - s), &gte, e);
+        if (r)
+            return r;
+        vk_put32(c->gt + 4 * j, gte);
+    }
+    uint32_t at = vk_le32(c->gd + 4 * i), rat = vk_le32(c->rgd + 4 * i);
+    int r = vk_pwrite_full(c->out_fd, c->gt, (size_t)(c->gt_secs * VK_SECTOR), (uint64_t)at * VK_SECTOR,
+                           c->out_path, e);
+    if (!r)
+        r = vk_pwrite_full(c->out_fd, c->gt, (size_t)(c->gt_secs * VK_SECTOR), (uint64_t)rat * VK_SECTOR,
+                           c->out_path, e);
+    return r;
+}
+
+static int read_header(int fd, const char *path, vk_sparse_header *h, vk_err *e)
+{
+    uint8_t b[512];
+    int r = vk_pread_full(fd, b, sizeof b, 0, path, e);
+    if (!r)
+        vk_sparse_header_decode(b, h);
+    return r;
+}
+
+/* Write the compacted copy of extent X at OUT_PATH. */
+static int build_copy(vk_link *l, vk_extent *x, const char *out_path, bool drop_zero, vmdkit_compact_result *res,
+                      vk_err *e)
+{
+    compactor c = {.l = l, .x = x, .in_fd = x->fd, .out_fd = -1, .out_path = out_path, .drop_zero = drop_zero,
+                   .res = res};
+    vk_sparse_header old;
+    char *desc = NULL;
+    size_t desc_len = 0;
+    uint64_t doff = 0, dsize = 0;
+    int r = read_header(x->fd, x->path, &old, e);
+    if (!r && old.desc_offset_sectors)
+        r = vk_sparse_read_embedded_descriptor(x->fd, x->path, &desc, &desc_len, &doff, &dsize, e);
+    if (r)
+        return r;
+    if (old.grain_sectors * VK_SECTOR > MAX_COMPACT_GRAIN_BYTES) {
+        free(desc);
+        return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: grainSize: %llu sectors is larger than compact handles",
+                       x->path, (unsigned long long)old.grain_sectors);
+    }
+    c.h = old;
+    c.h.flags |= VK_FLAG_REDUNDANT_GD;
+    c.h.unclean_shutdown = 0;
+    vk_sparse_layout(&c.h, desc ? dsize : 0, true);
+    c.gdes = vk_num_gdes(&c.h);
+    c.gt_secs = vk_gt_sectors(c.h.gtes_per_gt);
+    c.gd_secs = vk_gd_sectors(c.gdes);
+    c.next = c.h.overhead_sectors;
+    size_t gb = (size_t)(c.h.grain_sectors * VK_SECTOR);
+    c.grain = vk_malloc(gb, e);
+    c.below = vk_malloc(gb, e);
+    c.gt = vk_malloc((size_t)(c.gt_secs * VK_SECTOR), e);
+    c.gd = vk_calloc(1, (size_t)(c.gd_secs * VK_SECTOR), e);
+    c.rgd = vk_calloc(1, (size_t)(c.gd_secs * VK_SECTOR), e);
+    if (!c.grain || !c.below || !c.gt || !c.gd || !c.rgd)
+        r = VMDKIT_ENOMEM;
+    for (uint64_t i = 0; !r && i < c.gdes; i++) {
+        vk_put32(c.gd + 4 * i, (uint32_t)(c.h.gd_offset_sectors + c.gd_secs + i * c.gt_secs));
+        vk_put32(c.rgd + 4 * i, (uint32_t)(c.h.rgd_offset_sectors + c.gd_secs + i * c.gt_secs));
+    }
+    if (!r) {
+        c.out_fd = open(out_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (c.out_fd < 0)
+            r = vk_fail_errno(e, errno, "%s: create", out_path);
+    }
+    /* the copy is not visible until it is renamed: its order inside does
+     * not matter, only that all of it is durable first */
+    if (!r && ftruncate(c.out_fd, (off_t)(c.h.overhead_sectors * VK_SECTOR)) != 0)
+        r = vk_fail_errno(e, errno, "%s: set size", out_path);
+    for (uint64_t i = 0; !r && i < c.gdes; i++)
+        r = copy_table(&c, i, e);
+    if (!r && desc)
+        r = vk_pwrite_full(c.out_fd, desc, desc_len, c.h.desc_offset_sectors * VK_SECTOR, out_path, e);
+    if (!r)
+        r = vk_pwrite_full(c.out_fd, c.rgd, (size_t)(c.gd_secs * VK_SECTOR), c.h.rgd_offset_sectors * VK_SECTOR,
+                           out_path, e);
+    if (!r)
+        r = vk_pwrite_full(c.out_fd, c.gd, (size_t)(c.gd_secs * VK_SECTOR), c.h.gd_offset_sectors * VK_SECTOR,
+                           out_path, e);
+    if (!r) {
+        uint8_t hb[512];
+        vk_sparse_header_encode(&c.h, hb);
+        r = vk_pwrite_full(c.out_fd, hb, sizeof hb, 0, out_path, e);
+    }
+    if (!r)
+        r = vk_fdatasync(c.out_fd, out_path, e);
+    if (c.out_fd >= 0 && close(c.out_fd) != 0 && !r)
+        r = vk_fail_errno(e, errno, "%s: close", out_path);
+    free(desc);
+    free(c.grain);
+    free(c.below);
+    free(c.gt);
+    free(c.gd);
+    free(c.rgd);
+    return r;
+}
+
+static uint64_t used_bytes(const char *path, uint64_t *size)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return 0;
+    *size += (uint64_t)st.st_size;
+    return (uint64_t)st.st_blocks * 512;
+}
+
+static int check_link(const vk_link *l, vk_err *e)
+{
+    const char *t = l->desc.create_type ? l->desc.create_type : "";
+    if (l->raw)
+        return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: a raw image, not a VMDK", l->path);
+    if (strcasecmp(t, "streamOptimized") == 0)
+        return vk_fail(e, VMDKIT_EUNSUPPORTED,
+                       "%s: createType: a streamOptimized disk is compact already; convert it to change it", l->path);
+    if (strcasecmp(t, "monolithicSparse") != 0 && strcasecmp(t, "twoGbMaxExtentSparse") != 0)
+        return vk_fail(e, VMDKIT_EUNSUPPORTED,
+                       "%s: createType: \"%s\" has no grains to rewrite (compact and defrag take "
+                       "monolithicSparse and twoGbMaxExtentSparse disks)",
+                       l->path, t);
+    for (size_t i = 0; i < l->n_ext; i++)
+        if (l->ext[i].type != VK_EXT_SPARSE || l->ext[i].fd < 0)
+            return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: extent %zu: a %s extent in a sparse disk", l->path, i + 1,
+                           vk_extent_type_name(l->ext[i].type));
+    return 0;
+}
+
+/* Build every copy in T, then rename each over its original. */
+static int compact_link(vk_link *l, const char *dir, vk_temp_folder *t, bool drop_zero, vmdkit_compact_result *res,
+                        vk_err *e)
+{
+    int r = 0;
+    for (size_t i = 0; !r && i < l->n_ext; i++) {
+        char *out = vk_path_join(t->path, vk_path_basename(l->ext[i].path), e);
+        r = out ? build_copy(l, &l->ext[i], out, drop_zero, res, e) : VMDKIT_ENOMEM;
+        free(out);
+    }
+    if (!r)
+        r = vk_fsync_dir(t->path, e);
+    /* a compact that would not give space back leaves the files alone */
+    if (!r && drop_zero) {
+        uint64_t was = 0, now = 0, ignored = 0;
+        for (size_t i = 0; i < l->n_ext; i++) {
+            char *out = vk_path_join(t->path, vk_path_basename(l->ext[i].path), e);
+            if (!out)
+                return VMDKIT_ENOMEM;
+            was += used_bytes(l->ext[i].path, &ignored);
+            now += used_bytes(out, &ignored);
+            free(out);
+        }
+        if (now >= was)
+            return 0;
+    }
+    /* each rename is the commit of one extent: the old and the new file
+     * read the same, so any prefix of them is a whole disk */
+    for (size_t i = 0; !r && i < l->n_ext; i++) {
+        char *from = vk_path_join(t->path, vk_path_basename(l->ext[i].path), e);
+        if (!from)
+            r = VMDKIT_ENOMEM;
+        else if (rename(from, l->ext[i].path) != 0)
+            r = vk_fail_errno(e, errno, "%s: rename %s", l->ext[i].path, from);
+        if (!r)
+            r = vk_fsync_dir(dir, e);
+        free(from);
+    }
+    return r;
+}
+
+/* Rewrite every sparse extent of the disk at PATH (see the top). */
+static int rewrite_disk(const char *path, const char *root, bool drop_zero, vmdkit_compact_result *res, vk_err *e)
+{
+    vmdkit_compact_result local_res;
+    if (!res)
+        res = &local_res;
+    memset(res, 0, sizeof *res);
+    int r;
+    /* a look first, without locks, for the types refused */
+    vmdkit_disk *d = NULL;
+    if ((r = vmdkit_open(path, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_PARENT | VMDKIT_OPEN_NO_LOCK, &d, e)))
+        return r;
+    r = check_link(d->top, e);
+    vmdkit_close(d, NULL);
+    d = NULL;
+    if (r || (r = vk_maint_check_library(path, root, false, e)))
+        return r;
+    /* read-write: its locks keep everyone else out until the renames are done */
+    if ((r = vmdkit_open(path, VMDKIT_OPEN_RDWR | VK_OPEN_KEEP_CID, &d, e)))
+        return r;
+    vk_link *l = d->top;
+    char *dir = NULL;
+    vk_temp_folder t = {0};
+    if ((r = check_link(l, e)))
+        goto out;
+    for (size_t i = 0; i < l->n_ext; i++)
+        res->bytes_before += used_bytes(l->ext[i].path, &res->file_bytes_before);
+    if (!(dir = vk_path_dirname(l->path, e))) {
+        r = VMDKIT_ENOMEM;
+        goto out;
+    }
+    const char *name = vk_path_basename(l->path);
+    if (!(r = vk_remove_stale_temps(dir, name, NULL, e)) && !(r = vk_temp_folder_make(dir, name, &t, e)))
+        r = compact_link(l, dir, &t, drop_zero, res, e);
+    if (r && t.path)
+        vk_temp_folder_unhide_message(&t, dir, e);
+    vk_temp_folder_discard(&t);
+    for (size_t i = 0; !r && i < l->n_ext; i++)
+        res->bytes_after += used_bytes(l->ext[i].path, &res->file_bytes_after);
+out:;
+    int rc = vmdkit_close(d, r ? NULL : e);
+    free(dir);
+    return r ? r : rc;
+}
+
+static int run(const char *path, const vmdkit_compact_opts *opts, bool drop_zero, vmdkit_compact_result *res,
+               vmdkit_error *err)
+{
+    vk_err local;
+    vk_err *e = err ? err : &local;
+    e->code = 0;
+    e->msg[0] = 0;
+    vmdkit_compact_opts o = {0};
+    if (opts) {
+        if (opts->struct_size == 0 || opts->struct_size > sizeof o)
+            return vk_fail(e, VMDKIT_EINVAL, "%s: options: struct_size %zu is not one this library knows", path,
+                           opts->struct_size);
+        memcpy(&o, opts, opts->struct_size);
+    }
+    return rewrite_disk(path, o.root, drop_zero, res, e);
+}
+
+int vmdkit_compact(const char *path, const vmdkit_compact_opts *opts, vmdkit_compact_result *res,
+                   vmdkit_error *err)
+{
+    return run(path, opts, true, res, err);
+}
+
+int vmdkit_defrag(const char *path, const vmdkit_compact_opts *opts, vmdkit_compact_result *res, vmdkit_error *err)
+{
+    return run(path, opts, false, res, err);
+}

@@ -1,0 +1,198 @@
+/* test_compact.c - vmdkit_compact (maint/compact.c):
+ *  - a base: stored zero grains are dropped (block status unallocated),
+ *    data grains stay and read the same, the file shrinks, the header keeps
+ *    capacity, grain size, table size and CID, the grains of the copy lie
+ *    in virtual order, vmdkit_check is clean;
+ *  - a delta: a stored zero grain over parent data stays (a read shows
+ *    zeros, not the parent), one over an unallocated parent range goes;
+ *  - refusals: a flat disk (EUNSUPPORTED), a bad struct_size (EINVAL). */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "sparse_header.h"
+#include "vmdkit.h"
+
+#define GRAIN 65536u
+
+static char dir[] = "/tmp/vmdkit-test-compact.XXXXXX";
+
+static int setup(void **state)
+{
+    (void)state;
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void path_of(char *p, size_t n, const char *name) { snprintf(p, n, "%s/%s", dir, name); }
+
+static void fill(const char *path, uint64_t off, size_t len, int byte)
+{
+    vmdkit_disk *d;
+    vmdkit_error err;
+    assert_int_equal(vmdkit_open(path, VMDKIT_OPEN_RDWR, &d, &err), 0);
+    uint8_t *buf = malloc(len);
+    assert_non_null(buf);
+    memset(buf, byte, len);
+    assert_int_equal(vmdkit_pwrite(d, buf, len, off), 0);
+    free(buf);
+    assert_int_equal(vmdkit_close(d, &err), 0);
+}
+
+static void expect(const char *path, uint64_t off, size_t len, int byte)
+{
+    vmdkit_disk *d;
+    vmdkit_error err;
+    assert_int_equal(vmdkit_open(path, VMDKIT_OPEN_RDONLY, &d, &err), 0);
+    uint8_t *buf = malloc(len);
+    assert_non_null(buf);
+    assert_int_equal(vmdkit_pread(d, buf, len, off), 0);
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] != byte)
+            fail_msg("%s at %llu: %02x, expected %02x", path, (unsigned long long)(off + i), buf[i], byte);
+    free(buf);
+    vmdkit_close(d, NULL);
+}
+
+static int status_of(const char *path, uint64_t off, int *link)
+{
+    vmdkit_disk *d;
+    vmdkit_error err;
+    vmdkit_block_status st;
+    assert_int_equal(vmdkit_open(path, VMDKIT_OPEN_RDONLY, &d, &err), 0);
+    assert_int_equal(vmdkit_block_status_at(d, off, GRAIN, &st), 0);
+    vmdkit_close(d, NULL);
+    if (link)
+        *link = st.link;
+    return st.alloc;
+}
+
+static void header_of(const char *path, vk_sparse_header *h, uint32_t *gte0, uint32_t *gte1)
+{
+    uint8_t b[512];
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, b, sizeof b, 0), 512);
+    vk_sparse_header_decode(b, h);
+    uint8_t gd[4], gt[8];
+    assert_int_equal(pread(fd, gd, 4, (off_t)(h->gd_offset_sectors * 512)), 4);
+    uint32_t t = (uint32_t)gd[0] | (uint32_t)gd[1] << 8 | (uint32_t)gd[2] << 16 | (uint32_t)gd[3] << 24;
+    assert_int_equal(pread(fd, gt, 8, (off_t)t * 512), 8);
+    *gte0 = (uint32_t)gt[0] | (uint32_t)gt[1] << 8 | (uint32_t)gt[2] << 16 | (uint32_t)gt[3] << 24;
+    *gte1 = (uint32_t)gt[4] | (uint32_t)gt[5] << 8 | (uint32_t)gt[6] << 16 | (uint32_t)gt[7] << 24;
+    close(fd);
+}
+
+static void check_clean(const char *path)
+{
+    vmdkit_error err;
+    vmdkit_check_result res;
+    assert_int_equal(vmdkit_check(path, 0, NULL, NULL, &res, &err), 0);
+    assert_int_equal(res.corruptions, 0);
+    assert_int_equal(res.leaks, 0);
+}
+
+static void test_base(void **state)
+{
+    (void)state;
+    char p[600];
+    path_of(p, sizeof p, "b.vmdk");
+    vmdkit_create_opts co = {.type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 64u << 20};
+    vmdkit_error err;
+    assert_int_equal(vmdkit_create(p, &co, &err), 0);
+    /* written out of order: grain 1 first, then 0; grains 2..9 zeros */
+    fill(p, GRAIN, GRAIN, 0x22);
+    fill(p, 0, GRAIN, 0x11);
+    fill(p, 2 * GRAIN, 8 * GRAIN, 0);
+    assert_int_equal(status_of(p, 2 * GRAIN, NULL), VMDKIT_ALLOC_DATA);
+    vk_sparse_header before, after;
+    uint32_t g0, g1;
+    header_of(p, &before, &g0, &g1);
+    assert_true(g1 < g0); /* grain 1 stored first */
+    struct stat st0, st1;
+    assert_int_equal(stat(p, &st0), 0);
+
+    vmdkit_compact_opts o = {.struct_size = sizeof o};
+    vmdkit_compact_result res;
+    assert_int_equal(vmdkit_compact(p, &o, &res, &err), 0);
+    assert_int_equal(res.grains_dropped, 8);
+    assert_int_equal(stat(p, &st1), 0);
+    assert_int_equal((uint64_t)st0.st_size, res.file_bytes_before);
+    assert_int_equal((uint64_t)st1.st_size, res.file_bytes_after);
+    assert_true(st1.st_size + 8 * GRAIN <= st0.st_size);
+    header_of(p, &after, &g0, &g1);
+    assert_int_equal(after.capacity_sectors, before.capacity_sectors);
+    assert_int_equal(after.grain_sectors, before.grain_sectors);
+    assert_int_equal(after.gtes_per_gt, before.gtes_per_gt);
+    assert_int_equal(g0, after.overhead_sectors); /* virtual order, from the start of the data */
+    assert_int_equal(g1, after.overhead_sectors + after.grain_sectors);
+    assert_int_equal(status_of(p, 2 * GRAIN, NULL), VMDKIT_ALLOC_UNALLOC);
+    expect(p, 0, GRAIN, 0x11);
+    expect(p, GRAIN, GRAIN, 0x22);
+    expect(p, 2 * GRAIN, 8 * GRAIN, 0);
+    check_clean(p);
+}
+
+static void test_delta(void **state)
+{
+    (void)state;
+    char base[600], delta[600];
+    path_of(base, sizeof base, "p.vmdk");
+    path_of(delta, sizeof delta, "p-000001.vmdk");
+    vmdkit_create_opts co = {.type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 16u << 20};
+    vmdkit_error err;
+    assert_int_equal(vmdkit_create(base, &co, &err), 0);
+    fill(base, 0, 4 * GRAIN, 0x55);
+    assert_int_equal(vmdkit_create_delta(base, delta, false, &err), 0);
+    fill(delta, 0, 2 * GRAIN, 0);          /* over parent data */
+    fill(delta, 8 * GRAIN, 2 * GRAIN, 0);  /* over nothing */
+    vmdkit_compact_result res;
+    assert_int_equal(vmdkit_compact(delta, NULL, &res, &err), 0);
+    assert_int_equal(res.grains_dropped, 2);
+    int link;
+    assert_int_equal(status_of(delta, 0, &link), VMDKIT_ALLOC_DATA);
+    assert_int_equal(link, 0);
+    assert_int_equal(status_of(delta, 8 * GRAIN, NULL), VMDKIT_ALLOC_UNALLOC);
+    expect(delta, 0, 2 * GRAIN, 0);
+    expect(delta, 2 * GRAIN, 2 * GRAIN, 0x55);
+    check_clean(delta);
+}
+
+static void test_refusals(void **state)
+{
+    (void)state;
+    char p[600];
+    path_of(p, sizeof p, "f.vmdk");
+    vmdkit_create_opts co = {.type = VMDKIT_MONOLITHIC_FLAT, .size_bytes = 1u << 20};
+    vmdkit_error err;
+    assert_int_equal(vmdkit_create(p, &co, &err), 0);
+    assert_int_equal(vmdkit_compact(p, NULL, NULL, &err), VMDKIT_EUNSUPPORTED);
+    vmdkit_compact_opts bad = {.struct_size = sizeof bad + 1};
+    assert_int_equal(vmdkit_compact(p, &bad, NULL, &err), VMDKIT_EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_base),
+        cmocka_unit_test(test_delta),
+        cmocka_unit_test(test_refusals),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
