@@ -76,7 +76,7 @@ static int status_of(const char *path, uint64_t off, int *link)
     vmdkit_error err;
     vmdkit_block_status st;
     assert_int_equal(vmdkit_open(path, VMDKIT_OPEN_RDONLY, &d, &err), 0);
-    assert_int_equal(vmdkit_block_status_at(d, off, GRAIN, &st), 0);
+    assert_int_equal(vmdkit_block_status_at(d, GRAIN, off, &st), 0);
     vmdkit_close(d, NULL);
     if (link)
         *link = st.link;
@@ -103,7 +103,7 @@ static void check_clean(const char *path)
 {
     vmdkit_error err;
     vmdkit_check_result res;
-    assert_int_equal(vmdkit_check(path, 0, NULL, NULL, &res, &err), 0);
+    assert_int_equal(vmdkit_check(path, NULL, &res, &err), 0);
     assert_int_equal(res.corruptions, 0);
     assert_int_equal(res.leaks, 0);
 }
@@ -113,7 +113,7 @@ static void test_base(void **state)
     (void)state;
     char p[600];
     path_of(p, sizeof p, "b.vmdk");
-    vmdkit_create_opts co = {.type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 64u << 20};
+    vmdkit_create_opts co = {.struct_size = sizeof co, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 64u << 20};
     vmdkit_error err;
     assert_int_equal(vmdkit_create(p, &co, &err), 0);
     /* written out of order: grain 1 first, then 0; grains 2..9 zeros */
@@ -155,11 +155,11 @@ static void test_delta(void **state)
     char base[600], delta[600];
     path_of(base, sizeof base, "p.vmdk");
     path_of(delta, sizeof delta, "p-000001.vmdk");
-    vmdkit_create_opts co = {.type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 16u << 20};
+    vmdkit_create_opts co = {.struct_size = sizeof co, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 16u << 20};
     vmdkit_error err;
     assert_int_equal(vmdkit_create(base, &co, &err), 0);
     fill(base, 0, 4 * GRAIN, 0x55);
-    assert_int_equal(vmdkit_create_delta(base, delta, false, &err), 0);
+    assert_int_equal(vmdkit_create_delta(base, delta, 0, &err), 0);
     fill(delta, 0, 2 * GRAIN, 0);          /* over parent data */
     fill(delta, 8 * GRAIN, 2 * GRAIN, 0);  /* over nothing */
     vmdkit_compact_result res;
@@ -179,7 +179,7 @@ static void test_refusals(void **state)
     (void)state;
     char p[600];
     path_of(p, sizeof p, "f.vmdk");
-    vmdkit_create_opts co = {.type = VMDKIT_MONOLITHIC_FLAT, .size_bytes = 1u << 20};
+    vmdkit_create_opts co = {.struct_size = sizeof co, .type = VMDKIT_MONOLITHIC_FLAT, .size_bytes = 1u << 20};
     vmdkit_error err;
     assert_int_equal(vmdkit_create(p, &co, &err), 0);
     assert_int_equal(vmdkit_compact(p, NULL, NULL, &err), VMDKIT_EUNSUPPORTED);

@@ -341,13 +341,10 @@ static int run(const char *path, const vmdkit_compact_opts *opts, bool drop_zero
     vk_err *e = err ? err : &local;
     e->code = 0;
     e->msg[0] = 0;
-    vmdkit_compact_opts o = {0};
-    if (opts) {
-        if (opts->struct_size == 0 || opts->struct_size > sizeof o)
-            return vk_fail(e, VMDKIT_EINVAL, "%s: options: struct_size %zu is not one this library knows", path,
-                           opts->struct_size);
-        memcpy(&o, opts, opts->struct_size);
-    }
+    vmdkit_compact_opts o;
+    int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_compact_opts", e);
+    if (r0)
+        return r0;
     return rewrite_disk(path, o.root, drop_zero, res, e);
 }
 

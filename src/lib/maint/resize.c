@@ -251,13 +251,10 @@ int vmdkit_resize(const char *path, uint64_t size_bytes, const vmdkit_resize_opt
     vk_err *e = err ? err : &local;
     e->code = 0;
     e->msg[0] = 0;
-    vmdkit_resize_opts o = {0};
-    if (opts) {
-        if (opts->struct_size == 0 || opts->struct_size > sizeof o)
-            return vk_fail(e, VMDKIT_EINVAL, "vmdkit_resize: struct_size %zu is not one this library knows",
-                           opts->struct_size);
-        memcpy(&o, opts, opts->struct_size);
-    }
+    vmdkit_resize_opts o;
+    int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_resize_opts", e);
+    if (r0)
+        return r0;
     if (o.flags & ~(unsigned)VMDKIT_RESIZE_KEEP_GEOMETRY)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_resize: unknown flags 0x%x", o.flags);
     uint64_t cap = vk_div_round_up(size_bytes, VK_SECTOR);
