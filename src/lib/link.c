@@ -427,12 +427,6 @@ int vk_link_open(const char *path, bool writable, unsigned flags, vk_link **out,
     }
     if (r)
         goto out;
-    if (writable && l->bare) {
-        /* its descriptor would be written as a file at its path, in place of its data */
-        r = vk_fail(e, VMDKIT_ERDONLY, "%s: " VK_PIECE_OF_DISK ": open its descriptor to write to it",
-                    path);
-        goto out;
-    }
     if (l->desc.create_type && !vk_create_type_known(l->desc.create_type)) {
         r = vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: createType: \"%s\" is not a known disk type", path,
                     l->desc.create_type);
@@ -456,7 +450,15 @@ int vk_link_open(const char *path, bool writable, unsigned flags, vk_link **out,
                     path, l->desc.parent_cid);
         goto out;
     }
+    /* a bare extent is refused for writing (its descriptor would be written
+     * as a file at its path, in place of its data), once its own errors are
+     * known: its extent opens read-only meanwhile */
+    if (l->bare)
+        l->writable = false;
     r = open_extents(l, flags, self_fd, e);
+    if (!r && writable && l->bare)
+        r = vk_fail(e, VMDKIT_ERDONLY, "%s: " VK_PIECE_OF_DISK ": open its descriptor to write to it",
+                    path);
 out:
     free(text);
     if (r) {
