@@ -53,15 +53,22 @@ if [ -n "${VMDKIT_NBDKIT_PLUGIN:-}" ] && command -v nbdkit >/dev/null 2>&1; then
     PRELOAD=
     ldd "$VMDKIT_NBDKIT_PLUGIN" | grep -q 'libasan\.so' &&
         PRELOAD=$(ldd "$VMDKIT_NBDKIT_PLUGIN" | awk '/libasan\.so/ {print $3; exit}')
-    # nbdkit -U - --run: the server exits with the command
+    # a disk of its own, so that this part does not depend on the ones above
+    "$VMDKIT" create -t twoGbMaxExtentSparse n.vmdk 1M >/dev/null || exit 1
+    "$VMDKIT" io n.vmdk -c 'write -P 0x5a 0 1M' >/dev/null || exit 1
+    NSUM=$(sha256 n-s001.vmdk)
+    # nbdkit -U - --run: the server exits with the command (a client write
+    # when qemu-io is there)
+    CLIENT=true
+    command -v qemu-io >/dev/null 2>&1 && CLIENT='qemu-io -f raw -c "write -P 0xcd 0 512" "$uri"'
     run env ${PRELOAD:+LD_PRELOAD=$PRELOAD} ASAN_OPTIONS=detect_leaks=0 \
-        nbdkit -U - "$VMDKIT_NBDKIT_PLUGIN" file="$TMP/d-s001.vmdk" --run 'true'
+        nbdkit -U - "$VMDKIT_NBDKIT_PLUGIN" file="$TMP/n-s001.vmdk" --run "$CLIENT"
     assert_true "the plugin refuses to serve the piece writable (exit $RC)" test "$RC" -ne 0
     assert_true "the plugin says it is one piece of a disk" grep -q 'one piece of a disk' "$ERR"
+    unchanged "the piece is unchanged after the plugin" n-s001.vmdk "$NSUM"
     run env ${PRELOAD:+LD_PRELOAD=$PRELOAD} ASAN_OPTIONS=detect_leaks=0 \
-        nbdkit -U - -r "$VMDKIT_NBDKIT_PLUGIN" file="$TMP/d-s001.vmdk" readonly=true --run 'true'
+        nbdkit -U - -r "$VMDKIT_NBDKIT_PLUGIN" file="$TMP/n-s001.vmdk" readonly=true --run 'true'
     assert_eq "with readonly=true the plugin serves it" 0 "$RC"
-    unchanged "the piece is unchanged after the plugin" d-s001.vmdk "$PIECE"
 else
     say "(no nbdkit plugin: its refusal is not tested here)"
 fi
