@@ -106,18 +106,27 @@ struct fuzz_op {
     bool zero, done;
 };
 
-/* After the writes: the disk must open again read-only, and on a disk the
- * checker found nothing wrong with (SOUND) every range written must read back as the
- * writes left it (later writes over earlier ones).  A write that
- * "succeeded" but lost the file (a descriptor written over the data) or the
- * data is a finding.  A damaged disk may lose writes (two grains that its
- * tables make overlap), so its content is not compared. */
+static void print_ops(const struct fuzz_op *ops, int n)
+{
+    for (int j = 0; j < n; j++)
+        fprintf(stderr, "fuzz:   %s %zu bytes at %llu\n", ops[j].zero ? "zero" : "write", ops[j].len,
+                (unsigned long long)ops[j].at);
+}
+
+/* After the writes to a disk the checker found no corruption in: the disk
+ * must open again read-only, and if the checker had nothing at all to say
+ * (SOUND) every range written must read back as the writes left it (later
+ * writes over earlier ones).  A write that "succeeded" but lost the file (a
+ * descriptor written over the data) or the data is a finding.  A damaged
+ * disk may be damaged further by writes (the checker says so: a table
+ * over the embedded descriptor, two grains its tables make overlap). */
 static void read_back(const char *path, const struct fuzz_op *ops, int n, uint8_t byte, bool sound)
 {
     vmdkit_disk *d;
     vmdkit_error err;
     if (vmdkit_open(path, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_LOCK, &d, &err) < 0) {
         fprintf(stderr, "fuzz: %s: written, then no longer opens: %s\n", path, err.msg);
+        print_ops(ops, n);
         abort();
     }
     static uint8_t got[4096];
@@ -125,6 +134,7 @@ static void read_back(const char *path, const struct fuzz_op *ops, int n, uint8_
         if (vmdkit_pread(d, got, ops[i].len, ops[i].at) < 0) {
             fprintf(stderr, "fuzz: %s: written, then %zu bytes at %llu do not read: %s\n", path, ops[i].len,
                     (unsigned long long)ops[i].at, vmdkit_last_error(d)->msg);
+            print_ops(ops, n);
             abort();
         }
         for (size_t k = 0; k < ops[i].len; k++) {
@@ -137,9 +147,7 @@ static void read_back(const char *path, const struct fuzz_op *ops, int n, uint8_
             if (got[k] != want) {
                 fprintf(stderr, "fuzz: %s: byte %llu reads 0x%02x after the writes, expected 0x%02x\n", path,
                         (unsigned long long)b, got[k], want);
-                for (int j = 0; j < n; j++)
-                    fprintf(stderr, "fuzz:   %s %zu bytes at %llu\n", ops[j].zero ? "zero" : "write",
-                            ops[j].len, (unsigned long long)ops[j].at);
+                print_ops(ops, n);
                 abort();
             }
         }
@@ -157,10 +165,11 @@ void fuzz_write_some(const char *path, uint64_t seed)
 {
     /* sound: the checker has nothing at all to say about it (even a grain
      * that only reaches past the end of the file, an Info, can make a new
-     * grain overlap it) */
+     * grain overlap it); intact: no corruption */
     vmdkit_check_result res;
     unsigned findings = 0;
-    bool sound = vmdkit_check(path, 0, count_finding, &findings, &res, NULL) == 0 && findings == 0;
+    bool checked = vmdkit_check(path, 0, count_finding, &findings, &res, NULL) == 0;
+    bool intact = checked && res.corruptions == 0, sound = intact && findings == 0;
     vmdkit_disk *d;
     if (vmdkit_open(path, VMDKIT_OPEN_RDWR | VMDKIT_OPEN_NO_LOCK, &d, NULL) < 0)
         return;
@@ -197,6 +206,6 @@ void fuzz_write_some(const char *path, uint64_t seed)
     all_done &= vmdkit_flush(d) == 0;
     all_done &= vmdkit_close(d, NULL) == 0;
     /* errors are fine (a damaged input), but what was accepted must hold */
-    if (n > 0 && all_done)
+    if (n > 0 && all_done && intact)
         read_back(path, ops, n, byte, sound);
 }
