@@ -168,7 +168,9 @@ void fuzz_write_some(const char *path, uint64_t seed)
      * grain overlap it); intact: no corruption */
     vmdkit_check_result res;
     unsigned findings = 0;
-    bool checked = vmdkit_check(path, 0, count_finding, &findings, &res, NULL) == 0;
+    vmdkit_check_opts copts = {.struct_size = sizeof copts, .on_finding = count_finding,
+                               .finding_opaque = &findings};
+    bool checked = vmdkit_check(path, &copts, &res, NULL) == 0;
     bool intact = checked && res.corruptions == 0, sound = intact && findings == 0;
     vmdkit_disk *d;
     if (vmdkit_open(path, VMDKIT_OPEN_RDWR | VMDKIT_OPEN_NO_LOCK, &d, NULL) < 0)

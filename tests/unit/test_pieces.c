@@ -106,8 +106,9 @@ static void test_piece_never_parent(void **state)
     vmdkit_error err;
     assert_int_equal(vmdkit_open(path, VMDKIT_OPEN_RDONLY, &d, &err), VMDKIT_ECHAIN);
     assert_non_null(strstr(err.msg, "never a parent"));
+    vmdkit_check_opts copts = {.struct_size = sizeof copts};
     vmdkit_check_result res;
-    assert_int_equal(vmdkit_check(path, 0, NULL, NULL, &res, &err), 0);
+    assert_int_equal(vmdkit_check(path, &copts, &res, &err), 0);
     assert_true(res.corruptions > 0);
     char piece[4096];
     at(piece, sizeof piece, "v-s001.vmdk");
@@ -128,8 +129,9 @@ static void test_own_extent_is_loop(void **state)
     vmdkit_error err;
     assert_int_equal(vmdkit_open(path, VMDKIT_OPEN_RDONLY, &d, &err), VMDKIT_ECHAIN);
     assert_non_null(strstr(err.msg, "loop"));
+    vmdkit_check_opts copts = {.struct_size = sizeof copts};
     vmdkit_check_result res;
-    assert_int_equal(vmdkit_check(path, 0, NULL, NULL, &res, &err), 0);
+    assert_int_equal(vmdkit_check(path, &copts, &res, &err), 0);
     assert_true(res.corruptions > 0);
 }
 
