@@ -39,7 +39,7 @@ static void make_split(const char *name)
 {
     char path[4096];
     at(path, sizeof path, name);
-    vmdkit_create_opts o = {.type = VMDKIT_TWOGB_SPARSE, .size_bytes = 1 << 20};
+    vmdkit_create_opts o = {.struct_size = sizeof o, .type = VMDKIT_TWOGB_SPARSE, .size_bytes = 1 << 20};
     vmdkit_error err;
     if (vmdkit_create(path, &o, &err))
         fail_msg("create %s: %s", path, err.msg);
@@ -112,7 +112,7 @@ static void test_piece_never_parent(void **state)
     assert_true(res.corruptions > 0);
     char piece[4096];
     at(piece, sizeof piece, "v-s001.vmdk");
-    vmdkit_create_opts o = {.type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 1 << 20, .parent = piece};
+    vmdkit_create_opts o = {.struct_size = sizeof o, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 1 << 20, .parent = piece};
     at(path, sizeof path, "child.vmdk");
     assert_int_equal(vmdkit_create(path, &o, &err), VMDKIT_EINVAL);
     assert_int_equal(access(path, F_OK), -1);
