@@ -1,5 +1,6 @@
 /* fuzz_util.c - see fuzz_util.h. */
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,8 +99,79 @@ void fuzz_walk(vmdkit_disk *d, uint64_t seed)
     }
 }
 
+/* One write (or zero) of fuzz_write_some: where, how long, whether it succeeded. */
+struct fuzz_op {
+    uint64_t at;
+    size_t len;
+    bool zero, done;
+};
+
+static void print_ops(const struct fuzz_op *ops, int n)
+{
+    for (int j = 0; j < n; j++)
+        fprintf(stderr, "fuzz:   %s %zu bytes at %llu\n", ops[j].zero ? "zero" : "write", ops[j].len,
+                (unsigned long long)ops[j].at);
+}
+
+/* After the writes to a disk the checker found no corruption in: the disk
+ * must open again read-only, and if the checker had nothing at all to say
+ * (SOUND) every range written must read back as the writes left it (later
+ * writes over earlier ones).  A write that "succeeded" but lost the file (a
+ * descriptor written over the data) or the data is a finding.  A damaged
+ * disk may be damaged further by writes (the checker says so: a table
+ * over the embedded descriptor, two grains its tables make overlap). */
+static void read_back(const char *path, const struct fuzz_op *ops, int n, uint8_t byte, bool sound)
+{
+    vmdkit_disk *d;
+    vmdkit_error err;
+    if (vmdkit_open(path, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_LOCK, &d, &err) < 0) {
+        fprintf(stderr, "fuzz: %s: written, then no longer opens: %s\n", path, err.msg);
+        print_ops(ops, n);
+        abort();
+    }
+    static uint8_t got[4096];
+    for (int i = 0; sound && i < n; i++) {
+        if (vmdkit_pread(d, got, ops[i].len, ops[i].at) < 0) {
+            fprintf(stderr, "fuzz: %s: written, then %zu bytes at %llu do not read: %s\n", path, ops[i].len,
+                    (unsigned long long)ops[i].at, vmdkit_last_error(d)->msg);
+            print_ops(ops, n);
+            abort();
+        }
+        for (size_t k = 0; k < ops[i].len; k++) {
+            /* the last op that covers this byte decides what it holds */
+            uint64_t b = ops[i].at + k;
+            uint8_t want = 0;
+            for (int j = 0; j < n; j++)
+                if (b >= ops[j].at && b - ops[j].at < ops[j].len)
+                    want = ops[j].zero ? 0 : byte;
+            if (got[k] != want) {
+                fprintf(stderr, "fuzz: %s: byte %llu reads 0x%02x after the writes, expected 0x%02x\n", path,
+                        (unsigned long long)b, got[k], want);
+                print_ops(ops, n);
+                abort();
+            }
+        }
+    }
+    vmdkit_close(d, NULL);
+}
+
+static void count_finding(void *opaque, const vmdkit_check_finding *f)
+{
+    (void)f;
+    ++*(unsigned *)opaque;
+}
+
 void fuzz_write_some(const char *path, uint64_t seed)
 {
+    /* sound: the checker has nothing at all to say about it (even a grain
+     * that only reaches past the end of the file, an Info, can make a new
+     * grain overlap it); intact: no corruption */
+    vmdkit_check_result res;
+    unsigned findings = 0;
+    vmdkit_check_opts copts = {.struct_size = sizeof copts, .on_finding = count_finding,
+                               .finding_opaque = &findings};
+    bool checked = vmdkit_check(path, &copts, &res, NULL) == 0;
+    bool intact = checked && res.corruptions == 0, sound = intact && findings == 0;
     vmdkit_disk *d;
     if (vmdkit_open(path, VMDKIT_OPEN_RDWR | VMDKIT_OPEN_NO_LOCK, &d, NULL) < 0)
         return;
@@ -114,18 +186,28 @@ void fuzz_write_some(const char *path, uint64_t seed)
     }
     uint64_t size = vmdkit_size(d);
     static uint8_t buf[4096];
-    memset(buf, (int)(seed & 0xff), sizeof buf);
+    uint8_t byte = (uint8_t)(seed & 0xff);
+    memset(buf, byte, sizeof buf);
+    struct fuzz_op ops[3];
+    int n = 0;
+    bool all_done = true;
     for (int i = 0; small && i < 3 && size > 0; i++) {
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
         uint64_t at = (seed >> 11) % size;
         size_t len = (size_t)((seed >> 5) % sizeof buf) + 1;
         if (len > size - at)
             len = (size_t)(size - at);
-        if (i == 2)
-            (void)vmdkit_pzero(d, len, at);
+        struct fuzz_op *op = &ops[n++];
+        *op = (struct fuzz_op){.at = at, .len = len, .zero = i == 2};
+        if (op->zero)
+            op->done = vmdkit_pzero(d, len, at) == 0;
         else
-            (void)vmdkit_pwrite(d, buf, len, at);
+            op->done = vmdkit_pwrite(d, buf, len, at) == 0;
+        all_done &= op->done;
     }
-    (void)vmdkit_flush(d);
-    vmdkit_close(d, NULL);
+    all_done &= vmdkit_flush(d) == 0;
+    all_done &= vmdkit_close(d, NULL) == 0;
+    /* errors are fine (a damaged input), but what was accepted must hold */
+    if (n > 0 && all_done && intact)
+        read_back(path, ops, n, byte, sound);
 }

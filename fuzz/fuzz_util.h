@@ -24,7 +24,11 @@ char *fuzz_write_file(const char *name, const uint8_t *data, size_t len);
 void fuzz_walk(vmdkit_disk *d, uint64_t seed);
 
 /* Open DISK read-write and write a few sectors if its grains are small
- * (a huge grain would make a partial write copy gigabytes). */
+ * (a huge grain would make a partial write copy gigabytes).  When every
+ * write, the flush and the close succeeded on a disk vmdkit_check found no
+ * corruption in, it must open again read-only, and when the check had
+ * nothing at all to report, the written ranges must read back as written
+ * (else abort: a write that destroyed what it wrote to is a finding). */
 void fuzz_write_some(const char *path, uint64_t seed);
 
 /* A hash of the input, to derive offsets. */

@@ -88,7 +88,11 @@ enum vmdkit_open_flags {
     VMDKIT_OPEN_PROBE = 1 << 6,            /* detect the format: a file that is neither a
                                               sparse extent nor a descriptor opens as raw,
                                               unless its name ends in ".vmdk" (then it is
-                                              an error: a broken VMDK is never read as raw) */
+                                              an error: a broken VMDK is never read as raw)
+                                              or it is a virtual machine's .vmx, .vmxf,
+                                              .vmsd, .vmsn or .nvram (VMDKIT_EFORMAT); a
+                                              file probed as raw opens read-only only
+                                              (VMDKIT_ERDONLY with VMDKIT_OPEN_RDWR) */
 };
 
 /*
@@ -97,6 +101,11 @@ enum vmdkit_open_flags {
  * opened read-only.  The parent's CID must equal the child's parentCID and
  * capacities must match, unless VMDKIT_OPEN_IGNORE_CID is given (allowed
  * with read-only opens only).  On success *out owns the chain.
+ *
+ * A sparse file without a descriptor of its own (a piece of a split disk,
+ * which its disk's descriptor names) opens read-only only: VMDKIT_OPEN_RDWR
+ * gives VMDKIT_ERDONLY.  It is never a parent (VMDKIT_ECHAIN), nor is an
+ * extent of the chain itself (a loop).
  */
 VMDKIT_API int vmdkit_open(const char *path, unsigned flags, vmdkit_disk **out, vmdkit_error *err);
 

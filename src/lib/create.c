@@ -414,10 +414,13 @@ static int set_parent(const char *path, vk_descriptor *d, const vmdkit_create_op
         return r;
     uint32_t pcid = pd->top->desc.cid;
     uint64_t pcap = pd->top->capacity_sectors;
-    bool raw = pd->top->raw;
+    bool raw = pd->top->raw, bare = pd->top->bare;
     vmdkit_close(pd, NULL);
     if (raw)
         return vk_fail(e, VMDKIT_EINVAL, "%s: parent is not a VMDK", o->parent);
+    if (bare)
+        return vk_fail(e, VMDKIT_EINVAL, "%s: " VK_PIECE_OF_DISK ", never a parent: name its descriptor",
+                       o->parent);
     if (pcap != cap)
         return vk_fail(e, VMDKIT_ECHAIN, "%s: size %llu sectors differs from parent %s (%llu sectors)",
                        path, (unsigned long long)cap, o->parent, (unsigned long long)pcap);
@@ -550,6 +553,11 @@ int vmdkit_create_delta(const char *parent_path, const char *new_path, unsigned 
         goto out;
     if (p->raw) {
         r = vk_fail(e, VMDKIT_EINVAL, "%s: a raw image cannot be a parent; convert it to VMDK first",
+                    parent_path);
+        goto out;
+    }
+    if (p->bare) {
+        r = vk_fail(e, VMDKIT_EINVAL, "%s: " VK_PIECE_OF_DISK ", never a parent: name its descriptor",
                     parent_path);
         goto out;
     }

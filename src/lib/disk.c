@@ -12,9 +12,27 @@
 
 #include "link.h"
 #include "path.h"
+#include "sparse_header.h"
 
 /* Deepest chain accepted (VMware allows far fewer snapshots). */
 #define MAX_CHAIN_LINKS 255
+
+/* The extent of a link of the chain that the file at PPATH is, or NULL: a
+ * parent hint naming a piece of a disk of the chain makes a loop too. */
+static const vk_extent *extent_in_chain(const vk_link *top, const char *ppath, const vk_link **owner)
+{
+    struct stat p, x;
+    if (stat(ppath, &p) != 0)
+        return NULL;
+    for (const vk_link *l = top; l; l = l->parent)
+        for (size_t i = 0; i < l->n_ext; i++)
+            if (l->ext[i].fd >= 0 && fstat(l->ext[i].fd, &x) == 0 && x.st_dev == p.st_dev &&
+                x.st_ino == p.st_ino) {
+                *owner = l;
+                return &l->ext[i];
+            }
+    return NULL;
+}
 
 static int open_parents(vmdkit_disk *d, unsigned flags, vk_err *e)
 {
@@ -32,6 +50,12 @@ static int open_parents(vmdkit_disk *d, unsigned flags, vk_err *e)
                 return vk_fail(e, VMDKIT_ECHAIN,
                                "%s: parentFileNameHint: \"%s\" leads back to %s: the chain is a loop",
                                child->path, child->desc.parent_hint, l->path);
+        const vk_link *owner;
+        const vk_extent *x = extent_in_chain(d->top, ppath, &owner);
+        if (x)
+            return vk_fail(e, VMDKIT_ECHAIN,
+                           "%s: parentFileNameHint: \"%s\" is extent \"%s\" of %s: the chain is a loop",
+                           child->path, child->desc.parent_hint, x->name ? x->name : "", owner->path);
         vk_link *parent;
         /* parents are always read-only: writing one would break every child */
         int r = vk_link_open(ppath, false, flags & ~(unsigned)VMDKIT_OPEN_RDWR, &parent, e);
@@ -46,6 +70,12 @@ static int open_parents(vmdkit_disk *d, unsigned flags, vk_err *e)
         d->n_links++;
         if (parent->raw)
             return vk_fail(e, VMDKIT_EFORMAT, "%s: parent %s is not a VMDK", child->path, ppath);
+        /* it has no CID to match, and it belongs to a disk whose descriptor
+         * knows nothing of this child */
+        if (parent->bare)
+            return vk_fail(e, VMDKIT_ECHAIN,
+                           "%s: parentFileNameHint: \"%s\" " VK_PIECE_OF_DISK ", never a parent: name the disk's descriptor",
+                           child->path, child->desc.parent_hint);
         /* the parent's CID is not printed: an error echoed back to whoever
          * uploaded the child would tell them the CID to write (L4) */
         if (child->desc.parent_cid != parent->desc.cid && !(flags & VMDKIT_OPEN_IGNORE_CID))

@@ -256,7 +256,21 @@ bool vk_same_file(const char *a, const char *b)
     return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
+static int write_file_atomic(const char *path, const void *data, size_t len, vk_err *e);
+
 int vk_write_file_atomic(const char *path, const void *data, size_t len, vk_err *e)
+{
+    /* a rename over a symbolic link would replace the link, not its file */
+    struct stat lst;
+    char *target = NULL;
+    if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode) && !(target = realpath(path, NULL)))
+        return vk_fail_errno(e, errno, "%s: resolve the symbolic link", path);
+    int r = write_file_atomic(target ? target : path, data, len, e);
+    free(target);
+    return r;
+}
+
+static int write_file_atomic(const char *path, const void *data, size_t len, vk_err *e)
 {
     size_t n = strlen(path) + 32;
     char *tmp = vk_malloc(n, e);

@@ -79,10 +79,59 @@ static int synth_descriptor(vk_link *l, enum file_kind kind, int fd, vk_err *e)
     l->desc.version = 1;
     l->desc.cid = VK_CID_NONE;
     l->desc.parent_cid = VK_CID_NONE;
+    l->bare = true;
     if (!(l->desc.create_type = vk_strdup(ct, e)))
         return VMDKIT_ENOMEM;
     return vk_descriptor_add_extent(&l->desc, VK_ACCESS_RW, cap, t, vk_path_basename(l->path),
                                     false, 0, e);
+}
+
+static int open_raw(vk_link *l, int fd, vk_err *e);
+
+/* A file of a virtual machine that is not a disk, by its name or by its
+ * first line (a .vmx typed where a disk is expected): what it is, or NULL. */
+static const char *vm_file_kind(int fd, const char *path)
+{
+    static const struct { const char *suffix, *what; } names[] = {
+        {".vmx", "a virtual machine's configuration (.vmx)"},
+        {".vmxf", "a virtual machine's team configuration (.vmxf)"},
+        {".vmsd", "a virtual machine's snapshot list (.vmsd)"},
+        {".vmsn", "a virtual machine's snapshot state (.vmsn)"},
+        {".nvram", "a virtual machine's firmware settings (.nvram)"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (vk_path_has_suffix(path, names[i].suffix))
+            return names[i].what;
+    char head[32] = {0};
+    if (vk_pread_zfill(fd, head, sizeof head - 1, 0, path, NULL))
+        return NULL;
+    const char *p = head;
+    if ((uint8_t)p[0] == 0xef && (uint8_t)p[1] == 0xbb && (uint8_t)p[2] == 0xbf)
+        p += 3; /* UTF-8 byte order mark */
+    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+        p++;
+    if (strncasecmp(p, ".encoding", 9) == 0 || strncasecmp(p, "config.version", 14) == 0)
+        return "a virtual machine's configuration (.vmx text)";
+    return NULL;
+}
+
+/* A file that is neither a sparse extent nor a descriptor, under
+ * VMDKIT_OPEN_PROBE: a raw image, read-only.  Writing a file only guessed
+ * to be raw (a configuration file typed by mistake) needs it named raw. */
+static int open_probed_raw(vk_link *l, int fd, unsigned flags, vk_err *e)
+{
+    const char *what = vm_file_kind(fd, l->path);
+    if (what)
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: %s, not a disk: name one of its .vmdk files", l->path,
+                       what);
+    if (l->writable)
+        return vk_fail(e, VMDKIT_ERDONLY,
+                       "%s: not a VMDK; it is written as a raw image only when named one (-f raw)",
+                       l->path);
+    int r;
+    if (!(flags & VMDKIT_OPEN_NO_LOCK) && (r = vk_lock_fd(fd, false, l->path, e)))
+        return r;
+    return open_raw(l, fd, e);
 }
 
 /* Is there a VMware lock directory (PATH.lck) for this file? */
@@ -344,9 +393,7 @@ int vk_link_open(const char *path, bool writable, unsigned flags, vk_link **out,
         if (st.st_size > (off_t)VK_DESC_MAX_BYTES || !S_ISREG(st.st_mode)) {
             /* too large (or a device) for a descriptor: a raw image */
             if ((flags & VMDKIT_OPEN_PROBE) && !vk_path_has_suffix(path, ".vmdk")) {
-                if (!(flags & VMDKIT_OPEN_NO_LOCK) && (r = vk_lock_fd(fd, writable, path, e)))
-                    goto out;
-                r = open_raw(l, fd, e);
+                r = open_probed_raw(l, fd, flags, e);
                 goto out;
             }
             r = vk_fail(e, VMDKIT_EFORMAT, "%s: not a VMDK: no sparse magic and too large for a descriptor",
@@ -363,9 +410,7 @@ int vk_link_open(const char *path, bool writable, unsigned flags, vk_link **out,
         text[len] = 0;
         if (!vk_descriptor_sniff(text, len)) {
             if ((flags & VMDKIT_OPEN_PROBE) && !vk_path_has_suffix(path, ".vmdk")) {
-                if (!(flags & VMDKIT_OPEN_NO_LOCK) && (r = vk_lock_fd(fd, writable, path, e)))
-                    goto out;
-                r = open_raw(l, fd, e);
+                r = open_probed_raw(l, fd, flags, e);
                 goto out;
             }
             r = vk_fail(e, VMDKIT_EFORMAT,
@@ -405,7 +450,15 @@ int vk_link_open(const char *path, bool writable, unsigned flags, vk_link **out,
                     path, l->desc.parent_cid);
         goto out;
     }
+    /* a bare extent is refused for writing (its descriptor would be written
+     * as a file at its path, in place of its data), once its own errors are
+     * known: its extent opens read-only meanwhile */
+    if (l->bare)
+        l->writable = false;
     r = open_extents(l, flags, self_fd, e);
+    if (!r && writable && l->bare)
+        r = vk_fail(e, VMDKIT_ERDONLY, "%s: " VK_PIECE_OF_DISK ": open its descriptor to write to it",
+                    path);
     if (!r && text) { /* kept: a rewrite keeps its layout */
         l->desc_text = text;
         l->desc_len = strnlen(text, len);
@@ -563,6 +616,37 @@ int vk_chain_prefetch(vk_link *l, uint64_t sector, uint64_t n, vk_err *e)
     return 0;
 }
 
+/* Before a separate descriptor file is replaced: the file at PATH must be
+ * one (a small text that reads as a descriptor), never a file that holds
+ * grain data, however the link came to name it. */
+static int check_replaceable(const char *path, vk_err *e)
+{
+    int fd = open_nonblocking(path, O_RDONLY);
+    if (fd < 0)
+        return vk_fail_errno(e, errno, "%s: open before rewriting the descriptor", path);
+    struct stat st;
+    enum file_kind kind = KIND_TEXT;
+    char *text = NULL;
+    int r = fstat(fd, &st) != 0 ? vk_fail_errno(e, errno, "%s: stat", path) : 0;
+    if (!r && (!S_ISREG(st.st_mode) || st.st_size > (off_t)VK_DESC_MAX_BYTES))
+        r = vk_fail(e, VMDKIT_EFORMAT, "%s: not a descriptor file (too large, or not a regular file): "
+                    "not replaced by a descriptor", path);
+    if (!r)
+        r = probe_fd(fd, path, &kind, e);
+    if (!r && kind != KIND_TEXT)
+        r = vk_fail(e, VMDKIT_EFORMAT, "%s: " VK_PIECE_OF_DISK ": not replaced by a descriptor", path);
+    size_t len = r ? 0 : (size_t)st.st_size;
+    if (!r && !(text = vk_malloc(len + 1, e)))
+        r = VMDKIT_ENOMEM;
+    if (!r)
+        r = vk_pread_full(fd, text, len, 0, path, e);
+    if (!r && !vk_descriptor_sniff(text, len))
+        r = vk_fail(e, VMDKIT_EFORMAT, "%s: not a descriptor file: not replaced by a descriptor", path);
+    free(text);
+    close(fd);
+    return r;
+}
+
 int vk_link_write_descriptor(vk_link *l, vk_err *e)
 {
     char *text;
@@ -589,7 +673,9 @@ int vk_link_write_descriptor(vk_link *l, vk_err *e)
             r = vk_fdatasync(l->ext[0].fd, l->path, e);
         free(buf);
     } else {
-        r = vk_write_file_atomic(l->path, text, len, e);
+        r = check_replaceable(l->path, e);
+        if (!r)
+            r = vk_write_file_atomic(l->path, text, len, e);
         /* the rename made a new file: move the descriptor's lock onto it
          * (the extents stay locked throughout, so no other writer can
          * slip in between) */

@@ -26,6 +26,9 @@ struct vk_link {
     bool raw;                 /* a raw image opened as one FLAT extent */
     uint64_t raw_bytes;       /* exact size of a raw image */
     bool embedded;            /* descriptor lives inside extent 0 */
+    bool bare;                /* a sparse file without a descriptor of its own: one
+                                 piece of a split disk (or a delta) read on its own;
+                                 never opened for writing, never a parent */
     uint64_t embedded_off_sectors, embedded_size_sectors;
     bool cid_updated;         /* the new CID of this open session is written */
     vk_link *parent;          /* NULL at the base */

@@ -16,6 +16,7 @@
 #include "link.h"
 #include "path.h"
 #include "scan.h"
+#include "sparse_header.h"
 
 #define PIECE_LIMIT (1u << 20)
 
@@ -156,6 +157,11 @@ int vmdkit_rebase(const char *path, const char *new_parent, const vmdkit_rebase_
             goto out;
         if (newp->top->raw) {
             r = vk_fail(e, VMDKIT_EINVAL, "%s: new parent %s is not a VMDK", path, new_parent);
+            goto out;
+        }
+        if (newp->top->bare) {
+            r = vk_fail(e, VMDKIT_EINVAL, "%s: new parent %s " VK_PIECE_OF_DISK ", never a parent: name its descriptor",
+                        path, new_parent);
             goto out;
         }
         if (newp->top->capacity_sectors != l->capacity_sectors) {

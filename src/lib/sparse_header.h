@@ -11,6 +11,11 @@
 #define VK_COWD_MAGIC 0x44574f43u   /* "COWD" */
 #define VK_SESPARSE_MAGIC 0xcafebabeu
 
+/* What a sparse file without a descriptor of its own is, in messages: the
+ * piece of a split disk that its descriptor names (never a disk to write
+ * to, nor a parent). */
+#define VK_PIECE_OF_DISK "is one piece of a disk (a sparse extent without a descriptor of its own)"
+
 #define VK_FLAG_NEWLINE_CHECK 0x1u
 #define VK_FLAG_REDUNDANT_GD 0x2u
 #define VK_FLAG_ZEROED_GRAIN 0x4u

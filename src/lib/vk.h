@@ -101,7 +101,8 @@ bool vk_same_file(const char *a, const char *b);
 int vk_lock_fd(int fd, bool exclusive, const char *what, vk_err *e);
 
 /* Write a whole file atomically: temp file in the same folder, fsync,
- * rename over PATH, fsync the folder. */
+ * rename over PATH, fsync the folder.  A symbolic link stays a link: the
+ * file it leads to is replaced (the temp file made in that file's folder). */
 int vk_write_file_atomic(const char *path, const void *data, size_t len, vk_err *e);
 /* Read a whole (small) file, at most MAX bytes; the buffer is NUL-terminated. */
 int vk_read_file(const char *path, size_t max, char **data, size_t *len, vk_err *e);

@@ -27,6 +27,7 @@ typedef struct link_facts {
 } link_facts;
 
 typedef struct link_ctx {
+    const struct link_ctx *child; /* the link whose parent this is, or NULL at the top */
     vk_check *c;
     const char *path;
     size_t file;             /* the link's own file */
@@ -540,7 +541,8 @@ static int plan_sizes(link_ctx *L, const link_facts *parent)
 
 /* ---- a link and its parent ---- */
 
-static int check_link(vk_check *c, const char *path, int depth, size_t *visited, link_facts *out);
+static int check_link(vk_check *c, const link_ctx *child, const char *path, int depth, size_t *visited,
+                      link_facts *out);
 
 static int check_parent(link_ctx *L, size_t *visited, uint64_t capacity, link_facts *pf)
 {
@@ -561,7 +563,7 @@ static int check_parent(link_ctx *L, size_t *visited, uint64_t capacity, link_fa
     char *ppath = vk_path_resolve_parent(L->path, d->parent_hint, c->e);
     if (!ppath)
         return VMDKIT_ENOMEM;
-    int r = check_link(c, ppath, L->depth + 1, visited, pf);
+    int r = check_link(c, L, ppath, L->depth + 1, visited, pf);
     if (r == VMDKIT_ENOENT) {
         vk_err why = {0};
         vk_fail_parent_not_found(&why, L->path, d->parent_hint, ppath);
@@ -582,10 +584,27 @@ static int check_parent(link_ctx *L, size_t *visited, uint64_t capacity, link_fa
     return r;
 }
 
-static int check_link(vk_check *c, const char *path, int depth, size_t *visited, link_facts *out)
+/* Is the file FILE an extent of a link below (a parent hint naming a piece
+ * of a disk of the chain)?  Reported as a loop. */
+static bool extent_of_child(vk_check *c, const link_ctx *child, size_t file)
+{
+    for (const link_ctx *k = child; k; k = k->child)
+        for (size_t i = 0; i < k->d.n_extents; i++)
+            if (k->kind[i] != FK_NONE && k->x[i].file == file) {
+                vk_check_report(c, VMDKIT_FIND_CORRUPT, child->path, VMDKIT_CHECK_NO_OFFSET,
+                                "%s: parentFileNameHint: \"%s\" is extent \"%s\" of %s: the chain is a loop",
+                                child->path, child->d.parent_hint,
+                                k->d.extents[i].filename ? k->d.extents[i].filename : "", k->path);
+                return true;
+            }
+    return false;
+}
+
+static int check_link(vk_check *c, const link_ctx *child, const char *path, int depth, size_t *visited,
+                      link_facts *out)
 {
     memset(out, 0, sizeof *out);
-    link_ctx L = {.c = c, .path = path, .depth = depth};
+    link_ctx L = {.child = child, .c = c, .path = path, .depth = depth};
     L.writable = depth == 0 && (c->flags & VMDKIT_CHECK_REPAIR);
     int r = vk_check_open(c, path, L.writable, &L.file);
     if (r == VMDKIT_EFORMAT) {
@@ -601,12 +620,27 @@ static int check_link(vk_check *c, const char *path, int depth, size_t *visited,
             return 0;
         }
     }
+    if (extent_of_child(c, child, L.file))
+        return 0;
     visited[depth] = L.file;
     int kind;
     if ((r = probe(c, L.file, &kind)))
         return r;
     if ((r = read_descriptor(&L, kind)))
         goto out;
+    if (L.synthesized && child) {
+        /* no CID to match, and the disk it belongs to knows nothing of the child */
+        vk_check_report(c, VMDKIT_FIND_CORRUPT, child->path, VMDKIT_CHECK_NO_OFFSET,
+                        "%s: parentFileNameHint: \"%s\" " VK_PIECE_OF_DISK ", never a parent",
+                        child->path, child->d.parent_hint);
+        r = 1;
+        goto out;
+    }
+    if (L.synthesized && L.writable) {
+        r = vk_fail(c->e, VMDKIT_ERDONLY, "%s: " VK_PIECE_OF_DISK ": repair the disk it belongs to, through its descriptor",
+                    path);
+        goto out;
+    }
     size_t n = L.d.n_extents;
     L.x = vk_calloc(n, sizeof *L.x, c->e);
     L.kind = vk_calloc(n, sizeof *L.kind, c->e);
@@ -712,5 +746,5 @@ int vk_check_chain(vk_check *c)
 {
     size_t visited[MAX_LINKS];
     link_facts top;
-    return check_link(c, c->top_path, 0, visited, &top);
+    return check_link(c, NULL, c->top_path, 0, visited, &top);
 }
