@@ -13,7 +13,7 @@
 #include "sparse_header.h"
 
 /* Deepest chain followed (the same limit as opening a disk). */
-#define MAX_LINKS 255
+#define MAX_LINKS VK_MAX_CHAIN_LINKS
 /* Largest embedded descriptor area read (sectors), as the header check allows. */
 #define MAX_EMBEDDED_SECTORS 20480u
 
@@ -558,6 +558,10 @@ static int check_parent(link_ctx *L, size_t *visited, uint64_t capacity, link_fa
                         "%s: parent chain is deeper than %d links", L->path, MAX_LINKS);
         return 0;
     }
+    if (d->parent_hint[0] == '/' && !(c->flags & VMDKIT_CHECK_ALLOW_ABSOLUTE_PARENTS))
+        return vk_fail(c->e, VMDKIT_EPATH,
+                       "%s: parentFileNameHint: \"%s\" is an absolute path (use --allow-absolute-parents to permit)",
+                       L->path, d->parent_hint);
     char *ppath = vk_path_resolve_parent(L->path, d->parent_hint, c->e);
     if (!ppath)
         return VMDKIT_ENOMEM;

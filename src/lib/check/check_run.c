@@ -84,7 +84,8 @@ int vmdkit_check_with_progress(const char *path, unsigned flags, vmdkit_check_fn
     memset(res, 0, sizeof *res);
     if (!path || !*path)
         return vk_fail(e, VMDKIT_EINVAL, "check: no disk given");
-    if (flags & ~(unsigned)(VMDKIT_CHECK_REPAIR | VMDKIT_CHECK_ALLOW_EXTERNAL))
+    if (flags & ~(unsigned)(VMDKIT_CHECK_REPAIR | VMDKIT_CHECK_ALLOW_EXTERNAL |
+                            VMDKIT_CHECK_ALLOW_ABSOLUTE_PARENTS))
         return vk_fail(e, VMDKIT_EINVAL, "%s: check: unknown flags 0x%x", path, flags);
     vk_check c = {
         .flags = flags, .top_path = path, .fn = fn, .opaque = opaque, .e = e, .backup_fd = -1,
