@@ -146,6 +146,10 @@ static int open_parents(vmdkit_disk *d, unsigned flags, vk_err *e)
         struct stat st;
         if (!r && fstat(fd, &st) != 0)
             r = vk_fail_errno(e, errno, "%s: stat", ppath);
+        /* a parent is never a device (or FIFO...): only a disk the user names is */
+        if (!r && !S_ISREG(st.st_mode))
+            r = vk_fail(e, VMDKIT_EFORMAT, "%s: parentFileNameHint: \"%s\": not a regular file",
+                        child->path, child->desc.parent_hint);
         for (vk_link *l = d->top; !r && l; l = l->parent) {
             struct stat ls; /* a loop, by device and inode of what was opened */
             if (fstat(l->desc_fd, &ls) == 0 && ls.st_dev == st.st_dev && ls.st_ino == st.st_ino)

@@ -178,6 +178,12 @@ static int open_extent_fd(vk_link *l, vk_extent *x, unsigned flags, const vk_roo
     if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
         return vk_fail(e, VMDKIT_EFORMAT, "%s: extent file \"%s\": not a regular file or block device",
                        l->path, x->name);
+    /* a device node may come out of an archive or an image layer into the
+     * folder: it is a disk's storage only when the user allowed it */
+    if (S_ISBLK(st.st_mode) && !(flags & VMDKIT_OPEN_ALLOW_EXTERNAL))
+        return vk_fail(e, VMDKIT_EPATH,
+                       "%s: extent file \"%s\": a block device (use --allow-external-extents to permit)",
+                       l->path, x->name);
     struct stat other;
     if (l->desc_fd >= 0 && fstat(l->desc_fd, &other) == 0 && other.st_dev == st.st_dev &&
         other.st_ino == st.st_ino)
