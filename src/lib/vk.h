@@ -100,7 +100,9 @@ int vk_lock_fd(int fd, bool exclusive, const char *what, vk_err *e);
 /* Write a whole file atomically: temp file in the same folder, fsync,
  * rename over PATH, fsync the folder. */
 int vk_write_file_atomic(const char *path, const void *data, size_t len, vk_err *e);
-/* Read a whole (small) file, at most MAX bytes; the buffer is NUL-terminated. */
+/* Read a whole (small) regular file, at most MAX bytes; the buffer is
+ * NUL-terminated.  Anything else (a FIFO, a device) is VMDKIT_EFORMAT, at
+ * once: the open does not wait for a FIFO's writer. */
 int vk_read_file(const char *path, size_t max, char **data, size_t *len, vk_err *e);
 
 #endif
