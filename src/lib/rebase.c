@@ -149,6 +149,8 @@ int vmdkit_rebase(const char *path, const char *new_parent, const vmdkit_rebase_
         goto out;
     }
     if (new_parent) {
+        if ((r = vk_check_depth_for_child(new_parent, e)))
+            goto out;
         if ((r = vmdkit_open(new_parent, unsafe ? VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_PARENT
                                                  : VK_OPEN_CHAIN_OF_USER | VMDKIT_OPEN_RDONLY,
                              &newp, e)))
