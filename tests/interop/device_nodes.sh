@@ -2,8 +2,9 @@
 # device_nodes.sh - a block device node inside a disk's folder (out of an
 # archive or an image layer) is not a disk's storage unless the user said
 # so (security review H5):
-#  1. a FLAT extent that is a block device: convert, io -c write and nbdkit
-#     confine=DIR refuse it (exit 9); --allow-external-extents reads it;
+#  1. a FLAT extent that is a block device: convert, io -c write (exit 9),
+#     check (exit 1) and nbdkit confine=DIR refuse it;
+#     --allow-external-extents reads it;
 #  2. a parent hint naming a block device node in the folder (holding a
 #     valid disk with the right CID): refused;
 #  3. the device named on the command line itself is still opened.
@@ -31,6 +32,9 @@ assert_true "the message names the extent and the option" \
 assert_true "no output was left" [ ! -e out.raw ]
 expect_exit 9 "io -c write refuses it" "$VMDKIT" io jail/disk.vmdk -c 'write -P 0x41 512k 4k'
 assert_eq "the device is unchanged" "$sum" "$(sha256sum <backing.img)"
+expect_exit 1 "check refuses it" "$VMDKIT" check jail/disk.vmdk
+assert_true "... naming the block device" grep -q 'a block device' "$ERR" "$OUT"
+check "check --allow-external-extents accepts it" "$VMDKIT" check --allow-external-extents jail/disk.vmdk
 check "with --allow-external-extents the device is read" \
     "$VMDKIT" convert --allow-external-extents -O raw jail/disk.vmdk out.raw
 assert_eq "... and its bytes are the device's" "HOST-DEVICE-SECRET" "$(head -c 18 out.raw)"

@@ -267,14 +267,16 @@ static int check_extent(link_ctx *L, size_t i)
                             "%s: extent %zu: file name is empty", L->path, i);
             return 0;
         }
-        if (L->synthesized && i == 0)
+        bool self = L->synthesized && i == 0;
+        if (self)
             path = vk_strdup(L->path, c->e);
         else
             path = vk_path_resolve_extent(L->path, d->filename,
                                           (c->flags & VMDKIT_CHECK_ALLOW_EXTERNAL) != 0, c->e);
         if (!path)
             return c->e->code ? c->e->code : VMDKIT_ENOMEM;
-        r = vk_check_open(c, path, writable, &x->file);
+        r = self ? vk_check_open(c, path, writable, &x->file)
+                 : vk_check_open_extent(c, L->path, d->filename, path, writable, &x->file);
         if (r == VMDKIT_ENOENT || r == VMDKIT_EFORMAT) {
             vk_check_report(c, VMDKIT_FIND_CORRUPT, path, VMDKIT_CHECK_NO_OFFSET,
                             "%s: extent %zu \"%s\": %s", L->path, i, d->filename,
