@@ -96,7 +96,9 @@ assert_true "nothing moved" test -d X1.vmwarevm -a ! -e X2.vmwarevm/X1.vmwarevm 
 
 say "--- 5. folders whose disks are in use"
 if [ -n "${VMDKIT_NBDKIT_PLUGIN:-}" ] && command -v nbdkit >/dev/null; then
-    nbdkit -U "$TMP/nbd.sock" -P "$TMP/nbd.pid" --exit-with-parent "$VMDKIT_NBDKIT_PLUGIN" \
+    # a sanitizer build's plugin needs its runtime loaded first (as nbd_setup does)
+    preload=$(ldd "$VMDKIT_NBDKIT_PLUGIN" | awk '/libasan\.so/ {print $3; exit}')
+    LD_PRELOAD=$preload nbdkit -U "$TMP/nbd.sock" -P "$TMP/nbd.pid" --exit-with-parent "$VMDKIT_NBDKIT_PLUGIN" \
         file="$PWD/X1.vmwarevm/X1.vmdk" &
     for _ in $(seq 50); do [ -S "$TMP/nbd.sock" ] && break; sleep 0.1; done
     expect_exit 8 "mv of a folder a vmdkit writer holds (same file system)" "$VMDKIT" mv X1.vmwarevm Z.vmwarevm
