@@ -93,6 +93,8 @@ enum vmdkit_open_flags {
                                               .vmsd, .vmsn or .nvram (VMDKIT_EFORMAT); a
                                               file probed as raw opens read-only only
                                               (VMDKIT_ERDONLY with VMDKIT_OPEN_RDWR) */
+    VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS = 1 << 7, /* follow absolute parentFileNameHints
+                                              (VMware writes them for linked clones) */
 };
 
 /*
@@ -108,6 +110,27 @@ enum vmdkit_open_flags {
  * extent of the chain itself (a loop).
  */
 VMDKIT_API int vmdkit_open(const char *path, unsigned flags, vmdkit_disk **out, vmdkit_error *err);
+
+/*
+ * Where the files of a chain may be.  Extent files are opened beneath the
+ * folder of their descriptor and never through a symbolic link (unless
+ * VMDKIT_OPEN_ALLOW_EXTERNAL); what was opened is checked, not its name, so
+ * a file swapped in meanwhile cannot lead elsewhere.  A relative
+ * parentFileNameHint is opened the same way beneath the folder it climbs to
+ * ("../Base.vmwarevm/Base.vmdk" beneath the child's folder's parent); an
+ * absolute one is refused (VMDKIT_EPATH) unless
+ * VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS.  A parent is a regular file, an
+ * extent a regular file (a block device only with
+ * VMDKIT_OPEN_ALLOW_EXTERNAL).
+ *
+ * vmdkit_open_beneath also confines the whole chain to the folder ROOT
+ * (NULL: vmdkit_open): PATH, every parent and every extent, external ones
+ * included, must lie beneath ROOT and are opened beneath it without
+ * following any symbolic link; an absolute hint is accepted when it lies
+ * beneath ROOT.  Nothing outside ROOT is opened.
+ */
+VMDKIT_API int vmdkit_open_beneath(const char *path, const char *root, unsigned flags,
+                                   vmdkit_disk **out, vmdkit_error *err);
 
 /*
  * Flush and close.  Returns the first error seen while flushing or closing
@@ -402,8 +425,9 @@ typedef struct vmdkit_clone_disk_opts {
     int type;                    /* a vmdkit_create_type, or -1 for the default below */
     vmdkit_progress_fn progress; /* bytes of SRC's virtual size; non-zero cancels */
     void *progress_opaque;
-    unsigned open_flags;         /* for opening SRC: VMDKIT_OPEN_ALLOW_EXTERNAL; other
-                                    flags are refused (VMDKIT_EINVAL) */
+    unsigned open_flags;         /* for opening SRC: VMDKIT_OPEN_ALLOW_EXTERNAL,
+                                    VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS; other flags
+                                    are refused (VMDKIT_EINVAL) */
 } vmdkit_clone_disk_opts;
 
 /*
@@ -639,6 +663,8 @@ enum vmdkit_check_flags {
     VMDKIT_CHECK_REPAIR = 1 << 0,         /* fix what can be fixed without guessing */
     VMDKIT_CHECK_ALLOW_EXTERNAL = 1 << 1, /* allow extent files outside the
                                              descriptor's folder */
+    VMDKIT_CHECK_ALLOW_ABSOLUTE_PARENTS = 1 << 2, /* follow absolute parent hints
+                                             (refused like vmdkit_open does) */
 };
 
 /* What a finding reports. */

@@ -23,10 +23,10 @@ if [ $# -ne 3 ]; then
 fi
 vmdkit=$1 outdir=$2 version=$3
 
-# awk reads to the end: leaving early would kill vmdkit with SIGPIPE
-# (exit 141 under pipefail) once --help is longer than one pipe write
-commands=$("$vmdkit" --help | awk '/^Commands:/ {on = 1; next}
-                                    on && /^$/ {on = 0}
+# (awk reads to the end: stopping early would end a --help longer than a
+# pipe write with SIGPIPE, a failure under pipefail)
+commands=$("$vmdkit" --help | awk '/^Commands:/ && !done {on = 1; next}
+                                    on && /^$/ {on = 0; done = 1}
                                     on && /^  [a-z]/ {print $1}')
 if [ -z "$commands" ]; then
     echo "command-pages.sh: no commands found in '$vmdkit --help'" >&2

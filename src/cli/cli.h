@@ -61,10 +61,10 @@ enum cli_opt_flags {
 
 /* Ids of the long-only options of one command start here; shared ones above. */
 #define CLI_OPT_LONG 256
-enum { CLI_OPT_ALLOW_EXTERNAL = 0x1000, CLI_OPT_IGNORE_CID };
+enum { CLI_OPT_ALLOW_EXTERNAL = 0x1000, CLI_OPT_IGNORE_CID, CLI_OPT_ALLOW_ABSOLUTE_PARENTS };
 
 /* Shared groups: the options of commands that open disks themselves
- * (--allow-external-extents), progress (-p, --progress[=bar|json]), help. */
+ * (--allow-external-extents, --allow-absolute-parents), progress (-p, --progress[=bar|json]), help. */
 extern const struct cli_opt cli_opts_disk[];
 /* --ignore-cid, for the commands that only read a disk */
 extern const struct cli_opt cli_opts_ignore_cid[];

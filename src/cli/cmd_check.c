@@ -240,6 +240,7 @@ int cmd_check(int argc, char **argv)
             break;
         case OPT_REPAIR: flags |= VMDKIT_CHECK_REPAIR; break;
         case CLI_OPT_ALLOW_EXTERNAL: flags |= VMDKIT_CHECK_ALLOW_EXTERNAL; break;
+        case CLI_OPT_ALLOW_ABSOLUTE_PARENTS: flags |= VMDKIT_CHECK_ALLOW_ABSOLUTE_PARENTS; break;
         case 'h': cli_show_help("check"); return CHECK_EXIT_CLEAN;
         default: cli_bad_option("check", argc, argv, c); return CHECK_EXIT_FAILED;
         }

@@ -76,8 +76,10 @@ const struct cli_help cmd_clone_help = {
         "freeze of the source is undone.  The clone's .vmx is printed, then (linked)\n"
         "the disks the source writes to from now on.",
     .opts = clone_opts,
-    .options_note = "Only the full clone of a disk takes --allow-external-extents: linked clones\n"
-                    "and virtual machines refuse extent files outside a descriptor's folder.",
+    .options_note = "Only the full clone of a disk takes --allow-external-extents and\n"
+                    "the option --allow-absolute-parents: linked clones and virtual machines\n"
+                    "refuse extent files outside a descriptor's folder and follow their parent\n"
+                    "hints.",
     .exit_status = "8  the source machine is running or suspended\n"
                    "9  NEW exists",
     .examples =
@@ -137,6 +139,7 @@ int cmd_clone(int argc, char **argv)
         case OPT_ABSOLUTE: absolute = true; break;
         case OPT_NAME: name = optarg; break;
         case CLI_OPT_ALLOW_EXTERNAL: open_flags |= VMDKIT_OPEN_ALLOW_EXTERNAL; break;
+        case CLI_OPT_ALLOW_ABSOLUTE_PARENTS: open_flags |= VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS; break;
         case 'p':
             if (!cli_parse_progress(optarg, &progress))
                 return cli_usage_error("clone", "unknown progress format '%s'", optarg);
@@ -162,7 +165,9 @@ int cmd_clone(int argc, char **argv)
     bool vm = vmdkit_is_vm_path(src);
     /* linked clones and machines are opened by the library with its own policy */
     if (open_flags && (linked || vm))
-        return cli_usage_error("clone", "--allow-external-extents applies to a full clone of a disk only");
+        return cli_usage_error("clone", "%s applies to a full clone of a disk only",
+                               open_flags & VMDKIT_OPEN_ALLOW_EXTERNAL ? "--allow-external-extents"
+                                                                       : "--allow-absolute-parents");
     if (vm) {
         struct cli_progress pg;
         cli_progress_start(&pg, linked ? CLI_PROGRESS_NONE : progress);

@@ -138,6 +138,9 @@ int cmd_convert(int argc, char **argv)
         case CLI_OPT_ALLOW_EXTERNAL:
             flags |= VMDKIT_OPEN_ALLOW_EXTERNAL;
             break;
+        case CLI_OPT_ALLOW_ABSOLUTE_PARENTS:
+            flags |= VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS;
+            break;
         case CLI_OPT_IGNORE_CID:
             flags |= VMDKIT_OPEN_IGNORE_CID;
             break;

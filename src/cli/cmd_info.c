@@ -291,6 +291,7 @@ int cmd_info(int argc, char **argv)
         case OPT_CHAIN: chain = true; break;
         case CLI_OPT_IGNORE_CID: flags |= VMDKIT_OPEN_IGNORE_CID; break;
         case CLI_OPT_ALLOW_EXTERNAL: flags |= VMDKIT_OPEN_ALLOW_EXTERNAL; break;
+        case CLI_OPT_ALLOW_ABSOLUTE_PARENTS: flags |= VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS; break;
         case 'h':
             return cli_show_help("info");
         default:

@@ -316,6 +316,9 @@ int cmd_io(int argc, char **argv)
         case CLI_OPT_ALLOW_EXTERNAL:
             flags |= VMDKIT_OPEN_ALLOW_EXTERNAL;
             break;
+        case CLI_OPT_ALLOW_ABSOLUTE_PARENTS:
+            flags |= VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS;
+            break;
         case 'h':
             free(texts);
             return cli_show_help("io");

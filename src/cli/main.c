@@ -6,6 +6,7 @@
  */
 #include <getopt.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cli.h"
 
@@ -201,8 +202,22 @@ static int dispatch(int argc, char **argv)
     return cmd->fn(argc - 1, argv + 1);
 }
 
+/* A disk holds a descriptor per extent file, parents included, while it is
+ * open: a split disk of many pieces with snapshots needs more than the
+ * usual soft limit (1024 on Linux, 256 on macOS).  Take what the hard
+ * limit allows; where it cannot be raised, opening reports the limit. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int main(int argc, char **argv)
 {
+    raise_fd_limit();
     int rc = dispatch(argc, argv);
     /* output cut short (a full disk, a closed pipe) must not look like success */
     if (fflush(stdout) != 0 || ferror(stdout)) {

@@ -15,6 +15,10 @@
 const struct cli_opt cli_opts_disk[] = {
     {0, "allow-external-extents", NULL, "Follow extent files outside the descriptor's folder.",
      CLI_OPT_ALLOW_EXTERNAL},
+    {0, "allow-absolute-parents", NULL,
+     "Follow absolute parent hints (VMware writes them for linked clones);\n"
+     "relative ones are followed beneath the folder they climb to.",
+     CLI_OPT_ALLOW_ABSOLUTE_PARENTS},
     CLI_OPTS_END,
 };
 

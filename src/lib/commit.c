@@ -245,7 +245,7 @@ int vmdkit_commit(const char *path, const vmdkit_commit_opts *opts, vmdkit_commi
     vk_rewrites rw = {0};
 
     /* validate the whole chain (CIDs, capacities) before touching anything */
-    int r = vmdkit_open(path, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_LOCK, &chain, e);
+    int r = vmdkit_open(path, VK_OPEN_CHAIN_OF_USER | VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_LOCK, &chain, e);
     if (r)
         goto out;
     if (!chain->top->parent) {
@@ -280,7 +280,7 @@ int vmdkit_commit(const char *path, const vmdkit_commit_opts *opts, vmdkit_commi
     /* 1. data into the parent, parent's CID kept */
     if ((r = vmdkit_open(path, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_PARENT, &delta, e)))
         goto out;
-    if ((r = vmdkit_open(ppath, VMDKIT_OPEN_RDWR | VK_OPEN_KEEP_CID, &parent, e)))
+    if ((r = vmdkit_open(ppath, VK_OPEN_CHAIN_OF_USER | VMDKIT_OPEN_RDWR | VK_OPEN_KEEP_CID, &parent, e)))
         goto out;
     if ((r = copy_delta_into(delta, parent, o.progress, o.progress_opaque, e)))
         goto out;

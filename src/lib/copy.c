@@ -203,7 +203,7 @@ static int vmdk_sink_open(sink *s, const char *path, uint64_t size, const vmdkit
     int r = vmdkit_create(path, &co, e);
     if (r)
         return r;
-    r = vmdkit_open(path, VMDKIT_OPEN_RDWR, &s->disk, e);
+    r = vmdkit_open(path, VK_OPEN_CHAIN_OF_USER | VMDKIT_OPEN_RDWR, &s->disk, e);
     if (r)
         return r;
     s->put = vmdk_put;

@@ -15,6 +15,7 @@
 #include "create.h"
 #include "holders.h"
 #include "path.h"
+#include "scan.h"
 #include "sparse_header.h"
 #include "stream_writer.h"
 
@@ -401,6 +402,31 @@ int vk_create_check_opts(const char *path, const vmdkit_create_opts *o, uint64_t
     return 0;
 }
 
+int vk_check_depth_for_child(const char *parent, vk_err *e)
+{
+    char *cur = vk_strdup(parent, e);
+    if (!cur)
+        return VMDKIT_ENOMEM;
+    int links = 0;
+    while (cur && links < VK_MAX_CHAIN_LINKS) {
+        links++;
+        vk_descriptor d;
+        bool is_disk;
+        char *next = NULL;
+        if (vk_read_descriptor(cur, &d, &is_disk, NULL) == 0 && is_disk && d.parent_hint)
+            next = vk_path_resolve_parent(cur, d.parent_hint, NULL);
+        vk_descriptor_free(&d);
+        free(cur);
+        cur = next;
+    }
+    free(cur);
+    if (links >= VK_MAX_CHAIN_LINKS)
+        return vk_fail(e, VMDKIT_ELIMIT,
+                       "%s: parent chain: already %d links deep, the most a disk may have: a child could never be opened",
+                       parent, VK_MAX_CHAIN_LINKS);
+    return 0;
+}
+
 /* Fill parentCID and the hint from the parent disk at o->parent. */
 static int set_parent(const char *path, vk_descriptor *d, const vmdkit_create_opts *o, uint64_t cap,
                       vk_err *e)
@@ -409,8 +435,8 @@ static int set_parent(const char *path, vk_descriptor *d, const vmdkit_create_op
     if (r)
         return r;
     vmdkit_disk *pd;
-    r = vmdkit_open(o->parent, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_PARENT, &pd, e);
-    if (r)
+    r = vk_check_depth_for_child(o->parent, e);
+    if (r || (r = vmdkit_open(o->parent, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_PARENT, &pd, e)))
         return r;
     uint32_t pcid = pd->top->desc.cid;
     uint64_t pcap = pd->top->capacity_sectors;
@@ -541,8 +567,8 @@ int vmdkit_create_delta(const char *parent_path, const char *new_path, unsigned 
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_create_delta: flags %#x: unknown", flags);
     bool absolute_hint = (flags & VMDKIT_DELTA_ABSOLUTE_HINT) != 0;
     vmdkit_disk *pd;
-    int r = vmdkit_open(parent_path, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_PARENT, &pd, e);
-    if (r)
+    int r = vk_check_depth_for_child(parent_path, e);
+    if (r || (r = vmdkit_open(parent_path, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_PARENT, &pd, e)))
         return r;
     vk_link *p = pd->top;
     vk_descriptor d;

@@ -45,6 +45,11 @@ int vk_create_check_opts(const char *path, const vmdkit_create_opts *o, uint64_t
 
 /* parentFileNameHint for a child at CHILD_PATH naming PARENT_PATH: relative
  * to the child's folder and normalised, or absolute. */
+/* Refuse (VMDKIT_ELIMIT) a parent whose chain, followed by its hints
+ * descriptor by descriptor, is already VK_MAX_CHAIN_LINKS deep: a child
+ * would be one link too many and never open. */
+int vk_check_depth_for_child(const char *parent, vk_err *e);
+
 int vk_parent_hint_for(const char *child_path, const char *parent_path, bool absolute, char **hint,
                        vk_err *e);
 

@@ -7,27 +7,136 @@
  * other (see extent.h); so several threads may use them at once on a disk
  * that nothing writes meanwhile. */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "link.h"
+#include "open_beneath.h"
 #include "path.h"
 #include "sparse_header.h"
 
-/* Deepest chain accepted (VMware allows far fewer snapshots). */
-#define MAX_CHAIN_LINKS 255
+
+/* Open the folder and file of the relative name REL beneath BASE (both
+ * without following symbolic links).  Returns 0, or 1 with errno. */
+static int open_beneath_split(int base, const char *rel, int *dir_fd, int *fd)
+{
+    const char *slash = strrchr(rel, '/');
+    if (slash) {
+        char dir[PATH_MAX];
+        size_t n = (size_t)(slash - rel);
+        if (n >= sizeof dir) {
+            errno = ENAMETOOLONG;
+            return 1;
+        }
+        memcpy(dir, rel, n);
+        dir[n] = 0;
+        *dir_fd = vk_open_beneath(base, dir, O_PATH | O_DIRECTORY);
+    } else {
+        *dir_fd = fcntl(base, F_DUPFD_CLOEXEC, 0);
+    }
+    if (*dir_fd < 0)
+        return 1;
+    *fd = vk_open_beneath(*dir_fd, slash ? slash + 1 : rel, O_RDONLY);
+    return *fd < 0;
+}
+
+/*
+ * Open the parent PPATH that CHILD's hint names, by the parent rule: under
+ * a root, the parent lies beneath the root; otherwise a relative hint is
+ * opened beneath the folder it climbs to from the child's folder ("../B/
+ * B.vmdk": beneath the child's folder's parent) and an absolute one only
+ * with VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS.  No symbolic link is followed
+ * but in an absolute hint the user allowed.  Returns 0, 1 with errno, or
+ * an error code.
+ */
+static int open_parent_files(vmdkit_disk *d, vk_link *child, const char *ppath, unsigned flags,
+                             int *dir_fd, int *fd, vk_err *e)
+{
+    const char *hint = child->desc.parent_hint;
+    *dir_fd = *fd = -1;
+    if (d->root.fd >= 0) {
+        char *abs = vk_path_absolute(ppath, e);
+        if (!abs)
+            return VMDKIT_ENOMEM;
+        int r;
+        if (!vk_path_inside(abs, d->root.path))
+            r = vk_fail(e, VMDKIT_EPATH,
+                        "%s: parentFileNameHint: \"%s\": %s is outside the confinement folder %s",
+                        child->path, hint, abs, d->root.path);
+        else
+            r = open_beneath_split(d->root.fd, abs + strlen(d->root.path) + (strcmp(d->root.path, "/") != 0),
+                                   dir_fd, fd);
+        int err = errno;
+        free(abs);
+        errno = err;
+        return r;
+    }
+    if (hint[0] == '/') {
+        if (!(flags & VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS))
+            return vk_fail(e, VMDKIT_EPATH,
+                           "%s: parentFileNameHint: \"%s\" is an absolute path (use --allow-absolute-parents to permit)",
+                           child->path, hint);
+        char *dir = vk_path_dirname(ppath, e);
+        if (!dir)
+            return VMDKIT_ENOMEM;
+        *dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        free(dir);
+        if (*dir_fd < 0)
+            return 1;
+        *fd = openat(*dir_fd, vk_path_basename(ppath), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        return *fd < 0;
+    }
+    unsigned ups;
+    char *rel = vk_path_normalise_relative(hint, &ups, e);
+    if (!rel)
+        return VMDKIT_ENOMEM;
+    int r;
+    if (!*rel) {
+        r = vk_fail(e, VMDKIT_EFORMAT, "%s: parentFileNameHint: \"%s\" names a folder", child->path, hint);
+    } else {
+        int base = vk_open_dir_up(child->dir_fd, ups);
+        r = base < 0 ? 1 : open_beneath_split(base, rel, dir_fd, fd);
+        int err = errno;
+        if (base >= 0)
+            close(base);
+        errno = err;
+    }
+    int err = errno;
+    free(rel);
+    errno = err;
+    return r;
+}
+
+/* Report why the parent PPATH of CHILD did not open (errno). */
+static int parent_open_error(vk_link *child, const char *ppath, vk_err *e)
+{
+    const char *hint = child->desc.parent_hint;
+    if (errno == ENOENT)
+        return vk_fail_parent_not_found(e, child->path, hint, ppath);
+    if (errno == ELOOP)
+        return vk_fail(e, VMDKIT_EPATH, "%s: parentFileNameHint: \"%s\": a symbolic link, not followed",
+                       child->path, hint);
+    if (errno == EXDEV)
+        return vk_fail(e, VMDKIT_EPATH, "%s: parentFileNameHint: \"%s\": leads out of its folder",
+                       child->path, hint);
+    if (errno == ENOTDIR)
+        return vk_fail(e, VMDKIT_ENOENT, "%s: parentFileNameHint: \"%s\": a component is not a folder",
+                       child->path, hint);
+    return vk_fail_errno(e, errno, "%s: parentFileNameHint: \"%s\": open", child->path, hint);
+}
 
 /* The extent of a link of the chain that the file at PPATH is, or NULL: a
  * parent hint naming a piece of a disk of the chain makes a loop too. */
-static const vk_extent *extent_in_chain(const vk_link *top, const char *ppath, const vk_link **owner)
+static const vk_extent *extent_in_chain(const vk_link *top, const struct stat *p, const vk_link **owner)
 {
-    struct stat p, x;
-    if (stat(ppath, &p) != 0)
-        return NULL;
+    struct stat x;
     for (const vk_link *l = top; l; l = l->parent)
         for (size_t i = 0; i < l->n_ext; i++)
-            if (l->ext[i].fd >= 0 && fstat(l->ext[i].fd, &x) == 0 && x.st_dev == p.st_dev &&
-                x.st_ino == p.st_ino) {
+            if (l->ext[i].fd >= 0 && fstat(l->ext[i].fd, &x) == 0 && x.st_dev == p->st_dev &&
+                x.st_ino == p->st_ino) {
                 *owner = l;
                 return &l->ext[i];
             }
@@ -38,27 +147,48 @@ static int open_parents(vmdkit_disk *d, unsigned flags, vk_err *e)
 {
     vk_link *child = d->top;
     while (child->desc.parent_hint && !(flags & VMDKIT_OPEN_NO_PARENT)) {
-        if (d->n_links >= MAX_CHAIN_LINKS)
+        if (d->n_links >= VK_MAX_CHAIN_LINKS)
             return vk_fail(e, VMDKIT_ELIMIT, "%s: parent chain is deeper than %d links", d->top->path,
-                           MAX_CHAIN_LINKS);
+                           VK_MAX_CHAIN_LINKS);
         char *ppath = vk_path_resolve_parent(child->path, child->desc.parent_hint, e);
         if (!ppath)
             return e->code;
         child->parent_path = ppath;
-        for (vk_link *l = d->top; l; l = l->parent)
-            if (vk_same_file(l->path, ppath)) /* a loop, by device and inode */
-                return vk_fail(e, VMDKIT_ECHAIN,
-                               "%s: parentFileNameHint: \"%s\" leads back to %s: the chain is a loop",
-                               child->path, child->desc.parent_hint, l->path);
+        int dir_fd, fd;
+        int r = open_parent_files(d, child, ppath, flags, &dir_fd, &fd, e);
+        if (r > 0)
+            r = parent_open_error(child, ppath, e);
+        struct stat st;
+        if (!r && fstat(fd, &st) != 0)
+            r = vk_fail_errno(e, errno, "%s: stat", ppath);
+        /* a parent is never a device (or FIFO...): only a disk the user names is */
+        if (!r && !S_ISREG(st.st_mode))
+            r = vk_fail(e, VMDKIT_EFORMAT, "%s: parentFileNameHint: \"%s\": not a regular file",
+                        child->path, child->desc.parent_hint);
+        for (vk_link *l = d->top; !r && l; l = l->parent) {
+            struct stat ls; /* a loop, by device and inode of what was opened */
+            if (fstat(l->desc_fd, &ls) == 0 && ls.st_dev == st.st_dev && ls.st_ino == st.st_ino)
+                r = vk_fail(e, VMDKIT_ECHAIN,
+                            "%s: parentFileNameHint: \"%s\" leads back to %s: the chain is a loop",
+                            child->path, child->desc.parent_hint, l->path);
+        }
         const vk_link *owner;
-        const vk_extent *x = extent_in_chain(d->top, ppath, &owner);
+        const vk_extent *x = r ? NULL : extent_in_chain(d->top, &st, &owner);
         if (x)
-            return vk_fail(e, VMDKIT_ECHAIN,
-                           "%s: parentFileNameHint: \"%s\" is extent \"%s\" of %s: the chain is a loop",
-                           child->path, child->desc.parent_hint, x->name ? x->name : "", owner->path);
+            r = vk_fail(e, VMDKIT_ECHAIN,
+                        "%s: parentFileNameHint: \"%s\" is extent \"%s\" of %s: the chain is a loop",
+                        child->path, child->desc.parent_hint, x->name ? x->name : "", owner->path);
+        if (r) {
+            if (fd >= 0)
+                close(fd);
+            if (dir_fd >= 0)
+                close(dir_fd);
+            return r;
+        }
         vk_link *parent;
         /* parents are always read-only: writing one would break every child */
-        int r = vk_link_open(ppath, false, flags & ~(unsigned)VMDKIT_OPEN_RDWR, &parent, e);
+        r = vk_link_open(ppath, dir_fd, fd, false, flags & ~(unsigned)VMDKIT_OPEN_RDWR,
+                         d->root.fd >= 0 ? &d->root : NULL, &parent, e);
         if (r) {
             if (r == VMDKIT_ENOENT && !strstr(e->msg, "extent"))
                 vk_fail_parent_not_found(e, child->path, child->desc.parent_hint, ppath);
@@ -101,7 +231,17 @@ static void close_chain(vk_link *l, vk_err *e)
     }
 }
 
-int vmdkit_open(const char *path, unsigned flags, vmdkit_disk **out, vmdkit_error *err)
+static void disk_free(vmdkit_disk *d, vk_err *e)
+{
+    close_chain(d->top, e);
+    if (d->root.fd >= 0)
+        close(d->root.fd);
+    free(d->root.path);
+    free(d);
+}
+
+int vmdkit_open_beneath(const char *path, const char *root, unsigned flags, vmdkit_disk **out,
+                        vmdkit_error *err)
 {
     vk_err local;
     vk_err *e = err ? err : &local;
@@ -114,19 +254,32 @@ int vmdkit_open(const char *path, unsigned flags, vmdkit_disk **out, vmdkit_erro
     if (!d)
         return VMDKIT_ENOMEM;
     d->flags = flags;
-    int r = vk_link_open(path, rw, flags, &d->top, e);
+    d->root.fd = -1;
+    int r = 0;
+    if (root) {
+        /* the root is the caller's own setting: its real path, opened once */
+        d->root.fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (d->root.fd < 0 || !(d->root.path = realpath(root, NULL)))
+            r = vk_fail_errno(e, errno, "%s: confinement folder", root);
+    }
+    if (!r)
+        r = vk_link_open(path, -1, -1, rw, flags, root ? &d->root : NULL, &d->top, e);
     if (!r) {
         d->n_links = 1;
         d->top->cid_updated = (flags & VK_OPEN_KEEP_CID) != 0;
         r = open_parents(d, flags, e);
     }
     if (r) {
-        close_chain(d->top, NULL);
-        free(d);
+        disk_free(d, NULL);
         return r;
     }
     *out = d;
     return 0;
+}
+
+int vmdkit_open(const char *path, unsigned flags, vmdkit_disk **out, vmdkit_error *err)
+{
+    return vmdkit_open_beneath(path, NULL, flags, out, err);
 }
 
 int vmdkit_flush(vmdkit_disk *d)
@@ -151,10 +304,8 @@ int vmdkit_close(vmdkit_disk *d, vmdkit_error *err)
     vk_err *e = err ? err : &local;
     e->code = 0;
     e->msg[0] = 0;
-    close_chain(d->top, e);
-    int r = e->code;
-    free(d);
-    return r;
+    disk_free(d, e);
+    return e->code;
 }
 
 uint64_t vmdkit_size(const vmdkit_disk *d)

@@ -306,11 +306,22 @@ static int write_file_atomic(const char *path, const void *data, size_t len, vk_
 
 int vk_read_file(const char *path, size_t max, char **data, size_t *len, vk_err *e)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* without blocking: a FIFO would wait for a writer forever */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
         return vk_fail_errno(e, errno, "%s: open", path);
+    struct stat st;
+    int r = 0;
+    if (fstat(fd, &st) != 0)
+        r = vk_fail_errno(e, errno, "%s: stat", path);
+    else if (!S_ISREG(st.st_mode))
+        r = vk_fail(e, VMDKIT_EFORMAT, "%s: not a regular file", path);
+    if (r) {
+        close(fd);
+        return r;
+    }
     uint64_t size;
-    int r = vk_file_size(fd, &size, path, e);
+    r = vk_file_size(fd, &size, path, e);
     if (!r && size > max)
         r = vk_fail(e, VMDKIT_ELIMIT, "%s: file is %llu bytes, more than the %zu accepted", path,
                     (unsigned long long)size, max);

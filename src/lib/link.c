@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "link.h"
+#include "open_beneath.h"
 #include "path.h"
 #include "sparse_header.h"
 
@@ -19,15 +20,20 @@
 
 /* Open without blocking (a FIFO named as a disk or extent would wait for a
  * writer forever), then restore blocking mode for the I/O. */
-static int open_nonblocking(const char *path, int mode)
+static int open_nonblocking_at(int dir_fd, const char *path, int mode)
 {
-    int fd = open(path, mode | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    int fd = openat(dir_fd, path, mode | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd >= 0) {
         int fl = fcntl(fd, F_GETFL);
         if (fl >= 0)
             (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
     }
     return fd;
+}
+
+static int open_nonblocking(const char *path, int mode)
+{
+    return open_nonblocking_at(AT_FDCWD, path, mode);
 }
 
 /* What the first bytes of a file say it is. */
@@ -148,17 +154,69 @@ static bool vmware_lock_present(const char *path)
     return present;
 }
 
-static int open_extent_fd(vk_link *l, vk_extent *x, unsigned flags, vk_err *e)
+/*
+ * Open extent X's file.  Unless the user allowed external extents, the
+ * name (relative, no "..", checked by vk_path_resolve_extent) is opened
+ * beneath the descriptor's folder descriptor without following any
+ * symbolic link, so that nothing swapped in after a check can lead out.
+ * Under a root (vmdkit_open_beneath) even an external name must lie
+ * beneath the root.
+ */
+static int open_extent_file(vk_link *l, vk_extent *x, unsigned flags, const vk_root *root, vk_err *e)
 {
     int mode = x->writable ? O_RDWR : O_RDONLY;
-    x->fd = open_nonblocking(x->path, mode);
-    if (x->fd < 0) {
+    bool external = (flags & VMDKIT_OPEN_ALLOW_EXTERNAL) != 0;
+    if (external && !root) {
+        x->fd = open_nonblocking(x->path, mode);
+        return x->fd < 0; /* 1: errno says why */
+    }
+    char *rel;
+    int base = l->dir_fd;
+    unsigned ups = 0;
+    if (external) {
+        char *abs = vk_path_absolute(x->path, e);
+        if (!abs)
+            return e ? e->code : VMDKIT_ENOMEM;
+        if (!vk_path_inside(abs, root->path)) {
+            int r = vk_fail(e, VMDKIT_EPATH, "%s: extent file \"%s\": %s is outside the confinement folder %s",
+                            l->path, x->name, abs, root->path);
+            free(abs);
+            return r;
+        }
+        rel = vk_strdup(abs + strlen(root->path) + (strcmp(root->path, "/") != 0), e);
+        free(abs);
+        base = root->fd;
+    } else {
+        rel = vk_path_normalise_relative(x->name, &ups, e);
+    }
+    if (!rel)
+        return VMDKIT_ENOMEM;
+    x->fd = ups || !*rel ? (errno = EXDEV, -1) : vk_open_beneath(base, rel, mode);
+    int err = errno;
+    free(rel);
+    errno = err;
+    return x->fd < 0;
+}
+
+static int open_extent_fd(vk_link *l, vk_extent *x, unsigned flags, const vk_root *root, vk_err *e)
+{
+    int r = open_extent_file(l, x, flags, root, e);
+    if (r < 0)
+        return r;
+    if (r > 0) {
         if (errno == ENOENT)
             return vk_fail(e, VMDKIT_ENOENT, "%s: extent file \"%s\": not found (%s)", l->path,
                            x->name, x->path);
         if (errno == EISDIR) /* opened for writing */
             return vk_fail(e, VMDKIT_EFORMAT, "%s: extent file \"%s\": is a directory", l->path,
                            x->name);
+        if (errno == ELOOP)
+            return vk_fail(e, VMDKIT_EPATH,
+                           "%s: extent file \"%s\": a symbolic link, not followed (use --allow-external-extents to permit)",
+                           l->path, x->name);
+        if (errno == EXDEV)
+            return vk_fail(e, VMDKIT_EPATH, "%s: extent file \"%s\": outside the descriptor's folder",
+                           l->path, x->name);
         return vk_fail_errno(e, errno, "%s: extent file \"%s\": open", l->path, x->name);
     }
     struct stat st;
@@ -168,6 +226,12 @@ static int open_extent_fd(vk_link *l, vk_extent *x, unsigned flags, vk_err *e)
         return vk_fail(e, VMDKIT_EFORMAT, "%s: extent file \"%s\": is a directory", l->path, x->name);
     if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
         return vk_fail(e, VMDKIT_EFORMAT, "%s: extent file \"%s\": not a regular file or block device",
+                       l->path, x->name);
+    /* a device node may come out of an archive or an image layer into the
+     * folder: it is a disk's storage only when the user allowed it */
+    if (S_ISBLK(st.st_mode) && !(flags & VMDKIT_OPEN_ALLOW_EXTERNAL))
+        return vk_fail(e, VMDKIT_EPATH,
+                       "%s: extent file \"%s\": a block device (use --allow-external-extents to permit)",
                        l->path, x->name);
     struct stat other;
     if (l->desc_fd >= 0 && fstat(l->desc_fd, &other) == 0 && other.st_dev == st.st_dev &&
@@ -216,7 +280,7 @@ static int open_extent_driver(vk_link *l, vk_extent *x, vk_err *e)
     return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: extent type not supported", l->path);
 }
 
-static int open_extents(vk_link *l, unsigned flags, int self_fd, vk_err *e)
+static int open_extents(vk_link *l, unsigned flags, int self_fd, const vk_root *root, vk_err *e)
 {
     if (l->writable && vmware_lock_present(l->path))
         return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by VMware (%s.lck exists)", l->path, l->path);
@@ -267,7 +331,7 @@ static int open_extents(vk_link *l, unsigned flags, int self_fd, vk_err *e)
                                              (flags & VMDKIT_OPEN_ALLOW_EXTERNAL) != 0, e);
             if (!x->path)
                 return e ? e->code : VMDKIT_EPATH;
-            int r = open_extent_fd(l, x, flags, e);
+            int r = open_extent_fd(l, x, flags, root, e);
             if (r)
                 return r;
         }
@@ -325,12 +389,79 @@ static int open_raw(vk_link *l, int fd, vk_err *e)
     return 0;
 }
 
-int vk_link_open(const char *path, bool writable, unsigned flags, vk_link **out, vk_err *e)
+/* Report why the disk PATH named by the user did not open (errno). */
+static int top_open_error(const char *path, vk_err *e)
+{
+    if (errno == ENOENT)
+        return vk_fail(e, VMDKIT_ENOENT, "%s: not found", path);
+    if (errno == EISDIR)
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: is a directory, not a disk", path);
+    if (errno == ELOOP || errno == EXDEV)
+        return vk_fail(e, VMDKIT_EPATH, "%s: %s the confinement folder", path,
+                       errno == ELOOP ? "a symbolic link inside" : "outside");
+    return vk_fail_errno(e, errno, "%s: open", path);
+}
+
+/*
+ * Open the disk PATH the user named: its folder, then the file in it (a
+ * symbolic link the user named is followed).  Under ROOT both are opened
+ * beneath it, without symbolic links.  Returns 0, 1 with errno, or an
+ * error code.
+ */
+static int open_top(const char *path, bool writable, const vk_root *root, int *dir_fd, int *fd,
+                    vk_err *e)
+{
+    int mode = writable ? O_RDWR : O_RDONLY;
+    char *dir = vk_path_dirname(path, e);
+    if (!dir)
+        return VMDKIT_ENOMEM;
+    const char *leaf = vk_path_basename(path);
+    char *rel = NULL;
+    if (root) {
+        char *abs = vk_path_absolute(dir, e);
+        if (!abs) {
+            free(dir);
+            return VMDKIT_ENOMEM;
+        }
+        if (strcmp(abs, root->path) == 0)
+            rel = vk_strdup("", e);
+        else if (vk_path_inside(abs, root->path))
+            rel = vk_strdup(abs + strlen(root->path) + (strcmp(root->path, "/") != 0), e);
+        else
+            errno = EXDEV;
+        free(abs);
+        *dir_fd = !rel ? -1 : *rel ? vk_open_beneath(root->fd, rel, O_PATH | O_DIRECTORY)
+                                   : fcntl(root->fd, F_DUPFD_CLOEXEC, 0);
+    } else {
+        *dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    }
+    int err = errno;
+    free(rel);
+    free(dir);
+    errno = err;
+    if (*dir_fd < 0)
+        return 1;
+    bool plain = !*leaf || strcmp(leaf, ".") == 0 || strcmp(leaf, "..") == 0;
+    if (root)
+        *fd = plain ? (errno = EXDEV, -1) : vk_open_beneath(*dir_fd, leaf, mode);
+    else
+        *fd = plain ? open_nonblocking(path, mode) : open_nonblocking_at(*dir_fd, leaf, mode);
+    return *fd < 0;
+}
+
+int vk_link_open(const char *path, int dir_fd, int fd, bool writable, unsigned flags,
+                 const vk_root *root, vk_link **out, vk_err *e)
 {
     vk_link *l = vk_calloc(1, sizeof *l, e);
-    if (!l)
+    if (!l) {
+        if (fd >= 0)
+            close(fd);
+        if (dir_fd >= 0)
+            close(dir_fd);
         return VMDKIT_ENOMEM;
-    l->desc_fd = -1;
+    }
+    l->desc_fd = fd;
+    l->dir_fd = dir_fd;
     l->writable = writable;
     int r = 0;
     char *text = NULL;
@@ -339,15 +470,14 @@ int vk_link_open(const char *path, bool writable, unsigned flags, vk_link **out,
         r = VMDKIT_ENOMEM;
         goto out;
     }
-    int fd = open_nonblocking(path, writable ? O_RDWR : O_RDONLY);
     if (fd < 0) {
-        if (errno == ENOENT)
-            r = vk_fail(e, VMDKIT_ENOENT, "%s: not found", path);
-        else if (errno == EISDIR)
-            r = vk_fail(e, VMDKIT_EFORMAT, "%s: is a directory, not a disk", path);
-        else
-            r = vk_fail_errno(e, errno, "%s: open", path);
-        goto out;
+        r = open_top(path, writable, root, &l->dir_fd, &fd, e);
+        if (r < 0)
+            goto out;
+        if (r > 0) {
+            r = top_open_error(path, e);
+            goto out;
+        }
     }
     l->desc_fd = fd;
     struct stat st;
@@ -455,7 +585,7 @@ int vk_link_open(const char *path, bool writable, unsigned flags, vk_link **out,
      * known: its extent opens read-only meanwhile */
     if (l->bare)
         l->writable = false;
-    r = open_extents(l, flags, self_fd, e);
+    r = open_extents(l, flags, self_fd, root, e);
     if (!r && writable && l->bare)
         r = vk_fail(e, VMDKIT_ERDONLY, "%s: " VK_PIECE_OF_DISK ": open its descriptor to write to it",
                     path);
@@ -493,6 +623,8 @@ void vk_link_close(vk_link *l, vk_err *e)
     free(l->ext);
     if (l->desc_fd >= 0)
         close(l->desc_fd);
+    if (l->dir_fd >= 0)
+        close(l->dir_fd);
     vk_descriptor_free(&l->desc);
     free(l->desc_text);
     free(l->path);

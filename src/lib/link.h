@@ -11,6 +11,13 @@
 
 typedef struct vk_link vk_link;
 
+/* The folder every file of a chain must lie beneath (vmdkit_open_beneath):
+ * a descriptor of it and its absolute real path. */
+typedef struct vk_root {
+    int fd;
+    char *path;
+} vk_root;
+
 /* Internal open flag: content writes keep the link's CID (for operations
  * that rewrite storage without changing what the disk reads, such as
  * commit into a parent or a safe rebase). */
@@ -36,6 +43,7 @@ struct vk_link {
     char *desc_text;          /* the descriptor text last read or written */
     size_t desc_len;          /* (its layout is kept by rewrites), or NULL */
     int desc_fd;              /* separate descriptor file, or -1 */
+    int dir_fd;               /* the folder extent names are relative to */
     bool desc_locked;         /* desc_fd holds an advisory lock */
 };
 
@@ -43,11 +51,18 @@ struct vmdkit_disk {
     vk_link *top;
     int n_links;
     unsigned flags;
+    vk_root root;             /* fd -1: not confined */
     vk_err err;
 };
 
-/* Open one link (no parent).  WRITABLE opens its extents read-write. */
-int vk_link_open(const char *path, bool writable, unsigned flags, vk_link **out, vk_err *e);
+/*
+ * Open one link (no parent).  WRITABLE opens its extents read-write.  FD
+ * is PATH already opened and DIR_FD its folder (both owned from here on),
+ * or both -1 to open PATH by name (beneath ROOT when not NULL).  Extent
+ * files are opened beneath DIR_FD unless VMDKIT_OPEN_ALLOW_EXTERNAL.
+ */
+int vk_link_open(const char *path, int dir_fd, int fd, bool writable, unsigned flags,
+                 const vk_root *root, vk_link **out, vk_err *e);
 void vk_link_close(vk_link *l, vk_err *e);
 
 /* Per-link I/O in sectors, without falling through to the parent:

@@ -111,6 +111,40 @@ static bool has_dotdot(const char *name)
     return false;
 }
 
+char *vk_path_normalise_relative(const char *name, unsigned *ups, vk_err *e)
+{
+    char *out = vk_malloc(strlen(name) + 1, e);
+    if (!out)
+        return NULL;
+    size_t n = 0;
+    *ups = 0;
+    const char *p = name;
+    while (*p) {
+        const char *end = strchr(p, '/');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == 2 && p[0] == '.' && p[1] == '.') {
+            if (n == 0) {
+                (*ups)++;
+            } else {
+                while (n > 0 && out[n - 1] != '/')
+                    n--;
+                if (n > 0)
+                    n--; /* the slash before the dropped component */
+            }
+        } else if (len > 0 && !(len == 1 && p[0] == '.')) {
+            if (n > 0)
+                out[n++] = '/';
+            memcpy(out + n, p, len);
+            n += len;
+        }
+        p += len;
+        while (*p == '/')
+            p++;
+    }
+    out[n] = 0;
+    return out;
+}
+
 char *vk_path_resolve_extent(const char *desc_path, const char *name, bool allow_external,
                              vk_err *e)
 {

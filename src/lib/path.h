@@ -25,6 +25,12 @@ char *vk_path_join(const char *dir, const char *name, vk_err *e);
 char *vk_path_resolve_extent(const char *desc_path, const char *name, bool allow_external,
                              vk_err *e);
 
+/* The relative NAME with "." and "x/.." components and repeated slashes
+ * removed; *UPS counts the ".." left at its start, which lead above the
+ * folder NAME is relative to ("../B/B.vmdk": "B/B.vmdk", 1).  "" when NAME
+ * is that folder itself.  Caller frees. */
+char *vk_path_normalise_relative(const char *name, unsigned *ups, vk_err *e);
+
 /* Resolve a parentFileNameHint: relative to the child's folder, or absolute.
  * In a hint '\' separates components like '/' (VMware on Windows writes
  * "..\Base\Base.vmdk"); an absolute Windows hint is kept as it is, and so

@@ -151,8 +151,10 @@ int vmdkit_rebase(const char *path, const char *new_parent, const vmdkit_rebase_
         goto out;
     }
     if (new_parent) {
+        if ((r = vk_check_depth_for_child(new_parent, e)))
+            goto out;
         if ((r = vmdkit_open(new_parent, unsafe ? VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_PARENT
-                                                 : VMDKIT_OPEN_RDONLY,
+                                                 : VK_OPEN_CHAIN_OF_USER | VMDKIT_OPEN_RDONLY,
                              &newp, e)))
             goto out;
         if (newp->top->raw) {
@@ -184,7 +186,7 @@ int vmdkit_rebase(const char *path, const char *new_parent, const vmdkit_rebase_
                 goto out;
             }
             /* the old chain must be intact: its content is what we keep */
-            if ((r = vmdkit_open(old_path, VMDKIT_OPEN_RDONLY, &oldp, e)))
+            if ((r = vmdkit_open(old_path, VK_OPEN_CHAIN_OF_USER | VMDKIT_OPEN_RDONLY, &oldp, e)))
                 goto out;
             if (oldp->top->desc.cid != l->desc.parent_cid) {
                 r = vk_fail(e, VMDKIT_ECHAIN,

@@ -13,6 +13,16 @@
 #include "vmdkit.h"
 
 #define VK_SECTOR 512u
+/* Deepest chain accepted (VMware allows far fewer snapshots): opening
+ * refuses a deeper one, and creating a child refuses a parent already
+ * this deep, so that no command makes a disk that never opens. */
+#define VK_MAX_CHAIN_LINKS 255
+/* How the library's own operations (commit, rebase, snapshots, clones,
+ * OVF) open the chains of the disks and machines the user names: they
+ * follow absolute parent hints, which VMware writes for linked clones.
+ * The parent policy's default is for the disks a user opens directly
+ * (vmdkit_open, the CLI's --allow-absolute-parents, the nbdkit plugin). */
+#define VK_OPEN_CHAIN_OF_USER VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS
 #define VK_PRINTF(a, b) __attribute__((format(printf, a, b)))
 
 typedef vmdkit_error vk_err;
@@ -104,7 +114,9 @@ int vk_lock_fd(int fd, bool exclusive, const char *what, vk_err *e);
  * rename over PATH, fsync the folder.  A symbolic link stays a link: the
  * file it leads to is replaced (the temp file made in that file's folder). */
 int vk_write_file_atomic(const char *path, const void *data, size_t len, vk_err *e);
-/* Read a whole (small) file, at most MAX bytes; the buffer is NUL-terminated. */
+/* Read a whole (small) regular file, at most MAX bytes; the buffer is
+ * NUL-terminated.  Anything else (a FIFO, a device) is VMDKIT_EFORMAT, at
+ * once: the open does not wait for a FIFO's writer. */
 int vk_read_file(const char *path, size_t max, char **data, size_t *len, vk_err *e);
 
 /* The caller's options struct GIVEN (NULL: every field zero) as this

@@ -3,6 +3,7 @@
  *
  *   nbdkit vmdkit file=DISK | dir=DIR [readonly=true] [confine=DIR]
  *                 [ignore-cid=true] [allow-external-extents=true]
+ *                 [allow-absolute-parents=true]
  *
  * A thin adapter over the public API (vmdkit.h).  With file=DISK the disk
  * is opened once, before nbdkit starts serving, so a disk that cannot be
@@ -57,6 +58,7 @@ static char *confine_dir;
 static bool opt_readonly;
 static bool opt_ignore_cid;
 static bool opt_allow_external;
+static bool opt_allow_absolute_parents;
 
 /* One open disk and everything the callbacks need to serve it. */
 typedef struct served {
@@ -170,6 +172,8 @@ static int plug_config(const char *key, const char *value)
         return parse_flag(value, &opt_ignore_cid);
     if (strcmp(key, "allow-external-extents") == 0)
         return parse_flag(value, &opt_allow_external);
+    if (strcmp(key, "allow-absolute-parents") == 0)
+        return parse_flag(value, &opt_allow_absolute_parents);
     nbdkit_error("unknown parameter '%s' (see nbdkit vmdkit --help)", key);
     return -1;
 }
@@ -221,33 +225,6 @@ static int plug_config_complete(void)
 }
 
 /* ---- opening a disk ---- */
-
-/* Refuse (with a message) a link whose files are not all inside the
- * confinement folders. */
-static int check_link_confined(const char *disk, const vmdkit_link_info *li)
-{
-    const char *what = NULL, *path = NULL;
-    if (li->path && !confined(li->path)) {
-        what = "disk";
-        path = li->path;
-    }
-    for (size_t i = 0; !what && i < li->n_extents; i++) {
-        if (li->extents[i].path && !confined(li->extents[i].path)) {
-            what = "extent";
-            path = li->extents[i].path;
-        }
-    }
-    if (!what && li->parent_path && !confined(li->parent_path)) {
-        what = "parent";
-        path = li->parent_path;
-    }
-    if (!what)
-        return 0;
-    nbdkit_error("%s: %s %s is outside %s=%s", li->path ? li->path : disk, what, path,
-                 confine_dir ? "confine" : "dir", confinement());
-    nbdkit_set_error(EACCES);
-    return -1;
-}
 
 /*
  * Can the library write the top link in place?  streamOptimized (compressed)
@@ -301,8 +278,9 @@ static uint64_t trim_unit_of(const vmdkit_link_info *li)
 }
 
 /*
- * Look at every link of S's chain: enforce the confinement folders, refuse
- * to write what cannot be written, and find how trim can be served.
+ * Look at every link of S's chain: refuse to write what cannot be written,
+ * and find how trim can be served.  (The confinement folder was enforced
+ * while the chain was opened, beneath it.)
  */
 static int inspect_chain(served *s)
 {
@@ -312,8 +290,7 @@ static int inspect_chain(served *s)
         int r = vmdkit_link_info_get(s->disk, i, &li);
         if (r < 0)
             return fail(s, r);
-        r = confine_dir || dir_path ? check_link_confined(s->path, &li) : 0;
-        if (r == 0 && i == 0 && s->writable) {
+        if (i == 0 && s->writable) {
             if (link_writable(&li)) {
                 s->trim_unit = trim_unit_of(&li);
             } else {
@@ -366,13 +343,19 @@ static served *served_open(const char *name, const char *path, bool writable, bo
     unsigned flags = opt_ignore_cid ? VMDKIT_OPEN_IGNORE_CID : 0;
     if (opt_allow_external)
         flags |= VMDKIT_OPEN_ALLOW_EXTERNAL;
+    if (opt_allow_absolute_parents)
+        flags |= VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS;
+    /* every file of the chain is opened beneath the confinement folder:
+     * nothing outside it is ever opened, whatever is swapped in meanwhile */
+    /* the deeper of confine=DIR and dir=DIR when both are given */
+    const char *root = confine_dir && dir_path && inside(dir_path, confine_dir) ? dir_path : confinement();
     vmdkit_error err = {0};
-    int r = vmdkit_open(path, flags | (writable ? VMDKIT_OPEN_RDWR : VMDKIT_OPEN_RDONLY), &s->disk,
-                        &err);
+    int r = vmdkit_open_beneath(path, root, flags | (writable ? VMDKIT_OPEN_RDWR : VMDKIT_OPEN_RDONLY),
+                                &s->disk, &err);
     if (r == VMDKIT_ERDONLY && writable && fall_back) {
         nbdkit_debug("vmdkit: %s: %s: served read-only", name, err.msg);
         writable = false;
-        r = vmdkit_open(path, flags, &s->disk, &err);
+        r = vmdkit_open_beneath(path, root, flags, &s->disk, &err);
     }
     if (r < 0) {
         s->disk = NULL;
@@ -597,7 +580,7 @@ static void plug_unload(void)
     free(dir_path);
     free(confine_dir);
     disk_path = dir_path = confine_dir = NULL;
-    opt_readonly = opt_ignore_cid = opt_allow_external = false;
+    opt_readonly = opt_ignore_cid = opt_allow_external = opt_allow_absolute_parents = false;
 }
 
 static void *plug_open_conn(int readonly)
@@ -814,7 +797,8 @@ static struct nbdkit_plugin plugin = {
         "readonly=true                 open the disks read-only\n"
         "confine=DIR                   refuse a disk whose files or parents lie outside DIR\n"
         "ignore-cid=true               accept a parent whose CID does not match (readonly only)\n"
-        "allow-external-extents=true   follow extent files outside the descriptor's folder",
+        "allow-external-extents=true   follow extent files outside the descriptor's folder\n"
+        "allow-absolute-parents=true   follow absolute parent hints (VMware's linked clones)",
     .magic_config_key = "file",
     .thread_model = plug_thread_model,
     .get_ready = plug_get_ready,

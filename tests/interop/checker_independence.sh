@@ -4,7 +4,8 @@
 # through another header, the reader's headers (link.h, extent.h, scan.h)
 # or a header of src/lib/vm; and, in the build, the checker's objects call
 # no function of the library outside the checker but those of the pure and
-# basic files (descriptor.c, sparse_header.c, path.c, io.c, err.c, opts.c).
+# basic files (descriptor.c, sparse_header.c, path.c, open_beneath.c, io.c,
+# err.c, opts.c).
 . "${VMDKIT_TESTLIB:-$(dirname "$0")/lib.sh}"
 SRC=${VMDKIT_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${VMDKIT_BUILD_DIR:-}
@@ -79,7 +80,7 @@ if [ -n "$BUILD" ] && [ -d "$OBJ/check" ] && command -v nm >/dev/null 2>&1; then
         nm --defined-only "$o" | awk -v o="${o#"$OBJ"/}" '$2 ~ /^[TW]$/ {print $3, o}'
     done | sort >defined.txt
     nm --undefined-only "$OBJ"/check/*.o | awk '$1 == "U" {print $2}' | sort -u >used.txt
-    bad=$(join used.txt defined.txt | awk '$2 !~ /^check\// && $2 !~ /^(descriptor|sparse_header|path|io|err|opts)\.c\.o$/ {print $1 " (" $2 ")"}')
+    bad=$(join used.txt defined.txt | awk '$2 !~ /^check\// && $2 !~ /^(descriptor|sparse_header|path|open_beneath|io|err|opts)\.c\.o$/ {print $1 " (" $2 ")"}')
     assert_eq "the checker calls no function of the reader or of vm/" "" "$(echo $bad)"
     assert_true "the object scan sees the checker's calls (vk_descriptor_parse among them)" \
         grep -qx vk_descriptor_parse used.txt

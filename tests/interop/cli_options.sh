@@ -48,13 +48,14 @@ value_of() {
 }
 
 mkdir empty
-external_cmds=
+external_cmds= absolute_cmds=
 for cmd in $commands; do
     say "--- $cmd"
     options_of "$cmd" >"$cmd.opts"
     synopsis=$("$VMDKIT" help "$cmd" | awk '/^SYNOPSIS/ {getline; sub(/^ +/, ""); print; exit}')
     assert_eq "$cmd: the synopsis names the command" "vmdkit $cmd" "$(cut -d' ' -f1-2 <<<"$synopsis")"
     grep -q -- '--allow-external-extents' "$cmd.opts" && external_cmds="$external_cmds $cmd"
+    grep -q -- '--allow-absolute-parents' "$cmd.opts" && absolute_cmds="$absolute_cmds $cmd"
 
     # 1. OPTIONS against SYNOPSIS: each option (but -h) in the synopsis, with its value
     missing=
@@ -177,5 +178,37 @@ done
 usage_rc() { run "$@"; echo "$RC"; }
 assert_eq "clone --linked --allow-external-extents is a usage error" 2 \
     "$(usage_rc "$VMDKIT" clone --linked --allow-external-extents vm/d.vmdk linked.vmdk)"
+
+say "--- --allow-absolute-parents: the same commands take it, and honour it"
+assert_eq "the commands with --allow-absolute-parents are those with --allow-external-extents" \
+    "$external_cmds" "$absolute_cmds"
+# a child whose hint names its parent by an absolute path (VMware's linked clones)
+check "create the parent" "$VMDKIT" create abs-base.vmdk 1M
+check "create a child with an absolute hint" "$VMDKIT" create -b abs-base.vmdk --absolute vm/abs.vmdk 1M
+honours_absolute() {
+    local cmd=$1 want_without=$2
+    shift 2
+    run "$VMDKIT" "$cmd" "$@"
+    local without=$RC
+    assert_true "$cmd: the refusal names the option" grep -q -- '--allow-absolute-parents' "$ERR"
+    rm -rf out.vmdk clone.vmdk
+    run "$VMDKIT" "$cmd" --allow-absolute-parents "$@"
+    local with=$RC
+    rm -rf out.vmdk clone.vmdk
+    assert_eq "$cmd: refused without --allow-absolute-parents, done with it" "$want_without 0" "$without $with"
+}
+for cmd in $absolute_cmds; do
+    case $cmd in
+    info | map) honours_absolute "$cmd" 9 vm/abs.vmdk ;;
+    check) honours_absolute check 1 vm/abs.vmdk ;;
+    convert) honours_absolute convert 9 vm/abs.vmdk out.vmdk ;;
+    compare) honours_absolute compare 9 vm/abs.vmdk zero.raw ;;
+    io) honours_absolute io 9 vm/abs.vmdk -c 'read -P 0 0 4k' ;;
+    clone) honours_absolute clone 9 vm/abs.vmdk clone.vmdk ;;
+    bench) honours_absolute bench 9 -c 4 vm/abs.vmdk ;;
+    *) fail "$cmd takes --allow-absolute-parents but this test does not try it" ;;
+    esac
+done
+check "snapshot follows the absolute hint of the disk it is given" "$VMDKIT" snapshot vm/abs.vmdk
 
 finish

@@ -36,11 +36,11 @@ empty_dir() {
 say "--- manuals"
 declare -A SYNOPSIS=(
     [create]="vmdkit create [-t TYPE] [-a ide|buslogic|lsilogic|legacyESX] [--hw N] [--zeroed-grain] [--split-size 4g|2g] [-b PARENT [--absolute]] FILE SIZE"
-    [info]="vmdkit info [--json] [--chain] [--ignore-cid] [--allow-external-extents] DISK"
-    [map]="vmdkit map [--json] [--ignore-cid] [--allow-external-extents] DISK"
-    [convert]="vmdkit convert [-f vmdk|raw] [-O vmdk|raw] [-t TYPE] [-a ADAPTER] [--hw N] [--split-size 4g|2g] [-p | --progress=json] [--threads N] [--ignore-cid] [--allow-external-extents] SRC DST"
-    [compare]="vmdkit compare [-s] [--json] [-p | --progress=json] [-f vmdk|raw] [-F vmdk|raw] [--ignore-cid] [--allow-external-extents] A B"
-    [io]="vmdkit io [-f vmdk|raw] [-r] [--allow-external-extents] -c CMD [-c CMD ...] DISK"
+    [info]="vmdkit info [--json] [--chain] [--ignore-cid] [--allow-external-extents] [--allow-absolute-parents] DISK"
+    [map]="vmdkit map [--json] [--ignore-cid] [--allow-external-extents] [--allow-absolute-parents] DISK"
+    [convert]="vmdkit convert [-f vmdk|raw] [-O vmdk|raw] [-t TYPE] [-a ADAPTER] [--hw N] [--split-size 4g|2g] [-p | --progress=json] [--threads N] [--ignore-cid] [--allow-external-extents] [--allow-absolute-parents] SRC DST"
+    [compare]="vmdkit compare [-s] [--json] [-p | --progress=json] [-f vmdk|raw] [-F vmdk|raw] [--ignore-cid] [--allow-external-extents] [--allow-absolute-parents] A B"
+    [io]="vmdkit io [-f vmdk|raw] [-r] [--allow-external-extents] [--allow-absolute-parents] -c CMD [-c CMD ...] DISK"
 )
 check "vmdkit --help" "$VMDKIT" --help && cp "$OUT" main-help.txt
 for cmd in create info map convert compare io; do

@@ -124,6 +124,12 @@ void vk_check_emit(vk_check *c, int kind, const char *file, uint64_t offset, con
  * A file already open (same device and inode) is reused.  Errors are
  * returned as codes with the message in C->e: VMDKIT_ENOENT when missing. */
 int vk_check_open(vk_check *c, const char *path, bool writable, size_t *idx);
+/* The same for extent file NAME of the descriptor DESC_PATH (PATH is both
+ * joined): opened beneath the descriptor's folder without following any
+ * symbolic link, and never a block device, unless
+ * VMDKIT_CHECK_ALLOW_EXTERNAL (the rule vmdkit_open applies). */
+int vk_check_open_extent(vk_check *c, const char *desc_path, const char *name, const char *path,
+                         bool writable, size_t *idx);
 void vk_check_close_all(vk_check *c);
 /* Open PATH read-only, without a lock and outside any check (to size its
  * progress): the descriptor, or -1 when it cannot be opened or is not a

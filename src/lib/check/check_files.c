@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "open_beneath.h"
+#include "path.h"
 
 /* Does VMware's lock folder PATH.lck exist? */
 static bool vmware_lock(const char *path)
@@ -44,18 +46,11 @@ int vk_check_peek(const char *path, uint64_t *size)
     return fd;
 }
 
-int vk_check_open(vk_check *c, const char *path, bool writable, size_t *idx)
+/* Keep FD (PATH opened, owned from here on) in the check's files, or
+ * find the file already there. */
+static int adopt(vk_check *c, int fd, const char *path, bool writable, size_t *idx)
 {
     vk_err *e = c->e;
-    if (writable && vmware_lock(path))
-        return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by VMware (%s.lck exists); not repaired", path,
-                       path);
-    int fd = open_file(path, writable);
-    if (fd < 0) {
-        if (errno == ENOENT)
-            return vk_fail(e, VMDKIT_ENOENT, "%s: not found", path);
-        return vk_fail_errno(e, errno, "%s: open", path);
-    }
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int r = vk_fail_errno(e, errno, "%s: stat", path);
@@ -111,6 +106,67 @@ int vk_check_open(vk_check *c, const char *path, bool writable, size_t *idx)
     }
     *idx = c->n_files++;
     return 0;
+}
+
+int vk_check_open(vk_check *c, const char *path, bool writable, size_t *idx)
+{
+    vk_err *e = c->e;
+    if (writable && vmware_lock(path))
+        return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by VMware (%s.lck exists); not repaired", path,
+                       path);
+    int fd = open_file(path, writable);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return vk_fail(e, VMDKIT_ENOENT, "%s: not found", path);
+        return vk_fail_errno(e, errno, "%s: open", path);
+    }
+    return adopt(c, fd, path, writable, idx);
+}
+
+int vk_check_open_extent(vk_check *c, const char *desc_path, const char *name, const char *path,
+                         bool writable, size_t *idx)
+{
+    vk_err *e = c->e;
+    if (c->flags & VMDKIT_CHECK_ALLOW_EXTERNAL)
+        return vk_check_open(c, path, writable, idx);
+    if (writable && vmware_lock(path))
+        return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by VMware (%s.lck exists); not repaired", path,
+                       path);
+    char *dir = vk_path_dirname(desc_path, e);
+    unsigned ups = 0;
+    char *rel = dir ? vk_path_normalise_relative(name, &ups, e) : NULL;
+    if (!rel) {
+        free(dir);
+        return VMDKIT_ENOMEM;
+    }
+    int dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int fd = -1;
+    if (dir_fd >= 0 && !ups && *rel)
+        fd = vk_open_beneath(dir_fd, rel, writable ? O_RDWR : O_RDONLY);
+    else if (dir_fd >= 0)
+        errno = EXDEV;
+    int err = errno;
+    if (dir_fd >= 0)
+        close(dir_fd);
+    free(rel);
+    free(dir);
+    if (fd < 0) {
+        if (err == ENOENT)
+            return vk_fail(e, VMDKIT_ENOENT, "%s: not found", path);
+        if (err == ELOOP || err == EXDEV)
+            return vk_fail(e, VMDKIT_EPATH, "%s: extent file \"%s\": %s", desc_path, name,
+                           err == ELOOP ? "a symbolic link, not followed (use --allow-external-extents to permit)"
+                                        : "outside the descriptor's folder");
+        return vk_fail_errno(e, err, "%s: open", path);
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISBLK(st.st_mode)) {
+        close(fd);
+        return vk_fail(e, VMDKIT_EPATH,
+                       "%s: extent file \"%s\": a block device (use --allow-external-extents to permit)",
+                       desc_path, name);
+    }
+    return adopt(c, fd, path, writable, idx);
 }
 
 void vk_check_close_all(vk_check *c)

@@ -13,7 +13,7 @@
 #include "sparse_header.h"
 
 /* Deepest chain followed (the same limit as opening a disk). */
-#define MAX_LINKS 255
+#define MAX_LINKS VK_MAX_CHAIN_LINKS
 /* Largest embedded descriptor area read (sectors), as the header check allows. */
 #define MAX_EMBEDDED_SECTORS 20480u
 
@@ -268,14 +268,16 @@ static int check_extent(link_ctx *L, size_t i)
                             "%s: extent %zu: file name is empty", L->path, i);
             return 0;
         }
-        if (L->synthesized && i == 0)
+        bool self = L->synthesized && i == 0;
+        if (self)
             path = vk_strdup(L->path, c->e);
         else
             path = vk_path_resolve_extent(L->path, d->filename,
                                           (c->flags & VMDKIT_CHECK_ALLOW_EXTERNAL) != 0, c->e);
         if (!path)
             return c->e->code ? c->e->code : VMDKIT_ENOMEM;
-        r = vk_check_open(c, path, writable, &x->file);
+        r = self ? vk_check_open(c, path, writable, &x->file)
+                 : vk_check_open_extent(c, L->path, d->filename, path, writable, &x->file);
         if (r == VMDKIT_ENOENT || r == VMDKIT_EFORMAT) {
             vk_check_report(c, VMDKIT_FIND_CORRUPT, path, VMDKIT_CHECK_NO_OFFSET,
                             "%s: extent %zu \"%s\": %s", L->path, i, d->filename,
@@ -560,6 +562,10 @@ static int check_parent(link_ctx *L, size_t *visited, uint64_t capacity, link_fa
                         "%s: parent chain is deeper than %d links", L->path, MAX_LINKS);
         return 0;
     }
+    if (d->parent_hint[0] == '/' && !(c->flags & VMDKIT_CHECK_ALLOW_ABSOLUTE_PARENTS))
+        return vk_fail(c->e, VMDKIT_EPATH,
+                       "%s: parentFileNameHint: \"%s\" is an absolute path (use --allow-absolute-parents to permit)",
+                       L->path, d->parent_hint);
     char *ppath = vk_path_resolve_parent(L->path, d->parent_hint, c->e);
     if (!ppath)
         return VMDKIT_ENOMEM;

@@ -85,7 +85,8 @@ int vmdkit_check(const char *path, const vmdkit_check_opts *opts, vmdkit_check_r
     void *progress_opaque = o.progress_opaque;
     if (!path || !*path)
         return vk_fail(e, VMDKIT_EINVAL, "check: no disk given");
-    if (flags & ~(unsigned)(VMDKIT_CHECK_REPAIR | VMDKIT_CHECK_ALLOW_EXTERNAL))
+    if (flags & ~(unsigned)(VMDKIT_CHECK_REPAIR | VMDKIT_CHECK_ALLOW_EXTERNAL |
+                            VMDKIT_CHECK_ALLOW_ABSOLUTE_PARENTS))
         return vk_fail(e, VMDKIT_EINVAL, "%s: check: unknown flags 0x%x", path, flags);
     vk_check c = {
         .flags = flags, .top_path = path, .fn = fn, .opaque = opaque, .e = e, .backup_fd = -1,

@@ -425,7 +425,7 @@ int vmdkit_ova_export(const char *vm_path, const char *out, const vmdkit_ova_exp
     for (size_t i = 0; !r && i < nd; i++) {
         vk_ovf_disk *d = &x.vm.disks[i];
         char name[300], id[32];
-        if ((r = vmdkit_open(d->source, VMDKIT_OPEN_RDONLY, &x.disks[i], e))) {
+        if ((r = vmdkit_open(d->source, VK_OPEN_CHAIN_OF_USER | VMDKIT_OPEN_RDONLY, &x.disks[i], e))) {
             vk_err_prefix(e, "%s%u:%u", vk_ovf_bus_vmx(d->bus), d->ctrl, d->unit);
             break;
         }

@@ -160,7 +160,7 @@ static int create_disk(struct importer *im, const vk_ovf_disk *d, const char *pa
                              .adapter = adapter_for(&im->vm, d)};
     int r = vmdkit_create(path, &co, e);
     if (!r)
-        r = vmdkit_open(path, VMDKIT_OPEN_RDWR, &s->disk, e);
+        r = vmdkit_open(path, VK_OPEN_CHAIN_OF_USER | VMDKIT_OPEN_RDWR, &s->disk, e);
     return r;
 }
 
@@ -190,7 +190,7 @@ static int convert_plain(struct importer *im, const vk_ovf_disk *d, const char *
     if (!src)
         return VMDKIT_ENOMEM;
     vmdkit_disk *in = NULL;
-    int r = vmdkit_open(src, VMDKIT_OPEN_RDONLY, &in, im->e);
+    int r = vmdkit_open(src, VK_OPEN_CHAIN_OF_USER | VMDKIT_OPEN_RDONLY, &in, im->e);
     if (!r && vmdkit_size(in) > capacity)
         r = vk_fail(im->e, VMDKIT_EFORMAT, "%s: capacity: %llu bytes, more than the descriptor's %llu",
                     src, (unsigned long long)vmdkit_size(in), (unsigned long long)capacity);

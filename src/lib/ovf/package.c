@@ -130,7 +130,7 @@ static int open_folder(vk_pkg *p, const char *path, vk_err *e)
 int vk_pkg_open(const char *path, vk_pkg *p, vk_err *e)
 {
     memset(p, 0, sizeof *p);
-    p->fd = open(path, O_RDONLY | O_CLOEXEC);
+    p->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK); /* a FIFO must not block */
     if (p->fd < 0)
         return vk_fail_errno(e, errno, "%s: open", path);
     struct stat st;
@@ -172,7 +172,7 @@ int vk_pkg_find(vk_pkg *p, const char *name, vk_pkg_file *f, vk_err *e)
     if (!path)
         return VMDKIT_ENOMEM;
     /* a plain name in the descriptor's folder, not a link leading elsewhere */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
     int r = 0;
     struct stat st;
     if (fd < 0)

@@ -312,7 +312,8 @@ int vmdkit_vm_snapshot_delete(const char *vm, const char *which, const vmdkit_sn
         if (plans[i].kind != PLAN_MERGE)
             continue;
         vmdkit_disk *d;
-        if ((r = vmdkit_open(plans[i].child, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_LOCK, &d, e)))
+        if ((r = vmdkit_open(plans[i].child, VK_OPEN_CHAIN_OF_USER | VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_LOCK,
+                             &d, e)))
             break;
         mp.total += vmdkit_size(d);
         vmdkit_close(d, NULL);

@@ -319,7 +319,7 @@ static int check_disks(const vk_vm_disk *disks, size_t n, vk_err *e)
                 return vk_fail(e, VMDKIT_EINVAL, "%s: %s and %s name the same disk %s", disks[i].path,
                                disks[j].slot, disks[i].slot, disks[i].file);
         vmdkit_disk *d;
-        int r = vmdkit_open(disks[i].path, VMDKIT_OPEN_RDONLY, &d, e);
+        int r = vmdkit_open(disks[i].path, VK_OPEN_CHAIN_OF_USER | VMDKIT_OPEN_RDONLY, &d, e);
         if (r) {
             vk_err_prefix(e, "%s", disks[i].slot);
             return r;

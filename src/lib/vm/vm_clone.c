@@ -106,7 +106,7 @@ static int multi_cancel_cb(void *opaque, uint64_t done, uint64_t total)
 static int flatten(const char *src, const char *dst, const char *placed_as, int type,
                    struct multi_progress *mp, vk_err *e)
 {
-    vmdkit_clone_disk_opts o = {.struct_size = sizeof o, .type = type};
+    vmdkit_clone_disk_opts o = {.struct_size = sizeof o, .type = type, .open_flags = VK_OPEN_CHAIN_OF_USER};
     if (mp->fn) {
         o.progress = multi_progress_cb;
         o.progress_opaque = mp;
@@ -483,7 +483,7 @@ static int plan_disks(struct vm_clone *c, vk_err *e)
             return VMDKIT_ENOMEM;
         if (!linked) {
             vmdkit_disk *d;
-            int r = vmdkit_open(c->sources[i], VMDKIT_OPEN_RDONLY, &d, e);
+            int r = vmdkit_open(c->sources[i], VK_OPEN_CHAIN_OF_USER | VMDKIT_OPEN_RDONLY, &d, e);
             if (r) {
                 vk_err_prefix(e, "%s", c->slots[i]);
                 return r;
