@@ -153,7 +153,7 @@ static int print_family(const vmdkit_tree_node *root)
         size_t plen;
     };
     enum { PREFIX_MAX = 4096 };
-    char prefix[PREFIX_MAX];
+    char prefix[PREFIX_MAX] = "";
     size_t cap = 64, n = 0;
     struct frame *st = malloc(cap * sizeof *st);
     if (!st)
