@@ -33,11 +33,43 @@ void vmdkit_snapshot_result_free(vmdkit_snapshot_result *res)
     memset(res, 0, sizeof *res);
 }
 
-static int64_t now_us(void)
+int64_t vk_snapshot_now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int vk_snapshot_record(vk_history *h, const vk_frozen *f, const char *name, const char *description,
+                       int64_t time_us, uint32_t *uid, vk_err *e)
+{
+    const char **files = vk_calloc(f->n + 1, sizeof *files, e);
+    char **made = vk_calloc(f->n + 1, sizeof *made, e);
+    int r = files && made ? 0 : VMDKIT_ENOMEM;
+    for (size_t i = 0; !r && i < f->n; i++) {
+        if (!f->reused[i]) {
+            files[i] = f->old_files[i]; /* the disk the slot ran on, as the .vmx named it */
+            continue;
+        }
+        /* the slot kept its empty delta: its parent is what is frozen */
+        if (!(made[i] = vk_vm_file_name_for(h->vmx_path, f->old_paths[i], f->old_files[i][0] == '/', e)))
+            r = VMDKIT_ENOMEM;
+        files[i] = made[i];
+    }
+    vk_vmsd_new n = {
+        .display_name = name,
+        .description = description,
+        .create_time_us = time_us,
+        .files = files,
+        .nodes = (const char *const *)f->slots,
+        .n_disks = f->n,
+    };
+    if (!r)
+        r = vk_vmsd_add(h->vmsd, &n, uid, e);
+    if (made)
+        vmdkit_paths_free(made, f->n);
+    free(files);
+    return r;
 }
 
 int vmdkit_vm_snapshot_take(const char *vm, const vmdkit_snapshot_opts *opts,
@@ -69,19 +101,11 @@ int vmdkit_vm_snapshot_take(const char *vm, const vmdkit_snapshot_opts *opts,
     if ((o.name && (r = vk_vmx_encodable(h->vmsd->file, "displayName", o.name, e))) ||
         (o.description && (r = vk_vmx_encodable(h->vmsd->file, "description", o.description, e))))
         goto out;
-    int64_t t = now_us();
+    int64_t t = vk_snapshot_now_us();
     if ((r = vk_vm_freeze(h->vmx_path, o.absolute_hint, false, &f, e)))
         goto out;
     frozen = true;
-    vk_vmsd_new n = {
-        .display_name = o.name,
-        .description = o.description,
-        .create_time_us = t,
-        .files = (const char *const *)f.old_files,
-        .nodes = (const char *const *)f.slots,
-        .n_disks = f.n,
-    };
-    if ((r = vk_vmsd_add(h->vmsd, &n, &uid, e)) || (r = vk_vmsd_save(h->vmsd, e)))
+    if ((r = vk_snapshot_record(h, &f, o.name, o.description, t, &uid, e)) || (r = vk_vmsd_save(h->vmsd, e)))
         goto out;
     frozen = false; /* recorded: the deltas stay */
     if (res) {

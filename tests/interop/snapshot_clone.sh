@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# Linked clones and VMware's snapshots on one Fusion-style bundle (an NVMe
+# disk and a split SATA disk):
+#  - clone --linked --snapshot NAME|UID: the clone reads exactly what the
+#    source read when that snapshot was taken (qemu-img compare against raw
+#    copies made then), its disks are deltas of the snapshot's disks, and
+#    not one byte of the source's folder changes: the folder is read-only
+#    (chmod -R a-w) and every file's sha256 is the same after;
+#  - without --snapshot the freeze is a recorded snapshot of the source
+#    ("Linked clone NAME YYYY-MM-DD HH:MM", current, the frozen disks), a
+#    second clone of an unchanged source shares it (no new entry, no new
+#    delta), --no-record leaves the .vmsd byte-identical;
+#  - --register writes snapshotN.cloneM / numClones, and snapshot delete is
+#    refused (exit 7, the clone named) for a registered clone and for one
+#    found only through its disks;
+#  - refusals: an unknown snapshot (exit 6, nothing made), options that do
+#    not go together (exit 2), a snapshot whose slots are not the
+#    machine's (exit 5).
+. "${VMDKIT_TESTLIB:-$(dirname "$0")/lib.sh}"
+need_vmdkit
+need qemu-img jq sha256sum
+mk_tmpdir
+
+V=Dev.vmwarevm
+X=$V/Dev.vmx
+# current SLOT: the disk the source writes to in SLOT
+current() { echo "$V/$("$VMDKIT" vmx get $X "$1.fileName")"; }
+# keep_state NAME: raw copies of what both disks read now
+keep_state() {
+    qemu-img convert -O raw "$(current nvme0:0)" "$TMP/$1-sys.raw" &&
+        qemu-img convert -O raw "$(current sata0:1)" "$TMP/$1-data.raw"
+}
+# clone_reads_as NAME CLONE: the clone's two disks read what the source read at NAME
+clone_reads_as() {
+    expect_exit 0 "$2: its system disk reads as the source at '$1'" \
+        qemu-img compare "$TMP/$1-sys.raw" "$2/$(basename "$2" .vmwarevm).vmdk"
+    expect_exit 0 "$2: its data disk reads as the source at '$1'" \
+        qemu-img compare "$TMP/$1-data.raw" "$2/$(basename "$2" .vmwarevm)-2.vmdk"
+}
+# sums: sha256 of every file of the source's folder, with names and modes
+sums() { (cd $V && find . -type f -print0 | sort -z | xargs -0 sha256sum && stat -c '%n %a' -- * | sort); }
+list_json() { "$VMDKIT" snapshot list --json $V >"$TMP/list.json"; }
+jqv() { jq -r "$1" "$TMP/list.json"; }
+
+say "--- a Fusion bundle, two snapshots with data written between them"
+mkdir $V
+cat >$X <<'EOF'
+.encoding = "UTF-8"
+config.version = "8"
+virtualHW.version = "21"
+displayName = "Dev"
+nvme0.present = "TRUE"
+nvme0:0.fileName = "Dev.vmdk"
+nvme0:0.present = "TRUE"
+sata0.present = "TRUE"
+sata0:1.fileName = "Data.vmdk"
+sata0:1.present = "TRUE"
+nvram = "Dev.nvram"
+EOF
+random_bytes 1 8684 >$V/Dev.nvram
+check "create the system disk" "$VMDKIT" create -a lsilogic $V/Dev.vmdk 32M
+check "create the split data disk" "$VMDKIT" create -t twoGbMaxExtentSparse $V/Data.vmdk 32M
+check "write the install" "$VMDKIT" io $V/Dev.vmdk -c 'write -P 0x11 0 4M' -c 'write -P 0x12 28M 4M'
+check "and data" "$VMDKIT" io $V/Data.vmdk -c 'write -P 0x21 1M 3M'
+keep_state first
+check "snapshot 'first'" "$VMDKIT" snapshot --name first $V
+check "write updates" "$VMDKIT" io "$(current nvme0:0)" -c 'write -P 0x31 2M 4M' -c 'write -z 28M 1M'
+check "and more data" "$VMDKIT" io "$(current sata0:1)" -c 'write -P 0x41 2M 2M'
+keep_state second
+check "snapshot 'second'" "$VMDKIT" snapshot --name second $V
+check "write after the last snapshot" "$VMDKIT" io "$(current nvme0:0)" -c 'write -P 0x51 0 8M'
+check "and its data" "$VMDKIT" io "$(current sata0:1)" -c 'write -z 0 4M'
+keep_state now
+
+say "--- clone --linked --snapshot: from a read-only source, nothing written"
+sums >"$TMP/sums-before.txt"
+chmod -R a-w $V
+expect_exit 0 "clone from snapshot 'first' (by name)" "$VMDKIT" clone --linked --snapshot first $V First.vmwarevm
+assert_eq "no 'source now writes to' line: the source is not frozen" "" "$(grep 'source now writes' "$OUT")"
+expect_exit 0 "clone from snapshot 2 (by UID)" "$VMDKIT" clone --linked --snapshot 2 $V Second.vmwarevm
+expect_exit 6 "an unknown snapshot is refused" "$VMDKIT" clone --linked --snapshot nosuch $V None.vmwarevm &&
+    assert_true "the message names the .vmsd and the name" grep -q 'Dev.vmsd: no snapshot with the uid or name "nosuch"' "$ERR"
+assert_true "and nothing is made" test ! -e None.vmwarevm
+expect_exit 2 "--snapshot without --linked is a usage error" "$VMDKIT" clone --snapshot first $V Full.vmwarevm
+expect_exit 2 "--snapshot with --no-record is a usage error" "$VMDKIT" clone --linked --snapshot first --no-record $V Bad.vmwarevm
+chmod -R u+w $V
+sums >"$TMP/sums-after.txt"
+assert_true "every file of the source is byte-identical, with its mode" cmp -s "$TMP/sums-before.txt" "$TMP/sums-after.txt"
+clone_reads_as first First.vmwarevm
+clone_reads_as second Second.vmwarevm
+assert_eq "the first clone's disks are deltas of the disks 'first' froze" "../$V/Dev.vmdk ../$V/Data.vmdk" \
+    "$(descriptor_value First.vmwarevm/First.vmdk parentFileNameHint) $(descriptor_value First.vmwarevm/First-2.vmdk parentFileNameHint)"
+assert_eq "the second clone's: of the disks 'second' froze" "../$V/Dev-000001.vmdk ../$V/Data-000001.vmdk" \
+    "$(descriptor_value Second.vmwarevm/Second.vmdk parentFileNameHint) $(descriptor_value Second.vmwarevm/Second-2.vmdk parentFileNameHint)"
+assert_eq "the clone's .vmsd records its origin" "$(pwd -P)/$X First.vmdk First-2.vmdk 2" \
+    "$("$VMDKIT" vmx get First.vmwarevm/First.vmsd cloneOf0) $("$VMDKIT" vmx get First.vmwarevm/First.vmsd sentinel0) $("$VMDKIT" vmx get First.vmwarevm/First.vmsd sentinel1) $("$VMDKIT" vmx get First.vmwarevm/First.vmsd numSentinels)"
+check "writes into the clone" "$VMDKIT" io First.vmwarevm/First.vmdk -c 'write -P 0x77 0 1M'
+assert_true "leave the source's files as they were" cmp -s "$TMP/sums-before.txt" <(sums)
+reads_now() {
+    expect_exit 0 "$1: the source still reads what it read" qemu-img compare "$TMP/now-sys.raw" "$(current nvme0:0)"
+}
+reads_now "after the clones from snapshots"
+
+say "--- a snapshot whose slots are not the machine's"
+cp $X "$TMP/dev.vmx"
+printf 'sata0:2.fileName = "Extra.vmdk"\nsata0:2.present = "TRUE"\n' >>$X
+check "create an added disk" "$VMDKIT" create $V/Extra.vmdk 8M
+expect_exit 5 "a clone from a snapshot taken before a disk was added is refused" \
+    "$VMDKIT" clone --linked --snapshot first $V Added.vmwarevm &&
+    assert_true "the message names the slot" grep -q 'sata0:2' "$ERR"
+assert_true "and nothing is made" test ! -e Added.vmwarevm
+cp "$TMP/dev.vmx" $X
+rm $V/Extra.vmdk
+
+say "--- clone --linked without --snapshot: the freeze is a recorded snapshot"
+cp $V/Dev.vmsd "$TMP/vmsd-2.txt"
+before=$(current nvme0:0)
+expect_exit 0 "a linked clone of the running state" "$VMDKIT" clone --linked $V Now.vmwarevm
+clone_reads_as now Now.vmwarevm
+list_json
+assert_eq "a third entry, child of 'second', current" "3 2 true" "$(jqv '.snapshots[2] | "\(.uid) \(.parent) \(.current)"')"
+assert_true "named 'Linked clone Now YYYY-MM-DD HH:MM' ($(jqv '.snapshots[2].name'))" \
+    grep -qE '^Linked clone Now [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}$' <(jqv '.snapshots[2].name')
+assert_eq "it names the disks the source ran on, now frozen" \
+    "nvme0:0=$(basename "$before") sata0:1=Data-000002.vmdk" "$(jqv '.snapshots[2].disks | map("\(.node)=\(.file)") | join(" ")')"
+assert_eq "the clone is made from those disks" "../$before" "$(descriptor_value Now.vmwarevm/Now.vmdk parentFileNameHint)"
+assert_true "the entry is the one 'snapshot' writes (same keys, same order)" \
+    test "$(grep -c '^snapshot2\.' $V/Dev.vmsd)" -eq 10
+expect_exit 0 "a second clone, nothing written since" "$VMDKIT" clone --linked $V Again.vmwarevm
+assert_eq "no new delta for the source" "" "$(grep 'source now writes' "$OUT")"
+list_json
+assert_eq "no new entry: it shares the snapshot" "3 3" "$(jqv '"\(.snapshots | length) \(.current)"')"
+assert_eq "and its disks" "../$before" "$(descriptor_value Again.vmwarevm/Again.vmdk parentFileNameHint)"
+
+say "--- a clone that fails after the freeze was recorded leaves the source as it was"
+# a folder the clone cannot be built in: read-only for a user, a read-only
+# file system for root (whom permissions do not stop)
+mkdir Shut
+if [ "$(id -u)" -eq 0 ]; then
+    mount -t tmpfs -o ro,size=1m tmpfs Shut 2>/dev/null || say "       (cannot mount a read-only folder: the failure below is not provoked)"
+else
+    chmod a-w Shut
+fi
+cp $V/Dev.vmsd "$TMP/vmsd-pre-fail.txt"
+cp $X "$TMP/vmx-pre-fail.txt"
+check "write into the source (so that the next clone freezes it)" "$VMDKIT" io "$(current nvme0:0)" -c 'write -P 0x66 1M 1M'
+run "$VMDKIT" clone --linked $V Shut/Fail.vmwarevm
+assert_true "a clone into a folder it cannot write to fails (exit $RC)" test "$RC" -ne 0 -a "$RC" -lt 125
+assert_true "the source's .vmsd is put back byte for byte" cmp -s "$TMP/vmsd-pre-fail.txt" $V/Dev.vmsd
+assert_true "and its .vmx (the freeze undone)" cmp -s "$TMP/vmx-pre-fail.txt" $X
+assert_eq "no new delta is left" "" "$(ls $V | grep -- '-000004')"
+if [ "$(id -u)" -eq 0 ]; then umount Shut 2>/dev/null; else chmod u+w Shut; fi
+
+say "--- --no-record: the old unrecorded freeze"
+check "write into the source" "$VMDKIT" io "$(current nvme0:0)" -c 'write -P 0x61 0 1M'
+cp $V/Dev.vmsd "$TMP/vmsd-3.txt"
+expect_exit 0 "clone --linked --no-record" "$VMDKIT" clone --linked --no-record $V Quiet.vmwarevm
+assert_true "the source's .vmsd is byte-identical" cmp -s "$TMP/vmsd-3.txt" $V/Dev.vmsd
+assert_true "but the source was frozen" grep -q 'source now writes to' "$OUT"
+
+say "--- --register: the clone recorded under its snapshot, delete refused"
+expect_exit 2 "--register with --no-record is a usage error" "$VMDKIT" clone --linked --no-record --register $V R0.vmwarevm
+expect_exit 0 "clone from 'first', registered" "$VMDKIT" clone --linked --snapshot first --register $V Reg.vmwarevm
+assert_eq "snapshot0.clone0 names the clone's .vmx, numClones = 1" "$(pwd -P)/Reg.vmwarevm/Reg.vmx 1" \
+    "$("$VMDKIT" vmx get $V/Dev.vmsd snapshot0.clone0) $("$VMDKIT" vmx get $V/Dev.vmsd snapshot0.numClones)"
+list_json
+assert_eq "snapshot list shows it" "$(pwd -P)/Reg.vmwarevm/Reg.vmx" "$(jqv '.snapshots[0].clones | join(" ")')"
+expect_exit 0 "a second registered clone of 'first'" "$VMDKIT" clone --linked --snapshot 1 --register $V Reg2.vmwarevm
+assert_eq "clone1, numClones = 2" "$(pwd -P)/Reg2.vmwarevm/Reg2.vmx 2" \
+    "$("$VMDKIT" vmx get $V/Dev.vmsd snapshot0.clone1) $("$VMDKIT" vmx get $V/Dev.vmsd snapshot0.numClones)"
+cp $V/Dev.vmsd "$TMP/vmsd-reg.txt"
+sums >"$TMP/sums-reg.txt"
+expect_exit 7 "snapshot delete of 'first' is refused" "$VMDKIT" snapshot delete $V first &&
+    assert_true "naming the clones" grep -q "First.vmwarevm/First.vmdk\|Reg.vmwarevm/Reg.vmx" "$ERR"
+expect_exit 7 "snapshot delete of 'second' (a clone found by its disks, not registered) is refused" \
+    "$VMDKIT" snapshot delete $V second &&
+    assert_true "naming the clone" grep -q 'Second.vmwarevm/Second' "$ERR"
+assert_true "and nothing is written" cmp -s "$TMP/sums-reg.txt" <(sums)
+expect_exit 0 "a recorded freeze, registered: the entry and the clone in one" \
+    "$VMDKIT" clone --linked --register $V Last.vmwarevm
+list_json
+assert_eq "a fourth entry recording the clone" "4 $(pwd -P)/Last.vmwarevm/Last.vmx" \
+    "$(jqv '.snapshots[3] | "\(.uid) \(.clones | join(" "))"')"
+clone_reads_as now Now.vmwarevm
+finish
