@@ -1192,7 +1192,12 @@ typedef struct vmdkit_tree {
                                       .vmx/.vmsd files and folders, machines and VMware
                                       snapshots naming missing disks, other references
                                       (nvram, ISO images, cloneOf0 ...) that lead
-                                      nowhere, leftovers of interrupted commands */
+                                      nowhere, leftovers of interrupted commands; and
+                                      where a .vmsd and the disks disagree: a .vmsd that
+                                      does not parse, a snapshot.current no entry has, a
+                                      machine running on deltas no snapshot accounts
+                                      for, a linked clone of a disk that no snapshot of
+                                      its source records (a deleted snapshot) */
     size_t n_problems;
 } vmdkit_tree;
 

@@ -102,14 +102,14 @@ reads_now() {
 reads_now "after the clones from snapshots"
 
 say "--- a snapshot whose slots are not the machine's"
-cp $X "$TMP/dev.vmx"
+cp $X "$TMP/dev-vmx.txt"
 printf 'sata0:2.fileName = "Extra.vmdk"\nsata0:2.present = "TRUE"\n' >>$X
 check "create an added disk" "$VMDKIT" create $V/Extra.vmdk 8M
 expect_exit 5 "a clone from a snapshot taken before a disk was added is refused" \
     "$VMDKIT" clone --linked --snapshot first $V Added.vmwarevm &&
     assert_true "the message names the slot" grep -q 'sata0:2' "$ERR"
 assert_true "and nothing is made" test ! -e Added.vmwarevm
-cp "$TMP/dev.vmx" $X
+cp "$TMP/dev-vmx.txt" $X
 rm $V/Extra.vmdk
 
 say "--- clone --linked without --snapshot: the freeze is a recorded snapshot"
@@ -182,4 +182,40 @@ list_json
 assert_eq "a fourth entry recording the clone" "4 $(pwd -P)/Last.vmwarevm/Last.vmx" \
     "$(jqv '.snapshots[3] | "\(.uid) \(.clones | join(" "))"')"
 clone_reads_as now Now.vmwarevm
+check "tree of the library" "$VMDKIT" tree
+assert_eq "tree: every freeze is recorded, every clone made from a snapshot: no problem" "" \
+    "$(sed -n '/^Problems:/,$p' "$OUT")"
+assert_true "tree: the snapshot names on the disks they froze" \
+    grep -q "^Dev.vmwarevm/Dev.vmdk .*snapshot Dev: \"first\"" "$OUT"
+
+say "--- tree: where a .vmsd and the disks disagree"
+mkdir lib2 && cd lib2 || exit 1
+mkdir M.vmwarevm
+printf '.encoding = "UTF-8"\ndisplayName = "M"\nscsi0:0.fileName = "M.vmdk"\nscsi0:0.present = "TRUE"\n' >M.vmwarevm/M.vmx
+check "create M" "$VMDKIT" create M.vmwarevm/M.vmdk 8M
+check "snapshot M" "$VMDKIT" snapshot --name base M.vmwarevm
+check "a clone of M's snapshot" "$VMDKIT" clone --linked --snapshot base M.vmwarevm FromBase.vmwarevm
+check "write into M" "$VMDKIT" io M.vmwarevm/M-000001.vmdk -c 'write -P 0x71 0 1M'
+check "a clone whose freeze is not recorded" "$VMDKIT" clone --linked --no-record M.vmwarevm Hidden.vmwarevm
+check "tree" "$VMDKIT" tree
+sed -n '/^Problems:/,$p' "$OUT" | sed 's/^/       /'
+assert_true "M runs on a delta no snapshot accounts for" grep -q \
+    '^  M.vmwarevm/M.vmx: scsi0:0.fileName: runs on deltas no snapshot accounts for: M-000001.vmdk frozen below "M-000002.vmdk" and named by no entry of M.vmsd$' "$OUT"
+assert_true "the clone of that freeze depends on what no snapshot records" grep -q \
+    '^  Hidden.vmwarevm/Hidden.vmx: scsi0:0.fileName: a linked clone of M.vmwarevm/M-000001.vmdk, which no snapshot of "M" records' "$OUT"
+assert_eq "the clone of the snapshot is fine" "" "$(grep 'FromBase.vmwarevm/FromBase.vmx' "$OUT")"
+check "delete the snapshot anyway (--force)" "$VMDKIT" snapshot delete --force M.vmwarevm base
+check "tree" "$VMDKIT" tree
+assert_true "the clone of the deleted snapshot is found" grep -q \
+    '^  FromBase.vmwarevm/FromBase.vmx: scsi0:0.fileName: a linked clone of M.vmwarevm/M.vmdk, which no snapshot of "M" records (deleted' "$OUT"
+printf 'snapshot.current = "99"\n' >>M.vmwarevm/M.vmsd
+check "tree" "$VMDKIT" tree
+assert_true "a snapshot.current no entry has" grep -q \
+    '^  M.vmwarevm/M.vmsd: snapshot.current = "99": no snapshot has that uid' "$OUT"
+check "snapshot of M" "$VMDKIT" snapshot --name again M.vmwarevm
+rm M.vmwarevm/M-000002.vmdk
+check "tree" "$VMDKIT" tree
+assert_true "a .vmsd naming a missing disk" grep -q \
+    '^  M.vmwarevm/M.vmsd: snapshot0.disk0.fileName: VMware snapshot "again" names "M-000002.vmdk": not found' "$OUT"
+cd ..
 finish
