@@ -970,6 +970,10 @@ enum vmdkit_vm_clone_flags {
                                            snapshot in the source's .vmsd */
     VMDKIT_VM_CLONE_REGISTER = 1 << 1,  /* record the clone in the source's .vmsd under the
                                            snapshot it is made from (snapshotN.cloneM) */
+    VMDKIT_VM_CLONE_VMWARE_NAMES = 1 << 2, /* VMware's names: each disk <parent's name
+                                           without -NNNNNN>-cl1.vmdk (-cl2 ... when two
+                                           would be alike) and an absolute parent hint,
+                                           as vmrun clone ... linked makes them */
 };
 
 typedef struct vmdkit_vm_clone_result {
@@ -988,7 +992,8 @@ typedef struct vmdkit_vm_clone_result {
  * Clone the machine SRC_VM into the new folder DST_VM (it must not exist;
  * its parent folder must).  The clone holds NAME.vmx, NAME.nvram and
  * NAME.vmxf when the source has them, and one disk per source disk named
- * NAME.vmdk, NAME-2.vmdk, NAME-3.vmdk ... in slot order.
+ * NAME.vmdk, NAME-2.vmdk, NAME-3.vmdk ... in slot order (linked, with
+ * VMDKIT_VM_CLONE_VMWARE_NAMES: Base-cl1.vmdk ... after the parent disks).
  *
  * The .vmx is the source's with every comment and line kept, except:
  * displayName = NAME; each disk's fileName names the clone's disk;

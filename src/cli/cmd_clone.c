@@ -4,7 +4,7 @@
 
 #include "cli.h"
 
-enum { OPT_LINKED = CLI_OPT_LONG, OPT_ABSOLUTE, OPT_NAME, OPT_SNAPSHOT, OPT_NO_RECORD, OPT_REGISTER };
+enum { OPT_LINKED = CLI_OPT_LONG, OPT_ABSOLUTE, OPT_NAME, OPT_SNAPSHOT, OPT_NO_RECORD, OPT_REGISTER, OPT_VMWARE_NAMES };
 
 static const struct cli_opt clone_opts[] = {
     {0, "linked", NULL, "Make a linked clone (deltas) instead of a full copy.", OPT_LINKED},
@@ -22,6 +22,11 @@ static const struct cli_opt clone_opts[] = {
      "With --linked, of a virtual machine: also record the clone in SRC's .vmsd\n"
      "under the snapshot it is made from (snapshotN.cloneM), as Workstation does.",
      OPT_REGISTER, CLI_OPT_BESIDE},
+    {0, "vmware-names", NULL,
+     "With --linked, of a virtual machine: name the clone's disks as VMware does,\n"
+     "after the disks they are made from (Base-000002.vmdk gives Base-cl1.vmdk),\n"
+     "with absolute parent hints.",
+     OPT_VMWARE_NAMES, CLI_OPT_BESIDE},
     {'t', "type", "TYPE", "createType of a full clone's disks.", 't', CLI_OPT_OR},
     CLI_OPTS_PROGRESS,
     {0, "name", "NAME", "Virtual machines: the clone's displayName and file names.", OPT_NAME},
@@ -88,6 +93,10 @@ const struct cli_help cmd_clone_help = {
         "\".;<source folder>\".  Nothing else is written in the source's folder; a\n"
         "source nothing wrote since its last freeze is not frozen again.  Without\n"
         "--linked every disk is flattened (see above) and the source is only read.\n"
+        "--vmware-names names a linked clone's disks as vmrun clone does, after the\n"
+        "disk each is made from without its snapshot number (Base-000002.vmdk gives\n"
+        "Base-cl1.vmdk, its pieces Base-cl1-s001.vmdk ...), with absolute hints; the\n"
+        "default keeps NAME.vmdk and relative hints, which survive moving the library.\n"
         "\n"
         "An nvram or .vmxf outside the source's folder (absolute, .., a symbolic\n"
         "link) is not copied, with a warning; CD-ROM and floppy images named\n"
@@ -170,6 +179,7 @@ int cmd_clone(int argc, char **argv)
         case OPT_SNAPSHOT: snapshot = optarg; break;
         case OPT_NO_RECORD: vm_flags |= VMDKIT_VM_CLONE_NO_RECORD; break;
         case OPT_REGISTER: vm_flags |= VMDKIT_VM_CLONE_REGISTER; break;
+        case OPT_VMWARE_NAMES: vm_flags |= VMDKIT_VM_CLONE_VMWARE_NAMES; break;
         case CLI_OPT_ALLOW_EXTERNAL: open_flags |= VMDKIT_OPEN_ALLOW_EXTERNAL; break;
         case 'p':
             if (!cli_parse_progress(optarg, &progress))
@@ -194,7 +204,7 @@ int cmd_clone(int argc, char **argv)
     if (absolute && !linked)
         return cli_usage_error("clone", "--absolute applies to linked clones only");
     if ((snapshot || vm_flags) && !linked)
-        return cli_usage_error("clone", "--snapshot, --no-record and --register apply to linked clones only");
+        return cli_usage_error("clone", "--snapshot, --no-record, --register and --vmware-names apply to linked clones only");
     if (snapshot && (vm_flags & VMDKIT_VM_CLONE_NO_RECORD))
         return cli_usage_error("clone", "--no-record applies without --snapshot only");
     if ((vm_flags & VMDKIT_VM_CLONE_NO_RECORD) && (vm_flags & VMDKIT_VM_CLONE_REGISTER))
@@ -222,7 +232,7 @@ int cmd_clone(int argc, char **argv)
     if (name)
         return cli_usage_error("clone", "--name applies to virtual machines only");
     if (snapshot || vm_flags)
-        return cli_usage_error("clone", "--snapshot, --no-record and --register apply to virtual machines only");
+        return cli_usage_error("clone", "--snapshot, --no-record, --register and --vmware-names apply to virtual machines only");
     if (!linked)
         return full_clone(src, dst, type, progress, open_flags);
     vmdkit_error err = {0};

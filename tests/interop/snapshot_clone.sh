@@ -13,6 +13,10 @@
 #  - --register writes snapshotN.cloneM / numClones, and snapshot delete is
 #    refused (exit 7, the clone named) for a registered clone and for one
 #    found only through its disks;
+#  - --vmware-names: <parent>-cl1.vmdk disks with absolute hints;
+#  - tree: a snapshot.current no entry has, a machine running on deltas no
+#    snapshot accounts for, clones of an unrecorded freeze and of a deleted
+#    snapshot, a .vmsd naming a missing disk;
 #  - refusals: an unknown snapshot (exit 6, nothing made), options that do
 #    not go together (exit 2), a snapshot whose slots are not the
 #    machine's (exit 5).
@@ -100,6 +104,18 @@ reads_now() {
     expect_exit 0 "$1: the source still reads what it read" qemu-img compare "$TMP/now-sys.raw" "$(current nvme0:0)"
 }
 reads_now "after the clones from snapshots"
+
+say "--- --vmware-names: VMware's -cl1 disk names and absolute hints"
+expect_exit 0 "clone from 'second' with VMware's names" "$VMDKIT" clone --linked --snapshot second --vmware-names $V VN.vmwarevm
+assert_eq "the disks are named after their parents, without the snapshot number" \
+    "Data-cl1-s001.vmdk Data-cl1.vmdk Dev-cl1.vmdk VN.nvram VN.vmsd VN.vmx" "$(ls VN.vmwarevm | xargs)"
+assert_eq "their hints are absolute" "$(pwd -P)/$V/Dev-000001.vmdk $(pwd -P)/$V/Data-000001.vmdk" \
+    "$(descriptor_value VN.vmwarevm/Dev-cl1.vmdk parentFileNameHint) $(descriptor_value VN.vmwarevm/Data-cl1.vmdk parentFileNameHint)"
+assert_eq "the .vmx and the .vmsd's sentinels name them" "Dev-cl1.vmdk Data-cl1.vmdk Dev-cl1.vmdk Data-cl1.vmdk" \
+    "$("$VMDKIT" vmx get VN.vmwarevm/VN.vmx nvme0:0.fileName) $("$VMDKIT" vmx get VN.vmwarevm/VN.vmx sata0:1.fileName) $("$VMDKIT" vmx get VN.vmwarevm/VN.vmsd sentinel0) $("$VMDKIT" vmx get VN.vmwarevm/VN.vmsd sentinel1)"
+expect_exit 0 "it reads as the source at 'second'" qemu-img compare "$TMP/second-sys.raw" VN.vmwarevm/Dev-cl1.vmdk
+expect_exit 0 "its data disk too" qemu-img compare "$TMP/second-data.raw" VN.vmwarevm/Data-cl1.vmdk
+assert_true "the source's files are still byte-identical" cmp -s "$TMP/sums-before.txt" <(sums)
 
 say "--- a snapshot whose slots are not the machine's"
 cp $X "$TMP/dev-vmx.txt"

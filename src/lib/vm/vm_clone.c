@@ -84,6 +84,31 @@ static char *disk_name(const char *name, size_t i, vk_err *e)
     return s;
 }
 
+/* VMware's name for a linked clone's disk made from the disk at PARENT:
+ * its name without ".vmdk" and without a "-NNNNNN" snapshot number, then
+ * "-clK.vmdk" (disk-000003.vmdk -> disk-cl1.vmdk), K the first number no
+ * earlier disk of the clone (TAKEN[0..N)) has. */
+static char *vmware_disk_name(const char *parent, char *const *taken, size_t n, vk_err *e)
+{
+    const char *base = vk_path_basename(parent);
+    size_t len = strlen(base);
+    if (vk_path_has_suffix(base, ".vmdk"))
+        len -= 5;
+    if (len > 7 && base[len - 7] == '-' && strspn(base + len - 6, "0123456789") >= 6)
+        len -= 7;
+    size_t cap = len + 32;
+    char *s = vk_malloc(cap, e);
+    for (unsigned k = 1; s; k++) {
+        snprintf(s, cap, "%.*s-cl%u.vmdk", (int)len, base, k);
+        bool used = false;
+        for (size_t i = 0; i < n && !used; i++)
+            used = strcasecmp(taken[i], s) == 0;
+        if (!used)
+            break;
+    }
+    return s;
+}
+
 /* ---- full copies ---- */
 
 /* Progress over all disks of a full clone. */
@@ -462,12 +487,12 @@ static int check_destination(struct vm_clone *c, const char *src_vm, const char 
  * are for linked clones. */
 static int check_options(const vmdkit_vm_clone_opts *o, vk_err *e)
 {
-    unsigned known = VMDKIT_VM_CLONE_NO_RECORD | VMDKIT_VM_CLONE_REGISTER;
+    unsigned known = VMDKIT_VM_CLONE_NO_RECORD | VMDKIT_VM_CLONE_REGISTER | VMDKIT_VM_CLONE_VMWARE_NAMES;
     if (o->flags & ~known)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_clone: flags: unknown bits 0x%x", o->flags & ~known);
     if (!o->linked && (o->snapshot || o->flags))
-        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_clone: a snapshot, no_record and register apply to linked "
-                                          "clones only");
+        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_clone: a snapshot, no_record, register and vmware_names "
+                                          "apply to linked clones only");
     if (o->snapshot && (o->flags & VMDKIT_VM_CLONE_NO_RECORD))
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_clone: no_record applies without a snapshot only (a clone "
                                           "from a snapshot records no freeze)");
@@ -674,7 +699,10 @@ static int plan_disks(struct vm_clone *c, vk_err *e)
     for (size_t i = 0; i < n; i++) {
         c->slots[i] = linked && !snap ? c->f.slots[i] : c->disks[i].slot;
         c->sources[i] = snap ? c->snap_disks[i] : linked ? c->f.old_paths[i] : c->disks[i].path;
-        if (!(c->disk_names[i] = disk_name(c->name, i, e)))
+        c->disk_names[i] = c->opts->flags & VMDKIT_VM_CLONE_VMWARE_NAMES
+                               ? vmware_disk_name(c->sources[i], c->disk_names, i, e)
+                               : disk_name(c->name, i, e);
+        if (!c->disk_names[i])
             return VMDKIT_ENOMEM;
         if (!linked) {
             vmdkit_disk *d;
@@ -704,7 +732,10 @@ static int build_disks(struct vm_clone *c, vk_err *e)
         /* the temporary folder is a sibling of DST: a relative hint made
          * from it is the same as one made from DST */
         else if (c->opts->linked)
-            r = vmdkit_create_delta(c->sources[i], p, c->opts->absolute_hint ? VMDKIT_DELTA_ABSOLUTE_HINT : 0,
+            r = vmdkit_create_delta(c->sources[i], p,
+                                    c->opts->absolute_hint || (c->opts->flags & VMDKIT_VM_CLONE_VMWARE_NAMES)
+                                        ? VMDKIT_DELTA_ABSOLUTE_HINT
+                                        : 0,
                                     e);
         else
             r = flatten(c->sources[i], p, placed, c->opts->type, &c->mp, e);
