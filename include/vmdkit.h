@@ -827,7 +827,11 @@ typedef struct vmdkit_snapshot_info {
     bool current;               /* snapshot.current names it */
     vmdkit_snapshot_disk *disks;
     size_t n_disks;
-    char **clones;              /* linked clones recorded as made from it */
+    char **clones;              /* linked clones made from it: those its entry records
+                                   (snapshotN.cloneM), then those the library around the
+                                   machine holds (disks outside its folder whose parent
+                                   is one of its disks), each by its machine's .vmx,
+                                   else by the disk */
     size_t n_clones;
 } vmdkit_snapshot_info;
 

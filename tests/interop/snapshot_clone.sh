@@ -180,7 +180,12 @@ expect_exit 0 "clone from 'first', registered" "$VMDKIT" clone --linked --snapsh
 assert_eq "snapshot0.clone0 names the clone's .vmx, numClones = 1" "$(pwd -P)/Reg.vmwarevm/Reg.vmx 1" \
     "$("$VMDKIT" vmx get $V/Dev.vmsd snapshot0.clone0) $("$VMDKIT" vmx get $V/Dev.vmsd snapshot0.numClones)"
 list_json
-assert_eq "snapshot list shows it" "$(pwd -P)/Reg.vmwarevm/Reg.vmx" "$(jqv '.snapshots[0].clones | join(" ")')"
+assert_eq "snapshot list shows it first, then the clones found by their disks" \
+    "$(pwd -P)/Reg.vmwarevm/Reg.vmx $(pwd -P)/First.vmwarevm/First.vmx" "$(jqv '.snapshots[0].clones | join(" ")')"
+assert_eq "and for 'second', the clones of it (found in the library)" \
+    "$(pwd -P)/Second.vmwarevm/Second.vmx $(pwd -P)/VN.vmwarevm/VN.vmx" "$(jqv '.snapshots[1].clones | sort | join(" ")')"
+check "snapshot list (text)" "$VMDKIT" snapshot list $V
+assert_true "the text lists them below the snapshot" grep -q "linked clone $(pwd -P)/Second.vmwarevm/Second.vmx" "$OUT"
 expect_exit 0 "a second registered clone of 'first'" "$VMDKIT" clone --linked --snapshot 1 --register $V Reg2.vmwarevm
 assert_eq "clone1, numClones = 2" "$(pwd -P)/Reg2.vmwarevm/Reg2.vmx 2" \
     "$("$VMDKIT" vmx get $V/Dev.vmsd snapshot0.clone1) $("$VMDKIT" vmx get $V/Dev.vmsd snapshot0.numClones)"
@@ -195,8 +200,10 @@ assert_true "and nothing is written" cmp -s "$TMP/sums-reg.txt" <(sums)
 expect_exit 0 "a recorded freeze, registered: the entry and the clone in one" \
     "$VMDKIT" clone --linked --register $V Last.vmwarevm
 list_json
-assert_eq "a fourth entry recording the clone" "4 $(pwd -P)/Last.vmwarevm/Last.vmx" \
-    "$(jqv '.snapshots[3] | "\(.uid) \(.clones | join(" "))"')"
+assert_eq "a fourth entry recording the clone (first: recorded; then those found by their disks)" \
+    "4 $(pwd -P)/Last.vmwarevm/Last.vmx" "$(jqv '.snapshots[3] | "\(.uid) \(.clones[0])"')"
+assert_eq "the entry itself records that clone only" "$(pwd -P)/Last.vmwarevm/Last.vmx 1" \
+    "$("$VMDKIT" vmx get $V/Dev.vmsd snapshot3.clone0) $("$VMDKIT" vmx get $V/Dev.vmsd snapshot3.numClones)"
 clone_reads_as now Now.vmwarevm
 check "tree of the library" "$VMDKIT" tree
 assert_eq "tree: every freeze is recorded, every clone made from a snapshot: no problem" "" \
