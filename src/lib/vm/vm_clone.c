@@ -91,11 +91,7 @@ static char *disk_name(const char *name, size_t i, vk_err *e)
 static char *vmware_disk_name(const char *parent, char *const *taken, size_t n, vk_err *e)
 {
     const char *base = vk_path_basename(parent);
-    size_t len = strlen(base);
-    if (vk_path_has_suffix(base, ".vmdk"))
-        len -= 5;
-    if (len > 7 && base[len - 7] == '-' && strspn(base + len - 6, "0123456789") >= 6)
-        len -= 7;
+    size_t len = vk_vm_disk_stem(base);
     size_t cap = len + 32;
     char *s = vk_malloc(cap, e);
     for (unsigned k = 1; s; k++) {
@@ -442,8 +438,8 @@ struct vm_clone {
     char **snap_disks;          /* from a snapshot: per disk, the disk it froze */
     char *record_name;          /* the recorded freeze's displayName */
     int64_t record_time;
-    uint32_t uid;               /* the snapshot the clone is made from, when recorded */
-    bool has_uid;
+    uint32_t uid;               /* the snapshot the clone is made from (from a snapshot, or
+                                   recorded) */
     char *vmsd_before;          /* the source's .vmsd before it was saved, for undo */
     size_t vmsd_before_len;
     bool vmsd_existed, vmsd_saved;
@@ -549,10 +545,8 @@ static int plan_from_snapshot(struct vm_clone *c, vk_err *e)
         if (!(c->snap_disks[i] = vk_history_path(c->h, x->disks[k].file, e)))
             r = VMDKIT_ENOMEM;
     }
-    if (!r) {
+    if (!r)
         c->uid = x->uid;
-        c->has_uid = true;
-    }
     free(map);
     return r;
 }
@@ -590,8 +584,8 @@ static int plan_freeze(struct vm_clone *c, vk_err *e)
 }
 
 /* Is the freeze F one that changed nothing, on the disks the current
- * snapshot of S froze already (an earlier recorded freeze nothing wrote
- * since)?  Then it is that snapshot. */
+ * snapshot of H's machine froze already (an earlier recorded freeze
+ * nothing wrote since)?  Then it is that snapshot. */
 static const vk_vmsd_snap *freeze_is_current(const vk_history *h, const vk_frozen *f)
 {
     const vk_vmsd *s = h->vmsd;
@@ -641,7 +635,6 @@ static int record_in_source(struct vm_clone *c, vk_err *e)
                 return r;
             changed = true;
         }
-        c->has_uid = true;
     }
     if (reg) {
         size_t k = strlen(c->dst) + strlen(c->name) + 8;
