@@ -197,6 +197,15 @@ expect_exit 7 "snapshot delete of 'second' (a clone found by its disks, not regi
     "$VMDKIT" snapshot delete $V second &&
     assert_true "naming the clone" grep -q 'Second.vmwarevm/Second' "$ERR"
 assert_true "and nothing is written" cmp -s "$TMP/sums-reg.txt" <(sums)
+mkdir $V/Dev.vmx.lck
+expect_exit 0 "a running source (a .lck folder): a clone from a snapshot still works" \
+    "$VMDKIT" clone --linked --snapshot second $V Running.vmwarevm
+cp $V/Dev.vmsd "$TMP/vmsd-running.txt"
+expect_exit 8 "but --register, which writes its .vmsd, is refused" \
+    "$VMDKIT" clone --linked --snapshot second --register $V RunReg.vmwarevm
+assert_true "nothing written" cmp -s "$TMP/vmsd-running.txt" $V/Dev.vmsd
+assert_true "nothing made" test ! -e RunReg.vmwarevm
+rmdir $V/Dev.vmx.lck
 expect_exit 0 "a recorded freeze, registered: the entry and the clone in one" \
     "$VMDKIT" clone --linked --register $V Last.vmwarevm
 list_json
