@@ -117,7 +117,7 @@ const struct cli_help cmd_clone_help = {
     .exit_status = "5  --snapshot: the snapshot's disk slots are not SRC's slots now\n"
                    "6  --snapshot: SRC has no snapshot with that UID or name\n"
                    "8  the source machine is running or suspended\n"
-                   "9  NEW exists",
+                   "9  NEW exists; --snapshot: the snapshot names a disk SRC still writes to",
     .examples =
         "vmdkit clone --linked Base.vmwarevm/Base.vmdk Clone.vmwarevm/Clone.vmdk\n"
         "vmdkit clone -t twoGbMaxExtentSparse Base.vmdk Copy.vmdk\n"

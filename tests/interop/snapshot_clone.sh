@@ -19,7 +19,8 @@
 #    snapshot, a .vmsd naming a missing disk;
 #  - refusals: an unknown snapshot (exit 6, nothing made), options that do
 #    not go together (exit 2), a snapshot whose slots are not the
-#    machine's (exit 5).
+#    machine's (exit 5), a snapshot naming the disk the machine runs on
+#    (exit 9).
 . "${VMDKIT_TESTLIB:-$(dirname "$0")/lib.sh}"
 need_vmdkit
 need qemu-img jq sha256sum
@@ -138,6 +139,17 @@ expect_exit 5 "a clone from a snapshot taken before a disk was added is refused"
 assert_true "and nothing is made" test ! -e Added.vmwarevm
 cp "$TMP/dev-vmx.txt" $X
 rm $V/Extra.vmdk
+
+say "--- a snapshot whose disk the machine still writes to"
+mkdir W.vmwarevm
+printf '.encoding = "UTF-8"\nscsi0:0.fileName = "W.vmdk"\nscsi0:0.present = "TRUE"\n' >W.vmwarevm/W.vmx
+printf '.encoding = "UTF-8"\nsnapshot.lastUID = "1"\nsnapshot.current = "1"\nsnapshot0.uid = "1"\nsnapshot0.displayName = "bad"\nsnapshot0.numDisks = "1"\nsnapshot0.disk0.fileName = "W.vmdk"\nsnapshot0.disk0.node = "scsi0:0"\nsnapshot.numSnapshots = "1"\n' >W.vmwarevm/W.vmsd
+check "create W" "$VMDKIT" create W.vmwarevm/W.vmdk 8M
+expect_exit 9 "a clone of a snapshot whose disk is W's running disk is refused" \
+    "$VMDKIT" clone --linked --snapshot bad W.vmwarevm WC.vmwarevm &&
+    assert_true "naming the disk and the slot" grep -q 'W.vmsd: snapshot 1: disk0.fileName "W.vmdk" is the disk scsi0:0 still writes to' "$ERR"
+assert_true "nothing is made" test ! -e WC.vmwarevm
+rm -r W.vmwarevm
 
 say "--- clone --linked without --snapshot: the freeze is a recorded snapshot"
 cp $V/Dev.vmsd "$TMP/vmsd-2.txt"

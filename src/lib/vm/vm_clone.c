@@ -542,8 +542,18 @@ static int plan_from_snapshot(struct vm_clone *c, vk_err *e)
             r = vk_fail(e, VMDKIT_EIO, "%s: changed while being cloned", c->vmx);
             break;
         }
-        if (!(c->snap_disks[i] = vk_history_path(c->h, x->disks[k].file, e)))
+        if (!(c->snap_disks[i] = vk_history_path(c->h, x->disks[k].file, e))) {
             r = VMDKIT_ENOMEM;
+            break;
+        }
+        /* a snapshot's disk is frozen: one the machine still writes to is a
+         * .vmsd that disagrees with the .vmx, and no parent for a clone */
+        for (size_t j = 0; !r && j < c->n; j++)
+            if (vk_same_file(c->snap_disks[i], c->disks[j].path))
+                r = vk_fail(e, VMDKIT_EINVAL,
+                            "%s: snapshot %u: disk%lu.fileName \"%s\" is the disk %s still writes to, not a "
+                            "frozen one",
+                            c->h->vmsd_path, x->uid, x->disks[k].index, x->disks[k].file, c->disks[j].slot);
     }
     if (!r)
         c->uid = x->uid;
