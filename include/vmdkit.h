@@ -862,7 +862,11 @@ typedef struct vmdkit_snapshot_info {
     bool current;               /* snapshot.current names it */
     vmdkit_snapshot_disk *disks;
     size_t n_disks;
-    char **clones;              /* linked clones recorded as made from it */
+    char **clones;              /* linked clones made from it: those its entry records
+                                   (snapshotN.cloneM), then those the library around the
+                                   machine holds (disks outside its folder whose parent
+                                   is one of its disks), each by its machine's .vmx,
+                                   else by the disk */
     size_t n_clones;
 } vmdkit_snapshot_info;
 
@@ -993,7 +997,23 @@ typedef struct vmdkit_vm_clone_opts {
                                    the folder that decides) */
     vmdkit_progress_fn progress; /* full clone: bytes over all disks; non-zero cancels */
     void *progress_opaque;
+    const char *snapshot;       /* linked: clone the source's snapshot with this UID or
+                                   displayName (see vmdkit_vm_snapshot_revert); NULL:
+                                   freeze the source now */
+    unsigned flags;             /* enum vmdkit_vm_clone_flags */
 } vmdkit_vm_clone_opts;
+
+/* vmdkit_vm_clone_opts.flags (linked clones only). */
+enum vmdkit_vm_clone_flags {
+    VMDKIT_VM_CLONE_NO_RECORD = 1 << 0, /* without snapshot: the freeze is not recorded as a
+                                           snapshot in the source's .vmsd */
+    VMDKIT_VM_CLONE_REGISTER = 1 << 1,  /* record the clone in the source's .vmsd under the
+                                           snapshot it is made from (snapshotN.cloneM) */
+    VMDKIT_VM_CLONE_VMWARE_NAMES = 1 << 2, /* VMware's names: each disk <parent's name
+                                           without -NNNNNN>-cl1.vmdk (-cl2 ... when two
+                                           would be alike) and an absolute parent hint,
+                                           as vmrun clone ... linked makes them */
+};
 
 typedef struct vmdkit_vm_clone_result {
     char *vmx;                  /* the clone's .vmx */
@@ -1011,7 +1031,8 @@ typedef struct vmdkit_vm_clone_result {
  * Clone the machine SRC_VM into the new folder DST_VM (it must not exist;
  * its parent folder must).  The clone holds NAME.vmx, NAME.nvram and
  * NAME.vmxf when the source has them, and one disk per source disk named
- * NAME.vmdk, NAME-2.vmdk, NAME-3.vmdk ... in slot order.
+ * NAME.vmdk, NAME-2.vmdk, NAME-3.vmdk ... in slot order (linked, with
+ * VMDKIT_VM_CLONE_VMWARE_NAMES: Base-cl1.vmdk ... after the parent disks).
  *
  * The .vmx is the source's with every comment and line kept, except:
  * displayName = NAME; each disk's fileName names the clone's disk;
@@ -1031,24 +1052,52 @@ typedef struct vmdkit_vm_clone_result {
  * are named from the clone's.  A clone inside the source's folder is
  * refused (VMDKIT_EINVAL).
  *
- * Linked: first the source is frozen (new deltas in its folder as
- * vmdkit_vm_snapshot makes them, but no .vmsd entry), so the links it
- * wrote to become read-only parents and it writes to its new deltas from
- * then on; a disk whose current delta stores nothing yet (an earlier
- * freeze) keeps it, and the clone shares that delta's parent.  The clone's
- * disks are deltas of those frozen links with relative, normalised hints
- * (../Base.vmwarevm/Base-000001.vmdk; absolute with absolute_hint, which
- * never applies to the source's own new deltas).  Nothing else is written
- * in the source's folder.  A disk that VMware, QEMU or another vmdkit
- * writes is refused (VMDKIT_ELOCKED).  Full: each disk is copied as by
+ * Linked, from a snapshot (OPTS->snapshot): the clone's disks are deltas
+ * of the disks that snapshot froze, slot by slot (snapshotN.diskM.fileName
+ * of each diskM.node); its .vmx is the source's as it is now.  The
+ * snapshot's slots must be the machine's slots (else VMDKIT_EUNSUPPORTED),
+ * VMDKIT_ENOENT / VMDKIT_EINVAL for a UID or name that fits none or
+ * several.  Nothing in the source's folder is written (a read-only golden
+ * image stays read-only), so the source may even be running; only
+ * VMDKIT_VM_CLONE_REGISTER writes its .vmsd, and then it must be shut down.
+ *
+ * Linked, without a snapshot: first the source is frozen (new deltas in
+ * its folder as vmdkit_vm_snapshot_take makes them), so the links it wrote
+ * to become read-only parents and it writes to its new deltas from then
+ * on; a disk whose current delta stores nothing yet (an earlier freeze)
+ * keeps it, and the clone shares that delta's parent.  The freeze is
+ * recorded in the source's .vmsd as a snapshot, the entry
+ * vmdkit_vm_snapshot_take writes, named "Linked clone NAME YYYY-MM-DD
+ * HH:MM" (local time), so that VMware's Snapshot Manager shows what the
+ * clones depend on; a freeze that changed nothing and whose disks the
+ * current snapshot names already records nothing new.  With
+ * VMDKIT_VM_CLONE_NO_RECORD the .vmsd is not touched (the freeze is then
+ * a state VMware shows as running on deltas with no snapshot).
+ *
+ * VMDKIT_VM_CLONE_REGISTER records the clone's .vmx (absolute) in the
+ * source's .vmsd under that snapshot, as Workstation does
+ * (snapshotN.cloneM, snapshotN.numClones): VMware then refuses to delete
+ * the snapshot while the clone exists; vmdkit_vm_snapshot_delete refuses
+ * it with or without the record (it finds clones in the library).
+ *
+ * The clone's disks are deltas of the frozen links with relative,
+ * normalised hints (../Base.vmwarevm/Base-000001.vmdk; absolute with
+ * absolute_hint, which never applies to the source's own new deltas).
+ * Nothing else is written in the source's folder.  A disk that VMware,
+ * QEMU or another vmdkit writes is refused (VMDKIT_ELOCKED).  Full: each disk is copied as by
  * vmdkit_clone_disk (its chain flattened, adapter type and hardware
  * version kept); the source is only read.
  *
  * Crash safety: the clone is built in a temporary folder beside DST_VM
  * (".NAME.vmdkit-tmp-XXXXXX", writable by its owner while it is filled; it
  * gets the mode of the source's folder last) and renamed to DST_VM last;
- * on failure or cancellation (VMDKIT_ECANCELED) it is removed and a
- * linked clone's freeze is undone (the .vmx first, then the deltas).  An
+ * the source's .vmsd (the recorded freeze, the registered clone) is saved
+ * before the folder is filled, so that an interruption leaves at worst a
+ * snapshot or a clone record with no clone yet, never a clone that the
+ * source's .vmsd does not protect.  On failure or cancellation
+ * (VMDKIT_ECANCELED) the folder is removed, the source's .vmsd is put
+ * back as it was and a linked clone's freeze is undone (the .vmx first,
+ * then the deltas).  An
  * interruption leaves no DST_VM, or a complete one; a folder left by a
  * killed clone to the same name is removed when the next one starts.  RES
  * (may be NULL) receives what was made; free with
@@ -1187,7 +1236,12 @@ typedef struct vmdkit_tree {
                                       .vmx/.vmsd files and folders, machines and VMware
                                       snapshots naming missing disks, other references
                                       (nvram, ISO images, cloneOf0 ...) that lead
-                                      nowhere, leftovers of interrupted commands */
+                                      nowhere, leftovers of interrupted commands; and
+                                      where a .vmsd and the disks disagree: a .vmsd that
+                                      does not parse, a snapshot.current no entry has, a
+                                      machine running on deltas no snapshot accounts
+                                      for, a linked clone of a disk that no snapshot of
+                                      its source records (a deleted snapshot) */
     size_t n_problems;
 } vmdkit_tree;
 

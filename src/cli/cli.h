@@ -57,6 +57,7 @@ enum cli_opt_flags {
     CLI_OPT_REPEAT = 1 << 3,      /* synopsis: -c CMD [-c CMD ...] */
     CLI_OPT_NEST = 1 << 4,        /* synopsis: inside the previous row's brackets */
     CLI_OPT_OR = 1 << 5,          /* synopsis: an alternative to the previous row: [A | B] */
+    CLI_OPT_BESIDE = 1 << 6,      /* synopsis: beside the previous nested row: [A [B] [C]] */
 };
 
 /* Ids of the long-only options of one command start here; shared ones above. */

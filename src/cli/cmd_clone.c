@@ -4,11 +4,29 @@
 
 #include "cli.h"
 
-enum { OPT_LINKED = CLI_OPT_LONG, OPT_ABSOLUTE, OPT_NAME };
+enum { OPT_LINKED = CLI_OPT_LONG, OPT_ABSOLUTE, OPT_NAME, OPT_SNAPSHOT, OPT_NO_RECORD, OPT_REGISTER, OPT_VMWARE_NAMES };
 
 static const struct cli_opt clone_opts[] = {
     {0, "linked", NULL, "Make a linked clone (deltas) instead of a full copy.", OPT_LINKED},
     {0, "absolute", NULL, "With --linked: store the parents as absolute paths.", OPT_ABSOLUTE, CLI_OPT_NEST},
+    {0, "snapshot", "NAME|UID",
+     "With --linked, of a virtual machine: make the clone from that snapshot of\n"
+     "SRC (its UID, else its name in SRC's .vmsd); nothing in SRC's folder is\n"
+     "written.",
+     OPT_SNAPSHOT, CLI_OPT_BESIDE},
+    {0, "no-record", NULL,
+     "With --linked, of a virtual machine, without --snapshot: do not record the\n"
+     "freeze of SRC as a snapshot in its .vmsd.",
+     OPT_NO_RECORD, CLI_OPT_BESIDE},
+    {0, "register", NULL,
+     "With --linked, of a virtual machine: also record the clone in SRC's .vmsd\n"
+     "under the snapshot it is made from (snapshotN.cloneM), as Workstation does.",
+     OPT_REGISTER, CLI_OPT_BESIDE},
+    {0, "vmware-names", NULL,
+     "With --linked, of a virtual machine: name the clone's disks as VMware does,\n"
+     "after the disks they are made from (Base-000002.vmdk gives Base-cl1.vmdk),\n"
+     "with absolute parent hints.",
+     OPT_VMWARE_NAMES, CLI_OPT_BESIDE},
     {'t', "type", "TYPE", "createType of a full clone's disks.", 't', CLI_OPT_OR},
     CLI_OPTS_PROGRESS,
     {0, "name", "NAME", "Virtual machines: the clone's displayName and file names.", OPT_NAME},
@@ -53,14 +71,32 @@ const struct cli_help cmd_clone_help = {
         "\n"
         "With --linked the source is frozen first: each of its disks gets a new delta\n"
         "(as vmdkit snapshot VM does) and its .vmx names them, so the links it wrote\n"
-        "to become read-only parents that nothing writes again.  The clone's disks\n"
-        "are deltas of those parents with relative hints\n"
+        "to become read-only parents that nothing writes again.  The freeze is\n"
+        "recorded in the source's .vmsd as a snapshot named \"Linked clone NAME\n"
+        "YYYY-MM-DD HH:MM\", so that the Snapshot Manager of Fusion and Workstation\n"
+        "shows what the clones depend on (--no-record: not recorded; a source nothing\n"
+        "wrote since its last recorded freeze adds no entry).  With --snapshot the\n"
+        "clone is made from a snapshot SRC has (taken in VMware or with vmdkit\n"
+        "snapshot): each disk of the clone is a delta of the disk the snapshot froze\n"
+        "for its slot, SRC is not frozen and nothing in its folder is written (a\n"
+        "read-only template stays read-only; SRC may even be running); the clone's\n"
+        ".vmx is SRC's as it is now, and the snapshot's disk slots must be SRC's\n"
+        "slots.  --register also records the clone in SRC's .vmsd under that\n"
+        "snapshot (snapshotN.cloneM = the clone's .vmx, snapshotN.numClones), as\n"
+        "Workstation records its linked clones, so that VMware refuses to delete the\n"
+        "snapshot; vmdkit snapshot delete refuses it either way (exit 7).  The\n"
+        ".vmsd is saved before the clone is built and put back if the clone fails.\n"
+        "The clone's disks are deltas of those parents with relative hints\n"
         "(../Base.vmwarevm/Base.vmdk); its NAME.vmsd records its origin as\n"
         "Workstation does (cloneOf0 = the source .vmx's absolute path, numCloneOf,\n"
         "sentinel0 = its own delta, numSentinels) and its .vmx gets filesearchpath =\n"
         "\".;<source folder>\".  Nothing else is written in the source's folder; a\n"
         "source nothing wrote since its last freeze is not frozen again.  Without\n"
         "--linked every disk is flattened (see above) and the source is only read.\n"
+        "--vmware-names names a linked clone's disks as vmrun clone does, after the\n"
+        "disk each is made from without its snapshot number (Base-000002.vmdk gives\n"
+        "Base-cl1.vmdk, its pieces Base-cl1-s001.vmdk ...), with absolute hints; the\n"
+        "default keeps NAME.vmdk and relative hints, which survive moving the library.\n"
         "\n"
         "An nvram or .vmxf outside the source's folder (absolute, .., a symbolic\n"
         "link) is not copied, with a warning; CD-ROM and floppy images named\n"
@@ -80,12 +116,15 @@ const struct cli_help cmd_clone_help = {
                     "the option --allow-absolute-parents: linked clones and virtual machines\n"
                     "refuse extent files outside a descriptor's folder and follow their parent\n"
                     "hints.",
-    .exit_status = "8  the source machine is running or suspended\n"
-                   "9  NEW exists",
+    .exit_status = "5  --snapshot: the snapshot's disk slots are not SRC's slots now\n"
+                   "6  --snapshot: SRC has no snapshot with that UID or name\n"
+                   "8  the source machine is running or suspended\n"
+                   "9  NEW exists; --snapshot: the snapshot names a disk SRC still writes to",
     .examples =
         "vmdkit clone --linked Base.vmwarevm/Base.vmdk Clone.vmwarevm/Clone.vmdk\n"
         "vmdkit clone -t twoGbMaxExtentSparse Base.vmdk Copy.vmdk\n"
         "vmdkit clone --linked ~/VMs/Base.vmwarevm ~/VMs/Test1.vmwarevm\n"
+        "vmdkit clone --linked --snapshot 'clean install' --register ~/VMs/Base.vmwarevm ~/VMs/T2.vmwarevm\n"
         "vmdkit clone --name 'Win10 copy' ~/VMs/Win10.vmwarevm ~/VMs/Win10-copy.vmwarevm",
 };
 
@@ -125,8 +164,9 @@ static int vm_clone(const char *src, const char *dst, const vmdkit_vm_clone_opts
 
 int cmd_clone(int argc, char **argv)
 {
-    const char *name = NULL;
+    const char *name = NULL, *snapshot = NULL;
     bool linked = false, absolute = false;
+    unsigned vm_flags = 0;
     enum cli_progress_mode progress = CLI_PROGRESS_NONE;
     int type = -1;
     unsigned open_flags = 0;
@@ -138,6 +178,10 @@ int cmd_clone(int argc, char **argv)
         case OPT_LINKED: linked = true; break;
         case OPT_ABSOLUTE: absolute = true; break;
         case OPT_NAME: name = optarg; break;
+        case OPT_SNAPSHOT: snapshot = optarg; break;
+        case OPT_NO_RECORD: vm_flags |= VMDKIT_VM_CLONE_NO_RECORD; break;
+        case OPT_REGISTER: vm_flags |= VMDKIT_VM_CLONE_REGISTER; break;
+        case OPT_VMWARE_NAMES: vm_flags |= VMDKIT_VM_CLONE_VMWARE_NAMES; break;
         case CLI_OPT_ALLOW_EXTERNAL: open_flags |= VMDKIT_OPEN_ALLOW_EXTERNAL; break;
         case CLI_OPT_ALLOW_ABSOLUTE_PARENTS: open_flags |= VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS; break;
         case 'p':
@@ -162,6 +206,12 @@ int cmd_clone(int argc, char **argv)
         return cli_usage_error("clone", "-t applies to full clones only");
     if (absolute && !linked)
         return cli_usage_error("clone", "--absolute applies to linked clones only");
+    if ((snapshot || vm_flags) && !linked)
+        return cli_usage_error("clone", "--snapshot, --no-record, --register and --vmware-names apply to linked clones only");
+    if (snapshot && (vm_flags & VMDKIT_VM_CLONE_NO_RECORD))
+        return cli_usage_error("clone", "--no-record applies without --snapshot only");
+    if ((vm_flags & VMDKIT_VM_CLONE_NO_RECORD) && (vm_flags & VMDKIT_VM_CLONE_REGISTER))
+        return cli_usage_error("clone", "--register needs a recorded snapshot: not with --no-record");
     bool vm = vmdkit_is_vm_path(src);
     /* linked clones and machines are opened by the library with its own policy */
     if (open_flags && (linked || vm))
@@ -175,6 +225,7 @@ int cmd_clone(int argc, char **argv)
             .struct_size = sizeof o,
             .linked = linked, .absolute_hint = absolute, .name = name, .type = type,
             .progress = linked ? NULL : cli_progress_cb, .progress_opaque = &pg,
+            .snapshot = snapshot, .flags = vm_flags,
         };
         if (!linked)
             cli_cancel_on_signals();
@@ -185,6 +236,8 @@ int cmd_clone(int argc, char **argv)
     }
     if (name)
         return cli_usage_error("clone", "--name applies to virtual machines only");
+    if (snapshot || vm_flags)
+        return cli_usage_error("clone", "--snapshot, --no-record, --register and --vmware-names apply to virtual machines only");
     if (!linked)
         return full_clone(src, dst, type, progress, open_flags);
     vmdkit_error err = {0};

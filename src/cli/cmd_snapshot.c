@@ -52,8 +52,10 @@ const struct cli_help cmd_snapshot_help = {
         "written (see docs/snapshots.md).\n"
         "\n"
         "snapshot list VM prints the machine's snapshot tree: UID, name, time (UTC),\n"
-        "the disks frozen per slot, the description below; \"You are here\" is below\n"
-        "the current snapshot.  VM may also be the .vmsd file itself.\n"
+        "the disks frozen per slot, the description and the linked clones made from\n"
+        "it below (those its entry records and those found in the library around\n"
+        "the machine); \"You are here\" is below the current snapshot.  VM may also\n"
+        "be the .vmsd file itself.\n"
         "\n"
         "snapshot revert VM NAME|UID goes back to a snapshot: each slot gets a fresh\n"
         "delta on the disk the snapshot froze, the .vmx names them, the snapshot\n"
@@ -157,6 +159,8 @@ static void print_subtree(const vmdkit_snapshot_list *l, const vmdkit_snapshot_i
     bool here = s->current;
     if (s->description && *s->description)
         printf("%s%s%s\n", child_prefix, n_children || here ? "│   " : "    ", s->description);
+    for (size_t k = 0; k < s->n_clones; k++)
+        printf("%s%slinked clone %s\n", child_prefix, n_children || here ? "│   " : "    ", s->clones[k]);
     if (depth >= MAX_DRAWN_DEPTH && n_children) {
         printf("%s└── ... (deeper snapshots not drawn: see --json)\n", child_prefix);
         return;

@@ -175,6 +175,10 @@ void cli_synopsis(const struct cli_command *cmd, char *buf, size_t n)
         if ((o->flags & CLI_OPT_NEST) && open > 0) {
             append(buf, n, " [");
             open++;
+        } else if ((o->flags & CLI_OPT_BESIDE) && open > 1) {
+            close_brackets(buf, n, &open, open - 1);
+            append(buf, n, " [");
+            open++;
         } else if ((o->flags & CLI_OPT_OR) && open > 0) {
             close_brackets(buf, n, &open, 1);
             append(buf, n, " | ");

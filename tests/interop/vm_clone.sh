@@ -131,7 +131,10 @@ sed 's/^scsi0:0.fileName = "Base.vmdk"$/scsi0:0.fileName = "Base-000001.vmdk"/' 
 assert_true "the source .vmx changed in exactly that line" cmp -s "$TMP/expected-base.vmx" $B/Base.vmx
 check "the source machine writes into its delta" "$VMDKIT" io $B/Base-000001.vmdk -c 'write -P 0x5a 0 1M'
 assert_eq "the base is still byte-identical" "$(cat "$TMP/base-sums.txt")" "$(extent_sums $B)"
-assert_true "the source's .vmsd is untouched" cmp -s "$TMP/base.vmsd" $B/Base.vmsd
+check "the source's snapshots" "$VMDKIT" snapshot list --json $B
+assert_eq "the source's .vmsd records the freeze as a snapshot of the base disk" \
+    "1 Linked clone Clone scsi0:0=Base.vmdk" \
+    "$(jq -r '.snapshots | length as $n | .[0] | "\($n) \(.name | sub(" [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}$"; "")) \(.disks | map("\(.node)=\(.file)") | join(","))"' "$OUT")"
 assert_eq "the source folder gained only its new delta" \
     "Base-000001-s001.vmdk Base-000001-s002.vmdk Base-000001-s003.vmdk Base-000001.vmdk Base-s001.vmdk Base-s002.vmdk Base-s003.vmdk Base.nvram Base.vmdk Base.vmsd Base.vmx Base.vmxf" \
     "$(ls $B | tr '\n' ' ' | sed 's/ $//')"

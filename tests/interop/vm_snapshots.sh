@@ -250,7 +250,8 @@ printf '.encoding = "UTF-8"\nscsi0:0.fileName = "K.vmdk"\n' >K.vmwarevm/K.vmx
 check "create K" "$VMDKIT" create K.vmwarevm/K.vmdk 8M
 check "snapshot K" "$VMDKIT" snapshot K.vmwarevm
 check "write into K's running delta" "$VMDKIT" io K.vmwarevm/K-000001.vmdk -c 'write -P 0x44 0 1M'
-check "a linked clone of K (K-000001 becomes its parent)" "$VMDKIT" clone --linked K.vmwarevm KC.vmwarevm
+check "a linked clone of K, freeze not recorded (K-000001 becomes its parent)" \
+    "$VMDKIT" clone --linked --no-record K.vmwarevm KC.vmwarevm
 check "revert K to its snapshot" "$VMDKIT" snapshot revert K.vmwarevm 1
 assert_eq "the running delta is removed, the clone's parent kept with the reason" \
     "removed K.vmwarevm/K-000002.vmdk|kept K.vmwarevm/K-000001.vmdk: used by $(pwd -P)/KC.vmwarevm/KC.vmdk" \

@@ -474,6 +474,40 @@ static void test_remove_middle(void **state)
     vk_vmsd_free(s);
 }
 
+/* A clone recorded in an entry goes after that entry's last line; a clone
+ * index already used (sparse, CRLF kept) is skipped; recording one twice
+ * changes nothing. */
+static void test_add_clone(void **state)
+{
+    (void)state;
+    static const char text[] = "snapshot.lastUID = \"2\"\r\n"
+                               "snapshot0.uid = \"1\"\r\n"
+                               "snapshot0.clone2 = \"/a/Old.vmx\"\r\n"
+                               "snapshot0.numClones = \"1\"\r\n"
+                               "snapshot1.uid = \"2\"\r\n"
+                               "snapshot1.parent = \"1\"\r\n"
+                               "snapshot.numSnapshots = \"2\"\r\n";
+    vk_vmsd *s = PARSE_LIT(text);
+    vk_err e = {0};
+    assert_int_equal(vk_vmsd_add_clone(s, 2, "/lib/C1.vmwarevm/C1.vmx", &e), 0);
+    assert_int_equal(vk_vmsd_add_clone(s, 1, "/lib/C2.vmwarevm/C2.vmx", &e), 0);
+    assert_int_equal(vk_vmsd_add_clone(s, 1, "/lib/C2.vmwarevm/C2.vmx", &e), 0);
+    EXPECT_LIT(s, "snapshot.lastUID = \"2\"\r\n"
+                  "snapshot0.uid = \"1\"\r\n"
+                  "snapshot0.clone2 = \"/a/Old.vmx\"\r\n"
+                  "snapshot0.numClones = \"2\"\r\n"
+                  "snapshot0.clone3 = \"/lib/C2.vmwarevm/C2.vmx\"\r\n"
+                  "snapshot1.uid = \"2\"\r\n"
+                  "snapshot1.parent = \"1\"\r\n"
+                  "snapshot1.clone0 = \"/lib/C1.vmwarevm/C1.vmx\"\r\n"
+                  "snapshot1.numClones = \"1\"\r\n"
+                  "snapshot.numSnapshots = \"2\"\r\n");
+    assert_int_equal(vk_vmsd_find(s, 1)->n_clones, 2);
+    assert_string_equal(vk_vmsd_find(s, 1)->clones[1], "/lib/C2.vmwarevm/C2.vmx");
+    assert_int_equal(vk_vmsd_add_clone(s, 7, "/x.vmx", &e), VMDKIT_ENOENT);
+    vk_vmsd_free(s);
+}
+
 /* ---- time ---- */
 
 static void test_time_conversion(void **state)
@@ -556,6 +590,7 @@ int main(void)
         cmocka_unit_test(test_empty_and_last_uid_only),
         cmocka_unit_test(test_crlf_and_vmware_order),
         cmocka_unit_test(test_remove_middle),
+        cmocka_unit_test(test_add_clone),
         cmocka_unit_test(test_time_conversion),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_path_for),

@@ -2,6 +2,7 @@
  * snapshot operations; and dependents_of, the one place where they ask
  * what depends on a disk. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -328,4 +329,44 @@ int vk_history_links(const vk_history *h, bool slots, char ***links, size_t *n, 
         *n = 0;
     }
     return r;
+}
+
+int vk_history_match_slots(const vk_history *h, const vk_vmsd_snap *x, size_t *map, vk_err *e)
+{
+    const char *name = x->display_name ? x->display_name : "";
+    if (x->n_disks == 0)
+        return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: snapshot %u \"%s\": records no disk",
+                       h->vmsd_path, x->uid, name);
+    for (size_t k = 0; k < x->n_disks; k++) {
+        const vk_vmsd_disk *d = &x->disks[k];
+        if (!d->node || !d->file)
+            return vk_fail(e, VMDKIT_EFORMAT, "%s: snapshot %u: disk%lu: no %s", h->vmsd_path, x->uid,
+                           d->index, d->node ? "fileName" : "node");
+        map[k] = SIZE_MAX;
+        for (size_t i = 0; i < h->n_disks; i++)
+            if (strcasecmp(h->disks[i].slot, d->node) == 0)
+                map[k] = i;
+        for (size_t j = 0; j < k; j++)
+            if (map[j] == map[k] && map[k] != SIZE_MAX)
+                return vk_fail(e, VMDKIT_EFORMAT, "%s: snapshot %u: slot %s is named twice",
+                               h->vmsd_path, x->uid, d->node);
+        if (map[k] == SIZE_MAX)
+            return vk_fail(e, VMDKIT_EUNSUPPORTED,
+                           "%s: snapshot %u \"%s\": slot %s is not a disk of the machine now (VMware "
+                           "would restore the configuration from the snapshot's .vmsn; vmdkit does not)",
+                           h->vmx_path, x->uid, name, d->node);
+    }
+    if (x->n_disks != h->n_disks) {
+        for (size_t i = 0; i < h->n_disks; i++) {
+            bool in = false;
+            for (size_t k = 0; k < x->n_disks; k++)
+                in = in || map[k] == i;
+            if (!in)
+                return vk_fail(e, VMDKIT_EUNSUPPORTED,
+                               "%s: slot %s: added after snapshot %u \"%s\" (VMware would restore the "
+                               "configuration from the snapshot's .vmsn; vmdkit does not)",
+                               h->vmx_path, h->disks[i].slot, x->uid, name);
+        }
+    }
+    return 0;
 }

@@ -40,6 +40,15 @@ int vk_history_reload(vk_history *h, vk_err *e);
  */
 int vk_history_find(const vk_history *h, const char *which, const vk_vmsd_snap **out, vk_err *e);
 
+/*
+ * MAP[k] = the index in H->disks of the slot of disk k of the snapshot X:
+ * the snapshot's slots must be the machine's slots now (VMware would
+ * restore the configuration from the .vmsn; vmdkit does not), else
+ * VMDKIT_EUNSUPPORTED naming the slot; VMDKIT_EFORMAT for a disk without
+ * node or fileName, or a slot named twice.  MAP has X->n_disks entries.
+ */
+int vk_history_match_slots(const vk_history *h, const vk_vmsd_snap *x, size_t *map, vk_err *e);
+
 /* A disk fileName of the .vmx or .vmsd resolved against the machine's
  * folder.  Caller frees. */
 char *vk_history_path(const vk_history *h, const char *file, vk_err *e);
@@ -99,6 +108,19 @@ int vk_history_links(const vk_history *h, bool slots, char ***links, size_t *n, 
 
 /* Is PATH one of the N paths (by file identity)? */
 bool vk_path_in(const char *path, char *const *paths, size_t n);
+
+/*
+ * Add the entry recording the freeze F of H's machine to H->vmsd (in
+ * memory; vk_vmsd_save writes), as vmdkit_vm_snapshot_take writes it: per
+ * slot the disk frozen (for a slot that kept its empty delta, that
+ * delta's parent), named as the .vmx names its disks.  *UID gets the new
+ * UID.  The one place where a freeze becomes a snapshot entry.
+ */
+int vk_snapshot_record(vk_history *h, const vk_frozen *f, const char *name, const char *description,
+                       int64_t time_us, uint32_t *uid, vk_err *e);
+
+/* Now, in microseconds since the epoch (the .vmsd's createTime). */
+int64_t vk_snapshot_now_us(void);
 
 /* The caller's options (OPTS->struct_size bytes of them; NULL: defaults)
  * in the struct this library knows. */

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "history.h"
+#include "library.h"
 #include "path.h"
 
 void vmdkit_snapshot_result_free(vmdkit_snapshot_result *res)
@@ -33,11 +34,43 @@ void vmdkit_snapshot_result_free(vmdkit_snapshot_result *res)
     memset(res, 0, sizeof *res);
 }
 
-static int64_t now_us(void)
+int64_t vk_snapshot_now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int vk_snapshot_record(vk_history *h, const vk_frozen *f, const char *name, const char *description,
+                       int64_t time_us, uint32_t *uid, vk_err *e)
+{
+    const char **files = vk_calloc(f->n + 1, sizeof *files, e);
+    char **made = vk_calloc(f->n + 1, sizeof *made, e);
+    int r = files && made ? 0 : VMDKIT_ENOMEM;
+    for (size_t i = 0; !r && i < f->n; i++) {
+        if (!f->reused[i]) {
+            files[i] = f->old_files[i]; /* the disk the slot ran on, as the .vmx named it */
+            continue;
+        }
+        /* the slot kept its empty delta: its parent is what is frozen */
+        if (!(made[i] = vk_vm_file_name_for(h->vmx_path, f->old_paths[i], f->old_files[i][0] == '/', e)))
+            r = VMDKIT_ENOMEM;
+        files[i] = made[i];
+    }
+    vk_vmsd_new n = {
+        .display_name = name,
+        .description = description,
+        .create_time_us = time_us,
+        .files = files,
+        .nodes = (const char *const *)f->slots,
+        .n_disks = f->n,
+    };
+    if (!r)
+        r = vk_vmsd_add(h->vmsd, &n, uid, e);
+    if (made)
+        vmdkit_paths_free(made, f->n);
+    free(files);
+    return r;
 }
 
 int vmdkit_vm_snapshot_take(const char *vm, const vmdkit_snapshot_opts *opts,
@@ -69,19 +102,11 @@ int vmdkit_vm_snapshot_take(const char *vm, const vmdkit_snapshot_opts *opts,
     if ((o.name && (r = vk_vmx_encodable(h->vmsd->file, "displayName", o.name, e))) ||
         (o.description && (r = vk_vmx_encodable(h->vmsd->file, "description", o.description, e))))
         goto out;
-    int64_t t = now_us();
+    int64_t t = vk_snapshot_now_us();
     if ((r = vk_vm_freeze(h->vmx_path, o.absolute_hint, false, &f, e)))
         goto out;
     frozen = true;
-    vk_vmsd_new n = {
-        .display_name = o.name,
-        .description = o.description,
-        .create_time_us = t,
-        .files = (const char *const *)f.old_files,
-        .nodes = (const char *const *)f.slots,
-        .n_disks = f.n,
-    };
-    if ((r = vk_vmsd_add(h->vmsd, &n, &uid, e)) || (r = vk_vmsd_save(h->vmsd, e)))
+    if ((r = vk_snapshot_record(h, &f, o.name, o.description, t, &uid, e)) || (r = vk_vmsd_save(h->vmsd, e)))
         goto out;
     frozen = false; /* recorded: the deltas stay */
     if (res) {
@@ -174,6 +199,66 @@ static int fill_list(const vk_vmsd *s, const char *path, vmdkit_snapshot_list *l
     return r;
 }
 
+/* Add to C the clone at CLONE unless it is there (by file identity for
+ * paths that exist, else by name). */
+static int add_clone(vmdkit_snapshot_info *o, const char *clone, vk_err *e)
+{
+    for (size_t i = 0; i < o->n_clones; i++)
+        if (strcmp(o->clones[i], clone) == 0 || vk_same_file(o->clones[i], clone))
+            return 0;
+    return vk_strv_push(&o->clones, &o->n_clones, clone, e);
+}
+
+/*
+ * The linked clones the library around the machine at VMX holds of each
+ * snapshot's disks: disks outside the machine's folder whose parent hint
+ * names one, each shown by the .vmx of the machine running on it, else by
+ * its own path.  What cannot be read is left out: the list is of the
+ * .vmsd; these are what the library adds to it.
+ */
+static int found_clones(const char *vmx, vmdkit_snapshot_list *l, vk_err *e)
+{
+    struct stat st;
+    if (stat(vmx, &st) != 0)
+        return 0;
+    vk_lib *lib;
+    vk_err why = {0};
+    const char *targets[1] = {vmx};
+    if (vk_lib_load_around(NULL, targets, 1, &lib, &why) != 0)
+        return why.code == VMDKIT_ENOMEM ? vk_fail(e, VMDKIT_ENOMEM, "out of memory") : 0;
+    char *abs = vk_path_absolute(vmx, e);
+    char *folder = abs ? vk_path_dirname(abs, e) : NULL;
+    int r = folder ? 0 : VMDKIT_ENOMEM;
+    for (size_t i = 0; !r && i < l->n; i++) {
+        vmdkit_snapshot_info *o = &l->snapshots[i];
+        for (size_t k = 0; !r && k < o->n_disks; k++) {
+            char *disk = o->disks[k].file ? vk_path_join(folder, o->disks[k].file, e) : NULL;
+            size_t *idx = NULL, n = 0;
+            if (o->disks[k].file && !disk)
+                r = VMDKIT_ENOMEM;
+            else if (disk)
+                r = vk_lib_refs_to(lib, disk, VK_REFS(VK_REF_PARENT), &idx, &n, e);
+            for (size_t j = 0; !r && j < n; j++) {
+                size_t hd = lib->refs[idx[j]].holder_disk;
+                if (hd == VK_LIB_NONE || vk_path_inside(lib->disks[hd].path, folder))
+                    continue; /* the machine's own history */
+                size_t *on = NULL, m = 0;
+                r = vk_lib_refs_to(lib, lib->disks[hd].path, VK_REFS(VK_REF_VM_DISK), &on, &m, e);
+                const char *shown = m ? lib->refs[on[0]].file : lib->disks[hd].path;
+                if (!r)
+                    r = add_clone(o, shown, e);
+                free(on);
+            }
+            free(idx);
+            free(disk);
+        }
+    }
+    free(folder);
+    free(abs);
+    vk_lib_free(lib);
+    return r;
+}
+
 static bool is_vmsd_file(const char *path)
 {
     struct stat st;
@@ -189,18 +274,17 @@ int vmdkit_vm_snapshot_list(const char *vm, vmdkit_snapshot_list **out, vmdkit_e
     if (!vm || !out)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_snapshot_list: vm and out are required");
     *out = NULL;
-    char *path = NULL;
+    char *path = NULL, *vmx_of = NULL;
     int r = 0;
     if (is_vmsd_file(vm)) {
-        if (!(path = vk_strdup(vm, e)))
+        /* the machine beside it: NAME.vmx for NAME.vmsd */
+        size_t n = strlen(vm);
+        if (!(path = vk_strdup(vm, e)) || !(vmx_of = vk_strdup(vm, e)))
             r = VMDKIT_ENOMEM;
-    } else {
-        char *vmx;
-        if (!(r = vk_vm_resolve(vm, &vmx, e))) {
-            if (!(path = vk_vmsd_path_for(vmx, e)))
-                r = VMDKIT_ENOMEM;
-            free(vmx);
-        }
+        else
+            memcpy(vmx_of + n - 5, ".vmx", 5);
+    } else if (!(r = vk_vm_resolve(vm, &vmx_of, e)) && !(path = vk_vmsd_path_for(vmx_of, e))) {
+        r = VMDKIT_ENOMEM;
     }
     vk_vmsd *s = NULL;
     vmdkit_snapshot_list *l = NULL;
@@ -210,6 +294,8 @@ int vmdkit_vm_snapshot_list(const char *vm, vmdkit_snapshot_list **out, vmdkit_e
         r = VMDKIT_ENOMEM;
     if (!r)
         r = fill_list(s, path, l, e);
+    if (!r)
+        r = found_clones(vmx_of, l, e);
     if (r) {
         vmdkit_snapshot_list_free(l);
     } else {
@@ -217,5 +303,6 @@ int vmdkit_vm_snapshot_list(const char *vm, vmdkit_snapshot_list **out, vmdkit_e
     }
     vk_vmsd_free(s);
     free(path);
+    free(vmx_of);
     return r;
 }

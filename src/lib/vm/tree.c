@@ -3,7 +3,8 @@
  * runs on it, the VMware snapshots that froze it, who holds it, and what
  * is wrong: broken or looping hints, CID and capacity mismatches, a shared
  * parent a machine still writes, references that lead nowhere, files that
- * belong to no disk, and what interrupted commands left behind. */
+ * belong to no disk, what interrupted commands left behind, and where a
+ * machine's .vmsd and its disks disagree (vmsd_findings). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include "holders.h"
 #include "library.h"
 #include "path.h"
+#include "vmsd.h"
 
 /* Chains deeper than this are never opened (disk.c); deeper disks are
  * flagged so that nobody builds on them. */
@@ -156,6 +158,138 @@ static int dangling_refs(struct tstate *s)
             return r;
     }
     return 0;
+}
+
+/* ---- a machine's .vmsd against its disks ---- */
+
+/* Is disk D frozen by a snapshot of machine VM (a .vmsd diskM.fileName)? */
+static bool named_by_snapshot(const vk_lib *lib, size_t d, size_t vm)
+{
+    for (size_t i = 0; i < lib->n_refs; i++) {
+        const vk_lib_ref *f = &lib->refs[i];
+        if (f->kind == VK_REF_SNAPSHOT_DISK && f->vm == vm && f->exists && f->dev == lib->disks[d].dev &&
+            f->ino == lib->disks[d].ino)
+            return true;
+    }
+    return false;
+}
+
+/* The machine whose .vmx lies in the folder holding PATH, or VK_LIB_NONE. */
+static size_t machine_of_folder(const vk_lib *lib, const char *path, vk_err *e)
+{
+    char *dir = vk_path_dirname(path, e);
+    size_t found = VK_LIB_NONE;
+    for (size_t k = 0; dir && k < lib->n_vms && found == VK_LIB_NONE; k++) {
+        char *d = vk_path_dirname(lib->vms[k].vmx, e);
+        if (d && strcmp(d, dir) == 0)
+            found = k;
+        free(d);
+    }
+    free(dir);
+    return found;
+}
+
+/* The .vmsd's own state: it parses, and snapshot.current is an entry. */
+static int vmsd_state(struct tstate *s, size_t vm)
+{
+    const char *path = s->lib->vms[vm].vmsd;
+    vk_vmsd *sd;
+    vk_err why = {0};
+    if (vk_vmsd_load(path, &sd, &why) != 0)
+        return why.code == VMDKIT_ENOMEM ? vk_fail(s->e, VMDKIT_ENOMEM, "out of memory")
+                                         : add_problem(s, path, "not a valid .vmsd: %s", why.msg);
+    int r = 0;
+    if (sd->has_current && !vk_vmsd_find(sd, sd->current))
+        r = add_problem(s, path, "snapshot.current = \"%u\": no snapshot has that uid (VMware reports an "
+                        "invalid snapshot configuration)", sd->current);
+    vk_vmsd_free(sd);
+    return r;
+}
+
+/*
+ * One slot of machine VM, running on disk D: the links below D in the
+ * machine's folder down to the snapshot tree (IN_TREE: the links of its
+ * snapshots' chains) are frozen by nothing the .vmsd records (a freeze
+ * not recorded, VMware's "running on deltas with no snapshot"); and the
+ * first link outside the folder, when another machine's folder holds it,
+ * must be a disk one of that machine's snapshots froze (else the clone is
+ * made from a snapshot deleted since, or a freeze never recorded).
+ */
+static int slot_findings(struct tstate *s, const vk_lib_ref *f, size_t d, const bool *in_tree, const char *folder)
+{
+    const vk_lib *lib = s->lib;
+    char frozen[1024] = "";
+    size_t n_frozen = 0, outside = VK_LIB_NONE, steps = 0;
+    for (size_t c = s->parent[d]; c != VK_LIB_NONE && steps <= lib->n_disks; c = s->parent[c], steps++) {
+        if (!vk_path_inside(lib->disks[c].path, folder)) {
+            outside = c;
+            break;
+        }
+        if (in_tree[c])
+            break;
+        size_t len = strlen(frozen);
+        if (n_frozen++ < 4)
+            snprintf(frozen + len, sizeof frozen - len, "%s%s", len ? ", " : "",
+                     vk_path_basename(lib->disks[c].path));
+    }
+    int r = 0;
+    const vk_lib_vm *m = &lib->vms[f->vm];
+    if (n_frozen)
+        r = add_problem(s, f->file,
+                        "%s: runs on deltas no snapshot accounts for: %s%s frozen below \"%s\" and named by "
+                        "no entry of %s",
+                        f->key, frozen, n_frozen > 4 ? " ..." : "", f->value,
+                        m->vmsd ? vk_path_basename(m->vmsd) : "its .vmsd (there is none)");
+    if (r || outside == VK_LIB_NONE)
+        return r;
+    size_t src = machine_of_folder(lib, lib->disks[outside].path, s->e);
+    if (src == VK_LIB_NONE || src == f->vm || s->vm[outside] == src || named_by_snapshot(lib, outside, src))
+        return 0; /* no machine there, or its running disk (flagged DANGER), or a snapshot's */
+    return add_problem(s, f->file,
+                       "%s: a linked clone of %s, which no snapshot of \"%s\" records (deleted, or a freeze never "
+                       "recorded): VMware may merge or remove it",
+                       f->key, s->rel[outside], lib->vms[src].name);
+}
+
+/* Where each machine's .vmsd and its disks disagree; a .vmsd naming a
+ * missing disk is found with the other references (dangling_refs). */
+static int vmsd_findings(struct tstate *s)
+{
+    const vk_lib *lib = s->lib;
+    bool *in_tree = vk_calloc(lib->n_disks + 1, sizeof *in_tree, s->e);
+    if (!in_tree)
+        return VMDKIT_ENOMEM;
+    int r = 0;
+    for (size_t vm = 0; !r && vm < lib->n_vms; vm++) {
+        if (lib->vms[vm].vmsd && (r = vmsd_state(s, vm)))
+            break;
+        memset(in_tree, 0, lib->n_disks * sizeof *in_tree);
+        for (size_t i = 0; i < lib->n_refs; i++) {
+            const vk_lib_ref *f = &lib->refs[i];
+            size_t d = f->kind == VK_REF_SNAPSHOT_DISK && f->vm == vm && f->exists
+                           ? disk_by_id(lib, f->dev, f->ino)
+                           : VK_LIB_NONE;
+            for (size_t steps = 0; d != VK_LIB_NONE && !in_tree[d] && steps <= lib->n_disks; steps++) {
+                in_tree[d] = true;
+                d = s->parent[d];
+            }
+        }
+        char *folder = vk_path_dirname(lib->vms[vm].vmx, s->e);
+        if (!folder) {
+            r = VMDKIT_ENOMEM;
+            break;
+        }
+        for (size_t i = 0; !r && i < lib->n_refs; i++) {
+            const vk_lib_ref *f = &lib->refs[i];
+            size_t d = f->kind == VK_REF_VM_DISK && f->vm == vm && f->exists ? disk_by_id(lib, f->dev, f->ino)
+                                                                              : VK_LIB_NONE;
+            if (d != VK_LIB_NONE)
+                r = slot_findings(s, f, d, in_tree, folder);
+        }
+        free(folder);
+    }
+    free(in_tree);
+    return r;
 }
 
 static void set_flags(struct tstate *s)
@@ -444,6 +578,8 @@ static int fill_state(struct tstate *s, const char *abs)
     }
     if (!r)
         r = dangling_refs(s);
+    if (!r)
+        r = vmsd_findings(s);
     if (!r)
         r = copy_problems(s);
     return r;

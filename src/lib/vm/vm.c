@@ -342,6 +342,16 @@ int vk_vm_set_file_name(vk_vmx *v, const char *slot, const char *value, vk_err *
     return vk_vmx_set(v, key, value, e);
 }
 
+size_t vk_vm_disk_stem(const char *name)
+{
+    size_t len = strlen(name);
+    if (vk_path_has_suffix(name, ".vmdk"))
+        len -= 5;
+    if (len > 7 && name[len - 7] == '-' && strspn(name + len - 6, "0123456789") >= 6)
+        len -= 7;
+    return len;
+}
+
 int vk_vm_new_delta(const char *vmx_path, const char *disk, bool absolute_hint, char *out,
                     size_t out_size, vk_err *e)
 {
@@ -355,13 +365,8 @@ int vk_vm_new_delta(const char *vmx_path, const char *disk, bool absolute_hint, 
         free(folder);
         return vk_snapshot_beside(disk, absolute_hint ? VMDKIT_DELTA_ABSOLUTE_HINT : 0, out, out_size, e);
     }
-    /* the disk's name without .vmdk and without a -NNNNNN snapshot number */
     const char *base = vk_path_basename(disk);
-    size_t len = strlen(base);
-    if (vk_path_has_suffix(base, ".vmdk"))
-        len -= 5;
-    if (len > 7 && base[len - 7] == '-' && strspn(base + len - 6, "0123456789") >= 6)
-        len -= 7;
+    size_t len = vk_vm_disk_stem(base);
     int r = VMDKIT_EEXIST;
     for (unsigned k = 1; k <= 999999 && r == VMDKIT_EEXIST; k++) {
         char s001[PATH_MAX];

@@ -43,6 +43,11 @@ char *vk_vm_file_name_for(const char *vmx_path, const char *disk_path, bool abso
  * visible), then its extent files. */
 int vk_vm_remove_disk(const char *path, vk_err *e);
 
+/* The length of the disk file NAME's stem: without ".vmdk" and without a
+ * "-NNNNNN" snapshot number (Base-000002.vmdk -> Base), the part VMware
+ * names snapshot deltas and linked clones' disks after. */
+size_t vk_vm_disk_stem(const char *name);
+
 /*
  * A new delta on DISK in the machine's folder, as VMware places snapshot
  * deltas: next to DISK when it lies there (vmdkit_snapshot), else

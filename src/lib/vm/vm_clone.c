@@ -6,7 +6,15 @@
  * destination.  An interruption in (2) leaves a ".NAME.vmdkit-tmp-XXXXXX"
  * folder that nothing names, which the next clone to NAME removes (its
  * owner's lock is gone: temp_folder.h); the source, frozen, works as
- * before.  A failure or a cancellation (not a crash) undoes (2) and (1).
+ * before.  Between (1) and (2) the source's .vmsd is saved once, when
+ * there is something to record: the freeze as a snapshot entry (its disks
+ * exist and are frozen by then) and the clone under that entry (before the
+ * clone exists: a record of a clone not there yet only makes VMware and
+ * vmdkit refuse to delete the snapshot, where the other order could let
+ * them delete what a finished clone reads).  A clone from an existing
+ * snapshot skips (1): nothing in the source's folder is written unless the
+ * clone is registered.  A failure or a cancellation (not a crash) undoes
+ * (2), puts the .vmsd back as it was, then undoes (1).
  * Full: the same without (1); each disk is built by vk_clone_disk, itself
  * crash-safe, inside the folder.  The folder stays owner-writable until it
  * is filled and takes the mode of the source's folder just before (3).
@@ -19,10 +27,12 @@
 #include <stdlib.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clone_disk.h"
 #include "copy_tree.h"
+#include "history.h"
 #include "library.h"
 #include "path.h"
 #include "temp_folder.h"
@@ -70,6 +80,27 @@ static char *disk_name(const char *name, size_t i, vk_err *e)
             snprintf(s, n, "%s.vmdk", name);
         else
             snprintf(s, n, "%s-%zu.vmdk", name, i + 1);
+    }
+    return s;
+}
+
+/* VMware's name for a linked clone's disk made from the disk at PARENT:
+ * its name without ".vmdk" and without a "-NNNNNN" snapshot number, then
+ * "-clK.vmdk" (disk-000003.vmdk -> disk-cl1.vmdk), K the first number no
+ * earlier disk of the clone (TAKEN[0..N)) has. */
+static char *vmware_disk_name(const char *parent, char *const *taken, size_t n, vk_err *e)
+{
+    const char *base = vk_path_basename(parent);
+    size_t len = vk_vm_disk_stem(base);
+    size_t cap = len + 32;
+    char *s = vk_malloc(cap, e);
+    for (unsigned k = 1; s; k++) {
+        snprintf(s, cap, "%.*s-cl%u.vmdk", (int)len, base, k);
+        bool used = false;
+        for (size_t i = 0; i < n && !used; i++)
+            used = strcasecmp(taken[i], s) == 0;
+        if (!used)
+            break;
     }
     return s;
 }
@@ -403,6 +434,15 @@ struct vm_clone {
     char **disk_names;
     vk_frozen f;                /* linked: the source's freeze */
     bool frozen;
+    vk_history *h;              /* linked, from a snapshot or recorded: the source's history */
+    char **snap_disks;          /* from a snapshot: per disk, the disk it froze */
+    char *record_name;          /* the recorded freeze's displayName */
+    int64_t record_time;
+    uint32_t uid;               /* the snapshot the clone is made from (from a snapshot, or
+                                   recorded) */
+    char *vmsd_before;          /* the source's .vmsd before it was saved, for undo */
+    size_t vmsd_before_len;
+    bool vmsd_existed, vmsd_saved;
     struct multi_progress mp;
     vk_temp_folder tf;
     struct warnings warns;
@@ -439,17 +479,204 @@ static int check_destination(struct vm_clone *c, const char *src_vm, const char 
     return 0;
 }
 
-/* Step 2: the source machine, shut down, and a name its .vmx can hold. */
+/* The options that go together: a snapshot, records and registration
+ * are for linked clones. */
+static int check_options(const vmdkit_vm_clone_opts *o, vk_err *e)
+{
+    unsigned known = VMDKIT_VM_CLONE_NO_RECORD | VMDKIT_VM_CLONE_REGISTER | VMDKIT_VM_CLONE_VMWARE_NAMES;
+    if (o->flags & ~known)
+        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_clone: flags: unknown bits 0x%x", o->flags & ~known);
+    if (!o->linked && (o->snapshot || o->flags))
+        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_clone: a snapshot, no_record, register and vmware_names "
+                                          "apply to linked clones only");
+    if (o->snapshot && (o->flags & VMDKIT_VM_CLONE_NO_RECORD))
+        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_clone: no_record applies without a snapshot only (a clone "
+                                          "from a snapshot records no freeze)");
+    if ((o->flags & VMDKIT_VM_CLONE_NO_RECORD) && (o->flags & VMDKIT_VM_CLONE_REGISTER))
+        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_clone: register needs a recorded snapshot: not with no_record");
+    return 0;
+}
+
+/* Step 2: the source machine, shut down unless nothing of it is written
+ * (a clone from a snapshot, not registered), and a name its .vmx can hold. */
 static int load_source(struct vm_clone *c, vk_err *e)
 {
+    const vmdkit_vm_clone_opts *o = c->opts;
     int r = vk_vm_load(c->vmx, &c->v, &c->disks, &c->n, e);
-    if (!r)
+    bool writes_source = !o->linked || !o->snapshot || (o->flags & VMDKIT_VM_CLONE_REGISTER);
+    if (!r && writes_source)
         r = vk_vm_check_stopped(c->vmx, c->v, e);
     /* the name goes into the clone's .vmx, in the source's .encoding: refuse
      * one it cannot hold before anything is written */
     if (!r)
         r = vk_vmx_encodable(c->v, "displayName", c->name, e);
     return r;
+}
+
+/* Step 3, from a snapshot: per slot of the source, the disk the snapshot
+ * froze for it. */
+static int plan_from_snapshot(struct vm_clone *c, vk_err *e)
+{
+    int r = vk_history_open(c->vmx, false, &c->h, e);
+    const vk_vmsd_snap *x = NULL;
+    if (!r)
+        r = vk_history_find(c->h, c->opts->snapshot, &x, e);
+    if (r)
+        return r;
+    size_t *map = vk_calloc(x->n_disks + 1, sizeof *map, e);
+    if (!map || !(c->snap_disks = vk_calloc(c->n + 1, sizeof *c->snap_disks, e))) {
+        free(map);
+        return VMDKIT_ENOMEM;
+    }
+    /* the machine H read must be the one loaded in step 2 */
+    if (c->h->n_disks != c->n)
+        r = vk_fail(e, VMDKIT_EIO, "%s: changed while being cloned", c->vmx);
+    if (!r)
+        r = vk_history_match_slots(c->h, x, map, e);
+    for (size_t k = 0; !r && k < x->n_disks; k++) {
+        size_t i = SIZE_MAX;
+        for (size_t j = 0; j < c->n && i == SIZE_MAX; j++)
+            if (strcasecmp(c->disks[j].slot, c->h->disks[map[k]].slot) == 0)
+                i = j;
+        if (i == SIZE_MAX) {
+            r = vk_fail(e, VMDKIT_EIO, "%s: changed while being cloned", c->vmx);
+            break;
+        }
+        if (!(c->snap_disks[i] = vk_history_path(c->h, x->disks[k].file, e))) {
+            r = VMDKIT_ENOMEM;
+            break;
+        }
+        /* a snapshot's disk is frozen: one the machine still writes to is a
+         * .vmsd that disagrees with the .vmx, and no parent for a clone */
+        for (size_t j = 0; !r && j < c->n; j++)
+            if (vk_same_file(c->snap_disks[i], c->disks[j].path))
+                r = vk_fail(e, VMDKIT_EINVAL,
+                            "%s: snapshot %u: disk%lu.fileName \"%s\" is the disk %s still writes to, not a "
+                            "frozen one",
+                            c->h->vmsd_path, x->uid, x->disks[k].index, x->disks[k].file, c->disks[j].slot);
+    }
+    if (!r)
+        c->uid = x->uid;
+    free(map);
+    return r;
+}
+
+/* Step 3, without a snapshot: freeze the source (and, unless told not
+ * to, check first that the snapshot recording it can be named). */
+static int plan_freeze(struct vm_clone *c, vk_err *e)
+{
+    int r = 0;
+    if (!(c->opts->flags & VMDKIT_VM_CLONE_NO_RECORD)) {
+        char when[32] = "";
+        time_t now = time(NULL);
+        struct tm tm;
+        if (localtime_r(&now, &tm))
+            strftime(when, sizeof when, "%Y-%m-%d %H:%M", &tm);
+        size_t k = strlen(c->name) + strlen(when) + 16;
+        if (!(c->record_name = vk_malloc(k, e)))
+            return VMDKIT_ENOMEM;
+        snprintf(c->record_name, k, "Linked clone %s %s", c->name, when);
+        c->record_time = vk_snapshot_now_us();
+        /* what the .vmsd cannot hold is refused before anything is written */
+        if ((r = vk_history_open(c->vmx, true, &c->h, e)) ||
+            (r = vk_vmx_encodable(c->h->vmsd->file, "displayName", c->record_name, e)))
+            return r;
+    }
+    /* the links the source wrote to become the clone's read-only parents;
+     * the source's new deltas lie next to their parents: their hints
+     * stay relative whatever the clone's are */
+    if ((r = vk_vm_freeze(c->vmx, false, true, &c->f, e)))
+        return r;
+    c->frozen = true;
+    if (c->f.n != c->n)
+        return vk_fail(e, VMDKIT_EIO, "%s: changed while being cloned", c->vmx);
+    return 0;
+}
+
+/* Is the freeze F one that changed nothing, on the disks the current
+ * snapshot of H's machine froze already (an earlier recorded freeze
+ * nothing wrote since)?  Then it is that snapshot. */
+static const vk_vmsd_snap *freeze_is_current(const vk_history *h, const vk_frozen *f)
+{
+    const vk_vmsd *s = h->vmsd;
+    const vk_vmsd_snap *x = s->has_current ? vk_vmsd_find(s, s->current) : NULL;
+    if (!x || x->n_disks != f->n)
+        return NULL;
+    for (size_t i = 0; i < f->n; i++) {
+        if (!f->reused[i])
+            return NULL;
+        bool found = false;
+        for (size_t k = 0; k < x->n_disks && !found; k++) {
+            const vk_vmsd_disk *d = &x->disks[k];
+            char *p = d->node && d->file && strcasecmp(d->node, f->slots[i]) == 0
+                          ? vk_history_path(h, d->file, NULL)
+                          : NULL;
+            found = p && vk_same_file(p, f->old_paths[i]);
+            free(p);
+        }
+        if (!found)
+            return NULL;
+    }
+    return x;
+}
+
+/* Step 3b, linked: the source's .vmsd records the freeze as a snapshot
+ * and, when asked, the clone under the snapshot it is made from; saved
+ * once, before the clone is built (see the top of the file). */
+static int record_in_source(struct vm_clone *c, vk_err *e)
+{
+    const vmdkit_vm_clone_opts *o = c->opts;
+    bool record = o->linked && !o->snapshot && !(o->flags & VMDKIT_VM_CLONE_NO_RECORD);
+    bool reg = o->linked && (o->flags & VMDKIT_VM_CLONE_REGISTER);
+    if (!record && !reg)
+        return 0;
+    vk_vmsd *s = c->h->vmsd;
+    int r = vk_vmx_serialize(s->file, &c->vmsd_before, &c->vmsd_before_len, e);
+    if (r)
+        return r;
+    c->vmsd_existed = s->existed;
+    bool changed = false;
+    if (record) {
+        const vk_vmsd_snap *x = freeze_is_current(c->h, &c->f);
+        if (x) {
+            c->uid = x->uid;
+        } else {
+            if ((r = vk_snapshot_record(c->h, &c->f, c->record_name, NULL, c->record_time, &c->uid, e)))
+                return r;
+            changed = true;
+        }
+    }
+    if (reg) {
+        size_t k = strlen(c->dst) + strlen(c->name) + 8;
+        char *vmx = vk_malloc(k, e);
+        if (!vmx)
+            return VMDKIT_ENOMEM;
+        snprintf(vmx, k, "%s/%s.vmx", c->dst, c->name);
+        const vk_vmsd_snap *x = vk_vmsd_find(s, c->uid);
+        size_t before = x ? x->n_clones : 0;
+        r = vk_vmsd_add_clone(s, c->uid, vmx, e);
+        x = vk_vmsd_find(s, c->uid);
+        changed = changed || (x && x->n_clones != before);
+        free(vmx);
+        if (r)
+            return r;
+    }
+    if (!changed)
+        return 0;
+    if ((r = vk_vmsd_save(s, e)))
+        return r;
+    c->vmsd_saved = true;
+    return 0;
+}
+
+/* Put the source's .vmsd back as it was before record_in_source. */
+static void restore_source_vmsd(struct vm_clone *c)
+{
+    vk_err ignore;
+    if (c->vmsd_existed)
+        (void)vk_write_file_atomic(c->h->vmsd_path, c->vmsd_before, c->vmsd_before_len, &ignore);
+    else
+        (void)unlink(c->h->vmsd_path);
 }
 
 /* Step 3: per disk, the slot, the disk to make the clone's from (linked:
@@ -464,26 +691,25 @@ static int plan_disks(struct vm_clone *c, vk_err *e)
     if (!c->slots || !c->sources || !c->disk_names)
         return VMDKIT_ENOMEM;
     c->mp = (struct multi_progress){.fn = c->opts->progress, .opaque = c->opts->progress_opaque};
-    bool linked = c->opts->linked;
-    if (linked) {
-        /* the links the source wrote to become the clone's read-only parents;
-         * the source's new deltas lie next to their parents: their hints
-         * stay relative whatever the clone's are */
-        int r = vk_vm_freeze(c->vmx, false, true, &c->f, e);
-        if (r)
-            return r;
-        c->frozen = true;
-        if (c->f.n != n)
-            return vk_fail(e, VMDKIT_EIO, "%s: changed while being cloned", c->vmx);
-    }
+    bool linked = c->opts->linked, snap = linked && c->opts->snapshot;
+    int r = 0;
+    if (snap)
+        r = plan_from_snapshot(c, e);
+    else if (linked)
+        r = plan_freeze(c, e);
+    if (r)
+        return r;
     for (size_t i = 0; i < n; i++) {
-        c->slots[i] = linked ? c->f.slots[i] : c->disks[i].slot;
-        c->sources[i] = linked ? c->f.old_paths[i] : c->disks[i].path;
-        if (!(c->disk_names[i] = disk_name(c->name, i, e)))
+        c->slots[i] = linked && !snap ? c->f.slots[i] : c->disks[i].slot;
+        c->sources[i] = snap ? c->snap_disks[i] : linked ? c->f.old_paths[i] : c->disks[i].path;
+        c->disk_names[i] = c->opts->flags & VMDKIT_VM_CLONE_VMWARE_NAMES
+                               ? vmware_disk_name(c->sources[i], c->disk_names, i, e)
+                               : disk_name(c->name, i, e);
+        if (!c->disk_names[i])
             return VMDKIT_ENOMEM;
         if (!linked) {
             vmdkit_disk *d;
-            int r = vmdkit_open(c->sources[i], VK_OPEN_CHAIN_OF_USER | VMDKIT_OPEN_RDONLY, &d, e);
+            r = vmdkit_open(c->sources[i], VK_OPEN_CHAIN_OF_USER | VMDKIT_OPEN_RDONLY, &d, e);
             if (r) {
                 vk_err_prefix(e, "%s", c->slots[i]);
                 return r;
@@ -509,7 +735,10 @@ static int build_disks(struct vm_clone *c, vk_err *e)
         /* the temporary folder is a sibling of DST: a relative hint made
          * from it is the same as one made from DST */
         else if (c->opts->linked)
-            r = vmdkit_create_delta(c->sources[i], p, c->opts->absolute_hint ? VMDKIT_DELTA_ABSOLUTE_HINT : 0,
+            r = vmdkit_create_delta(c->sources[i], p,
+                                    c->opts->absolute_hint || (c->opts->flags & VMDKIT_VM_CLONE_VMWARE_NAMES)
+                                        ? VMDKIT_DELTA_ABSOLUTE_HINT
+                                        : 0,
                                     e);
         else
             r = flatten(c->sources[i], p, placed, c->opts->type, &c->mp, e);
@@ -559,6 +788,7 @@ static int publish(struct vm_clone *c, vk_err *e)
         return r;
     vk_temp_folder_release(&c->tf);
     c->frozen = false; /* the clone exists: its parents stay frozen */
+    c->vmsd_saved = false; /* and recorded */
     return vk_fsync_dir(c->parent, e);
 }
 
@@ -585,6 +815,9 @@ static void undo(struct vm_clone *c, int r, vk_err *e)
         if (r == VMDKIT_ECANCELED)
             vk_fail(e, r, "%s: cancelled; the partial clone was removed", c->dst);
     }
+    /* the record goes before the freeze it names is undone */
+    if (c->vmsd_saved)
+        restore_source_vmsd(c);
     if (c->frozen) {
         vk_err ignore;
         vk_vm_unfreeze(c->vmx, &c->f, &ignore);
@@ -601,6 +834,11 @@ static void vm_clone_free(struct vm_clone *c)
     free(c->slots);
     free(c->sources);
     vk_vm_freeze_free(&c->f);
+    if (c->snap_disks)
+        vmdkit_paths_free(c->snap_disks, c->n);
+    free(c->record_name);
+    free(c->vmsd_before);
+    vk_history_free(c->h);
     vk_vm_disks_free(c->disks, c->n);
     vk_vmx_free(c->v);
     free(c->vmx);
@@ -624,9 +862,12 @@ int vmdkit_vm_clone(const char *src_vm, const char *dst_vm, const vmdkit_vm_clon
     int r = vk_opts_read(&opts, sizeof opts, given, "vmdkit_vm_clone_opts", e);
     if (r)
         return r;
+    if ((r = check_options(&opts, e)))
+        return r;
     struct vm_clone c = {.opts = &opts, .tf = {.path = NULL, .lock_fd = -1}};
     if (!(r = check_destination(&c, src_vm, dst_vm, e)) && !(r = load_source(&c, e)) &&
-        !(r = plan_disks(&c, e)) && !(r = build_disks(&c, e)) && !(r = write_machine_files(&c, e)))
+        !(r = plan_disks(&c, e)) && !(r = record_in_source(&c, e)) && !(r = build_disks(&c, e)) &&
+        !(r = write_machine_files(&c, e)))
         r = publish(&c, e);
     if (r)
         undo(&c, r, e);

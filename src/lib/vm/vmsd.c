@@ -770,3 +770,42 @@ int vk_vmsd_set_disk_file(vk_vmsd *s, uint32_t uid, unsigned long disk_index, co
     int r = vk_vmx_set(s->file, snap_key(k, sizeof k, x->index, field), file, e);
     return r ? r : build_view(s, e);
 }
+
+int vk_vmsd_add_clone(vk_vmsd *s, uint32_t uid, const char *vmx, vk_err *e)
+{
+    const vk_vmsd_snap *x = vk_vmsd_find(s, uid);
+    if (!x)
+        return vk_fail(e, VMDKIT_ENOENT, "%s: no snapshot with uid %u", vk_vmx_path(s->file), uid);
+    for (size_t i = 0; i < x->n_clones; i++)
+        if (x->clones[i] && strcmp(x->clones[i], vmx) == 0)
+            return 0; /* recorded already */
+    /* the next free M, and the entry's last line: the new keys go after it */
+    size_t pos = 0;
+    const char *key, *value, *rest, *last = NULL;
+    unsigned long index, m, next = 0;
+    while (vk_vmx_next(s->file, &pos, &key, &value)) {
+        if (!indexed(key, "snapshot", &index, &rest) || index != x->index || *rest != '.')
+            continue;
+        last = key;
+        const char *tail;
+        if (indexed(rest + 1, "clone", &m, &tail) && !*tail && m + 1 > next)
+            next = m + 1;
+    }
+    if (next > VK_VMSD_MAX_INDEX)
+        return vk_fail(e, VMDKIT_ELIMIT, "%s: snapshot %u: no room for another clone", vk_vmx_path(s->file),
+                       uid);
+    char *after = last ? vk_strdup(last, e) : NULL;
+    if (last && !after)
+        return VMDKIT_ENOMEM;
+    char field[40], k[80], num[24];
+    snprintf(field, sizeof field, "clone%lu", next);
+    snap_key(k, sizeof k, x->index, field);
+    int r = vk_vmx_set_after(s->file, k, vmx, after, e);
+    free(after);
+    char kn[80];
+    snap_key(kn, sizeof kn, x->index, "numClones");
+    snprintf(num, sizeof num, "%zu", x->n_clones + 1);
+    if (!r)
+        r = vk_vmx_set_after(s->file, kn, num, k, e);
+    return r ? r : build_view(s, e);
+}

@@ -139,6 +139,14 @@ int vk_vmsd_remove(vk_vmsd *s, uint32_t uid, vk_err *e);
 int vk_vmsd_set_disk_file(vk_vmsd *s, uint32_t uid, unsigned long disk_index, const char *file,
                           vk_err *e);
 
+/*
+ * Record the linked clone whose .vmx is VMX (an absolute path) in entry
+ * UID, as Workstation does: snapshotN.cloneM = VMX with the next free M
+ * and snapshotN.numClones, after the entry's last line.  Nothing changes
+ * when the entry records VMX already.  VMDKIT_ENOENT when no entry has UID.
+ */
+int vk_vmsd_add_clone(vk_vmsd *s, uint32_t uid, const char *vmx, vk_err *e);
+
 /* Write the file atomically (vk_vmx_save). */
 int vk_vmsd_save(const vk_vmsd *s, vk_err *e);
 
