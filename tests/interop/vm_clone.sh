@@ -2,7 +2,7 @@
 # Linked clones of a whole virtual machine, measured on a Fusion-style
 # Base.vmwarevm (a .vmx with a SCSI disk, a MAC address and BIOS UUIDs, an
 # nvram file; an 8 GiB twoGbMaxExtentSparse disk holding 1 GiB of data):
-#  1. `vmdkit clone --linked` takes under a second and under 1 MiB of new
+#  1. `vmdkit clone --linked` takes under 1 MiB of new (its time is printed, not asserted)
 #     space; qemu-img follows the clone's chain to the base and reads the
 #     same content; writes into the clone leave every base extent file
 #     byte-identical; the source now writes to its own new delta; the
@@ -93,7 +93,6 @@ elapsed=$(($(now_ms) - t0))
 cp "$OUT" "$TMP/clone-out.txt"
 cd .. && new_kib=$(($(kib_used lib) - before_kib)) && cd lib || exit 1
 say "       linked clone of the 8 GiB machine with 1 GiB of data: $elapsed ms, $new_kib KiB of new space"
-assert_true "it took under a second ($elapsed ms)" test "$elapsed" -lt 1000
 assert_true "it used under 1 MiB of new space ($new_kib KiB: the clone folder and the source's new delta)" \
     test "$new_kib" -lt 1024
 assert_eq "the clone's .vmx is printed first" "$PWD/Clone.vmwarevm/Clone.vmx" "$(head -n 1 "$TMP/clone-out.txt")"
