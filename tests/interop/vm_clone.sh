@@ -2,8 +2,8 @@
 # Linked clones of a whole virtual machine, measured on a Fusion-style
 # Base.vmwarevm (a .vmx with a SCSI disk, a MAC address and BIOS UUIDs, an
 # nvram file; an 8 GiB twoGbMaxExtentSparse disk holding 1 GiB of data):
-#  1. `vmdkit clone --linked` takes under 1 MiB of new (its time is printed, not asserted)
-#     space; qemu-img follows the clone's chain to the base and reads the
+#  1. `vmdkit clone --linked` takes under 1 MiB of new space (its time is
+#     printed, not asserted); qemu-img follows the clone's chain to the base and reads the
 #     same content; writes into the clone leave every base extent file
 #     byte-identical; the source now writes to its own new delta; the
 #     clone's .vmx is the source's with exactly the expected changes.
