@@ -111,6 +111,17 @@ guest_files() {
     say "guest kernel: $(cat "$GUEST_FILES/kernel-package"); modules: $(tr '\n' ' ' <"$GUEST_FILES/modules.order")"
 }
 
+# quiet_unless_failed LOG CMD...: run CMD with its output in LOG, shown only
+# when it fails (mkfs.fat warns that the image is larger than the partition
+# it makes, mke2fs -d names the image it creates).
+quiet_unless_failed() {
+    local log=$1
+    shift
+    "$@" >"$log" 2>&1 && return 0
+    cat "$log" >&2
+    return 1
+}
+
 # guest_disk DISK MARKER: the bootable raw disk (in DISK's folder: DISK.d
 # holds the initramfs and partition images while it is built).
 guest_disk() {
@@ -164,11 +175,13 @@ EOF
         printf 'label: dos\nstart=%d, size=%d, type=6, bootable\nstart=%d, size=%d, type=83\n' \
             $GUEST_P1_START $GUEST_P1_SECTORS $GUEST_P2_START $GUEST_P2_SECTORS | sfdisk -q "$disk" &&
         dd if="$GUEST_MBR" of="$disk" bs=440 count=1 conv=notrunc status=none &&
-        mkfs.fat -F 16 -n VMDKITBOOT --offset $GUEST_P1_START "$disk" $((GUEST_P1_SECTORS / 2)) >/dev/null &&
+        quiet_unless_failed "$w/log" mkfs.fat -F 16 -n VMDKITBOOT --offset $GUEST_P1_START "$disk" \
+            $((GUEST_P1_SECTORS / 2)) &&
         mcopy -i "$fat" "$GUEST_FILES/vmlinuz" ::/vmlinuz &&
         mcopy -i "$fat" "$w/initrd.gz" "$w/syslinux.cfg" ::/ &&
         syslinux --install --offset $((GUEST_P1_START * 512)) "$disk" &&
-        mke2fs -q -t ext2 -b 1024 -L data -d "$w/data" "$w/data.img" $((GUEST_P2_SECTORS / 2)) &&
+        quiet_unless_failed "$w/log" mke2fs -q -t ext2 -b 1024 -L data -d "$w/data" "$w/data.img" \
+            $((GUEST_P2_SECTORS / 2)) &&
         dd if="$w/data.img" of="$disk" bs=512 seek=$GUEST_P2_START conv=notrunc status=none || return 1
     rm -rf "$w"
 }
