@@ -21,7 +21,7 @@
 # QEMU always runs with -accel tcg (the emulator; /dev/kvm is not used).
 # The kernel and busybox come from `apt-get download` (unpacked, never
 # installed) and are kept in boot-cache/ under the build folder, so later
-# runs need no network.  About 70 s on 2 busy cores.
+# runs need no network.  18-22 s on 2 quiet cores, up to 2 minutes on busy ones.
 . "${VMDKIT_TESTLIB:-$(dirname "$0")/lib.sh}"
 
 need_vmdkit
