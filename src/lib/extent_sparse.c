@@ -976,6 +976,34 @@ static int load_directory(vk_extent *x, uint64_t sector, uint32_t **out, const c
     return 0;
 }
 
+/* A writer updates every grain table it changes, both copies: refuse to
+ * write to a file whose tables lie on the header, the embedded descriptor
+ * or a grain directory (a crafted or damaged file; check reports it), or
+ * the first update would destroy them.  Readers are not affected. */
+static int tables_clear_of_metadata(vk_extent *x, vk_err *e)
+{
+    const sparse_priv *p = x->priv;
+    const vk_sparse_header *h = &p->h;
+    uint64_t gd_secs = vk_gd_sectors(p->num_gdes), gt = p->gt_sectors;
+    for (uint64_t i = 0; i < p->num_gdes; i++) {
+        for (int copy = 0; copy < 2; copy++) {
+            uint32_t *dir = copy ? p->rgd : p->gd;
+            uint64_t t = dir ? dir[i] : 0;
+            if (!t)
+                continue;
+            if (overlaps(t, gt, 0, 1) ||
+                (h->desc_offset_sectors && overlaps(t, gt, h->desc_offset_sectors, h->desc_size_sectors)) ||
+                overlaps(t, gt, h->gd_offset_sectors, gd_secs) ||
+                (p->rgd && overlaps(t, gt, h->rgd_offset_sectors, gd_secs)))
+                return vk_fail(e, VMDKIT_EFORMAT,
+                               "%s: %s entry %llu: grain table at sector %llu lies on the header, the descriptor or a grain directory; writing would destroy them (see vmdkit check)",
+                               x->path, copy ? "redundant grain directory" : "grain directory",
+                               (unsigned long long)i, (unsigned long long)t);
+        }
+    }
+    return 0;
+}
+
 int vk_sparse_open(vk_extent *x, vk_err *e)
 {
     uint64_t fsize;
@@ -1026,6 +1054,8 @@ int vk_sparse_open(vk_extent *x, vk_err *e)
         goto fail;
     if (!x->writable && (p->h.flags & VK_FLAG_REDUNDANT_GD) && !p->compressed)
         p->rgd = NULL; /* only writers need the redundant copy */
+    if (x->writable && (r = tables_clear_of_metadata(x, e)))
+        goto fail;
     p->n_slots = (size_t)vk_max(1, vk_min(p->num_gdes, GT_CACHE_BYTES / p->gt_bytes));
     p->slots = vk_calloc(p->n_slots, sizeof *p->slots, e);
     p->gt_mem = vk_malloc(p->n_slots * p->gt_bytes, e);

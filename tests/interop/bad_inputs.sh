@@ -198,6 +198,7 @@ long_hint_disk longhint/c2.vmdk "$(printf 'dd/%.0s' $(seq 1500))x.vmdk"
 run "$VMDKIT" info longhint/c2.vmdk
 assert_true "4.5 KB parent hint: info fails" test "$RC" -ne 0 -a "$RC" -lt 124
 assert_err_line "4.5 KB parent hint: info"
-assert_true "4.5 KB parent hint: the reason survives" grep -q '^vmdkit: longhint/c2.vmdk: parent: longhint/dd/dd/.*/dd/x\.vmdk: open: File name too long$' "$ERR"
+assert_true "4.5 KB parent hint: the field and the reason survive" \
+    grep -q '^vmdkit: longhint/c2.vmdk: parentFileNameHint: "dd/dd/.*/dd/x\.vmdk": open: File name too long$' "$ERR"
 
 finish

@@ -281,11 +281,44 @@ static void test_cache_eviction(void **state)
     assert_int_equal(res.stale, 0);
 }
 
+/* A table on the embedded descriptor: reading works, a writer is refused
+ * before its first table update could overwrite the descriptor. */
+static void test_table_on_metadata(void **state)
+{
+    (void)state;
+    char path[600];
+    make_disk(path, sizeof path, "onmeta.vmdk", 8u << 20);
+    uint64_t desc = file_u(path, 28, 8), rgd = file_u(path, 48, 8);
+    assert_int_not_equal(desc, 0);
+    assert_int_not_equal(rgd, 0);
+    uint8_t le32[4] = {(uint8_t)desc, (uint8_t)(desc >> 8), (uint8_t)(desc >> 16), (uint8_t)(desc >> 24)};
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, le32, 4, (off_t)(rgd * 512)), 4); /* redundant table 0: the descriptor */
+    close(fd);
+    vk_extent x;
+    open_extent(&x, path, false, 0); /* readers do not use the redundant copy */
+    close_extent(&x);
+    memset(&x, 0, sizeof x);
+    x.path = path;
+    x.type = VK_EXT_SPARSE;
+    x.access = VK_ACCESS_RW;
+    x.writable = true;
+    x.size_sectors = file_u(path, 12, 8);
+    x.fd = open(path, O_RDWR);
+    assert_true(x.fd >= 0);
+    vk_err e = {0};
+    assert_int_equal(vk_sparse_open(&x, &e), VMDKIT_EFORMAT);
+    assert_non_null(strstr(e.msg, "redundant grain directory entry 0"));
+    close(x.fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_partial_grain_over_parent),
         cmocka_unit_test(test_cache_eviction),
+        cmocka_unit_test(test_table_on_metadata),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
