@@ -90,7 +90,9 @@ static int open_parent_files(vmdkit_disk *d, vk_link *child, const char *ppath, 
         return *fd < 0;
     }
     unsigned ups;
-    char *rel = vk_path_normalise_relative(hint, &ups, e);
+    char *posix = vk_hint_posix(hint, e);
+    char *rel = posix ? vk_path_normalise_relative(posix, &ups, e) : NULL;
+    free(posix);
     if (!rel)
         return VMDKIT_ENOMEM;
     int r;

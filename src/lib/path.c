@@ -189,18 +189,24 @@ bool vk_hint_is_windows_absolute(const char *hint)
     return drive || hint[0] == '\\';
 }
 
+char *vk_hint_posix(const char *hint, vk_err *e)
+{
+    char *h = vk_strdup(hint, e);
+    if (h && !vk_hint_is_windows_absolute(h))
+        for (char *c = h; *c; c++)
+            if (*c == '\\')
+                *c = '/';
+    return h;
+}
+
 char *vk_path_resolve_parent(const char *child_path, const char *hint, vk_err *e)
 {
     char *dir = vk_path_dirname(child_path, e);
-    char *h = dir ? vk_strdup(hint, e) : NULL;
+    char *h = dir ? vk_hint_posix(hint, e) : NULL;
     if (!h) {
         free(dir);
         return NULL;
     }
-    if (!vk_hint_is_windows_absolute(h))
-        for (char *c = h; *c; c++)
-            if (*c == '\\')
-                *c = '/';
     char *p = vk_path_join(dir, h, e);
     free(h);
     free(dir);

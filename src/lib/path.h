@@ -36,6 +36,8 @@ char *vk_path_normalise_relative(const char *name, unsigned *ups, vk_err *e);
  * "..\Base\Base.vmdk"); an absolute Windows hint is kept as it is, and so
  * names no file. */
 char *vk_path_resolve_parent(const char *child_path, const char *hint, vk_err *e);
+/* HINT with '\' made '/' (unless it is an absolute Windows path). Caller frees. */
+char *vk_hint_posix(const char *hint, vk_err *e);
 /* Is HINT an absolute Windows path: "C:\...", "C:/...", "\\server\..." or
  * "\..."?  Such a hint cannot be followed on this system. */
 bool vk_hint_is_windows_absolute(const char *hint);
