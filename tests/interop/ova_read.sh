@@ -86,6 +86,13 @@ if command -v nbdkit >/dev/null && command -v nbdcopy >/dev/null && [ -n "${VMDK
     if start_nbdkit ro.log file=M.ova readonly=true; then
         check "nbdcopy from file=M.ova" nbdcopy "$URI" got.raw
         assert_true "the export reads the first disk's bytes" cmp got.raw m.raw
+        py=$(for p in python3 /usr/bin/python3; do "$p" -c 'import nbd' 2>/dev/null && echo "$p" && break; done)
+        if [ -n "$py" ]; then
+            assert_eq "nbdsh: read-only, 0xab at 1 MiB, 0x7e in the last KiB, zeros at 8 MiB" "True abab 7e7e 0000" \
+                "$("$py" -m nbd -u "$URI" -c 'print(h.is_read_only() == 1, h.pread(2, 1 << 20).hex(), h.pread(2, (24 << 20) - 1024).hex(), h.pread(2, 8 << 20).hex())')"
+        else
+            say "skip: no python3 nbd module: nbdsh not run"
+        fi
         stop_nbdkit
     else
         fail "nbdkit did not serve file=M.ova: $(tail -n 3 ro.log)"
