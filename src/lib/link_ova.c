@@ -37,7 +37,7 @@ int vk_ova_find_disk(int fd, const char *ova, const char *member, char **name, u
     uint8_t magic[4] = {0};
     if (!r)
         r = vk_pread_zfill(fd, magic, m->size < 4 ? (size_t)m->size : 4, m->offset, ova, e);
-    const char *leaf = m && strncmp(m->name, "./", 2) == 0 ? m->name + 2 : m ? m->name : "";
+    const char *leaf = !m ? "" : strncmp(m->name, "./", 2) == 0 ? m->name + 2 : m->name;
     if (!r && magic[0] == 0x1f && magic[1] == 0x8b)
         r = vk_fail(e, VMDKIT_EUNSUPPORTED,
                     "%s: member %s is gzip-compressed and cannot be read in place; use vmdkit ova import",
