@@ -299,7 +299,7 @@ typedef struct vmdkit_extent_info {
     uint64_t size_sectors;
     uint64_t offset_sectors;  /* FLAT offset */
     uint64_t allocated_bytes; /* data bytes stored for this extent */
-    uint64_t file_bytes;      /* space the file uses on the host (st_blocks) */
+    uint64_t file_bytes;      /* space the file uses on the host (st_blocks; in an OVA its member's bytes) */
     vmdkit_sparse_facts sparse;
 } vmdkit_extent_info;
 

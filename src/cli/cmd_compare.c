@@ -29,7 +29,10 @@ const struct cli_help cmd_compare_help = {
         "first differing byte, like 'qemu-img compare'.\n"
         "\n"
         "Disks of different sizes are equal when the common part is equal and the\n"
-        "larger disk's extra tail reads as zeros, unless -s is given.",
+        "larger disk's extra tail reads as zeros, unless -s is given.\n"
+        "\n"
+        "A or B may be FILE.ova or FILE.ova/NAME.vmdk, a disk inside an OVA read in\n"
+        "place (see vmdkit info).",
     .opts = compare_opts,
     .exit_status = "0 means the contents are identical, 1 that they differ.",
     .examples =

@@ -45,7 +45,12 @@ const struct cli_help cmd_convert_help = {
         "a killed or crashed convert leaves no DST, or a complete one; the next\n"
         "convert to DST removes the folder a killed one left.  Ctrl-C (SIGINT),\n"
         "SIGTERM or SIGHUP stops the copy and removes the partial output; vmdkit\n"
-        "then ends by that signal (status 128+N).",
+        "then ends by that signal (status 128+N).\n"
+        "\n"
+        "SRC may be FILE.ova, the first disk inside an OVA, or FILE.ova/NAME.vmdk for\n"
+        "another of its disks: the member is read where it lies in the archive, never\n"
+        "copied out, and only read.  A gzip-compressed member cannot be read in place\n"
+        "(vmdkit ova import converts it).",
     .opts = convert_opts,
     .exit_status = "9 is also returned, and DST left untouched, when DST already exists.",
     .examples =

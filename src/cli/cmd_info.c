@@ -32,12 +32,18 @@ const struct cli_help cmd_info_help = {
         "version and every extent, with the sparse header facts of sparse extents.\n"
         "When DISK has a parent, the chain of links is listed, top first.\n"
         "\n"
-        "The disk is opened read-only and nothing is changed.",
+        "The disk is opened read-only and nothing is changed.\n"
+        "\n"
+        "DISK may be FILE.ova, the first disk inside an OVA, or FILE.ova/NAME.vmdk for\n"
+        "another of its disks: the member is read where it lies in the archive, never\n"
+        "copied out, and only read.  A gzip-compressed member cannot be read in place\n"
+        "(vmdkit ova import converts it).",
     .opts = info_opts,
     .exit_status = "",
     .examples =
         "vmdkit info disk.vmdk\n"
         "vmdkit info --chain child.vmdk\n"
+        "vmdkit info appliance.ova/appliance-disk2.vmdk\n"
         "vmdkit info --json disk.vmdk | jq '.\"virtual-size\"'",
 };
 

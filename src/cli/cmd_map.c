@@ -29,7 +29,12 @@ const struct cli_help cmd_map_help = {
         "For stored runs the link (0 = DISK itself, 1 = its parent, ...) and that\n"
         "link's file are shown.  Adjacent runs of the same type and link are merged.\n"
         "\n"
-        "Columns: offset, length (hexadecimal bytes), type, link, file.",
+        "Columns: offset, length (hexadecimal bytes), type, link, file.\n"
+        "\n"
+        "DISK may be FILE.ova, the first disk inside an OVA, or FILE.ova/NAME.vmdk for\n"
+        "another of its disks: the member is read where it lies in the archive, never\n"
+        "copied out, and only read.  A gzip-compressed member cannot be read in place\n"
+        "(vmdkit ova import converts it).",
     .opts = map_opts,
     .exit_status = "",
     .examples =

@@ -73,6 +73,8 @@ struct vk_extent {
     uint64_t offset_sectors;    /* FLAT offset inside the file */
     uint64_t grain_sectors;     /* allocation unit of sparse drivers, 0 otherwise */
     int fd;                     /* -1 when none */
+    uint64_t file_base;         /* a member of an archive (an .ova): where its bytes */
+    uint64_t file_bytes;        /* start in fd and how many; 0 and 0: the whole file */
     bool writable;
     void *priv;                 /* driver state */
 };
@@ -105,5 +107,9 @@ int vk_grain_read(vk_extent *x, vk_grain_fn at, uint64_t sector, uint64_t n, voi
  * OFF_SECTORS and SIZE_SECTORS receive its place in the file. */
 int vk_sparse_read_embedded_descriptor(int fd, const char *path, char **text, size_t *len,
                                        uint64_t *off_sectors, uint64_t *size_sectors, vk_err *e);
+/* The same for a KDMV file that is the SIZE bytes at BASE of FD. */
+int vk_sparse_read_embedded_descriptor_at(int fd, uint64_t base, uint64_t size, const char *path,
+                                          char **text, size_t *len, uint64_t *off_sectors,
+                                          uint64_t *size_sectors, vk_err *e);
 
 #endif

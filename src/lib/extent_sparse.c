@@ -86,6 +86,27 @@ typedef struct sparse_priv {
     size_t cbuf_size;          /* compressed extents: largest record read */
 } sparse_priv;
 
+/* Every read of the extent's file: OFF is relative to the extent's first
+ * byte, which for a member of an archive lies at x->file_base; nothing past
+ * the member's end is read (ZFILL: it reads as zeros, else it is short). */
+static int file_read(vk_extent *x, bool zfill, void *buf, size_t len, uint64_t off,
+                     const char *what, vk_err *e)
+{
+    if (x->file_bytes) {
+        uint64_t end;
+        if (!vk_add_ok(off, len, &end) || end > x->file_bytes) {
+            if (!zfill)
+                return vk_fail(e, VMDKIT_EFORMAT, "%s: %zu bytes at %llu lie past its end (%llu bytes)",
+                               what, len, (unsigned long long)off, (unsigned long long)x->file_bytes);
+            size_t in = off >= x->file_bytes ? 0 : (size_t)(x->file_bytes - off);
+            memset((uint8_t *)buf + in, 0, len - in);
+            len = in;
+        }
+    }
+    return zfill ? vk_pread_zfill(x->fd, buf, len, x->file_base + off, what, e)
+                 : vk_pread_full(x->fd, buf, len, x->file_base + off, what, e);
+}
+
 static uint64_t grain_bytes(const sparse_priv *p) { return p->h.grain_sectors * VK_SECTOR; }
 
 /* The one-grain buffer, made on first use: reading an uncompressed extent
@@ -202,7 +223,7 @@ static int get_table(vk_extent *x, uint64_t gdi, uint32_t **gt, vk_err *e)
     uint8_t *buf = vk_malloc(p->gt_bytes, e);
     if (!buf)
         return VMDKIT_ENOMEM;
-    int r = vk_pread_full(x->fd, buf, p->gt_bytes, (uint64_t)gde * VK_SECTOR, x->path, e);
+    int r = file_read(x, false, buf, p->gt_bytes, (uint64_t)gde * VK_SECTOR, x->path, e);
     if (r) {
         free(buf);
         return r;
@@ -325,7 +346,7 @@ static int inflate_grain(void *opaque, uint64_t g, uint64_t where, uint8_t *out_
                        x->path, (unsigned long long)g, sec);
     if (p->markers) {
         uint8_t m[12];
-        if ((r = vk_pread_full(x->fd, m, sizeof m, off, x->path, e)))
+        if ((r = file_read(x, false, m, sizeof m, off, x->path, e)))
             return r;
         uint64_t lba = vk_le64(m);
         csize = vk_le32(m + 8);
@@ -347,7 +368,7 @@ static int inflate_grain(void *opaque, uint64_t g, uint64_t where, uint8_t *out_
         return vk_fail(e, VMDKIT_EFORMAT,
                        "%s: grain %llu at sector %u: %zu compressed bytes cannot hold a grain of %llu bytes",
                        x->path, (unsigned long long)g, sec, csize, (unsigned long long)in_disk);
-    if ((r = vk_pread_full(x->fd, ctx->cbuf, csize, off + hdr, x->path, e)))
+    if ((r = file_read(x, false, ctx->cbuf, csize, off + hdr, x->path, e)))
         return r;
     size_t out = 0;
     size_t in_used = 0;
@@ -405,7 +426,7 @@ static int sparse_read(vk_extent *x, uint64_t sector, uint64_t n, void *buf, vk_
                                "%s: grain table entry for grain %llu: sector %llu lies inside the metadata",
                                x->path, (unsigned long long)g, (unsigned long long)first);
             /* the tail of the last grain may be missing in files cut at the data end */
-            if ((r = vk_pread_zfill(x->fd, out, k * VK_SECTOR, (first + in) * VK_SECTOR, x->path, e)))
+            if ((r = file_read(x, true, out, k * VK_SECTOR, (first + in) * VK_SECTOR, x->path, e)))
                 return r;
         }
         out += k * VK_SECTOR;
@@ -883,7 +904,7 @@ static int sparse_prefetch(vk_extent *x, uint64_t sector, uint64_t n, vk_err *e)
                 run_len += gs;
             } else {
                 if (run_len)
-                    (void)posix_fadvise(x->fd, (off_t)(run_start * VK_SECTOR),
+                    (void)posix_fadvise(x->fd, (off_t)(x->file_base + run_start * VK_SECTOR),
                                         (off_t)(run_len * VK_SECTOR), POSIX_FADV_WILLNEED);
                 run_start = gte;
                 run_len = gs;
@@ -892,7 +913,7 @@ static int sparse_prefetch(vk_extent *x, uint64_t sector, uint64_t n, vk_err *e)
         g++;
     }
     if (run_len)
-        (void)posix_fadvise(x->fd, (off_t)(run_start * VK_SECTOR), (off_t)(run_len * VK_SECTOR),
+        (void)posix_fadvise(x->fd, (off_t)(x->file_base + run_start * VK_SECTOR), (off_t)(run_len * VK_SECTOR),
                             POSIX_FADV_WILLNEED);
     return r;
 }
@@ -918,7 +939,7 @@ static int read_footer(vk_extent *x, sparse_priv *p, vk_err *e)
         return vk_fail(e, VMDKIT_EFORMAT, "%s: footer: file too short for a stream footer", x->path);
     uint8_t buf[1536];
     uint64_t at = (p->file_sectors - 3) * VK_SECTOR;
-    int r = vk_pread_full(x->fd, buf, sizeof buf, at, x->path, e);
+    int r = file_read(x, false, buf, sizeof buf, at, x->path, e);
     if (r)
         return r;
     vk_marker fm, eos;
@@ -954,7 +975,7 @@ static int load_directory(vk_extent *x, uint64_t sector, uint32_t **out, const c
     uint32_t *gd = vk_calloc((size_t)p->num_gdes, sizeof *gd, e);
     int r = (!buf || !gd) ? VMDKIT_ENOMEM : 0;
     if (!r)
-        r = vk_pread_full(x->fd, buf, bytes, sector * VK_SECTOR, x->path, e);
+        r = file_read(x, false, buf, bytes, sector * VK_SECTOR, x->path, e);
     if (!r) {
         for (uint64_t i = 0; i < p->num_gdes; i++) {
             gd[i] = vk_le32(buf + 4 * i);
@@ -1006,15 +1027,15 @@ static int tables_clear_of_metadata(vk_extent *x, vk_err *e)
 
 int vk_sparse_open(vk_extent *x, vk_err *e)
 {
-    uint64_t fsize;
-    int r = vk_file_size(x->fd, &fsize, x->path, e);
+    uint64_t fsize = x->file_bytes;
+    int r = fsize ? 0 : vk_file_size(x->fd, &fsize, x->path, e);
     if (r)
         return r;
     uint8_t hb[512];
     if (fsize < 512)
         return vk_fail(e, VMDKIT_EFORMAT, "%s: header: file is %llu bytes, shorter than a sparse header",
                        x->path, (unsigned long long)fsize);
-    if ((r = vk_pread_full(x->fd, hb, sizeof hb, 0, x->path, e)))
+    if ((r = file_read(x, false, hb, sizeof hb, 0, x->path, e)))
         return r;
     sparse_priv *p = vk_calloc(1, sizeof *p, e);
     if (!p)
@@ -1113,11 +1134,20 @@ int vk_sparse_read_embedded_descriptor(int fd, const char *path, char **text, si
     int r = vk_file_size(fd, &fsize, path, e);
     if (r)
         return r;
+    return vk_sparse_read_embedded_descriptor_at(fd, 0, fsize, path, text, len, off_sectors,
+                                                 size_sectors, e);
+}
+
+int vk_sparse_read_embedded_descriptor_at(int fd, uint64_t base, uint64_t fsize, const char *path,
+                                          char **text, size_t *len, uint64_t *off_sectors,
+                                          uint64_t *size_sectors, vk_err *e)
+{
+    int r;
     uint8_t hb[512];
     if (fsize < 512)
         return vk_fail(e, VMDKIT_EFORMAT, "%s: header: file is %llu bytes, shorter than a sparse header",
                        path, (unsigned long long)fsize);
-    if ((r = vk_pread_full(fd, hb, sizeof hb, 0, path, e)))
+    if ((r = vk_pread_full(fd, hb, sizeof hb, base, path, e)))
         return r;
     vk_sparse_header h;
     vk_sparse_header_decode(hb, &h);
@@ -1133,7 +1163,7 @@ int vk_sparse_read_embedded_descriptor(int fd, const char *path, char **text, si
     char *buf = vk_malloc(bytes + 1, e);
     if (!buf)
         return VMDKIT_ENOMEM;
-    if ((r = vk_pread_full(fd, buf, bytes, h.desc_offset_sectors * VK_SECTOR, path, e))) {
+    if ((r = vk_pread_full(fd, buf, bytes, base + h.desc_offset_sectors * VK_SECTOR, path, e))) {
         free(buf);
         return r;
     }

@@ -71,7 +71,9 @@ int vmdkit_link_info_get(vmdkit_disk *d, int n, vmdkit_link_info *info)
         if (x->ops && x->ops->describe)
             x->ops->describe(x, &xi->sparse, &xi->allocated_bytes);
         struct stat st;
-        if (x->fd >= 0 && fstat(x->fd, &st) == 0)
+        if (x->file_bytes) /* a member of an OVA: its bytes in the archive */
+            xi->file_bytes = vk_div_round_up(x->file_bytes, 512) * 512;
+        else if (x->fd >= 0 && fstat(x->fd, &st) == 0)
             xi->file_bytes = (uint64_t)st.st_blocks * 512;
     }
     return 0;

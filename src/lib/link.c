@@ -264,6 +264,8 @@ static int open_extent_driver(vk_link *l, vk_extent *x, vk_err *e)
     case VK_EXT_VMFSRAW:
         return vk_flat_open(x, e);
     case VK_EXT_SPARSE:
+        if (x->file_bytes) /* a member of an OVA, found by its KDMV magic */
+            return vk_sparse_open(x, e);
         if ((r = probe_fd(x->fd, x->path, &kind, e)))
             return r;
         if (kind == KIND_KDMV)
@@ -314,8 +316,10 @@ static int open_extents(vk_link *l, unsigned flags, int self_fd, const vk_root *
         if (self_fd >= 0 && i == 0) {
             /* the descriptor is embedded in this very file: its extent is the file
              * itself, whatever name the descriptor gives (mkimg writes "") */
-            if (!(x->path = vk_strdup(l->path, e)))
+            if (!(x->path = vk_strdup(l->member_path ? l->member_path : l->path, e)))
                 return VMDKIT_ENOMEM;
+            x->file_base = l->member_base;
+            x->file_bytes = l->member_bytes;
             x->fd = dup(self_fd);
             if (x->fd < 0)
                 return vk_fail_errno(e, errno, "%s: dup", l->path);
@@ -449,9 +453,77 @@ static int open_top(const char *path, bool writable, const vk_root *root, int *d
     return *fd < 0;
 }
 
+/* PATH is FILE.ova/NAME: open FILE.ova (read-only) as open_top does and
+ * give *MEMBER the NAME.  Returns 0, 1 with errno (ENOTDIR when FILE is no
+ * tar archive: PATH is then what it seemed, a missing folder), or an error
+ * code. */
+static int open_top_member(const char *path, const vk_root *root, int *dir_fd, int *fd,
+                           char **member, vk_err *e)
+{
+    char *ova = vk_path_dirname(path, e);
+    if (!ova)
+        return VMDKIT_ENOMEM;
+    int r = open_top(ova, false, root, dir_fd, fd, e);
+    free(ova);
+    if (!r && !vk_ova_probe(*fd))
+        r = (errno = ENOTDIR, 1);
+    if (!r && !(*member = vk_strdup(vk_path_basename(path), e)))
+        r = VMDKIT_ENOMEM;
+    if (r && *fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+    if (r && *dir_fd >= 0) {
+        close(*dir_fd);
+        *dir_fd = -1;
+    }
+    if (r)
+        errno = ENOTDIR;
+    return r;
+}
+
+/* The disk inside the OVA open at FD: MEMBER, or its first disk when NULL.
+ * It is read in place and only read; its embedded descriptor is the
+ * link's. */
+static int open_ova_member(vk_link *l, int fd, const char *member, char **text, size_t *len,
+                           vk_err *e)
+{
+    if (l->writable)
+        return vk_fail(e, VMDKIT_ERDONLY, "%s: a disk inside an OVA is read-only; import it (vmdkit ova import)",
+                       l->path);
+    char *ova = member ? vk_path_dirname(l->path, e) : vk_strdup(l->path, e);
+    char *name = NULL;
+    int r = ova ? vk_ova_find_disk(fd, ova, member, &name, &l->member_base, &l->member_bytes, e)
+                : VMDKIT_ENOMEM;
+    if (!r && !(l->member_path = vk_path_join(ova, name, e)))
+        r = VMDKIT_ENOMEM;
+    uint64_t off, size;
+    const char *what = l->member_path;
+    if (!r)
+        r = vk_sparse_read_embedded_descriptor_at(fd, l->member_base, l->member_bytes, what, text,
+                                                  len, &off, &size, e);
+    if (!r && (!*text || !vk_descriptor_sniff(*text, *len)))
+        r = vk_fail(e, VMDKIT_EFORMAT, "%s: embedded descriptor: missing or not a descriptor", what);
+    if (!r) {
+        l->embedded = true;
+        l->embedded_off_sectors = off;
+        l->embedded_size_sectors = size;
+        r = vk_descriptor_parse(*text, *len, what, &l->desc, e);
+    }
+    if (!r && (l->desc.n_extents != 1 || l->desc.extents[0].type != VK_EXT_SPARSE))
+        r = vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: descriptor: not one sparse extent, as a disk in an OVA is",
+                    what);
+    if (!r && l->desc.parent_hint)
+        r = vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: parentFileNameHint: a disk in an OVA has no parent", what);
+    free(ova);
+    free(name);
+    return r;
+}
+
 int vk_link_open(const char *path, int dir_fd, int fd, bool writable, unsigned flags,
                  const vk_root *root, vk_link **out, vk_err *e)
 {
+    char *member = NULL; /* PATH is FILE.ova/MEMBER */
     vk_link *l = vk_calloc(1, sizeof *l, e);
     if (!l) {
         if (fd >= 0)
@@ -472,6 +544,8 @@ int vk_link_open(const char *path, int dir_fd, int fd, bool writable, unsigned f
     }
     if (fd < 0) {
         r = open_top(path, writable, root, &l->dir_fd, &fd, e);
+        if (r > 0 && errno == ENOTDIR)
+            r = open_top_member(path, root, &l->dir_fd, &fd, &member, e);
         if (r < 0)
             goto out;
         if (r > 0) {
@@ -499,7 +573,10 @@ int vk_link_open(const char *path, int dir_fd, int fd, bool writable, unsigned f
     if ((r = probe_fd(fd, path, &kind, e)))
         goto out;
     int self_fd = -1;
-    if (kind == KIND_KDMV) {
+    if (member || (kind == KIND_TEXT && vk_ova_probe(fd))) {
+        self_fd = fd;
+        r = open_ova_member(l, fd, member, &text, &len, e);
+    } else if (kind == KIND_KDMV) {
         uint64_t off, size;
         if ((r = vk_sparse_read_embedded_descriptor(fd, path, &text, &len, &off, &size, e)))
             goto out;
@@ -596,6 +673,7 @@ int vk_link_open(const char *path, int dir_fd, int fd, bool writable, unsigned f
     }
 out:
     free(text);
+    free(member);
     if (r) {
         vk_link_close(l, NULL);
         return r;
@@ -629,6 +707,7 @@ void vk_link_close(vk_link *l, vk_err *e)
     free(l->desc_text);
     free(l->path);
     free(l->parent_path);
+    free(l->member_path);
     free(l);
 }
 

@@ -45,6 +45,9 @@ struct vk_link {
     int desc_fd;              /* separate descriptor file, or -1 */
     int dir_fd;               /* the folder extent names are relative to */
     bool desc_locked;         /* desc_fd holds an advisory lock */
+    char *member_path;        /* a disk inside an OVA: "FILE.ova/NAME.vmdk", and */
+    uint64_t member_base;     /* where its bytes lie in desc_fd, the archive */
+    uint64_t member_bytes;    /* (0: not a member) */
 };
 
 struct vmdkit_disk {
@@ -64,6 +67,16 @@ struct vmdkit_disk {
 int vk_link_open(const char *path, int dir_fd, int fd, bool writable, unsigned flags,
                  const vk_root *root, vk_link **out, vk_err *e);
 void vk_link_close(vk_link *l, vk_err *e);
+
+/* The disk member of the OVA (a tar archive) open at FD, OVA for messages:
+ * MEMBER, or the first .vmdk member in tar order when NULL.  *NAME (to
+ * free) receives its name, *BASE and *SIZE where its bytes lie.  A member
+ * that is not a sparse VMDK is refused: VMDKIT_EUNSUPPORTED for a gzip one
+ * (it can only be read from the start), VMDKIT_EFORMAT otherwise. */
+/* Is FD a regular file that is a tar archive (an OVA, whatever its name)? */
+bool vk_ova_probe(int fd);
+int vk_ova_find_disk(int fd, const char *ova, const char *member, char **name, uint64_t *base,
+                     uint64_t *size, vk_err *e);
 
 /* Per-link I/O in sectors, without falling through to the parent:
  * unallocated sectors read as zeros. */

@@ -155,11 +155,34 @@ static int config_dir(const char *key, const char *value, char **out)
     return 0;
 }
 
+/* The real path of the disk PATH, or NULL (errno): for FILE.ova/NAME.vmdk,
+ * a disk inside an OVA, the real path of FILE.ova followed by /NAME.vmdk. */
+static char *disk_realpath(const char *path)
+{
+    char *real = realpath(path, NULL);
+    const char *slash = strrchr(path, '/');
+    if (real || errno != ENOTDIR || !slash || !slash[1])
+        return real;
+    char *ova = strndup(path, (size_t)(slash - path));
+    char *ova_real = ova ? realpath(ova, NULL) : NULL;
+    struct stat st;
+    if (ova_real && stat(ova_real, &st) == 0 && S_ISREG(st.st_mode) &&
+        asprintf(&real, "%s%s", ova_real, slash) < 0)
+        real = NULL;
+    free(ova);
+    free(ova_real);
+    if (!real)
+        errno = ENOTDIR;
+    return real;
+}
+
 static int plug_config(const char *key, const char *value)
 {
     if (strcmp(key, "file") == 0) {
         free(disk_path);
-        disk_path = nbdkit_realpath(value);
+        disk_path = disk_realpath(value);
+        if (!disk_path)
+            disk_path = nbdkit_realpath(value); /* reports why */
         return disk_path ? 0 : -1;
     }
     if (strcmp(key, "dir") == 0)
@@ -182,7 +205,7 @@ static int plug_config(const char *key, const char *value)
  * ROOT (a real path)? */
 static bool inside(const char *path, const char *root)
 {
-    char *real = realpath(path, NULL);
+    char *real = disk_realpath(path);
     if (!real)
         return false;
     size_t n = strlen(root);
