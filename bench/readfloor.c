@@ -65,8 +65,8 @@ int main(int argc, char **argv)
     if (!p)
         die("memory");
     struct piece q;
-    while (fscanf(f, "%" SCNd64 " %" SCNd64 " %d %" SCNd64, &q.start, &q.length, &q.depth,
-                  &q.offset) == 4) {
+    while (fscanf(f, "%" SCNd64 " %" SCNd64 " %d %" SCNd64, &q.start, &q.length, &q.depth, &q.offset) ==
+           4) {
         if (q.length <= 0 || q.depth < 0 || (q.offset >= 0 && q.depth >= n_files))
             die("LAYOUT line");
         /* one pread for pieces stored next to each other, one memset for

@@ -36,15 +36,15 @@ static uint8_t *with_stream_header(const uint8_t *data, size_t size, size_t *out
         abort();
     uint64_t grain = 8u << (size ? data[0] % 5 : 0);
     memcpy(f, "KDMV", 4);
-    put32(f + 4, 3);                       /* version */
-    put32(f + 8, 0x30001);                 /* newline check, compressed, markers */
+    put32(f + 4, 3);                                            /* version */
+    put32(f + 8, 0x30001);                                      /* newline check, compressed, markers */
     put64(f + 12, grain * (1 + (size > 1 ? data[1] % 64 : 0))); /* capacity */
     put64(f + 20, grain);
-    put32(f + 44, 512);                    /* GTEs per GT */
-    put64(f + 56, UINT64_MAX);             /* gdOffset: in the footer */
-    put64(f + 64, 1);                      /* overhead */
+    put32(f + 44, 512);        /* GTEs per GT */
+    put64(f + 56, UINT64_MAX); /* gdOffset: in the footer */
+    put64(f + 64, 1);          /* overhead */
     memcpy(f + 73, "\n \r\n", 4);
-    f[77] = 1;                             /* deflate */
+    f[77] = 1; /* deflate */
     memcpy(f + SECTOR, data, size);
     *out_len = SECTOR + size;
     return f;

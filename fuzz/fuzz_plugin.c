@@ -50,10 +50,7 @@ static void record_error(const char *fmt, va_list ap)
     vsnprintf(last_error, sizeof last_error, fmt, ap);
 }
 
-void nbdkit_verror(const char *fmt, va_list ap)
-{
-    record_error(fmt, ap);
-}
+void nbdkit_verror(const char *fmt, va_list ap) { record_error(fmt, ap); }
 
 void nbdkit_error(const char *fmt, ...)
 {
@@ -69,10 +66,7 @@ void nbdkit_vdebug(const char *fmt, va_list ap)
     (void)ap;
 }
 
-void nbdkit_debug(const char *fmt, ...)
-{
-    (void)fmt;
-}
+void nbdkit_debug(const char *fmt, ...) { (void)fmt; }
 
 void nbdkit_set_error(int err) { last_errno = err; }
 
@@ -149,11 +143,11 @@ static uint8_t model[DISK_BYTES];
 static uint8_t base_content[DISK_BYTES];
 static uint8_t buf[DISK_BYTES + 2 * GRAIN];
 
-#define FAIL(...)                                                                  \
-    do {                                                                           \
-        fprintf(stderr, "fuzz_plugin: " __VA_ARGS__);                              \
-        fprintf(stderr, " (last error: %s, errno %d)\n", last_error, last_errno);  \
-        abort();                                                                   \
+#define FAIL(...)                                                                 \
+    do {                                                                          \
+        fprintf(stderr, "fuzz_plugin: " __VA_ARGS__);                             \
+        fprintf(stderr, " (last error: %s, errno %d)\n", last_error, last_errno); \
+        abort();                                                                  \
     } while (0)
 
 static char *path_of(const char *name)
@@ -174,7 +168,8 @@ static void make_base(void)
     if (done)
         return;
     char *base = path_of("base.vmdk");
-    vmdkit_create_opts co = {.struct_size = sizeof co, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = DISK_BYTES};
+    vmdkit_create_opts co = {
+        .struct_size = sizeof co, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = DISK_BYTES};
     vmdkit_disk *d;
     if (vmdkit_create(base, &co, NULL) < 0 || vmdkit_open(base, VMDKIT_OPEN_RDWR, &d, NULL) < 0)
         FAIL("cannot make the base");
@@ -193,8 +188,8 @@ static void make_base(void)
 /* A fresh disk of KIND; its path (freed by the caller) and the model. */
 static char *make_disk(enum kind k)
 {
-    static const char *const names[N_KINDS] = {"sparse.vmdk", "zsparse.vmdk", "flat.vmdk",
-                                               "delta.vmdk", "lib/d.vmdk"};
+    static const char *const names[N_KINDS] = {"sparse.vmdk", "zsparse.vmdk", "flat.vmdk", "delta.vmdk",
+                                               "lib/d.vmdk"};
     char *path = path_of(names[k]);
     unlink(path);
     if (k == FLAT) {
@@ -202,7 +197,8 @@ static char *make_disk(enum kind k)
         unlink(extent);
         free(extent);
     }
-    vmdkit_create_opts co = {.struct_size = sizeof co, .type = k == FLAT ? VMDKIT_MONOLITHIC_FLAT : VMDKIT_MONOLITHIC_SPARSE,
+    vmdkit_create_opts co = {.struct_size = sizeof co,
+                             .type = k == FLAT ? VMDKIT_MONOLITHIC_FLAT : VMDKIT_MONOLITHIC_SPARSE,
                              .size_bytes = DISK_BYTES,
                              .zeroed_grain = k == ZSPARSE || k == DIR_EXPORT};
     vmdkit_error err = {0};
@@ -262,13 +258,12 @@ static void check_extents(const struct nbdkit_extents *x, uint64_t off, uint64_t
 {
     uint64_t at = off;
     if (x->n == 0 || (one && x->n != 1))
-        FAIL("block status at %llu+%llu gave %zu runs", (unsigned long long)off,
-             (unsigned long long)len, x->n);
+        FAIL("block status at %llu+%llu gave %zu runs", (unsigned long long)off, (unsigned long long)len,
+             x->n);
     for (size_t i = 0; i < x->n; i++) {
         if (x->off[i] != at || x->len[i] == 0 || x->off[i] + x->len[i] > DISK_BYTES)
             FAIL("block status run %zu: %llu+%llu, expected to start at %llu", i,
-                 (unsigned long long)x->off[i], (unsigned long long)x->len[i],
-                 (unsigned long long)at);
+                 (unsigned long long)x->off[i], (unsigned long long)x->len[i], (unsigned long long)at);
         static const uint8_t zeros[DISK_BYTES];
         if ((x->type[i] & NBDKIT_EXTENT_ZERO) && memcmp(model + x->off[i], zeros, x->len[i]) != 0)
             FAIL("block status calls %llu+%llu zero, the model holds data there",
@@ -280,10 +275,7 @@ static void check_extents(const struct nbdkit_extents *x, uint64_t off, uint64_t
              (unsigned long long)len, (unsigned long long)at);
 }
 
-static void zero_model(uint64_t off, uint64_t len)
-{
-    memset(model + off, 0, (size_t)len);
-}
+static void zero_model(uint64_t off, uint64_t len) { memset(model + off, 0, (size_t)len); }
 
 /* The part [*a, *b) of a range made of whole UNITs. */
 static void whole_units(uint64_t off, uint64_t len, uint64_t unit, uint64_t *a, uint64_t *b)
@@ -334,8 +326,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t at = 0; at + 8 <= size && at < 8 * 64; at += 8) {
         const uint8_t *q = data + at;
         unsigned op = q[0] % 8;
-        uint64_t off = ((uint64_t)q[1] | (uint64_t)q[2] << 8 | (uint64_t)q[3] << 16) % (DISK_BYTES + 8192);
-        uint64_t len = 1 + ((uint64_t)q[4] | (uint64_t)q[5] << 8 | (uint64_t)q[6] << 16) % (DISK_BYTES / 2);
+        uint64_t off =
+            ((uint64_t)q[1] | (uint64_t)q[2] << 8 | (uint64_t)q[3] << 16) % (DISK_BYTES + 8192);
+        uint64_t len =
+            1 + ((uint64_t)q[4] | (uint64_t)q[5] << 8 | (uint64_t)q[6] << 16) % (DISK_BYTES / 2);
         uint8_t f = q[7];
         if (f & 0x80)
             off -= off % GRAIN;
@@ -348,8 +342,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bool inside = off + len <= DISK_BYTES;
         bool fua = f & 1, may_trim = f & 2, fast = f & 4, req_one = f & 8;
         char what[96];
-        static const char *const ops[] = {"read", "write", "zero", "trim", "flush", "extents",
-                                          "cache", "reopen"};
+        static const char *const ops[] = {"read",  "write",   "zero",  "trim",
+                                          "flush", "extents", "cache", "reopen"};
         snprintf(what, sizeof what, "%s %llu+%llu flags 0x%02x", ops[op], (unsigned long long)off,
                  (unsigned long long)len, f);
         last_error[0] = 0;
@@ -379,7 +373,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 break;
             /* a fast zero must succeed where it is metadata work */
             bool meta = (k == ZSPARSE || k == DIR_EXPORT) ? off % GRAIN == 0 && len % GRAIN == 0
-                      : flat ? off % SECTOR == 0 && len % SECTOR == 0 && may_trim : false;
+                        : flat ? off % SECTOR == 0 && len % SECTOR == 0 && may_trim
+                               : false;
             bool partial = off % SECTOR || len % SECTOR;
             if (r < 0 && !((zf & NBDKIT_FLAG_FAST_ZERO) && last_errno == ENOTSUP))
                 FAIL("%s: failed", what);

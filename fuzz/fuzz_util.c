@@ -132,8 +132,8 @@ static void read_back(const char *path, const struct fuzz_op *ops, int n, uint8_
     static uint8_t got[4096];
     for (int i = 0; sound && i < n; i++) {
         if (vmdkit_pread(d, got, ops[i].len, ops[i].at) < 0) {
-            fprintf(stderr, "fuzz: %s: written, then %zu bytes at %llu do not read: %s\n", path, ops[i].len,
-                    (unsigned long long)ops[i].at, vmdkit_last_error(d)->msg);
+            fprintf(stderr, "fuzz: %s: written, then %zu bytes at %llu do not read: %s\n", path,
+                    ops[i].len, (unsigned long long)ops[i].at, vmdkit_last_error(d)->msg);
             print_ops(ops, n);
             abort();
         }
@@ -145,8 +145,8 @@ static void read_back(const char *path, const struct fuzz_op *ops, int n, uint8_
                 if (b >= ops[j].at && b - ops[j].at < ops[j].len)
                     want = ops[j].zero ? 0 : byte;
             if (got[k] != want) {
-                fprintf(stderr, "fuzz: %s: byte %llu reads 0x%02x after the writes, expected 0x%02x\n", path,
-                        (unsigned long long)b, got[k], want);
+                fprintf(stderr, "fuzz: %s: byte %llu reads 0x%02x after the writes, expected 0x%02x\n",
+                        path, (unsigned long long)b, got[k], want);
                 print_ops(ops, n);
                 abort();
             }
@@ -168,8 +168,8 @@ void fuzz_write_some(const char *path, uint64_t seed)
      * grain overlap it); intact: no corruption */
     vmdkit_check_result res;
     unsigned findings = 0;
-    vmdkit_check_opts copts = {.struct_size = sizeof copts, .on_finding = count_finding,
-                               .finding_opaque = &findings};
+    vmdkit_check_opts copts = {
+        .struct_size = sizeof copts, .on_finding = count_finding, .finding_opaque = &findings};
     bool checked = vmdkit_check(path, &copts, &res, NULL) == 0;
     bool intact = checked && res.corruptions == 0, sound = intact && findings == 0;
     vmdkit_disk *d;

@@ -40,8 +40,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(out);
     uint32_t first = s->n_snaps ? s->snaps[0].uid : 0;
     const char *files[] = {"a.vmdk"}, *nodes[] = {"scsi0:0"};
-    vk_vmsd_new nw = {.display_name = "fuzz", .description = "x\"y|z", .create_time_us = -12345,
-                      .files = files, .nodes = nodes, .n_disks = 1};
+    vk_vmsd_new nw = {.display_name = "fuzz",
+                      .description = "x\"y|z",
+                      .create_time_us = -12345,
+                      .files = files,
+                      .nodes = nodes,
+                      .n_disks = 1};
     uint32_t uid = 0;
     int r = vk_vmsd_add(s, &nw, &uid, &e);
     if (r == 0 && !vk_vmsd_find(s, uid))

@@ -63,8 +63,8 @@ enum vmdkit_errcode {
 #define VMDKIT_ERRMSG_MAX 1024
 
 typedef struct vmdkit_error {
-    int code;                     /* one of enum vmdkit_errcode */
-    char msg[VMDKIT_ERRMSG_MAX];  /* NUL-terminated, one line */
+    int code;                    /* one of enum vmdkit_errcode */
+    char msg[VMDKIT_ERRMSG_MAX]; /* NUL-terminated, one line */
 } vmdkit_error;
 
 /* Short stable name of an error class ("format", "io", ...). */
@@ -77,24 +77,24 @@ typedef struct vmdkit_disk vmdkit_disk;
 
 enum vmdkit_open_flags {
     VMDKIT_OPEN_RDONLY = 0,
-    VMDKIT_OPEN_RDWR = 1 << 0,             /* top link writable; parents stay read-only */
-    VMDKIT_OPEN_IGNORE_CID = 1 << 1,       /* read-only escape hatch: skip parentCID check */
-    VMDKIT_OPEN_NO_PARENT = 1 << 2,        /* open only the named link, reads of
-                                              unallocated grains give zeros */
-    VMDKIT_OPEN_ALLOW_EXTERNAL = 1 << 3,   /* allow extent files outside the
-                                              descriptor's folder */
-    VMDKIT_OPEN_RAW = 1 << 4,              /* treat the file as a raw image */
-    VMDKIT_OPEN_NO_LOCK = 1 << 5,          /* do not take advisory locks */
-    VMDKIT_OPEN_PROBE = 1 << 6,            /* detect the format: a file that is neither a
-                                              sparse extent nor a descriptor opens as raw,
-                                              unless its name ends in ".vmdk" (then it is
-                                              an error: a broken VMDK is never read as raw)
-                                              or it is a virtual machine's .vmx, .vmxf,
-                                              .vmsd, .vmsn or .nvram (VMDKIT_EFORMAT); a
-                                              file probed as raw opens read-only only
-                                              (VMDKIT_ERDONLY with VMDKIT_OPEN_RDWR) */
+    VMDKIT_OPEN_RDWR = 1 << 0,                   /* top link writable; parents stay read-only */
+    VMDKIT_OPEN_IGNORE_CID = 1 << 1,             /* read-only escape hatch: skip parentCID check */
+    VMDKIT_OPEN_NO_PARENT = 1 << 2,              /* open only the named link, reads of
+                                                    unallocated grains give zeros */
+    VMDKIT_OPEN_ALLOW_EXTERNAL = 1 << 3,         /* allow extent files outside the
+                                                    descriptor's folder */
+    VMDKIT_OPEN_RAW = 1 << 4,                    /* treat the file as a raw image */
+    VMDKIT_OPEN_NO_LOCK = 1 << 5,                /* do not take advisory locks */
+    VMDKIT_OPEN_PROBE = 1 << 6,                  /* detect the format: a file that is neither a
+                                                    sparse extent nor a descriptor opens as raw,
+                                                    unless its name ends in ".vmdk" (then it is
+                                                    an error: a broken VMDK is never read as raw)
+                                                    or it is a virtual machine's .vmx, .vmxf,
+                                                    .vmsd, .vmsn or .nvram (VMDKIT_EFORMAT); a
+                                                    file probed as raw opens read-only only
+                                                    (VMDKIT_ERDONLY with VMDKIT_OPEN_RDWR) */
     VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS = 1 << 7, /* follow absolute parentFileNameHints
-                                              (VMware writes them for linked clones) */
+                                                    (VMware writes them for linked clones) */
 };
 
 /*
@@ -129,8 +129,8 @@ VMDKIT_API int vmdkit_open(const char *path, unsigned flags, vmdkit_disk **out, 
  * following any symbolic link; an absolute hint is accepted when it lies
  * beneath ROOT.  Nothing outside ROOT is opened.
  */
-VMDKIT_API int vmdkit_open_beneath(const char *path, const char *root, unsigned flags,
-                                   vmdkit_disk **out, vmdkit_error *err);
+VMDKIT_API int vmdkit_open_beneath(const char *path, const char *root, unsigned flags, vmdkit_disk **out,
+                                   vmdkit_error *err);
 
 /*
  * Flush and close.  Returns the first error seen while flushing or closing
@@ -214,8 +214,8 @@ enum vmdkit_alloc {
 
 typedef struct vmdkit_block_status {
     enum vmdkit_alloc alloc;
-    uint64_t length;     /* bytes in this run, > 0 */
-    int link;            /* 0 = top link, 1 = its parent, ...; -1 when UNALLOC */
+    uint64_t length; /* bytes in this run, > 0 */
+    int link;        /* 0 = top link, 1 = its parent, ...; -1 when UNALLOC */
 } vmdkit_block_status;
 
 /*
@@ -225,7 +225,7 @@ typedef struct vmdkit_block_status {
  * pread(2).)
  */
 VMDKIT_API int vmdkit_block_status_at(vmdkit_disk *disk, uint64_t max_len, uint64_t offset,
-                                   vmdkit_block_status *st);
+                                      vmdkit_block_status *st);
 
 /* vmdkit_block_status_at with its own error record: may run beside other
  * reads (see vmdkit_pread_r). */
@@ -253,14 +253,14 @@ typedef struct vmdkit_geometry {
 } vmdkit_geometry;
 
 typedef struct vmdkit_sparse_facts {
-    bool present;              /* the extent is a KDMV or COWD sparse file */
-    char magic[5];             /* "KDMV" or "COWD" */
+    bool present;  /* the extent is a KDMV or COWD sparse file */
+    char magic[5]; /* "KDMV" or "COWD" */
     uint32_t version;
     uint32_t flags;
     uint64_t grain_sectors;
     uint32_t gtes_per_gt;
     uint64_t gd_offset_sectors;
-    uint64_t rgd_offset_sectors;  /* 0 when there is no redundant directory */
+    uint64_t rgd_offset_sectors; /* 0 when there is no redundant directory */
     uint64_t overhead_sectors;
     uint64_t descriptor_offset_sectors;
     uint64_t descriptor_size_sectors;
@@ -268,7 +268,7 @@ typedef struct vmdkit_sparse_facts {
     bool compressed;
     bool markers;
     bool zeroed_grain;
-    bool footer;               /* header taken from a stream footer */
+    bool footer; /* header taken from a stream footer */
 } vmdkit_sparse_facts;
 
 /* The type and access mode of an extent line of a descriptor. */
@@ -290,36 +290,36 @@ typedef enum vmdkit_extent_access {
 } vmdkit_extent_access;
 
 typedef struct vmdkit_extent_info {
-    char *file;               /* as written in the descriptor (NULL for ZERO) */
-    char *path;               /* resolved path (NULL for ZERO) */
+    char *file; /* as written in the descriptor (NULL for ZERO) */
+    char *path; /* resolved path (NULL for ZERO) */
     vmdkit_extent_type kind;
     vmdkit_extent_access mode;
-    const char *type;         /* KIND as the descriptor spells it: "SPARSE", "FLAT" ... */
-    const char *access;       /* MODE as the descriptor spells it: "RW", "RDONLY", "NOACCESS" */
+    const char *type;   /* KIND as the descriptor spells it: "SPARSE", "FLAT" ... */
+    const char *access; /* MODE as the descriptor spells it: "RW", "RDONLY", "NOACCESS" */
     uint64_t size_sectors;
     uint64_t offset_sectors;  /* FLAT offset */
     uint64_t allocated_bytes; /* data bytes stored for this extent */
-    uint64_t file_bytes;      /* space the file uses on the host (st_blocks; in an OVA its member's bytes) */
+    uint64_t file_bytes; /* space the file uses on the host (st_blocks; in an OVA its member's bytes) */
     vmdkit_sparse_facts sparse;
 } vmdkit_extent_info;
 
 typedef struct vmdkit_link_info {
-    char *path;                 /* descriptor or sparse file of this link */
+    char *path; /* descriptor or sparse file of this link */
     char *create_type;
     uint64_t capacity_bytes;
     uint32_t cid;
-    uint32_t parent_cid;        /* 0xffffffff: no parent */
-    char *parent_hint;          /* NULL when no parent */
-    char *parent_path;          /* where the hint resolved, NULL if none */
-    char *adapter_type;         /* NULL when absent */
-    vmdkit_geometry geometry;   /* zeros when absent */
-    char *hw_version;           /* NULL when absent */
-    char *tools_version;        /* NULL when absent */
-    char *uuid;                 /* ddb.uuid or NULL */
-    char *long_content_id;      /* ddb.longContentID or NULL */
+    uint32_t parent_cid;      /* 0xffffffff: no parent */
+    char *parent_hint;        /* NULL when no parent */
+    char *parent_path;        /* where the hint resolved, NULL if none */
+    char *adapter_type;       /* NULL when absent */
+    vmdkit_geometry geometry; /* zeros when absent */
+    char *hw_version;         /* NULL when absent */
+    char *tools_version;      /* NULL when absent */
+    char *uuid;               /* ddb.uuid or NULL */
+    char *long_content_id;    /* ddb.longContentID or NULL */
     bool embedded_descriptor;
     bool writable;
-    bool raw;                   /* opened as raw image */
+    bool raw; /* opened as raw image */
     size_t n_extents;
     vmdkit_extent_info *extents;
 } vmdkit_link_info;
@@ -363,17 +363,17 @@ VMDKIT_API const char *vmdkit_adapter_name(const char *name);
 #define VMDKIT_SPLIT_2G_SECTORS UINT64_C(4192256)
 
 typedef struct vmdkit_create_opts {
-    size_t struct_size;         /* sizeof (vmdkit_create_opts) */
+    size_t struct_size; /* sizeof (vmdkit_create_opts) */
     vmdkit_create_type type;
-    uint64_t size_bytes;        /* rounded up to a sector */
-    const char *adapter;        /* "ide" (default), "buslogic", "lsilogic", "legacyESX";
-                                   any case (see vmdkit_adapter_name) */
-    int hw_version;             /* 0 = default (4) */
-    bool zeroed_grain;          /* sparse only: header v2 with zeroed-grain entries */
-    const char *parent;         /* path of parent descriptor, NULL for none (sparse only) */
-    bool parent_absolute;       /* write the parent hint as an absolute path */
-    uint64_t split_sectors;     /* twoGbMaxExtent* only: sectors per piece, a multiple
-                                   of 128 up to VMDKIT_SPLIT_4G_SECTORS; 0 = that */
+    uint64_t size_bytes;    /* rounded up to a sector */
+    const char *adapter;    /* "ide" (default), "buslogic", "lsilogic", "legacyESX";
+                               any case (see vmdkit_adapter_name) */
+    int hw_version;         /* 0 = default (4) */
+    bool zeroed_grain;      /* sparse only: header v2 with zeroed-grain entries */
+    const char *parent;     /* path of parent descriptor, NULL for none (sparse only) */
+    bool parent_absolute;   /* write the parent hint as an absolute path */
+    uint64_t split_sectors; /* twoGbMaxExtent* only: sectors per piece, a multiple
+                               of 128 up to VMDKIT_SPLIT_4G_SECTORS; 0 = that */
 } vmdkit_create_opts;
 
 /*
@@ -393,11 +393,11 @@ VMDKIT_API int vmdkit_create(const char *path, const vmdkit_create_opts *opts, v
 typedef int (*vmdkit_progress_fn)(void *opaque, uint64_t done_bytes, uint64_t total_bytes);
 
 typedef struct vmdkit_convert_opts {
-    size_t struct_size;         /* sizeof (vmdkit_convert_opts) */
-    bool to_raw;                /* write a raw image instead of a VMDK */
+    size_t struct_size;             /* sizeof (vmdkit_convert_opts) */
+    bool to_raw;                    /* write a raw image instead of a VMDK */
     const vmdkit_create_opts *vmdk; /* VMDK output: type, adapter, hw ... (size and parent
-                                   ignored); NULL: monolithicSparse with the defaults */
-    int threads;                /* compression threads; 0 = number of CPUs */
+                                       ignored); NULL: monolithicSparse with the defaults */
+    int threads;                    /* compression threads; 0 = number of CPUs */
     vmdkit_progress_fn progress;
     void *progress_opaque;
 } vmdkit_convert_opts;
@@ -418,16 +418,16 @@ typedef struct vmdkit_convert_opts {
  * progress callback cancels (VMDKIT_ECANCELED), everything made is removed.
  */
 VMDKIT_API int vmdkit_convert(vmdkit_disk *src, const char *dst, const vmdkit_convert_opts *opts,
-                   vmdkit_error *err);
+                              vmdkit_error *err);
 
 typedef struct vmdkit_clone_disk_opts {
     size_t struct_size;          /* sizeof (vmdkit_clone_disk_opts) */
     int type;                    /* a vmdkit_create_type, or -1 for the default below */
     vmdkit_progress_fn progress; /* bytes of SRC's virtual size; non-zero cancels */
     void *progress_opaque;
-    unsigned open_flags;         /* for opening SRC: VMDKIT_OPEN_ALLOW_EXTERNAL,
-                                    VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS; other flags
-                                    are refused (VMDKIT_EINVAL) */
+    unsigned open_flags; /* for opening SRC: VMDKIT_OPEN_ALLOW_EXTERNAL,
+                            VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS; other flags
+                            are refused (VMDKIT_EINVAL) */
 } vmdkit_clone_disk_opts;
 
 /*
@@ -499,24 +499,25 @@ enum vmdkit_delta_flags {
  * made as by vmdkit_create_delta with FLAGS.  *NEW_PATH receives the chosen
  * path (malloc'd; free it).
  */
-VMDKIT_API int vmdkit_snapshot(const char *disk_path, unsigned flags, char **new_path, vmdkit_error *err);
+VMDKIT_API int vmdkit_snapshot(const char *disk_path, unsigned flags, char **new_path,
+                               vmdkit_error *err);
 
 /* Paths of every disk under ROOT whose parent hint resolves to TARGET
  * (compared by file identity).  *paths is a malloc'd array of malloc'd
  * strings; free with vmdkit_paths_free. */
 VMDKIT_API int vmdkit_find_dependents(const char *root, const char *target, char ***paths, size_t *n,
-                           vmdkit_error *err);
+                                      vmdkit_error *err);
 VMDKIT_API void vmdkit_paths_free(char **paths, size_t n);
 
 /* One reference to a file that a command rewrote (or could not). */
 typedef struct vmdkit_rewrite {
-    char *file;       /* the disk, .vmx or .vmsd holding the reference */
-    char *key;        /* its key ("scsi0:0.fileName", "snapshot0.disk0.fileName");
-                         NULL for a disk's parentFileNameHint */
-    char *value;      /* the value written, or to write */
-    char *target;     /* the file it names now */
-    int code;         /* 0 when written, else the VMDKIT_E* of the failure */
-    char *message;    /* the failure; NULL when written */
+    char *file;    /* the disk, .vmx or .vmsd holding the reference */
+    char *key;     /* its key ("scsi0:0.fileName", "snapshot0.disk0.fileName");
+                      NULL for a disk's parentFileNameHint */
+    char *value;   /* the value written, or to write */
+    char *target;  /* the file it names now */
+    int code;      /* 0 when written, else the VMDKIT_E* of the failure */
+    char *message; /* the failure; NULL when written */
 } vmdkit_rewrite;
 
 enum vmdkit_commit_flags {
@@ -525,19 +526,19 @@ enum vmdkit_commit_flags {
 };
 
 typedef struct vmdkit_commit_opts {
-    size_t struct_size;         /* sizeof(vmdkit_commit_opts) */
-    unsigned flags;             /* enum vmdkit_commit_flags */
-    const char *root;           /* the library to search for dependents; NULL: the
-                                   default library around the disks (see below) */
+    size_t struct_size; /* sizeof(vmdkit_commit_opts) */
+    unsigned flags;     /* enum vmdkit_commit_flags */
+    const char *root;   /* the library to search for dependents; NULL: the
+                           default library around the disks (see below) */
     vmdkit_progress_fn progress;
     void *progress_opaque;
 } vmdkit_commit_opts;
 
 typedef struct vmdkit_commit_result {
-    vmdkit_rewrite *rewrites;   /* children re-pointed at the parent; with DELETE, the
-                                   .vmx and .vmsd fileNames that named the delta */
+    vmdkit_rewrite *rewrites; /* children re-pointed at the parent; with DELETE, the
+                                 .vmx and .vmsd fileNames that named the delta */
     size_t n_rewrites;
-    char *scanned;              /* the folders searched for dependents, ", "-separated */
+    char *scanned; /* the folders searched for dependents, ", "-separated */
 } vmdkit_commit_result;
 
 /*
@@ -561,8 +562,8 @@ typedef struct vmdkit_commit_result {
  * commit.c.  OPTS may be NULL (defaults).  RES (may be NULL) receives the
  * rewrites; free it with vmdkit_commit_result_free.
  */
-VMDKIT_API int vmdkit_commit(const char *path, const vmdkit_commit_opts *opts,
-                             vmdkit_commit_result *res, vmdkit_error *err);
+VMDKIT_API int vmdkit_commit(const char *path, const vmdkit_commit_opts *opts, vmdkit_commit_result *res,
+                             vmdkit_error *err);
 VMDKIT_API void vmdkit_commit_result_free(vmdkit_commit_result *res);
 
 enum vmdkit_rebase_flags {
@@ -571,8 +572,8 @@ enum vmdkit_rebase_flags {
 };
 
 typedef struct vmdkit_rebase_opts {
-    size_t struct_size;         /* sizeof(vmdkit_rebase_opts) */
-    unsigned flags;             /* enum vmdkit_rebase_flags */
+    size_t struct_size; /* sizeof(vmdkit_rebase_opts) */
+    unsigned flags;     /* enum vmdkit_rebase_flags */
     vmdkit_progress_fn progress;
     void *progress_opaque;
 } vmdkit_rebase_opts;
@@ -660,11 +661,11 @@ VMDKIT_API void vmdkit_vmx_close(vmdkit_vmx *vmx);
 
 /* Flags of vmdkit_check. */
 enum vmdkit_check_flags {
-    VMDKIT_CHECK_REPAIR = 1 << 0,         /* fix what can be fixed without guessing */
-    VMDKIT_CHECK_ALLOW_EXTERNAL = 1 << 1, /* allow extent files outside the
-                                             descriptor's folder */
+    VMDKIT_CHECK_REPAIR = 1 << 0,                 /* fix what can be fixed without guessing */
+    VMDKIT_CHECK_ALLOW_EXTERNAL = 1 << 1,         /* allow extent files outside the
+                                                     descriptor's folder */
     VMDKIT_CHECK_ALLOW_ABSOLUTE_PARENTS = 1 << 2, /* follow absolute parent hints
-                                             (refused like vmdkit_open does) */
+                                                     (refused like vmdkit_open does) */
 };
 
 /* What a finding reports. */
@@ -684,10 +685,10 @@ enum vmdkit_finding_kind {
 
 typedef struct vmdkit_check_finding {
     enum vmdkit_finding_kind kind;
-    const char *file;      /* the file concerned */
-    const char *message;   /* one line, "FILE: FIELD: what is wrong" */
-    uint64_t offset;       /* byte offset in FILE, or VMDKIT_CHECK_NO_OFFSET */
-    bool after_repair;     /* reported by the re-check that follows a repair */
+    const char *file;    /* the file concerned */
+    const char *message; /* one line, "FILE: FIELD: what is wrong" */
+    uint64_t offset;     /* byte offset in FILE, or VMDKIT_CHECK_NO_OFFSET */
+    bool after_repair;   /* reported by the re-check that follows a repair */
 } vmdkit_check_finding;
 
 /* Receives each finding; the strings are valid during the call only. */
@@ -695,32 +696,32 @@ typedef void (*vmdkit_check_fn)(void *opaque, const vmdkit_check_finding *f);
 
 typedef struct vmdkit_check_result {
     /* Problems present when the call returns (after a repair: those left). */
-    uint64_t corruptions;       /* VMDKIT_FIND_CORRUPT findings */
-    uint64_t leaks;             /* leaked grains (a partial one at a file's end counts) */
-    uint64_t leaked_bytes;      /* bytes those leaks occupy */
-    uint64_t stale;             /* VMDKIT_FIND_STALE findings */
+    uint64_t corruptions;  /* VMDKIT_FIND_CORRUPT findings */
+    uint64_t leaks;        /* leaked grains (a partial one at a file's end counts) */
+    uint64_t leaked_bytes; /* bytes those leaks occupy */
+    uint64_t stale;        /* VMDKIT_FIND_STALE findings */
     /* Repair: what the first check found and the repair removed. */
     uint64_t corruptions_fixed;
     uint64_t leaks_fixed;
     uint64_t stale_fixed;
-    uint64_t repaired;          /* changes made (VMDKIT_FIND_REPAIRED findings) */
-    uint64_t unrepaired;        /* problems left after a repair */
-    uint64_t findings_dropped;  /* findings counted but not passed to FN (a damaged
-                                   image can have millions; 10000 per check are passed) */
-    bool unclean_shutdown;      /* some sparse extent had the flag set when the check began */
-    bool incomplete;            /* some part could not be examined (an unsupported
-                                   extent kind, or damage that hides what lies behind it) */
-    char backup_path[4096];     /* the backup the repair wrote, or "" */
+    uint64_t repaired;             /* changes made (VMDKIT_FIND_REPAIRED findings) */
+    uint64_t unrepaired;           /* problems left after a repair */
+    uint64_t findings_dropped;     /* findings counted but not passed to FN (a damaged
+                                      image can have millions; 10000 per check are passed) */
+    bool unclean_shutdown;         /* some sparse extent had the flag set when the check began */
+    bool incomplete;               /* some part could not be examined (an unsupported
+                                      extent kind, or damage that hides what lies behind it) */
+    char backup_path[4096];        /* the backup the repair wrote, or "" */
     bool unclean_shutdown_cleared; /* the repair cleared the flag in the top link (the
-                                   only one it writes) */
-    bool unclean_shutdown_left; /* the flag is still set somewhere when the call returns:
-                                   without a repair, in a parent, or while damage remains */
+                                      only one it writes) */
+    bool unclean_shutdown_left;    /* the flag is still set somewhere when the call returns:
+                                      without a repair, in a parent, or while damage remains */
 } vmdkit_check_result;
 
 typedef struct vmdkit_check_opts {
-    size_t struct_size;          /* sizeof (vmdkit_check_opts) */
-    unsigned flags;              /* enum vmdkit_check_flags */
-    vmdkit_check_fn on_finding;  /* may be NULL */
+    size_t struct_size;         /* sizeof (vmdkit_check_opts) */
+    unsigned flags;             /* enum vmdkit_check_flags */
+    vmdkit_check_fn on_finding; /* may be NULL */
     void *finding_opaque;
     /* PROGRESS (may be NULL) is called with DONE 0 and the TOTAL first,
      * then now and then while the chain is examined, and with DONE = TOTAL
@@ -845,37 +846,37 @@ VMDKIT_API int vmdkit_vm_check_stopped(const char *vmx_path, vmdkit_error *err);
  */
 
 typedef struct vmdkit_snapshot_disk {
-    char *node;                 /* the slot: "scsi0:0", "nvme0:0" ... (NULL when absent) */
-    char *file;                 /* the frozen disk, as written (relative to the .vmx's
-                                   folder, or absolute); NULL when absent */
+    char *node; /* the slot: "scsi0:0", "nvme0:0" ... (NULL when absent) */
+    char *file; /* the frozen disk, as written (relative to the .vmx's
+                   folder, or absolute); NULL when absent */
 } vmdkit_snapshot_disk;
 
 typedef struct vmdkit_snapshot_info {
     uint32_t uid;
     bool has_parent;
-    uint32_t parent;            /* the parent's UID when HAS_PARENT */
-    char *name;                 /* displayName; NULL when absent */
-    char *description;          /* NULL when absent */
+    uint32_t parent;   /* the parent's UID when HAS_PARENT */
+    char *name;        /* displayName; NULL when absent */
+    char *description; /* NULL when absent */
     bool has_time;
-    int64_t create_time_us;     /* microseconds since the Unix epoch (UTC) */
-    char *vmsn;                 /* the .vmsn checkpoint file; NULL when absent */
-    bool current;               /* snapshot.current names it */
+    int64_t create_time_us; /* microseconds since the Unix epoch (UTC) */
+    char *vmsn;             /* the .vmsn checkpoint file; NULL when absent */
+    bool current;           /* snapshot.current names it */
     vmdkit_snapshot_disk *disks;
     size_t n_disks;
-    char **clones;              /* linked clones made from it: those its entry records
-                                   (snapshotN.cloneM), then those the library around the
-                                   machine holds (disks outside its folder whose parent
-                                   is one of its disks), each by its machine's .vmx,
-                                   else by the disk */
+    char **clones; /* linked clones made from it: those its entry records
+                      (snapshotN.cloneM), then those the library around the
+                      machine holds (disks outside its folder whose parent
+                      is one of its disks), each by its machine's .vmx,
+                      else by the disk */
     size_t n_clones;
 } vmdkit_snapshot_info;
 
 typedef struct vmdkit_snapshot_list {
-    char *vmsd;                 /* the file read */
-    bool exists;                /* false: there is no .vmsd (no snapshots) */
-    uint32_t last_uid;          /* snapshot.lastUID (0 when absent) */
+    char *vmsd;        /* the file read */
+    bool exists;       /* false: there is no .vmsd (no snapshots) */
+    uint32_t last_uid; /* snapshot.lastUID (0 when absent) */
     bool has_current;
-    uint32_t current;           /* snapshot.current */
+    uint32_t current;                /* snapshot.current */
     vmdkit_snapshot_info *snapshots; /* in the file's order */
     size_t n;
 } vmdkit_snapshot_list;
@@ -886,32 +887,31 @@ typedef struct vmdkit_snapshot_list {
  * Errors: those of vmdkit_vm_find_vmx, and VMDKIT_EFORMAT naming the key
  * of a .vmsd that does not parse.
  */
-VMDKIT_API int vmdkit_vm_snapshot_list(const char *vm, vmdkit_snapshot_list **out,
-                                       vmdkit_error *err);
+VMDKIT_API int vmdkit_vm_snapshot_list(const char *vm, vmdkit_snapshot_list **out, vmdkit_error *err);
 VMDKIT_API void vmdkit_snapshot_list_free(vmdkit_snapshot_list *list);
 
 typedef struct vmdkit_snapshot_opts {
-    size_t struct_size;         /* sizeof (vmdkit_snapshot_opts) */
-    const char *name;           /* take: the displayName; NULL: "Snapshot UID" */
-    const char *description;    /* take: NULL for none */
-    bool absolute_hint;         /* take, revert: absolute parent hints in new deltas */
-    bool force;                 /* delete: see vmdkit_vm_snapshot_delete */
+    size_t struct_size;          /* sizeof (vmdkit_snapshot_opts) */
+    const char *name;            /* take: the displayName; NULL: "Snapshot UID" */
+    const char *description;     /* take: NULL for none */
+    bool absolute_hint;          /* take, revert: absolute parent hints in new deltas */
+    bool force;                  /* delete: see vmdkit_vm_snapshot_delete */
     vmdkit_progress_fn progress; /* delete: bytes of the disks merged */
     void *progress_opaque;
 } vmdkit_snapshot_opts;
 
 typedef struct vmdkit_snapshot_result {
-    uint32_t uid;               /* the snapshot taken, reverted to or deleted */
-    char **new_disks;           /* take, revert: the deltas the machine writes to now */
+    uint32_t uid;     /* the snapshot taken, reverted to or deleted */
+    char **new_disks; /* take, revert: the deltas the machine writes to now */
     size_t n_new_disks;
-    char **removed;             /* disks removed (their descriptor and extent files) */
+    char **removed; /* disks removed (their descriptor and extent files) */
     size_t n_removed;
-    char **kept;                /* disks left as they are where the operation would
-                                   have removed (revert) or merged or removed
-                                   (delete) them, and why: "PATH: REASON" */
+    char **kept; /* disks left as they are where the operation would
+                    have removed (revert) or merged or removed
+                    (delete) them, and why: "PATH: REASON" */
     size_t n_kept;
-    char **merged_from;         /* delete: each disk merged into its parent ... */
-    char **merged_into;         /* ... and that parent */
+    char **merged_from; /* delete: each disk merged into its parent ... */
+    char **merged_into; /* ... and that parent */
     size_t n_merged;
 } vmdkit_snapshot_result;
 
@@ -954,8 +954,8 @@ VMDKIT_API int vmdkit_vm_snapshot_take(const char *vm, const vmdkit_snapshot_opt
  * when a name fits several.
  */
 VMDKIT_API int vmdkit_vm_snapshot_revert(const char *vm, const char *which,
-                                         const vmdkit_snapshot_opts *opts,
-                                         vmdkit_snapshot_result *res, vmdkit_error *err);
+                                         const vmdkit_snapshot_opts *opts, vmdkit_snapshot_result *res,
+                                         vmdkit_error *err);
 
 /*
  * Delete the snapshot WHICH of the machine VM (shut down): its entry goes,
@@ -981,49 +981,49 @@ VMDKIT_API int vmdkit_vm_snapshot_revert(const char *vm, const char *which,
  * .vmsd naming a missing disk.  Progress: bytes of the merged disks.
  */
 VMDKIT_API int vmdkit_vm_snapshot_delete(const char *vm, const char *which,
-                                         const vmdkit_snapshot_opts *opts,
-                                         vmdkit_snapshot_result *res, vmdkit_error *err);
+                                         const vmdkit_snapshot_opts *opts, vmdkit_snapshot_result *res,
+                                         vmdkit_error *err);
 
 VMDKIT_API void vmdkit_snapshot_result_free(vmdkit_snapshot_result *res);
 
 typedef struct vmdkit_vm_clone_opts {
-    size_t struct_size;         /* sizeof (vmdkit_vm_clone_opts) */
-    bool linked;                /* deltas on the source's frozen links, else full copies */
-    bool absolute_hint;         /* linked: absolute parent hints (default relative) */
-    const char *name;           /* displayName and file names; NULL: DST's last
-                                   component without a ".vmwarevm" ending */
-    int type;                   /* full clone: a vmdkit_create_type, or -1 for each
-                                   disk's default (see vmdkit_clone_disk; DST_VM is
-                                   the folder that decides) */
+    size_t struct_size;          /* sizeof (vmdkit_vm_clone_opts) */
+    bool linked;                 /* deltas on the source's frozen links, else full copies */
+    bool absolute_hint;          /* linked: absolute parent hints (default relative) */
+    const char *name;            /* displayName and file names; NULL: DST's last
+                                    component without a ".vmwarevm" ending */
+    int type;                    /* full clone: a vmdkit_create_type, or -1 for each
+                                    disk's default (see vmdkit_clone_disk; DST_VM is
+                                    the folder that decides) */
     vmdkit_progress_fn progress; /* full clone: bytes over all disks; non-zero cancels */
     void *progress_opaque;
-    const char *snapshot;       /* linked: clone the source's snapshot with this UID or
-                                   displayName (see vmdkit_vm_snapshot_revert); NULL:
-                                   freeze the source now */
-    unsigned flags;             /* enum vmdkit_vm_clone_flags */
+    const char *snapshot; /* linked: clone the source's snapshot with this UID or
+                             displayName (see vmdkit_vm_snapshot_revert); NULL:
+                             freeze the source now */
+    unsigned flags;       /* enum vmdkit_vm_clone_flags */
 } vmdkit_vm_clone_opts;
 
 /* vmdkit_vm_clone_opts.flags (linked clones only). */
 enum vmdkit_vm_clone_flags {
-    VMDKIT_VM_CLONE_NO_RECORD = 1 << 0, /* without snapshot: the freeze is not recorded as a
-                                           snapshot in the source's .vmsd */
-    VMDKIT_VM_CLONE_REGISTER = 1 << 1,  /* record the clone in the source's .vmsd under the
-                                           snapshot it is made from (snapshotN.cloneM) */
+    VMDKIT_VM_CLONE_NO_RECORD = 1 << 0,    /* without snapshot: the freeze is not recorded as a
+                                              snapshot in the source's .vmsd */
+    VMDKIT_VM_CLONE_REGISTER = 1 << 1,     /* record the clone in the source's .vmsd under the
+                                              snapshot it is made from (snapshotN.cloneM) */
     VMDKIT_VM_CLONE_VMWARE_NAMES = 1 << 2, /* VMware's names: each disk <parent's name
-                                           without -NNNNNN>-cl1.vmdk (-cl2 ... when two
-                                           would be alike) and an absolute parent hint,
-                                           as vmrun clone ... linked makes them */
+                                              without -NNNNNN>-cl1.vmdk (-cl2 ... when two
+                                              would be alike) and an absolute parent hint,
+                                              as vmrun clone ... linked makes them */
 };
 
 typedef struct vmdkit_vm_clone_result {
-    char *vmx;                  /* the clone's .vmx */
-    char **disks;               /* the clone's disks, in slot order */
+    char *vmx;    /* the clone's .vmx */
+    char **disks; /* the clone's disks, in slot order */
     size_t n_disks;
-    char **source_deltas;       /* linked: the new deltas the source writes to now (none
-                                   for a disk whose current delta was empty and reused) */
+    char **source_deltas; /* linked: the new deltas the source writes to now (none
+                             for a disk whose current delta was empty and reused) */
     size_t n_source_deltas;
-    char **warnings;            /* what the clone could not take over, one line each:
-                                   side files not copied, a static MAC address kept */
+    char **warnings; /* what the clone could not take over, one line each:
+                        side files not copied, a static MAC address kept */
     size_t n_warnings;
 } vmdkit_vm_clone_result;
 
@@ -1103,9 +1103,8 @@ typedef struct vmdkit_vm_clone_result {
  * (may be NULL) receives what was made; free with
  * vmdkit_vm_clone_result_free.
  */
-VMDKIT_API int vmdkit_vm_clone(const char *src_vm, const char *dst_vm,
-                               const vmdkit_vm_clone_opts *opts, vmdkit_vm_clone_result *res,
-                               vmdkit_error *err);
+VMDKIT_API int vmdkit_vm_clone(const char *src_vm, const char *dst_vm, const vmdkit_vm_clone_opts *opts,
+                               vmdkit_vm_clone_result *res, vmdkit_error *err);
 VMDKIT_API void vmdkit_vm_clone_result_free(vmdkit_vm_clone_result *res);
 
 /* One reference to a moved file that vmdkit_move rewrote (or could not);
@@ -1113,12 +1112,12 @@ VMDKIT_API void vmdkit_vm_clone_result_free(vmdkit_vm_clone_result *res);
 typedef vmdkit_rewrite vmdkit_move_fix;
 
 typedef struct vmdkit_move_result {
-    char *dst;                  /* where SRC is now */
+    char *dst; /* where SRC is now */
     vmdkit_move_fix *fixes;
     size_t n_fixes;
-    char *scanned;              /* the folders searched for references, ", "-separated */
-    size_t n_outside_refs;      /* references from files that stay to what moved: 0 means
-                                   nothing found under SCANNED depends on it */
+    char *scanned;         /* the folders searched for references, ", "-separated */
+    size_t n_outside_refs; /* references from files that stay to what moved: 0 means
+                              nothing found under SCANNED depends on it */
 } vmdkit_move_result;
 
 /*
@@ -1167,9 +1166,9 @@ typedef struct vmdkit_move_result {
  * RES (required) is filled in every case; free with vmdkit_move_result_free.
  */
 typedef struct vmdkit_move_opts {
-    size_t struct_size;         /* sizeof(vmdkit_move_opts) */
-    const char *root;           /* the library to search for references; NULL: the default
-                                   library around SRC and around where it goes */
+    size_t struct_size;          /* sizeof(vmdkit_move_opts) */
+    const char *root;            /* the library to search for references; NULL: the default
+                                    library around SRC and around where it goes */
     vmdkit_progress_fn progress; /* bytes copied to another file system; non-zero cancels
                                     (VMDKIT_ECANCELED: nothing was moved) */
     void *progress_opaque;
@@ -1181,55 +1180,55 @@ VMDKIT_API void vmdkit_move_result_free(vmdkit_move_result *res);
 
 /* What vmdkit_tree_scan flags on a disk. */
 enum vmdkit_tree_flags {
-    VMDKIT_TREE_BROKEN_HINT = 1 << 0,   /* the parent named by the hint is not there */
-    VMDKIT_TREE_CID_MISMATCH = 1 << 1,  /* parentCID differs from the parent's CID: the
-                                           parent was modified after the child was made */
+    VMDKIT_TREE_BROKEN_HINT = 1 << 0,  /* the parent named by the hint is not there */
+    VMDKIT_TREE_CID_MISMATCH = 1 << 1, /* parentCID differs from the parent's CID: the
+                                          parent was modified after the child was made */
     VMDKIT_TREE_CAPACITY_MISMATCH = 1 << 2,
-    VMDKIT_TREE_DANGER = 1 << 3,        /* a parent of other disks that is also the current
-                                           (written) disk of a machine */
-    VMDKIT_TREE_LOOP = 1 << 4,          /* the hints go round in a loop: cut here */
-    VMDKIT_TREE_NOT_A_DISK = 1 << 5,    /* the hint names a file that is not a disk (an
-                                           extent file of another disk, a raw file) */
-    VMDKIT_TREE_TOO_DEEP = 1 << 6,      /* 255 or more links below its family's base: a
-                                           chain that deep is never opened */
+    VMDKIT_TREE_DANGER = 1 << 3,         /* a parent of other disks that is also the current
+                                            (written) disk of a machine */
+    VMDKIT_TREE_LOOP = 1 << 4,           /* the hints go round in a loop: cut here */
+    VMDKIT_TREE_NOT_A_DISK = 1 << 5,     /* the hint names a file that is not a disk (an
+                                            extent file of another disk, a raw file) */
+    VMDKIT_TREE_TOO_DEEP = 1 << 6,       /* 255 or more links below its family's base: a
+                                            chain that deep is never opened */
     VMDKIT_TREE_MISSING_EXTENT = 1 << 7, /* an extent file its descriptor names is missing */
 };
 
 typedef struct vmdkit_tree_node vmdkit_tree_node;
 struct vmdkit_tree_node {
-    char *path;                 /* relative to the scanned folder ("../x.vmdk" outside it) */
+    char *path; /* relative to the scanned folder ("../x.vmdk" outside it) */
     char *create_type;
     uint32_t cid;
-    uint32_t parent_cid;        /* 0xffffffff for a base */
+    uint32_t parent_cid; /* 0xffffffff for a base */
     uint64_t capacity_bytes;
-    char *parent_hint;          /* as written; NULL for a base */
-    char *vm;                   /* the machine whose current disk this is (its
-                                   displayName, else its .vmx name), or NULL */
-    char *vmx;                  /* that machine's .vmx, relative like PATH */
-    unsigned flags;             /* enum vmdkit_tree_flags */
-    uint32_t parent_actual_cid; /* CID_MISMATCH: the parent's CID */
+    char *parent_hint;              /* as written; NULL for a base */
+    char *vm;                       /* the machine whose current disk this is (its
+                                       displayName, else its .vmx name), or NULL */
+    char *vmx;                      /* that machine's .vmx, relative like PATH */
+    unsigned flags;                 /* enum vmdkit_tree_flags */
+    uint32_t parent_actual_cid;     /* CID_MISMATCH: the parent's CID */
     uint64_t parent_capacity_bytes; /* CAPACITY_MISMATCH: the parent's capacity */
-    char *candidate;            /* BROKEN_HINT: a disk under the folder whose CID is
-                                   this disk's parentCID (the likely parent), or NULL */
-    vmdkit_tree_node *parent;   /* NULL for the root of a family */
-    vmdkit_tree_node **children; /* sorted by path */
+    char *candidate;                /* BROKEN_HINT: a disk under the folder whose CID is
+                                       this disk's parentCID (the likely parent), or NULL */
+    vmdkit_tree_node *parent;       /* NULL for the root of a family */
+    vmdkit_tree_node **children;    /* sorted by path */
     size_t n_children;
-    char **snapshots;           /* the VMware snapshots (.vmsd) that froze this disk,
-                                   each "VM: \"name\"" */
+    char **snapshots; /* the VMware snapshots (.vmsd) that froze this disk,
+                         each "VM: \"name\"" */
     size_t n_snapshots;
-    char *held_by;              /* "VMware", "QEMU (writing)", "QEMU (reading)", "a vmdkit
-                                   writer" while one has the disk open, else NULL */
+    char *held_by; /* "VMware", "QEMU (writing)", "QEMU (reading)", "a vmdkit
+                      writer" while one has the disk open, else NULL */
 };
 
 typedef struct vmdkit_tree_problem {
-    char *path;                 /* relative to the scanned folder */
-    char *message;              /* one line */
+    char *path;    /* relative to the scanned folder */
+    char *message; /* one line */
 } vmdkit_tree_problem;
 
 typedef struct vmdkit_tree {
     vmdkit_tree_node **families; /* roots of the families, sorted by path */
     size_t n_families;
-    vmdkit_tree_node *nodes;    /* every disk */
+    vmdkit_tree_node *nodes; /* every disk */
     size_t n_nodes;
     vmdkit_tree_problem *problems; /* what is wrong outside the disks' flags:
                                       unparseable disks, stray .vmdk files, unreadable
@@ -1262,8 +1261,8 @@ VMDKIT_API void vmdkit_tree_free(vmdkit_tree *tree);
 
 /* Digest of the manifest (.mf) lines: "SHA256(name)= hex". */
 enum vmdkit_ova_checksum {
-    VMDKIT_OVA_SHA256 = 0,    /* what ovftool 4.2+ writes and vCenter expects */
-    VMDKIT_OVA_SHA1 = 1,      /* for vSphere 5.5 and older clients */
+    VMDKIT_OVA_SHA256 = 0, /* what ovftool 4.2+ writes and vCenter expects */
+    VMDKIT_OVA_SHA1 = 1,   /* for vSphere 5.5 and older clients */
     VMDKIT_OVA_SHA512 = 2,
 };
 
@@ -1323,9 +1322,9 @@ typedef struct vmdkit_ova_import_opts {
 } vmdkit_ova_import_opts;
 
 typedef struct vmdkit_ova_import_result {
-    char *vmx;                   /* the new machine's .vmx */
-    size_t n_verified;           /* manifest lines checked against the files */
-    char **notes;                /* what the package held that the machine lacks */
+    char *vmx;         /* the new machine's .vmx */
+    size_t n_verified; /* manifest lines checked against the files */
+    char **notes;      /* what the package held that the machine lacks */
     size_t n_notes;
 } vmdkit_ova_import_result;
 
@@ -1350,9 +1349,9 @@ VMDKIT_API int vmdkit_ova_import(const char *in, const char *dir, const vmdkit_o
 VMDKIT_API void vmdkit_ova_import_result_free(vmdkit_ova_import_result *res);
 
 typedef struct vmdkit_ova_check_opts {
-    size_t struct_size;          /* sizeof (vmdkit_ova_check_opts) */
-    const char *target;          /* "esxi-6.5", "esxi-7.0", "esxi-8.0" (NULL: this one),
-                                    "workstation", "virtualbox", "virt-v2v" */
+    size_t struct_size; /* sizeof (vmdkit_ova_check_opts) */
+    const char *target; /* "esxi-6.5", "esxi-7.0", "esxi-8.0" (NULL: this one),
+                           "workstation", "virtualbox", "virt-v2v" */
 } vmdkit_ova_check_opts;
 
 /* One finding of vmdkit_ova_check: CODE is a stable short name
@@ -1382,10 +1381,10 @@ enum vmdkit_resize_flags {
 };
 
 typedef struct vmdkit_resize_opts {
-    size_t struct_size;         /* sizeof (vmdkit_resize_opts) */
-    unsigned flags;             /* enum vmdkit_resize_flags */
-    const char *root;           /* the library searched for dependents; NULL: the
-                                   default library around the disk (see vmdkit_commit) */
+    size_t struct_size; /* sizeof (vmdkit_resize_opts) */
+    unsigned flags;     /* enum vmdkit_resize_flags */
+    const char *root;   /* the library searched for dependents; NULL: the
+                           default library around the disk (see vmdkit_commit) */
 } vmdkit_resize_opts;
 
 /*
@@ -1426,17 +1425,17 @@ VMDKIT_API int vmdkit_resize(const char *path, uint64_t size_bytes, const vmdkit
                              vmdkit_error *err);
 
 typedef struct vmdkit_compact_opts {
-    size_t struct_size;         /* sizeof (vmdkit_compact_opts) */
-    const char *root;           /* the library searched for machines using the disk;
-                                   NULL: the default library around it */
+    size_t struct_size; /* sizeof (vmdkit_compact_opts) */
+    const char *root;   /* the library searched for machines using the disk;
+                           NULL: the default library around it */
 } vmdkit_compact_opts;
 
 typedef struct vmdkit_compact_result {
-    uint64_t bytes_before;      /* space the extent files took on the host (st_blocks) */
+    uint64_t bytes_before; /* space the extent files took on the host (st_blocks) */
     uint64_t bytes_after;
     uint64_t file_bytes_before; /* their sizes */
     uint64_t file_bytes_after;
-    uint64_t grains_dropped;    /* stored grains that read all zeros and were dropped */
+    uint64_t grains_dropped; /* stored grains that read all zeros and were dropped */
 } vmdkit_compact_result;
 
 /*
@@ -1455,8 +1454,8 @@ typedef struct vmdkit_compact_result {
  * a disk anyone holds or a running machine uses (VMDKIT_ELOCKED).  RES
  * (may be NULL) receives the sizes before and after.
  */
-VMDKIT_API int vmdkit_compact(const char *path, const vmdkit_compact_opts *opts, vmdkit_compact_result *res,
-                              vmdkit_error *err);
+VMDKIT_API int vmdkit_compact(const char *path, const vmdkit_compact_opts *opts,
+                              vmdkit_compact_result *res, vmdkit_error *err);
 
 /*
  * Defragment the monolithicSparse or twoGbMaxExtentSparse disk at PATH:
@@ -1466,8 +1465,8 @@ VMDKIT_API int vmdkit_compact(const char *path, const vmdkit_compact_opts *opts,
  * sequential on the host.  The same crash safety, refusals and RES
  * (grains_dropped is 0).
  */
-VMDKIT_API int vmdkit_defrag(const char *path, const vmdkit_compact_opts *opts, vmdkit_compact_result *res,
-                             vmdkit_error *err);
+VMDKIT_API int vmdkit_defrag(const char *path, const vmdkit_compact_opts *opts,
+                             vmdkit_compact_result *res, vmdkit_error *err);
 
 #ifdef __cplusplus
 }

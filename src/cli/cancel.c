@@ -46,10 +46,7 @@ void cli_cancel_on_signals(void)
     }
 }
 
-bool cli_cancel_requested(void)
-{
-    return atomic_load(&caught_signal) != 0;
-}
+bool cli_cancel_requested(void) { return atomic_load(&caught_signal) != 0; }
 
 void cli_exit_if_interrupted(void)
 {

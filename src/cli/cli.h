@@ -40,13 +40,13 @@ enum cli_exit {
  * are a group (a table of their own) that a row includes by reference.
  */
 struct cli_opt {
-    char short_name;           /* 'f' for -f; 0: a long name only */
-    const char *long_name;     /* "type" for --type; NULL: a short name only */
-    const char *arg;           /* name of the value ("TYPE", "vmdk|raw"); NULL: none */
-    const char *help;          /* the OPTIONS text, lines separated by '\n' */
-    int id;                    /* what cli_getopt returns; 0: short_name */
-    unsigned flags;            /* enum cli_opt_flags */
-    const char *synopsis;      /* the synopsis's spelling when not "-x ARG" or "--long ARG" */
+    char short_name;             /* 'f' for -f; 0: a long name only */
+    const char *long_name;       /* "type" for --type; NULL: a short name only */
+    const char *arg;             /* name of the value ("TYPE", "vmdk|raw"); NULL: none */
+    const char *help;            /* the OPTIONS text, lines separated by '\n' */
+    int id;                      /* what cli_getopt returns; 0: short_name */
+    unsigned flags;              /* enum cli_opt_flags */
+    const char *synopsis;        /* the synopsis's spelling when not "-x ARG" or "--long ARG" */
     const struct cli_opt *group; /* this row stands for the rows of GROUP */
 };
 
@@ -69,13 +69,28 @@ enum { CLI_OPT_ALLOW_EXTERNAL = 0x1000, CLI_OPT_IGNORE_CID, CLI_OPT_ALLOW_ABSOLU
 extern const struct cli_opt cli_opts_disk[];
 /* --ignore-cid, for the commands that only read a disk */
 extern const struct cli_opt cli_opts_ignore_cid[];
-#define CLI_OPTS_IGNORE_CID {.group = cli_opts_ignore_cid}
+#define CLI_OPTS_IGNORE_CID          \
+    {                                \
+        .group = cli_opts_ignore_cid \
+    }
 extern const struct cli_opt cli_opts_progress[];
 extern const struct cli_opt cli_opts_help[];
-#define CLI_OPTS_DISK {.group = cli_opts_disk}
-#define CLI_OPTS_PROGRESS {.group = cli_opts_progress}
-#define CLI_OPTS_HELP {.group = cli_opts_help}
-#define CLI_OPTS_END {0}
+#define CLI_OPTS_DISK          \
+    {                          \
+        .group = cli_opts_disk \
+    }
+#define CLI_OPTS_PROGRESS          \
+    {                              \
+        .group = cli_opts_progress \
+    }
+#define CLI_OPTS_HELP          \
+    {                          \
+        .group = cli_opts_help \
+    }
+#define CLI_OPTS_END \
+    {                \
+        0            \
+    }
 
 /* ---- command table (main.c) ---- */
 
@@ -83,18 +98,18 @@ extern const struct cli_opt cli_opts_help[];
 struct cli_help {
     const char *description;
     const struct cli_opt *opts; /* the options: the OPTIONS section and the parser */
-    const char *options_note;  /* a paragraph after the options, or NULL */
-    const char *exit_status;   /* command-specific lines; the common table follows */
+    const char *options_note;   /* a paragraph after the options, or NULL */
+    const char *exit_status;    /* command-specific lines; the common table follows */
     const char *examples;
-    bool own_exit_status;      /* exit_status replaces the common table (check) */
-    bool options_first;        /* options end at the first operand (vmx) */
+    bool own_exit_status; /* exit_status replaces the common table (check) */
+    bool options_first;   /* options end at the first operand (vmx) */
 };
 
 struct cli_command {
     const char *name;
     int (*fn)(int argc, char **argv);
     const char *summary;
-    const char *operands;      /* the synopsis after the options: "FILE SIZE" */
+    const char *operands; /* the synopsis after the options: "FILE SIZE" */
     const struct cli_help *help;
 };
 
@@ -183,8 +198,7 @@ int cli_fail(int code, const char *msg);
  * Print "vmdkit: CMD: MSG", the command's synopsis and a pointer to its
  * help on stderr; return CLI_EXIT_USAGE.
  */
-int cli_usage_error(const char *cmd, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* After option parsing: 0 when exactly WANT operands follow (argv[optind]
  * on), else a usage error ("missing MISSING" or the first extra operand
@@ -218,13 +232,15 @@ bool cli_parse_split_size(const char *s, uint64_t *sectors);
 
 /* The option row of --split-size, shared by create and convert (ID is the
  * command's id for it). */
-#define CLI_SPLIT_SIZE_OPT(ID)                                                          \
-    {0, "split-size", "4g|2g",                                                         \
-     "twoGbMaxExtent types: the size of each piece file.  4g (the default) is\n"       \
-     "8323072 sectors (4064 MiB), as current VMware products write them; 2g is\n"      \
-     "4192256 sectors (2047 MiB), as older products and VMware's format\n"             \
-     "documentation have it.",                                                         \
-     (ID)}
+#define CLI_SPLIT_SIZE_OPT(ID)                                                           \
+    {                                                                                    \
+        0, "split-size", "4g|2g",                                                        \
+            "twoGbMaxExtent types: the size of each piece file.  4g (the default) is\n"  \
+            "8323072 sectors (4064 MiB), as current VMware products write them; 2g is\n" \
+            "4192256 sectors (2047 MiB), as older products and VMware's format\n"        \
+            "documentation have it.",                                                    \
+            (ID)                                                                         \
+    }
 
 /* Image format named by -f/-F/-O. */
 enum cli_format { CLI_FMT_AUTO, CLI_FMT_VMDK, CLI_FMT_RAW };
@@ -292,14 +308,14 @@ enum cli_progress_mode { CLI_PROGRESS_NONE, CLI_PROGRESS_BAR, CLI_PROGRESS_JSON 
 bool cli_parse_progress(const char *arg, enum cli_progress_mode *mode);
 
 struct cli_progress {
-    bool enabled;              /* something is shown: callers pass cli_progress_cb */
+    bool enabled; /* something is shown: callers pass cli_progress_cb */
     enum cli_progress_mode mode;
     bool on_terminal;
-    double start_s, last_shown_s;  /* monotonic clock */
+    double start_s, last_shown_s; /* monotonic clock */
     uint64_t done_bytes, total_bytes;
     bool shown_once;
-    bool finished;             /* the work succeeded: the last report is 100% */
-    int bar_width;             /* characters drawn by the last bar, to blank leftovers */
+    bool finished; /* the work succeeded: the last report is 100% */
+    int bar_width; /* characters drawn by the last bar, to blank leftovers */
 };
 
 /* Start reporting in MODE; a bar shows its 0% state at once. */

@@ -28,20 +28,18 @@ static const struct cli_opt bench_opts[] = {
 };
 
 const struct cli_help cmd_bench_help = {
-    .description =
-        "Send COUNT requests of SIZE bytes to DISK and report the time taken, the\n"
-        "requests per second and the throughput.  Requests go one after another (the\n"
-        "library is synchronous).  Offsets start at OFFSET and advance by STEP modulo\n"
-        "the disk size, like qemu-img bench, so the same -o and -S send the same\n"
-        "requests in both (a large odd multiple of SIZE as STEP spreads them over the\n"
-        "disk like random ones).  With --random they are drawn from a seeded\n"
-        "generator instead, aligned to SIZE.  Writes change the disk: use a scratch\n"
-        "copy.",
+    .description = "Send COUNT requests of SIZE bytes to DISK and report the time taken, the\n"
+                   "requests per second and the throughput.  Requests go one after another (the\n"
+                   "library is synchronous).  Offsets start at OFFSET and advance by STEP modulo\n"
+                   "the disk size, like qemu-img bench, so the same -o and -S send the same\n"
+                   "requests in both (a large odd multiple of SIZE as STEP spreads them over the\n"
+                   "disk like random ones).  With --random they are drawn from a seeded\n"
+                   "generator instead, aligned to SIZE.  Writes change the disk: use a scratch\n"
+                   "copy.",
     .opts = bench_opts,
     .exit_status = "",
-    .examples =
-        "vmdkit bench -c 100000 -s 4k -w --random scratch.vmdk\n"
-        "vmdkit bench -c 20000 -s 64k disk.vmdk",
+    .examples = "vmdkit bench -c 100000 -s 4k -w --random scratch.vmdk\n"
+                "vmdkit bench -c 20000 -s 64k disk.vmdk",
 };
 
 static double now_seconds(void)
@@ -88,7 +86,9 @@ int cmd_bench(int argc, char **argv)
             if (!cli_parse_size(optarg, true, &offset))
                 return cli_usage_error("bench", "invalid offset '%s'", optarg);
             break;
-        case 'w': write = true; break;
+        case 'w':
+            write = true;
+            break;
         case OPT_PATTERN:
             if (!cli_parse_pattern(optarg, &pattern))
                 return cli_usage_error("bench", "invalid pattern '%s'", optarg);
@@ -97,7 +97,9 @@ int cmd_bench(int argc, char **argv)
             if (!cli_parse_size(optarg, false, &flush_every))
                 return cli_usage_error("bench", "invalid flush interval '%s'", optarg);
             break;
-        case OPT_RANDOM: random = true; break;
+        case OPT_RANDOM:
+            random = true;
+            break;
         case OPT_SEED:
             if (!cli_parse_size(optarg, false, &seed) || seed == 0)
                 return cli_usage_error("bench", "invalid seed '%s'", optarg);
@@ -130,8 +132,8 @@ int cmd_bench(int argc, char **argv)
     uint64_t disk = vmdkit_size(d);
     if (size > disk || offset > disk - size) {
         cli_close(d);
-        return cli_usage_error("bench", "requests of %" PRIu64 " bytes at %" PRIu64 " do not fit the disk",
-                               size, offset);
+        return cli_usage_error(
+            "bench", "requests of %" PRIu64 " bytes at %" PRIu64 " do not fit the disk", size, offset);
     }
     uint8_t *buf = aligned_alloc(4096, (size + 4095) / 4096 * 4096);
     if (!buf) {
@@ -139,8 +141,8 @@ int cmd_bench(int argc, char **argv)
         return cli_fail(VMDKIT_ENOMEM, "out of memory");
     }
     memset(buf, pattern, size);
-    printf("Sending %" PRIu64 " %s requests, %" PRIu64 " bytes each, %s offsets from %" PRIu64 "\n", count,
-           write ? "write" : "read", size, random ? "random" : "stepped", offset);
+    printf("Sending %" PRIu64 " %s requests, %" PRIu64 " bytes each, %s offsets from %" PRIu64 "\n",
+           count, write ? "write" : "read", size, random ? "random" : "stepped", offset);
     uint64_t slots = (disk - offset) / size; /* --random: aligned slots */
     uint64_t off = offset, rnd = seed;
     double t0 = now_seconds();
@@ -171,6 +173,7 @@ int cmd_bench(int argc, char **argv)
     if (rc2)
         return rc2;
     printf("Run completed in %.3f seconds.\n", t);
-    printf("%.0f requests/s, %.1f MiB/s\n", (double)count / t, (double)count * (double)size / t / 1048576.0);
+    printf("%.0f requests/s, %.1f MiB/s\n", (double)count / t,
+           (double)count * (double)size / t / 1048576.0);
     return CLI_EXIT_OK;
 }

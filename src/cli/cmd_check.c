@@ -10,9 +10,9 @@
 /* qemu-img check's exit codes. */
 enum {
     CHECK_EXIT_CLEAN = 0,
-    CHECK_EXIT_FAILED = 1,   /* the check could not be completed */
+    CHECK_EXIT_FAILED = 1, /* the check could not be completed */
     CHECK_EXIT_CORRUPT = 2,
-    CHECK_EXIT_LEAKS = 3,    /* leaked space (or stale redundant entries) only */
+    CHECK_EXIT_LEAKS = 3, /* leaked space (or stale redundant entries) only */
 };
 
 enum { OPT_JSON = CLI_OPT_LONG, OPT_REPAIR };
@@ -54,48 +54,45 @@ static const struct cli_opt check_opts[] = {
 };
 
 const struct cli_help cmd_check_help = {
-    .description =
-        "Verify every structure of DISK and of its parent chain, reading them directly\n"
-        "(an image too damaged to open is still examined):\n"
-        "  - sparse headers: fields, flags, the unclean-shutdown flag;\n"
-        "  - the descriptor against its extents: files present, extent sizes against\n"
-        "    the files and the sparse headers, createType against the extent types;\n"
-        "  - the grain directory against its redundant copy (entry by entry) and each\n"
-        "    grain table against its redundant copy (byte for byte);\n"
-        "  - grains and tables inside the file, clear of the metadata, none used twice;\n"
-        "  - leaked space: grains of a file that no grain table references;\n"
-        "  - streamOptimized files: the marker sequence (grain LBAs ascending and\n"
-        "    matching the grain tables, compressed grains that inflate to whole grains,\n"
-        "    table markers, a footer equal to the header but for gdOffset, end-of-stream\n"
-        "    marker last);\n"
-        "  - ESX COWD redo logs: header, tables inside the file;\n"
-        "  - for a chain: every link's parentCID against its parent's CID, and the\n"
-        "    capacities.\n"
-        "Each finding is printed on one line: ERROR (corruption), Leaked (space nothing\n"
-        "references), Stale (a redundant copy an interrupted write left behind while the\n"
-        "unclean-shutdown flag is set; the data is intact), Info, Repaired, Not repaired.\n"
-        "The unclean-shutdown flag alone is reported but is not corruption.\n"
-        "Without --repair no file is modified; files are opened read-only with shared\n"
-        "locks, so a disk that a vmdkit writer holds is refused.  With -p the check\n"
-        "is reported, a repair's re-check is not.",
+    .description = "Verify every structure of DISK and of its parent chain, reading them directly\n"
+                   "(an image too damaged to open is still examined):\n"
+                   "  - sparse headers: fields, flags, the unclean-shutdown flag;\n"
+                   "  - the descriptor against its extents: files present, extent sizes against\n"
+                   "    the files and the sparse headers, createType against the extent types;\n"
+                   "  - the grain directory against its redundant copy (entry by entry) and each\n"
+                   "    grain table against its redundant copy (byte for byte);\n"
+                   "  - grains and tables inside the file, clear of the metadata, none used twice;\n"
+                   "  - leaked space: grains of a file that no grain table references;\n"
+                   "  - streamOptimized files: the marker sequence (grain LBAs ascending and\n"
+                   "    matching the grain tables, compressed grains that inflate to whole grains,\n"
+                   "    table markers, a footer equal to the header but for gdOffset, end-of-stream\n"
+                   "    marker last);\n"
+                   "  - ESX COWD redo logs: header, tables inside the file;\n"
+                   "  - for a chain: every link's parentCID against its parent's CID, and the\n"
+                   "    capacities.\n"
+                   "Each finding is printed on one line: ERROR (corruption), Leaked (space nothing\n"
+                   "references), Stale (a redundant copy an interrupted write left behind while the\n"
+                   "unclean-shutdown flag is set; the data is intact), Info, Repaired, Not repaired.\n"
+                   "The unclean-shutdown flag alone is reported but is not corruption.\n"
+                   "Without --repair no file is modified; files are opened read-only with shared\n"
+                   "locks, so a disk that a vmdkit writer holds is refused.  With -p the check\n"
+                   "is reported, a repair's re-check is not.",
     .opts = check_opts,
-    .exit_status =
-        "vmdkit check uses the exit codes of 'qemu-img check', so scripts port over;\n"
-        "they replace the table the other commands share.\n"
-        "\n"
-        "0  no problem found (after --repair: everything found was repaired)\n"
-        "1  the check could not be completed: the disk or a file is missing or\n"
-        "   unreadable, DISK is a pipe or \"-\", an I/O error, a lock held by another\n"
-        "   program, an extent outside the folder, --repair of one piece of a split\n"
-        "   disk (repair the disk through its descriptor), or a bad command line\n"
-        "2  corruption found (after --repair: corruption remains)\n"
-        "3  only leaked space (or stale redundant entries) found, no corruption\n"
-        "\n"
-        "A file that exists but is not a valid disk is corruption (2).",
-    .examples =
-        "vmdkit check disk.vmdk\n"
-        "vmdkit check --json child.vmdk | jq '.corruptions'\n"
-        "vmdkit check --repair disk.vmdk",
+    .exit_status = "vmdkit check uses the exit codes of 'qemu-img check', so scripts port over;\n"
+                   "they replace the table the other commands share.\n"
+                   "\n"
+                   "0  no problem found (after --repair: everything found was repaired)\n"
+                   "1  the check could not be completed: the disk or a file is missing or\n"
+                   "   unreadable, DISK is a pipe or \"-\", an I/O error, a lock held by another\n"
+                   "   program, an extent outside the folder, --repair of one piece of a split\n"
+                   "   disk (repair the disk through its descriptor), or a bad command line\n"
+                   "2  corruption found (after --repair: corruption remains)\n"
+                   "3  only leaked space (or stale redundant entries) found, no corruption\n"
+                   "\n"
+                   "A file that exists but is not a valid disk is corruption (2).",
+    .examples = "vmdkit check disk.vmdk\n"
+                "vmdkit check --json child.vmdk | jq '.corruptions'\n"
+                "vmdkit check --repair disk.vmdk",
     .own_exit_status = true,
 };
 
@@ -126,9 +123,8 @@ static void on_finding(void *opaque, const vmdkit_check_finding *f)
         cli_json_add_str(j, "kind", kind_json(f->kind));
         cli_json_add_str(j, "file", f->file);
         cli_json_add_str(j, "message", f->message);
-        json_object_object_add(j, "offset", f->offset == VMDKIT_CHECK_NO_OFFSET
-                                                ? NULL
-                                                : json_object_new_uint64(f->offset));
+        json_object_object_add(
+            j, "offset", f->offset == VMDKIT_CHECK_NO_OFFSET ? NULL : json_object_new_uint64(f->offset));
         cli_json_add_bool(j, "after-repair", f->after_repair);
         json_object_array_add(o->findings, j);
         return;
@@ -172,9 +168,10 @@ static void print_summary(const vmdkit_check_result *r, bool repair, bool after_
                "This means waste of disk space, but no harm to data.\n",
                r->corruptions ? "\n" : "", r->leaks, r->leaked_bytes);
     if (r->stale)
-        printf("%s%" PRIu64 " stale redundant table entries were found on the image.\n"
-               "An interrupted write left them; the data is intact. 'vmdkit check --repair' updates them.\n",
-               r->corruptions || r->leaks ? "\n" : "", r->stale);
+        printf(
+            "%s%" PRIu64 " stale redundant table entries were found on the image.\n"
+            "An interrupted write left them; the data is intact. 'vmdkit check --repair' updates them.\n",
+            r->corruptions || r->leaks ? "\n" : "", r->stale);
     /* the repair clears the flag only in DISK itself, never in a parent */
     if (r->unclean_shutdown && r->unclean_shutdown_cleared && r->unclean_shutdown_left)
         printf("The unclean-shutdown flag was cleared in the disk itself; it is still set in a parent,\n"
@@ -217,7 +214,8 @@ static int print_json(struct out *o, const char *path, const vmdkit_check_result
     json_object_object_add(j, "findings", o->findings);
     o->findings = NULL;
     cli_json_add_u64(j, "findings-dropped", r->findings_dropped);
-    json_object_object_add(j, "backup", r->backup_path[0] ? json_object_new_string(r->backup_path) : NULL);
+    json_object_object_add(j, "backup",
+                           r->backup_path[0] ? json_object_new_string(r->backup_path) : NULL);
     return cli_json_print(j);
 }
 
@@ -231,18 +229,30 @@ int cmd_check(int argc, char **argv)
     cli_getopt_init(&g, "check");
     while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
-        case OPT_JSON: o.json = true; break;
+        case OPT_JSON:
+            o.json = true;
+            break;
         case 'p':
             if (!cli_parse_progress(optarg, &progress)) {
                 cli_usage_error("check", "unknown progress format '%s'", optarg);
                 return CHECK_EXIT_FAILED;
             }
             break;
-        case OPT_REPAIR: flags |= VMDKIT_CHECK_REPAIR; break;
-        case CLI_OPT_ALLOW_EXTERNAL: flags |= VMDKIT_CHECK_ALLOW_EXTERNAL; break;
-        case CLI_OPT_ALLOW_ABSOLUTE_PARENTS: flags |= VMDKIT_CHECK_ALLOW_ABSOLUTE_PARENTS; break;
-        case 'h': cli_show_help("check"); return CHECK_EXIT_CLEAN;
-        default: cli_bad_option("check", argc, argv, c); return CHECK_EXIT_FAILED;
+        case OPT_REPAIR:
+            flags |= VMDKIT_CHECK_REPAIR;
+            break;
+        case CLI_OPT_ALLOW_EXTERNAL:
+            flags |= VMDKIT_CHECK_ALLOW_EXTERNAL;
+            break;
+        case CLI_OPT_ALLOW_ABSOLUTE_PARENTS:
+            flags |= VMDKIT_CHECK_ALLOW_ABSOLUTE_PARENTS;
+            break;
+        case 'h':
+            cli_show_help("check");
+            return CHECK_EXIT_CLEAN;
+        default:
+            cli_bad_option("check", argc, argv, c);
+            return CHECK_EXIT_FAILED;
         }
     }
     if (cli_operands("check", argc, argv, 1, "DISK"))
@@ -259,8 +269,11 @@ int cmd_check(int argc, char **argv)
     vmdkit_error err = {0};
     struct cli_progress pg;
     cli_progress_start(&pg, progress);
-    vmdkit_check_opts co = {.struct_size = sizeof co, .flags = flags, .on_finding = on_finding,
-                            .finding_opaque = &o, .progress = pg.enabled ? cli_progress_cb : NULL,
+    vmdkit_check_opts co = {.struct_size = sizeof co,
+                            .flags = flags,
+                            .on_finding = on_finding,
+                            .finding_opaque = &o,
+                            .progress = pg.enabled ? cli_progress_cb : NULL,
                             .progress_opaque = &pg};
     int rc = vmdkit_check(path, &co, &res, &err);
     cli_progress_done(&pg, rc == 0);

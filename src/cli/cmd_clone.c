@@ -4,11 +4,20 @@
 
 #include "cli.h"
 
-enum { OPT_LINKED = CLI_OPT_LONG, OPT_ABSOLUTE, OPT_NAME, OPT_SNAPSHOT, OPT_NO_RECORD, OPT_REGISTER, OPT_VMWARE_NAMES };
+enum {
+    OPT_LINKED = CLI_OPT_LONG,
+    OPT_ABSOLUTE,
+    OPT_NAME,
+    OPT_SNAPSHOT,
+    OPT_NO_RECORD,
+    OPT_REGISTER,
+    OPT_VMWARE_NAMES
+};
 
 static const struct cli_opt clone_opts[] = {
     {0, "linked", NULL, "Make a linked clone (deltas) instead of a full copy.", OPT_LINKED},
-    {0, "absolute", NULL, "With --linked: store the parents as absolute paths.", OPT_ABSOLUTE, CLI_OPT_NEST},
+    {0, "absolute", NULL, "With --linked: store the parents as absolute paths.", OPT_ABSOLUTE,
+     CLI_OPT_NEST},
     {0, "snapshot", "NAME|UID",
      "With --linked, of a virtual machine: make the clone from that snapshot of\n"
      "SRC (its UID, else its name in SRC's .vmsd); nothing in SRC's folder is\n"
@@ -36,81 +45,80 @@ static const struct cli_opt clone_opts[] = {
 };
 
 const struct cli_help cmd_clone_help = {
-    .description =
-        "Copy the disk SRC to NEW, or the virtual machine SRC into the new folder NEW.\n"
-        "\n"
-        "Disks.  With --linked, NEW is a delta whose parent is SRC's current top link:\n"
-        "it holds no data, takes milliseconds whatever the disk size, and reads\n"
-        "everything it does not store from SRC.  Its parentFileNameHint is the\n"
-        "normalised path of SRC relative to NEW's folder (e.g.\n"
-        "../Base.vmwarevm/Base.vmdk).  SRC must not be written afterwards (take a\n"
-        "snapshot of it first if it is in use: see vmdkit snapshot).  Without\n"
-        "--linked, NEW is a full, independent copy: the chain is flattened into a disk\n"
-        "of TYPE keeping the adapter type and hardware version of SRC's base.  The\n"
-        "default TYPE is the base's createType when vmdkit writes it in place\n"
-        "(monolithicSparse, monolithicFlat, twoGbMaxExtentSparse, twoGbMaxExtentFlat);\n"
-        "a streamOptimized base (an OVA import), a vmfs base or any other gives\n"
-        "monolithicSparse, or twoGbMaxExtentSparse when NEW is inside a .vmwarevm\n"
-        "bundle, as VMware Fusion makes disks.  A full clone is built under hidden\n"
-        "names and appears complete or not at all.\n"
-        "\n"
-        "Virtual machines.  SRC is a .vmwarevm bundle, a VM folder holding one .vmx,\n"
-        "or a .vmx file; it must be shut down.  NEW, a folder that must not exist\n"
-        "(end it in .vmwarevm for a Fusion bundle), receives NAME.vmx, a copy of the\n"
-        "nvram (NAME.nvram) and .vmxf, and one disk per disk of SRC: NAME.vmdk,\n"
-        "NAME-2.vmdk ... in the order of the .vmx.  NAME is --name, or NEW's last\n"
-        "component without .vmwarevm.\n"
-        "\n"
-        "The clone's .vmx keeps every line and comment of SRC's except: displayName\n"
-        "is NAME; disk fileNames, nvram and extendedConfigFile name the clone's files;\n"
-        "uuid.bios, uuid.location, vc.uuid, ethernetN.generatedAddress and\n"
-        "ethernetN.generatedAddressOffset are removed, so VMware gives the clone a new\n"
-        "identity and new MAC addresses; suspend state (checkpoint.vmState*,\n"
-        "suspend.vmState), sched.swap.derivedName and every snapshot.* key are\n"
-        "removed; the .vmsd (snapshot list) is not copied.\n"
-        "\n"
-        "With --linked the source is frozen first: each of its disks gets a new delta\n"
-        "(as vmdkit snapshot VM does) and its .vmx names them, so the links it wrote\n"
-        "to become read-only parents that nothing writes again.  The freeze is\n"
-        "recorded in the source's .vmsd as a snapshot named \"Linked clone NAME\n"
-        "YYYY-MM-DD HH:MM\", so that the Snapshot Manager of Fusion and Workstation\n"
-        "shows what the clones depend on (--no-record: not recorded; a source nothing\n"
-        "wrote since its last recorded freeze adds no entry).  With --snapshot the\n"
-        "clone is made from a snapshot SRC has (taken in VMware or with vmdkit\n"
-        "snapshot): each disk of the clone is a delta of the disk the snapshot froze\n"
-        "for its slot, SRC is not frozen and nothing in its folder is written (a\n"
-        "read-only template stays read-only; SRC may even be running); the clone's\n"
-        ".vmx is SRC's as it is now, and the snapshot's disk slots must be SRC's\n"
-        "slots.  --register also records the clone in SRC's .vmsd under that\n"
-        "snapshot (snapshotN.cloneM = the clone's .vmx, snapshotN.numClones), as\n"
-        "Workstation records its linked clones, so that VMware refuses to delete the\n"
-        "snapshot; vmdkit snapshot delete refuses it either way (exit 7).  The\n"
-        ".vmsd is saved before the clone is built and put back if the clone fails.\n"
-        "The clone's disks are deltas of those parents with relative hints\n"
-        "(../Base.vmwarevm/Base.vmdk); its NAME.vmsd records its origin as\n"
-        "Workstation does (cloneOf0 = the source .vmx's absolute path, numCloneOf,\n"
-        "sentinel0 = its own delta, numSentinels) and its .vmx gets filesearchpath =\n"
-        "\".;<source folder>\".  Nothing else is written in the source's folder; a\n"
-        "source nothing wrote since its last freeze is not frozen again.  Without\n"
-        "--linked every disk is flattened (see above) and the source is only read.\n"
-        "--vmware-names names a linked clone's disks as vmrun clone does, after the\n"
-        "disk each is made from without its snapshot number (Base-000002.vmdk gives\n"
-        "Base-cl1.vmdk, its pieces Base-cl1-s001.vmdk ...), with absolute hints; the\n"
-        "default keeps NAME.vmdk and relative hints, which survive moving the library.\n"
-        "\n"
-        "An nvram or .vmxf outside the source's folder (absolute, .., a symbolic\n"
-        "link) is not copied, with a warning; CD-ROM and floppy images named\n"
-        "relative to the source's folder are named from the clone's.  A disk that\n"
-        "VMware, QEMU or another vmdkit is writing is refused (exit 8).\n"
-        "\n"
-        "The clone is built in a hidden folder next to NEW (.NAME.vmdkit-tmp-XXXXXX),\n"
-        "writable by its owner while it is filled, given the mode of SRC's folder at\n"
-        "the end and renamed to NEW when complete: an interruption never leaves a half\n"
-        "clone under NEW, and the next clone to NEW removes what a killed one left.\n"
-        "Ctrl-C (SIGINT), SIGTERM or SIGHUP during a full clone stops it, removes the\n"
-        "partial copy and ends vmdkit by that signal (status 128+N).  On failure the\n"
-        "freeze of the source is undone.  The clone's .vmx is printed, then (linked)\n"
-        "the disks the source writes to from now on.",
+    .description = "Copy the disk SRC to NEW, or the virtual machine SRC into the new folder NEW.\n"
+                   "\n"
+                   "Disks.  With --linked, NEW is a delta whose parent is SRC's current top link:\n"
+                   "it holds no data, takes milliseconds whatever the disk size, and reads\n"
+                   "everything it does not store from SRC.  Its parentFileNameHint is the\n"
+                   "normalised path of SRC relative to NEW's folder (e.g.\n"
+                   "../Base.vmwarevm/Base.vmdk).  SRC must not be written afterwards (take a\n"
+                   "snapshot of it first if it is in use: see vmdkit snapshot).  Without\n"
+                   "--linked, NEW is a full, independent copy: the chain is flattened into a disk\n"
+                   "of TYPE keeping the adapter type and hardware version of SRC's base.  The\n"
+                   "default TYPE is the base's createType when vmdkit writes it in place\n"
+                   "(monolithicSparse, monolithicFlat, twoGbMaxExtentSparse, twoGbMaxExtentFlat);\n"
+                   "a streamOptimized base (an OVA import), a vmfs base or any other gives\n"
+                   "monolithicSparse, or twoGbMaxExtentSparse when NEW is inside a .vmwarevm\n"
+                   "bundle, as VMware Fusion makes disks.  A full clone is built under hidden\n"
+                   "names and appears complete or not at all.\n"
+                   "\n"
+                   "Virtual machines.  SRC is a .vmwarevm bundle, a VM folder holding one .vmx,\n"
+                   "or a .vmx file; it must be shut down.  NEW, a folder that must not exist\n"
+                   "(end it in .vmwarevm for a Fusion bundle), receives NAME.vmx, a copy of the\n"
+                   "nvram (NAME.nvram) and .vmxf, and one disk per disk of SRC: NAME.vmdk,\n"
+                   "NAME-2.vmdk ... in the order of the .vmx.  NAME is --name, or NEW's last\n"
+                   "component without .vmwarevm.\n"
+                   "\n"
+                   "The clone's .vmx keeps every line and comment of SRC's except: displayName\n"
+                   "is NAME; disk fileNames, nvram and extendedConfigFile name the clone's files;\n"
+                   "uuid.bios, uuid.location, vc.uuid, ethernetN.generatedAddress and\n"
+                   "ethernetN.generatedAddressOffset are removed, so VMware gives the clone a new\n"
+                   "identity and new MAC addresses; suspend state (checkpoint.vmState*,\n"
+                   "suspend.vmState), sched.swap.derivedName and every snapshot.* key are\n"
+                   "removed; the .vmsd (snapshot list) is not copied.\n"
+                   "\n"
+                   "With --linked the source is frozen first: each of its disks gets a new delta\n"
+                   "(as vmdkit snapshot VM does) and its .vmx names them, so the links it wrote\n"
+                   "to become read-only parents that nothing writes again.  The freeze is\n"
+                   "recorded in the source's .vmsd as a snapshot named \"Linked clone NAME\n"
+                   "YYYY-MM-DD HH:MM\", so that the Snapshot Manager of Fusion and Workstation\n"
+                   "shows what the clones depend on (--no-record: not recorded; a source nothing\n"
+                   "wrote since its last recorded freeze adds no entry).  With --snapshot the\n"
+                   "clone is made from a snapshot SRC has (taken in VMware or with vmdkit\n"
+                   "snapshot): each disk of the clone is a delta of the disk the snapshot froze\n"
+                   "for its slot, SRC is not frozen and nothing in its folder is written (a\n"
+                   "read-only template stays read-only; SRC may even be running); the clone's\n"
+                   ".vmx is SRC's as it is now, and the snapshot's disk slots must be SRC's\n"
+                   "slots.  --register also records the clone in SRC's .vmsd under that\n"
+                   "snapshot (snapshotN.cloneM = the clone's .vmx, snapshotN.numClones), as\n"
+                   "Workstation records its linked clones, so that VMware refuses to delete the\n"
+                   "snapshot; vmdkit snapshot delete refuses it either way (exit 7).  The\n"
+                   ".vmsd is saved before the clone is built and put back if the clone fails.\n"
+                   "The clone's disks are deltas of those parents with relative hints\n"
+                   "(../Base.vmwarevm/Base.vmdk); its NAME.vmsd records its origin as\n"
+                   "Workstation does (cloneOf0 = the source .vmx's absolute path, numCloneOf,\n"
+                   "sentinel0 = its own delta, numSentinels) and its .vmx gets filesearchpath =\n"
+                   "\".;<source folder>\".  Nothing else is written in the source's folder; a\n"
+                   "source nothing wrote since its last freeze is not frozen again.  Without\n"
+                   "--linked every disk is flattened (see above) and the source is only read.\n"
+                   "--vmware-names names a linked clone's disks as vmrun clone does, after the\n"
+                   "disk each is made from without its snapshot number (Base-000002.vmdk gives\n"
+                   "Base-cl1.vmdk, its pieces Base-cl1-s001.vmdk ...), with absolute hints; the\n"
+                   "default keeps NAME.vmdk and relative hints, which survive moving the library.\n"
+                   "\n"
+                   "An nvram or .vmxf outside the source's folder (absolute, .., a symbolic\n"
+                   "link) is not copied, with a warning; CD-ROM and floppy images named\n"
+                   "relative to the source's folder are named from the clone's.  A disk that\n"
+                   "VMware, QEMU or another vmdkit is writing is refused (exit 8).\n"
+                   "\n"
+                   "The clone is built in a hidden folder next to NEW (.NAME.vmdkit-tmp-XXXXXX),\n"
+                   "writable by its owner while it is filled, given the mode of SRC's folder at\n"
+                   "the end and renamed to NEW when complete: an interruption never leaves a half\n"
+                   "clone under NEW, and the next clone to NEW removes what a killed one left.\n"
+                   "Ctrl-C (SIGINT), SIGTERM or SIGHUP during a full clone stops it, removes the\n"
+                   "partial copy and ends vmdkit by that signal (status 128+N).  On failure the\n"
+                   "freeze of the source is undone.  The clone's .vmx is printed, then (linked)\n"
+                   "the disks the source writes to from now on.",
     .opts = clone_opts,
     .options_note = "Only the full clone of a disk takes --allow-external-extents and\n"
                     "the option --allow-absolute-parents: linked clones and virtual machines\n"
@@ -135,7 +143,10 @@ static int full_clone(const char *src, const char *dst, int type, enum cli_progr
     struct cli_progress pg;
     cli_progress_start(&pg, progress);
     vmdkit_clone_disk_opts o = {
-        .struct_size = sizeof o, .type = type, .progress = cli_progress_cb, .progress_opaque = &pg,
+        .struct_size = sizeof o,
+        .type = type,
+        .progress = cli_progress_cb,
+        .progress_opaque = &pg,
         .open_flags = open_flags,
     };
     vmdkit_error err = {0};
@@ -175,15 +186,33 @@ int cmd_clone(int argc, char **argv)
     cli_getopt_init(&g, "clone");
     while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
-        case OPT_LINKED: linked = true; break;
-        case OPT_ABSOLUTE: absolute = true; break;
-        case OPT_NAME: name = optarg; break;
-        case OPT_SNAPSHOT: snapshot = optarg; break;
-        case OPT_NO_RECORD: vm_flags |= VMDKIT_VM_CLONE_NO_RECORD; break;
-        case OPT_REGISTER: vm_flags |= VMDKIT_VM_CLONE_REGISTER; break;
-        case OPT_VMWARE_NAMES: vm_flags |= VMDKIT_VM_CLONE_VMWARE_NAMES; break;
-        case CLI_OPT_ALLOW_EXTERNAL: open_flags |= VMDKIT_OPEN_ALLOW_EXTERNAL; break;
-        case CLI_OPT_ALLOW_ABSOLUTE_PARENTS: open_flags |= VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS; break;
+        case OPT_LINKED:
+            linked = true;
+            break;
+        case OPT_ABSOLUTE:
+            absolute = true;
+            break;
+        case OPT_NAME:
+            name = optarg;
+            break;
+        case OPT_SNAPSHOT:
+            snapshot = optarg;
+            break;
+        case OPT_NO_RECORD:
+            vm_flags |= VMDKIT_VM_CLONE_NO_RECORD;
+            break;
+        case OPT_REGISTER:
+            vm_flags |= VMDKIT_VM_CLONE_REGISTER;
+            break;
+        case OPT_VMWARE_NAMES:
+            vm_flags |= VMDKIT_VM_CLONE_VMWARE_NAMES;
+            break;
+        case CLI_OPT_ALLOW_EXTERNAL:
+            open_flags |= VMDKIT_OPEN_ALLOW_EXTERNAL;
+            break;
+        case CLI_OPT_ALLOW_ABSOLUTE_PARENTS:
+            open_flags |= VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS;
+            break;
         case 'p':
             if (!cli_parse_progress(optarg, &progress))
                 return cli_usage_error("clone", "unknown progress format '%s'", optarg);
@@ -207,7 +236,9 @@ int cmd_clone(int argc, char **argv)
     if (absolute && !linked)
         return cli_usage_error("clone", "--absolute applies to linked clones only");
     if ((snapshot || vm_flags) && !linked)
-        return cli_usage_error("clone", "--snapshot, --no-record, --register and --vmware-names apply to linked clones only");
+        return cli_usage_error(
+            "clone",
+            "--snapshot, --no-record, --register and --vmware-names apply to linked clones only");
     if (snapshot && (vm_flags & VMDKIT_VM_CLONE_NO_RECORD))
         return cli_usage_error("clone", "--no-record applies without --snapshot only");
     if ((vm_flags & VMDKIT_VM_CLONE_NO_RECORD) && (vm_flags & VMDKIT_VM_CLONE_REGISTER))
@@ -223,9 +254,14 @@ int cmd_clone(int argc, char **argv)
         cli_progress_start(&pg, linked ? CLI_PROGRESS_NONE : progress);
         vmdkit_vm_clone_opts o = {
             .struct_size = sizeof o,
-            .linked = linked, .absolute_hint = absolute, .name = name, .type = type,
-            .progress = linked ? NULL : cli_progress_cb, .progress_opaque = &pg,
-            .snapshot = snapshot, .flags = vm_flags,
+            .linked = linked,
+            .absolute_hint = absolute,
+            .name = name,
+            .type = type,
+            .progress = linked ? NULL : cli_progress_cb,
+            .progress_opaque = &pg,
+            .snapshot = snapshot,
+            .flags = vm_flags,
         };
         if (!linked)
             cli_cancel_on_signals();
@@ -237,7 +273,9 @@ int cmd_clone(int argc, char **argv)
     if (name)
         return cli_usage_error("clone", "--name applies to virtual machines only");
     if (snapshot || vm_flags)
-        return cli_usage_error("clone", "--snapshot, --no-record, --register and --vmware-names apply to virtual machines only");
+        return cli_usage_error(
+            "clone",
+            "--snapshot, --no-record, --register and --vmware-names apply to virtual machines only");
     if (!linked)
         return full_clone(src, dst, type, progress, open_flags);
     vmdkit_error err = {0};

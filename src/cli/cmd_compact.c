@@ -19,22 +19,21 @@ static const struct cli_opt compact_opts[] = {
 };
 
 const struct cli_help cmd_compact_help = {
-    .description =
-        "Give back the space of DISK's all-zero grains, such as those a guest zero-fill\n"
-        "or a trim left: each sparse extent file is rewritten without them, its other\n"
-        "grains packed in virtual order, and takes the old file's name once complete.\n"
-        "The content stays byte for byte, and so does the CID: deltas of DISK keep\n"
-        "working.  In a delta, a zero grain over parent data that is not zero is kept\n"
-        "(as a zeroed-grain entry on version 2 headers), since it hides that data.\n"
-        "\n"
-        "Takes monolithicSparse and twoGbMaxExtentSparse disks, bases and deltas.  It\n"
-        "needs free space for a copy of the extent files, and refuses a disk that\n"
-        "VMware, QEMU or another vmdkit holds, or that a running machine uses.  A\n"
-        "killed compact leaves each file old or new, both reading the same; the next\n"
-        "run removes what it left.  When the rewrite would give no space back, the\n"
-        "files are left as they were.\n"
-        "\n"
-        "Prints \"DISK: BEFORE -> AFTER bytes on the host, N zero grains dropped\".",
+    .description = "Give back the space of DISK's all-zero grains, such as those a guest zero-fill\n"
+                   "or a trim left: each sparse extent file is rewritten without them, its other\n"
+                   "grains packed in virtual order, and takes the old file's name once complete.\n"
+                   "The content stays byte for byte, and so does the CID: deltas of DISK keep\n"
+                   "working.  In a delta, a zero grain over parent data that is not zero is kept\n"
+                   "(as a zeroed-grain entry on version 2 headers), since it hides that data.\n"
+                   "\n"
+                   "Takes monolithicSparse and twoGbMaxExtentSparse disks, bases and deltas.  It\n"
+                   "needs free space for a copy of the extent files, and refuses a disk that\n"
+                   "VMware, QEMU or another vmdkit holds, or that a running machine uses.  A\n"
+                   "killed compact leaves each file old or new, both reading the same; the next\n"
+                   "run removes what it left.  When the rewrite would give no space back, the\n"
+                   "files are left as they were.\n"
+                   "\n"
+                   "Prints \"DISK: BEFORE -> AFTER bytes on the host, N zero grains dropped\".",
     .opts = compact_opts,
     .exit_status = "5  DISK is not a sparse disk (flat, streamOptimized, raw)\n"
                    "8  DISK is in use",
@@ -51,8 +50,12 @@ int cmd_compact(int argc, char **argv)
     cli_getopt_init(&g, "compact");
     while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
-        case OPT_JSON: json = true; break;
-        case OPT_ROOT: o.root = optarg; break;
+        case OPT_JSON:
+            json = true;
+            break;
+        case OPT_ROOT:
+            o.root = optarg;
+            break;
         case 'h':
             return cli_show_help("compact");
         default:

@@ -8,7 +8,8 @@
 enum { OPT_JSON = CLI_OPT_LONG };
 
 static const struct cli_opt compare_opts[] = {
-    {'s', "strict", NULL, "Disks of different sizes are different ('Strict mode: Image size mismatch!')."},
+    {'s', "strict", NULL,
+     "Disks of different sizes are different ('Strict mode: Image size mismatch!')."},
     {0, "json", NULL,
      "Print a JSON object instead: identical (true or false), first-difference\n"
      "(the first differing byte offset, or null), size-a and size-b.",
@@ -23,22 +24,20 @@ static const struct cli_opt compare_opts[] = {
 };
 
 const struct cli_help cmd_compare_help = {
-    .description =
-        "Compare what disks A and B read, byte by byte (chains are read through).\n"
-        "Prints 'Images are identical.' or 'Content mismatch at offset N!' with N the\n"
-        "first differing byte, like 'qemu-img compare'.\n"
-        "\n"
-        "Disks of different sizes are equal when the common part is equal and the\n"
-        "larger disk's extra tail reads as zeros, unless -s is given.\n"
-        "\n"
-        "A or B may be FILE.ova or FILE.ova/NAME.vmdk, a disk inside an OVA read in\n"
-        "place (see vmdkit info).",
+    .description = "Compare what disks A and B read, byte by byte (chains are read through).\n"
+                   "Prints 'Images are identical.' or 'Content mismatch at offset N!' with N the\n"
+                   "first differing byte, like 'qemu-img compare'.\n"
+                   "\n"
+                   "Disks of different sizes are equal when the common part is equal and the\n"
+                   "larger disk's extra tail reads as zeros, unless -s is given.\n"
+                   "\n"
+                   "A or B may be FILE.ova or FILE.ova/NAME.vmdk, a disk inside an OVA read in\n"
+                   "place (see vmdkit info).",
     .opts = compare_opts,
     .exit_status = "0 means the contents are identical, 1 that they differ.",
-    .examples =
-        "vmdkit compare disk.vmdk disk.raw\n"
-        "vmdkit compare -s -F raw copy.vmdk original.img\n"
-        "vmdkit compare --json a.vmdk b.vmdk | jq '.\"first-difference\"'",
+    .examples = "vmdkit compare disk.vmdk disk.raw\n"
+                "vmdkit compare -s -F raw copy.vmdk original.img\n"
+                "vmdkit compare --json a.vmdk b.vmdk | jq '.\"first-difference\"'",
 };
 
 #define SCAN_CHUNK (1024u * 1024u)
@@ -97,8 +96,7 @@ struct compare_opts {
 };
 
 /* The verdict as JSON: FIRST_DIFF is NULL when there is no offset to give. */
-static int print_json(bool identical, const uint64_t *first_diff, uint64_t size_a,
-                      uint64_t size_b)
+static int print_json(bool identical, const uint64_t *first_diff, uint64_t size_a, uint64_t size_b)
 {
     json_object *o = json_object_new_object();
     cli_json_add_bool(o, "identical", identical);
@@ -123,7 +121,8 @@ static int compare_disks(vmdkit_disk *a, vmdkit_disk *b, const struct compare_op
     vmdkit_error err = {0};
     struct cli_progress prog;
     cli_progress_start(&prog, o->progress);
-    vmdkit_compare_opts co = {.struct_size = sizeof co, .progress = prog.enabled ? cli_progress_cb : NULL,
+    vmdkit_compare_opts co = {.struct_size = sizeof co,
+                              .progress = prog.enabled ? cli_progress_cb : NULL,
                               .progress_opaque = &prog};
     int e = vmdkit_compare(a, b, &diff, &co, &err);
     cli_progress_done(&prog, e >= 0);

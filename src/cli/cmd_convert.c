@@ -31,32 +31,30 @@ static const struct cli_opt convert_opts[] = {
 };
 
 const struct cli_help cmd_convert_help = {
-    .description =
-        "Copy the whole content of SRC into a new image DST.  When SRC has parents the\n"
-        "chain is flattened: DST holds what SRC reads, and has no parent.  All-zero\n"
-        "grains are not stored (raw output keeps them as holes).\n"
-        "\n"
-        "SRC's format is detected; a file named *.vmdk that is not a VMDK is refused\n"
-        "unless -f raw is given.  DST must not exist, nor any extent file it would\n"
-        "have: convert never overwrites.\n"
-        "\n"
-        "DST is built in a hidden folder beside it (.NAME.vmdkit-tmp-XXXXXX) and gets\n"
-        "its name only when complete - its extent files first, DST itself last - so\n"
-        "a killed or crashed convert leaves no DST, or a complete one; the next\n"
-        "convert to DST removes the folder a killed one left.  Ctrl-C (SIGINT),\n"
-        "SIGTERM or SIGHUP stops the copy and removes the partial output; vmdkit\n"
-        "then ends by that signal (status 128+N).\n"
-        "\n"
-        "SRC may be FILE.ova, the first disk inside an OVA, or FILE.ova/NAME.vmdk for\n"
-        "another of its disks: the member is read where it lies in the archive, never\n"
-        "copied out, and only read.  A gzip-compressed member cannot be read in place\n"
-        "(vmdkit ova import converts it).",
+    .description = "Copy the whole content of SRC into a new image DST.  When SRC has parents the\n"
+                   "chain is flattened: DST holds what SRC reads, and has no parent.  All-zero\n"
+                   "grains are not stored (raw output keeps them as holes).\n"
+                   "\n"
+                   "SRC's format is detected; a file named *.vmdk that is not a VMDK is refused\n"
+                   "unless -f raw is given.  DST must not exist, nor any extent file it would\n"
+                   "have: convert never overwrites.\n"
+                   "\n"
+                   "DST is built in a hidden folder beside it (.NAME.vmdkit-tmp-XXXXXX) and gets\n"
+                   "its name only when complete - its extent files first, DST itself last - so\n"
+                   "a killed or crashed convert leaves no DST, or a complete one; the next\n"
+                   "convert to DST removes the folder a killed one left.  Ctrl-C (SIGINT),\n"
+                   "SIGTERM or SIGHUP stops the copy and removes the partial output; vmdkit\n"
+                   "then ends by that signal (status 128+N).\n"
+                   "\n"
+                   "SRC may be FILE.ova, the first disk inside an OVA, or FILE.ova/NAME.vmdk for\n"
+                   "another of its disks: the member is read where it lies in the archive, never\n"
+                   "copied out, and only read.  A gzip-compressed member cannot be read in place\n"
+                   "(vmdkit ova import converts it).",
     .opts = convert_opts,
     .exit_status = "9 is also returned, and DST left untouched, when DST already exists.",
-    .examples =
-        "vmdkit convert -O raw disk.vmdk disk.raw\n"
-        "vmdkit convert -f raw -t streamOptimized -p disk.raw upload.vmdk\n"
-        "vmdkit convert child.vmdk flattened.vmdk",
+    .examples = "vmdkit convert -O raw disk.vmdk disk.raw\n"
+                "vmdkit convert -f raw -t streamOptimized -p disk.raw upload.vmdk\n"
+                "vmdkit convert child.vmdk flattened.vmdk",
 };
 
 /* Does the last component of PATH end in EXT (any case) after a name? */
@@ -72,8 +70,8 @@ static bool has_extension(const char *path, const char *ext)
 static void warn_extension(const char *dst, bool to_raw)
 {
     if (!to_raw && (has_extension(dst, ".raw") || has_extension(dst, ".img")))
-        cli_errorf("warning: %s: the name says raw, but the output is a VMDK (-O raw writes a raw image)",
-                   dst);
+        cli_errorf(
+            "warning: %s: the name says raw, but the output is a VMDK (-O raw writes a raw image)", dst);
     else if (to_raw && has_extension(dst, ".vmdk"))
         cli_errorf("warning: %s: the name says VMDK, but the output is a raw image (reading it back "
                    "needs -f raw)",
@@ -161,9 +159,9 @@ int cmd_convert(int argc, char **argv)
         return cli_usage_error("convert", "unexpected argument '%s'", argv[optind + 2]);
     if (opts.to_raw && vmdk_opts)
         return cli_usage_error("convert", "-t, -a, --hw and --split-size only apply to VMDK output");
-    if (vmdk.split_sectors && vmdk.type != VMDKIT_TWOGB_SPARSE &&
-        vmdk.type != VMDKIT_TWOGB_FLAT)
-        return cli_usage_error("convert", "--split-size needs -t twoGbMaxExtentSparse or twoGbMaxExtentFlat");
+    if (vmdk.split_sectors && vmdk.type != VMDKIT_TWOGB_SPARSE && vmdk.type != VMDKIT_TWOGB_FLAT)
+        return cli_usage_error("convert",
+                               "--split-size needs -t twoGbMaxExtentSparse or twoGbMaxExtentFlat");
     const char *src = argv[optind], *dst = argv[optind + 1];
     if (!cli_path_usable(dst, true))
         return CLI_EXIT_REFUSED;

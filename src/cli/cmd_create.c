@@ -14,8 +14,8 @@ static const struct cli_opt create_opts[] = {
     {'a', "adapter", "ide|buslogic|lsilogic|legacyESX",
      "Virtual controller written as ddb.adapterType (default ide)."},
     {0, "hw", "N", "Virtual hardware version written as ddb.virtualHWVersion (default 4).", OPT_HW},
-    {0, "zeroed-grain", NULL, "Sparse types only: write a version 2 header that uses zeroed-grain entries.",
-     OPT_ZEROED},
+    {0, "zeroed-grain", NULL,
+     "Sparse types only: write a version 2 header that uses zeroed-grain entries.", OPT_ZEROED},
     CLI_SPLIT_SIZE_OPT(OPT_SPLIT_SIZE),
     {'b', "backing", "PARENT",
      "Make the new disk a child of the disk PARENT (sparse types only).  A\n"
@@ -31,24 +31,22 @@ static const struct cli_opt create_opts[] = {
 };
 
 const struct cli_help cmd_create_help = {
-    .description =
-        "Create a new empty disk of SIZE bytes at FILE (the descriptor; extent files\n"
-        "are named after it).  Nothing is printed on success.  The command refuses to\n"
-        "overwrite: if FILE or any extent file it would write exists, it fails and\n"
-        "leaves every file as it was.\n"
-        "\n"
-        "With -b the new disk is a child of PARENT: it stores only what is written to\n"
-        "it and reads everything else through PARENT.  SIZE must equal PARENT's size.\n"
-        "\n"
-        "SIZE is a byte count with an optional suffix k, m, g or t (powers of 1024;\n"
-        "KiB, MiB, GiB, TiB are accepted too); it is rounded up to a 512-byte sector.",
+    .description = "Create a new empty disk of SIZE bytes at FILE (the descriptor; extent files\n"
+                   "are named after it).  Nothing is printed on success.  The command refuses to\n"
+                   "overwrite: if FILE or any extent file it would write exists, it fails and\n"
+                   "leaves every file as it was.\n"
+                   "\n"
+                   "With -b the new disk is a child of PARENT: it stores only what is written to\n"
+                   "it and reads everything else through PARENT.  SIZE must equal PARENT's size.\n"
+                   "\n"
+                   "SIZE is a byte count with an optional suffix k, m, g or t (powers of 1024;\n"
+                   "KiB, MiB, GiB, TiB are accepted too); it is rounded up to a 512-byte sector.",
     .opts = create_opts,
     .exit_status = "",
-    .examples =
-        "vmdkit create disk.vmdk 20G\n"
-        "vmdkit create -t monolithicFlat -a lsilogic --hw 7 flat.vmdk 1G\n"
-        "vmdkit create -b base.vmdk child.vmdk 20G\n"
-        "vmdkit create -t twoGbMaxExtentSparse --split-size 2g old-style.vmdk 40G",
+    .examples = "vmdkit create disk.vmdk 20G\n"
+                "vmdkit create -t monolithicFlat -a lsilogic --hw 7 flat.vmdk 1G\n"
+                "vmdkit create -b base.vmdk child.vmdk 20G\n"
+                "vmdkit create -t twoGbMaxExtentSparse --split-size 2g old-style.vmdk 40G",
 };
 
 int cmd_create(int argc, char **argv)
@@ -100,7 +98,8 @@ int cmd_create(int argc, char **argv)
     if (opts.parent_absolute && !opts.parent)
         return cli_usage_error("create", "--absolute needs -b PARENT");
     if (opts.split_sectors && opts.type != VMDKIT_TWOGB_SPARSE && opts.type != VMDKIT_TWOGB_FLAT)
-        return cli_usage_error("create", "--split-size needs -t twoGbMaxExtentSparse or twoGbMaxExtentFlat");
+        return cli_usage_error("create",
+                               "--split-size needs -t twoGbMaxExtentSparse or twoGbMaxExtentFlat");
     int npos = argc - optind;
     if (npos < 2)
         return cli_usage_error("create", npos == 0 ? "missing FILE and SIZE" : "missing SIZE");

@@ -19,17 +19,16 @@ static const struct cli_opt defrag_opts[] = {
 };
 
 const struct cli_help cmd_defrag_help = {
-    .description =
-        "Rewrite each sparse extent file of DISK with its grains in virtual order, so\n"
-        "that sequential reads in the guest become sequential on the host.  Every\n"
-        "grain stays (run compact to drop the zero ones); the content and the CID\n"
-        "stay.  Each file is rebuilt beside the disk and takes the old file's name\n"
-        "once complete, as compact does: it needs free space for a copy, refuses a\n"
-        "disk in use, and a killed defrag leaves each file old or new.\n"
-        "\n"
-        "Takes monolithicSparse and twoGbMaxExtentSparse disks, bases and deltas.\n"
-        "\n"
-        "Prints \"DISK: BEFORE -> AFTER bytes on the host\".",
+    .description = "Rewrite each sparse extent file of DISK with its grains in virtual order, so\n"
+                   "that sequential reads in the guest become sequential on the host.  Every\n"
+                   "grain stays (run compact to drop the zero ones); the content and the CID\n"
+                   "stay.  Each file is rebuilt beside the disk and takes the old file's name\n"
+                   "once complete, as compact does: it needs free space for a copy, refuses a\n"
+                   "disk in use, and a killed defrag leaves each file old or new.\n"
+                   "\n"
+                   "Takes monolithicSparse and twoGbMaxExtentSparse disks, bases and deltas.\n"
+                   "\n"
+                   "Prints \"DISK: BEFORE -> AFTER bytes on the host\".",
     .opts = defrag_opts,
     .exit_status = "5  DISK is not a sparse disk (flat, streamOptimized, raw)\n"
                    "8  DISK is in use",
@@ -45,8 +44,12 @@ int cmd_defrag(int argc, char **argv)
     cli_getopt_init(&g, "defrag");
     while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
-        case OPT_JSON: json = true; break;
-        case OPT_ROOT: o.root = optarg; break;
+        case OPT_JSON:
+            json = true;
+            break;
+        case OPT_ROOT:
+            o.root = optarg;
+            break;
         case 'h':
             return cli_show_help("defrag");
         default:

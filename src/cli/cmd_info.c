@@ -26,25 +26,23 @@ static const struct cli_opt info_opts[] = {
 };
 
 const struct cli_help cmd_info_help = {
-    .description =
-        "Describe DISK: its format and createType, virtual size, the space its files\n"
-        "use on the host (\"disk size\"), content IDs, parent, adapter, geometry, hardware\n"
-        "version and every extent, with the sparse header facts of sparse extents.\n"
-        "When DISK has a parent, the chain of links is listed, top first.\n"
-        "\n"
-        "The disk is opened read-only and nothing is changed.\n"
-        "\n"
-        "DISK may be FILE.ova, the first disk inside an OVA, or FILE.ova/NAME.vmdk for\n"
-        "another of its disks: the member is read where it lies in the archive, never\n"
-        "copied out, and only read.  A gzip-compressed member cannot be read in place\n"
-        "(vmdkit ova import converts it).",
+    .description = "Describe DISK: its format and createType, virtual size, the space its files\n"
+                   "use on the host (\"disk size\"), content IDs, parent, adapter, geometry, hardware\n"
+                   "version and every extent, with the sparse header facts of sparse extents.\n"
+                   "When DISK has a parent, the chain of links is listed, top first.\n"
+                   "\n"
+                   "The disk is opened read-only and nothing is changed.\n"
+                   "\n"
+                   "DISK may be FILE.ova, the first disk inside an OVA, or FILE.ova/NAME.vmdk for\n"
+                   "another of its disks: the member is read where it lies in the archive, never\n"
+                   "copied out, and only read.  A gzip-compressed member cannot be read in place\n"
+                   "(vmdkit ova import converts it).",
     .opts = info_opts,
     .exit_status = "",
-    .examples =
-        "vmdkit info disk.vmdk\n"
-        "vmdkit info --chain child.vmdk\n"
-        "vmdkit info appliance.ova/appliance-disk2.vmdk\n"
-        "vmdkit info --json disk.vmdk | jq '.\"virtual-size\"'",
+    .examples = "vmdkit info disk.vmdk\n"
+                "vmdkit info --chain child.vmdk\n"
+                "vmdkit info appliance.ova/appliance-disk2.vmdk\n"
+                "vmdkit info --json disk.vmdk | jq '.\"virtual-size\"'",
 };
 
 /* Host bytes of every distinct file of a link: extents plus a separate descriptor. */
@@ -73,8 +71,11 @@ static uint64_t link_host_bytes(const vmdkit_link_info *li)
 /* Names of the sparse header flag bits, e.g. "newline,redundant". */
 static void flag_names(uint32_t flags, char *buf, size_t n)
 {
-    static const struct { uint32_t bit; const char *name; } names[] = {
-        {0x1, "newline"}, {0x2, "redundant"}, {0x4, "zeroed-grain"},
+    static const struct {
+        uint32_t bit;
+        const char *name;
+    } names[] = {
+        {0x1, "newline"},        {0x2, "redundant"},   {0x4, "zeroed-grain"},
         {0x10000, "compressed"}, {0x20000, "markers"},
     };
     size_t used = 0;
@@ -293,11 +294,21 @@ int cmd_info(int argc, char **argv)
     cli_getopt_init(&g, "info");
     while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
-        case OPT_JSON: json = true; break;
-        case OPT_CHAIN: chain = true; break;
-        case CLI_OPT_IGNORE_CID: flags |= VMDKIT_OPEN_IGNORE_CID; break;
-        case CLI_OPT_ALLOW_EXTERNAL: flags |= VMDKIT_OPEN_ALLOW_EXTERNAL; break;
-        case CLI_OPT_ALLOW_ABSOLUTE_PARENTS: flags |= VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS; break;
+        case OPT_JSON:
+            json = true;
+            break;
+        case OPT_CHAIN:
+            chain = true;
+            break;
+        case CLI_OPT_IGNORE_CID:
+            flags |= VMDKIT_OPEN_IGNORE_CID;
+            break;
+        case CLI_OPT_ALLOW_EXTERNAL:
+            flags |= VMDKIT_OPEN_ALLOW_EXTERNAL;
+            break;
+        case CLI_OPT_ALLOW_ABSOLUTE_PARENTS:
+            flags |= VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS;
+            break;
         case 'h':
             return cli_show_help("info");
         default:

@@ -20,48 +20,45 @@ static const struct cli_opt io_opts[] = {
 };
 
 const struct cli_help cmd_io_help = {
-    .description =
-        "Run the -c commands on DISK in order, stopping at the first failure.  Each\n"
-        "successful read or write prints a line like qemu-io:\n"
-        "'read LEN/LEN bytes at offset OFF' or 'wrote LEN/LEN bytes at offset OFF'.\n"
-        "All commands are checked before DISK is opened.  DISK is opened read-write\n"
-        "only when a write or flush command is given (and -r is absent).\n"
-        "\n"
-        "Commands (OFFSET and LEN: bytes, decimal with an optional k/m/g/t suffix,\n"
-        "or 0x hex; PATTERN: one byte, 0x hex or decimal):\n"
-        "  read [-P PATTERN] OFFSET LEN\n"
-        "      Read; with -P check that every byte equals PATTERN.\n"
-        "  write [-P PATTERN] OFFSET LEN\n"
-        "      Write LEN bytes of PATTERN (default 0xcd).\n"
-        "  write -z OFFSET LEN\n"
-        "      Make the range read as zeros, storing no data where the disk allows it.\n"
-        "  flush\n"
-        "      Make every write so far durable.\n"
-        "  readfile OFFSET LEN FILE\n"
-        "      Copy the range into the new file FILE (which must not exist).\n"
-        "  sleep MILLISECONDS\n"
-        "      Wait, keeping DISK open (and locked).",
+    .description = "Run the -c commands on DISK in order, stopping at the first failure.  Each\n"
+                   "successful read or write prints a line like qemu-io:\n"
+                   "'read LEN/LEN bytes at offset OFF' or 'wrote LEN/LEN bytes at offset OFF'.\n"
+                   "All commands are checked before DISK is opened.  DISK is opened read-write\n"
+                   "only when a write or flush command is given (and -r is absent).\n"
+                   "\n"
+                   "Commands (OFFSET and LEN: bytes, decimal with an optional k/m/g/t suffix,\n"
+                   "or 0x hex; PATTERN: one byte, 0x hex or decimal):\n"
+                   "  read [-P PATTERN] OFFSET LEN\n"
+                   "      Read; with -P check that every byte equals PATTERN.\n"
+                   "  write [-P PATTERN] OFFSET LEN\n"
+                   "      Write LEN bytes of PATTERN (default 0xcd).\n"
+                   "  write -z OFFSET LEN\n"
+                   "      Make the range read as zeros, storing no data where the disk allows it.\n"
+                   "  flush\n"
+                   "      Make every write so far durable.\n"
+                   "  readfile OFFSET LEN FILE\n"
+                   "      Copy the range into the new file FILE (which must not exist).\n"
+                   "  sleep MILLISECONDS\n"
+                   "      Wait, keeping DISK open (and locked).",
     .opts = io_opts,
-    .exit_status =
-        "1 means a read -P found a byte that differs from the pattern; the message is\n"
-        "'vmdkit: DISK: read -P 0xab: byte at offset N is 0xXX'.",
-    .examples =
-        "vmdkit io disk.vmdk -c 'write -P 0x5a 1M 64k' -c flush\n"
-        "vmdkit io -r disk.vmdk -c 'read -P 0x5a 1M 64k' -c 'read -P 0 0 1M'\n"
-        "vmdkit io disk.vmdk -c 'write -z 0 1G'",
+    .exit_status = "1 means a read -P found a byte that differs from the pattern; the message is\n"
+                   "'vmdkit: DISK: read -P 0xab: byte at offset N is 0xXX'.",
+    .examples = "vmdkit io disk.vmdk -c 'write -P 0x5a 1M 64k' -c flush\n"
+                "vmdkit io -r disk.vmdk -c 'read -P 0x5a 1M 64k' -c 'read -P 0 0 1M'\n"
+                "vmdkit io disk.vmdk -c 'write -z 0 1G'",
 };
 
 enum io_op { IO_READ, IO_WRITE, IO_ZERO, IO_FLUSH, IO_READFILE, IO_SLEEP };
 
 struct io_cmd {
     enum io_op op;
-    const char *text;    /* as given, for messages */
-    bool verify;         /* read -P */
-    bool has_pattern;    /* -P given */
+    const char *text; /* as given, for messages */
+    bool verify;      /* read -P */
+    bool has_pattern; /* -P given */
     uint8_t pattern;
     uint64_t offset, len;
-    uint64_t sleep_ms;   /* sleep */
-    char *file;          /* readfile */
+    uint64_t sleep_ms; /* sleep */
+    char *file;        /* readfile */
 };
 
 #define IO_CHUNK (1024u * 1024u)
@@ -165,14 +162,11 @@ out:
 
 struct io_run {
     vmdkit_disk *disk;
-    const char *name;    /* DISK as given */
-    unsigned char *buf;  /* IO_CHUNK bytes */
+    const char *name;   /* DISK as given */
+    unsigned char *buf; /* IO_CHUNK bytes */
 };
 
-static int lib_fail(struct io_run *r, int e)
-{
-    return cli_fail(e, vmdkit_last_error(r->disk)->msg);
-}
+static int lib_fail(struct io_run *r, int e) { return cli_fail(e, vmdkit_last_error(r->disk)->msg); }
 
 /* Read the range chunk by chunk; verify it or append it to FD (>= 0). */
 static int do_read(struct io_run *r, const struct io_cmd *c, int fd)
@@ -273,9 +267,12 @@ static int run_cmd(struct io_run *r, const struct io_cmd *c)
         return CLI_EXIT_REFUSED;
     }
     switch (c->op) {
-    case IO_READ: return do_read(r, c, -1);
-    case IO_READFILE: return do_readfile(r, c);
-    default: return do_write(r, c);
+    case IO_READ:
+        return do_read(r, c, -1);
+    case IO_READFILE:
+        return do_readfile(r, c);
+    default:
+        return do_write(r, c);
     }
 }
 
@@ -343,8 +340,8 @@ int cmd_io(int argc, char **argv)
     bool writes = false;
     for (; !rc && n_cmds < n_texts; n_cmds++) {
         rc = parse_cmd(texts[n_cmds], &cmds[n_cmds]);
-        writes |= cmds[n_cmds].op == IO_WRITE || cmds[n_cmds].op == IO_ZERO ||
-                  cmds[n_cmds].op == IO_FLUSH;
+        writes |=
+            cmds[n_cmds].op == IO_WRITE || cmds[n_cmds].op == IO_ZERO || cmds[n_cmds].op == IO_FLUSH;
     }
     free(texts);
     if (rc) {

@@ -22,45 +22,46 @@ static const struct cli_opt map_opts[] = {
 };
 
 const struct cli_help cmd_map_help = {
-    .description =
-        "List the virtual disk as runs of bytes and say for each run whether it holds\n"
-        "stored data, reads as zeros without stored data (zeroed grains, ZERO extents),\n"
-        "or is not stored in any link of the chain (unalloc; it reads as zeros).\n"
-        "For stored runs the link (0 = DISK itself, 1 = its parent, ...) and that\n"
-        "link's file are shown.  Adjacent runs of the same type and link are merged.\n"
-        "\n"
-        "Columns: offset, length (hexadecimal bytes), type, link, file.\n"
-        "\n"
-        "DISK may be FILE.ova, the first disk inside an OVA, or FILE.ova/NAME.vmdk for\n"
-        "another of its disks: the member is read where it lies in the archive, never\n"
-        "copied out, and only read.  A gzip-compressed member cannot be read in place\n"
-        "(vmdkit ova import converts it).",
+    .description = "List the virtual disk as runs of bytes and say for each run whether it holds\n"
+                   "stored data, reads as zeros without stored data (zeroed grains, ZERO extents),\n"
+                   "or is not stored in any link of the chain (unalloc; it reads as zeros).\n"
+                   "For stored runs the link (0 = DISK itself, 1 = its parent, ...) and that\n"
+                   "link's file are shown.  Adjacent runs of the same type and link are merged.\n"
+                   "\n"
+                   "Columns: offset, length (hexadecimal bytes), type, link, file.\n"
+                   "\n"
+                   "DISK may be FILE.ova, the first disk inside an OVA, or FILE.ova/NAME.vmdk for\n"
+                   "another of its disks: the member is read where it lies in the archive, never\n"
+                   "copied out, and only read.  A gzip-compressed member cannot be read in place\n"
+                   "(vmdkit ova import converts it).",
     .opts = map_opts,
     .exit_status = "",
-    .examples =
-        "vmdkit map child.vmdk\n"
-        "vmdkit map --json disk.vmdk | jq '[.[] | select(.data)] | length'",
+    .examples = "vmdkit map child.vmdk\n"
+                "vmdkit map --json disk.vmdk | jq '[.[] | select(.data)] | length'",
 };
 
 struct run {
     uint64_t start, length;
     enum vmdkit_alloc alloc;
-    int link;    /* -1 when no link stores it */
+    int link; /* -1 when no link stores it */
 };
 
 struct map_out {
     bool json;
-    json_object *array;     /* JSON mode */
-    char **paths;           /* path of each link */
+    json_object *array; /* JSON mode */
+    char **paths;       /* path of each link */
     int n_links;
 };
 
 static const char *type_name(enum vmdkit_alloc alloc, bool json)
 {
     switch (alloc) {
-    case VMDKIT_ALLOC_DATA: return "data";
-    case VMDKIT_ALLOC_ZERO: return "zero";
-    default: return json ? "unallocated" : "unalloc";
+    case VMDKIT_ALLOC_DATA:
+        return "data";
+    case VMDKIT_ALLOC_ZERO:
+        return "zero";
+    default:
+        return json ? "unallocated" : "unalloc";
     }
 }
 
@@ -76,8 +77,9 @@ static void emit(struct map_out *m, const struct run *r)
         cli_json_add_bool(o, "zero", r->alloc != VMDKIT_ALLOC_DATA);
         cli_json_add_bool(o, "present", r->alloc != VMDKIT_ALLOC_UNALLOC);
         /* like qemu-img: a run no link stores was looked for down to the last link */
-        cli_json_add_u64(o, "depth", r->link >= 0 ? (uint64_t)r->link
-                                                  : (uint64_t)(m->n_links > 0 ? m->n_links - 1 : 0));
+        cli_json_add_u64(o, "depth",
+                         r->link >= 0 ? (uint64_t)r->link
+                                      : (uint64_t)(m->n_links > 0 ? m->n_links - 1 : 0));
         cli_json_add_str(o, "file", path);
         json_object_array_add(m->array, o);
         return;
@@ -178,10 +180,18 @@ int cmd_map(int argc, char **argv)
     cli_getopt_init(&g, "map");
     while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
-        case OPT_JSON: json = true; break;
-        case CLI_OPT_IGNORE_CID: flags |= VMDKIT_OPEN_IGNORE_CID; break;
-        case CLI_OPT_ALLOW_EXTERNAL: flags |= VMDKIT_OPEN_ALLOW_EXTERNAL; break;
-        case CLI_OPT_ALLOW_ABSOLUTE_PARENTS: flags |= VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS; break;
+        case OPT_JSON:
+            json = true;
+            break;
+        case CLI_OPT_IGNORE_CID:
+            flags |= VMDKIT_OPEN_IGNORE_CID;
+            break;
+        case CLI_OPT_ALLOW_EXTERNAL:
+            flags |= VMDKIT_OPEN_ALLOW_EXTERNAL;
+            break;
+        case CLI_OPT_ALLOW_ABSOLUTE_PARENTS:
+            flags |= VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS;
+            break;
         case 'h':
             return cli_show_help("map");
         default:

@@ -28,66 +28,65 @@ static const struct cli_opt ova_opts[] = {
 };
 
 const struct cli_help cmd_ova_help = {
-    .description =
-        "OVF packages: move a VMware machine to ESXi, vCenter, Workstation, VirtualBox or\n"
-        "virt-v2v and back.\n"
-        "\n"
-        "export VM OUT.ova|OUT.ovf\n"
-        "    VM is a .vmwarevm bundle, a VM folder or a .vmx, shut down.  OUT.ova is one\n"
-        "    USTAR archive: the descriptor OUT.ovf first, then the manifest OUT.mf, then\n"
-        "    the disks OUT-disk1.vmdk ... (owner 0/0, mode 0644).  OUT.ovf writes the\n"
-        "    same files side by side.  The descriptor is OVF 1.x laid out as VMware's\n"
-        "    ovftool writes it: VirtualSystemType vmx-NN from virtualHW.version, the\n"
-        "    guest OS as vmw:osType and CIM id, Items for the CPUs (and cores per\n"
-        "    socket), memory, IDE, SCSI (lsilogic, lsilogicsas, VirtualSCSI, buslogic),\n"
-        "    SATA and NVMe controllers, disks, CD-ROM drives, network adapters (E1000,\n"
-        "    E1000e, VmxNet3) with their networks, USB, video, VMCI and sound, and\n"
-        "    vmw:Config for the firmware, secure boot and hot add.  The machine's\n"
-        "    identity (uuid.bios, uuid.location, MAC addresses) and host paths are not\n"
-        "    exported.  Each disk's chain is flattened into a streamOptimized VMDK,\n"
-        "    compressed on all CPUs straight into the archive: no temporary copy of a\n"
-        "    disk is made.  The manifest holds one 'SHA256(name)= hex' line per file.\n"
-        "    The package is built under a hidden temporary name and renamed to OUT when\n"
-        "    complete.\n"
-        "\n"
-        "import IN.ova|IN.ovf DIR\n"
-        "    A new VMware machine in the folder DIR (it must not exist; end it in\n"
-        "    .vmwarevm for a Fusion bundle): NAME.vmx as VMware writes a new machine and\n"
-        "    NAME-disk1.vmdk ... of TYPE.  Packages from VMware, open-vmdk, COT, osbuild\n"
-        "    and VirtualBox are read: OVF 1.x and 2.0, the virtualbox-2.2 family (it\n"
-        "    becomes virtualHW.version 14), StorageItem and EthernetPortItem, gzip\n"
-        "    compressed disks, an archive or a folder holding an .ovf.  Each disk is\n"
-        "    decoded from its place in the archive in one pass that also checks its\n"
-        "    manifest digest; every manifest line that parses is checked, and a\n"
-        "    mismatch fails naming the file.  What the package holds that the machine\n"
-        "    cannot (a floppy, a device VMware lacks, ExtraConfig keys) is listed as\n"
-        "    notes on standard error.  The machine is built in a hidden folder beside\n"
-        "    DIR and renamed to DIR when complete: an interrupted import leaves nothing\n"
-        "    under DIR's name.  The new .vmx is printed.\n"
-        "\n"
-        "check IN.ova|IN.ovf\n"
-        "    Lint a package for what importers of the target reject, one finding per\n"
-        "    line ('CODE: FILE: what is wrong: what the importer says'):\n"
-        "      tar-format          a member header that is not USTAR (GNU, pax, v7)\n"
-        "      member-order        the descriptor not first, the manifest not right after\n"
-        "                          it (or last), files out of References order\n"
-        "      extra-member        a file References does not name, a folder\n"
-        "      missing-file        a file References names that is not there\n"
-        "      manifest-syntax     the blank before '(' ('SHA256 (x) = ...', what\n"
-        "                          sha256sum --tag writes), other malformed lines\n"
-        "      manifest-algorithm  OpenSSL 3's 'SHA2-256' label, MD5, unknown ones\n"
-        "      manifest-digest     a digest that does not match, a file not listed\n"
-        "      descriptor          the descriptor does not parse\n"
-        "      hardware-family     vmx-NN above what the target runs\n"
-        "      virtualbox-family   VirtualBox's 'virtualbox-2.2' on a VMware target\n"
-        "      ovf2-items          OVF 2.0 StorageItem/EthernetPortItem on VMware,\n"
-        "                          an envelope/2 descriptor for virt-v2v\n"
-        "      sata-subtype        VirtualBox's 'AHCI' SATA subtype on ESXi\n"
-        "      capacity            ovf:capacity other than the VMDK header's\n"
-        "      stream-eos          no footer or end-of-stream marker\n"
-        "      compressed-disk     ovf:compression=\"gzip\" on a VMware target\n"
-        "      disk-format         not a streamOptimized VMDK\n"
-        "      file-size           File ovf:size other than the file's",
+    .description = "OVF packages: move a VMware machine to ESXi, vCenter, Workstation, VirtualBox or\n"
+                   "virt-v2v and back.\n"
+                   "\n"
+                   "export VM OUT.ova|OUT.ovf\n"
+                   "    VM is a .vmwarevm bundle, a VM folder or a .vmx, shut down.  OUT.ova is one\n"
+                   "    USTAR archive: the descriptor OUT.ovf first, then the manifest OUT.mf, then\n"
+                   "    the disks OUT-disk1.vmdk ... (owner 0/0, mode 0644).  OUT.ovf writes the\n"
+                   "    same files side by side.  The descriptor is OVF 1.x laid out as VMware's\n"
+                   "    ovftool writes it: VirtualSystemType vmx-NN from virtualHW.version, the\n"
+                   "    guest OS as vmw:osType and CIM id, Items for the CPUs (and cores per\n"
+                   "    socket), memory, IDE, SCSI (lsilogic, lsilogicsas, VirtualSCSI, buslogic),\n"
+                   "    SATA and NVMe controllers, disks, CD-ROM drives, network adapters (E1000,\n"
+                   "    E1000e, VmxNet3) with their networks, USB, video, VMCI and sound, and\n"
+                   "    vmw:Config for the firmware, secure boot and hot add.  The machine's\n"
+                   "    identity (uuid.bios, uuid.location, MAC addresses) and host paths are not\n"
+                   "    exported.  Each disk's chain is flattened into a streamOptimized VMDK,\n"
+                   "    compressed on all CPUs straight into the archive: no temporary copy of a\n"
+                   "    disk is made.  The manifest holds one 'SHA256(name)= hex' line per file.\n"
+                   "    The package is built under a hidden temporary name and renamed to OUT when\n"
+                   "    complete.\n"
+                   "\n"
+                   "import IN.ova|IN.ovf DIR\n"
+                   "    A new VMware machine in the folder DIR (it must not exist; end it in\n"
+                   "    .vmwarevm for a Fusion bundle): NAME.vmx as VMware writes a new machine and\n"
+                   "    NAME-disk1.vmdk ... of TYPE.  Packages from VMware, open-vmdk, COT, osbuild\n"
+                   "    and VirtualBox are read: OVF 1.x and 2.0, the virtualbox-2.2 family (it\n"
+                   "    becomes virtualHW.version 14), StorageItem and EthernetPortItem, gzip\n"
+                   "    compressed disks, an archive or a folder holding an .ovf.  Each disk is\n"
+                   "    decoded from its place in the archive in one pass that also checks its\n"
+                   "    manifest digest; every manifest line that parses is checked, and a\n"
+                   "    mismatch fails naming the file.  What the package holds that the machine\n"
+                   "    cannot (a floppy, a device VMware lacks, ExtraConfig keys) is listed as\n"
+                   "    notes on standard error.  The machine is built in a hidden folder beside\n"
+                   "    DIR and renamed to DIR when complete: an interrupted import leaves nothing\n"
+                   "    under DIR's name.  The new .vmx is printed.\n"
+                   "\n"
+                   "check IN.ova|IN.ovf\n"
+                   "    Lint a package for what importers of the target reject, one finding per\n"
+                   "    line ('CODE: FILE: what is wrong: what the importer says'):\n"
+                   "      tar-format          a member header that is not USTAR (GNU, pax, v7)\n"
+                   "      member-order        the descriptor not first, the manifest not right after\n"
+                   "                          it (or last), files out of References order\n"
+                   "      extra-member        a file References does not name, a folder\n"
+                   "      missing-file        a file References names that is not there\n"
+                   "      manifest-syntax     the blank before '(' ('SHA256 (x) = ...', what\n"
+                   "                          sha256sum --tag writes), other malformed lines\n"
+                   "      manifest-algorithm  OpenSSL 3's 'SHA2-256' label, MD5, unknown ones\n"
+                   "      manifest-digest     a digest that does not match, a file not listed\n"
+                   "      descriptor          the descriptor does not parse\n"
+                   "      hardware-family     vmx-NN above what the target runs\n"
+                   "      virtualbox-family   VirtualBox's 'virtualbox-2.2' on a VMware target\n"
+                   "      ovf2-items          OVF 2.0 StorageItem/EthernetPortItem on VMware,\n"
+                   "                          an envelope/2 descriptor for virt-v2v\n"
+                   "      sata-subtype        VirtualBox's 'AHCI' SATA subtype on ESXi\n"
+                   "      capacity            ovf:capacity other than the VMDK header's\n"
+                   "      stream-eos          no footer or end-of-stream marker\n"
+                   "      compressed-disk     ovf:compression=\"gzip\" on a VMware target\n"
+                   "      disk-format         not a streamOptimized VMDK\n"
+                   "      file-size           File ovf:size other than the file's",
     .opts = ova_opts,
     .options_note = "export takes --hw-max, --checksum and --extra-config; import -t; check --target;\n"
                     "export and import -p.",
@@ -96,11 +95,10 @@ const struct cli_help cmd_ova_help = {
                    "import: 4 a digest does not match the manifest, or a malformed package;\n"
                    "        5 something the package asks for that VMware has no equivalent of\n"
                    "9 OUT or DIR exists",
-    .examples =
-        "vmdkit ova export ~/Virtual\\ Machines.localized/Ubuntu.vmwarevm Ubuntu.ova\n"
-        "vmdkit ova check --target esxi-7.0 Ubuntu.ova\n"
-        "vmdkit ova export --hw-max 13 Ubuntu.vmwarevm Ubuntu-esxi65.ova\n"
-        "vmdkit ova import appliance.ova ~/VMs/Appliance.vmwarevm",
+    .examples = "vmdkit ova export ~/Virtual\\ Machines.localized/Ubuntu.vmwarevm Ubuntu.ova\n"
+                "vmdkit ova check --target esxi-7.0 Ubuntu.ova\n"
+                "vmdkit ova export --hw-max 13 Ubuntu.vmwarevm Ubuntu-esxi65.ova\n"
+                "vmdkit ova import appliance.ova ~/VMs/Appliance.vmwarevm",
 };
 
 static void print_finding(void *opaque, const char *code, const char *message)
@@ -123,7 +121,8 @@ int cmd_ova(int argc, char **argv)
         switch (c) {
         case OPT_HW_MAX:
             if (!cli_parse_int(optarg, 4, 99, &hw_max))
-                return cli_usage_error("ova", "--hw-max: '%s' is not a hardware version (4..99)", optarg);
+                return cli_usage_error("ova", "--hw-max: '%s' is not a hardware version (4..99)",
+                                       optarg);
             hw_given = true;
             break;
         case OPT_CHECKSUM:
@@ -137,8 +136,12 @@ int cmd_ova(int argc, char **argv)
                 return cli_usage_error("ova", "--checksum: '%s' is not sha256, sha1 or sha512", optarg);
             sum_given = true;
             break;
-        case OPT_EXTRA: extra = true; break;
-        case OPT_TARGET: target = optarg; break;
+        case OPT_EXTRA:
+            extra = true;
+            break;
+        case OPT_TARGET:
+            target = optarg;
+            break;
         case 't':
             type = vmdkit_create_type_parse(optarg);
             if (type < 0)
@@ -170,8 +173,7 @@ int cmd_ova(int argc, char **argv)
         return cli_usage_error("ova", "--target applies to check");
     if (chk && progress != CLI_PROGRESS_NONE)
         return cli_usage_error("ova", "-p applies to export and import");
-    int rc = cli_operands("ova", argc, argv, chk ? 1 : 2,
-                          exp ? "VM or OUT" : imp ? "IN or DIR" : "IN");
+    int rc = cli_operands("ova", argc, argv, chk ? 1 : 2, exp ? "VM or OUT" : imp ? "IN or DIR" : "IN");
     if (rc)
         return rc;
     vmdkit_error err = {0};
@@ -187,9 +189,12 @@ int cmd_ova(int argc, char **argv)
     cli_progress_start(&pg, progress);
     int r;
     if (exp) {
-        vmdkit_ova_export_opts o = {.struct_size = sizeof o, .hw_max = (int)hw_max,
-                                    .checksum = checksum, .extra_config = extra,
-                                    .progress = cli_progress_cb, .progress_opaque = &pg};
+        vmdkit_ova_export_opts o = {.struct_size = sizeof o,
+                                    .hw_max = (int)hw_max,
+                                    .checksum = checksum,
+                                    .extra_config = extra,
+                                    .progress = cli_progress_cb,
+                                    .progress_opaque = &pg};
         r = vmdkit_ova_export(argv[optind], argv[optind + 1], &o, &err);
         cli_progress_done(&pg, r == 0);
         if (r < 0)
@@ -197,8 +202,8 @@ int cmd_ova(int argc, char **argv)
         printf("%s\n", argv[optind + 1]);
         return CLI_EXIT_OK;
     }
-    vmdkit_ova_import_opts o = {.struct_size = sizeof o, .type = type, .progress = cli_progress_cb,
-                                .progress_opaque = &pg};
+    vmdkit_ova_import_opts o = {
+        .struct_size = sizeof o, .type = type, .progress = cli_progress_cb, .progress_opaque = &pg};
     vmdkit_ova_import_result res;
     r = vmdkit_ova_import(argv[optind], argv[optind + 1], &o, &res, &err);
     cli_progress_done(&pg, r == 0);

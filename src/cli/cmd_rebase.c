@@ -20,22 +20,20 @@ static const struct cli_opt rebase_opts[] = {
 };
 
 const struct cli_help cmd_rebase_help = {
-    .description =
-        "Change the parent of the delta DISK to NEWPARENT.\n"
-        "\n"
-        "By default the rebase is safe: wherever the content under the old parent\n"
-        "differs from the content under NEWPARENT, the old content is copied into\n"
-        "DISK, so DISK reads exactly as before.  With -b \"\" DISK becomes independent\n"
-        "of any parent.\n"
-        "\n"
-        "With -u only the parentFileNameHint and parentCID are rewritten: use it after\n"
-        "moving files by hand, when NEWPARENT is the same content at a new place.  It\n"
-        "checks that NEWPARENT is a VMDK of the same capacity.",
+    .description = "Change the parent of the delta DISK to NEWPARENT.\n"
+                   "\n"
+                   "By default the rebase is safe: wherever the content under the old parent\n"
+                   "differs from the content under NEWPARENT, the old content is copied into\n"
+                   "DISK, so DISK reads exactly as before.  With -b \"\" DISK becomes independent\n"
+                   "of any parent.\n"
+                   "\n"
+                   "With -u only the parentFileNameHint and parentCID are rewritten: use it after\n"
+                   "moving files by hand, when NEWPARENT is the same content at a new place.  It\n"
+                   "checks that NEWPARENT is a VMDK of the same capacity.",
     .opts = rebase_opts,
     .exit_status = "",
-    .examples =
-        "vmdkit rebase -b ../Base.vmwarevm/Base.vmdk Clone.vmdk\n"
-        "vmdkit rebase -u -b /new/place/Base.vmdk Clone.vmdk",
+    .examples = "vmdkit rebase -b ../Base.vmwarevm/Base.vmdk Clone.vmdk\n"
+                "vmdkit rebase -u -b /new/place/Base.vmdk Clone.vmdk",
 };
 
 int cmd_rebase(int argc, char **argv)
@@ -48,13 +46,19 @@ int cmd_rebase(int argc, char **argv)
     cli_getopt_init(&g, "rebase");
     while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
-        case 'b': parent = optarg; break;
-        case 'u': unsafe = true; break;
+        case 'b':
+            parent = optarg;
+            break;
+        case 'u':
+            unsafe = true;
+            break;
         case 'p':
             if (!cli_parse_progress(optarg, &progress))
                 return cli_usage_error("rebase", "unknown progress format '%s'", optarg);
             break;
-        case OPT_ABSOLUTE: absolute = true; break;
+        case OPT_ABSOLUTE:
+            absolute = true;
+            break;
         case 'h':
             return cli_show_help("rebase");
         default:
@@ -72,8 +76,10 @@ int cmd_rebase(int argc, char **argv)
     cli_progress_start(&pg, progress);
     vmdkit_error err = {0};
     vmdkit_rebase_opts o = {.struct_size = sizeof o,
-                            .flags = (unsafe ? VMDKIT_REBASE_UNSAFE : 0) | (absolute ? VMDKIT_REBASE_ABSOLUTE : 0),
-                            .progress = cli_progress_cb, .progress_opaque = &pg};
+                            .flags = (unsafe ? VMDKIT_REBASE_UNSAFE : 0) |
+                                     (absolute ? VMDKIT_REBASE_ABSOLUTE : 0),
+                            .progress = cli_progress_cb,
+                            .progress_opaque = &pg};
     rc = vmdkit_rebase(argv[optind], parent, &o, &err);
     cli_progress_done(&pg, rc == 0);
     if (rc < 0)

@@ -17,31 +17,30 @@ static const struct cli_opt resize_opts[] = {
 };
 
 const struct cli_help cmd_resize_help = {
-    .description =
-        "Grow DISK to SIZE bytes, or by DELTA bytes with +DELTA, in place.  SIZE is a\n"
-        "byte count with an optional suffix k, m, g or t (powers of 1024), rounded up\n"
-        "to a 512-byte sector.  The new range reads as zeros; the content, the CID\n"
-        "and every descriptor line stay, except the extent sizes and ddb.geometry.*\n"
-        "(recomputed unless --keep-geometry).\n"
-        "\n"
-        "monolithicSparse disks get grain tables for the new range (the grain\n"
-        "directory and its redundant copy grow, or move to the end of the file);\n"
-        "twoGbMaxExtentFlat disks get their last piece topped up to the size of the\n"
-        "first and new pieces after it (-f003.vmdk ...); twoGbMaxExtentSparse disks\n"
-        "new pieces the size of the first (-s003.vmdk ...), the last piece keeping its\n"
-        "size (its header and the descriptor cannot change in one step);\n"
-        "monolithicFlat disks a longer flat file.  A monolithicSparse disk holds less\n"
-        "than 2 TiB.\n"
-        "\n"
-        "Refused: a smaller SIZE (shrinking is not supported); streamOptimized disks\n"
-        "(convert them first); a delta (VMware refuses to grow disks with parents\n"
-        "too: commit it first); a disk that other disks or VMware snapshots depend on\n"
-        "(their size would no longer match; the message names them); a disk VMware,\n"
-        "QEMU or another vmdkit holds, or that a running machine uses.\n"
-        "\n"
-        "Crash-safe: new pieces and tables are written first, the descriptor last, so\n"
-        "after a crash the disk has its old size or its new one, and running the\n"
-        "command again finishes the job.",
+    .description = "Grow DISK to SIZE bytes, or by DELTA bytes with +DELTA, in place.  SIZE is a\n"
+                   "byte count with an optional suffix k, m, g or t (powers of 1024), rounded up\n"
+                   "to a 512-byte sector.  The new range reads as zeros; the content, the CID\n"
+                   "and every descriptor line stay, except the extent sizes and ddb.geometry.*\n"
+                   "(recomputed unless --keep-geometry).\n"
+                   "\n"
+                   "monolithicSparse disks get grain tables for the new range (the grain\n"
+                   "directory and its redundant copy grow, or move to the end of the file);\n"
+                   "twoGbMaxExtentFlat disks get their last piece topped up to the size of the\n"
+                   "first and new pieces after it (-f003.vmdk ...); twoGbMaxExtentSparse disks\n"
+                   "new pieces the size of the first (-s003.vmdk ...), the last piece keeping its\n"
+                   "size (its header and the descriptor cannot change in one step);\n"
+                   "monolithicFlat disks a longer flat file.  A monolithicSparse disk holds less\n"
+                   "than 2 TiB.\n"
+                   "\n"
+                   "Refused: a smaller SIZE (shrinking is not supported); streamOptimized disks\n"
+                   "(convert them first); a delta (VMware refuses to grow disks with parents\n"
+                   "too: commit it first); a disk that other disks or VMware snapshots depend on\n"
+                   "(their size would no longer match; the message names them); a disk VMware,\n"
+                   "QEMU or another vmdkit holds, or that a running machine uses.\n"
+                   "\n"
+                   "Crash-safe: new pieces and tables are written first, the descriptor last, so\n"
+                   "after a crash the disk has its old size or its new one, and running the\n"
+                   "command again finishes the job.",
     .opts = resize_opts,
     .exit_status = "4  SIZE is more than the disk's type holds\n"
                    "5  the type cannot grow in place (streamOptimized, raw)\n"
@@ -65,7 +64,8 @@ static int target_size(const char *disk, const char *arg, uint64_t *out)
     }
     vmdkit_disk *d;
     vmdkit_error err = {0};
-    int rc = vmdkit_open(disk, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_PARENT | VMDKIT_OPEN_NO_LOCK, &d, &err);
+    int rc =
+        vmdkit_open(disk, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_PARENT | VMDKIT_OPEN_NO_LOCK, &d, &err);
     if (rc < 0)
         return cli_fail(rc, err.msg);
     uint64_t cur = vmdkit_size(d);
@@ -84,8 +84,12 @@ int cmd_resize(int argc, char **argv)
     cli_getopt_init(&g, "resize");
     while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
-        case OPT_KEEP_GEOMETRY: o.flags |= VMDKIT_RESIZE_KEEP_GEOMETRY; break;
-        case OPT_ROOT: o.root = optarg; break;
+        case OPT_KEEP_GEOMETRY:
+            o.flags |= VMDKIT_RESIZE_KEEP_GEOMETRY;
+            break;
+        case OPT_ROOT:
+            o.root = optarg;
+            break;
         case 'h':
             return cli_show_help("resize");
         default:

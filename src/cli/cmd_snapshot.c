@@ -30,64 +30,62 @@ static const struct cli_opt snapshot_opts[] = {
 };
 
 const struct cli_help cmd_snapshot_help = {
-    .description =
-        "With a disk: create a snapshot of DISK, a new delta disk next to it whose\n"
-        "parent is DISK's current top link, named with the next free number\n"
-        "(Base.vmdk -> Base-000001.vmdk, Base-000001.vmdk -> Base-000002.vmdk; numbers\n"
-        "of deleted snapshots are reused).  The delta has DISK's capacity, adapter type,\n"
-        "geometry and hardware version, a fresh ddb.uuid and no data; a split DISK gets\n"
-        "a split delta with the same pieces.  From then on, write to the delta: DISK\n"
-        "itself must stay unchanged, or the delta's parentCID no longer matches.  The\n"
-        "new path is printed.  Nothing is recorded anywhere else.\n"
-        "\n"
-        "With a virtual machine VM (a .vmwarevm bundle, a VM folder holding one .vmx,\n"
-        "or a .vmx file), the snapshot is recorded as VMware records it, in the\n"
-        "machine's .vmsd, so Fusion's and Workstation's Snapshot Manager list it:\n"
-        "every hard disk gets such a delta in the machine's folder (also a disk that\n"
-        "lies elsewhere), the .vmx names the deltas (saved atomically once all exist),\n"
-        "then the .vmsd gets the entry: a new UID (snapshot.lastUID + 1; UIDs are never\n"
-        "reused), its parent (the current snapshot), --name, --description, the time,\n"
-        "and per slot the disk the slot ran on until now - that disk is frozen by the\n"
-        "snapshot.  The new paths are printed, one per disk.  No .vmsn checkpoint is\n"
-        "written (see docs/snapshots.md).\n"
-        "\n"
-        "snapshot list VM prints the machine's snapshot tree: UID, name, time (UTC),\n"
-        "the disks frozen per slot, the description and the linked clones made from\n"
-        "it below (those its entry records and those found in the library around\n"
-        "the machine); \"You are here\" is below the current snapshot.  VM may also\n"
-        "be the .vmsd file itself.\n"
-        "\n"
-        "snapshot revert VM NAME|UID goes back to a snapshot: each slot gets a fresh\n"
-        "delta on the disk the snapshot froze, the .vmx names them, the snapshot\n"
-        "becomes the current one.  What the machine ran on until then is abandoned, as\n"
-        "in VMware: those deltas are removed when nothing else depends on them (a\n"
-        "snapshot, a linked clone, another delta), else kept and listed.\n"
-        "\n"
-        "snapshot delete VM NAME|UID deletes a snapshot: its entry goes, its children\n"
-        "get its parent, and the disk it froze is merged with the one delta built on it\n"
-        "(that delta's data goes into it, the delta is removed), so that the other\n"
-        "snapshots and the running state read exactly as before.  A disk several\n"
-        "deltas build on is kept as it is.  When linked clones depend on the disks\n"
-        "the delete would change, it is refused (exit 7, the clones named) unless\n"
-        "--force.\n"
-        "\n"
-        "NAME|UID is a UID when a snapshot has that UID, else a displayName (a name\n"
-        "several snapshots share is refused: give the UID).  To snapshot a disk or a\n"
-        "machine named list, revert or delete, write ./list.  The machine must be shut\n"
-        "down for take, revert and delete: a running or suspended machine (VMware's\n"
-        ".lck folders, a .vmss file, checkpoint.vmState) is refused.  Each step is\n"
-        "saved atomically in an order that never leaves a .vmsd naming a missing disk.",
+    .description = "With a disk: create a snapshot of DISK, a new delta disk next to it whose\n"
+                   "parent is DISK's current top link, named with the next free number\n"
+                   "(Base.vmdk -> Base-000001.vmdk, Base-000001.vmdk -> Base-000002.vmdk; numbers\n"
+                   "of deleted snapshots are reused).  The delta has DISK's capacity, adapter type,\n"
+                   "geometry and hardware version, a fresh ddb.uuid and no data; a split DISK gets\n"
+                   "a split delta with the same pieces.  From then on, write to the delta: DISK\n"
+                   "itself must stay unchanged, or the delta's parentCID no longer matches.  The\n"
+                   "new path is printed.  Nothing is recorded anywhere else.\n"
+                   "\n"
+                   "With a virtual machine VM (a .vmwarevm bundle, a VM folder holding one .vmx,\n"
+                   "or a .vmx file), the snapshot is recorded as VMware records it, in the\n"
+                   "machine's .vmsd, so Fusion's and Workstation's Snapshot Manager list it:\n"
+                   "every hard disk gets such a delta in the machine's folder (also a disk that\n"
+                   "lies elsewhere), the .vmx names the deltas (saved atomically once all exist),\n"
+                   "then the .vmsd gets the entry: a new UID (snapshot.lastUID + 1; UIDs are never\n"
+                   "reused), its parent (the current snapshot), --name, --description, the time,\n"
+                   "and per slot the disk the slot ran on until now - that disk is frozen by the\n"
+                   "snapshot.  The new paths are printed, one per disk.  No .vmsn checkpoint is\n"
+                   "written (see docs/snapshots.md).\n"
+                   "\n"
+                   "snapshot list VM prints the machine's snapshot tree: UID, name, time (UTC),\n"
+                   "the disks frozen per slot, the description and the linked clones made from\n"
+                   "it below (those its entry records and those found in the library around\n"
+                   "the machine); \"You are here\" is below the current snapshot.  VM may also\n"
+                   "be the .vmsd file itself.\n"
+                   "\n"
+                   "snapshot revert VM NAME|UID goes back to a snapshot: each slot gets a fresh\n"
+                   "delta on the disk the snapshot froze, the .vmx names them, the snapshot\n"
+                   "becomes the current one.  What the machine ran on until then is abandoned, as\n"
+                   "in VMware: those deltas are removed when nothing else depends on them (a\n"
+                   "snapshot, a linked clone, another delta), else kept and listed.\n"
+                   "\n"
+                   "snapshot delete VM NAME|UID deletes a snapshot: its entry goes, its children\n"
+                   "get its parent, and the disk it froze is merged with the one delta built on it\n"
+                   "(that delta's data goes into it, the delta is removed), so that the other\n"
+                   "snapshots and the running state read exactly as before.  A disk several\n"
+                   "deltas build on is kept as it is.  When linked clones depend on the disks\n"
+                   "the delete would change, it is refused (exit 7, the clones named) unless\n"
+                   "--force.\n"
+                   "\n"
+                   "NAME|UID is a UID when a snapshot has that UID, else a displayName (a name\n"
+                   "several snapshots share is refused: give the UID).  To snapshot a disk or a\n"
+                   "machine named list, revert or delete, write ./list.  The machine must be shut\n"
+                   "down for take, revert and delete: a running or suspended machine (VMware's\n"
+                   ".lck folders, a .vmss file, checkpoint.vmState) is refused.  Each step is\n"
+                   "saved atomically in an order that never leaves a .vmsd naming a missing disk.",
     .opts = snapshot_opts,
     .exit_status = "5  revert: the snapshot has other disk slots than the machine now\n"
                    "6  no snapshot has that UID or name\n"
                    "7  delete: linked clones depend on the snapshot's disks (without --force)\n"
                    "8  the machine is running or suspended",
-    .examples =
-        "vmdkit snapshot Base.vmdk            # prints Base-000001.vmdk\n"
-        "vmdkit snapshot --name 'before upgrade' ~/VMs/Win10.vmwarevm\n"
-        "vmdkit snapshot list ~/VMs/Win10.vmwarevm\n"
-        "vmdkit snapshot revert ~/VMs/Win10.vmwarevm 'before upgrade'\n"
-        "vmdkit snapshot delete ~/VMs/Win10.vmwarevm 3",
+    .examples = "vmdkit snapshot Base.vmdk            # prints Base-000001.vmdk\n"
+                "vmdkit snapshot --name 'before upgrade' ~/VMs/Win10.vmwarevm\n"
+                "vmdkit snapshot list ~/VMs/Win10.vmwarevm\n"
+                "vmdkit snapshot revert ~/VMs/Win10.vmwarevm 'before upgrade'\n"
+                "vmdkit snapshot delete ~/VMs/Win10.vmwarevm 3",
 };
 
 enum snap_op { OP_TAKE, OP_LIST, OP_REVERT, OP_DELETE };
@@ -154,13 +152,14 @@ static void print_subtree(const vmdkit_snapshot_list *l, const vmdkit_snapshot_i
     memcpy(child_prefix + plen, step, slen + 1);
     size_t n_children = 0;
     for (size_t i = 0; i < l->n; i++)
-        n_children += l->snapshots[i].has_parent && l->snapshots[i].parent == s->uid &&
-                      &l->snapshots[i] != s;
+        n_children +=
+            l->snapshots[i].has_parent && l->snapshots[i].parent == s->uid && &l->snapshots[i] != s;
     bool here = s->current;
     if (s->description && *s->description)
         printf("%s%s%s\n", child_prefix, n_children || here ? "│   " : "    ", s->description);
     for (size_t k = 0; k < s->n_clones; k++)
-        printf("%s%slinked clone %s\n", child_prefix, n_children || here ? "│   " : "    ", s->clones[k]);
+        printf("%s%slinked clone %s\n", child_prefix, n_children || here ? "│   " : "    ",
+               s->clones[k]);
     if (depth >= MAX_DRAWN_DEPTH && n_children) {
         printf("%s└── ... (deeper snapshots not drawn: see --json)\n", child_prefix);
         return;
@@ -201,7 +200,8 @@ static int list_human(const vmdkit_snapshot_list *l)
     for (bool more = deep != NULL; more;) {
         more = false;
         for (size_t i = 0; i < l->n; i++) {
-            const vmdkit_snapshot_info *p = l->snapshots[i].has_parent ? by_uid(l, l->snapshots[i].parent) : NULL;
+            const vmdkit_snapshot_info *p =
+                l->snapshots[i].has_parent ? by_uid(l, l->snapshots[i].parent) : NULL;
             if (!shown[i] && !deep[i] && p && (shown[p - l->snapshots] || deep[p - l->snapshots]))
                 deep[i] = more = true;
         }
@@ -218,7 +218,8 @@ static int list_human(const vmdkit_snapshot_list *l)
     }
     free(deep);
     if (!here_shown)
-        printf("You are here%s\n", l->has_current ? " (snapshot.current names no snapshot in the tree)" : "");
+        printf("You are here%s\n",
+               l->has_current ? " (snapshot.current names no snapshot in the tree)" : "");
     free(shown);
     return CLI_EXIT_OK;
 }
@@ -390,8 +391,9 @@ int cmd_snapshot(int argc, char **argv)
     if (have < want)
         return cli_usage_error("snapshot", "%s%smissing %s", op == OP_TAKE ? "" : op_names[op],
                                op == OP_TAKE ? "" : ": ",
-                               op == OP_TAKE ? "DISK or VM" : have == 0 ? (want == 2 ? "VM and NAME|UID" : "VM")
-                                                                        : "NAME|UID");
+                               op == OP_TAKE ? "DISK or VM"
+                               : have == 0   ? (want == 2 ? "VM and NAME|UID" : "VM")
+                                             : "NAME|UID");
     if (have > want)
         return cli_usage_error("snapshot", "unexpected argument '%s'", ops[want]);
 

@@ -15,63 +15,65 @@ static const struct cli_opt tree_opts[] = {
 };
 
 const struct cli_help cmd_tree_help = {
-    .description =
-        "Scan DIR (default: the current folder) - VM folders, .vmwarevm bundles, loose\n"
-        "disks, up to 16 levels deep - and print every disk family as a tree: a base\n"
-        "disk, its snapshots, and the linked clones made from them in other folders.\n"
-        "Each line shows a disk's path relative to DIR, its CID and size, and the\n"
-        "virtual machine whose current disk it is (found in the .vmx files under DIR).\n"
-        "Parents outside DIR are followed and shown with their relative path.\n"
-        "\n"
-        "Problems are flagged in brackets:\n"
-        "  broken             the parent named by parentFileNameHint is not there (or\n"
-        "                     is not a disk); a disk under DIR whose CID equals the\n"
-        "                     parentCID is named as the likely parent (repair it with\n"
-        "                     vmdkit rebase -u -b PARENT DISK)\n"
-        "  CID mismatch       the parent was modified after the child was made: both\n"
-        "                     CIDs are shown; the child's content is no longer what\n"
-        "                     it was\n"
-        "  capacity mismatch  the child and its parent differ in size\n"
-        "  DANGER             the parent of other disks is also the current disk of a\n"
-        "                     machine: running it writes into a shared parent and\n"
-        "                     breaks every child (vmdkit snapshot VM moves the machine\n"
-        "                     onto a delta of its own)\n"
-        "  loop               the parent hints lead back to this disk\n"
-        "  too deep           255 or more links below its base: never opened\n"
-        "  missing extent     an extent file its descriptor names is not there\n"
-        "Each line also shows the VMware snapshots (.vmsd) that froze the disk and who\n"
-        "has it open (VMware, QEMU, a vmdkit writer).  What belongs to no family is\n"
-        "listed at the end: damaged descriptors, stray .vmdk files, unreadable .vmx and\n"
-        ".vmsd files and folders, machines and snapshots naming missing disks, other\n"
-        "references (nvram, ISO images, cloneOf0) that lead nowhere, and the hidden\n"
-        ".vmdkit-tmp- folders of interrupted commands with their size.\n"
-        "\n"
-        "With --json the same is printed as {\"disks\": [NODE...], \"families\":\n"
-        "[INDEX...], \"problems\": [{\"path\", \"message\"}...]}: every disk once, each\n"
-        "NODE {\"path\", \"cid\", \"parent-cid\", \"capacity\", \"create-type\",\n"
-        "\"parent-hint\", \"parent\", \"vm\", \"vmx\", \"snapshots\", \"held-by\",\n"
-        "\"flags\", \"children\"}, parent and children as indices into \"disks\" (see\n"
-        "docs/json.md).",
+    .description = "Scan DIR (default: the current folder) - VM folders, .vmwarevm bundles, loose\n"
+                   "disks, up to 16 levels deep - and print every disk family as a tree: a base\n"
+                   "disk, its snapshots, and the linked clones made from them in other folders.\n"
+                   "Each line shows a disk's path relative to DIR, its CID and size, and the\n"
+                   "virtual machine whose current disk it is (found in the .vmx files under DIR).\n"
+                   "Parents outside DIR are followed and shown with their relative path.\n"
+                   "\n"
+                   "Problems are flagged in brackets:\n"
+                   "  broken             the parent named by parentFileNameHint is not there (or\n"
+                   "                     is not a disk); a disk under DIR whose CID equals the\n"
+                   "                     parentCID is named as the likely parent (repair it with\n"
+                   "                     vmdkit rebase -u -b PARENT DISK)\n"
+                   "  CID mismatch       the parent was modified after the child was made: both\n"
+                   "                     CIDs are shown; the child's content is no longer what\n"
+                   "                     it was\n"
+                   "  capacity mismatch  the child and its parent differ in size\n"
+                   "  DANGER             the parent of other disks is also the current disk of a\n"
+                   "                     machine: running it writes into a shared parent and\n"
+                   "                     breaks every child (vmdkit snapshot VM moves the machine\n"
+                   "                     onto a delta of its own)\n"
+                   "  loop               the parent hints lead back to this disk\n"
+                   "  too deep           255 or more links below its base: never opened\n"
+                   "  missing extent     an extent file its descriptor names is not there\n"
+                   "Each line also shows the VMware snapshots (.vmsd) that froze the disk and who\n"
+                   "has it open (VMware, QEMU, a vmdkit writer).  What belongs to no family is\n"
+                   "listed at the end: damaged descriptors, stray .vmdk files, unreadable .vmx and\n"
+                   ".vmsd files and folders, machines and snapshots naming missing disks, other\n"
+                   "references (nvram, ISO images, cloneOf0) that lead nowhere, and the hidden\n"
+                   ".vmdkit-tmp- folders of interrupted commands with their size.\n"
+                   "\n"
+                   "With --json the same is printed as {\"disks\": [NODE...], \"families\":\n"
+                   "[INDEX...], \"problems\": [{\"path\", \"message\"}...]}: every disk once, each\n"
+                   "NODE {\"path\", \"cid\", \"parent-cid\", \"capacity\", \"create-type\",\n"
+                   "\"parent-hint\", \"parent\", \"vm\", \"vmx\", \"snapshots\", \"held-by\",\n"
+                   "\"flags\", \"children\"}, parent and children as indices into \"disks\" (see\n"
+                   "docs/json.md).",
     .opts = tree_opts,
     .exit_status = "0 also when problems are found: they are part of the output.",
-    .examples =
-        "$ vmdkit tree ~/VMs\n"
-        "Base.vmwarevm/Base.vmdk  CID 4f1e0a2b  8 GiB\n"
-        "├── Base.vmwarevm/Base-000001.vmdk  CID 9c0d5e11  8 GiB  VM \"Base\"\n"
-        "└── Clone.vmwarevm/Clone.vmdk  CID 77ab3c02  8 GiB  VM \"Clone\"\n"
-        "\n"
-        "1 family, 3 disks, 2 in use by a VM\n"
-        "vmdkit tree --json ~/VMs | jq '.problems'",
+    .examples = "$ vmdkit tree ~/VMs\n"
+                "Base.vmwarevm/Base.vmdk  CID 4f1e0a2b  8 GiB\n"
+                "├── Base.vmwarevm/Base-000001.vmdk  CID 9c0d5e11  8 GiB  VM \"Base\"\n"
+                "└── Clone.vmwarevm/Clone.vmdk  CID 77ab3c02  8 GiB  VM \"Clone\"\n"
+                "\n"
+                "1 family, 3 disks, 2 in use by a VM\n"
+                "vmdkit tree --json ~/VMs | jq '.problems'",
 };
 
 static const struct {
     unsigned flag;
     const char *name;
 } flag_names[] = {
-    {VMDKIT_TREE_BROKEN_HINT, "broken-hint"},     {VMDKIT_TREE_NOT_A_DISK, "not-a-disk"},
-    {VMDKIT_TREE_CID_MISMATCH, "cid-mismatch"},   {VMDKIT_TREE_CAPACITY_MISMATCH, "capacity-mismatch"},
-    {VMDKIT_TREE_DANGER, "danger"},               {VMDKIT_TREE_LOOP, "loop"},
-    {VMDKIT_TREE_TOO_DEEP, "too-deep"},           {VMDKIT_TREE_MISSING_EXTENT, "missing-extent"},
+    {VMDKIT_TREE_BROKEN_HINT, "broken-hint"},
+    {VMDKIT_TREE_NOT_A_DISK, "not-a-disk"},
+    {VMDKIT_TREE_CID_MISMATCH, "cid-mismatch"},
+    {VMDKIT_TREE_CAPACITY_MISMATCH, "capacity-mismatch"},
+    {VMDKIT_TREE_DANGER, "danger"},
+    {VMDKIT_TREE_LOOP, "loop"},
+    {VMDKIT_TREE_TOO_DEEP, "too-deep"},
+    {VMDKIT_TREE_MISSING_EXTENT, "missing-extent"},
 };
 
 #define N_FLAGS (sizeof flag_names / sizeof flag_names[0])
@@ -203,9 +205,8 @@ static int print_human(const vmdkit_tree *t)
     size_t vms = 0;
     for (size_t i = 0; i < t->n_nodes; i++)
         vms += t->nodes[i].vm != NULL;
-    printf("%s%zu famil%s, %zu disk%s, %zu in use by a VM\n", t->n_families ? "\n" : "",
-           t->n_families, t->n_families == 1 ? "y" : "ies", t->n_nodes, t->n_nodes == 1 ? "" : "s",
-           vms);
+    printf("%s%zu famil%s, %zu disk%s, %zu in use by a VM\n", t->n_families ? "\n" : "", t->n_families,
+           t->n_families == 1 ? "y" : "ies", t->n_nodes, t->n_nodes == 1 ? "" : "s", vms);
     if (t->n_problems) {
         printf("\nProblems:\n");
         for (size_t i = 0; i < t->n_problems; i++)
@@ -217,7 +218,10 @@ static int print_human(const vmdkit_tree *t)
 /* ---- JSON output ---- */
 
 /* Index of N in T's nodes. */
-static int64_t node_index(const vmdkit_tree *t, const vmdkit_tree_node *n) { return (int64_t)(n - t->nodes); }
+static int64_t node_index(const vmdkit_tree *t, const vmdkit_tree_node *n)
+{
+    return (int64_t)(n - t->nodes);
+}
 
 /* One disk: flat, with its parent and children as indices into "disks",
  * so that the output grows linearly with the depth of a chain. */
@@ -231,9 +235,12 @@ static json_object *node_json(const vmdkit_tree *t, const vmdkit_tree_node *n, j
     else
         json_object_object_add(o, "parent-cid", NULL);
     cli_json_add_u64(o, "capacity", n->capacity_bytes);
-    json_object_object_add(o, "create-type", n->create_type ? json_object_new_string(n->create_type) : NULL);
-    json_object_object_add(o, "parent-hint", n->parent_hint ? json_object_new_string(n->parent_hint) : NULL);
-    json_object_object_add(o, "parent", n->parent ? json_object_new_int64(node_index(t, n->parent)) : NULL);
+    json_object_object_add(o, "create-type",
+                           n->create_type ? json_object_new_string(n->create_type) : NULL);
+    json_object_object_add(o, "parent-hint",
+                           n->parent_hint ? json_object_new_string(n->parent_hint) : NULL);
+    json_object_object_add(o, "parent",
+                           n->parent ? json_object_new_int64(node_index(t, n->parent)) : NULL);
     json_object_object_add(o, "vm", n->vm ? json_object_new_string(n->vm) : NULL);
     json_object_object_add(o, "vmx", n->vmx ? json_object_new_string(n->vmx) : NULL);
     json_object *snaps = json_object_new_array();

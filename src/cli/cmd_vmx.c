@@ -10,23 +10,22 @@ static const struct cli_opt vmx_opts[] = {
 };
 
 const struct cli_help cmd_vmx_help = {
-    .description =
-        "Read or change one setting of a virtual machine's configuration file (.vmx).\n"
-        "\n"
-        "get    prints the value of KEY, decoded, on one line.\n"
-        "set    gives KEY the value VALUE.  An existing line keeps its key spelling, its\n"
-        "       spacing, its quoting and any comment after it; only the value changes.\n"
-        "       An absent key is added at the end as KEY = \"VALUE\".\n"
-        "unset  removes the line of KEY (every line, when it appears twice).\n"
-        "\n"
-        "Keys are compared without regard to case, as VMware does; when a key appears\n"
-        "twice the last line counts.  Every other byte of the file is kept: comments,\n"
-        "blank lines, order, LF or CRLF line endings.  Values are VMware-escaped on\n"
-        "writing and decoded on reading: a '\"' is stored as |22, a '|' as |7C.\n"
-        "\n"
-        "set and unset replace the file atomically (a temporary file in the same folder,\n"
-        "fsync, rename): an interrupted edit leaves the old file.  Do not edit the .vmx\n"
-        "of a running virtual machine: VMware rewrites it.",
+    .description = "Read or change one setting of a virtual machine's configuration file (.vmx).\n"
+                   "\n"
+                   "get    prints the value of KEY, decoded, on one line.\n"
+                   "set    gives KEY the value VALUE.  An existing line keeps its key spelling, its\n"
+                   "       spacing, its quoting and any comment after it; only the value changes.\n"
+                   "       An absent key is added at the end as KEY = \"VALUE\".\n"
+                   "unset  removes the line of KEY (every line, when it appears twice).\n"
+                   "\n"
+                   "Keys are compared without regard to case, as VMware does; when a key appears\n"
+                   "twice the last line counts.  Every other byte of the file is kept: comments,\n"
+                   "blank lines, order, LF or CRLF line endings.  Values are VMware-escaped on\n"
+                   "writing and decoded on reading: a '\"' is stored as |22, a '|' as |7C.\n"
+                   "\n"
+                   "set and unset replace the file atomically (a temporary file in the same folder,\n"
+                   "fsync, rename): an interrupted edit leaves the old file.  Do not edit the .vmx\n"
+                   "of a running virtual machine: VMware rewrites it.",
     .opts = vmx_opts,
     .options_note = "Options come before get, set or unset: what follows is taken as FILE, KEY\n"
                     "and VALUE as written, so a VALUE may begin with '-'.",
@@ -63,8 +62,7 @@ static int run_op(enum vmx_op op, const char *path, const char *key, const char 
             rc = CLI_EXIT_NOT_FOUND;
         }
     } else {
-        int e = op == OP_SET ? vmdkit_vmx_set(vmx, key, value, &err)
-                             : vmdkit_vmx_unset(vmx, key, &err);
+        int e = op == OP_SET ? vmdkit_vmx_set(vmx, key, value, &err) : vmdkit_vmx_unset(vmx, key, &err);
         if (e == 0)
             e = vmdkit_vmx_save(vmx, &err);
         if (e < 0)
@@ -104,12 +102,11 @@ int cmd_vmx(int argc, char **argv)
     int have = argc - optind - 1;
     if (have < want)
         return cli_usage_error("vmx", "%s: missing %s", name,
-                               have == 0 ? (want == 3 ? "FILE, KEY and VALUE" : "FILE and KEY")
+                               have == 0   ? (want == 3 ? "FILE, KEY and VALUE" : "FILE and KEY")
                                : have == 1 ? (want == 3 ? "KEY and VALUE" : "KEY")
                                            : "VALUE");
     if (have > want)
-        return cli_usage_error("vmx", "%s: unexpected argument '%s'", name,
-                               argv[optind + 1 + want]);
+        return cli_usage_error("vmx", "%s: unexpected argument '%s'", name, argv[optind + 1 + want]);
     char **ops = argv + optind + 1;
     return run_op(op, ops[0], ops[1], op == OP_SET ? ops[2] : NULL);
 }

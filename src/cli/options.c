@@ -44,10 +44,7 @@ const struct cli_opt cli_opts_help[] = {
     CLI_OPTS_END,
 };
 
-static bool is_end(const struct cli_opt *o)
-{
-    return !o->short_name && !o->long_name && !o->group;
-}
+static bool is_end(const struct cli_opt *o) { return !o->short_name && !o->long_name && !o->group; }
 
 /* The rows of TABLE with groups replaced by their rows, into OUT[MAX].
  * A table that does not fit is a mistake in the program, found by the first
@@ -73,10 +70,7 @@ static size_t rows_of(const struct cli_command *cmd, const struct cli_opt **rows
     return flatten(cmd->help->opts, rows, 0, CLI_MAX_OPTS);
 }
 
-static int id_of(const struct cli_opt *o)
-{
-    return o->id ? o->id : o->short_name;
-}
+static int id_of(const struct cli_opt *o) { return o->id ? o->id : o->short_name; }
 
 void cli_getopt_init(struct cli_getopt *g, const char *name)
 {
@@ -89,7 +83,7 @@ void cli_getopt_init(struct cli_getopt *g, const char *name)
     g->shortopts[k++] = ':';     /* report a missing value as ':' */
     for (size_t i = 0; i < n; i++) {
         const struct cli_opt *o = rows[i];
-        int has_arg = !o->arg ? no_argument
+        int has_arg = !o->arg                         ? no_argument
                       : (o->flags & CLI_OPT_OPTIONAL) ? optional_argument
                                                       : required_argument;
         if (o->short_name) {

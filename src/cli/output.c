@@ -42,7 +42,8 @@ void cli_print_rewrites(const vmdkit_rewrite *v, size_t n)
             continue;
         cli_errorf("%s", v[i].message ? v[i].message : vmdkit_errcode_name(v[i].code));
         if (v[i].key)
-            fprintf(stderr, "  repair with: vmdkit vmx set '%s' '%s' '%s'\n", v[i].file, v[i].key, v[i].value);
+            fprintf(stderr, "  repair with: vmdkit vmx set '%s' '%s' '%s'\n", v[i].file, v[i].key,
+                    v[i].value);
         else
             fprintf(stderr, "  repair with: vmdkit rebase -u -b '%s' '%s'\n", v[i].target, v[i].file);
     }

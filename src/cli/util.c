@@ -14,22 +14,31 @@
 int cli_exit_for(int code)
 {
     switch (code) {
-    case VMDKIT_OK: return CLI_EXIT_OK;
+    case VMDKIT_OK:
+        return CLI_EXIT_OK;
     case VMDKIT_EIO:
     case VMDKIT_ENOSPC:
     case VMDKIT_ENOMEM:
-    case VMDKIT_ECANCELED: return CLI_EXIT_IO; /* the work did not complete */
+    case VMDKIT_ECANCELED:
+        return CLI_EXIT_IO; /* the work did not complete */
     case VMDKIT_EFORMAT:
-    case VMDKIT_ELIMIT: return CLI_EXIT_FORMAT;
-    case VMDKIT_EUNSUPPORTED: return CLI_EXIT_UNSUPPORTED;
-    case VMDKIT_ENOENT: return CLI_EXIT_NOT_FOUND;
-    case VMDKIT_ECHAIN: return CLI_EXIT_CHAIN;
-    case VMDKIT_ELOCKED: return CLI_EXIT_LOCKED;
+    case VMDKIT_ELIMIT:
+        return CLI_EXIT_FORMAT;
+    case VMDKIT_EUNSUPPORTED:
+        return CLI_EXIT_UNSUPPORTED;
+    case VMDKIT_ENOENT:
+        return CLI_EXIT_NOT_FOUND;
+    case VMDKIT_ECHAIN:
+        return CLI_EXIT_CHAIN;
+    case VMDKIT_ELOCKED:
+        return CLI_EXIT_LOCKED;
     case VMDKIT_ERDONLY:
     case VMDKIT_EEXIST:
     case VMDKIT_EPATH:
-    case VMDKIT_EINVAL: return CLI_EXIT_REFUSED;
-    default: return CLI_EXIT_IO; /* an unknown class is still a failure */
+    case VMDKIT_EINVAL:
+        return CLI_EXIT_REFUSED;
+    default:
+        return CLI_EXIT_IO; /* an unknown class is still a failure */
     }
 }
 
@@ -207,8 +216,8 @@ bool cli_parse_format(const char *s, enum cli_format *fmt)
 bool cli_path_usable(const char *path, bool output)
 {
     if (strcmp(path, "-") == 0) {
-        cli_errorf("-: %s is not supported; name a file", output ? "writing to standard output"
-                                                                 : "reading standard input");
+        cli_errorf("-: %s is not supported; name a file",
+                   output ? "writing to standard output" : "reading standard input");
         return false;
     }
     struct stat st;
@@ -216,7 +225,10 @@ bool cli_path_usable(const char *path, bool output)
         !S_ISDIR(st.st_mode)) {
         cli_errorf("%s: is a %s; vmdkit reads disks from regular files and block devices only "
                    "(copy it into a file first)",
-                   path, S_ISFIFO(st.st_mode) ? "pipe" : S_ISSOCK(st.st_mode) ? "socket" : "character device");
+                   path,
+                   S_ISFIFO(st.st_mode)   ? "pipe"
+                   : S_ISSOCK(st.st_mode) ? "socket"
+                                          : "character device");
         return false;
     }
     return true;

@@ -67,9 +67,10 @@ static int read_opts(const vmdkit_clone_disk_opts *opts, vmdkit_clone_disk_opts 
     if (o->type < -1 || o->type > VMDKIT_VMFS)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_clone_disk: opts: type %d: not a createType", o->type);
     if (o->open_flags & ~(unsigned)(VMDKIT_OPEN_ALLOW_EXTERNAL | VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS))
-        return vk_fail(e, VMDKIT_EINVAL,
-                       "vmdkit_clone_disk: opts: open_flags %#x: only ALLOW_EXTERNAL and ALLOW_ABSOLUTE_PARENTS apply",
-                       o->open_flags);
+        return vk_fail(
+            e, VMDKIT_EINVAL,
+            "vmdkit_clone_disk: opts: open_flags %#x: only ALLOW_EXTERNAL and ALLOW_ABSOLUTE_PARENTS apply",
+            o->open_flags);
     return 0;
 }
 

@@ -81,9 +81,9 @@ static int repoint_child(const char *child, const char *parent_path, uint32_t pa
     if (r)
         return r;
     char *hint;
-    if (!(r = vk_parent_hint_for(child, parent_path, c->top->desc.parent_hint &&
-                                                         c->top->desc.parent_hint[0] == '/',
-                                 &hint, e))) {
+    if (!(r = vk_parent_hint_for(child, parent_path,
+                                 c->top->desc.parent_hint && c->top->desc.parent_hint[0] == '/', &hint,
+                                 e))) {
         free(c->top->desc.parent_hint);
         c->top->desc.parent_hint = hint;
         c->top->desc.parent_cid = parent_cid;
@@ -129,14 +129,14 @@ void vmdkit_commit_result_free(vmdkit_commit_result *res)
 /* What the library says about the commit of DELTA into PARENT. */
 struct plan {
     vk_lib *lib;
-    size_t delta, parent;       /* disk indices */
-    size_t *others;             /* references that depend on PARENT, besides DELTA's hint */
+    size_t delta, parent; /* disk indices */
+    size_t *others;       /* references that depend on PARENT, besides DELTA's hint */
     size_t n_others;
-    size_t *children;           /* PARENT references to DELTA: its children */
+    size_t *children; /* PARENT references to DELTA: its children */
     size_t n_children;
-    size_t *users;              /* VM_DISK and SENTINEL references to DELTA */
+    size_t *users; /* VM_DISK and SENTINEL references to DELTA */
     size_t n_users;
-    size_t *frozen_by;          /* SNAPSHOT_DISK references to DELTA */
+    size_t *frozen_by; /* SNAPSHOT_DISK references to DELTA */
     size_t n_frozen_by;
 };
 
@@ -159,8 +159,8 @@ static void drop_own_hint(const vk_lib *lib, size_t *idx, size_t *n, size_t d)
     *n = k;
 }
 
-static int make_plan(const char *path, const char *ppath, const char *root, unsigned flags, struct plan *p,
-                     vk_err *e)
+static int make_plan(const char *path, const char *ppath, const char *root, unsigned flags,
+                     struct plan *p, vk_err *e)
 {
     const char *targets[2] = {ppath, path};
     int r = vk_lib_load_around(root, targets, 2, &p->lib, e);
@@ -175,7 +175,8 @@ static int make_plan(const char *path, const char *ppath, const char *root, unsi
         (r = vk_lib_refs_to(p->lib, p->lib->disks[p->delta].path, VK_REFS(VK_REF_PARENT), &p->children,
                             &p->n_children, e)) ||
         (r = vk_lib_refs_to(p->lib, p->lib->disks[p->delta].path,
-                            VK_REFS(VK_REF_VM_DISK) | VK_REFS(VK_REF_SENTINEL), &p->users, &p->n_users, e)) ||
+                            VK_REFS(VK_REF_VM_DISK) | VK_REFS(VK_REF_SENTINEL), &p->users, &p->n_users,
+                            e)) ||
         (r = vk_lib_refs_to(p->lib, p->lib->disks[p->delta].path, VK_REFS(VK_REF_SNAPSHOT_DISK),
                             &p->frozen_by, &p->n_frozen_by, e)))
         return r;
@@ -187,11 +188,13 @@ static int make_plan(const char *path, const char *ppath, const char *root, unsi
         bool snapshot = false;
         for (size_t i = 0; i < p->n_others; i++)
             snapshot = snapshot || p->lib->refs[p->others[i]].kind == VK_REF_SNAPSHOT_DISK;
-        r = vk_fail(e, VMDKIT_ECHAIN,
-                    "%s: parent %s has %zu other dependent(s): %s; committing would change what they read "
-                    "(%s)",
-                    path, ppath, p->n_others, list,
-                    snapshot ? "to merge a VMware snapshot use vmdkit snapshot delete; or --force" : "use --force");
+        r = vk_fail(
+            e, VMDKIT_ECHAIN,
+            "%s: parent %s has %zu other dependent(s): %s; committing would change what they read "
+            "(%s)",
+            path, ppath, p->n_others, list,
+            snapshot ? "to merge a VMware snapshot use vmdkit snapshot delete; or --force"
+                     : "use --force");
         free(list);
         return r;
     }
@@ -206,8 +209,9 @@ static int make_plan(const char *path, const char *ppath, const char *root, unsi
     }
     /* nobody may write the delta (its content is what is merged) and, with
      * --delete, nobody may have it open; nobody may use the parent */
-    if ((r = vk_lib_check_disk_holders(p->lib, p->delta,
-                                       (flags & VMDKIT_COMMIT_DELETE) ? VK_NEED_EXCLUSIVE : VK_NEED_NO_WRITER, e)))
+    if ((r = vk_lib_check_disk_holders(
+             p->lib, p->delta, (flags & VMDKIT_COMMIT_DELETE) ? VK_NEED_EXCLUSIVE : VK_NEED_NO_WRITER,
+             e)))
         return r;
     return vk_lib_check_disk_holders(p->lib, p->parent, VK_NEED_EXCLUSIVE, e);
 }
@@ -245,7 +249,8 @@ int vmdkit_commit(const char *path, const vmdkit_commit_opts *opts, vmdkit_commi
     vk_rewrites rw = {0};
 
     /* validate the whole chain (CIDs, capacities) before touching anything */
-    int r = vmdkit_open(path, VK_OPEN_CHAIN_OF_USER | VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_LOCK, &chain, e);
+    int r =
+        vmdkit_open(path, VK_OPEN_CHAIN_OF_USER | VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_LOCK, &chain, e);
     if (r)
         goto out;
     if (!chain->top->parent) {
@@ -280,7 +285,8 @@ int vmdkit_commit(const char *path, const vmdkit_commit_opts *opts, vmdkit_commi
     /* 1. data into the parent, parent's CID kept */
     if ((r = vmdkit_open(path, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_PARENT, &delta, e)))
         goto out;
-    if ((r = vmdkit_open(ppath, VK_OPEN_CHAIN_OF_USER | VMDKIT_OPEN_RDWR | VK_OPEN_KEEP_CID, &parent, e)))
+    if ((r = vmdkit_open(ppath, VK_OPEN_CHAIN_OF_USER | VMDKIT_OPEN_RDWR | VK_OPEN_KEEP_CID, &parent,
+                         e)))
         goto out;
     if ((r = copy_delta_into(delta, parent, o.progress, o.progress_opaque, e)))
         goto out;

@@ -59,7 +59,7 @@ struct sink {
     uint64_t size;
     /* vmdk */
     vmdkit_disk *disk;
-    char **paths;          /* every file of the new disk: descriptor, then extents */
+    char **paths; /* every file of the new disk: descriptor, then extents */
     size_t n_paths;
     /* stream */
     vk_stream_writer *sw;
@@ -70,10 +70,7 @@ struct sink {
  * disk then works while the copy goes on, and the final flush finds little
  * left.  Only a hint (the flush reports errors); it makes data durable
  * sooner, never metadata before data, so it keeps every ordering. */
-static void start_writeback(int fd)
-{
-    (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-}
+static void start_writeback(int fd) { (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE); }
 
 /* ---- raw sink ---- */
 
@@ -283,7 +280,7 @@ typedef struct chunk {
 
 typedef struct copier {
     sink *s;
-    bool per_piece;        /* the sink takes one piece at a time (stream) */
+    bool per_piece; /* the sink takes one piece at a time (stream) */
     chunk ring[RING_CHUNKS];
     uint64_t filled;       /* chunks handed to the writer */
     uint64_t stored;       /* chunks the writer is done with */
@@ -292,9 +289,9 @@ typedef struct copier {
     uint64_t kicked_end;   /* the reader's last writeback kick: up to here, */
     uint64_t kicked_bytes; /* after this many bytes stored */
     bool threaded;
-    bool no_more;          /* the reader has finished: drain the ring, then stop */
-    bool cancel;           /* the reader failed: stop at once */
-    int w_r;               /* the writer's failure, with its message in w_err */
+    bool no_more; /* the reader has finished: drain the ring, then stop */
+    bool cancel;  /* the reader failed: stop at once */
+    int w_r;      /* the writer's failure, with its message in w_err */
     vk_err w_err;
     pthread_t tid;
     pthread_mutex_t mu;
@@ -477,8 +474,7 @@ static bool cancelled(const vmdkit_convert_opts *o, uint64_t done, uint64_t size
     return o && o->progress && o->progress(o->progress_opaque, done, size);
 }
 
-static int copy_all(vmdkit_disk *src, sink *s, bool per_piece, const vmdkit_convert_opts *o,
-                    vk_err *e)
+static int copy_all(vmdkit_disk *src, sink *s, bool per_piece, const vmdkit_convert_opts *o, vk_err *e)
 {
     copier c = {0};
     int r = copier_start(&c, s, per_piece, e);
@@ -626,7 +622,7 @@ int vmdkit_convert(vmdkit_disk *src, const char *dst, const vmdkit_convert_opts 
         return r;
     }
     char *build = vk_path_join(tf.path, name, e);
-    sink s = { .fd = -1 };
+    sink s = {.fd = -1};
     const char **names = NULL;
     size_t n_names = 0;
     bool opened = false;
@@ -669,10 +665,9 @@ int vmdkit_convert(vmdkit_disk *src, const char *dst, const vmdkit_convert_opts 
     return r;
 }
 
-int vk_copy_into_stream(vmdkit_disk *src, vk_stream_writer *sw, const vmdkit_convert_opts *o,
-                        vk_err *e)
+int vk_copy_into_stream(vmdkit_disk *src, vk_stream_writer *sw, const vmdkit_convert_opts *o, vk_err *e)
 {
-    sink s = { .fd = -1, .sw = sw, .put = stream_put };
+    sink s = {.fd = -1, .sw = sw, .put = stream_put};
     s.grain_bytes = vk_stream_writer_grain_sectors(sw) * VK_SECTOR;
     return copy_all(src, &s, true, o, e);
 }

@@ -12,7 +12,6 @@
  * fields are ignored).  SW is neither finished nor aborted: the caller
  * does one or the other.
  */
-int vk_copy_into_stream(vmdkit_disk *src, vk_stream_writer *sw, const vmdkit_convert_opts *o,
-                        vk_err *e);
+int vk_copy_into_stream(vmdkit_disk *src, vk_stream_writer *sw, const vmdkit_convert_opts *o, vk_err *e);
 
 #endif

@@ -28,12 +28,9 @@ static const struct {
     vmdkit_create_type type;
     const char *name;
 } type_names[] = {
-    { VMDKIT_MONOLITHIC_SPARSE, "monolithicSparse" },
-    { VMDKIT_MONOLITHIC_FLAT, "monolithicFlat" },
-    { VMDKIT_TWOGB_SPARSE, "twoGbMaxExtentSparse" },
-    { VMDKIT_TWOGB_FLAT, "twoGbMaxExtentFlat" },
-    { VMDKIT_STREAM_OPTIMIZED, "streamOptimized" },
-    { VMDKIT_VMFS, "vmfs" },
+    {VMDKIT_MONOLITHIC_SPARSE, "monolithicSparse"}, {VMDKIT_MONOLITHIC_FLAT, "monolithicFlat"},
+    {VMDKIT_TWOGB_SPARSE, "twoGbMaxExtentSparse"},  {VMDKIT_TWOGB_FLAT, "twoGbMaxExtentFlat"},
+    {VMDKIT_STREAM_OPTIMIZED, "streamOptimized"},   {VMDKIT_VMFS, "vmfs"},
 };
 
 int vmdkit_create_type_parse(const char *name)
@@ -85,11 +82,14 @@ int vk_create_descriptor(vk_descriptor *d, const char *create_type, uint64_t cap
     uint8_t u[16];
     vk_random(u, sizeof u);
     /* VMware's disk UUIDs start 60 00 C2 */
-    u[0] = 0x60; u[1] = 0x00; u[2] = 0xc2;
+    u[0] = 0x60;
+    u[1] = 0x00;
+    u[2] = 0xc2;
     char uuid[64];
-    snprintf(uuid, sizeof uuid, "%02x %02x %02x %02x %02x %02x %02x %02x-%02x %02x %02x %02x %02x %02x %02x %02x",
-             u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
-             u[14], u[15]);
+    snprintf(uuid, sizeof uuid,
+             "%02x %02x %02x %02x %02x %02x %02x %02x-%02x %02x %02x %02x %02x %02x %02x %02x", u[0],
+             u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14],
+             u[15]);
     uint32_t w[3];
     vk_random(w, sizeof w);
     char lcid[40];
@@ -129,11 +129,12 @@ int vk_create_sparse_extent(const char *path, uint64_t capacity_sectors, const c
     vk_sparse_header h = {
         .magic = VK_KDMV_MAGIC,
         .version = zeroed_grain ? 2 : 1,
-        .flags = VK_FLAG_NEWLINE_CHECK | VK_FLAG_REDUNDANT_GD | (zeroed_grain ? VK_FLAG_ZEROED_GRAIN : 0),
+        .flags =
+            VK_FLAG_NEWLINE_CHECK | VK_FLAG_REDUNDANT_GD | (zeroed_grain ? VK_FLAG_ZEROED_GRAIN : 0),
         .capacity_sectors = capacity_sectors,
         .grain_sectors = VK_DEFAULT_GRAIN_SECTORS,
         .gtes_per_gt = VK_DEFAULT_GTES_PER_GT,
-        .newline_chars = { '\n', ' ', '\r', '\n' },
+        .newline_chars = {'\n', ' ', '\r', '\n'},
     };
     size_t desc_len = desc_text ? strlen(desc_text) : 0;
     if (desc_len > EMBEDDED_DESC_SECTORS * VK_SECTOR)
@@ -247,8 +248,8 @@ static int check_free(const char *path, vk_err *e)
 }
 
 /* Piece sizes of a split disk of CAP sectors: PIECE each, the last smaller. */
-static int uniform_pieces(const char *path, uint64_t cap, uint64_t piece, uint64_t **sizes,
-                          size_t *n, vk_err *e)
+static int uniform_pieces(const char *path, uint64_t cap, uint64_t piece, uint64_t **sizes, size_t *n,
+                          vk_err *e)
 {
     uint64_t pieces = vk_div_round_up(cap, piece);
     if (pieces > MAX_SPLIT_PIECES)
@@ -335,14 +336,14 @@ static int create_single_flat(const char *path, vk_descriptor *d, uint64_t cap, 
     return r;
 }
 
-int vk_create_stream_descriptor(const char *path, uint64_t cap, const char *adapter, int hw,
-                                char **text, vk_err *e)
+int vk_create_stream_descriptor(const char *path, uint64_t cap, const char *adapter, int hw, char **text,
+                                vk_err *e)
 {
     vk_descriptor d;
     int r = vk_create_descriptor(&d, "streamOptimized", cap, adapter, hw, e);
     if (!r)
-        r = vk_descriptor_add_extent(&d, VK_ACCESS_RW, cap, VK_EXT_SPARSE, vk_path_basename(path),
-                                     false, 0, e);
+        r = vk_descriptor_add_extent(&d, VK_ACCESS_RW, cap, VK_EXT_SPARSE, vk_path_basename(path), false,
+                                     0, e);
     size_t len;
     if (!r)
         r = vk_descriptor_format(&d, text, &len, e);
@@ -370,8 +371,9 @@ int vk_create_check_opts(const char *path, const vmdkit_create_opts *o, uint64_t
 {
     const char *adapter = o->adapter ? o->adapter : "ide";
     if (!vmdkit_adapter_name(adapter))
-        return vk_fail(e, VMDKIT_EINVAL, "%s: adapter type \"%s\": not ide, buslogic, lsilogic or legacyESX",
-                       path, adapter);
+        return vk_fail(e, VMDKIT_EINVAL,
+                       "%s: adapter type \"%s\": not ide, buslogic, lsilogic or legacyESX", path,
+                       adapter);
     if (o->size_bytes == 0)
         return vk_fail(e, VMDKIT_EINVAL, "%s: size: must be larger than 0", path);
     *cap = vk_div_round_up(o->size_bytes, VK_SECTOR);
@@ -379,8 +381,8 @@ int vk_create_check_opts(const char *path, const vmdkit_create_opts *o, uint64_t
         return vk_fail(e, VMDKIT_EINVAL, "%s: createType: unknown", path);
     if (o->split_sectors && o->type != VMDKIT_TWOGB_SPARSE && o->type != VMDKIT_TWOGB_FLAT)
         return vk_fail(e, VMDKIT_EINVAL, "%s: a split size applies to twoGbMaxExtent disks only", path);
-    if (o->split_sectors && (o->split_sectors % VK_DEFAULT_GRAIN_SECTORS ||
-                             o->split_sectors > VMDKIT_SPLIT_4G_SECTORS))
+    if (o->split_sectors &&
+        (o->split_sectors % VK_DEFAULT_GRAIN_SECTORS || o->split_sectors > VMDKIT_SPLIT_4G_SECTORS))
         return vk_fail(e, VMDKIT_EINVAL,
                        "%s: split size of %llu sectors: must be a multiple of %u sectors, at most %llu",
                        path, (unsigned long long)o->split_sectors, (unsigned)VK_DEFAULT_GRAIN_SECTORS,
@@ -390,11 +392,13 @@ int vk_create_check_opts(const char *path, const vmdkit_create_opts *o, uint64_t
     if (o->zeroed_grain && (!sparse || o->type == VMDKIT_STREAM_OPTIMIZED))
         return vk_fail(e, VMDKIT_EINVAL, "%s: zeroed grains exist only in sparse disks", path);
     if (o->parent && (o->type != VMDKIT_MONOLITHIC_SPARSE && o->type != VMDKIT_TWOGB_SPARSE))
-        return vk_fail(e, VMDKIT_EINVAL, "%s: a disk with a parent must be monolithicSparse or twoGbMaxExtentSparse",
+        return vk_fail(e, VMDKIT_EINVAL,
+                       "%s: a disk with a parent must be monolithicSparse or twoGbMaxExtentSparse",
                        path);
     /* GTEs are 32-bit sector numbers: a monolithic sparse file ends below 2 TiB */
     if (o->type == VMDKIT_MONOLITHIC_SPARSE && *cap >= VK_MAX_EXTENT_FILE_SECTORS)
-        return vk_fail(e, VMDKIT_ELIMIT, "%s: size: monolithicSparse disks hold less than 2 TiB; use twoGbMaxExtentSparse",
+        return vk_fail(e, VMDKIT_ELIMIT,
+                       "%s: size: monolithicSparse disks hold less than 2 TiB; use twoGbMaxExtentSparse",
                        path);
     if (*cap > (UINT64_C(1) << 40))
         return vk_fail(e, VMDKIT_ELIMIT, "%s: size: %llu bytes is beyond what vmdkit creates", path,
@@ -421,9 +425,10 @@ int vk_check_depth_for_child(const char *parent, vk_err *e)
     }
     free(cur);
     if (links >= VK_MAX_CHAIN_LINKS)
-        return vk_fail(e, VMDKIT_ELIMIT,
-                       "%s: parent chain: already %d links deep, the most a disk may have: a child could never be opened",
-                       parent, VK_MAX_CHAIN_LINKS);
+        return vk_fail(
+            e, VMDKIT_ELIMIT,
+            "%s: parent chain: already %d links deep, the most a disk may have: a child could never be opened",
+            parent, VK_MAX_CHAIN_LINKS);
     return 0;
 }
 
@@ -533,8 +538,9 @@ out:
 
 static bool is_split_type(const char *t)
 {
-    return t && (strcasecmp(t, "twoGbMaxExtentSparse") == 0 || strcasecmp(t, "twoGbMaxExtentFlat") == 0 ||
-                 strcasecmp(t, "2GbMaxExtentSparse") == 0 || strcasecmp(t, "2GbMaxExtentFlat") == 0);
+    return t &&
+           (strcasecmp(t, "twoGbMaxExtentSparse") == 0 || strcasecmp(t, "twoGbMaxExtentFlat") == 0 ||
+            strcasecmp(t, "2GbMaxExtentSparse") == 0 || strcasecmp(t, "2GbMaxExtentFlat") == 0);
 }
 
 /* Copy a ddb key from the parent when it has one. */
@@ -676,7 +682,8 @@ int vmdkit_snapshot(const char *disk_path, unsigned flags, char **new_path, vmdk
     return r;
 }
 
-int vk_snapshot_beside(const char *disk_path, unsigned flags, char *new_path, size_t new_path_size, vk_err *e)
+int vk_snapshot_beside(const char *disk_path, unsigned flags, char *new_path, size_t new_path_size,
+                       vk_err *e)
 {
     char *stem = snapshot_stem(disk_path, e);
     if (!stem)

@@ -27,8 +27,8 @@ int vk_create_flat_file(const char *path, uint64_t sectors, vk_err *e);
 #define VK_MAX_SPLIT_PIECES 999u
 
 /* The descriptor text of a streamOptimized file named PATH. */
-int vk_create_stream_descriptor(const char *path, uint64_t cap, const char *adapter, int hw,
-                                char **text, vk_err *e);
+int vk_create_stream_descriptor(const char *path, uint64_t cap, const char *adapter, int hw, char **text,
+                                vk_err *e);
 
 /* ddb.virtualHWVersion as a number: 0 (the default, 4) when TEXT is NULL,
  * not all digits or beyond VK_MAX_HW_VERSION. */

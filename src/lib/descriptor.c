@@ -13,7 +13,7 @@
 #define KV_MAX 4096u
 
 static const char *const access_names[] = {"RW", "RDONLY", "NOACCESS"};
-static const char *const type_names[] = {"SPARSE",  "FLAT",    "ZERO",    "VMFS",
+static const char *const type_names[] = {"SPARSE",     "FLAT",    "ZERO",    "VMFS",
                                          "VMFSSPARSE", "VMFSRDM", "VMFSRAW", "SESPARSE"};
 #define N_ACCESS (sizeof access_names / sizeof access_names[0])
 #define N_TYPES (sizeof type_names / sizeof type_names[0])
@@ -25,11 +25,29 @@ static const char change_track_key[] = "changeTrackPath";
  * spelling of "twoGb...").  Which of them vmdkit can open is link.c's
  * business; which it writes, create.c's. */
 static const char *const known_create_types[] = {
-    "monolithicSparse", "monolithicFlat", "twoGbMaxExtentSparse", "2GbMaxExtentSparse",
-    "twoGbMaxExtentFlat", "2GbMaxExtentFlat", "streamOptimized", "vmfs", "vmfsPreallocated",
-    "vmfsEagerZeroedThick", "vmfsThin", "vmfsThick", "vmfsSparse", "seSparse", "vmfsSeSparse",
-    "custom", "fullDevice", "partitionedDevice", "vmfsRaw", "vmfsRDM", "vmfsRawDeviceMap",
-    "vmfsRDMP", "vmfsPassthroughRawDeviceMap",
+    "monolithicSparse",
+    "monolithicFlat",
+    "twoGbMaxExtentSparse",
+    "2GbMaxExtentSparse",
+    "twoGbMaxExtentFlat",
+    "2GbMaxExtentFlat",
+    "streamOptimized",
+    "vmfs",
+    "vmfsPreallocated",
+    "vmfsEagerZeroedThick",
+    "vmfsThin",
+    "vmfsThick",
+    "vmfsSparse",
+    "seSparse",
+    "vmfsSeSparse",
+    "custom",
+    "fullDevice",
+    "partitionedDevice",
+    "vmfsRaw",
+    "vmfsRDM",
+    "vmfsRawDeviceMap",
+    "vmfsRDMP",
+    "vmfsPassthroughRawDeviceMap",
 };
 
 /* The values of ddb.adapterType, as VMware spells them, and whether the
@@ -68,10 +86,7 @@ bool vk_adapter_is_scsi(const char *name)
     return false;
 }
 
-const char *vk_access_name(enum vk_access a)
-{
-    return (unsigned)a < N_ACCESS ? access_names[a] : "?";
-}
+const char *vk_access_name(enum vk_access a) { return (unsigned)a < N_ACCESS ? access_names[a] : "?"; }
 
 const char *vk_extent_type_name(enum vk_extent_type t)
 {
@@ -175,8 +190,8 @@ static bool is_ddb_key(const char *k) { return strncasecmp(k, "ddb.", 4) == 0; }
 
 static bool is_known_header_key(const char *k)
 {
-    static const char *const known[] = {"version", "encoding", "CID", "parentCID", "createType",
-                                        "parentFileNameHint"};
+    static const char *const known[] = {"version",   "encoding",   "CID",
+                                        "parentCID", "createType", "parentFileNameHint"};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (strcasecmp(k, known[i]) == 0)
             return true;
@@ -395,8 +410,8 @@ static int parse_kv(parser *p, const char *s, size_t klen, const char *v, size_t
     } else if (strcasecmp(key, "CID") == 0 || strcasecmp(key, "parentCID") == 0) {
         bool parent = strcasecmp(key, "parentCID") == 0;
         if (!parse_cid(value, parent ? &d->parent_cid : &d->cid))
-            r = perr(p, VMDKIT_EFORMAT, parent ? "parentCID" : "CID",
-                     "\"%s\" is not 1 to 8 hex digits", excerpt(value, strlen(value), ex));
+            r = perr(p, VMDKIT_EFORMAT, parent ? "parentCID" : "CID", "\"%s\" is not 1 to 8 hex digits",
+                     excerpt(value, strlen(value), ex));
         free(value);
     } else if (strcasecmp(key, "encoding") == 0) {
         set_str(&d->encoding, value);
@@ -534,8 +549,7 @@ static int parse_line(parser *p, const char *s, size_t n)
                 excerpt(s, n, ex));
 }
 
-int vk_descriptor_parse(const char *text, size_t len, const char *file, vk_descriptor *out,
-                        vk_err *e)
+int vk_descriptor_parse(const char *text, size_t len, const char *file, vk_descriptor *out, vk_err *e)
 {
     memset(out, 0, sizeof *out);
     out->version = 1;
@@ -543,10 +557,10 @@ int vk_descriptor_parse(const char *text, size_t len, const char *file, vk_descr
     out->parent_cid = VK_CID_NONE;
     parser p = {.file = file ? file : "descriptor", .d = out, .e = e};
 
-    size_t n = strnlen(text, len);  /* embedded descriptors are NUL-padded */
+    size_t n = strnlen(text, len); /* embedded descriptors are NUL-padded */
     if (n > VK_DESC_MAX_BYTES)
-        return vk_fail(e, VMDKIT_ELIMIT, "%s: descriptor: %zu bytes, more than the %u accepted",
-                       p.file, n, VK_DESC_MAX_BYTES);
+        return vk_fail(e, VMDKIT_ELIMIT, "%s: descriptor: %zu bytes, more than the %u accepted", p.file,
+                       n, VK_DESC_MAX_BYTES);
     size_t pos = skip_bom(text, n);
     int r = 0;
     while (!r && pos < n) {
@@ -625,7 +639,8 @@ static int check_writable(const vk_descriptor *d, vk_err *e)
         return vk_fail(e, VMDKIT_EINVAL, "descriptor: version: %d is not 1, 2 or 3", d->version);
     if (d->n_extents == 0)
         return vk_fail(e, VMDKIT_EINVAL, "descriptor: extents: no extent lines");
-    if ((r = check_str("encoding", d->encoding, e)) || (r = check_str("createType", d->create_type, e)) ||
+    if ((r = check_str("encoding", d->encoding, e)) ||
+        (r = check_str("createType", d->create_type, e)) ||
         (r = check_str("parentFileNameHint", d->parent_hint, e)))
         return r;
     for (size_t i = 0; i < d->n_extents; i++) {
@@ -640,8 +655,7 @@ static int check_writable(const vk_descriptor *d, vk_err *e)
     for (size_t i = 0; i < d->n_header_extra; i++) {
         const vk_kv *kv = &d->header_extra[i];
         if (!key_ok(kv->key) || is_ddb_key(kv->key) || is_known_header_key(kv->key))
-            return vk_fail(e, VMDKIT_EINVAL, "descriptor: header key %zu: not a valid extra key",
-                           i + 1);
+            return vk_fail(e, VMDKIT_EINVAL, "descriptor: header key %zu: not a valid extra key", i + 1);
         if ((r = check_str(kv->key, kv->value, e)))
             return r;
     }
@@ -663,7 +677,7 @@ static void write_extent(sbuf *b, const vk_extent_desc *x)
     if (x->type != VK_EXT_ZERO) {
         sb_add(b, " \"%s\"", x->filename);
         /* QEMU requires the offset on FLAT lines and refuses it on VMFS lines */
-        bool offset = x->type == VK_EXT_FLAT ? true
+        bool offset = x->type == VK_EXT_FLAT   ? true
                       : x->type == VK_EXT_VMFS ? x->has_offset && x->offset_sectors != 0
                                                : x->has_offset;
         if (offset)
@@ -760,9 +774,9 @@ static bool descriptor_same(const vk_descriptor *a, const vk_descriptor *b)
 /* One line of the earlier text, as parse_line sees it. */
 enum line_kind { LINE_OTHER, LINE_KV, LINE_EXTENT };
 typedef struct text_line {
-    const char *s;      /* the line, line end included */
-    size_t n;           /* bytes, line end included */
-    size_t end;         /* where the content ends (trailing blanks and the line end follow) */
+    const char *s; /* the line, line end included */
+    size_t n;      /* bytes, line end included */
+    size_t end;    /* where the content ends (trailing blanks and the line end follow) */
     enum line_kind kind;
     size_t key, key_len; /* LINE_KV: the key ... */
     size_t val;          /* ... and where its value starts */
@@ -785,7 +799,8 @@ static void classify(text_line *t)
     if (i == n || t->s[i] == '#')
         return;
     size_t k = i;
-    while (k < n && !is_blank(t->s[k]) && t->s[k] != '=' && t->s[k] != '"' && !is_ctl((unsigned char)t->s[k]))
+    while (k < n && !is_blank(t->s[k]) && t->s[k] != '=' && t->s[k] != '"' &&
+           !is_ctl((unsigned char)t->s[k]))
         k++;
     size_t j = k;
     while (j < n && is_blank(t->s[j]))
@@ -807,8 +822,8 @@ static void classify(text_line *t)
 
 /* The value D has for KEY ("" when D lacks it: *PRESENT false) and whether
  * it differs from OLD's. */
-static const char *value_for(const vk_descriptor *d, const vk_descriptor *old, const char *key, char num[16],
-                             bool *present, bool *changed)
+static const char *value_for(const vk_descriptor *d, const vk_descriptor *old, const char *key,
+                             char num[16], bool *present, bool *changed)
 {
     *present = true;
     const char *v, *ov;
@@ -884,8 +899,11 @@ static int layout_text(const vk_descriptor *d, const vk_descriptor *old, const c
         } else if (t->kind == LINE_KV) {
             const char *k = t->s + t->key;
             size_t kl = t->key_len;
-            int rank = token_is(k, kl, "createType") ? 4 : token_is(k, kl, "parentCID") ? 3
-                       : token_is(k, kl, "CID")      ? 2 : token_is(k, kl, "version") ? 1 : 0;
+            int rank = token_is(k, kl, "createType")  ? 4
+                       : token_is(k, kl, "parentCID") ? 3
+                       : token_is(k, kl, "CID")       ? 2
+                       : token_is(k, kl, "version")   ? 1
+                                                      : 0;
             has_version |= rank == 1;
             has_cid |= rank == 2;
             has_pcid |= rank == 3;
@@ -905,7 +923,8 @@ static int layout_text(const vk_descriptor *d, const vk_descriptor *old, const c
             const text_line *t = &lines[i];
             if (t->kind == LINE_EXTENT) {
                 size_t k = extent_i++;
-                if (k < d->n_extents && k < old->n_extents && extent_same(&d->extents[k], &old->extents[k])) {
+                if (k < d->n_extents && k < old->n_extents &&
+                    extent_same(&d->extents[k], &old->extents[k])) {
                     sb_add(b, "%.*s", (int)t->n, t->s);
                 } else if (k < d->n_extents) {
                     write_extent(b, &d->extents[k]);
@@ -923,8 +942,8 @@ static int layout_text(const vk_descriptor *d, const vk_descriptor *old, const c
                 } else if (present) {
                     /* the line's own spacing, quoting and line end */
                     bool quoted = t->val < t->end && t->s[t->val] == '"';
-                    sb_add(b, "%.*s%s%s%s%.*s", (int)t->val, t->s, quoted ? "\"" : "", v, quoted ? "\"" : "",
-                           (int)(t->n - t->end), t->s + t->end);
+                    sb_add(b, "%.*s%s%s%s%.*s", (int)t->val, t->s, quoted ? "\"" : "", v,
+                           quoted ? "\"" : "", (int)(t->n - t->end), t->s + t->end);
                 }
             } else {
                 sb_add(b, "%.*s", (int)t->n, t->s);
@@ -941,7 +960,8 @@ static int layout_text(const vk_descriptor *d, const vk_descriptor *old, const c
                 sb_new_line(b, eol), sb_add(b, "parentCID=%08x%s", d->parent_cid, eol);
             for (size_t k = 0; k < d->n_header_extra; k++)
                 if (!kv_get(old->header_extra, old->n_header_extra, d->header_extra[k].key))
-                    sb_new_line(b, eol), sb_add(b, "%s=\"%s\"%s", d->header_extra[k].key, d->header_extra[k].value, eol);
+                    sb_new_line(b, eol),
+                        sb_add(b, "%s=\"%s\"%s", d->header_extra[k].key, d->header_extra[k].value, eol);
             if (d->create_type && !old->create_type)
                 sb_new_line(b, eol), sb_add(b, "createType=\"%s\"%s", d->create_type, eol);
             if (d->parent_hint && !old->parent_hint)
@@ -1020,8 +1040,7 @@ const char *vk_descriptor_ddb_get(const vk_descriptor *d, const char *key)
 int vk_descriptor_ddb_set(vk_descriptor *d, const char *key, const char *value, vk_err *e)
 {
     if (!key_ok(key) || !is_ddb_key(key))
-        return vk_fail(e, VMDKIT_EINVAL, "descriptor: ddb key \"%s\": not a ddb.* key",
-                       key ? key : "");
+        return vk_fail(e, VMDKIT_EINVAL, "descriptor: ddb key \"%s\": not a ddb.* key", key ? key : "");
     if (!value || !value_ok(value))
         return vk_fail(e, VMDKIT_EINVAL,
                        "descriptor: %s: value missing or holds a double quote or control character",

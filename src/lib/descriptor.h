@@ -36,28 +36,28 @@ typedef struct vk_extent_desc {
     enum vk_access access;
     uint64_t size_sectors;
     enum vk_extent_type type;
-    char *filename;          /* NULL for ZERO */
+    char *filename; /* NULL for ZERO */
     bool has_offset;
     uint64_t offset_sectors; /* FLAT/VMFS offset field */
 } vk_extent_desc;
 
 typedef struct vk_kv {
-    char *key;    /* as written (case kept) */
-    char *value;  /* unquoted */
+    char *key;   /* as written (case kept) */
+    char *value; /* unquoted */
 } vk_kv;
 
 typedef struct vk_descriptor {
-    int version;              /* "version" key; 1 when absent */
-    char *encoding;           /* NULL when absent */
+    int version;    /* "version" key; 1 when absent */
+    char *encoding; /* NULL when absent */
     uint32_t cid;
-    uint32_t parent_cid;      /* VK_CID_NONE when none */
-    char *create_type;        /* as written; NULL if absent */
-    char *parent_hint;        /* NULL when absent */
+    uint32_t parent_cid; /* VK_CID_NONE when none */
+    char *create_type;   /* as written; NULL if absent */
+    char *parent_hint;   /* NULL when absent */
     vk_extent_desc *extents;
     size_t n_extents;
-    vk_kv *header_extra;      /* other header keys (e.g. isNativeSnapshot), in order */
+    vk_kv *header_extra; /* other header keys (e.g. isNativeSnapshot), in order */
     size_t n_header_extra;
-    vk_kv *ddb;               /* ddb.* keys, in order */
+    vk_kv *ddb; /* ddb.* keys, in order */
     size_t n_ddb;
 } vk_descriptor;
 
@@ -71,8 +71,7 @@ bool vk_descriptor_sniff(const char *text, size_t len);
  * quoted or bare values.  FILE names the source in error messages.
  * Errors: VMDKIT_EFORMAT naming the line and field; VMDKIT_ELIMIT.
  */
-int vk_descriptor_parse(const char *text, size_t len, const char *file, vk_descriptor *out,
-                        vk_err *e);
+int vk_descriptor_parse(const char *text, size_t len, const char *file, vk_descriptor *out, vk_err *e);
 
 /* Canonical text (VMware's layout and key spelling).  Caller frees *text. */
 int vk_descriptor_format(const vk_descriptor *d, char **text, size_t *len, vk_err *e);

@@ -18,7 +18,6 @@
 #include "path.h"
 #include "sparse_header.h"
 
-
 /* Open the folder and file of the relative name REL beneath BASE (both
  * without following symbolic links).  Returns 0, or 1 with errno. */
 static int open_beneath_split(int base, const char *rel, int *dir_fd, int *fd)
@@ -67,8 +66,8 @@ static int open_parent_files(vmdkit_disk *d, vk_link *child, const char *ppath, 
                         "%s: parentFileNameHint: \"%s\": %s is outside the confinement folder %s",
                         child->path, hint, abs, d->root.path);
         else
-            r = open_beneath_split(d->root.fd, abs + strlen(d->root.path) + (strcmp(d->root.path, "/") != 0),
-                                   dir_fd, fd);
+            r = open_beneath_split(
+                d->root.fd, abs + strlen(d->root.path) + (strcmp(d->root.path, "/") != 0), dir_fd, fd);
         int err = errno;
         free(abs);
         errno = err;
@@ -76,9 +75,10 @@ static int open_parent_files(vmdkit_disk *d, vk_link *child, const char *ppath, 
     }
     if (hint[0] == '/') {
         if (!(flags & VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS))
-            return vk_fail(e, VMDKIT_EPATH,
-                           "%s: parentFileNameHint: \"%s\" is an absolute path (use --allow-absolute-parents to permit)",
-                           child->path, hint);
+            return vk_fail(
+                e, VMDKIT_EPATH,
+                "%s: parentFileNameHint: \"%s\" is an absolute path (use --allow-absolute-parents to permit)",
+                child->path, hint);
         char *dir = vk_path_dirname(ppath, e);
         if (!dir)
             return VMDKIT_ENOMEM;
@@ -97,7 +97,8 @@ static int open_parent_files(vmdkit_disk *d, vk_link *child, const char *ppath, 
         return VMDKIT_ENOMEM;
     int r;
     if (!*rel) {
-        r = vk_fail(e, VMDKIT_EFORMAT, "%s: parentFileNameHint: \"%s\" names a folder", child->path, hint);
+        r = vk_fail(e, VMDKIT_EFORMAT, "%s: parentFileNameHint: \"%s\" names a folder", child->path,
+                    hint);
     } else {
         int base = vk_open_dir_up(child->dir_fd, ups);
         r = base < 0 ? 1 : open_beneath_split(base, rel, dir_fd, fd);
@@ -206,14 +207,16 @@ static int open_parents(vmdkit_disk *d, unsigned flags, vk_err *e)
          * knows nothing of this child */
         if (parent->bare)
             return vk_fail(e, VMDKIT_ECHAIN,
-                           "%s: parentFileNameHint: \"%s\" " VK_PIECE_OF_DISK ", never a parent: name the disk's descriptor",
+                           "%s: parentFileNameHint: \"%s\" " VK_PIECE_OF_DISK
+                           ", never a parent: name the disk's descriptor",
                            child->path, child->desc.parent_hint);
         /* the parent's CID is not printed: an error echoed back to whoever
          * uploaded the child would tell them the CID to write (L4) */
         if (child->desc.parent_cid != parent->desc.cid && !(flags & VMDKIT_OPEN_IGNORE_CID))
-            return vk_fail(e, VMDKIT_ECHAIN,
-                           "%s: parentCID %08x does not match the CID of parent %s: the parent was modified after the child was created",
-                           child->path, child->desc.parent_cid, parent->path);
+            return vk_fail(
+                e, VMDKIT_ECHAIN,
+                "%s: parentCID %08x does not match the CID of parent %s: the parent was modified after the child was created",
+                child->path, child->desc.parent_cid, parent->path);
         if (child->capacity_sectors != parent->capacity_sectors)
             return vk_fail(e, VMDKIT_ECHAIN,
                            "%s: capacity %llu sectors differs from parent %s (%llu sectors)",
@@ -325,9 +328,8 @@ static int check_range(vmdkit_disk *d, size_t len, uint64_t off, vk_err *e)
 {
     uint64_t end;
     if (!vk_add_ok(off, len, &end) || end > vmdkit_size(d))
-        return vk_fail(e, VMDKIT_EINVAL,
-                       "%s: range %llu+%zu lies outside the disk (%llu bytes)", d->top->path,
-                       (unsigned long long)off, len, (unsigned long long)vmdkit_size(d));
+        return vk_fail(e, VMDKIT_EINVAL, "%s: range %llu+%zu lies outside the disk (%llu bytes)",
+                       d->top->path, (unsigned long long)off, len, (unsigned long long)vmdkit_size(d));
     return 0;
 }
 
@@ -417,7 +419,7 @@ static int write_sectors(vmdkit_disk *d, uint64_t sector, uint64_t n, const void
         return r;
     if (l->parent)
         how |= VK_ZERO_PARENT;
-    vk_backing bk = { .read = backing_read, .opaque = l->parent };
+    vk_backing bk = {.read = backing_read, .opaque = l->parent};
     const uint8_t *p = buf;
     while (n > 0) {
         size_t lo = 0, hi = l->n_ext;
@@ -490,10 +492,7 @@ int vmdkit_pwrite(vmdkit_disk *d, const void *buf, size_t len, uint64_t off)
     return 0;
 }
 
-int vmdkit_pzero(vmdkit_disk *d, size_t len, uint64_t off)
-{
-    return vmdkit_pzero_ex(d, len, off, 0);
-}
+int vmdkit_pzero(vmdkit_disk *d, size_t len, uint64_t off) { return vmdkit_pzero_ex(d, len, off, 0); }
 
 int vmdkit_pzero_ex(vmdkit_disk *d, size_t len, uint64_t off, unsigned flags)
 {

@@ -178,13 +178,31 @@ int vk_fail_errno(vk_err *e, int errnum, const char *fmt, ...)
 {
     int code;
     switch (errnum) {
-    case ENOENT: code = VMDKIT_ENOENT; break;
-    case ENOSPC: case EDQUOT: case EFBIG: code = VMDKIT_ENOSPC; break;
-    case ENOMEM: code = VMDKIT_ENOMEM; break;
-    case EEXIST: code = VMDKIT_EEXIST; break;
-    case EROFS: case EACCES: case EPERM: code = VMDKIT_ERDONLY; break;
-    case EWOULDBLOCK: code = VMDKIT_ELOCKED; break;
-    default: code = VMDKIT_EIO; break;
+    case ENOENT:
+        code = VMDKIT_ENOENT;
+        break;
+    case ENOSPC:
+    case EDQUOT:
+    case EFBIG:
+        code = VMDKIT_ENOSPC;
+        break;
+    case ENOMEM:
+        code = VMDKIT_ENOMEM;
+        break;
+    case EEXIST:
+        code = VMDKIT_EEXIST;
+        break;
+    case EROFS:
+    case EACCES:
+    case EPERM:
+        code = VMDKIT_ERDONLY;
+        break;
+    case EWOULDBLOCK:
+        code = VMDKIT_ELOCKED;
+        break;
+    default:
+        code = VMDKIT_EIO;
+        break;
     }
     if (!e)
         return code;
@@ -216,21 +234,37 @@ void vk_err_prefix(vk_err *e, const char *fmt, ...)
 const char *vmdkit_errcode_name(int code)
 {
     switch (code) {
-    case VMDKIT_OK: return "ok";
-    case VMDKIT_EIO: return "io";
-    case VMDKIT_EFORMAT: return "format";
-    case VMDKIT_EUNSUPPORTED: return "unsupported";
-    case VMDKIT_ENOENT: return "not-found";
-    case VMDKIT_ECHAIN: return "chain";
-    case VMDKIT_EINVAL: return "invalid-argument";
-    case VMDKIT_ERDONLY: return "read-only";
-    case VMDKIT_ENOMEM: return "no-memory";
-    case VMDKIT_ELOCKED: return "locked";
-    case VMDKIT_ELIMIT: return "limit";
-    case VMDKIT_EEXIST: return "exists";
-    case VMDKIT_EPATH: return "path-policy";
-    case VMDKIT_ENOSPC: return "no-space";
-    case VMDKIT_ECANCELED: return "cancelled";
-    default: return "unknown";
+    case VMDKIT_OK:
+        return "ok";
+    case VMDKIT_EIO:
+        return "io";
+    case VMDKIT_EFORMAT:
+        return "format";
+    case VMDKIT_EUNSUPPORTED:
+        return "unsupported";
+    case VMDKIT_ENOENT:
+        return "not-found";
+    case VMDKIT_ECHAIN:
+        return "chain";
+    case VMDKIT_EINVAL:
+        return "invalid-argument";
+    case VMDKIT_ERDONLY:
+        return "read-only";
+    case VMDKIT_ENOMEM:
+        return "no-memory";
+    case VMDKIT_ELOCKED:
+        return "locked";
+    case VMDKIT_ELIMIT:
+        return "limit";
+    case VMDKIT_EEXIST:
+        return "exists";
+    case VMDKIT_EPATH:
+        return "path-policy";
+    case VMDKIT_ENOSPC:
+        return "no-space";
+    case VMDKIT_ECANCELED:
+        return "cancelled";
+    default:
+        return "unknown";
     }
 }

@@ -44,8 +44,8 @@ static int grain_run(vk_extent *x, vk_grain_fn at, uint64_t sector, uint64_t n, 
     return 0;
 }
 
-int vk_grain_status(vk_extent *x, vk_grain_fn at, uint64_t sector, uint64_t n, int *alloc,
-                    uint64_t *run, vk_err *e)
+int vk_grain_status(vk_extent *x, vk_grain_fn at, uint64_t sector, uint64_t n, int *alloc, uint64_t *run,
+                    vk_err *e)
 {
     uint64_t phys = 0;
     int r = vk_extent_check_range(x, sector, n, e);

@@ -64,19 +64,19 @@ typedef struct vk_extent_ops {
 
 struct vk_extent {
     const vk_extent_ops *ops;
-    char *name;                 /* as in the descriptor */
-    char *path;                 /* resolved path (NULL for ZERO) */
+    char *name; /* as in the descriptor */
+    char *path; /* resolved path (NULL for ZERO) */
     enum vk_access access;
     enum vk_extent_type type;
-    uint64_t start_sector;      /* first virtual sector of the link it covers */
+    uint64_t start_sector; /* first virtual sector of the link it covers */
     uint64_t size_sectors;
-    uint64_t offset_sectors;    /* FLAT offset inside the file */
-    uint64_t grain_sectors;     /* allocation unit of sparse drivers, 0 otherwise */
-    int fd;                     /* -1 when none */
-    uint64_t file_base;         /* a member of an archive (an .ova): where its bytes */
-    uint64_t file_bytes;        /* start in fd and how many; 0 and 0: the whole file */
+    uint64_t offset_sectors; /* FLAT offset inside the file */
+    uint64_t grain_sectors;  /* allocation unit of sparse drivers, 0 otherwise */
+    int fd;                  /* -1 when none */
+    uint64_t file_base;      /* a member of an archive (an .ova): where its bytes */
+    uint64_t file_bytes;     /* start in fd and how many; 0 and 0: the whole file */
     bool writable;
-    void *priv;                 /* driver state */
+    void *priv; /* driver state */
 };
 
 /* Open drivers.  Each fills X->ops/X->priv; X's descriptive fields and fd
@@ -98,8 +98,8 @@ int vk_extent_check_range(const vk_extent *x, uint64_t sector, uint64_t n, vk_er
  * *phys, the file sector that SECTOR is stored at. */
 typedef int (*vk_grain_fn)(vk_extent *x, uint64_t sector, uint64_t max, int *alloc, uint64_t *phys,
                            uint64_t *len, vk_err *e);
-int vk_grain_status(vk_extent *x, vk_grain_fn at, uint64_t sector, uint64_t n, int *alloc,
-                    uint64_t *run, vk_err *e);
+int vk_grain_status(vk_extent *x, vk_grain_fn at, uint64_t sector, uint64_t n, int *alloc, uint64_t *run,
+                    vk_err *e);
 int vk_grain_read(vk_extent *x, vk_grain_fn at, uint64_t sector, uint64_t n, void *buf, vk_err *e);
 
 /* Embedded descriptor of a KDMV file: reads the header at fd; *text is

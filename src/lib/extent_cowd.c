@@ -30,7 +30,7 @@
 #define COWD_OFF_UNCLEAN 1648
 
 typedef struct cowd_slot {
-    uint64_t gd_index;  /* COWD_NO_GT when empty */
+    uint64_t gd_index; /* COWD_NO_GT when empty */
     uint32_t *gtes;
 } cowd_slot;
 
@@ -42,10 +42,10 @@ typedef struct cowd {
     uint64_t grain_sectors;
     uint32_t gtes_per_gt;
     uint64_t gd_offset_sectors;
-    uint64_t num_gdes;     /* entries covering the extent (loaded) */
+    uint64_t num_gdes; /* entries covering the extent (loaded) */
     bool unclean;
     uint32_t *gd;
-    pthread_mutex_t lock;  /* guards cache */
+    pthread_mutex_t lock; /* guards cache */
     bool lock_ok;
     cowd_slot cache[COWD_CACHE_SLOTS];
 } cowd;
@@ -119,17 +119,17 @@ static int cowd_grain_at(vk_extent *x, uint64_t s, uint64_t max, int *alloc, uin
     uint64_t off, bytes;
     if (!vk_mul_ok(gte, VK_SECTOR, &off) || !vk_mul_ok(used, VK_SECTOR, &bytes) ||
         !inside(off, bytes, c->file_bytes))
-        return vk_fail(e, VMDKIT_EFORMAT,
-                       "%s: grain table %llu entry %llu: grain at sector %u reaches past the end of the file (%llu bytes)",
-                       c->file, (unsigned long long)gdi, (unsigned long long)gti, gte,
-                       (unsigned long long)c->file_bytes);
+        return vk_fail(
+            e, VMDKIT_EFORMAT,
+            "%s: grain table %llu entry %llu: grain at sector %u reaches past the end of the file (%llu bytes)",
+            c->file, (unsigned long long)gdi, (unsigned long long)gti, gte,
+            (unsigned long long)c->file_bytes);
     *alloc = VMDKIT_ALLOC_DATA;
     *phys = (uint64_t)gte + within;
     return 0;
 }
 
-static int cowd_status(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, uint64_t *run,
-                       vk_err *e)
+static int cowd_status(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, uint64_t *run, vk_err *e)
 {
     return vk_grain_status(x, cowd_grain_at, sector, n, alloc, run, e);
 }
@@ -212,14 +212,15 @@ static int cowd_parse_header(vk_extent *x, cowd *c, const uint8_t *h, vk_err *e)
     else if (c->version == 3)
         c->gtes_per_gt = COWD_GTES_VMDK3;
     else
-        return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: version: %u is not a known COWD version (1 or 3)",
-                       f, c->version);
+        return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: version: %u is not a known COWD version (1 or 3)", f,
+                       c->version);
     c->flags = vk_le32(h + COWD_OFF_FLAGS);
     uint64_t capacity = vk_le32(h + COWD_OFF_SECTORS);
     if (capacity < x->size_sectors)
-        return vk_fail(e, VMDKIT_EFORMAT,
-                       "%s: numSectors: %llu sectors is smaller than the extent size %llu in the descriptor",
-                       f, (unsigned long long)capacity, (unsigned long long)x->size_sectors);
+        return vk_fail(
+            e, VMDKIT_EFORMAT,
+            "%s: numSectors: %llu sectors is smaller than the extent size %llu in the descriptor", f,
+            (unsigned long long)capacity, (unsigned long long)x->size_sectors);
     c->grain_sectors = vk_le32(h + COWD_OFF_GRAIN);
     if (!vk_grain_sectors_ok(c->grain_sectors))
         return vk_fail(e, VMDKIT_EFORMAT, "%s: grainSize: %llu sectors is not a power of two up to %llu",
@@ -239,11 +240,11 @@ static int cowd_parse_header(vk_extent *x, cowd *c, const uint8_t *h, vk_err *e)
     uint64_t gd_off, gd_bytes;
     if (!vk_mul_ok(c->gd_offset_sectors, VK_SECTOR, &gd_off) || gd_off < COWD_HEADER_BYTES ||
         !vk_mul_ok(num_gdes_hdr, 4, &gd_bytes) || !inside(gd_off, gd_bytes, c->file_bytes))
-        return vk_fail(e, VMDKIT_EFORMAT,
-                       "%s: gdOffset: grain directory of %llu entries at sector %llu is not inside the file (%llu bytes)",
-                       f, (unsigned long long)num_gdes_hdr,
-                       (unsigned long long)c->gd_offset_sectors,
-                       (unsigned long long)c->file_bytes);
+        return vk_fail(
+            e, VMDKIT_EFORMAT,
+            "%s: gdOffset: grain directory of %llu entries at sector %llu is not inside the file (%llu bytes)",
+            f, (unsigned long long)num_gdes_hdr, (unsigned long long)c->gd_offset_sectors,
+            (unsigned long long)c->file_bytes);
     return 0;
 }
 
@@ -264,10 +265,10 @@ static int cowd_load_gd(cowd *c, int fd, vk_err *e)
         uint64_t off;
         if (c->gd[i] != 0 &&
             (!vk_mul_ok(c->gd[i], VK_SECTOR, &off) || !inside(off, gt_bytes, c->file_bytes)))
-            return vk_fail(e, VMDKIT_EFORMAT,
-                           "%s: grain directory entry %llu: grain table at sector %u reaches past the end of the file (%llu bytes)",
-                           c->file, (unsigned long long)i, c->gd[i],
-                           (unsigned long long)c->file_bytes);
+            return vk_fail(
+                e, VMDKIT_EFORMAT,
+                "%s: grain directory entry %llu: grain table at sector %u reaches past the end of the file (%llu bytes)",
+                c->file, (unsigned long long)i, c->gd[i], (unsigned long long)c->file_bytes);
     }
     return 0;
 }

@@ -22,9 +22,9 @@
 #include "extent.h"
 
 typedef struct flat_priv {
-    bool can_seek_hole;   /* regular file: holes report as zero */
-    bool no_punch;        /* the file system refused FALLOC_FL_PUNCH_HOLE */
-    bool no_zero_range;   /* the file system refused FALLOC_FL_ZERO_RANGE */
+    bool can_seek_hole; /* regular file: holes report as zero */
+    bool no_punch;      /* the file system refused FALLOC_FL_PUNCH_HOLE */
+    bool no_zero_range; /* the file system refused FALLOC_FL_ZERO_RANGE */
 } flat_priv;
 
 static uint64_t flat_file_off(const vk_extent *x, uint64_t sector)
@@ -32,8 +32,7 @@ static uint64_t flat_file_off(const vk_extent *x, uint64_t sector)
     return (x->offset_sectors + sector) * VK_SECTOR;
 }
 
-static int flat_status(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, uint64_t *run,
-                       vk_err *e)
+static int flat_status(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, uint64_t *run, vk_err *e)
 {
     flat_priv *p = x->priv;
     (void)e;
@@ -76,8 +75,8 @@ static int flat_read(vk_extent *x, uint64_t sector, uint64_t n, void *buf, vk_er
     return vk_pread_zfill(x->fd, buf, n * VK_SECTOR, flat_file_off(x, sector), x->path, e);
 }
 
-static int flat_write(vk_extent *x, uint64_t sector, uint64_t n, const void *buf,
-                      const vk_backing *bk, vk_err *e)
+static int flat_write(vk_extent *x, uint64_t sector, uint64_t n, const void *buf, const vk_backing *bk,
+                      vk_err *e)
 {
     (void)bk;
     return vk_pwrite_full(x->fd, buf, n * VK_SECTOR, flat_file_off(x, sector), x->path, e);
@@ -94,24 +93,23 @@ static int try_fallocate(vk_extent *x, int mode, uint64_t sector, uint64_t n, vk
     while (r != 0 && errno == EINTR);
     if (r == 0)
         return 1;
-    if (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL || errno == ENODEV ||
-        errno == EPERM)
+    if (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL || errno == ENODEV || errno == EPERM)
         return 0; /* not for this file, file system or device */
     return vk_fail_errno(e, errno, "%s: fallocate at offset %llu", x->path, (unsigned long long)off);
 }
 
-static int flat_zero(vk_extent *x, uint64_t sector, uint64_t n, unsigned how,
-                     const vk_backing *bk, vk_err *e)
+static int flat_zero(vk_extent *x, uint64_t sector, uint64_t n, unsigned how, const vk_backing *bk,
+                     vk_err *e)
 {
     flat_priv *p = x->priv;
     (void)bk;
     bool punch = !(how & VK_ZERO_KEEP_SPACE) && !p->no_punch;
     bool zero_range = !p->no_zero_range;
     if (how & VK_ZERO_CHECK) /* only what is known to fail: the file system is asked below */
-        return punch || zero_range ? 0
-                                   : vk_fail(e, VMDKIT_EUNSUPPORTED,
-                                             "%s: the file system can only zero by writing zeros",
-                                             x->path);
+        return punch || zero_range
+                   ? 0
+                   : vk_fail(e, VMDKIT_EUNSUPPORTED,
+                             "%s: the file system can only zero by writing zeros", x->path);
     int r;
     if (punch) {
         if ((r = try_fallocate(x, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, sector, n, e)))
@@ -198,10 +196,11 @@ int vk_flat_open(vk_extent *x, vk_err *e)
         end_sectors > UINT64_MAX / VK_SECTOR)
         return vk_fail(e, VMDKIT_ELIMIT, "%s: extent offset+size overflow", x->path);
     if (end_sectors * VK_SECTOR > size)
-        return vk_fail(e, VMDKIT_EFORMAT,
-                       "%s: extent size: descriptor claims %llu sectors from offset %llu, the file holds %llu",
-                       x->path, (unsigned long long)x->size_sectors,
-                       (unsigned long long)x->offset_sectors, (unsigned long long)(size / VK_SECTOR));
+        return vk_fail(
+            e, VMDKIT_EFORMAT,
+            "%s: extent size: descriptor claims %llu sectors from offset %llu, the file holds %llu",
+            x->path, (unsigned long long)x->size_sectors, (unsigned long long)x->offset_sectors,
+            (unsigned long long)(size / VK_SECTOR));
     flat_priv *p = vk_calloc(1, sizeof *p, e);
     if (!p)
         return VMDKIT_ENOMEM;
@@ -214,10 +213,11 @@ int vk_flat_open(vk_extent *x, vk_err *e)
 
 /* ---- ZERO ---- */
 
-static int zero_status(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, uint64_t *run,
-                       vk_err *e)
+static int zero_status(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, uint64_t *run, vk_err *e)
 {
-    (void)x; (void)sector; (void)e;
+    (void)x;
+    (void)sector;
+    (void)e;
     *alloc = VMDKIT_ALLOC_ZERO;
     *run = n;
     return 0;
@@ -225,14 +225,17 @@ static int zero_status(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, ui
 
 static int zero_read(vk_extent *x, uint64_t sector, uint64_t n, void *buf, vk_err *e)
 {
-    (void)x; (void)sector; (void)e;
+    (void)x;
+    (void)sector;
+    (void)e;
     memset(buf, 0, n * VK_SECTOR);
     return 0;
 }
 
 static int zero_close(vk_extent *x, vk_err *e)
 {
-    (void)x; (void)e;
+    (void)x;
+    (void)e;
     return 0;
 }
 

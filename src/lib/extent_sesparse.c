@@ -19,9 +19,9 @@
 #define SES_VOLATILE_MAGIC UINT64_C(0xcafecafe)
 #define SES_GRAIN_SECTORS 8u
 #define SES_GT_SECTORS 64u
-#define SES_GTES_PER_GT 4096u                 /* 64 sectors of 8-byte entries */
+#define SES_GTES_PER_GT 4096u /* 64 sectors of 8-byte entries */
 #define SES_GT_BYTES (SES_GTES_PER_GT * 8u)
-#define SES_GDE_ALLOCATED UINT64_C(0x10000000)  /* top 32 bits of a used entry */
+#define SES_GDE_ALLOCATED UINT64_C(0x10000000) /* top 32 bits of a used entry */
 #define SES_CACHE_SLOTS 16u
 #define SES_NO_GT UINT64_MAX
 
@@ -32,7 +32,7 @@
 #define SES_OFF_GRAIN 24
 #define SES_OFF_GT_SIZE 32
 #define SES_OFF_FLAGS 40
-#define SES_OFF_VOLATILE 80      /* then offset/size pairs, see ses_region_names */
+#define SES_OFF_VOLATILE 80 /* then offset/size pairs, see ses_region_names */
 #define SES_N_REGIONS 8
 #define SES_REGION_VOLATILE 0
 #define SES_REGION_GD 3
@@ -51,22 +51,22 @@
 
 static const char *const ses_region_names[SES_N_REGIONS] = {
     "volatile header", "journal header", "journal", "grain directory",
-    "grain tables", "free bitmap", "backmap", "grains",
+    "grain tables",    "free bitmap",    "backmap", "grains",
 };
 
 typedef struct ses_slot {
-    uint64_t gt_index;   /* SES_NO_GT when empty */
+    uint64_t gt_index; /* SES_NO_GT when empty */
     uint64_t *gtes;
 } ses_slot;
 
 typedef struct ses {
     const char *file;
     uint64_t file_bytes;
-    uint64_t region_off[SES_N_REGIONS];     /* sectors */
-    uint64_t region_size[SES_N_REGIONS];    /* sectors */
-    uint64_t num_gdes;                      /* entries covering the extent (loaded) */
+    uint64_t region_off[SES_N_REGIONS];  /* sectors */
+    uint64_t region_size[SES_N_REGIONS]; /* sectors */
+    uint64_t num_gdes;                   /* entries covering the extent (loaded) */
     uint64_t *gd;
-    pthread_mutex_t lock;  /* guards cache */
+    pthread_mutex_t lock; /* guards cache */
     bool lock_ok;
     ses_slot cache[SES_CACHE_SLOTS];
 } ses;
@@ -75,8 +75,7 @@ typedef struct ses {
 static bool inside_sectors(uint64_t off, uint64_t len, uint64_t file_bytes)
 {
     uint64_t end, end_bytes;
-    return vk_add_ok(off, len, &end) && vk_mul_ok(end, VK_SECTOR, &end_bytes) &&
-           end_bytes <= file_bytes;
+    return vk_add_ok(off, len, &end) && vk_mul_ok(end, VK_SECTOR, &end_bytes) && end_bytes <= file_bytes;
 }
 
 /* The grain table of directory entry GDI (which is allocated). */
@@ -109,8 +108,8 @@ static int ses_gt(ses *s, int fd, uint64_t gdi, const uint64_t **out, vk_err *e)
 }
 
 /* Kind and (for stored grains) file sector of the grain at GDI/GTI. */
-static int ses_grain(vk_extent *x, uint64_t gdi, uint64_t gti, uint64_t v, int *alloc,
-                     uint64_t *phys, vk_err *e)
+static int ses_grain(vk_extent *x, uint64_t gdi, uint64_t gti, uint64_t v, int *alloc, uint64_t *phys,
+                     vk_err *e)
 {
     ses *s = x->priv;
     unsigned kind = (unsigned)(v >> 60);
@@ -125,8 +124,8 @@ static int ses_grain(vk_extent *x, uint64_t gdi, uint64_t gti, uint64_t v, int *
         *alloc = VMDKIT_ALLOC_ZERO;
         return 0;
     case SES_GTE_ALLOCATED: {
-        uint64_t cluster = ((v & UINT64_C(0x0FFF000000000000)) >> 48) |
-                           ((v & UINT64_C(0x0000FFFFFFFFFFFF)) << 12);
+        uint64_t cluster =
+            ((v & UINT64_C(0x0FFF000000000000)) >> 48) | ((v & UINT64_C(0x0000FFFFFFFFFFFF)) << 12);
         uint64_t grain_start = (gdi * SES_GTES_PER_GT + gti) * SES_GRAIN_SECTORS;
         uint64_t used = vk_min(SES_GRAIN_SECTORS, x->size_sectors - grain_start);
         uint64_t rel, rel_end, sector;
@@ -134,11 +133,11 @@ static int ses_grain(vk_extent *x, uint64_t gdi, uint64_t gti, uint64_t v, int *
             rel_end > s->region_size[SES_REGION_GRAINS] ||
             !vk_add_ok(s->region_off[SES_REGION_GRAINS], rel, &sector) ||
             !inside_sectors(sector, used, s->file_bytes))
-            return vk_fail(e, VMDKIT_EFORMAT,
-                           "%s: grain table %llu entry %llu: value 0x%016llx places the grain outside the grains area or past the end of the file (%llu bytes)",
-                           s->file, (unsigned long long)(s->gd[gdi] & 0xffffffffu),
-                           (unsigned long long)gti, (unsigned long long)v,
-                           (unsigned long long)s->file_bytes);
+            return vk_fail(
+                e, VMDKIT_EFORMAT,
+                "%s: grain table %llu entry %llu: value 0x%016llx places the grain outside the grains area or past the end of the file (%llu bytes)",
+                s->file, (unsigned long long)(s->gd[gdi] & 0xffffffffu), (unsigned long long)gti,
+                (unsigned long long)v, (unsigned long long)s->file_bytes);
         *alloc = VMDKIT_ALLOC_DATA;
         *phys = sector;
         return 0;
@@ -147,8 +146,8 @@ static int ses_grain(vk_extent *x, uint64_t gdi, uint64_t gti, uint64_t v, int *
         break;
     }
     return vk_fail(e, VMDKIT_EFORMAT, "%s: grain table %llu entry %llu: 0x%016llx is not a valid entry",
-                   s->file, (unsigned long long)(s->gd[gdi] & 0xffffffffu),
-                   (unsigned long long)gti, (unsigned long long)v);
+                   s->file, (unsigned long long)(s->gd[gdi] & 0xffffffffu), (unsigned long long)gti,
+                   (unsigned long long)v);
 }
 
 /* The grain, or the table-less stretch, holding SECTOR (see vk_grain_fn). */
@@ -182,8 +181,7 @@ static int ses_grain_at(vk_extent *x, uint64_t at, uint64_t max, int *alloc, uin
     return 0;
 }
 
-static int ses_status(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, uint64_t *run,
-                      vk_err *e)
+static int ses_status(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, uint64_t *run, vk_err *e)
 {
     return vk_grain_status(x, ses_grain_at, sector, n, alloc, run, e);
 }
@@ -254,13 +252,15 @@ static int ses_parse_header(vk_extent *x, ses *s, const uint8_t *h, vk_err *e)
         return vk_fail(e, VMDKIT_EFORMAT, "%s: magic: not a seSparse extent (0xcafebabe)", f);
     uint64_t version = vk_le64(h + SES_OFF_VERSION);
     if (version != SES_VERSION)
-        return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: version: 0x%llx is not the known seSparse version 0x%llx",
-                       f, (unsigned long long)version, (unsigned long long)SES_VERSION);
+        return vk_fail(e, VMDKIT_EUNSUPPORTED,
+                       "%s: version: 0x%llx is not the known seSparse version 0x%llx", f,
+                       (unsigned long long)version, (unsigned long long)SES_VERSION);
     uint64_t capacity = vk_le64(h + SES_OFF_CAPACITY);
     if (capacity < x->size_sectors)
-        return vk_fail(e, VMDKIT_EFORMAT,
-                       "%s: capacity: %llu sectors is smaller than the extent size %llu in the descriptor",
-                       f, (unsigned long long)capacity, (unsigned long long)x->size_sectors);
+        return vk_fail(
+            e, VMDKIT_EFORMAT,
+            "%s: capacity: %llu sectors is smaller than the extent size %llu in the descriptor", f,
+            (unsigned long long)capacity, (unsigned long long)x->size_sectors);
     uint64_t grain = vk_le64(h + SES_OFF_GRAIN);
     if (grain != SES_GRAIN_SECTORS)
         return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: grain_size: %llu sectors (only %u is known)", f,
@@ -279,8 +279,9 @@ static int ses_parse_header(vk_extent *x, ses *s, const uint8_t *h, vk_err *e)
         uint64_t end;
         if (s->region_off[i] == 0 || s->region_size[i] == 0 ||
             !vk_add_ok(s->region_off[i], s->region_size[i], &end) || end > UINT64_MAX / VK_SECTOR)
-            return vk_fail(e, VMDKIT_EFORMAT, "%s: %s offset/size: %llu+%llu sectors is not a valid region",
-                           f, ses_region_names[i], (unsigned long long)s->region_off[i],
+            return vk_fail(e, VMDKIT_EFORMAT,
+                           "%s: %s offset/size: %llu+%llu sectors is not a valid region", f,
+                           ses_region_names[i], (unsigned long long)s->region_off[i],
                            (unsigned long long)s->region_size[i]);
     }
     /* regions read here must be in the file; grains only as far as they are used */
@@ -288,11 +289,11 @@ static int ses_parse_header(vk_extent *x, ses *s, const uint8_t *h, vk_err *e)
     for (size_t k = 0; k < sizeof needed / sizeof needed[0]; k++) {
         int i = needed[k];
         if (!inside_sectors(s->region_off[i], s->region_size[i], s->file_bytes))
-            return vk_fail(e, VMDKIT_EFORMAT,
-                           "%s: %s offset/size: %llu+%llu sectors reach past the end of the file (%llu bytes)",
-                           f, ses_region_names[i], (unsigned long long)s->region_off[i],
-                           (unsigned long long)s->region_size[i],
-                           (unsigned long long)s->file_bytes);
+            return vk_fail(
+                e, VMDKIT_EFORMAT,
+                "%s: %s offset/size: %llu+%llu sectors reach past the end of the file (%llu bytes)", f,
+                ses_region_names[i], (unsigned long long)s->region_off[i],
+                (unsigned long long)s->region_size[i], (unsigned long long)s->file_bytes);
     }
     const uint64_t cover = (uint64_t)SES_GTES_PER_GT * SES_GRAIN_SECTORS;
     s->num_gdes = vk_div_round_up(x->size_sectors, cover);
@@ -316,9 +317,10 @@ static int ses_check_volatile(ses *s, int fd, vk_err *e)
         return vk_fail(e, VMDKIT_EFORMAT, "%s: volatile header magic: not 0xcafecafe", s->file);
     uint64_t replay = vk_le64(v + SES_VOFF_REPLAY);
     if (replay != 0)
-        return vk_fail(e, VMDKIT_EUNSUPPORTED,
-                       "%s: volatile header replay_journal: %llu (the journal must be replayed by ESXi first)",
-                       s->file, (unsigned long long)replay);
+        return vk_fail(
+            e, VMDKIT_EUNSUPPORTED,
+            "%s: volatile header replay_journal: %llu (the journal must be replayed by ESXi first)",
+            s->file, (unsigned long long)replay);
     return 0;
 }
 
@@ -340,13 +342,15 @@ static int ses_load_gd(ses *s, int fd, vk_err *e)
         if (v == 0)
             continue;
         if ((v >> 32) != SES_GDE_ALLOCATED)
-            return vk_fail(e, VMDKIT_EFORMAT, "%s: grain directory entry %llu: 0x%016llx is not a valid entry",
-                           s->file, (unsigned long long)i, (unsigned long long)v);
-        if ((v & 0xffffffffu) >= n_gts)
             return vk_fail(e, VMDKIT_EFORMAT,
-                           "%s: grain directory entry %llu: grain table %llu is beyond the %llu tables of the grain-table region",
-                           s->file, (unsigned long long)i, (unsigned long long)(v & 0xffffffffu),
-                           (unsigned long long)n_gts);
+                           "%s: grain directory entry %llu: 0x%016llx is not a valid entry", s->file,
+                           (unsigned long long)i, (unsigned long long)v);
+        if ((v & 0xffffffffu) >= n_gts)
+            return vk_fail(
+                e, VMDKIT_EFORMAT,
+                "%s: grain directory entry %llu: grain table %llu is beyond the %llu tables of the grain-table region",
+                s->file, (unsigned long long)i, (unsigned long long)(v & 0xffffffffu),
+                (unsigned long long)n_gts);
     }
     return 0;
 }
@@ -370,8 +374,9 @@ int vk_sesparse_open(vk_extent *x, vk_err *e)
     uint8_t h[VK_SECTOR];
     int r = vk_file_size(x->fd, &s->file_bytes, s->file, e);
     if (!r && s->file_bytes < VK_SECTOR)
-        r = vk_fail(e, VMDKIT_EFORMAT, "%s: header: file of %llu bytes is too short for a seSparse header",
-                    s->file, (unsigned long long)s->file_bytes);
+        r = vk_fail(e, VMDKIT_EFORMAT,
+                    "%s: header: file of %llu bytes is too short for a seSparse header", s->file,
+                    (unsigned long long)s->file_bytes);
     if (!r)
         r = vk_pread_full(x->fd, h, sizeof h, 0, s->file, e);
     if (!r)

@@ -49,25 +49,25 @@ typedef struct gt_slot {
 } gt_slot;
 
 typedef struct sparse_priv {
-    vk_sparse_header h;        /* effective header (footer for streams) */
+    vk_sparse_header h; /* effective header (footer for streams) */
     bool from_footer;
-    uint64_t file_sectors;     /* current end of file, in sectors */
+    uint64_t file_sectors; /* current end of file, in sectors */
     uint64_t num_gdes;
-    uint32_t *gd, *rgd;        /* directories in memory; rgd NULL without redundancy */
+    uint32_t *gd, *rgd; /* directories in memory; rgd NULL without redundancy */
     bool gd_dirty;
     uint32_t gt_bytes, gt_sectors;
     bool zeroed_flag, compressed, markers;
 
-    pthread_mutex_t gt_lock;   /* guards slots and gt_mem against concurrent readers */
+    pthread_mutex_t gt_lock; /* guards slots and gt_mem against concurrent readers */
     bool gt_lock_ok;
-    gt_slot *slots;            /* direct-mapped cache: gd_index % n_slots */
-    uint32_t *gt_mem;          /* n_slots tables of gtes_per_gt entries */
+    gt_slot *slots;   /* direct-mapped cache: gd_index % n_slots */
+    uint32_t *gt_mem; /* n_slots tables of gtes_per_gt entries */
     size_t n_slots;
     size_t n_dirty;
 
-    uint64_t next_alloc;       /* append position (sectors), grain aligned */
-    uint64_t first_alloc;      /* next_alloc at open: grains past it were written
-                                  by this handle */
+    uint64_t next_alloc;  /* append position (sectors), grain aligned */
+    uint64_t first_alloc; /* next_alloc at open: grains past it were written
+                             by this handle */
     /* Grains a zero released (their entry became a zeroed-grain one): once
      * the tables saying so are durable (flush step 2) they are spare, and
      * new grains are written there before the file grows; spare grains at
@@ -77,20 +77,20 @@ typedef struct sparse_priv {
      * they stay leaked until a compact. */
     uint32_t *released, *spare; /* grain sectors */
     size_t n_released, cap_released, n_spare, cap_spare;
-    bool unclean_written;      /* header flag set on disk this session */
-    bool data_written;         /* grain data written since the last flush */
+    bool unclean_written; /* header flag set on disk this session */
+    bool data_written;    /* grain data written since the last flush */
 
-    uint8_t *grain_buf;        /* one grain, for partial writes; allocated on
-                                  first use (see need_grain_buf) */
-    vk_grain_cache *gcache;    /* compressed extents: decoded grains */
-    size_t cbuf_size;          /* compressed extents: largest record read */
+    uint8_t *grain_buf;     /* one grain, for partial writes; allocated on
+                               first use (see need_grain_buf) */
+    vk_grain_cache *gcache; /* compressed extents: decoded grains */
+    size_t cbuf_size;       /* compressed extents: largest record read */
 } sparse_priv;
 
 /* Every read of the extent's file: OFF is relative to the extent's first
  * byte, which for a member of an archive lies at x->file_base; nothing past
  * the member's end is read (ZFILL: it reads as zeros, else it is short). */
-static int file_read(vk_extent *x, bool zfill, void *buf, size_t len, uint64_t off,
-                     const char *what, vk_err *e)
+static int file_read(vk_extent *x, bool zfill, void *buf, size_t len, uint64_t off, const char *what,
+                     vk_err *e)
 {
     if (x->file_bytes) {
         uint64_t end;
@@ -155,10 +155,7 @@ static bool on_metadata(const sparse_priv *p, uint64_t first, uint64_t n, uint64
 
 /* ---- grain tables ---- */
 
-static uint32_t *slot_table(sparse_priv *p, size_t slot)
-{
-    return p->gt_mem + slot * p->h.gtes_per_gt;
-}
+static uint32_t *slot_table(sparse_priv *p, size_t slot) { return p->gt_mem + slot * p->h.gtes_per_gt; }
 
 static int write_table(vk_extent *x, uint64_t sector, const uint32_t *gt, vk_err *e)
 {
@@ -168,8 +165,8 @@ static int write_table(vk_extent *x, uint64_t sector, const uint32_t *gt, vk_err
         return VMDKIT_ENOMEM;
     for (uint32_t i = 0; i < p->h.gtes_per_gt; i++)
         vk_put32(buf + 4 * i, gt[i]);
-    int r = vk_pwrite_full(x->fd, buf, (size_t)p->gt_sectors * VK_SECTOR, sector * VK_SECTOR,
-                           x->path, e);
+    int r =
+        vk_pwrite_full(x->fd, buf, (size_t)p->gt_sectors * VK_SECTOR, sector * VK_SECTOR, x->path, e);
     free(buf);
     return r;
 }
@@ -214,9 +211,10 @@ static int get_table(vk_extent *x, uint64_t gdi, uint32_t **gt, vk_err *e)
     }
     uint64_t end;
     if (!vk_add_ok(gde, p->gt_sectors, &end) || end > p->file_sectors)
-        return vk_fail(e, VMDKIT_EFORMAT,
-                       "%s: grain directory entry %llu: grain table at sector %u lies past the end of the file",
-                       x->path, (unsigned long long)gdi, gde);
+        return vk_fail(
+            e, VMDKIT_EFORMAT,
+            "%s: grain directory entry %llu: grain table at sector %u lies past the end of the file",
+            x->path, (unsigned long long)gdi, gde);
     if (gde < 1)
         return vk_fail(e, VMDKIT_EFORMAT, "%s: grain directory entry %llu: points into the header",
                        x->path, (unsigned long long)gdi);
@@ -267,8 +265,7 @@ static enum gte_kind classify(const sparse_priv *p, uint32_t gte)
 /* ---- status ---- */
 
 /* The status walk, with gt_lock held. */
-static int status_locked(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, uint64_t *run,
-                         vk_err *e)
+static int status_locked(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, uint64_t *run, vk_err *e)
 {
     sparse_priv *p = x->priv;
     uint64_t gs = p->h.grain_sectors;
@@ -280,8 +277,8 @@ static int status_locked(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, 
     while (pos < end) {
         uint64_t g = pos / gs;
         uint64_t gdi = g / per_gt;
-        if (p->gd[gdi] == 0 && !(p->slots[gdi % p->n_slots].valid &&
-                                 p->slots[gdi % p->n_slots].gd_index == gdi)) {
+        if (p->gd[gdi] == 0 &&
+            !(p->slots[gdi % p->n_slots].valid && p->slots[gdi % p->n_slots].gd_index == gdi)) {
             /* no table: its whole range is unallocated, in one step */
             if (kind >= 0 && kind != GTE_UNALLOC)
                 break;
@@ -309,14 +306,14 @@ static int status_locked(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, 
         if (changed)
             break;
     }
-    *alloc = kind == GTE_DATA ? VMDKIT_ALLOC_DATA
-           : kind == GTE_ZERO ? VMDKIT_ALLOC_ZERO : VMDKIT_ALLOC_UNALLOC;
+    *alloc = kind == GTE_DATA   ? VMDKIT_ALLOC_DATA
+             : kind == GTE_ZERO ? VMDKIT_ALLOC_ZERO
+                                : VMDKIT_ALLOC_UNALLOC;
     *run = pos - sector;
     return 0;
 }
 
-static int sparse_status(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, uint64_t *run,
-                         vk_err *e)
+static int sparse_status(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, uint64_t *run, vk_err *e)
 {
     sparse_priv *p = x->priv;
     pthread_mutex_lock(&p->gt_lock);
@@ -329,8 +326,8 @@ static int sparse_status(vk_extent *x, uint64_t sector, uint64_t n, int *alloc, 
 
 /* Decompress grain G, whose record starts at sector WHERE, into OUT (the
  * grain cache's loader: runs in any reading thread, with its own CTX). */
-static int inflate_grain(void *opaque, uint64_t g, uint64_t where, uint8_t *out_buf,
-                         vk_inflate_ctx *ctx, vk_err *e)
+static int inflate_grain(void *opaque, uint64_t g, uint64_t where, uint8_t *out_buf, vk_inflate_ctx *ctx,
+                         vk_err *e)
 {
     vk_extent *x = opaque;
     sparse_priv *p = x->priv;
@@ -342,7 +339,8 @@ static int inflate_grain(void *opaque, uint64_t g, uint64_t where, uint8_t *out_
     size_t csize;
     int r;
     if (sec >= p->file_sectors)
-        return vk_fail(e, VMDKIT_EFORMAT, "%s: grain %llu: compressed grain at sector %u lies past the end of the file",
+        return vk_fail(e, VMDKIT_EFORMAT,
+                       "%s: grain %llu: compressed grain at sector %u lies past the end of the file",
                        x->path, (unsigned long long)g, sec);
     if (p->markers) {
         uint8_t m[12];
@@ -351,23 +349,23 @@ static int inflate_grain(void *opaque, uint64_t g, uint64_t where, uint8_t *out_
         uint64_t lba = vk_le64(m);
         csize = vk_le32(m + 8);
         if (lba != g * p->h.grain_sectors)
-            return vk_fail(e, VMDKIT_EFORMAT,
-                           "%s: grain marker at sector %u: LBA %llu, expected %llu",
+            return vk_fail(e, VMDKIT_EFORMAT, "%s: grain marker at sector %u: LBA %llu, expected %llu",
                            x->path, sec, (unsigned long long)lba,
                            (unsigned long long)(g * p->h.grain_sectors));
         if (csize == 0 || csize > ctx->cbuf_size - hdr || off + hdr + csize > file_bytes)
             return vk_fail(e, VMDKIT_EFORMAT,
-                           "%s: grain marker at sector %u: compressed size %zu is out of range",
-                           x->path, sec, csize);
+                           "%s: grain marker at sector %u: compressed size %zu is out of range", x->path,
+                           sec, csize);
     } else {
         /* no marker: the zlib stream starts at the grain sector, length unknown */
         csize = (size_t)vk_min(ctx->cbuf_size, file_bytes - off);
     }
     uint64_t in_disk = vk_min(gb, (x->size_sectors - g * p->h.grain_sectors) * VK_SECTOR);
     if (in_disk / DEFLATE_MAX_RATIO > csize)
-        return vk_fail(e, VMDKIT_EFORMAT,
-                       "%s: grain %llu at sector %u: %zu compressed bytes cannot hold a grain of %llu bytes",
-                       x->path, (unsigned long long)g, sec, csize, (unsigned long long)in_disk);
+        return vk_fail(
+            e, VMDKIT_EFORMAT,
+            "%s: grain %llu at sector %u: %zu compressed bytes cannot hold a grain of %llu bytes",
+            x->path, (unsigned long long)g, sec, csize, (unsigned long long)in_disk);
     if ((r = file_read(x, false, ctx->cbuf, csize, off + hdr, x->path, e)))
         return r;
     size_t out = 0;
@@ -376,12 +374,13 @@ static int inflate_grain(void *opaque, uint64_t g, uint64_t where, uint8_t *out_
         libdeflate_zlib_decompress_ex(ctx->dec, ctx->cbuf, csize, out_buf, (size_t)gb, &in_used, &out);
     if (res == LIBDEFLATE_BAD_DATA || (res != LIBDEFLATE_SUCCESS && res != LIBDEFLATE_SHORT_OUTPUT))
         /* some writers use raw deflate despite the zlib convention */
-        res = libdeflate_deflate_decompress_ex(ctx->dec, ctx->cbuf, csize, out_buf, (size_t)gb,
-                                               &in_used, &out);
+        res = libdeflate_deflate_decompress_ex(ctx->dec, ctx->cbuf, csize, out_buf, (size_t)gb, &in_used,
+                                               &out);
     if ((res != LIBDEFLATE_SUCCESS && res != LIBDEFLATE_SHORT_OUTPUT) || out < in_disk)
-        return vk_fail(e, VMDKIT_EFORMAT,
-                       "%s: grain %llu at sector %u: compressed data is corrupt or inflates to %zu bytes, expected %llu",
-                       x->path, (unsigned long long)g, sec, out, (unsigned long long)in_disk);
+        return vk_fail(
+            e, VMDKIT_EFORMAT,
+            "%s: grain %llu at sector %u: compressed data is corrupt or inflates to %zu bytes, expected %llu",
+            x->path, (unsigned long long)g, sec, out, (unsigned long long)in_disk);
     if (out < gb)
         memset(out_buf + out, 0, (size_t)(gb - out));
     return 0;
@@ -418,13 +417,15 @@ static int sparse_read(vk_extent *x, uint64_t sector, uint64_t n, void *buf, vk_
                 k = vk_min(n, k + gs);
             }
             if (first >= p->file_sectors)
-                return vk_fail(e, VMDKIT_EFORMAT,
-                               "%s: grain table entry for grain %llu: sector %llu lies past the end of the file",
-                               x->path, (unsigned long long)g, (unsigned long long)first);
+                return vk_fail(
+                    e, VMDKIT_EFORMAT,
+                    "%s: grain table entry for grain %llu: sector %llu lies past the end of the file",
+                    x->path, (unsigned long long)g, (unsigned long long)first);
             if (on_metadata(p, first, in + k, g / p->h.gtes_per_gt))
-                return vk_fail(e, VMDKIT_EFORMAT,
-                               "%s: grain table entry for grain %llu: sector %llu lies inside the metadata",
-                               x->path, (unsigned long long)g, (unsigned long long)first);
+                return vk_fail(
+                    e, VMDKIT_EFORMAT,
+                    "%s: grain table entry for grain %llu: sector %llu lies inside the metadata",
+                    x->path, (unsigned long long)g, (unsigned long long)first);
             /* the tail of the last grain may be missing in files cut at the data end */
             if ((r = file_read(x, true, out, k * VK_SECTOR, (first + in) * VK_SECTOR, x->path, e)))
                 return r;
@@ -473,7 +474,8 @@ static void release_grain(sparse_priv *p, uint32_t at)
     for (size_t i = 0; i < p->n_spare; i++)
         if (p->spare[i] == at)
             return;
-    if (vk_grow((void **)&p->released, &p->cap_released, p->n_released + 1, sizeof *p->released, NULL) == 0)
+    if (vk_grow((void **)&p->released, &p->cap_released, p->n_released + 1, sizeof *p->released, NULL) ==
+        0)
         p->released[p->n_released++] = at;
 }
 
@@ -495,8 +497,8 @@ static int reserve(vk_extent *x, uint64_t n, uint64_t *at, vk_err *e)
     uint64_t gs = p->h.grain_sectors;
     uint64_t end = p->next_alloc + vk_div_round_up(n, gs) * gs;
     if (end > VK_MAX_EXTENT_FILE_SECTORS)
-        return vk_fail(e, VMDKIT_ENOSPC,
-                       "%s: extent file is full: grain tables address at most 2 TiB", x->path);
+        return vk_fail(e, VMDKIT_ENOSPC, "%s: extent file is full: grain tables address at most 2 TiB",
+                       x->path);
     *at = p->next_alloc;
     p->next_alloc = end;
     if (end > p->file_sectors)
@@ -507,8 +509,7 @@ static int reserve(vk_extent *x, uint64_t n, uint64_t *at, vk_err *e)
 /* Table for G, creating an empty one (new GT and redundant GT at the end of
  * the file) when the directory has none.  The new table reaches the disk at
  * flush, before the directory entry that points at it. */
-static int get_table_for_write(vk_extent *x, uint64_t gdi, uint32_t **gt, size_t *slot_out,
-                               vk_err *e)
+static int get_table_for_write(vk_extent *x, uint64_t gdi, uint32_t **gt, size_t *slot_out, vk_err *e)
 {
     sparse_priv *p = x->priv;
     int r = get_table(x, gdi, gt, e);
@@ -563,8 +564,8 @@ static int fill_from_below(vk_extent *x, uint64_t g, uint32_t gte, const vk_back
     return bk->read(bk->opaque, x->start_sector + first, n, p->grain_buf, e);
 }
 
-static int sparse_write(vk_extent *x, uint64_t sector, uint64_t n, const void *buf,
-                        const vk_backing *bk, vk_err *e)
+static int sparse_write(vk_extent *x, uint64_t sector, uint64_t n, const void *buf, const vk_backing *bk,
+                        vk_err *e)
 {
     sparse_priv *p = x->priv;
     int r = mark_unclean(x, e);
@@ -583,13 +584,12 @@ static int sparse_write(vk_extent *x, uint64_t sector, uint64_t n, const void *b
         if (classify(p, gte) == GTE_DATA) {
             /* never write through an entry that points outside the data area */
             if (gte >= p->file_sectors || on_metadata(p, gte, gs, g / p->h.gtes_per_gt))
-                return vk_fail(e, VMDKIT_EFORMAT,
-                               "%s: grain table entry for grain %llu: sector %u lies %s",
-                               x->path, (unsigned long long)g, gte,
-                               gte >= p->file_sectors ? "past the end of the file"
-                                                      : "inside the metadata");
-            if ((r = vk_pwrite_full(x->fd, in, k * VK_SECTOR, ((uint64_t)gte + off) * VK_SECTOR,
-                                    x->path, e)))
+                return vk_fail(
+                    e, VMDKIT_EFORMAT, "%s: grain table entry for grain %llu: sector %u lies %s",
+                    x->path, (unsigned long long)g, gte,
+                    gte >= p->file_sectors ? "past the end of the file" : "inside the metadata");
+            if ((r = vk_pwrite_full(x->fd, in, k * VK_SECTOR, ((uint64_t)gte + off) * VK_SECTOR, x->path,
+                                    e)))
                 return r;
         } else if (off == 0 && k == gs) {
             /* whole unallocated grains: allocate a contiguous run within this table */
@@ -661,10 +661,11 @@ static int zero_needs_no_data(vk_extent *x, uint64_t sector, uint64_t n, bool ha
                 return r;
             enum gte_kind kind = classify(p, gte);
             if (kind == GTE_DATA || (kind == GTE_UNALLOC && has_parent))
-                return vk_fail(e, VMDKIT_EUNSUPPORTED,
-                               "%s: grain %llu %s and the extent has no zeroed-grain entries: zeroing it means writing data",
-                               x->path, (unsigned long long)g,
-                               kind == GTE_DATA ? "holds data" : "shows the parent");
+                return vk_fail(
+                    e, VMDKIT_EUNSUPPORTED,
+                    "%s: grain %llu %s and the extent has no zeroed-grain entries: zeroing it means writing data",
+                    x->path, (unsigned long long)g,
+                    kind == GTE_DATA ? "holds data" : "shows the parent");
         }
         sector += k;
         n -= k;
@@ -672,15 +673,15 @@ static int zero_needs_no_data(vk_extent *x, uint64_t sector, uint64_t n, bool ha
     return 0;
 }
 
-static int sparse_zero(vk_extent *x, uint64_t sector, uint64_t n, unsigned how,
-                       const vk_backing *bk, vk_err *e)
+static int sparse_zero(vk_extent *x, uint64_t sector, uint64_t n, unsigned how, const vk_backing *bk,
+                       vk_err *e)
 {
     sparse_priv *p = x->priv;
     uint64_t gs = p->h.grain_sectors;
     bool has_parent = (how & VK_ZERO_PARENT) != 0;
     int r;
-    if ((how & VK_ZERO_FAST) && ((r = zero_needs_no_data(x, sector, n, has_parent, e)) ||
-                                 (how & VK_ZERO_CHECK)))
+    if ((how & VK_ZERO_FAST) &&
+        ((r = zero_needs_no_data(x, sector, n, has_parent, e)) || (how & VK_ZERO_CHECK)))
         return r;
     if ((r = mark_unclean(x, e)))
         return r;
@@ -745,8 +746,8 @@ static int sparse_flush(vk_extent *x, vk_err *e)
             p->slots[s].dirty = false;
         p->n_dirty = 0;
         /* no durable table references the released grains any more */
-        if (p->n_released &&
-            vk_grow((void **)&p->spare, &p->cap_spare, p->n_spare + p->n_released, sizeof *p->spare, NULL) == 0) {
+        if (p->n_released && vk_grow((void **)&p->spare, &p->cap_spare, p->n_spare + p->n_released,
+                                     sizeof *p->spare, NULL) == 0) {
             memcpy(p->spare + p->n_spare, p->released, p->n_released * sizeof *p->spare);
             p->n_spare += p->n_released;
             p->n_released = 0;
@@ -851,7 +852,8 @@ static void sparse_describe(vk_extent *x, vmdkit_sparse_facts *f, uint64_t *allo
     f->grain_sectors = p->h.grain_sectors;
     f->gtes_per_gt = p->h.gtes_per_gt;
     f->gd_offset_sectors = p->h.gd_offset_sectors;
-    f->rgd_offset_sectors = (p->h.flags & VK_FLAG_REDUNDANT_GD) && !p->compressed ? p->h.rgd_offset_sectors : 0;
+    f->rgd_offset_sectors =
+        (p->h.flags & VK_FLAG_REDUNDANT_GD) && !p->compressed ? p->h.rgd_offset_sectors : 0;
     f->overhead_sectors = p->h.overhead_sectors;
     f->descriptor_offset_sectors = p->h.desc_offset_sectors;
     f->descriptor_size_sectors = p->h.desc_size_sectors;
@@ -913,8 +915,8 @@ static int sparse_prefetch(vk_extent *x, uint64_t sector, uint64_t n, vk_err *e)
         g++;
     }
     if (run_len)
-        (void)posix_fadvise(x->fd, (off_t)(x->file_base + run_start * VK_SECTOR), (off_t)(run_len * VK_SECTOR),
-                            POSIX_FADV_WILLNEED);
+        (void)posix_fadvise(x->fd, (off_t)(x->file_base + run_start * VK_SECTOR),
+                            (off_t)(run_len * VK_SECTOR), POSIX_FADV_WILLNEED);
     return r;
 }
 
@@ -948,9 +950,10 @@ static int read_footer(vk_extent *x, sparse_priv *p, vk_err *e)
     vk_sparse_header f;
     vk_sparse_header_decode(buf + 512, &f);
     if (f.magic != VK_KDMV_MAGIC || fm.size != 0 || fm.type != VK_MARKER_FOOTER)
-        return vk_fail(e, VMDKIT_EFORMAT,
-                       "%s: footer: gdOffset says the grain directory is at the end, but there is no valid footer",
-                       x->path);
+        return vk_fail(
+            e, VMDKIT_EFORMAT,
+            "%s: footer: gdOffset says the grain directory is at the end, but there is no valid footer",
+            x->path);
     if (eos.val != 0 || eos.size != 0 || eos.type != VK_MARKER_EOS)
         return vk_fail(e, VMDKIT_EFORMAT, "%s: end-of-stream marker: missing after the footer", x->path);
     if (f.gd_offset_sectors == VK_GD_AT_END)
@@ -966,8 +969,7 @@ static int read_footer(vk_extent *x, sparse_priv *p, vk_err *e)
     return 0;
 }
 
-static int load_directory(vk_extent *x, uint64_t sector, uint32_t **out, const char *what,
-                          vk_err *e)
+static int load_directory(vk_extent *x, uint64_t sector, uint32_t **out, const char *what, vk_err *e)
 {
     sparse_priv *p = x->priv;
     size_t bytes = (size_t)vk_gd_sectors(p->num_gdes) * VK_SECTOR;
@@ -1013,13 +1015,15 @@ static int tables_clear_of_metadata(vk_extent *x, vk_err *e)
             if (!t)
                 continue;
             if (overlaps(t, gt, 0, 1) ||
-                (h->desc_offset_sectors && overlaps(t, gt, h->desc_offset_sectors, h->desc_size_sectors)) ||
+                (h->desc_offset_sectors &&
+                 overlaps(t, gt, h->desc_offset_sectors, h->desc_size_sectors)) ||
                 overlaps(t, gt, h->gd_offset_sectors, gd_secs) ||
                 (p->rgd && overlaps(t, gt, h->rgd_offset_sectors, gd_secs)))
-                return vk_fail(e, VMDKIT_EFORMAT,
-                               "%s: %s entry %llu: grain table at sector %llu lies on the header, the descriptor or a grain directory; writing would destroy them (see vmdkit check)",
-                               x->path, copy ? "redundant grain directory" : "grain directory",
-                               (unsigned long long)i, (unsigned long long)t);
+                return vk_fail(
+                    e, VMDKIT_EFORMAT,
+                    "%s: %s entry %llu: grain table at sector %llu lies on the header, the descriptor or a grain directory; writing would destroy them (see vmdkit check)",
+                    x->path, copy ? "redundant grain directory" : "grain directory",
+                    (unsigned long long)i, (unsigned long long)t);
         }
     }
     return 0;
@@ -1049,8 +1053,8 @@ int vk_sparse_open(vk_extent *x, vk_err *e)
     p->markers = (p->h.flags & VK_FLAG_MARKERS) != 0;
     if (p->h.gd_offset_sectors == VK_GD_AT_END) {
         if (!p->markers) {
-            r = vk_fail(e, VMDKIT_EFORMAT, "%s: gdOffset: at end of stream, but the stream has no markers",
-                        x->path);
+            r = vk_fail(e, VMDKIT_EFORMAT,
+                        "%s: gdOffset: at end of stream, but the stream has no markers", x->path);
             goto fail;
         }
         if ((r = read_footer(x, p, e)) ||
@@ -1092,10 +1096,9 @@ int vk_sparse_open(vk_extent *x, vk_err *e)
     if (p->compressed) {
         /* a compressed record never exceeds the file */
         p->cbuf_size = (size_t)vk_min(2 * grain_bytes(p) + 1024, p->file_sectors * VK_SECTOR);
-        if ((r = vk_grain_cache_open((size_t)grain_bytes(p),
-                                     vk_div_round_up(x->size_sectors, p->h.grain_sectors),
-                                     GRAIN_CACHE_BYTES, p->cbuf_size, inflate_grain, x, &p->gcache,
-                                     e))) {
+        if ((r = vk_grain_cache_open(
+                 (size_t)grain_bytes(p), vk_div_round_up(x->size_sectors, p->h.grain_sectors),
+                 GRAIN_CACHE_BYTES, p->cbuf_size, inflate_grain, x, &p->gcache, e))) {
             vk_err_prefix(e, "%s", x->path);
             goto fail;
         }
@@ -1108,14 +1111,16 @@ int vk_sparse_open(vk_extent *x, vk_err *e)
         goto fail;
     }
     uint64_t gs = p->h.grain_sectors;
-    uint64_t data_start = vk_min(vk_max(p->file_sectors, p->h.overhead_sectors), VK_MAX_EXTENT_FILE_SECTORS);
+    uint64_t data_start =
+        vk_min(vk_max(p->file_sectors, p->h.overhead_sectors), VK_MAX_EXTENT_FILE_SECTORS);
     p->next_alloc = vk_div_round_up(data_start, gs) * gs;
     p->first_alloc = p->next_alloc;
     /* checked after the whole structure: a damaged stream reports its damage */
     if (p->compressed && x->writable) {
-        r = vk_fail(e, VMDKIT_ERDONLY,
-                    "%s: streamOptimized extents cannot be modified in place; open the disk read-only or convert it",
-                    x->path);
+        r = vk_fail(
+            e, VMDKIT_ERDONLY,
+            "%s: streamOptimized extents cannot be modified in place; open the disk read-only or convert it",
+            x->path);
         goto fail;
     }
     x->grain_sectors = gs;

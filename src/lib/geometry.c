@@ -3,7 +3,7 @@
 #include "descriptor.h"
 
 #define IDE_MAX_CYLINDERS 16383u
-#define SCSI_SMALL_LIMIT_SECTORS 2097152u  /* 1 GiB */
+#define SCSI_SMALL_LIMIT_SECTORS 2097152u /* 1 GiB */
 
 void vk_geometry_for(const char *adapter, uint64_t capacity_sectors, uint64_t *cylinders,
                      uint32_t *heads, uint32_t *sectors)

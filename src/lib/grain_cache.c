@@ -27,8 +27,8 @@ enum slot_state { SLOT_EMPTY, SLOT_LOADING, SLOT_READY };
 typedef struct slot {
     uint64_t grain;
     enum slot_state state;
-    unsigned users;  /* readers copying out of data */
-    uint8_t *data;   /* grain_bytes, allocated on first load */
+    unsigned users; /* readers copying out of data */
+    uint8_t *data;  /* grain_bytes, allocated on first load */
 } slot;
 
 struct vk_grain_cache {
@@ -40,9 +40,9 @@ struct vk_grain_cache {
     size_t n_slots;
     vk_inflate_ctx **idle; /* max_ctx entries */
     size_t n_idle;
-    size_t n_ctx;          /* decompressors that exist, idle or in use */
+    size_t n_ctx; /* decompressors that exist, idle or in use */
     size_t max_ctx;
-    unsigned waiting;      /* threads in wait() */
+    unsigned waiting; /* threads in wait() */
     vk_grain_load_fn load;
     void *opaque;
 };

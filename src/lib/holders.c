@@ -35,15 +35,14 @@ bool vk_vmware_lock_present(const char *path)
  *   "1: OFDLCK ADVISORY  READ -1 fe:00:10953000 100 101"
  *   "2: POSIX  ADVISORY  WRITE 4242 08:01:1234 0 EOF"
  * Lines of waiters ("1: -> ...") are skipped by the caller. */
-static bool parse_lock_line(const char *line, char *mode, size_t mode_size, unsigned *maj,
-                            unsigned *min, uint64_t *ino, uint64_t *start, uint64_t *end,
-                            bool *to_eof)
+static bool parse_lock_line(const char *line, char *mode, size_t mode_size, unsigned *maj, unsigned *min,
+                            uint64_t *ino, uint64_t *start, uint64_t *end, bool *to_eof)
 {
     char kind[16], adv[16], m[16], endtok[32];
     long pid;
     unsigned long long i, s;
-    if (sscanf(line, "%*[^:]: %15s %15s %15s %ld %x:%x:%llu %llu %31s", kind, adv, m, &pid, maj,
-               min, &i, &s, endtok) != 9)
+    if (sscanf(line, "%*[^:]: %15s %15s %15s %ld %x:%x:%llu %llu %31s", kind, adv, m, &pid, maj, min, &i,
+               &s, endtok) != 9)
         return false;
     snprintf(mode, mode_size, "%s", m);
     *ino = i;

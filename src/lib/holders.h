@@ -21,12 +21,12 @@
 
 /* What was found on one file. */
 typedef struct vk_holders {
-    bool vmware;          /* PATH.lck exists: a VMware machine has the file open */
-    bool qemu_writer;     /* QEMU holds its "write" permission byte (101) */
-    bool qemu;            /* QEMU holds any of its lock bytes */
-    bool vmdkit_writer;   /* an exclusive whole-file lock: a vmdkit writer */
-    bool vmdkit_reader;   /* a shared whole-file lock: a vmdkit reader */
-    bool unknown;         /* a lock held by someone /proc/locks could not name */
+    bool vmware;        /* PATH.lck exists: a VMware machine has the file open */
+    bool qemu_writer;   /* QEMU holds its "write" permission byte (101) */
+    bool qemu;          /* QEMU holds any of its lock bytes */
+    bool vmdkit_writer; /* an exclusive whole-file lock: a vmdkit writer */
+    bool vmdkit_reader; /* a shared whole-file lock: a vmdkit reader */
+    bool unknown;       /* a lock held by someone /proc/locks could not name */
 } vk_holders;
 
 /* Probe the file at PATH.  A file that does not exist has no holders. */

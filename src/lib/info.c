@@ -15,10 +15,7 @@ static vk_link *nth_link(vmdkit_disk *d, int n)
     return l;
 }
 
-static char *dup_or_null(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
 static uint64_t ddb_number(const vk_descriptor *desc, const char *key)
 {

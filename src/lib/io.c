@@ -98,8 +98,9 @@ int vk_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *what,
     if (r)
         return r;
     if (got < len)
-        return vk_fail(e, VMDKIT_EFORMAT, "%s: file too short: %zu bytes at offset %llu reach past its end",
-                       what, len, (unsigned long long)off);
+        return vk_fail(e, VMDKIT_EFORMAT,
+                       "%s: file too short: %zu bytes at offset %llu reach past its end", what, len,
+                       (unsigned long long)off);
     return 0;
 }
 

@@ -88,8 +88,8 @@ static int synth_descriptor(vk_link *l, enum file_kind kind, int fd, vk_err *e)
     l->bare = true;
     if (!(l->desc.create_type = vk_strdup(ct, e)))
         return VMDKIT_ENOMEM;
-    return vk_descriptor_add_extent(&l->desc, VK_ACCESS_RW, cap, t, vk_path_basename(l->path),
-                                    false, 0, e);
+    return vk_descriptor_add_extent(&l->desc, VK_ACCESS_RW, cap, t, vk_path_basename(l->path), false, 0,
+                                    e);
 }
 
 static int open_raw(vk_link *l, int fd, vk_err *e);
@@ -98,7 +98,9 @@ static int open_raw(vk_link *l, int fd, vk_err *e);
  * first line (a .vmx typed where a disk is expected): what it is, or NULL. */
 static const char *vm_file_kind(int fd, const char *path)
 {
-    static const struct { const char *suffix, *what; } names[] = {
+    static const struct {
+        const char *suffix, *what;
+    } names[] = {
         {".vmx", "a virtual machine's configuration (.vmx)"},
         {".vmxf", "a virtual machine's team configuration (.vmxf)"},
         {".vmsd", "a virtual machine's snapshot list (.vmsd)"},
@@ -178,8 +180,9 @@ static int open_extent_file(vk_link *l, vk_extent *x, unsigned flags, const vk_r
         if (!abs)
             return e ? e->code : VMDKIT_ENOMEM;
         if (!vk_path_inside(abs, root->path)) {
-            int r = vk_fail(e, VMDKIT_EPATH, "%s: extent file \"%s\": %s is outside the confinement folder %s",
-                            l->path, x->name, abs, root->path);
+            int r = vk_fail(e, VMDKIT_EPATH,
+                            "%s: extent file \"%s\": %s is outside the confinement folder %s", l->path,
+                            x->name, abs, root->path);
             free(abs);
             return r;
         }
@@ -205,15 +208,16 @@ static int open_extent_fd(vk_link *l, vk_extent *x, unsigned flags, const vk_roo
         return r;
     if (r > 0) {
         if (errno == ENOENT)
-            return vk_fail(e, VMDKIT_ENOENT, "%s: extent file \"%s\": not found (%s)", l->path,
-                           x->name, x->path);
+            return vk_fail(e, VMDKIT_ENOENT, "%s: extent file \"%s\": not found (%s)", l->path, x->name,
+                           x->path);
         if (errno == EISDIR) /* opened for writing */
             return vk_fail(e, VMDKIT_EFORMAT, "%s: extent file \"%s\": is a directory", l->path,
                            x->name);
         if (errno == ELOOP)
-            return vk_fail(e, VMDKIT_EPATH,
-                           "%s: extent file \"%s\": a symbolic link, not followed (use --allow-external-extents to permit)",
-                           l->path, x->name);
+            return vk_fail(
+                e, VMDKIT_EPATH,
+                "%s: extent file \"%s\": a symbolic link, not followed (use --allow-external-extents to permit)",
+                l->path, x->name);
         if (errno == EXDEV)
             return vk_fail(e, VMDKIT_EPATH, "%s: extent file \"%s\": outside the descriptor's folder",
                            l->path, x->name);
@@ -344,9 +348,10 @@ static int open_extents(vk_link *l, unsigned flags, int self_fd, const vk_root *
             return r;
         /* refuse a writable open up front rather than at the first write */
         if (x->writable && !x->ops->write)
-            return vk_fail(e, VMDKIT_ERDONLY,
-                           "%s: extent \"%s\" (%s) can only be read; open the disk read-only or convert it",
-                           l->path, x->name ? x->name : "", vk_extent_type_name(x->type));
+            return vk_fail(
+                e, VMDKIT_ERDONLY,
+                "%s: extent \"%s\" (%s) can only be read; open the disk read-only or convert it",
+                l->path, x->name ? x->name : "", vk_extent_type_name(x->type));
     }
     l->capacity_sectors = start;
     if (start == 0)
@@ -434,8 +439,9 @@ static int open_top(const char *path, bool writable, const vk_root *root, int *d
         else
             errno = EXDEV;
         free(abs);
-        *dir_fd = !rel ? -1 : *rel ? vk_open_beneath(root->fd, rel, O_PATH | O_DIRECTORY)
-                                   : fcntl(root->fd, F_DUPFD_CLOEXEC, 0);
+        *dir_fd = !rel   ? -1
+                  : *rel ? vk_open_beneath(root->fd, rel, O_PATH | O_DIRECTORY)
+                         : fcntl(root->fd, F_DUPFD_CLOEXEC, 0);
     } else {
         *dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     }
@@ -457,8 +463,8 @@ static int open_top(const char *path, bool writable, const vk_root *root, int *d
  * give *MEMBER the NAME.  Returns 0, 1 with errno (ENOTDIR when FILE is no
  * tar archive: PATH is then what it seemed, a missing folder), or an error
  * code. */
-static int open_top_member(const char *path, const vk_root *root, int *dir_fd, int *fd,
-                           char **member, vk_err *e)
+static int open_top_member(const char *path, const vk_root *root, int *dir_fd, int *fd, char **member,
+                           vk_err *e)
 {
     char *ova = vk_path_dirname(path, e);
     if (!ova)
@@ -485,12 +491,11 @@ static int open_top_member(const char *path, const vk_root *root, int *dir_fd, i
 /* The disk inside the OVA open at FD: MEMBER, or its first disk when NULL.
  * It is read in place and only read; its embedded descriptor is the
  * link's. */
-static int open_ova_member(vk_link *l, int fd, const char *member, char **text, size_t *len,
-                           vk_err *e)
+static int open_ova_member(vk_link *l, int fd, const char *member, char **text, size_t *len, vk_err *e)
 {
     if (l->writable)
-        return vk_fail(e, VMDKIT_ERDONLY, "%s: a disk inside an OVA is read-only; import it (vmdkit ova import)",
-                       l->path);
+        return vk_fail(e, VMDKIT_ERDONLY,
+                       "%s: a disk inside an OVA is read-only; import it (vmdkit ova import)", l->path);
     char *ova = member ? vk_path_dirname(l->path, e) : vk_strdup(l->path, e);
     char *name = NULL;
     int r = ova ? vk_ova_find_disk(fd, ova, member, &name, &l->member_base, &l->member_bytes, e)
@@ -500,8 +505,8 @@ static int open_ova_member(vk_link *l, int fd, const char *member, char **text, 
     uint64_t off, size;
     const char *what = l->member_path;
     if (!r)
-        r = vk_sparse_read_embedded_descriptor_at(fd, l->member_base, l->member_bytes, what, text,
-                                                  len, &off, &size, e);
+        r = vk_sparse_read_embedded_descriptor_at(fd, l->member_base, l->member_bytes, what, text, len,
+                                                  &off, &size, e);
     if (!r && (!*text || !vk_descriptor_sniff(*text, *len)))
         r = vk_fail(e, VMDKIT_EFORMAT, "%s: embedded descriptor: missing or not a descriptor", what);
     if (!r) {
@@ -511,10 +516,11 @@ static int open_ova_member(vk_link *l, int fd, const char *member, char **text, 
         r = vk_descriptor_parse(*text, *len, what, &l->desc, e);
     }
     if (!r && (l->desc.n_extents != 1 || l->desc.extents[0].type != VK_EXT_SPARSE))
-        r = vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: descriptor: not one sparse extent, as a disk in an OVA is",
-                    what);
+        r = vk_fail(e, VMDKIT_EUNSUPPORTED,
+                    "%s: descriptor: not one sparse extent, as a disk in an OVA is", what);
     if (!r && l->desc.parent_hint)
-        r = vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: parentFileNameHint: a disk in an OVA has no parent", what);
+        r = vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: parentFileNameHint: a disk in an OVA has no parent",
+                    what);
     free(ova);
     free(name);
     return r;
@@ -586,7 +592,8 @@ int vk_link_open(const char *path, int dir_fd, int fd, bool writable, unsigned f
             l->embedded_off_sectors = off;
             l->embedded_size_sectors = size;
             if (!vk_descriptor_sniff(text, len)) {
-                r = vk_fail(e, VMDKIT_EFORMAT, "%s: embedded descriptor: empty or not a descriptor", path);
+                r = vk_fail(e, VMDKIT_EFORMAT, "%s: embedded descriptor: empty or not a descriptor",
+                            path);
                 goto out;
             }
             r = vk_descriptor_parse(text, len, path, &l->desc, e);
@@ -603,8 +610,8 @@ int vk_link_open(const char *path, int dir_fd, int fd, bool writable, unsigned f
                 r = open_probed_raw(l, fd, flags, e);
                 goto out;
             }
-            r = vk_fail(e, VMDKIT_EFORMAT, "%s: not a VMDK: no sparse magic and too large for a descriptor",
-                        path);
+            r = vk_fail(e, VMDKIT_EFORMAT,
+                        "%s: not a VMDK: no sparse magic and too large for a descriptor", path);
             goto out;
         }
         len = (size_t)st.st_size;
@@ -620,9 +627,10 @@ int vk_link_open(const char *path, int dir_fd, int fd, bool writable, unsigned f
                 r = open_probed_raw(l, fd, flags, e);
                 goto out;
             }
-            r = vk_fail(e, VMDKIT_EFORMAT,
-                        "%s: not a VMDK: neither a sparse extent (KDMV/COWD magic) nor a descriptor (version=1)",
-                        path);
+            r = vk_fail(
+                e, VMDKIT_EFORMAT,
+                "%s: not a VMDK: neither a sparse extent (KDMV/COWD magic) nor a descriptor (version=1)",
+                path);
             goto out;
         }
         r = vk_descriptor_parse(text, len, path, &l->desc, e);
@@ -646,9 +654,10 @@ int vk_link_open(const char *path, int dir_fd, int fd, bool writable, unsigned f
     if (writable) {
         for (size_t i = 0; i < l->desc.n_header_extra; i++)
             if (strcasecmp(l->desc.header_extra[i].key, "changeTrackPath") == 0) {
-                r = vk_fail(e, VMDKIT_EUNSUPPORTED,
-                            "%s: changeTrackPath: the disk uses changed block tracking, which writes would leave stale",
-                            path);
+                r = vk_fail(
+                    e, VMDKIT_EUNSUPPORTED,
+                    "%s: changeTrackPath: the disk uses changed block tracking, which writes would leave stale",
+                    path);
                 goto out;
             }
     }
@@ -840,8 +849,10 @@ static int check_replaceable(const char *path, vk_err *e)
     char *text = NULL;
     int r = fstat(fd, &st) != 0 ? vk_fail_errno(e, errno, "%s: stat", path) : 0;
     if (!r && (!S_ISREG(st.st_mode) || st.st_size > (off_t)VK_DESC_MAX_BYTES))
-        r = vk_fail(e, VMDKIT_EFORMAT, "%s: not a descriptor file (too large, or not a regular file): "
-                    "not replaced by a descriptor", path);
+        r = vk_fail(e, VMDKIT_EFORMAT,
+                    "%s: not a descriptor file (too large, or not a regular file): "
+                    "not replaced by a descriptor",
+                    path);
     if (!r)
         r = probe_fd(fd, path, &kind, e);
     if (!r && kind != KIND_TEXT)
@@ -870,8 +881,8 @@ int vk_link_write_descriptor(vk_link *l, vk_err *e)
         if (len > area) {
             free(text);
             return vk_fail(e, VMDKIT_ELIMIT,
-                           "%s: embedded descriptor: %zu bytes do not fit in its %zu-byte area",
-                           l->path, len, area);
+                           "%s: embedded descriptor: %zu bytes do not fit in its %zu-byte area", l->path,
+                           len, area);
         }
         uint8_t *buf = vk_calloc(1, area, e);
         if (!buf) {

@@ -24,37 +24,37 @@ typedef struct vk_root {
 #define VK_OPEN_KEEP_CID (1u << 30)
 
 struct vk_link {
-    char *path;               /* descriptor (or monolithic sparse file) */
+    char *path; /* descriptor (or monolithic sparse file) */
     vk_descriptor desc;
     vk_extent *ext;
     size_t n_ext;
     uint64_t capacity_sectors;
     bool writable;
-    bool raw;                 /* a raw image opened as one FLAT extent */
-    uint64_t raw_bytes;       /* exact size of a raw image */
-    bool embedded;            /* descriptor lives inside extent 0 */
-    bool bare;                /* a sparse file without a descriptor of its own: one
-                                 piece of a split disk (or a delta) read on its own;
-                                 never opened for writing, never a parent */
+    bool raw;           /* a raw image opened as one FLAT extent */
+    uint64_t raw_bytes; /* exact size of a raw image */
+    bool embedded;      /* descriptor lives inside extent 0 */
+    bool bare;          /* a sparse file without a descriptor of its own: one
+                           piece of a split disk (or a delta) read on its own;
+                           never opened for writing, never a parent */
     uint64_t embedded_off_sectors, embedded_size_sectors;
-    bool cid_updated;         /* the new CID of this open session is written */
-    vk_link *parent;          /* NULL at the base */
-    char *parent_path;        /* resolved parent hint */
-    char *desc_text;          /* the descriptor text last read or written */
-    size_t desc_len;          /* (its layout is kept by rewrites), or NULL */
-    int desc_fd;              /* separate descriptor file, or -1 */
-    int dir_fd;               /* the folder extent names are relative to */
-    bool desc_locked;         /* desc_fd holds an advisory lock */
-    char *member_path;        /* a disk inside an OVA: "FILE.ova/NAME.vmdk", and */
-    uint64_t member_base;     /* where its bytes lie in desc_fd, the archive */
-    uint64_t member_bytes;    /* (0: not a member) */
+    bool cid_updated;      /* the new CID of this open session is written */
+    vk_link *parent;       /* NULL at the base */
+    char *parent_path;     /* resolved parent hint */
+    char *desc_text;       /* the descriptor text last read or written */
+    size_t desc_len;       /* (its layout is kept by rewrites), or NULL */
+    int desc_fd;           /* separate descriptor file, or -1 */
+    int dir_fd;            /* the folder extent names are relative to */
+    bool desc_locked;      /* desc_fd holds an advisory lock */
+    char *member_path;     /* a disk inside an OVA: "FILE.ova/NAME.vmdk", and */
+    uint64_t member_base;  /* where its bytes lie in desc_fd, the archive */
+    uint64_t member_bytes; /* (0: not a member) */
 };
 
 struct vmdkit_disk {
     vk_link *top;
     int n_links;
     unsigned flags;
-    vk_root root;             /* fd -1: not confined */
+    vk_root root; /* fd -1: not confined */
     vk_err err;
 };
 

@@ -39,9 +39,10 @@ int vk_ova_find_disk(int fd, const char *ova, const char *member, char **name, u
         r = vk_pread_zfill(fd, magic, m->size < 4 ? (size_t)m->size : 4, m->offset, ova, e);
     const char *leaf = !m ? "" : strncmp(m->name, "./", 2) == 0 ? m->name + 2 : m->name;
     if (!r && magic[0] == 0x1f && magic[1] == 0x8b)
-        r = vk_fail(e, VMDKIT_EUNSUPPORTED,
-                    "%s: member %s is gzip-compressed and cannot be read in place; use vmdkit ova import",
-                    ova, leaf);
+        r = vk_fail(
+            e, VMDKIT_EUNSUPPORTED,
+            "%s: member %s is gzip-compressed and cannot be read in place; use vmdkit ova import", ova,
+            leaf);
     else if (!r && vk_le32(magic) != VK_KDMV_MAGIC)
         r = vk_fail(e, VMDKIT_EFORMAT, "%s: member %s: magic: not a sparse VMDK (KDMV)", ova, leaf);
     if (!r && !(*name = vk_strdup(leaf, e)))

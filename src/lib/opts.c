@@ -14,8 +14,8 @@ int vk_opts_read(void *out, size_t known, const void *given, const char *what, v
     for (size_t i = known; i < size; i++)
         if (((const unsigned char *)given)[i])
             return vk_fail(e, VMDKIT_EINVAL,
-                           "%s: struct_size %zu: fields past %zu bytes are unknown to this library", what,
-                           size, known);
+                           "%s: struct_size %zu: fields past %zu bytes are unknown to this library",
+                           what, size, known);
     memcpy(out, given, size < known ? size : known);
     *(size_t *)out = known;
     return 0;

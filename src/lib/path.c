@@ -145,14 +145,14 @@ char *vk_path_normalise_relative(const char *name, unsigned *ups, vk_err *e)
     return out;
 }
 
-char *vk_path_resolve_extent(const char *desc_path, const char *name, bool allow_external,
-                             vk_err *e)
+char *vk_path_resolve_extent(const char *desc_path, const char *name, bool allow_external, vk_err *e)
 {
     if (!allow_external) {
         if (name[0] == '/' || has_dotdot(name)) {
-            vk_fail(e, VMDKIT_EPATH,
-                    "%s: extent file \"%s\": outside the descriptor's folder (use --allow-external-extents to permit)",
-                    desc_path, name);
+            vk_fail(
+                e, VMDKIT_EPATH,
+                "%s: extent file \"%s\": outside the descriptor's folder (use --allow-external-extents to permit)",
+                desc_path, name);
             return NULL;
         }
     }
@@ -216,9 +216,10 @@ char *vk_path_resolve_parent(const char *child_path, const char *hint, vk_err *e
 int vk_fail_parent_not_found(vk_err *e, const char *child, const char *hint, const char *resolved)
 {
     if (vk_hint_is_windows_absolute(hint))
-        return vk_fail(e, VMDKIT_ENOENT,
-                       "%s: parentFileNameHint: parent \"%s\" is an absolute Windows path, which names no file here; point the disk at its parent with: vmdkit rebase -u -b PARENT %s",
-                       child, hint, child);
+        return vk_fail(
+            e, VMDKIT_ENOENT,
+            "%s: parentFileNameHint: parent \"%s\" is an absolute Windows path, which names no file here; point the disk at its parent with: vmdkit rebase -u -b PARENT %s",
+            child, hint, child);
     return vk_fail(e, VMDKIT_ENOENT, "%s: parentFileNameHint: parent \"%s\" not found (%s)", child, hint,
                    resolved);
 }

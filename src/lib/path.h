@@ -22,8 +22,7 @@ char *vk_path_join(const char *dir, const char *name, vk_err *e);
  * component, and (after following symlinks, when the file exists) stay
  * inside the descriptor's folder; otherwise VMDKIT_EPATH.
  */
-char *vk_path_resolve_extent(const char *desc_path, const char *name, bool allow_external,
-                             vk_err *e);
+char *vk_path_resolve_extent(const char *desc_path, const char *name, bool allow_external, vk_err *e);
 
 /* The relative NAME with "." and "x/.." components and repeated slashes
  * removed; *UPS counts the ".." left at its start, which lead above the

@@ -121,7 +121,8 @@ int vmdkit_rebase(const char *path, const char *new_parent, const vmdkit_rebase_
     int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_rebase_opts", e);
     if (r0)
         return r0;
-    bool unsafe = (o.flags & VMDKIT_REBASE_UNSAFE) != 0, absolute_hint = (o.flags & VMDKIT_REBASE_ABSOLUTE) != 0;
+    bool unsafe = (o.flags & VMDKIT_REBASE_UNSAFE) != 0,
+         absolute_hint = (o.flags & VMDKIT_REBASE_ABSOLUTE) != 0;
     vmdkit_progress_fn progress = o.progress;
     void *opaque = o.progress_opaque;
     if (new_parent && !*new_parent)
@@ -137,8 +138,8 @@ int vmdkit_rebase(const char *path, const char *new_parent, const vmdkit_rebase_
         if (rl)
             return rl;
         if (loop)
-            return vk_fail(e, VMDKIT_ECHAIN, "%s: new parent %s depends on it: that would be a loop", path,
-                           new_parent);
+            return vk_fail(e, VMDKIT_ECHAIN, "%s: new parent %s depends on it: that would be a loop",
+                           path, new_parent);
     }
     vmdkit_disk *delta = NULL, *oldp = NULL, *newp = NULL;
     char *old_path = NULL, *hint = NULL;
@@ -153,8 +154,9 @@ int vmdkit_rebase(const char *path, const char *new_parent, const vmdkit_rebase_
     if (new_parent) {
         if ((r = vk_check_depth_for_child(new_parent, e)))
             goto out;
-        if ((r = vmdkit_open(new_parent, unsafe ? VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_PARENT
-                                                 : VK_OPEN_CHAIN_OF_USER | VMDKIT_OPEN_RDONLY,
+        if ((r = vmdkit_open(new_parent,
+                             unsafe ? VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_PARENT
+                                    : VK_OPEN_CHAIN_OF_USER | VMDKIT_OPEN_RDONLY,
                              &newp, e)))
             goto out;
         if (newp->top->raw) {
@@ -162,13 +164,15 @@ int vmdkit_rebase(const char *path, const char *new_parent, const vmdkit_rebase_
             goto out;
         }
         if (newp->top->bare) {
-            r = vk_fail(e, VMDKIT_EINVAL, "%s: new parent %s " VK_PIECE_OF_DISK ", never a parent: name its descriptor",
+            r = vk_fail(e, VMDKIT_EINVAL,
+                        "%s: new parent %s " VK_PIECE_OF_DISK ", never a parent: name its descriptor",
                         path, new_parent);
             goto out;
         }
         if (newp->top->capacity_sectors != l->capacity_sectors) {
-            r = vk_fail(e, VMDKIT_ECHAIN, "%s: capacity %llu sectors differs from new parent %s (%llu sectors)",
-                        path, (unsigned long long)l->capacity_sectors, new_parent,
+            r = vk_fail(e, VMDKIT_ECHAIN,
+                        "%s: capacity %llu sectors differs from new parent %s (%llu sectors)", path,
+                        (unsigned long long)l->capacity_sectors, new_parent,
                         (unsigned long long)newp->top->capacity_sectors);
             goto out;
         }
@@ -189,9 +193,10 @@ int vmdkit_rebase(const char *path, const char *new_parent, const vmdkit_rebase_
             if ((r = vmdkit_open(old_path, VK_OPEN_CHAIN_OF_USER | VMDKIT_OPEN_RDONLY, &oldp, e)))
                 goto out;
             if (oldp->top->desc.cid != l->desc.parent_cid) {
-                r = vk_fail(e, VMDKIT_ECHAIN,
-                            "%s: parentCID %08x does not match the CID of parent %s: the content to keep is unknown (use -u)",
-                            path, l->desc.parent_cid, old_path);
+                r = vk_fail(
+                    e, VMDKIT_ECHAIN,
+                    "%s: parentCID %08x does not match the CID of parent %s: the content to keep is unknown (use -u)",
+                    path, l->desc.parent_cid, old_path);
                 goto out;
             }
         }

@@ -64,28 +64,25 @@ int vk_sparse_header_validate(const vk_sparse_header *h, uint64_t file_sectors, 
     if ((h->flags & VK_FLAG_COMPRESSED) && h->compress_algorithm != 1)
         return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: compressAlgorithm: %u is not deflate (1)", file,
                        h->compress_algorithm);
-    if ((h->flags & VK_FLAG_NEWLINE_CHECK) &&
-        memcmp(h->newline_chars, "\n \r\n", 4) != 0)
+    if ((h->flags & VK_FLAG_NEWLINE_CHECK) && memcmp(h->newline_chars, "\n \r\n", 4) != 0)
         return vk_fail(e, VMDKIT_EFORMAT,
                        "%s: newline check bytes: damaged (file was probably transferred in text mode)",
                        file);
     if (!vk_grain_sectors_ok(h->grain_sectors))
-        return vk_fail(e, VMDKIT_EFORMAT,
-                       "%s: grainSize: %llu sectors is not a power of two up to %llu",
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: grainSize: %llu sectors is not a power of two up to %llu",
                        file, (unsigned long long)h->grain_sectors,
                        (unsigned long long)VK_MAX_GRAIN_SECTORS);
     if (!vk_is_pow2(h->gtes_per_gt) || h->gtes_per_gt > VK_MAX_GTES_PER_GT)
-        return vk_fail(e, VMDKIT_EFORMAT,
-                       "%s: numGTEsPerGT: %u is not a power of two up to %u", file,
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: numGTEsPerGT: %u is not a power of two up to %u", file,
                        h->gtes_per_gt, VK_MAX_GTES_PER_GT);
     if (h->capacity_sectors == 0)
-        return vk_fail(e, VMDKIT_EFORMAT, "%s: capacity: 0 (a text-descriptor container is not supported)",
-                       file);
+        return vk_fail(e, VMDKIT_EFORMAT,
+                       "%s: capacity: 0 (a text-descriptor container is not supported)", file);
     /* GD entries are bounded by the capacity; the GD itself must lie in the
      * file (checked below), which bounds the memory a hostile file can claim. */
     if (h->capacity_sectors > (UINT64_C(1) << 48))
-        return vk_fail(e, VMDKIT_ELIMIT, "%s: capacity: %llu sectors is beyond any supported size",
-                       file, (unsigned long long)h->capacity_sectors);
+        return vk_fail(e, VMDKIT_ELIMIT, "%s: capacity: %llu sectors is beyond any supported size", file,
+                       (unsigned long long)h->capacity_sectors);
     if (h->desc_offset_sectors) {
         if (h->desc_offset_sectors < 1 || h->desc_size_sectors > 20480 ||
             !inside(h->desc_offset_sectors, h->desc_size_sectors, file_sectors))
@@ -97,16 +94,18 @@ int vk_sparse_header_validate(const vk_sparse_header *h, uint64_t file_sectors, 
     uint64_t gd_secs = vk_gd_sectors(vk_num_gdes(h));
     if (h->gd_offset_sectors != VK_GD_AT_END) {
         if (h->gd_offset_sectors < 1 || !inside(h->gd_offset_sectors, gd_secs, file_sectors))
-            return vk_fail(e, VMDKIT_EFORMAT,
-                           "%s: gdOffset: grain directory at sector %llu (%llu sectors) lies outside the file (%llu sectors)",
-                           file, (unsigned long long)h->gd_offset_sectors,
-                           (unsigned long long)gd_secs, (unsigned long long)file_sectors);
+            return vk_fail(
+                e, VMDKIT_EFORMAT,
+                "%s: gdOffset: grain directory at sector %llu (%llu sectors) lies outside the file (%llu sectors)",
+                file, (unsigned long long)h->gd_offset_sectors, (unsigned long long)gd_secs,
+                (unsigned long long)file_sectors);
     }
     if ((h->flags & VK_FLAG_REDUNDANT_GD) && !(h->flags & VK_FLAG_COMPRESSED)) {
         if (h->rgd_offset_sectors < 1 || !inside(h->rgd_offset_sectors, gd_secs, file_sectors))
-            return vk_fail(e, VMDKIT_EFORMAT,
-                           "%s: rgdOffset: redundant grain directory at sector %llu lies outside the file",
-                           file, (unsigned long long)h->rgd_offset_sectors);
+            return vk_fail(
+                e, VMDKIT_EFORMAT,
+                "%s: rgdOffset: redundant grain directory at sector %llu lies outside the file", file,
+                (unsigned long long)h->rgd_offset_sectors);
     }
     return 0;
 }

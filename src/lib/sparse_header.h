@@ -7,8 +7,8 @@
 #include <stdint.h>
 #include "vk.h"
 
-#define VK_KDMV_MAGIC 0x564d444bu   /* "KDMV" little-endian */
-#define VK_COWD_MAGIC 0x44574f43u   /* "COWD" */
+#define VK_KDMV_MAGIC 0x564d444bu /* "KDMV" little-endian */
+#define VK_COWD_MAGIC 0x44574f43u /* "COWD" */
 #define VK_SESPARSE_MAGIC 0xcafebabeu
 
 /* What a sparse file without a descriptor of its own is, in messages: the
@@ -24,7 +24,7 @@
 #define VK_FLAGS_KNOWN_INCOMPAT (VK_FLAG_COMPRESSED | VK_FLAG_MARKERS)
 
 #define VK_GD_AT_END UINT64_C(0xffffffffffffffff)
-#define VK_GTE_ZEROED 1u              /* zeroed-grain GTE (flag bit 2) */
+#define VK_GTE_ZEROED 1u /* zeroed-grain GTE (flag bit 2) */
 #define VK_DEFAULT_GRAIN_SECTORS 128u
 #define VK_DEFAULT_GTES_PER_GT 512u
 /* The largest grainSize accepted on open, by every sparse driver (KDMV,
@@ -34,7 +34,7 @@
  * file could cost 1 GiB per written byte.  1 MiB keeps a 16x margin. */
 #define VK_MAX_GRAIN_SECTORS 2048u
 #define VK_MAX_GTES_PER_GT 4096u
-#define VK_MAX_EXTENT_FILE_SECTORS (UINT64_C(1) << 32)  /* GTEs are uint32 */
+#define VK_MAX_EXTENT_FILE_SECTORS (UINT64_C(1) << 32) /* GTEs are uint32 */
 
 /* stream marker types */
 #define VK_MARKER_EOS 0u
@@ -55,7 +55,7 @@ typedef struct vk_sparse_header {
     uint64_t gd_offset_sectors;
     uint64_t overhead_sectors;
     uint8_t unclean_shutdown;
-    uint8_t newline_chars[4];   /* '\n', ' ', '\r', '\n' */
+    uint8_t newline_chars[4]; /* '\n', ' ', '\r', '\n' */
     uint16_t compress_algorithm;
 } vk_sparse_header;
 
@@ -90,8 +90,14 @@ static inline uint64_t vk_num_gdes(const vk_sparse_header *h)
 {
     return vk_div_round_up(h->capacity_sectors, vk_gt_coverage_sectors(h));
 }
-static inline uint64_t vk_gd_sectors(uint64_t num_gdes) { return vk_div_round_up(num_gdes * 4, VK_SECTOR); }
-static inline uint64_t vk_gt_sectors(uint32_t gtes_per_gt) { return vk_div_round_up((uint64_t)gtes_per_gt * 4, VK_SECTOR); }
+static inline uint64_t vk_gd_sectors(uint64_t num_gdes)
+{
+    return vk_div_round_up(num_gdes * 4, VK_SECTOR);
+}
+static inline uint64_t vk_gt_sectors(uint32_t gtes_per_gt)
+{
+    return vk_div_round_up((uint64_t)gtes_per_gt * 4, VK_SECTOR);
+}
 
 /*
  * Layout of a new (non-stream) sparse extent, VMware's order: header,
@@ -103,9 +109,9 @@ void vk_sparse_layout(vk_sparse_header *h, uint64_t desc_sectors, bool redundant
 
 /* Stream marker (12-byte prefix of a 512-byte sector). */
 typedef struct vk_marker {
-    uint64_t val;     /* grain: LBA; metadata: sectors following */
-    uint32_t size;    /* grain: compressed bytes; metadata: 0 */
-    uint32_t type;    /* metadata only */
+    uint64_t val;  /* grain: LBA; metadata: sectors following */
+    uint32_t size; /* grain: compressed bytes; metadata: 0 */
+    uint32_t type; /* metadata only */
 } vk_marker;
 
 void vk_marker_decode(const uint8_t *buf, vk_marker *m);

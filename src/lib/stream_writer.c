@@ -20,7 +20,7 @@
 #define GRAIN_SECTORS ((uint64_t)VK_DEFAULT_GRAIN_SECTORS)
 #define GRAIN_BYTES ((size_t)(GRAIN_SECTORS * VK_SECTOR))
 #define GTES_PER_GT VK_DEFAULT_GTES_PER_GT
-#define GRAIN_PREFIX_BYTES 12u       /* uint64 LBA + uint32 compressed size */
+#define GRAIN_PREFIX_BYTES 12u /* uint64 LBA + uint32 compressed size */
 /* libdeflate level 5: output within 2% of zlib's default level 6 (what
  * qemu-img uses) on text and binaries, in far less time. */
 #define DEFAULT_LEVEL 5
@@ -34,8 +34,8 @@
  * `submitted` belongs to the workers until `done` is set (under the lock). */
 struct slot {
     uint64_t grain;
-    size_t in_len;   /* bytes of the grain inside the disk */
-    size_t rec_len;  /* bytes of the padded record in OUT; 0 = compression failed */
+    size_t in_len;  /* bytes of the grain inside the disk */
+    size_t rec_len; /* bytes of the padded record in OUT; 0 = compression failed */
     bool done;
     uint8_t *in;
     uint8_t *out;
@@ -57,40 +57,40 @@ struct worker {
 struct vk_stream_writer {
     char *path;
     int fd;
-    bool created;             /* the file is ours to remove on failure */
+    bool created; /* the file is ours to remove on failure */
     vk_sparse_header hdr;
     uint64_t num_grains;
-    uint64_t next_grain;      /* lowest grain index put() still accepts */
+    uint64_t next_grain; /* lowest grain index put() still accepts */
 
     /* compression: either inline (one compressor) or a worker pool */
     struct codec inline_codec;
     struct worker *workers;
     int num_workers;
-    bool sync_ready;          /* mutex and condition variables initialised */
+    bool sync_ready; /* mutex and condition variables initialised */
     pthread_mutex_t mu;
-    pthread_cond_t work_cv;   /* caller -> workers: a slot was queued / stop */
-    pthread_cond_t done_cv;   /* workers -> caller: a slot is done */
+    pthread_cond_t work_cv; /* caller -> workers: a slot was queued / stop */
+    pthread_cond_t done_cv; /* workers -> caller: a slot is done */
     bool stop;
     struct slot *slots;
     size_t num_slots;
-    size_t out_cap;           /* bytes of each slot's OUT buffer */
-    uint64_t submitted;       /* ring counters: submitted >= claimed >= written */
+    size_t out_cap;     /* bytes of each slot's OUT buffer */
+    uint64_t submitted; /* ring counters: submitted >= claimed >= written */
     uint64_t claimed;
     uint64_t written;
 
     /* output: everything is appended sequentially through BUF */
     uint8_t *buf;
     size_t buf_len;
-    uint64_t buf_off;         /* file offset of buf[0] */
+    uint64_t buf_off; /* file offset of buf[0] */
 
     /* tables */
     uint32_t *gd;
     uint64_t num_gdes;
     uint32_t gt[GTES_PER_GT];
-    uint64_t gt_range;        /* GD index the current GT belongs to */
+    uint64_t gt_range; /* GD index the current GT belongs to */
     bool gt_used;
 
-    int failed;               /* sticky error of an earlier put() */
+    int failed; /* sticky error of an earlier put() */
     vk_err err;
 
     vk_stream_target *target; /* a member of a larger file, or NULL */
@@ -277,8 +277,7 @@ static bool looks_incompressible(const uint8_t *p, size_t n)
  * padding to a whole sector. */
 static void compress_slot(struct codec *c, size_t out_cap, struct slot *s)
 {
-    struct libdeflate_compressor *comp =
-        looks_incompressible(s->in, s->in_len) ? c->store : c->deflate;
+    struct libdeflate_compressor *comp = looks_incompressible(s->in, s->in_len) ? c->store : c->deflate;
     size_t n = libdeflate_zlib_compress(comp, s->in, s->in_len, s->out + GRAIN_PREFIX_BYTES,
                                         out_cap - GRAIN_PREFIX_BYTES);
     if (n == 0 || n > UINT32_MAX) {
@@ -467,8 +466,7 @@ static int write_prologue(vk_stream_writer *w, const char *desc, size_t desc_len
 }
 
 static int open_writer(vk_stream_target *t, const char *path, uint64_t capacity_sectors,
-                       const char *descriptor, int threads, int level, vk_stream_writer **out,
-                       vk_err *e)
+                       const char *descriptor, int threads, int level, vk_stream_writer **out, vk_err *e)
 {
     *out = NULL;
     if (capacity_sectors == 0)
@@ -552,8 +550,8 @@ int vk_stream_writer_open(const char *path, uint64_t capacity_sectors, const cha
 }
 
 int vk_stream_writer_open_target(vk_stream_target *t, const char *name, uint64_t capacity_sectors,
-                                 const char *descriptor, int threads, int level,
-                                 vk_stream_writer **out, vk_err *e)
+                                 const char *descriptor, int threads, int level, vk_stream_writer **out,
+                                 vk_err *e)
 {
     return open_writer(t, name, capacity_sectors, descriptor, threads, level, out, e);
 }
@@ -572,8 +570,8 @@ static int report(vk_stream_writer *w, int r, vk_err *e)
 }
 
 /* Copy a grain into a free slot and get it compressed. */
-static int queue_grain(vk_stream_writer *w, uint64_t grain, const void *data, size_t len,
-                       size_t in_len, vk_err *e)
+static int queue_grain(vk_stream_writer *w, uint64_t grain, const void *data, size_t len, size_t in_len,
+                       vk_err *e)
 {
     struct slot *s;
     if (!w->num_workers) {
@@ -614,8 +612,8 @@ int vk_stream_writer_put(vk_stream_writer *w, uint64_t grain_index, const void *
     uint64_t left_sectors = w->hdr.capacity_sectors - grain_index * GRAIN_SECTORS;
     size_t in_len = (size_t)(vk_min(left_sectors, GRAIN_SECTORS) * VK_SECTOR);
     if (len > in_len || (len && !data))
-        return vk_fail(e, VMDKIT_EINVAL, "%s: grain %llu: %zu bytes do not fit its %zu bytes",
-                       w->path, (unsigned long long)grain_index, len, in_len);
+        return vk_fail(e, VMDKIT_EINVAL, "%s: grain %llu: %zu bytes do not fit its %zu bytes", w->path,
+                       (unsigned long long)grain_index, len, in_len);
     int r = queue_grain(w, grain_index, data, len, in_len, &w->err);
     if (r)
         w->failed = r;

@@ -48,8 +48,8 @@ typedef struct vk_stream_target {
 /* vk_stream_writer_open writing into T (which must outlive the writer);
  * NAME names the stream in messages. */
 int vk_stream_writer_open_target(vk_stream_target *t, const char *name, uint64_t capacity_sectors,
-                                 const char *descriptor, int threads, int level,
-                                 vk_stream_writer **out, vk_err *e);
+                                 const char *descriptor, int threads, int level, vk_stream_writer **out,
+                                 vk_err *e);
 
 /* Grain size in sectors (128). */
 uint64_t vk_stream_writer_grain_sectors(const vk_stream_writer *w);

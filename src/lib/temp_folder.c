@@ -14,8 +14,8 @@
 #include "temp_folder.h"
 
 #define TEMP_MARK ".vmdkit-tmp-"
-#define TEMP_RANDOM 6   /* mkdtemp's XXXXXX */
-#define MAX_DEPTH 32    /* a build folder is one or two levels deep */
+#define TEMP_RANDOM 6 /* mkdtemp's XXXXXX */
+#define MAX_DEPTH 32  /* a build folder is one or two levels deep */
 #define MAKE_ATTEMPTS 8
 
 /* ---- making and letting go ---- */
@@ -323,7 +323,8 @@ static void remove_given_names(int pfd, int lfd, const char *name)
         if (fstatat(lfd, de->d_name, &inside, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(inside.st_mode) ||
             inside.st_nlink < 2)
             continue;
-        if (fstatat(pfd, de->d_name, &outside, AT_SYMLINK_NOFOLLOW) == 0 && same_inode(&inside, &outside))
+        if (fstatat(pfd, de->d_name, &outside, AT_SYMLINK_NOFOLLOW) == 0 &&
+            same_inode(&inside, &outside))
             unlinkat(pfd, de->d_name, 0);
     }
     closedir(d);

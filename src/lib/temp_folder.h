@@ -28,8 +28,8 @@
 #include "vk.h"
 
 typedef struct vk_temp_folder {
-    char *path;   /* PARENT/.NAME.vmdkit-tmp-XXXXXX (.NAME... when PARENT is ".") */
-    int lock_fd;  /* the folder, under a shared flock; -1 where there are no locks */
+    char *path;  /* PARENT/.NAME.vmdkit-tmp-XXXXXX (.NAME... when PARENT is ".") */
+    int lock_fd; /* the folder, under a shared flock; -1 where there are no locks */
 } vk_temp_folder;
 
 /* Make the folder (owner-only mode) beside PARENT/NAME and hold it. */
@@ -83,9 +83,9 @@ int vk_remove_stale_temps(const char *parent, const char *name, size_t *removed,
 
 /* One leftover found by vk_list_stale_temps. */
 typedef struct vk_stale_temp {
-    char *path;      /* DIR/.NAME.vmdkit-tmp-XXXXXX */
-    char *name;      /* NAME: the output it was building */
-    uint64_t bytes;  /* space its files take on the host (st_blocks) */
+    char *path;     /* DIR/.NAME.vmdkit-tmp-XXXXXX */
+    char *name;     /* NAME: the output it was building */
+    uint64_t bytes; /* space its files take on the host (st_blocks) */
 } vk_stale_temp;
 
 /* Every leftover folder directly in DIR (any NAME) that nobody holds,

@@ -55,17 +55,37 @@ static inline uint32_t vk_le32(const uint8_t *p)
 {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
-static inline uint64_t vk_le64(const uint8_t *p) { return vk_le32(p) | ((uint64_t)vk_le32(p + 4) << 32); }
-static inline void vk_put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static inline uint64_t vk_le64(const uint8_t *p)
+{
+    return vk_le32(p) | ((uint64_t)vk_le32(p + 4) << 32);
+}
+static inline void vk_put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
 static inline void vk_put32(uint8_t *p, uint32_t v)
 {
-    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
 }
-static inline void vk_put64(uint8_t *p, uint64_t v) { vk_put32(p, (uint32_t)v); vk_put32(p + 4, (uint32_t)(v >> 32)); }
+static inline void vk_put64(uint8_t *p, uint64_t v)
+{
+    vk_put32(p, (uint32_t)v);
+    vk_put32(p + 4, (uint32_t)(v >> 32));
+}
 
 /* Checked arithmetic: return false on overflow. */
-static inline bool vk_add_ok(uint64_t a, uint64_t b, uint64_t *r) { return !__builtin_add_overflow(a, b, r); }
-static inline bool vk_mul_ok(uint64_t a, uint64_t b, uint64_t *r) { return !__builtin_mul_overflow(a, b, r); }
+static inline bool vk_add_ok(uint64_t a, uint64_t b, uint64_t *r)
+{
+    return !__builtin_add_overflow(a, b, r);
+}
+static inline bool vk_mul_ok(uint64_t a, uint64_t b, uint64_t *r)
+{
+    return !__builtin_mul_overflow(a, b, r);
+}
 static inline uint64_t vk_div_round_up(uint64_t a, uint64_t b) { return a / b + (a % b != 0); }
 static inline bool vk_is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
 static inline uint64_t vk_min(uint64_t a, uint64_t b) { return a < b ? a : b; }
@@ -95,7 +115,7 @@ int vk_file_size(int fd, uint64_t *size, const char *what, vk_err *e);
 bool vk_is_zero(const void *buf, size_t len);
 /* Fill BUF with random bytes (getrandom). */
 void vk_random(void *buf, size_t len);
-uint32_t vk_random_cid(void);  /* never 0xffffffff or 0xfffffffe */
+uint32_t vk_random_cid(void); /* never 0xffffffff or 0xfffffffe */
 
 /* fsync the folder DIR (after creating, renaming or removing entries in it).
  * Every failure is reported, except EINVAL: file systems that cannot sync a

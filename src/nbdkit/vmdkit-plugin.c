@@ -62,8 +62,8 @@ static bool opt_allow_absolute_parents;
 
 /* One open disk and everything the callbacks need to serve it. */
 typedef struct served {
-    char *name;            /* export name ("" for file=DISK) */
-    char *path;            /* absolute path of the disk */
+    char *name; /* export name ("" for file=DISK) */
+    char *path; /* absolute path of the disk */
     vmdkit_disk *disk;
     bool writable;         /* the handle is open read-write */
     uint64_t trim_unit;    /* bytes trim works in (grain or sector), 0: no trim */
@@ -72,24 +72,35 @@ typedef struct served {
     struct served *next;
 } served;
 
-static served *file_disk;       /* file=DISK, open from get_ready to cleanup */
-static served *open_disks;      /* dir=DIR: exports with connections */
+static served *file_disk;  /* file=DISK, open from get_ready to cleanup */
+static served *open_disks; /* dir=DIR: exports with connections */
 static pthread_mutex_t open_disks_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int errno_for(int code)
 {
     switch (code) {
-    case VMDKIT_ENOSPC: return ENOSPC;
-    case VMDKIT_ENOMEM: return ENOMEM;
-    case VMDKIT_EINVAL: return EINVAL;
-    case VMDKIT_ERDONLY: return EROFS;
-    case VMDKIT_EUNSUPPORTED: return ENOTSUP;
-    case VMDKIT_ELIMIT: return EOVERFLOW;
-    case VMDKIT_ENOENT: return ENOENT;
-    case VMDKIT_ELOCKED: return EBUSY;
-    case VMDKIT_EPATH: return EACCES;
-    case VMDKIT_EEXIST: return EEXIST;
-    default: return EIO; /* I/O error, corrupt image, broken chain */
+    case VMDKIT_ENOSPC:
+        return ENOSPC;
+    case VMDKIT_ENOMEM:
+        return ENOMEM;
+    case VMDKIT_EINVAL:
+        return EINVAL;
+    case VMDKIT_ERDONLY:
+        return EROFS;
+    case VMDKIT_EUNSUPPORTED:
+        return ENOTSUP;
+    case VMDKIT_ELIMIT:
+        return EOVERFLOW;
+    case VMDKIT_ENOENT:
+        return ENOENT;
+    case VMDKIT_ELOCKED:
+        return EBUSY;
+    case VMDKIT_EPATH:
+        return EACCES;
+    case VMDKIT_EEXIST:
+        return EEXIST;
+    default:
+        return EIO; /* I/O error, corrupt image, broken chain */
     }
 }
 
@@ -106,10 +117,7 @@ static int fail_with(const vmdkit_error *e, int code)
 
 /* Report an error of a call that recorded it in the handle (the caller
  * holds the export alone). */
-static int fail(const served *s, int code)
-{
-    return fail_with(vmdkit_last_error(s->disk), code);
-}
+static int fail(const served *s, int code) { return fail_with(vmdkit_last_error(s->disk), code); }
 
 static void lock_shared(served *s)
 {
@@ -221,10 +229,7 @@ static bool confined(const char *path)
 }
 
 /* The folder a refused path should have been in, for messages. */
-static const char *confinement(void)
-{
-    return confine_dir ? confine_dir : dir_path;
-}
+static const char *confinement(void) { return confine_dir ? confine_dir : dir_path; }
 
 static int plug_config_complete(void)
 {
@@ -233,7 +238,8 @@ static int plug_config_complete(void)
         return -1;
     }
     if (!disk_path && !dir_path) {
-        nbdkit_error("a disk is required: nbdkit vmdkit file=DISK (or dir=DIR for every disk under DIR)");
+        nbdkit_error(
+            "a disk is required: nbdkit vmdkit file=DISK (or dir=DIR for every disk under DIR)");
         return -1;
     }
     if (opt_ignore_cid && !opt_readonly) {
@@ -371,7 +377,8 @@ static served *served_open(const char *name, const char *path, bool writable, bo
     /* every file of the chain is opened beneath the confinement folder:
      * nothing outside it is ever opened, whatever is swapped in meanwhile */
     /* the deeper of confine=DIR and dir=DIR when both are given */
-    const char *root = confine_dir && dir_path && inside(dir_path, confine_dir) ? dir_path : confinement();
+    const char *root =
+        confine_dir && dir_path && inside(dir_path, confine_dir) ? dir_path : confinement();
     vmdkit_error err = {0};
     int r = vmdkit_open_beneath(path, root, flags | (writable ? VMDKIT_OPEN_RDWR : VMDKIT_OPEN_RDONLY),
                                 &s->disk, &err);
@@ -451,12 +458,11 @@ static int plug_list_exports(int readonly, int is_tls, struct nbdkit_exports *ex
         if (!servable(n))
             continue;
         char *desc = NULL;
-        if (asprintf(&desc, "%s, %" PRIu64 " bytes%s%s%s", n->create_type ? n->create_type : "disk",
-                     n->capacity_bytes, n->parent ? ", a delta of " : "",
-                     n->parent ? n->parent->path : "",
-                     n->n_children && !readonly && !opt_readonly
-                         ? ", read-only: the parent of other disks"
-                         : "") < 0) {
+        if (asprintf(
+                &desc, "%s, %" PRIu64 " bytes%s%s%s", n->create_type ? n->create_type : "disk",
+                n->capacity_bytes, n->parent ? ", a delta of " : "", n->parent ? n->parent->path : "",
+                n->n_children && !readonly && !opt_readonly ? ", read-only: the parent of other disks"
+                                                            : "") < 0) {
             nbdkit_error("out of memory");
             r = -1;
             break;
@@ -638,10 +644,7 @@ static int64_t plug_get_size(void *handle)
     return (int64_t)size;
 }
 
-static int plug_can_write(void *handle)
-{
-    return ((served *)handle)->writable;
-}
+static int plug_can_write(void *handle) { return ((served *)handle)->writable; }
 
 static int plug_can_trim(void *handle)
 {
@@ -661,10 +664,7 @@ static int plug_yes(void *handle)
     return 1;
 }
 
-static int plug_thread_model(void)
-{
-    return NBDKIT_THREAD_MODEL_PARALLEL;
-}
+static int plug_thread_model(void) { return NBDKIT_THREAD_MODEL_PARALLEL; }
 
 /* ---- requests ---- */
 
@@ -679,8 +679,7 @@ static int plug_pread(void *handle, void *buf, uint32_t count, uint64_t offset, 
     return r < 0 ? fail_with(&err, r) : 0;
 }
 
-static int plug_pwrite(void *handle, const void *buf, uint32_t count, uint64_t offset,
-                       uint32_t flags)
+static int plug_pwrite(void *handle, const void *buf, uint32_t count, uint64_t offset, uint32_t flags)
 {
     served *s = handle;
     (void)flags; /* FUA is emulated by nbdkit with a flush */
@@ -776,8 +775,8 @@ static int plug_extents(void *handle, uint32_t count, uint64_t offset, uint32_t 
         if ((r = vmdkit_block_status_r(s->disk, end - off, off, &st, &err)) < 0)
             break;
         if (st.length == 0) {
-            snprintf(err.msg, sizeof err.msg, "%s: block status at offset %" PRIu64 " reported an empty run",
-                     s->path, off);
+            snprintf(err.msg, sizeof err.msg,
+                     "%s: block status at offset %" PRIu64 " reported an empty run", s->path, off);
             r = VMDKIT_EIO;
             break;
         }

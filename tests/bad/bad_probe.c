@@ -31,8 +31,13 @@ static int report(int code, const char *msg)
 static int write_some(vmdkit_disk *d, uint8_t *buf)
 {
     uint64_t size = vmdkit_size(d);
-    const struct { uint64_t off, len; } w[] = {
-        {0, 512}, {0, 65536}, {size / 2 / 512 * 512, 512}, {size - 512, 512},
+    const struct {
+        uint64_t off, len;
+    } w[] = {
+        {0, 512},
+        {0, 65536},
+        {size / 2 / 512 * 512, 512},
+        {size - 512, 512},
     };
     for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) {
         if (w[i].off + w[i].len > size)

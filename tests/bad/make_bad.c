@@ -77,21 +77,32 @@ static void save_text(const char *name, const char *fmt, ...)
 
 /* Header field offsets. */
 enum {
-    H_MAGIC = 0, H_VERSION = 4, H_FLAGS = 8, H_CAPACITY = 12, H_GRAIN = 20, H_DESC_OFF = 28,
-    H_DESC_SIZE = 36, H_GTES = 44, H_RGD = 48, H_GD = 56, H_OVERHEAD = 64, H_UNCLEAN = 72,
-    H_NEWLINE = 73, H_ALGORITHM = 77,
+    H_MAGIC = 0,
+    H_VERSION = 4,
+    H_FLAGS = 8,
+    H_CAPACITY = 12,
+    H_GRAIN = 20,
+    H_DESC_OFF = 28,
+    H_DESC_SIZE = 36,
+    H_GTES = 44,
+    H_RGD = 48,
+    H_GD = 56,
+    H_OVERHEAD = 64,
+    H_UNCLEAN = 72,
+    H_NEWLINE = 73,
+    H_ALGORITHM = 77,
 };
 
-#define SP_CAPACITY 256u   /* sectors: 32 grains of 8 sectors */
+#define SP_CAPACITY 256u /* sectors: 32 grains of 8 sectors */
 #define SP_GRAIN 8u
 #define SP_GTES 512u
-#define SP_DESC 1u         /* embedded descriptor: sectors 1-2 */
-#define SP_RGD 3u          /* redundant directory, table at 4-7 */
+#define SP_DESC 1u /* embedded descriptor: sectors 1-2 */
+#define SP_RGD 3u  /* redundant directory, table at 4-7 */
 #define SP_RGT 4u
-#define SP_GD 8u           /* directory, table at 9-12 */
+#define SP_GD 8u /* directory, table at 9-12 */
 #define SP_GT 9u
 #define SP_OVERHEAD 16u
-#define SP_GRAIN0 16u      /* grain 0 at sector 16, grain 1 at 24 */
+#define SP_GRAIN0 16u /* grain 0 at sector 16, grain 1 at 24 */
 #define SP_GRAIN1 24u
 
 static void header(uint8_t *h, uint32_t version, uint32_t flags, uint64_t capacity, uint64_t grain,
@@ -184,59 +195,146 @@ static void sparse_cases(void)
     base_sparse(7);
     save_img("ok-sparse-zeroed.vmdk");
 
-    base_sparse(3); memcpy(img, "KDMX", 4); save_img("hdr-magic.vmdk");
-    base_sparse(3); set32(H_VERSION, 0); save_img("hdr-version-0.vmdk");
-    base_sparse(3); set32(H_VERSION, 4); save_img("hdr-version-4.vmdk");
-    base_sparse(3); set32(H_FLAGS, 3 | 0x40000); save_img("hdr-unknown-incompat-flag.vmdk");
-    base_sparse(3); set32(H_FLAGS, 3 | 0x20000); save_img("hdr-markers-without-compression.vmdk");
-    base_sparse(3); set32(H_FLAGS, 3 | 0x10000); put16(img + H_ALGORITHM, 2);
+    base_sparse(3);
+    memcpy(img, "KDMX", 4);
+    save_img("hdr-magic.vmdk");
+    base_sparse(3);
+    set32(H_VERSION, 0);
+    save_img("hdr-version-0.vmdk");
+    base_sparse(3);
+    set32(H_VERSION, 4);
+    save_img("hdr-version-4.vmdk");
+    base_sparse(3);
+    set32(H_FLAGS, 3 | 0x40000);
+    save_img("hdr-unknown-incompat-flag.vmdk");
+    base_sparse(3);
+    set32(H_FLAGS, 3 | 0x20000);
+    save_img("hdr-markers-without-compression.vmdk");
+    base_sparse(3);
+    set32(H_FLAGS, 3 | 0x10000);
+    put16(img + H_ALGORITHM, 2);
     save_img("hdr-compress-algorithm-2.vmdk");
-    base_sparse(3); img[H_NEWLINE + 2] = '\n'; save_img("hdr-newline-damaged.vmdk");
-    base_sparse(3); set64(H_GRAIN, 0); save_img("hdr-grain-0.vmdk");
-    base_sparse(3); set64(H_GRAIN, 3); save_img("hdr-grain-3.vmdk");
-    base_sparse(3); set64(H_GRAIN, 1ull << 40); save_img("hdr-grain-2pow40.vmdk");
-    base_sparse(3); set64(H_GRAIN, 1ull << 21); save_img("hdr-grain-1gib.vmdk");
+    base_sparse(3);
+    img[H_NEWLINE + 2] = '\n';
+    save_img("hdr-newline-damaged.vmdk");
+    base_sparse(3);
+    set64(H_GRAIN, 0);
+    save_img("hdr-grain-0.vmdk");
+    base_sparse(3);
+    set64(H_GRAIN, 3);
+    save_img("hdr-grain-3.vmdk");
+    base_sparse(3);
+    set64(H_GRAIN, 1ull << 40);
+    save_img("hdr-grain-2pow40.vmdk");
+    base_sparse(3);
+    set64(H_GRAIN, 1ull << 21);
+    save_img("hdr-grain-1gib.vmdk");
     /* the largest grain accepted (1 MiB) and the next power of two */
-    big_grain_sparse(2048); save_img("ok-sparse-grain-1mib.vmdk");
-    big_grain_sparse(4096); save_img("hdr-grain-2mib.vmdk");
+    big_grain_sparse(2048);
+    save_img("ok-sparse-grain-1mib.vmdk");
+    big_grain_sparse(4096);
+    save_img("hdr-grain-2mib.vmdk");
     /* 1 GiB grains over 1 GiB: a 1-byte write would cost a whole grain */
-    big_grain_sparse(1u << 21); save_img("hdr-grain-1gib-capacity-1gib.vmdk");
-    base_sparse(3); set32(H_GTES, 0); save_img("hdr-gtes-0.vmdk");
-    base_sparse(3); set32(H_GTES, 3); save_img("hdr-gtes-3.vmdk");
-    base_sparse(3); set32(H_GTES, 0x80000000u); save_img("hdr-gtes-huge.vmdk");
-    base_sparse(3); set64(H_CAPACITY, 0); save_img("hdr-capacity-0.vmdk");
-    base_sparse(3); set64(H_CAPACITY, 1ull << 60); save_img("hdr-capacity-2pow60.vmdk");
+    big_grain_sparse(1u << 21);
+    save_img("hdr-grain-1gib-capacity-1gib.vmdk");
+    base_sparse(3);
+    set32(H_GTES, 0);
+    save_img("hdr-gtes-0.vmdk");
+    base_sparse(3);
+    set32(H_GTES, 3);
+    save_img("hdr-gtes-3.vmdk");
+    base_sparse(3);
+    set32(H_GTES, 0x80000000u);
+    save_img("hdr-gtes-huge.vmdk");
+    base_sparse(3);
+    set64(H_CAPACITY, 0);
+    save_img("hdr-capacity-0.vmdk");
+    base_sparse(3);
+    set64(H_CAPACITY, 1ull << 60);
+    save_img("hdr-capacity-2pow60.vmdk");
     /* a directory of 2^31 entries (8 GiB) for a 16 KiB file */
-    base_sparse(3); set64(H_CAPACITY, (1ull << 31) * SP_GRAIN * SP_GTES);
+    base_sparse(3);
+    set64(H_CAPACITY, (1ull << 31) * SP_GRAIN * SP_GTES);
     save_img("hdr-gd-8gib.vmdk");
-    base_sparse(3); set64(H_OVERHEAD, UINT64_MAX); save_img("hdr-overhead-max.vmdk");
-    base_sparse(3); set64(H_OVERHEAD, 1ull << 40); save_img("hdr-overhead-past-eof.vmdk");
-    base_sparse(3); set64(H_GD, 1ull << 20); save_img("hdr-gd-past-eof.vmdk");
-    base_sparse(3); set64(H_GD, 0); save_img("hdr-gd-0.vmdk");
-    base_sparse(3); set64(H_GD, UINT64_MAX - 1); save_img("hdr-gd-wraps.vmdk");
-    base_sparse(3); set64(H_RGD, 1ull << 20); save_img("hdr-rgd-past-eof.vmdk");
-    base_sparse(3); set64(H_RGD, 0); save_img("hdr-rgd-0.vmdk");
-    base_sparse(3); set64(H_DESC_OFF, 1ull << 30); save_img("hdr-descriptor-past-eof.vmdk");
-    base_sparse(3); set64(H_DESC_SIZE, 1ull << 40); save_img("hdr-descriptor-size-huge.vmdk");
-    base_sparse(3); img_len = 300; save_img("hdr-file-cut.vmdk");
+    base_sparse(3);
+    set64(H_OVERHEAD, UINT64_MAX);
+    save_img("hdr-overhead-max.vmdk");
+    base_sparse(3);
+    set64(H_OVERHEAD, 1ull << 40);
+    save_img("hdr-overhead-past-eof.vmdk");
+    base_sparse(3);
+    set64(H_GD, 1ull << 20);
+    save_img("hdr-gd-past-eof.vmdk");
+    base_sparse(3);
+    set64(H_GD, 0);
+    save_img("hdr-gd-0.vmdk");
+    base_sparse(3);
+    set64(H_GD, UINT64_MAX - 1);
+    save_img("hdr-gd-wraps.vmdk");
+    base_sparse(3);
+    set64(H_RGD, 1ull << 20);
+    save_img("hdr-rgd-past-eof.vmdk");
+    base_sparse(3);
+    set64(H_RGD, 0);
+    save_img("hdr-rgd-0.vmdk");
+    base_sparse(3);
+    set64(H_DESC_OFF, 1ull << 30);
+    save_img("hdr-descriptor-past-eof.vmdk");
+    base_sparse(3);
+    set64(H_DESC_SIZE, 1ull << 40);
+    save_img("hdr-descriptor-size-huge.vmdk");
+    base_sparse(3);
+    img_len = 300;
+    save_img("hdr-file-cut.vmdk");
 
     /* tables */
-    base_sparse(3); set32(SP_GD * SECTOR, 1u << 20); save_img("gd-entry-past-eof.vmdk");
-    base_sparse(3); set32(SP_GD * SECTOR, 0xffffffffu); save_img("gd-entry-max.vmdk");
-    base_sparse(3); set32(SP_GD * SECTOR, 30); save_img("gd-entry-table-cut-by-eof.vmdk");
-    base_sparse(3); set32(SP_GD * SECTOR, SP_GD); save_img("gd-entry-points-at-directory.vmdk");
-    base_sparse(3); set32(SP_GD * SECTOR, SP_RGT); save_img("gd-entry-points-at-redundant-table.vmdk");
-    base_sparse(3); set32(SP_RGD * SECTOR, 1u << 20); save_img("rgd-entry-past-eof.vmdk");
-    base_sparse(3); set_gte(0, 1u << 20); save_img("gte-past-eof.vmdk");
-    base_sparse(3); set_gte(1, 0xffffffffu); save_img("gte-max.vmdk");
-    base_sparse(3); set_both_gte(0, 0); set_both_gte(1, 0); set_both_gte(5, 31);
+    base_sparse(3);
+    set32(SP_GD * SECTOR, 1u << 20);
+    save_img("gd-entry-past-eof.vmdk");
+    base_sparse(3);
+    set32(SP_GD * SECTOR, 0xffffffffu);
+    save_img("gd-entry-max.vmdk");
+    base_sparse(3);
+    set32(SP_GD * SECTOR, 30);
+    save_img("gd-entry-table-cut-by-eof.vmdk");
+    base_sparse(3);
+    set32(SP_GD * SECTOR, SP_GD);
+    save_img("gd-entry-points-at-directory.vmdk");
+    base_sparse(3);
+    set32(SP_GD * SECTOR, SP_RGT);
+    save_img("gd-entry-points-at-redundant-table.vmdk");
+    base_sparse(3);
+    set32(SP_RGD * SECTOR, 1u << 20);
+    save_img("rgd-entry-past-eof.vmdk");
+    base_sparse(3);
+    set_gte(0, 1u << 20);
+    save_img("gte-past-eof.vmdk");
+    base_sparse(3);
+    set_gte(1, 0xffffffffu);
+    save_img("gte-max.vmdk");
+    base_sparse(3);
+    set_both_gte(0, 0);
+    set_both_gte(1, 0);
+    set_both_gte(5, 31);
     save_img("gte-grain-cut-by-eof.vmdk");
-    base_sparse(3); set_both_gte(0, 2); save_img("gte-points-into-header.vmdk");
-    base_sparse(3); set_both_gte(0, SP_GD); save_img("gte-points-at-directory.vmdk");
-    base_sparse(3); set_both_gte(0, SP_GT); save_img("gte-points-at-own-table.vmdk");
-    base_sparse(3); set_both_gte(1, SP_GRAIN0); save_img("gte-two-grains-share-data.vmdk");
-    base_sparse(3); set_gte(0, SP_GRAIN1); save_img("gt-differs-from-redundant.vmdk");
-    base_sparse(3); set_both_gte(0, 1); save_img("gte-zeroed-without-flag.vmdk");
+    base_sparse(3);
+    set_both_gte(0, 2);
+    save_img("gte-points-into-header.vmdk");
+    base_sparse(3);
+    set_both_gte(0, SP_GD);
+    save_img("gte-points-at-directory.vmdk");
+    base_sparse(3);
+    set_both_gte(0, SP_GT);
+    save_img("gte-points-at-own-table.vmdk");
+    base_sparse(3);
+    set_both_gte(1, SP_GRAIN0);
+    save_img("gte-two-grains-share-data.vmdk");
+    base_sparse(3);
+    set_gte(0, SP_GRAIN1);
+    save_img("gt-differs-from-redundant.vmdk");
+    base_sparse(3);
+    set_both_gte(0, 1);
+    save_img("gte-zeroed-without-flag.vmdk");
 }
 
 /* ---- streamOptimized ---- */
@@ -280,16 +378,16 @@ static void marker(uint8_t *at, uint64_t val, uint32_t size, uint32_t type)
 }
 
 struct stream_opts {
-    uint64_t footer_capacity;  /* 0: same as the header */
-    uint64_t footer_gd;        /* 0: the real directory */
-    uint32_t footer_gtes;      /* 0: same */
-    int grain_lba_shift;       /* added to the LBA of the second grain's marker */
-    int grain_len_delta;       /* added to the stored length of the second grain */
-    int csize_delta;           /* added to the marker's size of the second grain */
-    uint64_t csize_set;        /* non-zero: the marker's size of the second grain */
-    bool corrupt_second;       /* flip bytes inside the second grain's stream */
+    uint64_t footer_capacity; /* 0: same as the header */
+    uint64_t footer_gd;       /* 0: the real directory */
+    uint32_t footer_gtes;     /* 0: same */
+    int grain_lba_shift;      /* added to the LBA of the second grain's marker */
+    int grain_len_delta;      /* added to the stored length of the second grain */
+    int csize_delta;          /* added to the marker's size of the second grain */
+    uint64_t csize_set;       /* non-zero: the marker's size of the second grain */
+    bool corrupt_second;      /* flip bytes inside the second grain's stream */
     bool no_footer, no_eos, no_markers_flag;
-    uint32_t gte1_set;         /* non-zero: the table entry of the second grain */
+    uint32_t gte1_set; /* non-zero: the table entry of the second grain */
 };
 
 /* A streamOptimized file: header with gdOffset at the end, descriptor,
@@ -422,15 +520,32 @@ static void base_cowd(void)
 
 static void cowd_cases(void)
 {
-    base_cowd(); save_img("ok-cowd.vmdk");
-    base_cowd(); put32(img + 4, 2); save_img("cowd-version-2.vmdk");
-    base_cowd(); put32(img + 16, 0); save_img("cowd-grain-0.vmdk");
-    base_cowd(); put32(img + 16, 4096); save_img("cowd-grain-2mib.vmdk");
-    base_cowd(); put32(img + 20, 1u << 20); save_img("cowd-gd-past-eof.vmdk");
-    base_cowd(); put32(img + 24, 0xffffffffu); save_img("cowd-gd-entries-huge.vmdk");
-    base_cowd(); put32(img + 4 * SECTOR, 36); save_img("cowd-gt-cut-by-eof.vmdk");
-    base_cowd(); put32(img + 5 * SECTOR, 1u << 22); save_img("cowd-grain-past-eof.vmdk");
-    base_cowd(); img_len = 1000; save_img("cowd-header-cut.vmdk");
+    base_cowd();
+    save_img("ok-cowd.vmdk");
+    base_cowd();
+    put32(img + 4, 2);
+    save_img("cowd-version-2.vmdk");
+    base_cowd();
+    put32(img + 16, 0);
+    save_img("cowd-grain-0.vmdk");
+    base_cowd();
+    put32(img + 16, 4096);
+    save_img("cowd-grain-2mib.vmdk");
+    base_cowd();
+    put32(img + 20, 1u << 20);
+    save_img("cowd-gd-past-eof.vmdk");
+    base_cowd();
+    put32(img + 24, 0xffffffffu);
+    save_img("cowd-gd-entries-huge.vmdk");
+    base_cowd();
+    put32(img + 4 * SECTOR, 36);
+    save_img("cowd-gt-cut-by-eof.vmdk");
+    base_cowd();
+    put32(img + 5 * SECTOR, 1u << 22);
+    save_img("cowd-grain-past-eof.vmdk");
+    base_cowd();
+    img_len = 1000;
+    save_img("cowd-header-cut.vmdk");
 }
 
 /* ---- text descriptors ---- */
@@ -456,13 +571,17 @@ static void descriptor_cases(void)
     desc("ok-flat.vmdk", "monolithicFlat", "RW 64 FLAT \"flat.img\" 0\n");
     desc("ok-zero.vmdk", "partitionedDevice", "RW 64 FLAT \"flat.img\" 0\nRW 1000 ZERO\n");
     desc("desc-create-type-unknown.vmdk", "hyperSparse", "RW 64 FLAT \"flat.img\" 0\n");
-    save_text("desc-version-99.vmdk", "# Disk DescriptorFile\nversion=99\nCID=1a2b3c4d\n"
+    save_text("desc-version-99.vmdk",
+              "# Disk DescriptorFile\nversion=99\nCID=1a2b3c4d\n"
               "parentCID=ffffffff\ncreateType=\"monolithicFlat\"\nRW 64 FLAT \"flat.img\" 0\n");
-    save_text("desc-version-not-a-number.vmdk", "# Disk DescriptorFile\nversion=one\nCID=1a2b3c4d\n"
+    save_text("desc-version-not-a-number.vmdk",
+              "# Disk DescriptorFile\nversion=one\nCID=1a2b3c4d\n"
               "parentCID=ffffffff\ncreateType=\"monolithicFlat\"\nRW 64 FLAT \"flat.img\" 0\n");
-    save_text("desc-cid-not-hex.vmdk", "# Disk DescriptorFile\nversion=1\nCID=xyz\n"
+    save_text("desc-cid-not-hex.vmdk",
+              "# Disk DescriptorFile\nversion=1\nCID=xyz\n"
               "parentCID=ffffffff\ncreateType=\"monolithicFlat\"\nRW 64 FLAT \"flat.img\" 0\n");
-    save_text("desc-cid-too-long.vmdk", "# Disk DescriptorFile\nversion=1\nCID=1234567890abcdef\n"
+    save_text("desc-cid-too-long.vmdk",
+              "# Disk DescriptorFile\nversion=1\nCID=1234567890abcdef\n"
               "parentCID=ffffffff\ncreateType=\"monolithicFlat\"\nRW 64 FLAT \"flat.img\" 0\n");
     save_text("desc-create-type-unterminated-quote.vmdk",
               DESC_HEAD "createType=\"monolithicFlat\nRW 64 FLAT \"flat.img\" 0\n");
@@ -495,39 +614,49 @@ static void descriptor_cases(void)
     desc("desc-sparse-extent-larger-than-header.vmdk", "twoGbMaxExtentSparse",
          "RW 512 SPARSE \"ok-sparse.vmdk\"\n");
     desc("desc-no-extents.vmdk", "monolithicFlat", "");
-    save_text("desc-nul-in-header.vmdk", DESC_HEAD "createType=\"monolithic%cFlat\"\n\n"
-              "# Extent description\nRW 64 FLAT \"flat.img\" 0\n" DESC_DDB, 0);
-    save_text("desc-nul-in-extent-name.vmdk", DESC_HEAD "createType=\"monolithicFlat\"\n\n"
-              "# Extent description\nRW 64 FLAT \"fl%cat.img\" 0\n" DESC_DDB, 0);
-    save_text("desc-control-bytes.vmdk", DESC_HEAD "createType=\"monolithicFlat\"\n\x01\x02\x7f\xff\xfe\n"
-              "RW 64 FLAT \"flat.img\" 0\n");
-    save_text("desc-parentcid-without-hint.vmdk", "# Disk DescriptorFile\nversion=1\nCID=1a2b3c4d\n"
+    save_text("desc-nul-in-header.vmdk",
+              DESC_HEAD "createType=\"monolithic%cFlat\"\n\n"
+                        "# Extent description\nRW 64 FLAT \"flat.img\" 0\n" DESC_DDB,
+              0);
+    save_text("desc-nul-in-extent-name.vmdk",
+              DESC_HEAD "createType=\"monolithicFlat\"\n\n"
+                        "# Extent description\nRW 64 FLAT \"fl%cat.img\" 0\n" DESC_DDB,
+              0);
+    save_text("desc-control-bytes.vmdk",
+              DESC_HEAD "createType=\"monolithicFlat\"\n\x01\x02\x7f\xff\xfe\n"
+                        "RW 64 FLAT \"flat.img\" 0\n");
+    save_text("desc-parentcid-without-hint.vmdk",
+              "# Disk DescriptorFile\nversion=1\nCID=1a2b3c4d\n"
               "parentCID=22223333\ncreateType=\"monolithicFlat\"\nRW 64 FLAT \"flat.img\" 0\n");
 
     /* chains (of ZERO extents: a shared file would be locked twice when writing);
      * the child's parentCID must match the parent's CID */
     save_text("chain-self.vmdk", "# Disk DescriptorFile\nversion=1\nCID=1a2b3c4d\nparentCID=1a2b3c4d\n"
-              "createType=\"custom\"\nparentFileNameHint=\"chain-self.vmdk\"\n"
-              "RW 64 ZERO\n");
+                                 "createType=\"custom\"\nparentFileNameHint=\"chain-self.vmdk\"\n"
+                                 "RW 64 ZERO\n");
     save_text("chain-loop-a.vmdk", "# Disk DescriptorFile\nversion=1\nCID=aaaa0001\nparentCID=bbbb0002\n"
-              "createType=\"custom\"\nparentFileNameHint=\"chain-loop-b.vmdk\"\n"
-              "RW 64 ZERO\n");
+                                   "createType=\"custom\"\nparentFileNameHint=\"chain-loop-b.vmdk\"\n"
+                                   "RW 64 ZERO\n");
     save_text("chain-loop-b.vmdk", "# Disk DescriptorFile\nversion=1\nCID=bbbb0002\nparentCID=aaaa0001\n"
-              "createType=\"custom\"\nparentFileNameHint=\"chain-loop-a.vmdk\"\n"
-              "RW 64 ZERO\n");
+                                   "createType=\"custom\"\nparentFileNameHint=\"chain-loop-a.vmdk\"\n"
+                                   "RW 64 ZERO\n");
     save_text("chain-parent-missing.vmdk", "# Disk DescriptorFile\nversion=1\nCID=1a2b3c4d\n"
-              "parentCID=99998888\ncreateType=\"custom\"\n"
-              "parentFileNameHint=\"no-such-parent.vmdk\"\nRW 64 ZERO\n");
-    save_text("chain-cid-mismatch.vmdk", "# Disk DescriptorFile\nversion=1\nCID=1a2b3c4d\n"
+                                           "parentCID=99998888\ncreateType=\"custom\"\n"
+                                           "parentFileNameHint=\"no-such-parent.vmdk\"\nRW 64 ZERO\n");
+    save_text("chain-cid-mismatch.vmdk",
+              "# Disk DescriptorFile\nversion=1\nCID=1a2b3c4d\n"
               "parentCID=99998888\ncreateType=\"custom\"\nparentFileNameHint=\"ok-flat.vmdk\"\n"
               "RW 64 ZERO\n");
-    save_text("chain-capacity-mismatch.vmdk", "# Disk DescriptorFile\nversion=1\nCID=1a2b3c4d\n"
+    save_text("chain-capacity-mismatch.vmdk",
+              "# Disk DescriptorFile\nversion=1\nCID=1a2b3c4d\n"
               "parentCID=1a2b3c4d\ncreateType=\"custom\"\nparentFileNameHint=\"ok-zero.vmdk\"\n"
               "RW 64 ZERO\n");
-    save_text("chain-parent-is-raw.vmdk", "# Disk DescriptorFile\nversion=1\nCID=1a2b3c4d\n"
+    save_text("chain-parent-is-raw.vmdk",
+              "# Disk DescriptorFile\nversion=1\nCID=1a2b3c4d\n"
               "parentCID=1a2b3c4d\ncreateType=\"custom\"\nparentFileNameHint=\"flat.img\"\n"
               "RW 64 ZERO\n");
-    save_text("chain-parent-is-broken.vmdk", "# Disk DescriptorFile\nversion=1\nCID=1a2b3c4d\n"
+    save_text("chain-parent-is-broken.vmdk",
+              "# Disk DescriptorFile\nversion=1\nCID=1a2b3c4d\n"
               "parentCID=1a2b3c4d\ncreateType=\"custom\"\n"
               "parentFileNameHint=\"hdr-gd-past-eof.vmdk\"\nRW 256 ZERO\n");
 }

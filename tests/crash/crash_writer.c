@@ -38,22 +38,22 @@
 #include "vmdkit.h"
 
 #define MAX_WINDOWS 8
-#define GRAIN (64u * 1024u)   /* the default grain: shapes are built around it */
+#define GRAIN (64u * 1024u) /* the default grain: shapes are built around it */
 #define READ_CHUNK (1u << 20)
 
 struct window {
     uint64_t off, len;
-    uint8_t *shadow;   /* verify: expected content after the durable prefix */
+    uint8_t *shadow; /* verify: expected content after the durable prefix */
 };
 
 struct config {
     const char *disk, *journal;
     uint64_t seed;
-    uint64_t n_ops;    /* 0: until killed */
-    unsigned max_gap;  /* flush after 1..max_gap operations */
+    uint64_t n_ops;   /* 0: until killed */
+    unsigned max_gap; /* flush after 1..max_gap operations */
     bool zero_ops;
-    bool raw;          /* verify: DISK is a raw image (made by another tool) */
-    uint64_t base_seed, base_ops;  /* -b: content underneath before the first operation */
+    bool raw;                     /* verify: DISK is a raw image (made by another tool) */
+    uint64_t base_seed, base_ops; /* -b: content underneath before the first operation */
     struct window win[MAX_WINDOWS];
     int n_win;
 };
@@ -110,19 +110,19 @@ static struct op make_op(const struct config *c, uint64_t i)
     }
     struct op op = {0};
     uint64_t kind = i % 5 == 3 ? 100 : below(&st, 100);
-    if (kind < 40) {                 /* small, unaligned, often inside one sector */
+    if (kind < 40) { /* small, unaligned, often inside one sector */
         op.len = 1 + below(&st, 4096);
         op.off = w->off + below(&st, w->len);
-    } else if (kind < 65) {          /* up to three grains at any offset */
+    } else if (kind < 65) { /* up to three grains at any offset */
         op.len = 1 + below(&st, 3 * GRAIN);
         op.off = w->off + below(&st, w->len);
-    } else if (kind < 80) {          /* whole aligned grains */
+    } else if (kind < 80) { /* whole aligned grains */
         op.len = GRAIN * (1 + below(&st, 4));
         op.off = w->off + below(&st, w->len / GRAIN) * GRAIN;
-    } else if (kind < 90) {          /* one sector-aligned run */
+    } else if (kind < 90) { /* one sector-aligned run */
         op.len = 512 * (1 + below(&st, 256));
         op.off = w->off + below(&st, w->len / 512) * 512;
-    } else {                         /* across the middle of the window (a piece boundary) */
+    } else { /* across the middle of the window (a piece boundary) */
         uint64_t mid = w->off + w->len / 2;
         op.len = 2 + below(&st, 2 * GRAIN);
         uint64_t back = 1 + below(&st, op.len - 1);
@@ -158,8 +158,7 @@ static int journal_line(int fd, const char *what, uint64_t n, bool sync)
 static int lib_error(const char *call, vmdkit_disk *d, int e)
 {
     const char *msg = d ? vmdkit_last_error(d)->msg : "";
-    fprintf(stderr, "crash_writer: %s: %s (%s)\n", call, *msg ? msg : "failed",
-            vmdkit_errcode_name(e));
+    fprintf(stderr, "crash_writer: %s: %s (%s)\n", call, *msg ? msg : "failed", vmdkit_errcode_name(e));
     return 3;
 }
 
@@ -227,8 +226,8 @@ static int run_writer(const struct config *c)
 /* ---- verify mode ---- */
 
 struct journal_state {
-    uint64_t durable;   /* operations known durable */
-    uint64_t started;   /* operations that may have started */
+    uint64_t durable; /* operations known durable */
+    uint64_t started; /* operations that may have started */
 };
 
 static int read_journal(const char *path, struct journal_state *js)
@@ -268,8 +267,7 @@ static bool later_value(const struct config *c, const struct op *ops, uint64_t f
 {
     for (uint64_t i = from; i < to; i++) {
         const struct op *op = &ops[i - from];
-        if (o >= op->off && o < op->off + op->len &&
-            v == (op->zero ? 0 : pattern_byte(c->seed, i, o)))
+        if (o >= op->off && o < op->off + op->len && v == (op->zero ? 0 : pattern_byte(c->seed, i, o)))
             return true;
     }
     return false;
@@ -308,8 +306,8 @@ static int walk_status(vmdkit_disk *d, const struct window *w)
         if (e < 0)
             return lib_error("block status", d, e);
         if (st.length == 0 || st.length > w->off + w->len - at) {
-            fprintf(stderr, "crash_writer: block status at %" PRIu64 ": bad run length %" PRIu64 "\n", at,
-                    st.length);
+            fprintf(stderr, "crash_writer: block status at %" PRIu64 ": bad run length %" PRIu64 "\n",
+                    at, st.length);
             return 1;
         }
         at += st.length;
@@ -462,8 +460,8 @@ int main(int argc, char **argv)
             if (!colon)
                 return usage();
             *colon = 0;
-            if (!parse_u64(argv[i], &off) || !parse_u64(colon + 1, &len) || len < GRAIN ||
-                off % GRAIN || len % GRAIN)
+            if (!parse_u64(argv[i], &off) || !parse_u64(colon + 1, &len) || len < GRAIN || off % GRAIN ||
+                len % GRAIN)
                 return usage();
             c.win[c.n_win++] = (struct window){.off = off, .len = len};
         } else {

@@ -68,14 +68,14 @@ static ftruncate_fn real_ftruncate, real_ftruncate64;
 struct pending {
     dev_t dev;
     ino_t ino;
-    char *path;           /* to reopen the file at the cut */
+    char *path; /* to reopen the file at the cut */
     bool truncate;
-    off_t off;            /* write: where; truncate: the new size */
+    off_t off; /* write: where; truncate: the new size */
     size_t len;
-    uint8_t *new_data;    /* write: what was written */
-    uint8_t *old_data;    /* bytes overwritten (those below old_size) */
+    uint8_t *new_data; /* write: what was written */
+    uint8_t *old_data; /* bytes overwritten (those below old_size) */
     size_t old_len;
-    off_t old_size;       /* file size before this call */
+    off_t old_size; /* file size before this call */
 };
 
 static struct {
@@ -177,7 +177,7 @@ static void log_call(int fd, const char *path, const struct stat *sb, bool trunc
     p->off = off;
     p->len = len;
     p->old_size = sb->st_size;
-    off_t from = off;  /* a truncate saves the tail it cuts off */
+    off_t from = off; /* a truncate saves the tail it cuts off */
     size_t span = truncate ? (off < sb->st_size ? (size_t)(sb->st_size - off) : 0) : len;
     if (truncate && span > MAX_SAVED_TRUNCATE)
         die("truncate too large to undo");

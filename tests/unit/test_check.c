@@ -27,10 +27,7 @@ static char tmpdir[] = "/tmp/test_check.XXXXXX";
 
 /* ---- files ---- */
 
-static void mkpath(char *out, size_t n, const char *name)
-{
-    snprintf(out, n, "%s/%s", tmpdir, name);
-}
+static void mkpath(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", tmpdir, name); }
 
 static uint64_t file_size(const char *path)
 {
@@ -181,8 +178,11 @@ typedef struct kdmv {
 static kdmv layout(const char *path)
 {
     kdmv k = {
-        .grain = get64(path, 20), .gtes = get32(path, 44), .rgd = get64(path, 48),
-        .gd = get64(path, 56), .overhead = get64(path, 64),
+        .grain = get64(path, 20),
+        .gtes = get32(path, 44),
+        .rgd = get64(path, 48),
+        .gd = get64(path, 56),
+        .overhead = get64(path, 64),
     };
     return k;
 }
@@ -234,8 +234,8 @@ static void expect_sparse_data(const char *path)
 /* ---- checking ---- */
 
 typedef struct findings {
-    unsigned n[6];           /* before any repair, by kind */
-    unsigned after[6];       /* reported by the re-check after a repair */
+    unsigned n[6];     /* before any repair, by kind */
+    unsigned after[6]; /* reported by the re-check after a repair */
     char first[6][VMDKIT_ERRMSG_MAX];
 } findings;
 
@@ -257,7 +257,12 @@ static int check(const char *path, unsigned flags, vmdkit_check_result *res, fin
 {
     memset(fs, 0, sizeof *fs);
     vmdkit_error err = {0};
-    int r = vmdkit_check(path, &(vmdkit_check_opts){.struct_size = sizeof(vmdkit_check_opts), .flags = flags, .on_finding = collect, .finding_opaque = fs}, res, &err);
+    int r = vmdkit_check(path,
+                         &(vmdkit_check_opts){.struct_size = sizeof(vmdkit_check_opts),
+                                              .flags = flags,
+                                              .on_finding = collect,
+                                              .finding_opaque = fs},
+                         res, &err);
     if (r)
         print_message("check %s: %s\n", path, err.msg);
     return r;
@@ -286,10 +291,11 @@ static void expect_counts(const char *path, unsigned corrupt, unsigned leaks, un
     findings fs;
     assert_int_equal(check(path, 0, &res, &fs), 0);
     if (res.corruptions != corrupt || res.leaks != leaks || res.stale != stale)
-        fail_msg("%s: %llu corruptions, %llu leaks, %llu stale; expected %u, %u, %u (first: %s / %s / %s)",
-                 path, (unsigned long long)res.corruptions, (unsigned long long)res.leaks,
-                 (unsigned long long)res.stale, corrupt, leaks, stale, fs.first[VMDKIT_FIND_CORRUPT],
-                 fs.first[VMDKIT_FIND_LEAK], fs.first[VMDKIT_FIND_STALE]);
+        fail_msg(
+            "%s: %llu corruptions, %llu leaks, %llu stale; expected %u, %u, %u (first: %s / %s / %s)",
+            path, (unsigned long long)res.corruptions, (unsigned long long)res.leaks,
+            (unsigned long long)res.stale, corrupt, leaks, stale, fs.first[VMDKIT_FIND_CORRUPT],
+            fs.first[VMDKIT_FIND_LEAK], fs.first[VMDKIT_FIND_STALE]);
     assert_int_equal(fs.n[VMDKIT_FIND_CORRUPT], corrupt);
     assert_int_equal(fs.n[VMDKIT_FIND_STALE], stale);
     assert_int_equal(fs.n[VMDKIT_FIND_REPAIRED], 0);
@@ -302,8 +308,8 @@ static void repair_all(const char *path, char *bak, size_t n)
     findings fs;
     assert_int_equal(check(path, VMDKIT_CHECK_REPAIR, &res, &fs), 0);
     if (res.corruptions || res.leaks || res.stale)
-        fail_msg("%s: after repair %llu corruptions, %llu leaks, %llu stale remain",
-                 path, (unsigned long long)res.corruptions, (unsigned long long)res.leaks,
+        fail_msg("%s: after repair %llu corruptions, %llu leaks, %llu stale remain", path,
+                 (unsigned long long)res.corruptions, (unsigned long long)res.leaks,
                  (unsigned long long)res.stale);
     assert_true(res.repaired > 0);
     assert_int_equal(fs.n[VMDKIT_FIND_REPAIRED], res.repaired);
@@ -378,7 +384,10 @@ static void test_clean_sparse(void **state)
 
     /* zeroed-grain entries and an all-zero write */
     mkpath(p, sizeof p, "clean-zeroed.vmdk");
-    vmdkit_create_opts o = {.struct_size = sizeof o, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 20 * MiB, .zeroed_grain = true};
+    vmdkit_create_opts o = {.struct_size = sizeof o,
+                            .type = VMDKIT_MONOLITHIC_SPARSE,
+                            .size_bytes = 20 * MiB,
+                            .zeroed_grain = true};
     assert_int_equal(vmdkit_create(p, &o, NULL), 0);
     fill(p, 0, 8 * GRAIN_BYTES, 2);
     vmdkit_disk *d;
@@ -428,7 +437,10 @@ static void stream_disk(const char *path)
     fill(src, 600 * (uint64_t)GRAIN_BYTES, GRAIN_BYTES, 4);
     vmdkit_disk *d;
     assert_int_equal(vmdkit_open(src, VMDKIT_OPEN_RDONLY, &d, NULL), 0);
-    vmdkit_convert_opts o = {.struct_size = sizeof o, .vmdk = &(vmdkit_create_opts){.struct_size = sizeof(vmdkit_create_opts), .type = VMDKIT_STREAM_OPTIMIZED}, .threads = 1};
+    vmdkit_convert_opts o = {.struct_size = sizeof o,
+                             .vmdk = &(vmdkit_create_opts){.struct_size = sizeof(vmdkit_create_opts),
+                                                           .type = VMDKIT_STREAM_OPTIMIZED},
+                             .threads = 1};
     vmdkit_error err;
     if (vmdkit_convert(d, path, &o, &err))
         fail_msg("convert: %s", err.msg);
@@ -873,8 +885,20 @@ static void test_not_a_disk(void **state)
     vmdkit_check_result res;
     vmdkit_error err;
     mkpath(p, sizeof p, "absent.vmdk");
-    assert_int_equal(vmdkit_check(p, &(vmdkit_check_opts){.struct_size = sizeof(vmdkit_check_opts), .flags = 0, .on_finding = NULL, .finding_opaque = NULL}, &res, &err), VMDKIT_ENOENT);
-    assert_int_equal(vmdkit_check(p, &(vmdkit_check_opts){.struct_size = sizeof(vmdkit_check_opts), .flags = 0, .on_finding = NULL, .finding_opaque = NULL}, NULL, &err), VMDKIT_EINVAL);
+    assert_int_equal(vmdkit_check(p,
+                                  &(vmdkit_check_opts){.struct_size = sizeof(vmdkit_check_opts),
+                                                       .flags = 0,
+                                                       .on_finding = NULL,
+                                                       .finding_opaque = NULL},
+                                  &res, &err),
+                     VMDKIT_ENOENT);
+    assert_int_equal(vmdkit_check(p,
+                                  &(vmdkit_check_opts){.struct_size = sizeof(vmdkit_check_opts),
+                                                       .flags = 0,
+                                                       .on_finding = NULL,
+                                                       .finding_opaque = NULL},
+                                  NULL, &err),
+                     VMDKIT_EINVAL);
 }
 
 static void test_cowd(void **state)
@@ -915,7 +939,13 @@ static void test_vmware_lock(void **state)
     assert_int_equal(mkdir(lck, 0755), 0);
     vmdkit_check_result res;
     vmdkit_error err;
-    assert_int_equal(vmdkit_check(p, &(vmdkit_check_opts){.struct_size = sizeof(vmdkit_check_opts), .flags = VMDKIT_CHECK_REPAIR, .on_finding = NULL, .finding_opaque = NULL}, &res, &err), VMDKIT_ELOCKED);
+    assert_int_equal(vmdkit_check(p,
+                                  &(vmdkit_check_opts){.struct_size = sizeof(vmdkit_check_opts),
+                                                       .flags = VMDKIT_CHECK_REPAIR,
+                                                       .on_finding = NULL,
+                                                       .finding_opaque = NULL},
+                                  &res, &err),
+                     VMDKIT_ELOCKED);
     expect_clean(p); /* a check alone is fine */
     rmdir(lck);
 }
@@ -937,30 +967,18 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_clean_sparse),
-        cmocka_unit_test(test_clean_other_types),
-        cmocka_unit_test(test_clean_stream),
-        cmocka_unit_test(test_clean_chain),
-        cmocka_unit_test(test_gd_entry_differs),
-        cmocka_unit_test(test_gd_entry_new_table),
-        cmocka_unit_test(test_gt_differs),
-        cmocka_unit_test(test_gt_differs_both_plausible),
-        cmocka_unit_test(test_stale_after_unclean),
-        cmocka_unit_test(test_gte_past_eof),
-        cmocka_unit_test(test_gte_into_metadata),
-        cmocka_unit_test(test_grain_used_twice),
-        cmocka_unit_test(test_leak_at_tail),
-        cmocka_unit_test(test_leak_at_tail_over_limit),
-        cmocka_unit_test(test_leak_in_middle),
-        cmocka_unit_test(test_unclean_flag),
-        cmocka_unit_test(test_split_size_wrong),
-        cmocka_unit_test(test_embedded_size_wrong),
-        cmocka_unit_test(test_flat_too_short),
-        cmocka_unit_test(test_missing_extent_and_createtype),
-        cmocka_unit_test(test_stream_damage),
-        cmocka_unit_test(test_chain_cid_mismatch),
-        cmocka_unit_test(test_not_a_disk),
-        cmocka_unit_test(test_cowd),
+        cmocka_unit_test(test_clean_sparse),        cmocka_unit_test(test_clean_other_types),
+        cmocka_unit_test(test_clean_stream),        cmocka_unit_test(test_clean_chain),
+        cmocka_unit_test(test_gd_entry_differs),    cmocka_unit_test(test_gd_entry_new_table),
+        cmocka_unit_test(test_gt_differs),          cmocka_unit_test(test_gt_differs_both_plausible),
+        cmocka_unit_test(test_stale_after_unclean), cmocka_unit_test(test_gte_past_eof),
+        cmocka_unit_test(test_gte_into_metadata),   cmocka_unit_test(test_grain_used_twice),
+        cmocka_unit_test(test_leak_at_tail),        cmocka_unit_test(test_leak_at_tail_over_limit),
+        cmocka_unit_test(test_leak_in_middle),      cmocka_unit_test(test_unclean_flag),
+        cmocka_unit_test(test_split_size_wrong),    cmocka_unit_test(test_embedded_size_wrong),
+        cmocka_unit_test(test_flat_too_short),      cmocka_unit_test(test_missing_extent_and_createtype),
+        cmocka_unit_test(test_stream_damage),       cmocka_unit_test(test_chain_cid_mismatch),
+        cmocka_unit_test(test_not_a_disk),          cmocka_unit_test(test_cowd),
         cmocka_unit_test(test_vmware_lock),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -47,10 +47,12 @@ static char *at(const char *name)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "%s/vmdkit-check-progress-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(dir, sizeof dir, "%s/vmdkit-check-progress-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(dir))
         return -1;
-    vmdkit_create_opts o = {.struct_size = sizeof o, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = CAPACITY};
+    vmdkit_create_opts o = {
+        .struct_size = sizeof o, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = CAPACITY};
     vmdkit_error e;
     if (vmdkit_create(at("base.vmdk"), &o, &e) != 0)
         return -1;
@@ -96,7 +98,15 @@ static void test_chain(void **state)
     assert_non_null(c);
     vmdkit_check_result res;
     vmdkit_error e;
-    assert_int_equal(vmdkit_check(at("top.vmdk"), &(vmdkit_check_opts){.struct_size = sizeof(vmdkit_check_opts), .flags = 0, .on_finding = NULL, .finding_opaque = NULL, .progress = record, .progress_opaque = c}, &res, &e), 0);
+    assert_int_equal(vmdkit_check(at("top.vmdk"),
+                                  &(vmdkit_check_opts){.struct_size = sizeof(vmdkit_check_opts),
+                                                       .flags = 0,
+                                                       .on_finding = NULL,
+                                                       .finding_opaque = NULL,
+                                                       .progress = record,
+                                                       .progress_opaque = c},
+                                  &res, &e),
+                     0);
     assert_int_equal(res.corruptions, 0);
     assert_well_formed(c, 2 * CAPACITY);
     /* the base's 96 tables are reported one by one, twice (judged, then
@@ -115,8 +125,8 @@ static void test_repair_not_reported_twice(void **state)
     assert_non_null(c);
     vmdkit_check_result res;
     vmdkit_error e;
-    vmdkit_check_opts o = {.struct_size = sizeof o, .flags = VMDKIT_CHECK_REPAIR, .progress = record,
-                           .progress_opaque = c};
+    vmdkit_check_opts o = {
+        .struct_size = sizeof o, .flags = VMDKIT_CHECK_REPAIR, .progress = record, .progress_opaque = c};
     assert_int_equal(vmdkit_check(at("base.vmdk"), &o, &res, &e), 0);
     assert_well_formed(c, CAPACITY);
     free(c);

@@ -31,7 +31,8 @@ static char *at(const char *rel)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(base, sizeof base, "%s/vmdkit-clone-disk-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(base, sizeof base, "%s/vmdkit-clone-disk-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(base) || mkdir(at("In.vmwarevm"), 0755) != 0)
         return -1;
     return 0;
@@ -47,7 +48,8 @@ static int teardown(void **state)
 
 static void make(const char *rel, vmdkit_create_type type, uint64_t size, const char *adapter, int hw)
 {
-    vmdkit_create_opts o = {.struct_size = sizeof o, .type = type, .size_bytes = size, .adapter = adapter, .hw_version = hw};
+    vmdkit_create_opts o = {
+        .struct_size = sizeof o, .type = type, .size_bytes = size, .adapter = adapter, .hw_version = hw};
     vmdkit_error err;
     assert_int_equal(vmdkit_create(at(rel), &o, &err), 0);
 }
@@ -171,7 +173,10 @@ static void test_cancel(void **state)
     assert_int_equal(vmdkit_close(d, &err), 0);
     unsigned calls = 0;
     vmdkit_clone_disk_opts o = {
-        .struct_size = sizeof o, .type = -1, .progress = cancel_at_half, .progress_opaque = &calls,
+        .struct_size = sizeof o,
+        .type = -1,
+        .progress = cancel_at_half,
+        .progress_opaque = &calls,
     };
     assert_int_equal(vmdkit_clone_disk(at("data.vmdk"), at("cut.vmdk"), &o, &err), VMDKIT_ECANCELED);
     assert_true(calls >= 2);

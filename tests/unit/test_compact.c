@@ -65,7 +65,8 @@ static void expect(const char *path, uint64_t off, size_t len, int byte)
     assert_int_equal(vmdkit_pread(d, buf, len, off), 0);
     for (size_t i = 0; i < len; i++)
         if (buf[i] != byte)
-            fail_msg("%s at %llu: %02x, expected %02x", path, (unsigned long long)(off + i), buf[i], byte);
+            fail_msg("%s at %llu: %02x, expected %02x", path, (unsigned long long)(off + i), buf[i],
+                     byte);
     free(buf);
     vmdkit_close(d, NULL);
 }
@@ -113,7 +114,8 @@ static void test_base(void **state)
     (void)state;
     char p[600];
     path_of(p, sizeof p, "b.vmdk");
-    vmdkit_create_opts co = {.struct_size = sizeof co, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 64u << 20};
+    vmdkit_create_opts co = {
+        .struct_size = sizeof co, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 64u << 20};
     vmdkit_error err;
     assert_int_equal(vmdkit_create(p, &co, &err), 0);
     /* written out of order: grain 1 first, then 0; grains 2..9 zeros */
@@ -155,13 +157,14 @@ static void test_delta(void **state)
     char base[600], delta[600];
     path_of(base, sizeof base, "p.vmdk");
     path_of(delta, sizeof delta, "p-000001.vmdk");
-    vmdkit_create_opts co = {.struct_size = sizeof co, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 16u << 20};
+    vmdkit_create_opts co = {
+        .struct_size = sizeof co, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 16u << 20};
     vmdkit_error err;
     assert_int_equal(vmdkit_create(base, &co, &err), 0);
     fill(base, 0, 4 * GRAIN, 0x55);
     assert_int_equal(vmdkit_create_delta(base, delta, 0, &err), 0);
-    fill(delta, 0, 2 * GRAIN, 0);          /* over parent data */
-    fill(delta, 8 * GRAIN, 2 * GRAIN, 0);  /* over nothing */
+    fill(delta, 0, 2 * GRAIN, 0);         /* over parent data */
+    fill(delta, 8 * GRAIN, 2 * GRAIN, 0); /* over nothing */
     vmdkit_compact_result res;
     assert_int_equal(vmdkit_compact(delta, NULL, &res, &err), 0);
     assert_int_equal(res.grains_dropped, 2);
@@ -179,7 +182,8 @@ static void test_refusals(void **state)
     (void)state;
     char p[600];
     path_of(p, sizeof p, "f.vmdk");
-    vmdkit_create_opts co = {.struct_size = sizeof co, .type = VMDKIT_MONOLITHIC_FLAT, .size_bytes = 1u << 20};
+    vmdkit_create_opts co = {
+        .struct_size = sizeof co, .type = VMDKIT_MONOLITHIC_FLAT, .size_bytes = 1u << 20};
     vmdkit_error err;
     assert_int_equal(vmdkit_create(p, &co, &err), 0);
     assert_int_equal(vmdkit_compact(p, NULL, NULL, &err), VMDKIT_EUNSUPPORTED);

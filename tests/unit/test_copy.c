@@ -155,7 +155,7 @@ static void expect_holes(const char *path)
     if (next < 0 && errno == EINVAL) {
         print_message("SEEK_DATA not supported here: holes measured by blocks only\n");
     } else {
-        assert_int_equal(next, 2 * (off_t)GRAIN);                 /* grain 1 is a hole */
+        assert_int_equal(next, 2 * (off_t)GRAIN); /* grain 1 is a hole */
         assert_int_equal(lseek(fd, 3 * (off_t)GRAIN, SEEK_DATA), 64 * (off_t)GRAIN);
         assert_int_equal(lseek(fd, 65 * (off_t)GRAIN, SEEK_DATA), 127 * (off_t)GRAIN);
     }
@@ -168,7 +168,7 @@ typedef struct calls {
     unsigned n;
     uint64_t first_done, first_total, last_done, total;
     bool backwards, total_changed;
-    unsigned cancel_at;   /* return non-zero on this call (1 = the first); 0 never */
+    unsigned cancel_at; /* return non-zero on this call (1 = the first); 0 never */
 } calls;
 
 static int record(void *opaque, uint64_t done, uint64_t total)
@@ -214,7 +214,9 @@ static void test_to_sparse(void **state)
     (void)state;
     char dst[300];
     snprintf(dst, sizeof dst, "%s/sparse.vmdk", dir);
-    vmdkit_convert_opts o = {.struct_size = sizeof o, .vmdk = &(vmdkit_create_opts){.struct_size = sizeof(vmdkit_create_opts), .type = VMDKIT_MONOLITHIC_SPARSE}};
+    vmdkit_convert_opts o = {.struct_size = sizeof o,
+                             .vmdk = &(vmdkit_create_opts){.struct_size = sizeof(vmdkit_create_opts),
+                                                           .type = VMDKIT_MONOLITHIC_SPARSE}};
     calls c = {0};
     vmdkit_error err = {0};
     if (convert(dst, &o, &c, &err))
@@ -229,7 +231,10 @@ static void test_to_stream(void **state)
     (void)state;
     char dst[300];
     snprintf(dst, sizeof dst, "%s/stream.vmdk", dir);
-    vmdkit_convert_opts o = {.struct_size = sizeof o, .vmdk = &(vmdkit_create_opts){.struct_size = sizeof(vmdkit_create_opts), .type = VMDKIT_STREAM_OPTIMIZED}, .threads = 2};
+    vmdkit_convert_opts o = {.struct_size = sizeof o,
+                             .vmdk = &(vmdkit_create_opts){.struct_size = sizeof(vmdkit_create_opts),
+                                                           .type = VMDKIT_STREAM_OPTIMIZED},
+                             .threads = 2};
     calls c = {0};
     vmdkit_error err = {0};
     if (convert(dst, &o, &c, &err))
@@ -259,7 +264,9 @@ static void test_to_flat(void **state)
     (void)state;
     char dst[300];
     snprintf(dst, sizeof dst, "%s/flat.vmdk", dir);
-    vmdkit_convert_opts o = {.struct_size = sizeof o, .vmdk = &(vmdkit_create_opts){.struct_size = sizeof(vmdkit_create_opts), .type = VMDKIT_MONOLITHIC_FLAT}};
+    vmdkit_convert_opts o = {.struct_size = sizeof o,
+                             .vmdk = &(vmdkit_create_opts){.struct_size = sizeof(vmdkit_create_opts),
+                                                           .type = VMDKIT_MONOLITHIC_FLAT}};
     calls c = {0};
     vmdkit_error err = {0};
     if (convert(dst, &o, &c, &err))
@@ -294,7 +301,11 @@ static void expect_cancel(bool to_raw, vmdkit_create_type type, const char *name
     clean_outputs();
     char dst[300];
     snprintf(dst, sizeof dst, "%s/%s", dir, name);
-    vmdkit_convert_opts o = {.struct_size = sizeof o, .to_raw = to_raw, .vmdk = &(vmdkit_create_opts){.struct_size = sizeof(vmdkit_create_opts), .type = type}, .threads = 2};
+    vmdkit_convert_opts o = {
+        .struct_size = sizeof o,
+        .to_raw = to_raw,
+        .vmdk = &(vmdkit_create_opts){.struct_size = sizeof(vmdkit_create_opts), .type = type},
+        .threads = 2};
     calls c = {.cancel_at = at};
     vmdkit_error err = {0};
     int r = convert(dst, &o, &c, &err);

@@ -19,23 +19,20 @@
 
 typedef struct image {
     uint32_t version;
-    uint32_t capacity;     /* sectors */
-    uint32_t grain;        /* sectors */
-    uint32_t gtes;         /* entries per grain table */
+    uint32_t capacity; /* sectors */
+    uint32_t grain;    /* sectors */
+    uint32_t gtes;     /* entries per grain table */
     uint32_t n_gdes;
     uint32_t n_grains;
-    uint8_t *bytes;        /* the file */
+    uint8_t *bytes; /* the file */
     size_t len;
-    uint8_t *expect;       /* content of every sector */
-    bool *stored;          /* per grain */
+    uint8_t *expect; /* content of every sector */
+    bool *stored;    /* per grain */
 } image;
 
 static char tmpdir[] = "/tmp/test_cowd.XXXXXX";
 
-static uint8_t pattern(uint64_t sector, size_t byte)
-{
-    return (uint8_t)(sector * 31u + byte * 7u + 1u);
-}
+static uint8_t pattern(uint64_t sector, size_t byte) { return (uint8_t)(sector * 31u + byte * 7u + 1u); }
 
 /* Build a COWD file whose grains ORDER[0..n) are stored, in that order. */
 static void image_build(image *m, uint32_t version, uint32_t capacity, uint32_t grain,

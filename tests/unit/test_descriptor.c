@@ -29,19 +29,18 @@ static const char *corpus(void)
         const char *cut = strstr(src, "/tests/unit/");
         if (!cut)
             return NULL;
-        snprintf(corpus_path, sizeof corpus_path, "%.*s/../shared/vmdk-corpus", (int)(cut - src),
-                 src);
+        snprintf(corpus_path, sizeof corpus_path, "%.*s/../shared/vmdk-corpus", (int)(cut - src), src);
     }
     struct stat st;
     return stat(corpus_path, &st) == 0 && S_ISDIR(st.st_mode) ? corpus_path : NULL;
 }
 
-#define NEED_CORPUS()                                                                       \
-    do {                                                                                    \
-        if (!corpus()) {                                                                    \
-            print_message("vmdk corpus not found (set VMDKIT_CORPUS): test skipped\n");     \
-            skip();                                                                         \
-        }                                                                                   \
+#define NEED_CORPUS()                                                                   \
+    do {                                                                                \
+        if (!corpus()) {                                                                \
+            print_message("vmdk corpus not found (set VMDKIT_CORPUS): test skipped\n"); \
+            skip();                                                                     \
+        }                                                                               \
     } while (0)
 
 static void read_whole(const char *rel, char **buf, size_t *len)
@@ -205,8 +204,7 @@ static void test_corpus_libvmdk(void **state)
     expect_str(vk_descriptor_ddb_get(&d, "ddb.virtualHWVersion"), "9");
     expect_str(vk_descriptor_ddb_get(&d, "DDB.GEOMETRY.CYLINDERS"), "16383");
     expect_str(vk_descriptor_ddb_get(&d, "ddb.adapterType"), "ide");
-    expect_str(vk_descriptor_ddb_get(&d, "ddb.uuid"),
-               "60 00 C2 99 3c 3b c5 c0-29 99 4b e2 5b 11 a2 45");
+    expect_str(vk_descriptor_ddb_get(&d, "ddb.uuid"), "60 00 C2 99 3c 3b c5 c0-29 99 4b e2 5b 11 a2 45");
     expect_str(vk_descriptor_ddb_get(&d, "ddb.longContentID"), "e61f2478a1f3c8bc7c3a8f36fffffffe");
     assert_null(vk_descriptor_ddb_get(&d, "ddb.toolsVersion"));
     round_trip(&d, true);
@@ -270,8 +268,8 @@ static void test_corpus_esxi_vmfs(void **state)
     expect_str(d.create_type, "vmfsSparse");
     expect_str(d.parent_hint, "vmfs_thick.vmdk");
     assert_int_equal(d.n_extents, 1);
-    expect_extent(&d, 0, VK_ACCESS_RW, 4096, VK_EXT_VMFSSPARSE, "vmfs_thick-000001-delta.vmdk",
-                  false, 0);
+    expect_extent(&d, 0, VK_ACCESS_RW, 4096, VK_EXT_VMFSSPARSE, "vmfs_thick-000001-delta.vmdk", false,
+                  0);
     assert_int_equal(d.n_ddb, 1);
     expect_str(vk_descriptor_ddb_get(&d, "ddb.longContentID"), "4b98b55ba6a6bc2e8fd6eb368f67ca74");
     round_trip(&d, true);
@@ -305,8 +303,7 @@ static void test_corpus_ms3_win(void **state)
     for (size_t i = 0; i < 16; i++) {
         char name[32];
         snprintf(name, sizeof name, "disk-s%03zu.vmdk", i + 1);
-        expect_extent(&d, i, VK_ACCESS_RW, i < 15 ? 8323072 : 983040, VK_EXT_SPARSE, name, false,
-                      0);
+        expect_extent(&d, i, VK_ACCESS_RW, i < 15 ? 8323072 : 983040, VK_EXT_SPARSE, name, false, 0);
     }
     assert_int_equal(capacity_bytes(&d), UINT64_C(64424509440));
     expect_str(vk_descriptor_ddb_get(&d, "ddb.toolsInstallType"), "1");
@@ -341,8 +338,8 @@ static const struct embedded_case embedded_cases[] = {
     {"cot/ubuntu.2.0-disk1.vmdk", 0x255a27cdu, "streamOptimized", VK_ACCESS_RDONLY,
      "ubuntu.2.0-disk1.vmdk", UINT64_C(8589934592), "ddb.uuid.image",
      "428fbafb-8694-4ee2-9ce8-333d77f90140"},
-    {"xo-vmdk-to-vhd/test.vmdk", 0xe4a19e81u, "streamOptimized", VK_ACCESS_RDONLY,
-     "test-disk1.vmdk", 4194304, "ddb.comment", ""},
+    {"xo-vmdk-to-vhd/test.vmdk", 0xe4a19e81u, "streamOptimized", VK_ACCESS_RDONLY, "test-disk1.vmdk",
+     4194304, "ddb.comment", ""},
     /* FreeBSD mkimg: empty extent file name, no blank lines */
     {"freebsd-mkimg/img-1x1-4096-gpt.vmdk", 0, "monolithicSparse", VK_ACCESS_RW, "", 5242880,
      "ddb.geometry.cylinders", "10240"},
@@ -377,8 +374,8 @@ static void test_corpus_embedded(void **state)
         expect_str(d.create_type, c->create_type);
         assert_null(d.parent_hint);
         assert_int_equal(d.n_extents, 1);
-        expect_extent(&d, 0, c->access, c->capacity_bytes / 512, VK_EXT_SPARSE, c->extent_name,
-                      false, 0);
+        expect_extent(&d, 0, c->access, c->capacity_bytes / 512, VK_EXT_SPARSE, c->extent_name, false,
+                      0);
         assert_int_equal(capacity_bytes(&d), c->capacity_bytes);
         expect_str(vk_descriptor_ddb_get(&d, c->ddb_key), c->ddb_value);
         round_trip(&d, true);
@@ -533,13 +530,12 @@ static void test_max_sizes(void **state)
 /* ---- malformed input ---- */
 
 /* five header lines and a section comment: the first extent is line 7 */
-#define HEAD                                                                                  \
-    "# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\n"                    \
+#define HEAD                                                               \
+    "# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\n" \
     "createType=\"monolithicFlat\"\n# Extent description\n"
 #define TAIL "\n# The Disk Data Base\n#DDB\nddb.adapterType = \"ide\"\nddb.toolsVersion = \"1\"\n"
 
-static void expect_error_n(const char *text, size_t len, const char *file, int code,
-                           const char *msg)
+static void expect_error_n(const char *text, size_t len, const char *file, int code, const char *msg)
 {
     vk_descriptor d;
     memset(&d, 0x5a, sizeof d);
@@ -592,8 +588,7 @@ static void test_bad_extent_lines(void **state)
     expect_error(HEAD "RW 100 FLAT \"a\x02.vmdk\" 0\n" TAIL, VMDKIT_EFORMAT,
                  "x.vmdk: line 7: extent file name: control character 0x02 in the name");
     /* the second extent line is wrong: line numbers keep counting */
-    expect_error(HEAD "RW 100 FLAT \"a.vmdk\" 0\n\nRW 99999999999999999999 ZERO\n" TAIL,
-                 VMDKIT_EFORMAT,
+    expect_error(HEAD "RW 100 FLAT \"a.vmdk\" 0\n\nRW 99999999999999999999 ZERO\n" TAIL, VMDKIT_EFORMAT,
                  "x.vmdk: line 9: extent size: \"99999999999999999999\" is too large");
 }
 
@@ -620,8 +615,9 @@ static void test_bad_header_lines(void **state)
                  "x.vmdk: line 8: createType: text after the closing quote: def");
     expect_error(HEAD "RW 1 ZERO\ncreateType=ab\"c\n", VMDKIT_EFORMAT,
                  "x.vmdk: line 8: createType: stray double quote in ab\"c");
-    expect_error(HEAD "RW 1 ZERO\nddb.uuid = \"a\x01" "b\"\n", VMDKIT_EFORMAT,
-                 "x.vmdk: line 8: ddb.uuid: control character 0x01 in the value");
+    expect_error(HEAD "RW 1 ZERO\nddb.uuid = \"a\x01"
+                      "b\"\n",
+                 VMDKIT_EFORMAT, "x.vmdk: line 8: ddb.uuid: control character 0x01 in the value");
     /* a lone CR is not a line end */
     expect_error(HEAD "RW 1 ZERO\nddb.a = \"x\ry\"\n", VMDKIT_EFORMAT,
                  "x.vmdk: line 8: ddb.a: control character 0x0d in the value");
@@ -630,8 +626,7 @@ static void test_bad_header_lines(void **state)
     expect_error(HEAD "hello world\nRW 1 ZERO\n", VMDKIT_EFORMAT,
                  "x.vmdk: line 7: text: \"hello world\" is not a comment, key=value or extent line");
     /* the error after many good lines frees what was already built */
-    expect_error(HEAD "RW 1 ZERO\nRW 2 FLAT \"f\" 0\nisNativeSnapshot=\"no\"\n" TAIL
-                      "ddb.bad = \"x\n",
+    expect_error(HEAD "RW 1 ZERO\nRW 2 FLAT \"f\" 0\nisNativeSnapshot=\"no\"\n" TAIL "ddb.bad = \"x\n",
                  VMDKIT_EFORMAT, "x.vmdk: line 15: ddb.bad: unterminated quote in \"x");
     /* no file name given */
     expect_error_n("version=x\n", 10, NULL, VMDKIT_EFORMAT,
@@ -757,16 +752,16 @@ static void build_sample(vk_descriptor *d)
     assert_non_null(d->header_extra);
     d->header_extra[0] = (vk_kv){strdup("isNativeSnapshot"), strdup("no")};
     d->n_header_extra = 1;
-    assert_int_equal(vk_descriptor_add_extent(d, VK_ACCESS_RW, 2097152, VK_EXT_SPARSE, "x.vmdk",
-                                              false, 0, &e), 0);
-    assert_int_equal(vk_descriptor_add_extent(d, VK_ACCESS_RW, 2097152, VK_EXT_FLAT, "x-flat.vmdk",
-                                              false, 0, &e), 0);
-    assert_int_equal(vk_descriptor_add_extent(d, VK_ACCESS_RDONLY, 4096, VK_EXT_VMFS, "y-flat.vmdk",
-                                              true, 0, &e), 0);
-    assert_int_equal(vk_descriptor_add_extent(d, VK_ACCESS_RW, 8, VK_EXT_VMFS, "z.vmdk", true, 16,
-                                              &e), 0);
-    assert_int_equal(vk_descriptor_add_extent(d, VK_ACCESS_NOACCESS, 100, VK_EXT_ZERO, "ignored",
-                                              true, 9, &e), 0);
+    assert_int_equal(
+        vk_descriptor_add_extent(d, VK_ACCESS_RW, 2097152, VK_EXT_SPARSE, "x.vmdk", false, 0, &e), 0);
+    assert_int_equal(
+        vk_descriptor_add_extent(d, VK_ACCESS_RW, 2097152, VK_EXT_FLAT, "x-flat.vmdk", false, 0, &e), 0);
+    assert_int_equal(
+        vk_descriptor_add_extent(d, VK_ACCESS_RDONLY, 4096, VK_EXT_VMFS, "y-flat.vmdk", true, 0, &e), 0);
+    assert_int_equal(vk_descriptor_add_extent(d, VK_ACCESS_RW, 8, VK_EXT_VMFS, "z.vmdk", true, 16, &e),
+                     0);
+    assert_int_equal(
+        vk_descriptor_add_extent(d, VK_ACCESS_NOACCESS, 100, VK_EXT_ZERO, "ignored", true, 9, &e), 0);
     assert_int_equal(vk_descriptor_ddb_set(d, "ddb.virtualHWVersion", "4", &e), 0);
     assert_int_equal(vk_descriptor_ddb_set(d, "ddb.adapterType", "ide", &e), 0);
     assert_int_equal(
@@ -929,8 +924,8 @@ static void test_ddb_edits(void **state)
 
     assert_int_equal(vk_descriptor_add_extent(&d, VK_ACCESS_RW, 1, VK_EXT_FLAT, NULL, true, 0, &e),
                      VMDKIT_EINVAL);
-    assert_int_equal(vk_descriptor_add_extent(&d, (enum vk_access)7, 1, VK_EXT_ZERO, NULL, false, 0,
-                                              &e), VMDKIT_EINVAL);
+    assert_int_equal(vk_descriptor_add_extent(&d, (enum vk_access)7, 1, VK_EXT_ZERO, NULL, false, 0, &e),
+                     VMDKIT_EINVAL);
     assert_int_equal(d.n_extents, 5);
     round_trip(&d, false);
     vk_descriptor_free(&d);
@@ -990,10 +985,18 @@ static void test_free_is_safe(void **state)
 static void test_create_type_known(void **state)
 {
     (void)state;
-    static const char *const known[] = {"monolithicSparse", "MONOLITHICFLAT", "twoGbMaxExtentSparse",
-                                        "2GbMaxExtentFlat", "streamOptimized", "vmfs", "vmfsThin",
-                                        "seSparse", "vmfsSparse", "vmfsPassthroughRawDeviceMap",
-                                        "fullDevice", "custom"};
+    static const char *const known[] = {"monolithicSparse",
+                                        "MONOLITHICFLAT",
+                                        "twoGbMaxExtentSparse",
+                                        "2GbMaxExtentFlat",
+                                        "streamOptimized",
+                                        "vmfs",
+                                        "vmfsThin",
+                                        "seSparse",
+                                        "vmfsSparse",
+                                        "vmfsPassthroughRawDeviceMap",
+                                        "fullDevice",
+                                        "custom"};
     for (size_t i = 0; i < sizeof known / sizeof *known; i++)
         assert_true(vk_create_type_known(known[i]));
     assert_false(vk_create_type_known("monolithic"));

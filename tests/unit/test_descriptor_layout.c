@@ -16,30 +16,29 @@
 
 /* A Windows-written text, edited by hand: CRLF, comments in every section,
  * odd spacing, a bare value, a lowercase key, an unknown header key. */
-static const char windows_text[] =
-    "# Disk DescriptorFile\r\n"
-    "# copied from the Windows host, do not edit\r\n"
-    "version=1\r\n"
-    "encoding=\"windows-1252\"\r\n"
-    "CID=0000beef\r\n"
-    "parentCID  =  1a2b3c4d\r\n"
-    "isNativeSnapshot=\"no\"\r\n"
-    "createType=\"twoGbMaxExtentSparse\"\r\n"
-    "parentFileNameHint = \"..\\Base\\Base.vmdk\"   \r\n"
-    "\r\n"
-    "# Extent description\r\n"
-    "RW 4192256 SPARSE \"Clone-s001.vmdk\"\r\n"
-    "RW 2048 SPARSE \"Clone-s002.vmdk\"\r\n"
-    "\r\n"
-    "# The Disk Data Base \r\n"
-    "#DDB\r\n"
-    "\r\n"
-    "ddb.adapterType = \"lsilogic\"\r\n"
-    "# keep: the controller was changed by hand\r\n"
-    "ddb.geometry.cylinders = \"261\"\r\n"
-    "ddb.longContentID = \"0123456789abcdef012345670000beef\"\r\n"
-    "ddb.uuid = \"60 00 C2 9a 55 3d 1a 4f-b2 10 6e 0b 61 3f 2a 77\"\r\n"
-    "DDB.virtualHWVersion = \"19\"\r\n";
+static const char windows_text[] = "# Disk DescriptorFile\r\n"
+                                   "# copied from the Windows host, do not edit\r\n"
+                                   "version=1\r\n"
+                                   "encoding=\"windows-1252\"\r\n"
+                                   "CID=0000beef\r\n"
+                                   "parentCID  =  1a2b3c4d\r\n"
+                                   "isNativeSnapshot=\"no\"\r\n"
+                                   "createType=\"twoGbMaxExtentSparse\"\r\n"
+                                   "parentFileNameHint = \"..\\Base\\Base.vmdk\"   \r\n"
+                                   "\r\n"
+                                   "# Extent description\r\n"
+                                   "RW 4192256 SPARSE \"Clone-s001.vmdk\"\r\n"
+                                   "RW 2048 SPARSE \"Clone-s002.vmdk\"\r\n"
+                                   "\r\n"
+                                   "# The Disk Data Base \r\n"
+                                   "#DDB\r\n"
+                                   "\r\n"
+                                   "ddb.adapterType = \"lsilogic\"\r\n"
+                                   "# keep: the controller was changed by hand\r\n"
+                                   "ddb.geometry.cylinders = \"261\"\r\n"
+                                   "ddb.longContentID = \"0123456789abcdef012345670000beef\"\r\n"
+                                   "ddb.uuid = \"60 00 C2 9a 55 3d 1a 4f-b2 10 6e 0b 61 3f 2a 77\"\r\n"
+                                   "DDB.virtualHWVersion = \"19\"\r\n";
 
 static void parse(const char *text, size_t len, vk_descriptor *d)
 {
@@ -144,8 +143,9 @@ static void test_parent_removed_and_added(void **state)
     size_t len2;
     char *t2 = rewrite(&base, t, len, &len2);
     char *b = replaced(t, "parentCID  =  ffffffff\r\n", "parentCID  =  1a2b3c4d\r\n");
-    char *want2 = replaced(b, "createType=\"twoGbMaxExtentSparse\"\r\n",
-                           "createType=\"twoGbMaxExtentSparse\"\r\nparentFileNameHint=\"Base.vmdk\"\r\n");
+    char *want2 =
+        replaced(b, "createType=\"twoGbMaxExtentSparse\"\r\n",
+                 "createType=\"twoGbMaxExtentSparse\"\r\nparentFileNameHint=\"Base.vmdk\"\r\n");
     assert_string_equal(t2, want2);
     free(a);
     free(b);
@@ -168,7 +168,8 @@ static void test_renamed_extent_and_new_ddb_key(void **state)
     assert_int_equal(vk_descriptor_ddb_set(&d, "ddb.adapterType", "buslogic", NULL), 0);
     size_t len;
     char *t = rewrite(&d, windows_text, sizeof windows_text - 1, &len);
-    char *a = replaced(windows_text, "RW 2048 SPARSE \"Clone-s002.vmdk\"\r\n", "RW 2048 SPARSE \"Moved-s002.vmdk\"\r\n");
+    char *a = replaced(windows_text, "RW 2048 SPARSE \"Clone-s002.vmdk\"\r\n",
+                       "RW 2048 SPARSE \"Moved-s002.vmdk\"\r\n");
     char *b = replaced(a, "\"lsilogic\"", "\"buslogic\"");
     char *want = replaced(b, "DDB.virtualHWVersion = \"19\"\r\n",
                           "DDB.virtualHWVersion = \"19\"\r\nddb.toolsInstallType = \"4\"\r\n");
@@ -204,16 +205,18 @@ static void test_embedded_area_and_repeated_key(void **state)
     (void)state;
     /* an embedded area is NUL-padded; a repeated key: the last one counts,
      * so a new value goes into every copy */
-    char area[1024] = "# Disk DescriptorFile\nversion=1\nCID=00000001\nCID=00000007\nparentCID=ffffffff\n"
-                      "createType=\"monolithicSparse\"\nRW 64 SPARSE \"s.vmdk\"\n";
+    char area[1024] =
+        "# Disk DescriptorFile\nversion=1\nCID=00000001\nCID=00000007\nparentCID=ffffffff\n"
+        "createType=\"monolithicSparse\"\nRW 64 SPARSE \"s.vmdk\"\n";
     vk_descriptor d;
     parse(area, sizeof area, &d);
     assert_int_equal(d.cid, 7);
     vk_descriptor_set_cid(&d, 9, NULL);
     size_t len;
     char *t = rewrite(&d, area, sizeof area, &len);
-    assert_string_equal(t, "# Disk DescriptorFile\nversion=1\nCID=00000009\nCID=00000009\nparentCID=ffffffff\n"
-                           "createType=\"monolithicSparse\"\nRW 64 SPARSE \"s.vmdk\"\n");
+    assert_string_equal(
+        t, "# Disk DescriptorFile\nversion=1\nCID=00000009\nCID=00000009\nparentCID=ffffffff\n"
+           "createType=\"monolithicSparse\"\nRW 64 SPARSE \"s.vmdk\"\n");
     free(t);
     vk_descriptor_free(&d);
 }

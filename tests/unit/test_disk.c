@@ -27,7 +27,7 @@
 #include "vmdkit.h"
 
 #define MiB (UINT64_C(1) << 20)
-#define PIECE_SECTORS 2048u            /* 1 MiB pieces */
+#define PIECE_SECTORS 2048u             /* 1 MiB pieces */
 #define SPLIT_BYTES (3 * MiB + 512 * 5) /* three whole pieces and a short one */
 #define DELTA_BYTES (4 * MiB)
 
@@ -81,7 +81,9 @@ static void assert_reads_as(vmdkit_disk *d, const uint8_t *model, uint64_t size)
 static void test_split_pieces(void **state)
 {
     (void)state;
-    vmdkit_create_opts o = {.struct_size = sizeof o, .type = VMDKIT_TWOGB_SPARSE, .size_bytes = SPLIT_BYTES,
+    vmdkit_create_opts o = {.struct_size = sizeof o,
+                            .type = VMDKIT_TWOGB_SPARSE,
+                            .size_bytes = SPLIT_BYTES,
                             .split_sectors = PIECE_SECTORS};
     vmdkit_error err;
     assert_int_equal(vmdkit_create(at(0, "split.vmdk"), &o, &err), 0);
@@ -100,7 +102,8 @@ static void test_split_pieces(void **state)
     const struct {
         uint64_t off;
         size_t len;
-    } w[] = {{MiB - 3, 10}, {2 * MiB - 700, 1500}, {MiB / 2 + 1, 2 * MiB}, {SPLIT_BYTES - 513, 513}, {0, 1}};
+    } w[] = {
+        {MiB - 3, 10}, {2 * MiB - 700, 1500}, {MiB / 2 + 1, 2 * MiB}, {SPLIT_BYTES - 513, 513}, {0, 1}};
     for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) {
         uint8_t *p = malloc(w[i].len);
         assert_non_null(p);
@@ -121,7 +124,8 @@ static void test_split_pieces(void **state)
 static void test_delta_and_status(void **state)
 {
     (void)state;
-    vmdkit_create_opts o = {.struct_size = sizeof o, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = DELTA_BYTES};
+    vmdkit_create_opts o = {
+        .struct_size = sizeof o, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = DELTA_BYTES};
     vmdkit_error err;
     assert_int_equal(vmdkit_create(at(0, "base.vmdk"), &o, &err), 0);
     uint8_t *model = calloc(1, DELTA_BYTES), *chunk = malloc(MiB);
@@ -216,7 +220,9 @@ static void test_write_zero_cycles(void **state)
 {
     (void)state;
     const char *path = at(0, "zg.vmdk");
-    vmdkit_create_opts o = {.struct_size = sizeof o, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 8 * MiB,
+    vmdkit_create_opts o = {.struct_size = sizeof o,
+                            .type = VMDKIT_MONOLITHIC_SPARSE,
+                            .size_bytes = 8 * MiB,
                             .zeroed_grain = true};
     vmdkit_error err;
     assert_int_equal(vmdkit_create(path, &o, &err), 0);
@@ -266,8 +272,8 @@ static void test_zero_of_zero_extent(void **state)
     assert_int_equal(ftruncate(fileno(f), (off_t)MiB), 0);
     fclose(f);
     vmdkit_disk *d = open_disk(desc, VMDKIT_OPEN_RDWR);
-    assert_int_equal(vmdkit_pzero(d, 65536, MiB), 0);     /* inside the ZERO extent */
-    assert_int_equal(vmdkit_pzero(d, 2 * MiB, 0), 0);     /* across both */
+    assert_int_equal(vmdkit_pzero(d, 65536, MiB), 0); /* inside the ZERO extent */
+    assert_int_equal(vmdkit_pzero(d, 2 * MiB, 0), 0); /* across both */
     uint8_t buf[512];
     memset(buf, 1, sizeof buf);
     assert_int_equal(vmdkit_pwrite(d, buf, sizeof buf, MiB), VMDKIT_ERDONLY); /* data cannot go there */

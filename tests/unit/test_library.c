@@ -43,9 +43,11 @@ static void put(const char *rel, const char *text)
 
 static void make_disk(const char *rel, const char *parent)
 {
-    vmdkit_create_opts o = {.struct_size = sizeof o, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 1 << 20};
+    vmdkit_create_opts o = {
+        .struct_size = sizeof o, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 1 << 20};
     vmdkit_error err = {0};
-    int r = parent ? vmdkit_create_delta(at(parent), at(rel), 0, &err) : vmdkit_create(at(rel), &o, &err);
+    int r =
+        parent ? vmdkit_create_delta(at(parent), at(rel), 0, &err) : vmdkit_create(at(rel), &o, &err);
     if (r)
         fail_msg("%s", err.msg);
 }
@@ -57,46 +59,47 @@ static void make_disk(const char *rel, const char *parent)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(base, sizeof base, "%s/vmdkit-library-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(base, sizeof base, "%s/vmdkit-library-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(base))
         return -1;
-    if (mkdir(at("lib"), 0755) || mkdir(at("lib/Templates"), 0755) || mkdir(at("lib/Templates/Base.vmwarevm"), 0755) ||
-        mkdir(at("lib/C1.vmwarevm"), 0755))
+    if (mkdir(at("lib"), 0755) || mkdir(at("lib/Templates"), 0755) ||
+        mkdir(at("lib/Templates/Base.vmwarevm"), 0755) || mkdir(at("lib/C1.vmwarevm"), 0755))
         return -1;
     make_disk("lib/Templates/Base.vmwarevm/Base.vmdk", NULL);
     make_disk("lib/C1.vmwarevm/C1.vmdk", "lib/Templates/Base.vmwarevm/Base.vmdk");
     put("lib/Templates/Base.vmwarevm/Base.nvram", "nv");
     put("lib/Templates/Base.vmwarevm/tools.iso", "iso");
     put("lib/Templates/Base.vmwarevm/serial.txt", "");
-    put("lib/Templates/Base.vmwarevm/Base.vmx",
-        "displayName = \"Base\"\n"
-        "scsi0:0.fileName = \"Base.vmdk\"\n"
-        "nvram = \"Base.nvram\"\n"
-        "extendedConfigFile = \"Base.vmxf\"\n"
-        "sata0:1.deviceType = \"cdrom-image\"\n"
-        "sata0:1.fileName = \"tools.iso\"\n"
-        "floppy0.fileType = \"file\"\n"
-        "floppy0.fileName = \"boot.flp\"\n"
-        "serial0.fileType = \"file\"\n"
-        "serial0.fileName = \"serial.txt\"\n"
-        "parallel0.fileType = \"device\"\n"
-        "parallel0.fileName = \"/dev/parport0\"\n"
-        "checkpoint.vmState = \"Base.vmss\"\n");
-    put("lib/Templates/Base.vmwarevm/Base.vmsd",
-        ".encoding = \"UTF-8\"\n"
-        "snapshot.lastUID = \"3\"\n"
-        "snapshot2.uid = \"3\"\n"
-        "snapshot2.filename = \"Base-Snapshot3.vmsn\"\n"
-        "snapshot2.displayName = \"golden\"\n"
-        "snapshot2.disk0.fileName = \"Base.vmdk\"\n"
-        "snapshot2.clone0 = \"../../C1.vmwarevm/C1.vmx\"\n"
-        "snapshot2.numClones = \"1\"\n");
+    put("lib/Templates/Base.vmwarevm/Base.vmx", "displayName = \"Base\"\n"
+                                                "scsi0:0.fileName = \"Base.vmdk\"\n"
+                                                "nvram = \"Base.nvram\"\n"
+                                                "extendedConfigFile = \"Base.vmxf\"\n"
+                                                "sata0:1.deviceType = \"cdrom-image\"\n"
+                                                "sata0:1.fileName = \"tools.iso\"\n"
+                                                "floppy0.fileType = \"file\"\n"
+                                                "floppy0.fileName = \"boot.flp\"\n"
+                                                "serial0.fileType = \"file\"\n"
+                                                "serial0.fileName = \"serial.txt\"\n"
+                                                "parallel0.fileType = \"device\"\n"
+                                                "parallel0.fileName = \"/dev/parport0\"\n"
+                                                "checkpoint.vmState = \"Base.vmss\"\n");
+    put("lib/Templates/Base.vmwarevm/Base.vmsd", ".encoding = \"UTF-8\"\n"
+                                                 "snapshot.lastUID = \"3\"\n"
+                                                 "snapshot2.uid = \"3\"\n"
+                                                 "snapshot2.filename = \"Base-Snapshot3.vmsn\"\n"
+                                                 "snapshot2.displayName = \"golden\"\n"
+                                                 "snapshot2.disk0.fileName = \"Base.vmdk\"\n"
+                                                 "snapshot2.clone0 = \"../../C1.vmwarevm/C1.vmx\"\n"
+                                                 "snapshot2.numClones = \"1\"\n");
     char vmx[PATH_MAX + 64];
-    snprintf(vmx, sizeof vmx, "displayName = \"C1\"\nscsi0:0.fileName = \"C1.vmdk\"\ncloneOf0 = \"%s\"\n",
+    snprintf(vmx, sizeof vmx,
+             "displayName = \"C1\"\nscsi0:0.fileName = \"C1.vmdk\"\ncloneOf0 = \"%s\"\n",
              at("lib/Templates/Base.vmwarevm/Base.vmx"));
     put("lib/C1.vmwarevm/C1.vmx", vmx);
-    put("lib/C1.vmwarevm/C1.vmsd", "cloneOf0 = \"../Templates/Base.vmwarevm/Base.vmx\"\nnumCloneOf = \"1\"\n"
-                                   "sentinel0 = \"C1.vmdk\"\nnumSentinels = \"1\"\n");
+    put("lib/C1.vmwarevm/C1.vmsd",
+        "cloneOf0 = \"../Templates/Base.vmwarevm/Base.vmx\"\nnumCloneOf = \"1\"\n"
+        "sentinel0 = \"C1.vmdk\"\nnumSentinels = \"1\"\n");
     return symlink("Templates", at("lib/link"));
 }
 
@@ -166,8 +169,9 @@ static void test_every_reference_kind(void **state)
     size_t missing = 0, parport = 0;
     for (size_t i = 0; i < lib->n_refs; i++) {
         const vk_lib_ref *f = &lib->refs[i];
-        if (!f->exists && f->key && (strcmp(f->key, "extendedConfigFile") == 0 || strcmp(f->key, "floppy0.fileName") == 0 ||
-                                     strcmp(f->key, "checkpoint.vmState") == 0 || strcmp(f->key, "snapshot2.filename") == 0))
+        if (!f->exists && f->key &&
+            (strcmp(f->key, "extendedConfigFile") == 0 || strcmp(f->key, "floppy0.fileName") == 0 ||
+             strcmp(f->key, "checkpoint.vmState") == 0 || strcmp(f->key, "snapshot2.filename") == 0))
             missing++;
         if (f->key && strcmp(f->key, "parallel0.fileName") == 0)
             parport++;
@@ -188,9 +192,12 @@ static void test_same_answer_however_named(void **state)
     char cwd[PATH_MAX];
     assert_non_null(getcwd(cwd, sizeof cwd));
     char *roots[4] = {NULL};
-    assert_int_equal(vk_lib_default_root(at("lib/Templates/Base.vmwarevm/Base.vmdk"), &roots[0], NULL), 0);
+    assert_int_equal(vk_lib_default_root(at("lib/Templates/Base.vmwarevm/Base.vmdk"), &roots[0], NULL),
+                     0);
     assert_int_equal(vk_lib_default_root(at("lib/link/Base.vmwarevm/Base.vmdk"), &roots[1], NULL), 0);
-    assert_int_equal(vk_lib_default_root(at("lib/C1.vmwarevm/../Templates/./Base.vmwarevm/Base.vmdk"), &roots[2], NULL), 0);
+    assert_int_equal(vk_lib_default_root(at("lib/C1.vmwarevm/../Templates/./Base.vmwarevm/Base.vmdk"),
+                                         &roots[2], NULL),
+                     0);
     assert_int_equal(chdir(at("lib/Templates/Base.vmwarevm")), 0);
     assert_int_equal(vk_lib_default_root("Base.vmdk", &roots[3], NULL), 0);
     assert_int_equal(chdir(cwd), 0);
@@ -207,7 +214,9 @@ static void test_same_answer_however_named(void **state)
     assert_int_equal(vk_lib_load_around(NULL, targets, 1, &lib, NULL), 0);
     assert_int_equal(chdir(cwd), 0);
     size_t *idx, n;
-    assert_int_equal(vk_lib_refs_to(lib, at("lib/link/Base.vmwarevm/Base.vmdk"), VK_REFS(VK_REF_PARENT), &idx, &n, NULL), 0);
+    assert_int_equal(vk_lib_refs_to(lib, at("lib/link/Base.vmwarevm/Base.vmdk"), VK_REFS(VK_REF_PARENT),
+                                    &idx, &n, NULL),
+                     0);
     assert_int_equal(n, 1);
     char *c1 = realpath(at("lib/C1.vmwarevm/C1.vmdk"), NULL);
     char *holder = realpath(lib->refs[idx[0]].file, NULL);
@@ -301,7 +310,8 @@ static void test_vm_corpus(void **state)
         /* every hard disk slot of every .vmx is a machine-disk reference */
         size_t refs = 0;
         for (size_t i = 0; i < lib->n_refs; i++)
-            refs += lib->refs[i].kind == VK_REF_VM_DISK && strcmp(lib->refs[i].file, lib->vms[m].vmx) == 0;
+            refs +=
+                lib->refs[i].kind == VK_REF_VM_DISK && strcmp(lib->refs[i].file, lib->vms[m].vmx) == 0;
         vk_vmx *v;
         assert_int_equal(vk_vmx_load(lib->vms[m].vmx, &v, NULL), 0);
         vk_vmx_disk *disks;

@@ -173,12 +173,13 @@ static void test_manifest_lines(void **state)
     snprintf(want, sizeof want, "SHA256(x.ovf)= %s\n", hex);
     assert_string_equal(buf, want);
 
-    const char *text = "SHA256(a.ovf)= AB12\r\n"                           /* wrong length: unknown */
-                       "SHA1 (b.vmdk) = 0123456789012345678901234567890123456789\n" /* --tag form */
-                       "SHA2-256(c.vmdk)= 0000000000000000000000000000000000000000000000000000000000000000\n"
-                       "\n"
-                       "not a line\n"
-                       "SHA256(d (1).vmdk)= 1111111111111111111111111111111111111111111111111111111111111111";
+    const char *text =
+        "SHA256(a.ovf)= AB12\r\n"                                    /* wrong length: unknown */
+        "SHA1 (b.vmdk) = 0123456789012345678901234567890123456789\n" /* --tag form */
+        "SHA2-256(c.vmdk)= 0000000000000000000000000000000000000000000000000000000000000000\n"
+        "\n"
+        "not a line\n"
+        "SHA256(d (1).vmdk)= 1111111111111111111111111111111111111111111111111111111111111111";
     vk_mf mf;
     vk_err e;
     assert_int_equal(vk_mf_parse(text, strlen(text), &mf, &e), 0);
@@ -226,7 +227,7 @@ static void test_table_both_ways(void **state)
         assert_string_equal(d->subtype, ovf_nic[i]);
         assert_ptr_equal(vk_ovf_dev_by_ovf(10, ovf_nic[i]), d);
     }
-    assert_int_equal(vk_ovf_dev_by_ovf(20, "AHCI")->kind, VK_DEV_SATA);       /* VirtualBox */
+    assert_int_equal(vk_ovf_dev_by_ovf(20, "AHCI")->kind, VK_DEV_SATA); /* VirtualBox */
     assert_int_equal(vk_ovf_dev_by_ovf(20, "vmware.nvme.controller")->kind, VK_DEV_NVME);
     assert_int_equal(vk_ovf_dev_by_ovf(20, "vmware.nvme.controller")->min_hw, 13);
     assert_int_equal(vk_ovf_dev_by_ovf(5, "PIIX4")->kind, VK_DEV_IDE);
@@ -234,8 +235,8 @@ static void test_table_both_ways(void **state)
     assert_null(vk_ovf_dev_by_ovf(20, "VirtioSCSI"));
     /* every guestOS row reads back from its vmw:osType as itself, unless
      * an earlier row shares that osType */
-    const char *guests[] = {"ubuntu-64", "other4xlinux-64", "windows9-64", "vmkernel8", "rhel6-64",
-                            "debian12-64", "centos7-64", "arm-ubuntu-64"};
+    const char *guests[] = {"ubuntu-64", "other4xlinux-64", "windows9-64", "vmkernel8",
+                            "rhel6-64",  "debian12-64",     "centos7-64",  "arm-ubuntu-64"};
     for (size_t i = 0; i < sizeof guests / sizeof guests[0]; i++) {
         const vk_ovf_os *os = vk_ovf_os_by_vmx(guests[i]);
         assert_non_null(os);
@@ -243,8 +244,8 @@ static void test_table_both_ways(void **state)
     }
     assert_string_equal(vk_ovf_os_by_vmw("rhel6_64Guest")->vmx, "rhel6-64"); /* COT's ovftool export */
     assert_int_equal(vk_ovf_os_by_vmw("rhel6_64Guest")->cim, 80);
-    assert_int_equal(vk_ovf_os_by_vmw("vmkernel8Guest")->cim, 104);      /* govmomi's ESX export */
-    assert_string_equal(vk_ovf_os_by_cim(94)->vmx, "ubuntu-64");         /* VirtualBox's Ubuntu_64 */
+    assert_int_equal(vk_ovf_os_by_vmw("vmkernel8Guest")->cim, 104); /* govmomi's ESX export */
+    assert_string_equal(vk_ovf_os_by_cim(94)->vmx, "ubuntu-64");    /* VirtualBox's Ubuntu_64 */
     assert_int_equal(vk_ovf_min_hw_cpus(8), 7);
     assert_int_equal(vk_ovf_min_hw_cpus(9), 8);
     assert_int_equal(vk_ovf_min_hw_cpus(300), 20);
@@ -255,12 +256,13 @@ static void test_table_both_ways(void **state)
 static void test_vmx_model_vmx(void **state)
 {
     (void)state;
-    const char *text = "virtualHW.version = \"17\"\nguestOS = \"debian12-64\"\nnumvcpus = \"2\"\n"
-                       "memsize = \"2048\"\nfirmware = \"efi\"\nscsi0.present = \"TRUE\"\n"
-                       "scsi0.virtualDev = \"lsisas1068\"\nscsi0:1.present = \"TRUE\"\n"
-                       "scsi0:1.fileName = \"a.vmdk\"\nethernet2.present = \"TRUE\"\n"
-                       "ethernet2.virtualDev = \"vmxnet3\"\nethernet2.networkName = \"VM Network\"\n"
-                       "vcpu.hotadd = \"TRUE\"\nmonitor.phys_bits_used = \"43\"\nsvga.vramSize = \"8388608\"\n";
+    const char *text =
+        "virtualHW.version = \"17\"\nguestOS = \"debian12-64\"\nnumvcpus = \"2\"\n"
+        "memsize = \"2048\"\nfirmware = \"efi\"\nscsi0.present = \"TRUE\"\n"
+        "scsi0.virtualDev = \"lsisas1068\"\nscsi0:1.present = \"TRUE\"\n"
+        "scsi0:1.fileName = \"a.vmdk\"\nethernet2.present = \"TRUE\"\n"
+        "ethernet2.virtualDev = \"vmxnet3\"\nethernet2.networkName = \"VM Network\"\n"
+        "vcpu.hotadd = \"TRUE\"\nmonitor.phys_bits_used = \"43\"\nsvga.vramSize = \"8388608\"\n";
     vk_vmx *v;
     vk_err e;
     assert_int_equal(vk_vmx_parse("/vm/t.vmx", text, strlen(text), &v, &e), 0);
@@ -284,9 +286,16 @@ static void test_vmx_model_vmx(void **state)
     assert_int_equal(vk_ovf_to_vmx(&vm, files, NULL, &out, &len, &e), 0);
     vk_vmx *w;
     assert_int_equal(vk_vmx_parse("/x/x.vmx", out, len, &w, &e), 0);
-    static const char *const keys[] = {"virtualHW.version", "guestOS", "numvcpus", "memsize", "firmware",
-                                       "scsi0.virtualDev", "ethernet2.virtualDev", "ethernet2.networkName",
-                                       "vcpu.hotadd", "svga.vramSize"};
+    static const char *const keys[] = {"virtualHW.version",
+                                       "guestOS",
+                                       "numvcpus",
+                                       "memsize",
+                                       "firmware",
+                                       "scsi0.virtualDev",
+                                       "ethernet2.virtualDev",
+                                       "ethernet2.networkName",
+                                       "vcpu.hotadd",
+                                       "svga.vramSize"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         assert_string_equal(vk_vmx_get(w, keys[i]), vk_vmx_get(v, keys[i]));
     assert_string_equal(vk_vmx_get(w, "scsi0:1.fileName"), "x.vmdk");
@@ -302,15 +311,16 @@ static int read_ovf(const char *body, vk_ovf_vm *vm, vk_err *e)
 {
     char xml[4096];
     snprintf(xml, sizeof xml,
-             "<?xml version=\"1.0\"?>\n<Envelope xmlns=\"" VK_OVF_NS_ENV1 "\" xmlns:ovf=\"" VK_OVF_NS_ENV1
-             "\" xmlns:rasd=\"" VK_OVF_NS_RASD "\">%s</Envelope>",
+             "<?xml version=\"1.0\"?>\n<Envelope xmlns=\"" VK_OVF_NS_ENV1
+             "\" xmlns:ovf=\"" VK_OVF_NS_ENV1 "\" xmlns:rasd=\"" VK_OVF_NS_RASD "\">%s</Envelope>",
              body);
     return vk_ovf_read_xml("t.ovf", xml, strlen(xml), vm, NULL, e);
 }
 
-#define HW "<VirtualSystem ovf:id=\"v\"><VirtualHardwareSection>" \
-           "<Item><rasd:InstanceID>1</rasd:InstanceID><rasd:ResourceType>4</rasd:ResourceType>" \
-           "<rasd:VirtualQuantity>512</rasd:VirtualQuantity></Item>%s</VirtualHardwareSection></VirtualSystem>"
+#define HW                                                                               \
+    "<VirtualSystem ovf:id=\"v\"><VirtualHardwareSection>"                               \
+    "<Item><rasd:InstanceID>1</rasd:InstanceID><rasd:ResourceType>4</rasd:ResourceType>" \
+    "<rasd:VirtualQuantity>512</rasd:VirtualQuantity></Item>%s</VirtualHardwareSection></VirtualSystem>"
 
 static void test_hostile_descriptors(void **state)
 {
@@ -318,14 +328,17 @@ static void test_hostile_descriptors(void **state)
     vk_ovf_vm vm;
     vk_err e;
     char body[2048];
-    snprintf(body, sizeof body, "<References><File ovf:id=\"f\" ovf:href=\"../../etc/passwd\"/></References>" HW, "");
+    snprintf(body, sizeof body,
+             "<References><File ovf:id=\"f\" ovf:href=\"../../etc/passwd\"/></References>" HW, "");
     assert_int_equal(read_ovf(body, &vm, &e), VMDKIT_EPATH);
     assert_non_null(strstr(e.msg, "not a plain file name"));
-    snprintf(body, sizeof body, "<References><File ovf:id=\"f\" ovf:href=\"http://x/d.vmdk\"/></References>" HW, "");
+    snprintf(body, sizeof body,
+             "<References><File ovf:id=\"f\" ovf:href=\"http://x/d.vmdk\"/></References>" HW, "");
     assert_int_equal(read_ovf(body, &vm, &e), VMDKIT_EUNSUPPORTED);
     snprintf(body, sizeof body,
              "<DiskSection><Disk ovf:diskId=\"d\" ovf:capacity=\"18446744073709551615\" "
-             "ovf:capacityAllocationUnits=\"byte * 2^20\"/></DiskSection>" HW, "");
+             "ovf:capacityAllocationUnits=\"byte * 2^20\"/></DiskSection>" HW,
+             "");
     assert_int_equal(read_ovf(body, &vm, &e), VMDKIT_ELIMIT);
     snprintf(body, sizeof body, HW, "<Item><rasd:ResourceType>x</rasd:ResourceType></Item>");
     assert_int_equal(read_ovf(body, &vm, &e), VMDKIT_EFORMAT);
@@ -335,11 +348,12 @@ static void test_hostile_descriptors(void **state)
     assert_int_equal(read_ovf(body, &vm, &e), VMDKIT_EFORMAT);
     assert_non_null(strstr(e.msg, "not in the DiskSection"));
     /* an entity that would read a file is never expanded */
-    const char *xxe = "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY s SYSTEM \"file:///etc/passwd\">]>"
-                      "<Envelope xmlns=\"" VK_OVF_NS_ENV1 "\" xmlns:rasd=\"" VK_OVF_NS_RASD "\">"
-                      "<VirtualSystem><Name>&s;</Name><VirtualHardwareSection><Item>"
-                      "<rasd:ResourceType>4</rasd:ResourceType><rasd:VirtualQuantity>64</rasd:VirtualQuantity>"
-                      "</Item></VirtualHardwareSection></VirtualSystem></Envelope>";
+    const char *xxe =
+        "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY s SYSTEM \"file:///etc/passwd\">]>"
+        "<Envelope xmlns=\"" VK_OVF_NS_ENV1 "\" xmlns:rasd=\"" VK_OVF_NS_RASD "\">"
+        "<VirtualSystem><Name>&s;</Name><VirtualHardwareSection><Item>"
+        "<rasd:ResourceType>4</rasd:ResourceType><rasd:VirtualQuantity>64</rasd:VirtualQuantity>"
+        "</Item></VirtualHardwareSection></VirtualSystem></Envelope>";
     int r = vk_ovf_read_xml("x.ovf", xxe, strlen(xxe), &vm, NULL, &e);
     if (r == 0) {
         assert_null(strstr(vm.name, "root:"));
@@ -368,9 +382,9 @@ static void test_hostile_descriptors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tar_roundtrip),      cmocka_unit_test(test_tar_big_size),
-        cmocka_unit_test(test_tar_long_names),     cmocka_unit_test(test_manifest_lines),
-        cmocka_unit_test(test_table_both_ways),    cmocka_unit_test(test_vmx_model_vmx),
+        cmocka_unit_test(test_tar_roundtrip),       cmocka_unit_test(test_tar_big_size),
+        cmocka_unit_test(test_tar_long_names),      cmocka_unit_test(test_manifest_lines),
+        cmocka_unit_test(test_table_both_ways),     cmocka_unit_test(test_vmx_model_vmx),
         cmocka_unit_test(test_hostile_descriptors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -75,7 +75,8 @@ static int setup(void **state)
     if (!expected)
         return -1;
     vmdkit_error err = {0};
-    vmdkit_create_opts co = {.struct_size = sizeof co, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = DISK_BYTES};
+    vmdkit_create_opts co = {
+        .struct_size = sizeof co, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = DISK_BYTES};
     if (vmdkit_create(at("base.vmdk"), &co, &err) < 0)
         return -1;
     vmdkit_disk *d;
@@ -103,7 +104,10 @@ static int setup(void **state)
     vmdkit_disk *src;
     if (vmdkit_open(at("delta.vmdk"), VMDKIT_OPEN_RDONLY, &src, &err) < 0)
         return -1;
-    vmdkit_convert_opts cv = {.struct_size = sizeof cv, .vmdk = &(vmdkit_create_opts){.struct_size = sizeof(vmdkit_create_opts), .type = VMDKIT_STREAM_OPTIMIZED}, .threads = 2};
+    vmdkit_convert_opts cv = {.struct_size = sizeof cv,
+                              .vmdk = &(vmdkit_create_opts){.struct_size = sizeof(vmdkit_create_opts),
+                                                            .type = VMDKIT_STREAM_OPTIMIZED},
+                              .threads = 2};
     int r = vmdkit_convert(src, at("stream.vmdk"), &cv, &err);
     vmdkit_close(src, NULL);
     return r < 0 ? -1 : 0;
@@ -124,7 +128,7 @@ static int teardown(void **state)
  * and where reads go (a random range of at most MAX bytes). */
 typedef struct content {
     uint64_t size;
-    unsigned reads;  /* per thread */
+    unsigned reads; /* per thread */
     void (*expect)(uint64_t off, size_t len, uint8_t *out);
     void (*pick)(uint64_t *s, uint64_t *off, size_t *len);
 } content;
@@ -134,9 +138,9 @@ typedef struct reader {
     const content *c;
     unsigned seed;
     uint64_t bytes_checked;
-    unsigned mismatches;     /* reads whose content differed */
-    unsigned errors;         /* calls that failed */
-    uint64_t first_bad_off;  /* offset of the first wrong byte */
+    unsigned mismatches;    /* reads whose content differed */
+    unsigned errors;        /* calls that failed */
+    uint64_t first_bad_off; /* offset of the first wrong byte */
     char first_error[VMDKIT_ERRMSG_MAX];
 } reader;
 
@@ -205,8 +209,7 @@ static void *read_randomly(void *arg)
                         break;
                     }
             }
-        } else if (i % 8 == 5 &&
-                   vmdkit_prefetch(rd->disk, vk_min4(len, size - off), off, &err) < 0) {
+        } else if (i % 8 == 5 && vmdkit_prefetch(rd->disk, vk_min4(len, size - off), off, &err) < 0) {
             note_error(rd, &err);
         }
     }
@@ -245,10 +248,7 @@ static void read_in_parallel(vmdkit_disk *d, const content *c, const char *what)
 }
 
 /* The small disks: their content is the expected buffer. */
-static void expect_buffer(uint64_t off, size_t len, uint8_t *out)
-{
-    memcpy(out, expected + off, len);
-}
+static void expect_buffer(uint64_t off, size_t len, uint8_t *out) { memcpy(out, expected + off, len); }
 
 static void pick_anywhere(uint64_t *s, uint64_t *off, size_t *len)
 {
@@ -339,7 +339,8 @@ static void test_table_cache_evictions(void **state)
 {
     (void)state;
     vmdkit_error err = {0};
-    vmdkit_create_opts co = {.struct_size = sizeof co, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = BIG_BYTES};
+    vmdkit_create_opts co = {
+        .struct_size = sizeof co, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = BIG_BYTES};
     assert_int_equal(vmdkit_create(at("big.vmdk"), &co, &err), 0);
     vmdkit_disk *d;
     assert_int_equal(vmdkit_open(at("big.vmdk"), VMDKIT_OPEN_RDWR, &d, &err), 0);

@@ -111,9 +111,9 @@ static void test_has_suffix(void **state)
     assert_true(vk_path_has_suffix("a.vmdk/b.vmdk", ".vmdk"));
     assert_false(vk_path_has_suffix("Base.vmdk.bak", ".vmdk"));
     assert_false(vk_path_has_suffix("Basevmdk", ".vmdk"));
-    assert_false(vk_path_has_suffix(".vmdk", ".vmdk"));      /* no name before the suffix */
+    assert_false(vk_path_has_suffix(".vmdk", ".vmdk")); /* no name before the suffix */
     assert_false(vk_path_has_suffix("dir/.vmdk", ".vmdk"));
-    assert_false(vk_path_has_suffix("x.vmdk/", ".vmdk"));    /* a folder's path, last component empty */
+    assert_false(vk_path_has_suffix("x.vmdk/", ".vmdk")); /* a folder's path, last component empty */
     assert_false(vk_path_has_suffix("x.vmdk/y", ".vmdk"));
     assert_false(vk_path_has_suffix("", ".vmdk"));
     assert_false(vk_path_has_suffix("vmdk", ".vmdk"));
@@ -126,8 +126,8 @@ static void test_absolute(void **state)
     struct {
         const char *in, *want;
     } cases[] = {
-        {"/", "/"},           {"//", "/"},       {"/a/./b//c/", "/a/b/c"},
-        {"/a/b/../../..", "/"}, {"/a/../b", "/b"}, {"/a/b/..", "/a"},
+        {"/", "/"},        {"//", "/"},       {"/a/./b//c/", "/a/b/c"}, {"/a/b/../../..", "/"},
+        {"/a/../b", "/b"}, {"/a/b/..", "/a"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char *r = vk_path_absolute(cases[i].in, &e);

@@ -67,8 +67,8 @@ static void set_parent_hint(const char *name, const char *hint)
     p += strlen("parentCID=ffffffff\n");
     char *out = malloc(len + strlen(hint) + 64);
     assert_non_null(out);
-    int k = snprintf(out, len + strlen(hint) + 64, "%.*sparentFileNameHint=\"%s\"\n%s", (int)(p - text), text,
-                     hint, p);
+    int k = snprintf(out, len + strlen(hint) + 64, "%.*sparentFileNameHint=\"%s\"\n%s", (int)(p - text),
+                     text, hint, p);
     assert_int_equal(vk_write_file_atomic(path, out, (size_t)k, NULL), 0);
     free(out);
     free(text);
@@ -112,7 +112,10 @@ static void test_piece_never_parent(void **state)
     assert_true(res.corruptions > 0);
     char piece[4096];
     at(piece, sizeof piece, "v-s001.vmdk");
-    vmdkit_create_opts o = {.struct_size = sizeof o, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 1 << 20, .parent = piece};
+    vmdkit_create_opts o = {.struct_size = sizeof o,
+                            .type = VMDKIT_MONOLITHIC_SPARSE,
+                            .size_bytes = 1 << 20,
+                            .parent = piece};
     at(path, sizeof path, "child.vmdk");
     assert_int_equal(vmdkit_create(path, &o, &err), VMDKIT_EINVAL);
     assert_int_equal(access(path, F_OK), -1);
@@ -180,10 +183,8 @@ static void test_atomic_write_keeps_symlink(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_piece_not_writable),
-        cmocka_unit_test(test_piece_never_parent),
-        cmocka_unit_test(test_own_extent_is_loop),
-        cmocka_unit_test(test_probe),
+        cmocka_unit_test(test_piece_not_writable),         cmocka_unit_test(test_piece_never_parent),
+        cmocka_unit_test(test_own_extent_is_loop),         cmocka_unit_test(test_probe),
         cmocka_unit_test(test_atomic_write_keeps_symlink),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

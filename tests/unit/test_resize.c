@@ -45,7 +45,8 @@ static void make_disk(char *path, size_t n, const char *name, uint64_t size)
 {
     snprintf(path, n, "%s/%s", dir, name);
     unlink(path);
-    vmdkit_create_opts o = {.struct_size = sizeof o, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = size};
+    vmdkit_create_opts o = {
+        .struct_size = sizeof o, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = size};
     vmdkit_error err;
     if (vmdkit_create(path, &o, &err))
         fail_msg("create %s: %s", path, err.msg);
@@ -71,7 +72,8 @@ static void expect_pattern(const char *path, uint64_t off, int byte)
     assert_int_equal(vmdkit_pread(d, buf, sizeof buf, off), 0);
     for (size_t i = 0; i < sizeof buf; i++)
         if (buf[i] != byte)
-            fail_msg("%s at %llu + %zu: %02x, expected %02x", path, (unsigned long long)off, i, buf[i], byte);
+            fail_msg("%s at %llu + %zu: %02x, expected %02x", path, (unsigned long long)off, i, buf[i],
+                     byte);
     vmdkit_close(d, NULL);
 }
 

@@ -15,8 +15,8 @@
 #include "extent.h"
 #include "sparse_header.h"
 
-#define EXTENT_SECTORS UINT64_C(1048576)     /* 512 MiB */
-#define DATA_SECTORS UINT64_C(32768)         /* 16 MiB of 'a' */
+#define EXTENT_SECTORS UINT64_C(1048576) /* 512 MiB */
+#define DATA_SECTORS UINT64_C(32768)     /* 16 MiB of 'a' */
 #define CHUNK_SECTORS 2048u
 
 /* Field places in the corpus file (from its constant header). */
@@ -29,7 +29,7 @@
 
 static char tmpdir[] = "/tmp/test_sesparse.XXXXXX";
 static char corpus_copy[300];
-static uint8_t *original;     /* the gunzipped corpus file */
+static uint8_t *original; /* the gunzipped corpus file */
 static size_t original_len;
 
 typedef struct opened {
@@ -106,10 +106,7 @@ static const char *patched_fields(size_t n, const uint64_t *offs, const uint64_t
     return path;
 }
 
-static const char *patched64(uint64_t off, uint64_t v)
-{
-    return patched_fields(1, &off, &v);
-}
+static const char *patched64(uint64_t off, uint64_t v) { return patched_fields(1, &off, &v); }
 
 static void expect_open_error(const char *path, uint64_t size, int code, const char *word)
 {
@@ -124,12 +121,12 @@ static void expect_open_error(const char *path, uint64_t size, int code, const c
     unlink(path);
 }
 
-#define NEED_CORPUS()                                                        \
-    do {                                                                     \
-        if (!original) {                                                     \
-            print_message("seSparse corpus file not found, skipped\n");      \
-            skip();                                                          \
-        }                                                                    \
+#define NEED_CORPUS()                                                   \
+    do {                                                                \
+        if (!original) {                                                \
+            print_message("seSparse corpus file not found, skipped\n"); \
+            skip();                                                     \
+        }                                                               \
     } while (0)
 
 static void test_corpus_status(void **state)
@@ -193,8 +190,8 @@ static void test_corpus_content(void **state)
         for (uint64_t i = 0; i < n * 512; i++) {
             uint8_t expect = s * 512 + i < DATA_SECTORS * 512 ? 'a' : 0;
             if (buf[i] != expect)
-                fail_msg("byte %llu is 0x%02x, expected 0x%02x",
-                         (unsigned long long)(s * 512 + i), buf[i], expect);
+                fail_msg("byte %llu is 0x%02x, expected 0x%02x", (unsigned long long)(s * 512 + i),
+                         buf[i], expect);
         }
         s += n;
     }
@@ -208,14 +205,14 @@ static void test_bad_fields(void **state)
     (void)state;
     NEED_CORPUS();
     expect_open_error(patched64(0, 0xcafebabfu), EXTENT_SECTORS, VMDKIT_EFORMAT, "magic");
-    expect_open_error(patched64(8, UINT64_C(0x0000000300000001)), EXTENT_SECTORS,
-                      VMDKIT_EUNSUPPORTED, "version");
+    expect_open_error(patched64(8, UINT64_C(0x0000000300000001)), EXTENT_SECTORS, VMDKIT_EUNSUPPORTED,
+                      "version");
     expect_open_error(patched64(24, 16), EXTENT_SECTORS, VMDKIT_EUNSUPPORTED, "grain_size");
     expect_open_error(patched64(VOLATILE_REPLAY, 1), EXTENT_SECTORS, VMDKIT_EUNSUPPORTED,
                       "replay_journal");
     expect_open_error(patched64(512, 0), EXTENT_SECTORS, VMDKIT_EFORMAT, "volatile header");
-    expect_open_error(patched64(GD_OFFSET_FIELD, original_len / 512), EXTENT_SECTORS,
-                      VMDKIT_EFORMAT, "grain directory");
+    expect_open_error(patched64(GD_OFFSET_FIELD, original_len / 512), EXTENT_SECTORS, VMDKIT_EFORMAT,
+                      "grain directory");
     expect_open_error(patched64(GD_OFFSET_FIELD, UINT64_C(0xfffffffffffffff0)), EXTENT_SECTORS,
                       VMDKIT_EFORMAT, "grain directory");
     expect_open_error(patched64(GD_OFFSET_FIELD + 8, 0), EXTENT_SECTORS, VMDKIT_EFORMAT,
@@ -393,12 +390,9 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_corpus_status),
-        cmocka_unit_test(test_corpus_content),
-        cmocka_unit_test(test_bad_fields),
-        cmocka_unit_test(test_grain_entries),
-        cmocka_unit_test(test_grain_offsets),
-        cmocka_unit_test(test_grains_area),
+        cmocka_unit_test(test_corpus_status), cmocka_unit_test(test_corpus_content),
+        cmocka_unit_test(test_bad_fields),    cmocka_unit_test(test_grain_entries),
+        cmocka_unit_test(test_grain_offsets), cmocka_unit_test(test_grains_area),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -18,7 +18,7 @@ static vk_sparse_header good_header(void)
         .capacity_sectors = 2097152,
         .grain_sectors = 128,
         .gtes_per_gt = 512,
-        .newline_chars = { '\n', ' ', '\r', '\n' },
+        .newline_chars = {'\n', ' ', '\r', '\n'},
     };
     vk_sparse_layout(&h, 20, true);
     return h;
@@ -127,51 +127,72 @@ static void test_validate(void **state)
     vk_sparse_header x = h;
     x.magic = 0x12345678;
     assert_int_equal(validate(x, 384), VMDKIT_EFORMAT);
-    x = h; x.version = 0;
+    x = h;
+    x.version = 0;
     assert_int_equal(validate(x, 384), VMDKIT_EUNSUPPORTED);
-    x = h; x.version = 4;
+    x = h;
+    x.version = 4;
     assert_int_equal(validate(x, 384), VMDKIT_EUNSUPPORTED);
-    x = h; x.flags |= 0x40000; /* unknown incompatible bit */
+    x = h;
+    x.flags |= 0x40000; /* unknown incompatible bit */
     assert_int_equal(validate(x, 384), VMDKIT_EUNSUPPORTED);
-    x = h; x.flags |= 0x100; /* unknown compatible bit is fine */
+    x = h;
+    x.flags |= 0x100; /* unknown compatible bit is fine */
     assert_int_equal(validate(x, 384), 0);
-    x = h; x.flags |= VK_FLAG_MARKERS; /* markers without compression */
+    x = h;
+    x.flags |= VK_FLAG_MARKERS; /* markers without compression */
     assert_int_equal(validate(x, 384), VMDKIT_EFORMAT);
-    x = h; x.newline_chars[2] = '\n'; /* CR/LF translated */
+    x = h;
+    x.newline_chars[2] = '\n'; /* CR/LF translated */
     assert_int_equal(validate(x, 384), VMDKIT_EFORMAT);
     x.flags &= ~VK_FLAG_NEWLINE_CHECK; /* not checked without the flag */
     assert_int_equal(validate(x, 384), 0);
-    x = h; x.grain_sectors = 0;
+    x = h;
+    x.grain_sectors = 0;
     assert_int_equal(validate(x, 384), VMDKIT_EFORMAT);
-    x = h; x.grain_sectors = 96;
+    x = h;
+    x.grain_sectors = 96;
     assert_int_equal(validate(x, 384), VMDKIT_EFORMAT);
-    x = h; x.grain_sectors = UINT64_C(1) << 40;
+    x = h;
+    x.grain_sectors = UINT64_C(1) << 40;
     assert_int_equal(validate(x, 384), VMDKIT_EFORMAT);
-    x = h; x.grain_sectors = 2048; /* 1 MiB: the largest accepted */
+    x = h;
+    x.grain_sectors = 2048; /* 1 MiB: the largest accepted */
     assert_int_equal(validate(x, 384), 0);
-    x = h; x.grain_sectors = 4096; /* a write would cost 2 MiB */
+    x = h;
+    x.grain_sectors = 4096; /* a write would cost 2 MiB */
     assert_int_equal(validate(x, 384), VMDKIT_EFORMAT);
-    x = h; x.grain_sectors = UINT64_C(1) << 21; /* qemu's limit: 1 GiB */
+    x = h;
+    x.grain_sectors = UINT64_C(1) << 21; /* qemu's limit: 1 GiB */
     assert_int_equal(validate(x, 384), VMDKIT_EFORMAT);
-    x = h; x.gtes_per_gt = 0;
+    x = h;
+    x.gtes_per_gt = 0;
     assert_int_equal(validate(x, 384), VMDKIT_EFORMAT);
-    x = h; x.gtes_per_gt = 506; /* afl9's value */
+    x = h;
+    x.gtes_per_gt = 506; /* afl9's value */
     assert_int_equal(validate(x, 384), VMDKIT_EFORMAT);
-    x = h; x.capacity_sectors = UINT64_C(2233785398448881665);
+    x = h;
+    x.capacity_sectors = UINT64_C(2233785398448881665);
     assert_int_equal(validate(x, 384), VMDKIT_ELIMIT);
-    x = h; x.gd_offset_sectors = 400; /* past EOF */
+    x = h;
+    x.gd_offset_sectors = 400; /* past EOF */
     assert_int_equal(validate(x, 384), VMDKIT_EFORMAT);
-    x = h; x.gd_offset_sectors = UINT64_MAX - 1; /* overflows */
+    x = h;
+    x.gd_offset_sectors = UINT64_MAX - 1; /* overflows */
     assert_int_equal(validate(x, 384), VMDKIT_EFORMAT);
-    x = h; x.gd_offset_sectors = 0; /* inside the header */
+    x = h;
+    x.gd_offset_sectors = 0; /* inside the header */
     assert_int_equal(validate(x, 384), VMDKIT_EFORMAT);
-    x = h; x.rgd_offset_sectors = 1000;
+    x = h;
+    x.rgd_offset_sectors = 1000;
     assert_int_equal(validate(x, 384), VMDKIT_EFORMAT);
     x.flags &= ~VK_FLAG_REDUNDANT_GD; /* ignored without the flag */
     assert_int_equal(validate(x, 384), 0);
-    x = h; x.desc_offset_sectors = 380; /* descriptor past EOF */
+    x = h;
+    x.desc_offset_sectors = 380; /* descriptor past EOF */
     assert_int_equal(validate(x, 384), VMDKIT_EFORMAT);
-    x = h; x.gd_offset_sectors = VK_GD_AT_END; /* footer decides; not checked here */
+    x = h;
+    x.gd_offset_sectors = VK_GD_AT_END; /* footer decides; not checked here */
     assert_int_equal(validate(x, 384), 0);
 }
 
@@ -199,10 +220,8 @@ static void test_markers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_encode_offsets),
-        cmocka_unit_test(test_layout_worked_examples),
-        cmocka_unit_test(test_grain_math),
-        cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_encode_offsets), cmocka_unit_test(test_layout_worked_examples),
+        cmocka_unit_test(test_grain_math),     cmocka_unit_test(test_validate),
         cmocka_unit_test(test_markers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

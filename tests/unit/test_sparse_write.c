@@ -45,7 +45,8 @@ static int teardown(void **state)
 static void make_disk(char *path, size_t n, const char *name, uint64_t size)
 {
     snprintf(path, n, "%s/%s", dir, name);
-    vmdkit_create_opts o = {.struct_size = sizeof o, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = size};
+    vmdkit_create_opts o = {
+        .struct_size = sizeof o, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = size};
     vmdkit_error err;
     if (vmdkit_create(path, &o, &err))
         fail_msg("create %s: %s", path, err.msg);
@@ -134,7 +135,8 @@ static void read_grain(vk_extent *x, uint64_t g, uint8_t *buf)
 
 /* Grain G of X holds the parent's bytes (of the link, X starting at START)
  * but for sectors [ws, ws+wn) of the grain, which hold BYTE. */
-static void expect_cow_grain(vk_extent *x, uint64_t start, uint64_t g, uint64_t ws, uint64_t wn, uint8_t byte)
+static void expect_cow_grain(vk_extent *x, uint64_t start, uint64_t g, uint64_t ws, uint64_t wn,
+                             uint8_t byte)
 {
     uint8_t buf[GRAIN_BYTES];
     read_grain(x, g, buf);
@@ -215,7 +217,10 @@ static void test_partial_grain_over_parent(void **state)
 #define STRIDE 1024u
 #define N_TABLES 19u
 
-static uint64_t grain_of(unsigned t, unsigned round) { return (uint64_t)t * STRIDE * GTES + t % GTES + round; }
+static uint64_t grain_of(unsigned t, unsigned round)
+{
+    return (uint64_t)t * STRIDE * GTES + t % GTES + round;
+}
 static uint8_t byte_of(unsigned t, unsigned round) { return (uint8_t)(t * 8 + round + 1); }
 
 static void test_cache_eviction(void **state)
@@ -231,7 +236,7 @@ static void test_cache_eviction(void **state)
     /* table 0, then table 8192: the same slot of the 8192-slot cache */
     memset(g, byte_of(0, 0), sizeof g);
     assert_int_equal(x.ops->write(&x, grain_of(0, 0) * GRAIN_SECTORS, GRAIN_SECTORS, g, NULL, &e), 0);
-    assert_int_equal(file_u(path, 72, 1), 1); /* the unclean flag went first */
+    assert_int_equal(file_u(path, 72, 1), 1);               /* the unclean flag went first */
     assert_int_equal(gte_on_disk(path, grain_of(0, 0)), 0); /* table 0 is still in memory only */
     memset(g, byte_of(8, 0), sizeof g);
     assert_int_equal(x.ops->write(&x, grain_of(8, 0) * GRAIN_SECTORS, GRAIN_SECTORS, g, NULL, &e), 0);
@@ -275,7 +280,13 @@ static void test_cache_eviction(void **state)
     assert_memory_equal(buf, g, GRAIN_BYTES); /* a grain never written */
     vmdkit_close(d, NULL);
     vmdkit_check_result res;
-    assert_int_equal(vmdkit_check(path, &(vmdkit_check_opts){.struct_size = sizeof(vmdkit_check_opts), .flags = 0, .on_finding = NULL, .finding_opaque = NULL}, &res, &err), 0);
+    assert_int_equal(vmdkit_check(path,
+                                  &(vmdkit_check_opts){.struct_size = sizeof(vmdkit_check_opts),
+                                                       .flags = 0,
+                                                       .on_finding = NULL,
+                                                       .finding_opaque = NULL},
+                                  &res, &err),
+                     0);
     assert_int_equal(res.corruptions, 0);
     assert_int_equal(res.leaks, 0);
     assert_int_equal(res.stale, 0);
@@ -291,7 +302,8 @@ static void test_table_on_metadata(void **state)
     uint64_t desc = file_u(path, 28, 8), rgd = file_u(path, 48, 8);
     assert_int_not_equal(desc, 0);
     assert_int_not_equal(rgd, 0);
-    uint8_t le32[4] = {(uint8_t)desc, (uint8_t)(desc >> 8), (uint8_t)(desc >> 16), (uint8_t)(desc >> 24)};
+    uint8_t le32[4] = {(uint8_t)desc, (uint8_t)(desc >> 8), (uint8_t)(desc >> 16),
+                       (uint8_t)(desc >> 24)};
     int fd = open(path, O_RDWR);
     assert_true(fd >= 0);
     assert_int_equal(pwrite(fd, le32, 4, (off_t)(rgd * 512)), 4); /* redundant table 0: the descriptor */

@@ -28,11 +28,11 @@
 struct shape {
     uint64_t capacity_sectors;
     size_t count;
-    const uint64_t *grains;   /* ascending */
-    size_t short_last;        /* bytes left out of the final put (counted as zeros) */
+    const uint64_t *grains; /* ascending */
+    size_t short_last;      /* bytes left out of the final put (counted as zeros) */
     int threads;
     int level;
-    unsigned desc_padding;    /* comment bytes added to make the descriptor longer */
+    unsigned desc_padding; /* comment bytes added to make the descriptor longer */
 };
 
 /* ------------------------------------------------------------------ */
@@ -99,9 +99,12 @@ static uint64_t xorshift(uint64_t *s)
 static size_t compressed_limit(uint64_t g)
 {
     switch (g % 4) {
-    case 0: return GRAIN_BYTES / 2;          /* text */
-    case 3: return GRAIN_BYTES / 4;          /* one random block repeated */
-    default: return GRAIN_BYTES + 64;        /* random; half zeros */
+    case 0:
+        return GRAIN_BYTES / 2; /* text */
+    case 3:
+        return GRAIN_BYTES / 4; /* one random block repeated */
+    default:
+        return GRAIN_BYTES + 64; /* random; half zeros */
     }
 }
 
@@ -391,10 +394,7 @@ static void verify_stream(const char *path, const struct shape *sh, const char *
 /* ------------------------------------------------------------------ */
 /* Cross-check with qemu-img                                            */
 
-static bool have_qemu_img(void)
-{
-    return system("command -v qemu-img >/dev/null 2>&1") == 0;
-}
+static bool have_qemu_img(void) { return system("command -v qemu-img >/dev/null 2>&1") == 0; }
 
 static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int run(const char *fmt, ...)
@@ -468,9 +468,9 @@ static void empty_disk(void **state)
 }
 
 /* 5 MiB + 3 sectors: 81 grains, the last one 3 sectors long; a few holes. */
-static const uint64_t small_grains[] = {0,  1,  2,  3,  4,  7,  8,  9,  10, 11, 12, 13, 14,
-                                        15, 16, 17, 20, 21, 30, 31, 32, 33, 40, 50, 60, 61,
-                                        62, 63, 64, 65, 70, 71, 72, 79, 80};
+static const uint64_t small_grains[] = {0,  1,  2,  3,  4,  7,  8,  9,  10, 11, 12, 13,
+                                        14, 15, 16, 17, 20, 21, 30, 31, 32, 33, 40, 50,
+                                        60, 61, 62, 63, 64, 65, 70, 71, 72, 79, 80};
 
 static void small_unaligned_disk(void **state)
 {
@@ -487,9 +487,9 @@ static void small_unaligned_disk(void **state)
 
 /* 4 GT ranges + a partial fifth; data in ranges 0 (crossing into 1) and 3:
  * the GTs of ranges 2 and 4 are omitted. */
-static const uint64_t gap_grains[] = {0, 1, 2, 200, 505, 506, 507, 508, 509, 510, 511,
-                                      512, 513, 514, 515, 516, 517, 1023,
-                                      3 * 512, 3 * 512 + 1, 3 * 512 + 300, 3 * 512 + 511};
+static const uint64_t gap_grains[] = {
+    0,   1,   2,   200, 505, 506, 507,  508,     509,         510,           511,
+    512, 513, 514, 515, 516, 517, 1023, 3 * 512, 3 * 512 + 1, 3 * 512 + 300, 3 * 512 + 511};
 
 static void gapped_disk(void **state)
 {

@@ -66,7 +66,8 @@ static size_t temps_in(const char *dir)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(base, sizeof base, "%s/vmdkit-temp-folder-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(base, sizeof base, "%s/vmdkit-temp-folder-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     return mkdtemp(base) ? 0 : -1;
 }
 
@@ -84,8 +85,8 @@ static int teardown(void **state)
  * killed process would. */
 struct owner {
     pid_t pid;
-    int go;          /* write end: closing it lets the child die */
-    char path[512];  /* the folder it made */
+    int go;         /* write end: closing it lets the child die */
+    char path[512]; /* the folder it made */
 };
 
 static void spawn_owner(const char *dir, const char *name, struct owner *o)

@@ -36,8 +36,8 @@ static void expect_bytes(const vk_vmsd *s, const char *want, size_t len)
     vk_err e = {0};
     assert_int_equal(vk_vmx_serialize(s->file, &got, &n, &e), 0);
     if (n != len || memcmp(got, want, len) != 0)
-        fail_msg("serialized text differs:\n--- got (%zu bytes)\n%.*s\n--- want (%zu bytes)\n%.*s",
-                 n, (int)n, got, len, (int)len, want);
+        fail_msg("serialized text differs:\n--- got (%zu bytes)\n%.*s\n--- want (%zu bytes)\n%.*s", n,
+                 (int)n, got, len, (int)len, want);
     free(got);
 }
 
@@ -76,12 +76,12 @@ static const char *corpus(void)
     return stat(sources, &st) == 0 ? corpus_path : NULL;
 }
 
-#define NEED_CORPUS()                                                                        \
-    do {                                                                                     \
-        if (!corpus()) {                                                                     \
-            print_message("vm corpus not found (set VMDKIT_VM_CORPUS): test skipped\n");     \
-            skip();                                                                          \
-        }                                                                                    \
+#define NEED_CORPUS()                                                                    \
+    do {                                                                                 \
+        if (!corpus()) {                                                                 \
+            print_message("vm corpus not found (set VMDKIT_VM_CORPUS): test skipped\n"); \
+            skip();                                                                      \
+        }                                                                                \
     } while (0)
 
 static char *read_all(const char *path, size_t *len)
@@ -185,7 +185,8 @@ static void test_corpus_esx_four_snapshots(void **state)
     assert_int_equal(s->current, 18);
     static const uint32_t uids[] = {15, 16, 17, 18};
     static const char *const names[] = {"sad", "aksdn", "alkBS", "ASKDB"};
-    static const char *const files[] = {"sql.vmdk", "sql-000002.vmdk", "sql-000001.vmdk", "sql-000003.vmdk"};
+    static const char *const files[] = {"sql.vmdk", "sql-000002.vmdk", "sql-000001.vmdk",
+                                        "sql-000003.vmdk"};
     /* high 310880, low -365210110 ... (recomputed: 2012-04-23 23:22:42 UTC on) */
     static const int64_t times[] = {1335223362737666, 1335223401753650, 1335223474625707,
                                     1335223542526876};
@@ -216,7 +217,8 @@ static void test_corpus_workstation_and_clones(void **state)
     vk_vmsd *s = load_corpus("faithro/FaithRO-GATE5-LAB.vmsd");
     assert_int_equal(s->n_snaps, 1);
     assert_string_equal(s->snaps[0].disks[0].node, "nvme0:0");
-    assert_non_null(strstr(s->snaps[0].description, "altera\xc3\xa7\xc3\xb5" "es"));
+    assert_non_null(strstr(s->snaps[0].description, "altera\xc3\xa7\xc3\xb5"
+                                                    "es"));
     assert_true(s->snaps[0].create_time_us == 1788442923920000); /* 2026-09-03 13:42:03 UTC */
     assert_int_equal(s->n_mru, 1);
     vk_vmsd_free(s);
@@ -387,8 +389,12 @@ static void test_crlf_and_vmware_order(void **state)
     vk_vmsd *s = PARSE_LIT(text);
     vk_err e = {0};
     const char *files[] = {"VM-000001.vmdk"}, *nodes[] = {"nvme0:0"};
-    vk_vmsd_new n = {.display_name = "second", .description = "two", .create_time_us = 1788442923920001,
-                     .files = files, .nodes = nodes, .n_disks = 1};
+    vk_vmsd_new n = {.display_name = "second",
+                     .description = "two",
+                     .create_time_us = 1788442923920001,
+                     .files = files,
+                     .nodes = nodes,
+                     .n_disks = 1};
     uint32_t uid;
     assert_int_equal(vk_vmsd_add(s, &n, &uid, &e), 0);
     EXPECT_LIT(s, ".encoding = \"UTF-8\"\r\n"
@@ -550,8 +556,9 @@ static void test_malformed(void **state)
                "t.vmsd: snapshot0.uid: \"x1\" is not a valid number here");
     expect_bad("snapshot0.uid = \"4294967296\"\n", VMDKIT_EFORMAT,
                "t.vmsd: snapshot0.uid: \"4294967296\" is not a valid number here");
-    expect_bad("snapshot0.uid = \"1\"\nsnapshot0.createTimeLow = \"1e3\"\nsnapshot0.createTimeHigh = \"1\"\n",
-               VMDKIT_EFORMAT, "t.vmsd: snapshot0.createTimeLow: \"1e3\" is not a valid number here");
+    expect_bad(
+        "snapshot0.uid = \"1\"\nsnapshot0.createTimeLow = \"1e3\"\nsnapshot0.createTimeHigh = \"1\"\n",
+        VMDKIT_EFORMAT, "t.vmsd: snapshot0.createTimeLow: \"1e3\" is not a valid number here");
     expect_bad("snapshot0.displayName = \"no uid\"\n", VMDKIT_EFORMAT,
                "t.vmsd: snapshot0: an entry without snapshot0.uid");
     expect_bad("snapshot0.uid = \"2\"\nsnapshot5.uid = \"2\"\n", VMDKIT_EFORMAT,

@@ -18,39 +18,38 @@
 
 /* A Workstation/Fusion configuration as VMware writes it, with a few
  * hand edits: comments, blank lines, odd spacing, a trailing comment. */
-static const char vmx_lf[] =
-    ".encoding = \"UTF-8\"\n"
-    "config.version = \"8\"\n"
-    "virtualHW.version = \"19\"\n"
-    "# edited by hand: more memory for the build\n"
-    "displayName = \"Ubuntu 22.04\"\n"
-    "guestOS = \"ubuntu-64\"\n"
-    "memsize = \"4096\"\n"
-    "numvcpus = \"2\"\n"
-    "\n"
-    "scsi0.present = \"TRUE\"\n"
-    "scsi0.virtualDev = \"lsilogic\"\n"
-    "scsi0:0.present = \"TRUE\"\n"
-    "scsi0:0.fileName = \"Base.vmdk\"\n"
-    "sata0.present = \"TRUE\"\n"
-    "sata0:1.present = \"TRUE\"\n"
-    "sata0:1.deviceType = \"cdrom-image\"\n"
-    "sata0:1.fileName = \"ubuntu.iso\"\n"
-    "nvme0.present = \"TRUE\"\n"
-    "nvme0:0.present = \"TRUE\"\n"
-    "nvme0:0.fileName = \"Data-000001.vmdk\"\n"
-    "ide1:0.present = \"FALSE\"\n"
-    "ide1:0.fileName = \"Old.vmdk\"\n"
-    "ethernet0.present = \"TRUE\"\n"
-    "ethernet0.connectionType = \"nat\"\n"
-    "ethernet0.virtualDev = \"e1000\"\n"
-    "ethernet0.addressType = \"generated\"\n"
-    "ethernet0.generatedAddress = \"00:0c:29:3b:8a:10\"\n"
-    "uuid.bios = \"56 4d 12 34 56 78 9a bc-de f0 12 34 56 78 9a bc\"\n"
-    "annotation = \"Test VM for |22vmdkit|22 |7C pipes|0Asecond line\"\n"
-    "   # an indented comment\n"
-    "tools.syncTime   =   \"FALSE\"   # keep the guest clock\n"
-    "\t\n";
+static const char vmx_lf[] = ".encoding = \"UTF-8\"\n"
+                             "config.version = \"8\"\n"
+                             "virtualHW.version = \"19\"\n"
+                             "# edited by hand: more memory for the build\n"
+                             "displayName = \"Ubuntu 22.04\"\n"
+                             "guestOS = \"ubuntu-64\"\n"
+                             "memsize = \"4096\"\n"
+                             "numvcpus = \"2\"\n"
+                             "\n"
+                             "scsi0.present = \"TRUE\"\n"
+                             "scsi0.virtualDev = \"lsilogic\"\n"
+                             "scsi0:0.present = \"TRUE\"\n"
+                             "scsi0:0.fileName = \"Base.vmdk\"\n"
+                             "sata0.present = \"TRUE\"\n"
+                             "sata0:1.present = \"TRUE\"\n"
+                             "sata0:1.deviceType = \"cdrom-image\"\n"
+                             "sata0:1.fileName = \"ubuntu.iso\"\n"
+                             "nvme0.present = \"TRUE\"\n"
+                             "nvme0:0.present = \"TRUE\"\n"
+                             "nvme0:0.fileName = \"Data-000001.vmdk\"\n"
+                             "ide1:0.present = \"FALSE\"\n"
+                             "ide1:0.fileName = \"Old.vmdk\"\n"
+                             "ethernet0.present = \"TRUE\"\n"
+                             "ethernet0.connectionType = \"nat\"\n"
+                             "ethernet0.virtualDev = \"e1000\"\n"
+                             "ethernet0.addressType = \"generated\"\n"
+                             "ethernet0.generatedAddress = \"00:0c:29:3b:8a:10\"\n"
+                             "uuid.bios = \"56 4d 12 34 56 78 9a bc-de f0 12 34 56 78 9a bc\"\n"
+                             "annotation = \"Test VM for |22vmdkit|22 |7C pipes|0Asecond line\"\n"
+                             "   # an indented comment\n"
+                             "tools.syncTime   =   \"FALSE\"   # keep the guest clock\n"
+                             "\t\n";
 
 static char tmpdir[64];
 
@@ -98,8 +97,8 @@ static void expect_bytes(const vk_vmx *v, const char *want, size_t len)
     vk_err e = {0};
     assert_int_equal(vk_vmx_serialize(v, &got, &n, &e), 0);
     if (n != len || memcmp(got, want, len) != 0)
-        fail_msg("serialized text differs:\n--- got (%zu bytes)\n%.*s\n--- want (%zu bytes)\n%.*s",
-                 n, (int)n, got, len, (int)len, want);
+        fail_msg("serialized text differs:\n--- got (%zu bytes)\n%.*s\n--- want (%zu bytes)\n%.*s", n,
+                 (int)n, got, len, (int)len, want);
     free(got);
 }
 
@@ -332,8 +331,8 @@ static void test_set_bare_and_duplicates(void **state)
                             "Dup = \"second\"\n";
     vk_vmx *v = parse_ok(t, sizeof t - 1);
     vk_err e = {0};
-    assert_int_equal(vk_vmx_set(v, "a", "other", &e), 0);   /* stays bare */
-    assert_int_equal(vk_vmx_set(v, "b", "x", &e), 0);       /* empty bare gains quotes */
+    assert_int_equal(vk_vmx_set(v, "a", "other", &e), 0); /* stays bare */
+    assert_int_equal(vk_vmx_set(v, "b", "x", &e), 0);     /* empty bare gains quotes */
     assert_int_equal(vk_vmx_set(v, "c", "two words", &e), 0);
     assert_int_equal(vk_vmx_set(v, "dup", "third", &e), 0); /* the line that counts */
     static const char want[] = "a = other # c\n"
@@ -511,7 +510,9 @@ static void test_malformed(void **state)
     BAD("= \"x\"\n", "line 1:", "not 'key = value'");
     BAD("displayName \"x\"\n", "line 1:", "expected '='");
     BAD("a = \"x\" junk\n", "line 1:", "after the value");
-    BAD("\xef\xbb\xbf" "a = \"1\"\n\"b\" = \"2\"", "line 2:", "not 'key = value'");
+    BAD("\xef\xbb\xbf"
+        "a = \"1\"\n\"b\" = \"2\"",
+        "line 2:", "not 'key = value'");
     BAD("a = \"|00\"\n", "line 1:", "|00");
     BAD("a = \"1\"\nb", "line 2:", "expected '='");
     BAD("a = \"1\"\nb\x01 = \"2\"\n", "line 2:", "expected '='");

@@ -31,8 +31,8 @@ static void expect_bytes(const vk_vmx *v, const char *want, size_t len)
     vk_err e = {0};
     assert_int_equal(vk_vmx_serialize(v, &got, &n, &e), 0);
     if (n != len || memcmp(got, want, len) != 0)
-        fail_msg("serialized text differs:\n--- got (%zu bytes)\n%.*s\n--- want (%zu bytes)\n%.*s",
-                 n, (int)n, got, len, (int)len, want);
+        fail_msg("serialized text differs:\n--- got (%zu bytes)\n%.*s\n--- want (%zu bytes)\n%.*s", n,
+                 (int)n, got, len, (int)len, want);
     free(got);
 }
 
@@ -62,10 +62,15 @@ static void test_cp1252_set(void **state)
     (void)state;
     vk_vmx *v = PARSE_LIT(cp1252);
     vk_err e = {0};
-    assert_int_equal(vk_vmx_set(v, "displayName", "Cr\xc3\xa8me br\xc3\xbbl\xc3\xa9" "e", &e), 0);
+    assert_int_equal(vk_vmx_set(v, "displayName",
+                                "Cr\xc3\xa8me br\xc3\xbbl\xc3\xa9"
+                                "e",
+                                &e),
+                     0);
     assert_int_equal(vk_vmx_set(v, "guestinfo.owner", "Jos\xc3\xa9", &e), 0);
     EXPECT_LIT(v, ".encoding = \"windows-1252\"\r\n"
-                  "displayName = \"Cr\xe8me br\xfbl\xe9" "e\"\r\n"
+                  "displayName = \"Cr\xe8me br\xfbl\xe9"
+                  "e\"\r\n"
                   "annotation = \"price |22\x80 5|22\"\r\n"
                   "guestinfo.owner = \"Jos\xe9\"\r\n");
     assert_string_equal(vk_vmx_get(v, "guestinfo.owner"), "Jos\xc3\xa9");
@@ -111,7 +116,8 @@ static void test_cp1252_invalid_byte(void **state)
  * trail byte is '|') */
 static const char sjis[] = ".encoding = \"Shift_JIS\"\r\n"
                            "sata0:1.fileName = \"I:\\Media\\\x93\xfa\x96\x7b\x8c\xea.iso\"\r\n"
-                           "annotation = \"\x81\x7c" "41\"\r\n";
+                           "annotation = \"\x81\x7c"
+                           "41\"\r\n";
 
 static void test_sjis_get(void **state)
 {
@@ -121,7 +127,8 @@ static void test_sjis_get(void **state)
     assert_string_equal(vk_vmx_get(v, "sata0:1.fileName"),
                         "I:\\Media\\\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e.iso");
     /* converted before the |XX escapes are undone: |41 here is no escape */
-    assert_string_equal(vk_vmx_get(v, "annotation"), "\xef\xbc\x8d" "41");
+    assert_string_equal(vk_vmx_get(v, "annotation"), "\xef\xbc\x8d"
+                                                     "41");
     EXPECT_LIT(v, sjis);
     vk_vmx_free(v);
 }
@@ -135,7 +142,8 @@ static void test_sjis_set(void **state)
     assert_int_equal(vk_vmx_set(v, "displayName", "\xe3\x82\xbd\xe3\x83\x95\xe3\x83\x88 |1|", &e), 0);
     EXPECT_LIT(v, ".encoding = \"Shift_JIS\"\r\n"
                   "sata0:1.fileName = \"I:\\Media\\\x93\xfa\x96\x7b\x8c\xea.iso\"\r\n"
-                  "annotation = \"\x81\x7c" "41\"\r\n"
+                  "annotation = \"\x81\x7c"
+                  "41\"\r\n"
                   "displayName = \"\x83\x5c\x83\x74\x83\x67 |7C1|7C\"\r\n");
     /* read back after a fresh parse of the bytes written */
     char *text;

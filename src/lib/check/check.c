@@ -21,16 +21,19 @@ void vk_check_emit(vk_check *c, int kind, const char *file, uint64_t offset, con
     if (!c->fn)
         return;
     vmdkit_check_finding f = {
-        .kind = kind, .file = file, .message = msg, .offset = offset, .after_repair = c->after_repair,
+        .kind = kind,
+        .file = file,
+        .message = msg,
+        .offset = offset,
+        .after_repair = c->after_repair,
     };
     c->fn(c->opaque, &f);
 }
 
-static void emit_v(vk_check *c, int kind, const char *file, uint64_t offset, const char *fmt,
-                   va_list ap) VK_PRINTF(5, 0);
+static void emit_v(vk_check *c, int kind, const char *file, uint64_t offset, const char *fmt, va_list ap)
+    VK_PRINTF(5, 0);
 
-static void emit_v(vk_check *c, int kind, const char *file, uint64_t offset, const char *fmt,
-                   va_list ap)
+static void emit_v(vk_check *c, int kind, const char *file, uint64_t offset, const char *fmt, va_list ap)
 {
     char msg[VMDKIT_ERRMSG_MAX];
     vk_vformat_fitted(msg, sizeof msg, NULL, fmt, ap);

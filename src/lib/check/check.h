@@ -22,8 +22,8 @@
 typedef struct vk_cfile {
     char *path;
     int fd;
-    uint64_t size;      /* bytes when opened; updated by the repair */
-    bool writable;      /* opened read-write (the top link under repair) */
+    uint64_t size; /* bytes when opened; updated by the repair */
+    bool writable; /* opened read-write (the top link under repair) */
     dev_t dev;
     ino_t ino;
 } vk_cfile;
@@ -31,25 +31,25 @@ typedef struct vk_cfile {
 /* Order in which planned fixes reach the disk: each phase is durable
  * before the next begins. */
 enum vk_fix_phase {
-    VK_FIX_TABLES,       /* grain-table contents (existing or new tables) */
-    VK_FIX_DIRECTORY,    /* grain-directory entries */
-    VK_FIX_DESCRIPTOR,   /* extent lines */
-    VK_FIX_TRUNCATE,     /* leaked space cut from the end of a file */
-    VK_FIX_HEADER,       /* the unclean-shutdown flag */
+    VK_FIX_TABLES,     /* grain-table contents (existing or new tables) */
+    VK_FIX_DIRECTORY,  /* grain-directory entries */
+    VK_FIX_DESCRIPTOR, /* extent lines */
+    VK_FIX_TRUNCATE,   /* leaked space cut from the end of a file */
+    VK_FIX_HEADER,     /* the unclean-shutdown flag */
     VK_FIX_PHASES
 };
 
 enum vk_fix_op { VK_FIX_WRITE, VK_FIX_TRUNCATE_AT, VK_FIX_REPLACE_FILE };
 
 typedef struct vk_fix {
-    int phase;            /* enum vk_fix_phase */
-    int op;               /* enum vk_fix_op */
-    size_t file;          /* index into the file table */
-    uint64_t offset;      /* WRITE: where; TRUNCATE_AT: the new size */
-    uint8_t *data;        /* WRITE / REPLACE_FILE: the new bytes */
+    int phase;       /* enum vk_fix_phase */
+    int op;          /* enum vk_fix_op */
+    size_t file;     /* index into the file table */
+    uint64_t offset; /* WRITE: where; TRUNCATE_AT: the new size */
+    uint8_t *data;   /* WRITE / REPLACE_FILE: the new bytes */
     size_t len;
-    char *what;           /* reported once done */
-    int kind;             /* the finding kind it removes (for the counts) */
+    char *what; /* reported once done */
+    int kind;   /* the finding kind it removes (for the counts) */
 } vk_fix;
 
 /* Counters of one pass over the disk. */
@@ -57,8 +57,8 @@ typedef struct vk_check_counts {
     uint64_t corruptions, leaks, leaked_bytes, stale, findings, dropped;
     uint64_t leak_findings;
     bool unclean, incomplete;
-    bool unclean_kept;    /* the flag is set in an extent this call does not write
-                             (a parent, a COWD redo log, or any without a repair) */
+    bool unclean_kept; /* the flag is set in an extent this call does not write
+                          (a parent, a COWD redo log, or any without a repair) */
 } vk_check_counts;
 
 typedef struct vk_check {
@@ -66,8 +66,8 @@ typedef struct vk_check {
     const char *top_path;
     vmdkit_check_fn fn;
     void *opaque;
-    bool emit;            /* pass findings to FN in this pass */
-    bool plan;            /* collect fixes in this pass (repair) */
+    bool emit; /* pass findings to FN in this pass */
+    bool plan; /* collect fixes in this pass (repair) */
     bool after_repair;
     vk_check_counts n;
     vk_err *e;
@@ -139,11 +139,11 @@ int vk_check_peek(const char *path, uint64_t *size);
 /* ---- repair plan (check_repair.c) ---- */
 
 /* Plan writing LEN bytes of DATA (copied) at OFFSET of file IDX. */
-int vk_check_plan_write(vk_check *c, int phase, int kind, size_t idx, uint64_t offset,
-                        const void *data, size_t len, const char *fmt, ...) VK_PRINTF(8, 9);
+int vk_check_plan_write(vk_check *c, int phase, int kind, size_t idx, uint64_t offset, const void *data,
+                        size_t len, const char *fmt, ...) VK_PRINTF(8, 9);
 /* Plan cutting file IDX to NEW_SIZE bytes. */
-int vk_check_plan_truncate(vk_check *c, int kind, size_t idx, uint64_t new_size, const char *fmt,
-                           ...) VK_PRINTF(5, 6);
+int vk_check_plan_truncate(vk_check *c, int kind, size_t idx, uint64_t new_size, const char *fmt, ...)
+    VK_PRINTF(5, 6);
 /* Plan replacing the whole of file IDX with DATA (atomically). */
 int vk_check_plan_replace(vk_check *c, int kind, size_t idx, const void *data, size_t len,
                           const char *fmt, ...) VK_PRINTF(6, 7);
@@ -168,16 +168,16 @@ void vk_check_chain_shape(const char *top, uint64_t *capacity_bytes, unsigned *l
 
 /* What the link layer knows about an extent it hands to a checker. */
 typedef struct vk_check_extent {
-    size_t file;              /* index into the file table */
-    const char *name;         /* the file as the user should see it */
-    uint64_t size_sectors;    /* size given by the extent line */
-    bool repairable;          /* part of the top link under repair */
+    size_t file;           /* index into the file table */
+    const char *name;      /* the file as the user should see it */
+    uint64_t size_sectors; /* size given by the extent line */
+    bool repairable;       /* part of the top link under repair */
     /* results */
-    bool header_ok;           /* a sound header was found */
-    uint64_t capacity_sectors;/* capacity in that header */
+    bool header_ok;            /* a sound header was found */
+    uint64_t capacity_sectors; /* capacity in that header */
     uint64_t grain_sectors;
-    bool compressed;          /* a streamOptimized (compressed) extent */
-    bool unclean;             /* the unclean-shutdown flag is set */
+    bool compressed; /* a streamOptimized (compressed) extent */
+    bool unclean;    /* the unclean-shutdown flag is set */
 } vk_check_extent;
 
 /* Hosted sparse (KDMV) extents, including streamOptimized. */

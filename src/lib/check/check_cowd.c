@@ -14,7 +14,7 @@ typedef struct cowd_check {
     int fd;
     uint64_t file_bytes;
     uint64_t grain_sectors, gtes, gd_sectors_at, num_gdes, used_gdes;
-    uint64_t meta_end;   /* end of header and directory, bytes */
+    uint64_t meta_end; /* end of header and directory, bytes */
 } cowd_check;
 
 /* Is [off, off+len) bytes inside the file and past the header and directory? */
@@ -42,7 +42,8 @@ static int check_tables(cowd_check *k, const uint32_t *gd, uint64_t extent_secto
             vk_check_report(c, VMDKIT_FIND_CORRUPT, k->file, gde_off,
                             "%s: grain directory entry %llu: table at sector %u %s", k->file,
                             (unsigned long long)i, gd[i],
-                            past ? "reaches past the end of the file" : "lies inside the header or directory");
+                            past ? "reaches past the end of the file"
+                                 : "lies inside the header or directory");
             continue;
         }
         if ((r = vk_pread_full(k->fd, gt, gt_bytes, (uint64_t)gd[i] * VK_SECTOR, k->file, c->e)))
@@ -98,9 +99,10 @@ int vk_check_cowd(vk_check *c, vk_check_extent *x)
         x->unclean = true;
         c->n.unclean = true;
         c->n.unclean_kept = true; /* the repair does not write redo logs */
-        vk_check_report(c, VMDKIT_FIND_INFO, k.file, 1648,
-                        "%s: uncleanShutdown: set: the extent was not closed cleanly (not an error by itself)",
-                        k.file);
+        vk_check_report(
+            c, VMDKIT_FIND_INFO, k.file, 1648,
+            "%s: uncleanShutdown: set: the extent was not closed cleanly (not an error by itself)",
+            k.file);
     }
     if (!vk_grain_sectors_ok(k.grain_sectors)) {
         vk_check_report(c, VMDKIT_FIND_CORRUPT, k.file, 16,
@@ -121,9 +123,10 @@ int vk_check_cowd(vk_check *c, vk_check_extent *x)
     uint64_t gd_off = k.gd_sectors_at * VK_SECTOR, gd_end;
     if (gd_off < COWD_HEADER_BYTES || !vk_add_ok(gd_off, k.num_gdes * 4, &gd_end) ||
         gd_end > k.file_bytes) {
-        vk_check_report(c, VMDKIT_FIND_CORRUPT, k.file, 20,
-                        "%s: gdOffset: directory of %llu entries at sector %llu is not inside the file after the header",
-                        k.file, (unsigned long long)k.num_gdes, (unsigned long long)k.gd_sectors_at);
+        vk_check_report(
+            c, VMDKIT_FIND_CORRUPT, k.file, 20,
+            "%s: gdOffset: directory of %llu entries at sector %llu is not inside the file after the header",
+            k.file, (unsigned long long)k.num_gdes, (unsigned long long)k.gd_sectors_at);
         return 0;
     }
     k.meta_end = gd_end;

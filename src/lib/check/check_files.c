@@ -155,8 +155,9 @@ int vk_check_open_extent(vk_check *c, const char *desc_path, const char *name, c
             return vk_fail(e, VMDKIT_ENOENT, "%s: not found", path);
         if (err == ELOOP || err == EXDEV)
             return vk_fail(e, VMDKIT_EPATH, "%s: extent file \"%s\": %s", desc_path, name,
-                           err == ELOOP ? "a symbolic link, not followed (use --allow-external-extents to permit)"
-                                        : "outside the descriptor's folder");
+                           err == ELOOP
+                               ? "a symbolic link, not followed (use --allow-external-extents to permit)"
+                               : "outside the descriptor's folder");
         return vk_fail_errno(e, err, "%s: open", path);
     }
     struct stat st;

@@ -42,9 +42,10 @@ static int check_header(vk_sparse_check *s, bool *ok)
         s->x->unclean = true;
         c->n.unclean = true;
         c->n.unclean_kept |= !(c->plan && s->x->repairable);
-        vk_check_report(c, VMDKIT_FIND_INFO, s->file, 72,
-                        "%s: uncleanShutdown: set: the extent was not closed cleanly (not an error by itself)",
-                        s->file);
+        vk_check_report(
+            c, VMDKIT_FIND_INFO, s->file, 72,
+            "%s: uncleanShutdown: set: the extent was not closed cleanly (not an error by itself)",
+            s->file);
         if (c->plan && s->x->repairable) {
             uint8_t zero = 0;
             r = vk_check_plan_write(c, VK_FIX_HEADER, VMDKIT_FIND_INFO, s->x->file, 72, &zero, 1,
@@ -59,14 +60,14 @@ static int check_header(vk_sparse_check *s, bool *ok)
                         s->file);
     if (s->stream_footer && !s->markers) {
         vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file, 56,
-                        "%s: gdOffset: at the end of the stream, but the stream has no markers", s->file);
+                        "%s: gdOffset: at the end of the stream, but the stream has no markers",
+                        s->file);
         return 0;
     }
     if (s->h.overhead_sectors > s->file_sectors)
         vk_check_report(c, VMDKIT_FIND_INFO, s->file, 64,
                         "%s: overHead: %llu sectors, past the end of the file (%llu sectors)", s->file,
-                        (unsigned long long)s->h.overhead_sectors,
-                        (unsigned long long)s->file_sectors);
+                        (unsigned long long)s->h.overhead_sectors, (unsigned long long)s->file_sectors);
     if (s->stream_footer) {
         bool footer_ok;
         if ((r = vk_check_stream_footer(s, &footer_ok)) || !footer_ok)
@@ -100,29 +101,31 @@ static int check_directories(vk_sparse_check *s, bool *ok)
     s->gt_bytes = (uint64_t)h->gtes_per_gt * 4;
     s->grains = vk_div_round_up(h->capacity_sectors, h->grain_sectors);
     if (s->num_gdes > VK_CHECK_MAX_GDES) {
-        vk_check_report(c, VMDKIT_FIND_INFO, s->file, 12,
-                        "%s: capacity: %llu sectors need a grain directory of %llu entries, more than the %llu vmdkit checks (not checked)",
-                        s->file, (unsigned long long)h->capacity_sectors,
-                        (unsigned long long)s->num_gdes, (unsigned long long)VK_CHECK_MAX_GDES);
+        vk_check_report(
+            c, VMDKIT_FIND_INFO, s->file, 12,
+            "%s: capacity: %llu sectors need a grain directory of %llu entries, more than the %llu vmdkit checks (not checked)",
+            s->file, (unsigned long long)h->capacity_sectors, (unsigned long long)s->num_gdes,
+            (unsigned long long)VK_CHECK_MAX_GDES);
         c->n.incomplete = true;
         return 0;
     }
     s->has_rgd = (h->flags & VK_FLAG_REDUNDANT_GD) && h->rgd_offset_sectors != 0 && !s->stream_footer;
-    if (s->has_rgd && s->compressed &&
-        (h->rgd_offset_sectors + s->gd_sectors > s->file_sectors)) {
+    if (s->has_rgd && s->compressed && (h->rgd_offset_sectors + s->gd_sectors > s->file_sectors)) {
         /* streams ignore the redundant directory; only a real one is checked */
-        vk_check_report(c, VMDKIT_FIND_INFO, s->file, 48,
-                        "%s: rgdOffset: redundant grain directory lies outside the file (ignored in a compressed extent)",
-                        s->file);
+        vk_check_report(
+            c, VMDKIT_FIND_INFO, s->file, 48,
+            "%s: rgdOffset: redundant grain directory lies outside the file (ignored in a compressed extent)",
+            s->file);
         s->has_rgd = false;
     }
     int r = vk_space_init(&s->space, s->file_sectors, h->grain_sectors, e);
     if (r)
         return r;
     if (!s->space.enabled) {
-        vk_check_report(c, VMDKIT_FIND_INFO, s->file, VMDKIT_CHECK_NO_OFFSET,
-                        "%s: grainSize: %llu sectors is too small for the file size to account for its space; overlaps and leaks were not checked",
-                        s->file, (unsigned long long)h->grain_sectors);
+        vk_check_report(
+            c, VMDKIT_FIND_INFO, s->file, VMDKIT_CHECK_NO_OFFSET,
+            "%s: grainSize: %llu sectors is too small for the file size to account for its space; overlaps and leaks were not checked",
+            s->file, (unsigned long long)h->grain_sectors);
         c->n.incomplete = true;
     }
     /* fixed structures: where the header puts them */
@@ -136,16 +139,18 @@ static int check_directories(vk_sparse_check *s, bool *ok)
         return r;
     bool clash = false;
     if (desc_len && overlaps(h->desc_offset_sectors, desc_len, h->gd_offset_sectors, s->gd_sectors)) {
-        vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file, 28,
-                        "%s: descriptorOffset/gdOffset: the descriptor area and the grain directory overlap",
-                        s->file);
+        vk_check_report(
+            c, VMDKIT_FIND_CORRUPT, s->file, 28,
+            "%s: descriptorOffset/gdOffset: the descriptor area and the grain directory overlap",
+            s->file);
         clash = true;
     }
     if (s->has_rgd && desc_len &&
         overlaps(h->desc_offset_sectors, desc_len, h->rgd_offset_sectors, s->gd_sectors)) {
-        vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file, 28,
-                        "%s: descriptorOffset/rgdOffset: the descriptor area and the redundant grain directory overlap",
-                        s->file);
+        vk_check_report(
+            c, VMDKIT_FIND_CORRUPT, s->file, 28,
+            "%s: descriptorOffset/rgdOffset: the descriptor area and the redundant grain directory overlap",
+            s->file);
         clash = true;
     }
     if (s->has_rgd &&
@@ -219,11 +224,11 @@ static int check_leaks(vk_sparse_check *s)
             v++;
         uint64_t from = u * unit_bytes;
         uint64_t to = vk_min(v * unit_bytes, s->file_bytes);
-        vk_check_leak(c, s->file, from, v - u, to - from,
-                      "%s: sectors %llu-%llu (%llu bytes): allocated but not referenced by any grain table",
-                      s->file, (unsigned long long)(from / VK_SECTOR),
-                      (unsigned long long)(vk_div_round_up(to, VK_SECTOR) - 1),
-                      (unsigned long long)(to - from));
+        vk_check_leak(
+            c, s->file, from, v - u, to - from,
+            "%s: sectors %llu-%llu (%llu bytes): allocated but not referenced by any grain table",
+            s->file, (unsigned long long)(from / VK_SECTOR),
+            (unsigned long long)(vk_div_round_up(to, VK_SECTOR) - 1), (unsigned long long)(to - from));
         tail = v == sp->n_units;
         u = v;
     }
@@ -253,9 +258,10 @@ int vk_check_kdmv(vk_check *c, vk_check_extent *x)
     if ((r = vk_check_tables_judge(&s)) || (r = vk_check_tables_grains(&s)))
         goto out;
     if (s.tail_grains)
-        vk_check_report(c, VMDKIT_FIND_INFO, s.file, VMDKIT_CHECK_NO_OFFSET,
-                        "%s: %llu grain(s) end past the end of the file; the missing part reads as zeros",
-                        s.file, (unsigned long long)s.tail_grains);
+        vk_check_report(
+            c, VMDKIT_FIND_INFO, s.file, VMDKIT_CHECK_NO_OFFSET,
+            "%s: %llu grain(s) end past the end of the file; the missing part reads as zeros", s.file,
+            (unsigned long long)s.tail_grains);
     if (s.compressed)
         r = vk_check_stream_walk(&s);
     else

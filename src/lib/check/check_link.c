@@ -20,27 +20,27 @@
 enum file_kind { FK_NONE, FK_KDMV, FK_COWD, FK_SESPARSE, FK_OTHER };
 
 typedef struct link_facts {
-    bool known;         /* the link was read: capacity is meaningful */
-    bool has_cid;       /* it has a real descriptor with a CID */
+    bool known;   /* the link was read: capacity is meaningful */
+    bool has_cid; /* it has a real descriptor with a CID */
     uint32_t cid;
-    uint64_t capacity;  /* sectors */
+    uint64_t capacity; /* sectors */
 } link_facts;
 
 typedef struct link_ctx {
     const struct link_ctx *child; /* the link whose parent this is, or NULL at the top */
     vk_check *c;
     const char *path;
-    size_t file;             /* the link's own file */
+    size_t file; /* the link's own file */
     int depth;
-    bool writable;           /* top link under repair */
+    bool writable; /* top link under repair */
     vk_descriptor d;
-    bool synthesized;        /* no descriptor: made up from a sparse header */
+    bool synthesized; /* no descriptor: made up from a sparse header */
     bool embedded;
-    uint64_t emb_off, emb_size;   /* sectors */
-    char *text;              /* descriptor text as found (NULL when synthesized) */
+    uint64_t emb_off, emb_size; /* sectors */
+    char *text;                 /* descriptor text as found (NULL when synthesized) */
     size_t text_len;
-    vk_check_extent *x;      /* per extent line */
-    int *kind;               /* per extent line: enum file_kind (FK_NONE: not examined) */
+    vk_check_extent *x; /* per extent line */
+    int *kind;          /* per extent line: enum file_kind (FK_NONE: not examined) */
 } link_ctx;
 
 static bool type_is(const char *ct, const char *a, const char *b)
@@ -82,10 +82,10 @@ enum text_where {
 };
 
 typedef struct link_text {
-    int where;            /* enum text_where */
-    char *text;           /* NUL-terminated; NULL for TEXT_NONE and TEXT_TOO_LARGE */
-    size_t len;           /* up to the first NUL */
-    uint64_t off, size;   /* TEXT_EMBEDDED: the area, in sectors */
+    int where;          /* enum text_where */
+    char *text;         /* NUL-terminated; NULL for TEXT_NONE and TEXT_TOO_LARGE */
+    size_t len;         /* up to the first NUL */
+    uint64_t off, size; /* TEXT_EMBEDDED: the area, in sectors */
 } link_text;
 
 /*
@@ -154,11 +154,14 @@ static int synthesize(link_ctx *L, int kind)
     if (r)
         return r;
     uint64_t cap = kind == FK_COWD       ? vk_le32(b + 12)
-                 : kind == FK_SESPARSE ? vk_le64(b + 16)
-                                       : vk_le64(b + 12);
-    enum vk_extent_type t = kind == FK_COWD ? VK_EXT_VMFSSPARSE : kind == FK_SESPARSE ? VK_EXT_SESPARSE
-                                                                                     : VK_EXT_SPARSE;
-    const char *ct = kind == FK_COWD ? "vmfsSparse" : kind == FK_SESPARSE ? "seSparse" : "monolithicSparse";
+                   : kind == FK_SESPARSE ? vk_le64(b + 16)
+                                         : vk_le64(b + 12);
+    enum vk_extent_type t = kind == FK_COWD       ? VK_EXT_VMFSSPARSE
+                            : kind == FK_SESPARSE ? VK_EXT_SESPARSE
+                                                  : VK_EXT_SPARSE;
+    const char *ct = kind == FK_COWD       ? "vmfsSparse"
+                     : kind == FK_SESPARSE ? "seSparse"
+                                           : "monolithicSparse";
     vk_descriptor_free(&L->d);
     memset(&L->d, 0, sizeof L->d);
     L->d.version = 1;
@@ -221,10 +224,11 @@ static int read_descriptor(link_ctx *L, int kind)
     L->emb_size = t.size;
     L->embedded = true;
     if (t.len == 0) {
-        vk_check_report(c, VMDKIT_FIND_CORRUPT, L->path, t.off * VK_SECTOR,
-                        "%s: embedded descriptor: the area the header names (sectors %llu-%llu) is empty "
-                        "(a piece of a split disk is checked through the disk's descriptor)",
-                        L->path, (unsigned long long)t.off, (unsigned long long)(t.off + t.size - 1));
+        vk_check_report(
+            c, VMDKIT_FIND_CORRUPT, L->path, t.off * VK_SECTOR,
+            "%s: embedded descriptor: the area the header names (sectors %llu-%llu) is empty "
+            "(a piece of a split disk is checked through the disk's descriptor)",
+            L->path, (unsigned long long)t.off, (unsigned long long)(t.off + t.size - 1));
         r = 1;
     } else {
         r = parse_text(L, "embedded descriptor");
@@ -242,10 +246,14 @@ static int read_descriptor(link_ctx *L, int kind)
 static const char *kind_name(int kind, bool compressed)
 {
     switch (kind) {
-    case FK_KDMV: return compressed ? "a compressed (stream) sparse file" : "a hosted sparse file";
-    case FK_COWD: return "an ESX COWD file";
-    case FK_SESPARSE: return "a seSparse file";
-    default: return "not a sparse file";
+    case FK_KDMV:
+        return compressed ? "a compressed (stream) sparse file" : "a hosted sparse file";
+    case FK_COWD:
+        return "an ESX COWD file";
+    case FK_SESPARSE:
+        return "a seSparse file";
+    default:
+        return "not a sparse file";
     }
 }
 
@@ -281,7 +289,8 @@ static int check_extent(link_ctx *L, size_t i)
         if (r == VMDKIT_ENOENT || r == VMDKIT_EFORMAT) {
             vk_check_report(c, VMDKIT_FIND_CORRUPT, path, VMDKIT_CHECK_NO_OFFSET,
                             "%s: extent %zu \"%s\": %s", L->path, i, d->filename,
-                            r == VMDKIT_ENOENT ? "file not found" : "not a regular file or block device");
+                            r == VMDKIT_ENOENT ? "file not found"
+                                               : "not a regular file or block device");
             free(path);
             return 0;
         }
@@ -301,13 +310,14 @@ static int check_extent(link_ctx *L, size_t i)
         L->kind[i] = FK_OTHER;
         if ((r = vk_file_size(f->fd, &f->size, f->path, c->e)))
             return r;
-        if (!vk_add_ok(d->offset_sectors, d->size_sectors, &need) || !vk_mul_ok(need, VK_SECTOR, &need) ||
-            f->size < need)
-            vk_check_report(c, VMDKIT_FIND_CORRUPT, f->path, f->size,
-                            "%s: extent %zu \"%s\": the file holds %llu bytes, the extent needs %llu (%llu sectors from sector %llu)",
-                            L->path, i, d->filename, (unsigned long long)f->size,
-                            (unsigned long long)((d->offset_sectors + d->size_sectors) * VK_SECTOR),
-                            (unsigned long long)d->size_sectors, (unsigned long long)d->offset_sectors);
+        if (!vk_add_ok(d->offset_sectors, d->size_sectors, &need) ||
+            !vk_mul_ok(need, VK_SECTOR, &need) || f->size < need)
+            vk_check_report(
+                c, VMDKIT_FIND_CORRUPT, f->path, f->size,
+                "%s: extent %zu \"%s\": the file holds %llu bytes, the extent needs %llu (%llu sectors from sector %llu)",
+                L->path, i, d->filename, (unsigned long long)f->size,
+                (unsigned long long)((d->offset_sectors + d->size_sectors) * VK_SECTOR),
+                (unsigned long long)d->size_sectors, (unsigned long long)d->offset_sectors);
         return 0;
     }
     case VK_EXT_SPARSE:
@@ -359,10 +369,11 @@ static void check_sizes(link_ctx *L)
         if (!line_mismatch(L, i))
             continue;
         const vk_check_extent *x = &L->x[i];
-        vk_check_report(L->c, VMDKIT_FIND_CORRUPT, L->path, VMDKIT_CHECK_NO_OFFSET,
-                        "%s: extent %zu \"%s\": the descriptor gives %llu sectors, the header of the file %llu",
-                        L->path, i, L->d.extents[i].filename ? L->d.extents[i].filename : "",
-                        (unsigned long long)x->size_sectors, (unsigned long long)x->capacity_sectors);
+        vk_check_report(
+            L->c, VMDKIT_FIND_CORRUPT, L->path, VMDKIT_CHECK_NO_OFFSET,
+            "%s: extent %zu \"%s\": the descriptor gives %llu sectors, the header of the file %llu",
+            L->path, i, L->d.extents[i].filename ? L->d.extents[i].filename : "",
+            (unsigned long long)x->size_sectors, (unsigned long long)x->capacity_sectors);
     }
 }
 
@@ -389,16 +400,18 @@ static void check_create_type(link_ctx *L)
         int kind = L->kind[i];
         bool comp = L->x[i].compressed;
         bool ok;
-        if (type_is(ct, "monolithicSparse", "twoGbMaxExtentSparse") || type_is(ct, "2GbMaxExtentSparse", NULL))
+        if (type_is(ct, "monolithicSparse", "twoGbMaxExtentSparse") ||
+            type_is(ct, "2GbMaxExtentSparse", NULL))
             ok = t == VK_EXT_SPARSE && (kind == FK_NONE || (kind == FK_KDMV && !comp));
         else if (type_is(ct, "streamOptimized", NULL))
             ok = t == VK_EXT_SPARSE && (kind == FK_NONE || (kind == FK_KDMV && comp));
-        else if (type_is(ct, "monolithicFlat", "twoGbMaxExtentFlat") || type_is(ct, "2GbMaxExtentFlat", "fullDevice"))
+        else if (type_is(ct, "monolithicFlat", "twoGbMaxExtentFlat") ||
+                 type_is(ct, "2GbMaxExtentFlat", "fullDevice"))
             ok = t == VK_EXT_FLAT;
         else if (type_is(ct, "partitionedDevice", NULL))
             ok = t == VK_EXT_FLAT || t == VK_EXT_ZERO;
-        else if (type_is(ct, "vmfs", "vmfsPreallocated") || type_is(ct, "vmfsEagerZeroedThick", "vmfsThin") ||
-                 type_is(ct, "vmfsThick", NULL))
+        else if (type_is(ct, "vmfs", "vmfsPreallocated") ||
+                 type_is(ct, "vmfsEagerZeroedThick", "vmfsThin") || type_is(ct, "vmfsThick", NULL))
             ok = t == VK_EXT_VMFS || t == VK_EXT_FLAT;
         else if (type_is(ct, "vmfsSparse", NULL))
             ok = t == VK_EXT_VMFSSPARSE || (t == VK_EXT_SPARSE && kind == FK_COWD);
@@ -501,8 +514,10 @@ static int plan_sizes(link_ctx *L, const link_facts *parent)
     if (parent && parent->known)
         fixable &= total == parent->capacity;
     if (!fixable) {
-        vk_check_note(c, VMDKIT_FIND_UNREPAIRED, L->path, VMDKIT_CHECK_NO_OFFSET,
-                      "%s: extent sizes in the descriptor disagree with the files, and nothing confirms which is right: left alone", L->path);
+        vk_check_note(
+            c, VMDKIT_FIND_UNREPAIRED, L->path, VMDKIT_CHECK_NO_OFFSET,
+            "%s: extent sizes in the descriptor disagree with the files, and nothing confirms which is right: left alone",
+            L->path);
         return 0;
     }
     uint64_t *sizes = vk_malloc(n * sizeof *sizes, c->e);
@@ -516,15 +531,18 @@ static int plan_sizes(link_ctx *L, const link_facts *parent)
     if (!text)
         return VMDKIT_ENOMEM;
     char what[VMDKIT_ERRMSG_MAX];
-    snprintf(what, sizeof what, "%s: extent %zu: size set to %llu sectors, the capacity in the header of its file (was %llu)%s",
-             L->path, first, (unsigned long long)L->x[first].capacity_sectors,
-             (unsigned long long)L->x[first].size_sectors, bad > 1 ? ", and likewise the others" : "");
+    snprintf(
+        what, sizeof what,
+        "%s: extent %zu: size set to %llu sectors, the capacity in the header of its file (was %llu)%s",
+        L->path, first, (unsigned long long)L->x[first].capacity_sectors,
+        (unsigned long long)L->x[first].size_sectors, bad > 1 ? ", and likewise the others" : "");
     int r = 0;
     if (!L->embedded) {
         r = vk_check_plan_replace(c, VMDKIT_FIND_CORRUPT, L->file, text, len, "%s", what);
     } else if (len > L->emb_size * VK_SECTOR) {
         vk_check_note(c, VMDKIT_FIND_UNREPAIRED, L->path, L->emb_off * VK_SECTOR,
-                      "%s: the corrected descriptor does not fit its embedded area: left alone", L->path);
+                      "%s: the corrected descriptor does not fit its embedded area: left alone",
+                      L->path);
     } else {
         size_t area = (size_t)(L->emb_size * VK_SECTOR);
         uint8_t *buf = vk_calloc(1, area, c->e);
@@ -563,9 +581,10 @@ static int check_parent(link_ctx *L, size_t *visited, uint64_t capacity, link_fa
         return 0;
     }
     if (d->parent_hint[0] == '/' && !(c->flags & VMDKIT_CHECK_ALLOW_ABSOLUTE_PARENTS))
-        return vk_fail(c->e, VMDKIT_EPATH,
-                       "%s: parentFileNameHint: \"%s\" is an absolute path (use --allow-absolute-parents to permit)",
-                       L->path, d->parent_hint);
+        return vk_fail(
+            c->e, VMDKIT_EPATH,
+            "%s: parentFileNameHint: \"%s\" is an absolute path (use --allow-absolute-parents to permit)",
+            L->path, d->parent_hint);
     char *ppath = vk_path_resolve_parent(L->path, d->parent_hint, c->e);
     if (!ppath)
         return VMDKIT_ENOMEM;
@@ -578,9 +597,10 @@ static int check_parent(link_ctx *L, size_t *visited, uint64_t capacity, link_fa
     }
     if (!r && pf->known) {
         if (pf->has_cid && d->parent_cid != pf->cid)
-            vk_check_report(c, VMDKIT_FIND_CORRUPT, L->path, VMDKIT_CHECK_NO_OFFSET,
-                            "%s: parentCID %08x does not match the CID of parent %s: the parent was modified after the child was created",
-                            L->path, d->parent_cid, ppath);
+            vk_check_report(
+                c, VMDKIT_FIND_CORRUPT, L->path, VMDKIT_CHECK_NO_OFFSET,
+                "%s: parentCID %08x does not match the CID of parent %s: the parent was modified after the child was created",
+                L->path, d->parent_cid, ppath);
         if (capacity != pf->capacity)
             vk_check_report(c, VMDKIT_FIND_CORRUPT, L->path, VMDKIT_CHECK_NO_OFFSET,
                             "%s: capacity %llu sectors differs from parent %s (%llu sectors)", L->path,
@@ -597,10 +617,11 @@ static bool extent_of_child(vk_check *c, const link_ctx *child, size_t file)
     for (const link_ctx *k = child; k; k = k->child)
         for (size_t i = 0; i < k->d.n_extents; i++)
             if (k->kind[i] != FK_NONE && k->x[i].file == file) {
-                vk_check_report(c, VMDKIT_FIND_CORRUPT, child->path, VMDKIT_CHECK_NO_OFFSET,
-                                "%s: parentFileNameHint: \"%s\" is extent \"%s\" of %s: the chain is a loop",
-                                child->path, child->d.parent_hint,
-                                k->d.extents[i].filename ? k->d.extents[i].filename : "", k->path);
+                vk_check_report(
+                    c, VMDKIT_FIND_CORRUPT, child->path, VMDKIT_CHECK_NO_OFFSET,
+                    "%s: parentFileNameHint: \"%s\" is extent \"%s\" of %s: the chain is a loop",
+                    child->path, child->d.parent_hint,
+                    k->d.extents[i].filename ? k->d.extents[i].filename : "", k->path);
                 return true;
             }
     return false;
@@ -643,7 +664,8 @@ static int check_link(vk_check *c, const link_ctx *child, const char *path, int 
         goto out;
     }
     if (L.synthesized && L.writable) {
-        r = vk_fail(c->e, VMDKIT_ERDONLY, "%s: " VK_PIECE_OF_DISK ": repair the disk it belongs to, through its descriptor",
+        r = vk_fail(c->e, VMDKIT_ERDONLY,
+                    "%s: " VK_PIECE_OF_DISK ": repair the disk it belongs to, through its descriptor",
                     path);
         goto out;
     }
@@ -707,7 +729,8 @@ static bool peek_link(const char *path, vk_descriptor *d, uint64_t *capacity)
         return false;
     int kind;
     link_text t = {0};
-    bool ok = probe_fd(fd, size, path, &kind, NULL) == 0 && read_text(fd, size, kind, path, &t, NULL) == 0;
+    bool ok =
+        probe_fd(fd, size, path, &kind, NULL) == 0 && read_text(fd, size, kind, path, &t, NULL) == 0;
     memset(d, 0, sizeof *d);
     *capacity = 0;
     if (ok && t.text && t.len && vk_descriptor_sniff(t.text, t.len)) {
@@ -717,7 +740,9 @@ static bool peek_link(const char *path, vk_descriptor *d, uint64_t *capacity)
     } else if (ok && kind != FK_OTHER) {
         uint8_t b[32] = {0};
         ok = vk_pread_zfill(fd, b, sizeof b, 0, path, NULL) == 0;
-        uint64_t sectors = kind == FK_COWD ? vk_le32(b + 12) : kind == FK_SESPARSE ? vk_le64(b + 16) : vk_le64(b + 12);
+        uint64_t sectors = kind == FK_COWD       ? vk_le32(b + 12)
+                           : kind == FK_SESPARSE ? vk_le64(b + 16)
+                                                 : vk_le64(b + 12);
         *capacity = sectors <= (UINT64_C(1) << 48) ? sectors : 0;
     } else {
         ok = false;

@@ -60,8 +60,8 @@ static int with_data(vk_check *c, vk_fix *f, const void *data, size_t len)
     return 0;
 }
 
-int vk_check_plan_write(vk_check *c, int phase, int kind, size_t idx, uint64_t offset,
-                        const void *data, size_t len, const char *fmt, ...)
+int vk_check_plan_write(vk_check *c, int phase, int kind, size_t idx, uint64_t offset, const void *data,
+                        size_t len, const char *fmt, ...)
 {
     vk_fix f = {.phase = phase, .op = VK_FIX_WRITE, .file = idx, .offset = offset, .kind = kind};
     int r = with_data(c, &f, data, len);
@@ -76,7 +76,10 @@ int vk_check_plan_write(vk_check *c, int phase, int kind, size_t idx, uint64_t o
 
 int vk_check_plan_truncate(vk_check *c, int kind, size_t idx, uint64_t new_size, const char *fmt, ...)
 {
-    vk_fix f = {.phase = VK_FIX_TRUNCATE, .op = VK_FIX_TRUNCATE_AT, .file = idx, .offset = new_size,
+    vk_fix f = {.phase = VK_FIX_TRUNCATE,
+                .op = VK_FIX_TRUNCATE_AT,
+                .file = idx,
+                .offset = new_size,
                 .kind = kind};
     va_list ap;
     va_start(ap, fmt);
@@ -161,8 +164,8 @@ static int backup_region(vk_check *c, const vk_cfile *f, uint64_t off, uint64_t 
     if (off >= f->size)
         return 0;
     len = vk_min(len, f->size - off);
-    int r = backup_printf(c, "region %llu %llu %zu\n", (unsigned long long)off,
-                          (unsigned long long)len, strlen(f->path));
+    int r = backup_printf(c, "region %llu %llu %zu\n", (unsigned long long)off, (unsigned long long)len,
+                          strlen(f->path));
     if (!r)
         r = backup_write(c, f->path, strlen(f->path));
     if (!r)
@@ -307,7 +310,8 @@ int vk_check_apply(vk_check *c, unsigned mask, uint64_t *applied)
                 touched[x->file] = true;
                 (*applied)++;
                 vk_check_emit(c, VMDKIT_FIND_REPAIRED, c->files[x->file].path,
-                              x->op == VK_FIX_REPLACE_FILE ? VMDKIT_CHECK_NO_OFFSET : x->offset, x->what);
+                              x->op == VK_FIX_REPLACE_FILE ? VMDKIT_CHECK_NO_OFFSET : x->offset,
+                              x->what);
             }
         }
         /* this phase is durable before the next one starts */

@@ -65,7 +65,8 @@ static int repair(vk_check *c, uint64_t *applied_total)
     return 0;
 }
 
-int vmdkit_check(const char *path, const vmdkit_check_opts *opts, vmdkit_check_result *res, vmdkit_error *err)
+int vmdkit_check(const char *path, const vmdkit_check_opts *opts, vmdkit_check_result *res,
+                 vmdkit_error *err)
 {
     vk_err local;
     vk_err *e = err ? err : &local;
@@ -89,7 +90,12 @@ int vmdkit_check(const char *path, const vmdkit_check_opts *opts, vmdkit_check_r
                             VMDKIT_CHECK_ALLOW_ABSOLUTE_PARENTS))
         return vk_fail(e, VMDKIT_EINVAL, "%s: check: unknown flags 0x%x", path, flags);
     vk_check c = {
-        .flags = flags, .top_path = path, .fn = fn, .opaque = opaque, .e = e, .backup_fd = -1,
+        .flags = flags,
+        .top_path = path,
+        .fn = fn,
+        .opaque = opaque,
+        .e = e,
+        .backup_fd = -1,
     };
     bool fix = (flags & VMDKIT_CHECK_REPAIR) != 0;
     if (progress) {

@@ -81,10 +81,7 @@ static void mark_map(vk_space *s, uint8_t *map, uint64_t start, uint64_t len)
         set_bit(map, u);
 }
 
-static void mark_units(vk_space *s, uint64_t start, uint64_t len)
-{
-    mark_map(s, s->used, start, len);
-}
+static void mark_units(vk_space *s, uint64_t start, uint64_t len) { mark_map(s, s->used, start, len); }
 
 int vk_space_add_meta(vk_space *s, uint64_t start, uint64_t len, uint32_t owner, uint64_t index,
                       bool anchored, vk_err *e)
@@ -220,21 +217,32 @@ void vk_space_mark_ref(vk_space *s, uint64_t start, uint64_t len)
     mark_map(s, s->refd, start, len);
 }
 
-bool vk_space_unit_free(const vk_space *s, uint64_t u)
-{
-    return !bit(s->used, u) && !bit(s->refd, u);
-}
+bool vk_space_unit_free(const vk_space *s, uint64_t u) { return !bit(s->used, u) && !bit(s->refd, u); }
 
 const char *vk_owner_name(uint32_t owner, uint64_t index, char *buf, size_t n)
 {
     switch (owner) {
-    case VK_OWN_HEADER: snprintf(buf, n, "the header"); break;
-    case VK_OWN_DESCRIPTOR: snprintf(buf, n, "the embedded descriptor"); break;
-    case VK_OWN_GD: snprintf(buf, n, "the grain directory"); break;
-    case VK_OWN_RGD: snprintf(buf, n, "the redundant grain directory"); break;
-    case VK_OWN_GT: snprintf(buf, n, "grain table %llu", (unsigned long long)index); break;
-    case VK_OWN_RGT: snprintf(buf, n, "redundant grain table %llu", (unsigned long long)index); break;
-    default: snprintf(buf, n, "grain %llu", (unsigned long long)index); break;
+    case VK_OWN_HEADER:
+        snprintf(buf, n, "the header");
+        break;
+    case VK_OWN_DESCRIPTOR:
+        snprintf(buf, n, "the embedded descriptor");
+        break;
+    case VK_OWN_GD:
+        snprintf(buf, n, "the grain directory");
+        break;
+    case VK_OWN_RGD:
+        snprintf(buf, n, "the redundant grain directory");
+        break;
+    case VK_OWN_GT:
+        snprintf(buf, n, "grain table %llu", (unsigned long long)index);
+        break;
+    case VK_OWN_RGT:
+        snprintf(buf, n, "redundant grain table %llu", (unsigned long long)index);
+        break;
+    default:
+        snprintf(buf, n, "grain %llu", (unsigned long long)index);
+        break;
     }
     return buf;
 }
@@ -285,14 +293,15 @@ int vk_space_cut_tail(vk_sparse_check *s, uint64_t keep)
     if (keep >= s->file_bytes)
         return 0;
     if (s->file_bytes - keep > MAX_TAIL_CUT_BYTES) {
-        vk_check_note(s->c, VMDKIT_FIND_UNREPAIRED, s->file, keep,
-                      "%s: leaked space at the end of the file is larger than the %llu GiB the repair cuts; "
-                      "left alone",
-                      s->file, (unsigned long long)(MAX_TAIL_CUT_BYTES >> 30));
+        vk_check_note(
+            s->c, VMDKIT_FIND_UNREPAIRED, s->file, keep,
+            "%s: leaked space at the end of the file is larger than the %llu GiB the repair cuts; "
+            "left alone",
+            s->file, (unsigned long long)(MAX_TAIL_CUT_BYTES >> 30));
         return 0;
     }
-    return vk_check_plan_truncate(s->c, VMDKIT_FIND_LEAK, s->x->file, keep,
-                                  "%s: cut %llu leaked bytes from the end of the file (new size %llu bytes)",
-                                  s->file, (unsigned long long)(s->file_bytes - keep),
-                                  (unsigned long long)keep);
+    return vk_check_plan_truncate(
+        s->c, VMDKIT_FIND_LEAK, s->x->file, keep,
+        "%s: cut %llu leaked bytes from the end of the file (new size %llu bytes)", s->file,
+        (unsigned long long)(s->file_bytes - keep), (unsigned long long)keep);
 }

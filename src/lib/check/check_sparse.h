@@ -15,16 +15,16 @@ enum vk_owner {
     VK_OWN_DESCRIPTOR,
     VK_OWN_GD,
     VK_OWN_RGD,
-    VK_OWN_GT,      /* index = grain directory entry */
+    VK_OWN_GT, /* index = grain directory entry */
     VK_OWN_RGT,
-    VK_OWN_GRAIN,   /* index = grain number */
+    VK_OWN_GRAIN, /* index = grain number */
 };
 
 typedef struct vk_ival {
-    uint64_t start, len;   /* sectors */
-    uint32_t owner;        /* enum vk_owner */
-    bool anchored;         /* at the place the header dictates */
-    bool dead;             /* found untrustworthy: ignored once committed */
+    uint64_t start, len; /* sectors */
+    uint32_t owner;      /* enum vk_owner */
+    bool anchored;       /* at the place the header dictates */
+    bool dead;           /* found untrustworthy: ignored once committed */
     uint64_t index;
 } vk_ival;
 
@@ -36,19 +36,19 @@ typedef struct vk_ival {
  * overlaps among them are found exactly.
  */
 typedef struct vk_space {
-    uint64_t unit;          /* sectors per unit (the grain size) */
-    uint64_t file_sectors;  /* sectors of the file, a partial last one included */
+    uint64_t unit;         /* sectors per unit (the grain size) */
+    uint64_t file_sectors; /* sectors of the file, a partial last one included */
     uint64_t n_units;
-    bool enabled;           /* false: the bitmaps would be too large; not tracked */
+    bool enabled; /* false: the bitmaps would be too large; not tracked */
     uint8_t *used, *owned;
-    uint8_t *refd;          /* referenced only by a copy that is not trusted */
-    vk_ival *meta;          /* metadata; sorted by vk_space_sort */
+    uint8_t *refd; /* referenced only by a copy that is not trusted */
+    vk_ival *meta; /* metadata; sorted by vk_space_sort */
     size_t n_meta, cap_meta;
-    uint64_t *meta_maxend;  /* furthest end among meta[0..i], live ones (commit) */
+    uint64_t *meta_maxend;     /* furthest end among meta[0..i], live ones (commit) */
     uint64_t *meta_maxend_all; /* the same, dead ones included */
-    vk_ival *loose;         /* grains not aligned to a unit */
+    vk_ival *loose;            /* grains not aligned to a unit */
     size_t n_loose, cap_loose;
-    uint64_t max_end;       /* end (sectors) of the furthest referenced structure */
+    uint64_t max_end; /* end (sectors) of the furthest referenced structure */
 } vk_space;
 
 int vk_space_init(vk_space *s, uint64_t file_sectors, uint64_t unit, vk_err *e);
@@ -111,11 +111,11 @@ enum vk_ewhy { VK_E_OK, VK_E_PAST_EOF, VK_E_IN_METADATA, VK_E_DUPLICATE };
 #define VK_CHECK_MAX_GDES (UINT64_C(1) << 22)
 
 typedef struct vk_copy_state {
-    uint8_t state;    /* enum vk_tstate */
-    uint8_t why;      /* BAD_ENTRIES: enum vk_ewhy */
-    uint8_t owner;    /* OVERLAP: enum vk_owner of the other structure */
-    uint32_t other;   /* OVERLAP: its index; BAD_ENTRIES: the entry */
-    uint32_t value;   /* BAD_ENTRIES: the entry's value */
+    uint8_t state;  /* enum vk_tstate */
+    uint8_t why;    /* BAD_ENTRIES: enum vk_ewhy */
+    uint8_t owner;  /* OVERLAP: enum vk_owner of the other structure */
+    uint32_t other; /* OVERLAP: its index; BAD_ENTRIES: the entry */
+    uint32_t value; /* BAD_ENTRIES: the entry's value */
 } vk_copy_state;
 
 typedef struct vk_sparse_check {
@@ -124,32 +124,32 @@ typedef struct vk_sparse_check {
     int fd;
     const char *file;
     uint64_t file_bytes, file_sectors;
-    vk_sparse_header h;        /* effective header (the footer for a stream) */
-    uint8_t raw_header[512];   /* sector 0 as found */
-    bool stream_footer;        /* gdOffset in the header is GD_AT_END */
+    vk_sparse_header h;      /* effective header (the footer for a stream) */
+    uint8_t raw_header[512]; /* sector 0 as found */
+    bool stream_footer;      /* gdOffset in the header is GD_AT_END */
     bool compressed, markers, zeroed_flag;
     bool has_rgd;
-    bool layout;               /* tables lie where the layout puts them (see check_tables.c) */
+    bool layout; /* tables lie where the layout puts them (see check_tables.c) */
     uint64_t num_gdes, gd_sectors, gt_sectors, gt_bytes;
     uint64_t grain_bytes;
-    uint64_t grains;           /* grains the capacity needs */
+    uint64_t grains; /* grains the capacity needs */
     uint32_t *gd, *rgd;
-    uint32_t *gd_extra;        /* entries in the last directory sector past num_gdes */
+    uint32_t *gd_extra; /* entries in the last directory sector past num_gdes */
     size_t n_gd_extra;
-    vk_copy_state *pst, *rst;  /* per directory entry: primary and redundant table */
-    uint8_t *auth;             /* per directory entry: enum vk_auth */
-    uint8_t *tbl, *rtbl;       /* one table of each copy (gt_sectors) */
+    vk_copy_state *pst, *rst; /* per directory entry: primary and redundant table */
+    uint8_t *auth;            /* per directory entry: enum vk_auth */
+    uint8_t *tbl, *rtbl;      /* one table of each copy (gt_sectors) */
     vk_space space;
-    bool space_uncertain;      /* a table could not be trusted: leaks are not reported */
-    uint64_t data_gtes;        /* trusted entries pointing at sound stored grains */
-    uint64_t tail_grains;      /* grains whose end lies past the end of the file */
-    uint64_t append_next;      /* repair: where a new table would go (sectors) */
+    bool space_uncertain; /* a table could not be trusted: leaks are not reported */
+    uint64_t data_gtes;   /* trusted entries pointing at sound stored grains */
+    uint64_t tail_grains; /* grains whose end lies past the end of the file */
+    uint64_t append_next; /* repair: where a new table would go (sectors) */
 
     /* compressed grains */
-    void *dec;                 /* struct libdeflate_decompressor */
+    void *dec; /* struct libdeflate_decompressor */
     uint8_t *cbuf, *gbuf;
     size_t cbuf_size, gbuf_size;
-    uint64_t *bad_records;     /* compressed records already reported (sectors) */
+    uint64_t *bad_records; /* compressed records already reported (sectors) */
     size_t n_bad_records, cap_bad_records;
     /* the table the marker walk looks grains up in */
     uint32_t *walk_gt;

@@ -57,11 +57,20 @@ static const struct {
     const char *name;
     unsigned off, len;
 } header_fields[] = {
-    {"magic", 0, 4},        {"version", 4, 4},        {"flags", 8, 4},
-    {"capacity", 12, 8},    {"grainSize", 20, 8},     {"descriptorOffset", 28, 8},
-    {"descriptorSize", 36, 8}, {"numGTEsPerGT", 44, 4}, {"rgdOffset", 48, 8},
-    {"overHead", 64, 8},    {"uncleanShutdown", 72, 1}, {"newline check bytes", 73, 4},
-    {"compressAlgorithm", 77, 2}, {"padding", 79, 433},
+    {"magic", 0, 4},
+    {"version", 4, 4},
+    {"flags", 8, 4},
+    {"capacity", 12, 8},
+    {"grainSize", 20, 8},
+    {"descriptorOffset", 28, 8},
+    {"descriptorSize", 36, 8},
+    {"numGTEsPerGT", 44, 4},
+    {"rgdOffset", 48, 8},
+    {"overHead", 64, 8},
+    {"uncleanShutdown", 72, 1},
+    {"newline check bytes", 73, 4},
+    {"compressAlgorithm", 77, 2},
+    {"padding", 79, 433},
 };
 
 int vk_check_stream_footer(vk_sparse_check *s, bool *ok)
@@ -70,9 +79,10 @@ int vk_check_stream_footer(vk_sparse_check *s, bool *ok)
     *ok = false;
     uint64_t whole = s->file_bytes / VK_SECTOR;
     if (whole < 3 || whole < s->h.overhead_sectors + 3) {
-        vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file, VMDKIT_CHECK_NO_OFFSET,
-                        "%s: footer: gdOffset says the grain directory is in a footer, but the file is too short for one",
-                        s->file);
+        vk_check_report(
+            c, VMDKIT_FIND_CORRUPT, s->file, VMDKIT_CHECK_NO_OFFSET,
+            "%s: footer: gdOffset says the grain directory is in a footer, but the file is too short for one",
+            s->file);
         return 0;
     }
     uint8_t buf[3 * VK_SECTOR];
@@ -91,9 +101,10 @@ int vk_check_stream_footer(vk_sparse_check *s, bool *ok)
         return 0;
     }
     if (f.magic != VK_KDMV_MAGIC || fm.size != 0 || fm.type != VK_MARKER_FOOTER) {
-        vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file, at,
-                        "%s: footer: gdOffset says the grain directory is in a footer, but no footer precedes the end-of-stream marker",
-                        s->file);
+        vk_check_report(
+            c, VMDKIT_FIND_CORRUPT, s->file, at,
+            "%s: footer: gdOffset says the grain directory is in a footer, but no footer precedes the end-of-stream marker",
+            s->file);
         return 0;
     }
     if (fm.val != 1)
@@ -113,8 +124,8 @@ int vk_check_stream_footer(vk_sparse_check *s, bool *ok)
     }
     if (dl) {
         vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file, at + VK_SECTOR,
-                        "%s: footer: differs from the header in %s (only gdOffset may differ)",
-                        s->file, diff);
+                        "%s: footer: differs from the header in %s (only gdOffset may differ)", s->file,
+                        diff);
         if (f.capacity_sectors != s->h.capacity_sectors || f.grain_sectors != s->h.grain_sectors ||
             f.gtes_per_gt != s->h.gtes_per_gt || f.flags != s->h.flags) {
             c->n.incomplete = true;
@@ -174,7 +185,8 @@ int vk_check_compressed_grain(vk_sparse_check *s, uint64_t g, uint64_t sec, bool
     } else {
         csize = vk_min(max_csize(s), s->file_bytes - off);
     }
-    uint64_t in_disk = vk_min(s->grain_bytes, (s->h.capacity_sectors - g * s->h.grain_sectors) * VK_SECTOR);
+    uint64_t in_disk =
+        vk_min(s->grain_bytes, (s->h.capacity_sectors - g * s->h.grain_sectors) * VK_SECTOR);
     if (csize * DEFLATE_MAX_RATIO + 1024 < in_disk) {
         snprintf(why, why_n, "record at sector %llu: %llu compressed bytes cannot inflate to %llu",
                  (unsigned long long)sec, (unsigned long long)csize, (unsigned long long)in_disk);
@@ -235,8 +247,8 @@ static int marker_at(walker *w, uint64_t sec, uint8_t out[16])
     if (sec < w->buf_sector || sec >= w->buf_sector + w->buf_sectors) {
         uint64_t whole = w->s->file_bytes / VK_SECTOR;
         uint64_t n = vk_min(WINDOW_SECTORS, whole - sec);
-        int r = vk_pread_full(w->s->fd, w->buf, (size_t)(n * VK_SECTOR), sec * VK_SECTOR,
-                              w->s->file, w->s->c->e);
+        int r = vk_pread_full(w->s->fd, w->buf, (size_t)(n * VK_SECTOR), sec * VK_SECTOR, w->s->file,
+                              w->s->c->e);
         if (r)
             return r;
         w->buf_sector = sec;
@@ -286,16 +298,16 @@ static uint64_t grains_of(const vk_sparse_check *s, uint64_t bytes)
 typedef struct stream_walk {
     vk_sparse_check *s;
     walker w;
-    uint64_t whole;            /* whole sectors of the file */
-    uint64_t pos;              /* the sector of the next marker */
-    uint64_t needed_end;       /* end of the last structure in use */
-    uint64_t leak_from;        /* start of leaked records reaching the end; UINT64_MAX: none */
-    uint64_t matched;          /* grain records the trusted tables point at */
+    uint64_t whole;      /* whole sectors of the file */
+    uint64_t pos;        /* the sector of the next marker */
+    uint64_t needed_end; /* end of the last structure in use */
+    uint64_t leak_from;  /* start of leaked records reaching the end; UINT64_MAX: none */
+    uint64_t matched;    /* grain records the trusted tables point at */
     uint64_t prev_lba;
     bool have_prev, order_reported;
-    bool broken;               /* the markers after POS cannot be followed */
-    bool eos;                  /* the end-of-stream marker was reached */
-    bool report_leaks;         /* false when a table could not be trusted */
+    bool broken;                  /* the markers after POS cannot be followed */
+    bool eos;                     /* the end-of-stream marker was reached */
+    bool report_leaks;            /* false when a table could not be trusted */
     uint64_t unknown, unknown_at; /* markers of unknown types: how many, the first */
     uint32_t unknown_type;
 } stream_walk;
@@ -329,9 +341,10 @@ static int walk_grain(stream_walk *sw, const vk_marker *m)
     bool known = vk_check_bad_record(s, pos);
     if (m->size > max_csize(s) || pos + rec > vk_div_round_up(s->file_bytes, VK_SECTOR)) {
         if (!known)
-            vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file, at,
-                            "%s: grain marker at sector %llu: compressed size %u runs past the end of the file or beyond two grains; the markers after it cannot be followed",
-                            s->file, (unsigned long long)pos, m->size);
+            vk_check_report(
+                c, VMDKIT_FIND_CORRUPT, s->file, at,
+                "%s: grain marker at sector %llu: compressed size %u runs past the end of the file or beyond two grains; the markers after it cannot be followed",
+                s->file, (unsigned long long)pos, m->size);
         sw->broken = true;
         return WALK_END;
     }
@@ -342,9 +355,10 @@ static int walk_grain(stream_walk *sw, const vk_marker *m)
     }
     uint64_t lba = m->val;
     if (lba % s->h.grain_sectors || lba / s->h.grain_sectors >= s->grains) {
-        vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file, at,
-                        "%s: grain marker at sector %llu: LBA %llu is not the start of a grain of the disk",
-                        s->file, (unsigned long long)pos, (unsigned long long)lba);
+        vk_check_report(
+            c, VMDKIT_FIND_CORRUPT, s->file, at,
+            "%s: grain marker at sector %llu: LBA %llu is not the start of a grain of the disk", s->file,
+            (unsigned long long)pos, (unsigned long long)lba);
         in_use(sw, pos + rec);
         return WALK_ON;
     }
@@ -356,10 +370,11 @@ static int walk_grain(stream_walk *sw, const vk_marker *m)
         sw->matched++;
         in_use(sw, pos + rec);
         if (sw->have_prev && lba <= sw->prev_lba && !sw->order_reported) {
-            vk_check_report(c, VMDKIT_FIND_INFO, s->file, at,
-                            "%s: grain marker at sector %llu: LBA %llu after %llu; grains are not in ascending order (readers that follow the stream need them in order)",
-                            s->file, (unsigned long long)pos, (unsigned long long)lba,
-                            (unsigned long long)sw->prev_lba);
+            vk_check_report(
+                c, VMDKIT_FIND_INFO, s->file, at,
+                "%s: grain marker at sector %llu: LBA %llu after %llu; grains are not in ascending order (readers that follow the stream need them in order)",
+                s->file, (unsigned long long)pos, (unsigned long long)lba,
+                (unsigned long long)sw->prev_lba);
             sw->order_reported = true;
         }
         sw->prev_lba = lba;
@@ -417,11 +432,13 @@ static int walk_table(stream_walk *sw, const vk_marker *m)
     if (follow != want)
         vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file, at,
                         "%s: %s marker at sector %llu: says %llu sectors follow, expected %llu", s->file,
-                        what, (unsigned long long)pos, (unsigned long long)follow, (unsigned long long)want);
+                        what, (unsigned long long)pos, (unsigned long long)follow,
+                        (unsigned long long)want);
     if (follow > sw->whole - pos - 1) {
-        vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file, at,
-                        "%s: %s marker at sector %llu: the table runs past the end of the file; the markers after it cannot be followed",
-                        s->file, what, (unsigned long long)pos);
+        vk_check_report(
+            c, VMDKIT_FIND_CORRUPT, s->file, at,
+            "%s: %s marker at sector %llu: the table runs past the end of the file; the markers after it cannot be followed",
+            s->file, what, (unsigned long long)pos);
         sw->broken = true;
         return WALK_END;
     }
@@ -445,9 +462,10 @@ static int walk_footer(stream_walk *sw)
     vk_sparse_check *s = sw->s;
     uint64_t pos = sw->pos;
     if (s->stream_footer && pos != sw->whole - 3)
-        vk_check_report(s->c, VMDKIT_FIND_CORRUPT, s->file, pos * VK_SECTOR,
-                        "%s: footer marker at sector %llu, not in the last sectors before the end-of-stream marker",
-                        s->file, (unsigned long long)pos);
+        vk_check_report(
+            s->c, VMDKIT_FIND_CORRUPT, s->file, pos * VK_SECTOR,
+            "%s: footer marker at sector %llu, not in the last sectors before the end-of-stream marker",
+            s->file, (unsigned long long)pos);
     in_use(sw, pos + 2);
     sw->pos = pos + 2;
     return WALK_ON;
@@ -495,10 +513,11 @@ static void walk_summary(stream_walk *sw)
     vk_sparse_check *s = sw->s;
     vk_check *c = s->c;
     if (sw->unknown)
-        vk_check_report(c, VMDKIT_FIND_INFO, s->file, sw->unknown_at * VK_SECTOR,
-                        "%s: %llu marker(s) of a type vmdkit does not know (the first, type %u, at sector %llu) were stepped over",
-                        s->file, (unsigned long long)sw->unknown, sw->unknown_type,
-                        (unsigned long long)sw->unknown_at);
+        vk_check_report(
+            c, VMDKIT_FIND_INFO, s->file, sw->unknown_at * VK_SECTOR,
+            "%s: %llu marker(s) of a type vmdkit does not know (the first, type %u, at sector %llu) were stepped over",
+            s->file, (unsigned long long)sw->unknown, sw->unknown_type,
+            (unsigned long long)sw->unknown_at);
     if (!sw->broken && !sw->eos && sw->pos < sw->whole)
         sw->broken = true;
     if (!sw->broken && sw->matched < s->data_gtes)
@@ -532,8 +551,13 @@ static int walk_plan_cut(const stream_walk *sw)
 int vk_check_stream_walk(vk_sparse_check *s)
 {
     stream_walk sw = {
-        .s = s, .w = {.s = s}, .whole = s->file_bytes / VK_SECTOR, .pos = s->h.overhead_sectors,
-        .needed_end = s->h.overhead_sectors, .leak_from = UINT64_MAX, .report_leaks = !s->space_uncertain,
+        .s = s,
+        .w = {.s = s},
+        .whole = s->file_bytes / VK_SECTOR,
+        .pos = s->h.overhead_sectors,
+        .needed_end = s->h.overhead_sectors,
+        .leak_from = UINT64_MAX,
+        .report_leaks = !s->space_uncertain,
     };
     if (s->n_bad_records)
         qsort(s->bad_records, s->n_bad_records, sizeof *s->bad_records, cmp_u64);

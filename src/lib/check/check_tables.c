@@ -90,8 +90,7 @@ static void set_bad(vk_copy_state *st, uint8_t why, uint64_t j, uint32_t v)
  * the file, inside the metadata before overHead, or sharing a grain with
  * another entry of the same table.  Fills ST on the first one found.
  * SORTED is scratch room for gtes_per_gt entries. */
-static void entries_plausible(vk_sparse_check *s, const uint8_t *t, vk_copy_state *st,
-                              uint32_t *sorted)
+static void entries_plausible(vk_sparse_check *s, const uint8_t *t, vk_copy_state *st, uint32_t *sorted)
 {
     uint32_t n = s->h.gtes_per_gt, k = 0;
     for (uint32_t j = 0; j < n; j++) {
@@ -165,8 +164,9 @@ int vk_check_tables_judge(vk_sparse_check *s)
     s->rtbl = vk_malloc(tsize, e);
     if (!s->pst || !s->rst || !s->auth || !s->tbl || !s->rtbl)
         return VMDKIT_ENOMEM;
-    s->append_next = vk_div_round_up(vk_max(s->file_sectors, s->h.overhead_sectors), s->h.grain_sectors) *
-                     s->h.grain_sectors;
+    s->append_next =
+        vk_div_round_up(vk_max(s->file_sectors, s->h.overhead_sectors), s->h.grain_sectors) *
+        s->h.grain_sectors;
     /* where each copy lies */
     for (int copy = 0; copy < (s->has_rgd ? 2 : 1); copy++) {
         bool red = copy == 1;
@@ -243,10 +243,14 @@ int vk_check_tables_judge(vk_sparse_check *s)
 static const char *entry_why(uint8_t why)
 {
     switch (why) {
-    case VK_E_PAST_EOF: return "past the end of the file";
-    case VK_E_IN_METADATA: return "inside the metadata before overHead";
-    case VK_E_DUPLICATE: return "on a grain another entry of the table also uses";
-    default: return "";
+    case VK_E_PAST_EOF:
+        return "past the end of the file";
+    case VK_E_IN_METADATA:
+        return "inside the metadata before overHead";
+    case VK_E_DUPLICATE:
+        return "on a grain another entry of the table also uses";
+    default:
+        return "";
     }
 }
 
@@ -264,7 +268,8 @@ static void describe(vk_sparse_check *s, bool red, uint64_t i, char *buf, size_t
         snprintf(buf, n, "%s entry %llu: 0 (no table)", dir_name(red), (unsigned long long)i);
         break;
     case VK_T_PAST_EOF:
-        snprintf(buf, n, "%s entry %llu: table at sector %u reaches past the end of the file (%llu sectors)",
+        snprintf(buf, n,
+                 "%s entry %llu: table at sector %u reaches past the end of the file (%llu sectors)",
                  dir_name(red), (unsigned long long)i, at, (unsigned long long)s->file_sectors);
         break;
     case VK_T_OVERLAP:
@@ -272,9 +277,10 @@ static void describe(vk_sparse_check *s, bool red, uint64_t i, char *buf, size_t
                  (unsigned long long)i, at, vk_owner_name(st->owner, st->other, other, sizeof other));
         break;
     case VK_T_OFF_LAYOUT:
-        snprintf(buf, n, "%s entry %llu: table at sector %u is not where this file keeps it (sector %llu), unlike its differing twin",
-                 dir_name(red), (unsigned long long)i, at,
-                 (unsigned long long)layout_place(s, red, i));
+        snprintf(
+            buf, n,
+            "%s entry %llu: table at sector %u is not where this file keeps it (sector %llu), unlike its differing twin",
+            dir_name(red), (unsigned long long)i, at, (unsigned long long)layout_place(s, red, i));
         break;
     case VK_T_BAD_ENTRIES:
         *off = (uint64_t)at * VK_SECTOR + 4 * st->other;
@@ -351,9 +357,9 @@ static int plan_copy(vk_sparse_check *s, bool red, uint64_t i, const uint8_t *sr
     size_t tsize = (size_t)(s->gt_sectors * VK_SECTOR);
     uint64_t dir_off = (red ? s->h.rgd_offset_sectors : s->h.gd_offset_sectors) * VK_SECTOR + 4 * i;
     if (dir[i] && (st->state == VK_T_SOUND || st->state == VK_T_BAD_ENTRIES))
-        return vk_check_plan_write(c, VK_FIX_TABLES, kind, s->x->file, (uint64_t)dir[i] * VK_SECTOR,
-                                   src, tsize, "%s: %s %llu (sector %u): rewritten from %s",
-                                   s->file, table_name(red), (unsigned long long)i, dir[i], from);
+        return vk_check_plan_write(c, VK_FIX_TABLES, kind, s->x->file, (uint64_t)dir[i] * VK_SECTOR, src,
+                                   tsize, "%s: %s %llu (sector %u): rewritten from %s", s->file,
+                                   table_name(red), (unsigned long long)i, dir[i], from);
     uint64_t at = layout_place(s, red, i);
     bool layout_free = s->layout && at + s->gt_sectors <= s->h.overhead_sectors &&
                        at + s->gt_sectors <= s->file_sectors &&
@@ -376,7 +382,7 @@ static int plan_copy(vk_sparse_check *s, bool red, uint64_t i, const uint8_t *sr
         uint64_t next = at + vk_div_round_up(s->gt_sectors, s->h.grain_sectors) * s->h.grain_sectors;
         if (next > VK_MAX_EXTENT_FILE_SECTORS) {
             vk_check_note(c, VMDKIT_FIND_UNREPAIRED, s->file, dir_off,
-                      "%s: no room for a new grain table below 2 TiB; left alone", s->file);
+                          "%s: no room for a new grain table below 2 TiB; left alone", s->file);
             return 0;
         }
         s->append_next = next;
@@ -385,8 +391,8 @@ static int plan_copy(vk_sparse_check *s, bool red, uint64_t i, const uint8_t *sr
     uint8_t le[4];
     vk_put32(le, (uint32_t)at);
     int r = vk_check_plan_write(c, VK_FIX_TABLES, kind, s->x->file, at * VK_SECTOR, src, tsize,
-                                "%s: %s %llu: written at sector %llu from %s", s->file,
-                                table_name(red), (unsigned long long)i, (unsigned long long)at, from);
+                                "%s: %s %llu: written at sector %llu from %s", s->file, table_name(red),
+                                (unsigned long long)i, (unsigned long long)at, from);
     if (!r)
         r = vk_check_plan_write(c, VK_FIX_DIRECTORY, kind, s->x->file, dir_off, le, 4,
                                 "%s: %s entry %llu: set to %llu (was %u)", s->file, dir_name(red),
@@ -412,17 +418,19 @@ static int check_grains(vk_sparse_check *s, uint64_t i, const uint8_t *t, uint32
         uint64_t off = (uint64_t)at * VK_SECTOR + 4 * j;
         const char *tn = table_name(red);
         if (v >= s->file_sectors) {
-            vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file, off,
-                            "%s: %s %llu entry %u (grain %llu): sector %u lies past the end of the file (%llu sectors)",
-                            s->file, tn, (unsigned long long)i, j, (unsigned long long)g, v,
-                            (unsigned long long)s->file_sectors);
+            vk_check_report(
+                c, VMDKIT_FIND_CORRUPT, s->file, off,
+                "%s: %s %llu entry %u (grain %llu): sector %u lies past the end of the file (%llu sectors)",
+                s->file, tn, (unsigned long long)i, j, (unsigned long long)g, v,
+                (unsigned long long)s->file_sectors);
             continue;
         }
         if (v < s->h.overhead_sectors) {
-            vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file, off,
-                            "%s: %s %llu entry %u (grain %llu): sector %u lies inside the metadata before overHead (%llu)",
-                            s->file, tn, (unsigned long long)i, j, (unsigned long long)g, v,
-                            (unsigned long long)s->h.overhead_sectors);
+            vk_check_report(
+                c, VMDKIT_FIND_CORRUPT, s->file, off,
+                "%s: %s %llu entry %u (grain %llu): sector %u lies inside the metadata before overHead (%llu)",
+                s->file, tn, (unsigned long long)i, j, (unsigned long long)g, v,
+                (unsigned long long)s->h.overhead_sectors);
             continue;
         }
         const vk_ival *hit = vk_space_meta_hit(&s->space, v, s->compressed ? 1 : gs);
@@ -441,8 +449,8 @@ static int check_grains(vk_sparse_check *s, uint64_t i, const uint8_t *t, uint32
                 return r;
             if (!ok) {
                 vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file, (uint64_t)v * VK_SECTOR,
-                                "%s: grain %llu (%s %llu entry %u): %s", s->file,
-                                (unsigned long long)g, tn, (unsigned long long)i, j, why);
+                                "%s: grain %llu (%s %llu entry %u): %s", s->file, (unsigned long long)g,
+                                tn, (unsigned long long)i, j, why);
                 if ((r = vk_check_bad_record_add(s, v)))
                     return r;
                 continue;
@@ -535,30 +543,31 @@ static int pair(vk_sparse_check *s, uint64_t i, bool unclean)
             if (plan)
                 r = plan_copy(s, red_bad, i, red_bad ? s->tbl : s->rtbl, VMDKIT_FIND_CORRUPT, from);
         } else if (unclean) {
-            vk_check_report(c, VMDKIT_FIND_STALE, s->file,
-                            s->h.rgd_offset_sectors * VK_SECTOR + 4 * i,
-                            "%s: redundant grain table %llu differs from grain table %llu, as an interrupted update leaves it (the unclean-shutdown flag is set)",
-                            s->file, (unsigned long long)i, (unsigned long long)i);
+            vk_check_report(
+                c, VMDKIT_FIND_STALE, s->file, s->h.rgd_offset_sectors * VK_SECTOR + 4 * i,
+                "%s: redundant grain table %llu differs from grain table %llu, as an interrupted update leaves it (the unclean-shutdown flag is set)",
+                s->file, (unsigned long long)i, (unsigned long long)i);
             s->auth[i] = VK_AUTH_PRIMARY;
             if (plan && pz) {
                 uint8_t zero[4] = {0};
-                r = vk_check_plan_write(c, VK_FIX_DIRECTORY, VMDKIT_FIND_STALE, s->x->file,
-                                        s->h.rgd_offset_sectors * VK_SECTOR + 4 * i, zero, 4,
-                                        "%s: redundant grain directory entry %llu: set to 0 like the grain directory (was %u)",
-                                        s->file, (unsigned long long)i, s->rgd[i]);
+                r = vk_check_plan_write(
+                    c, VK_FIX_DIRECTORY, VMDKIT_FIND_STALE, s->x->file,
+                    s->h.rgd_offset_sectors * VK_SECTOR + 4 * i, zero, 4,
+                    "%s: redundant grain directory entry %llu: set to 0 like the grain directory (was %u)",
+                    s->file, (unsigned long long)i, s->rgd[i]);
             } else if (plan) {
                 snprintf(from, sizeof from, "grain table %llu", (unsigned long long)i);
                 r = plan_copy(s, true, i, s->tbl, VMDKIT_FIND_STALE, from);
             }
         } else {
-            vk_check_report(c, VMDKIT_FIND_CORRUPT, s->file,
-                            (uint64_t)(s->gd[i] ? s->gd[i] : s->rgd[i]) * VK_SECTOR,
-                            "%s: grain table %llu (sector %u) and its redundant copy (sector %u) differ; both look sound, so which is right cannot be told",
-                            s->file, (unsigned long long)i, s->gd[i], s->rgd[i]);
+            vk_check_report(
+                c, VMDKIT_FIND_CORRUPT, s->file, (uint64_t)(s->gd[i] ? s->gd[i] : s->rgd[i]) * VK_SECTOR,
+                "%s: grain table %llu (sector %u) and its redundant copy (sector %u) differ; both look sound, so which is right cannot be told",
+                s->file, (unsigned long long)i, s->gd[i], s->rgd[i]);
             s->auth[i] = VK_AUTH_PRIMARY;
             if (plan)
                 vk_check_note(c, VMDKIT_FIND_UNREPAIRED, s->file, (uint64_t)s->gd[i] * VK_SECTOR,
-                      "%s: grain table %llu: the copies differ and both look sound: left alone",
+                              "%s: grain table %llu: the copies differ and both look sound: left alone",
                               s->file, (unsigned long long)i);
         }
     } else if (pg || qg) {
@@ -567,20 +576,25 @@ static int pair(vk_sparse_check *s, uint64_t i, bool unclean)
         const vk_copy_state *b = red_bad ? q : p;
         bool clear = true;
         if (b->state == VK_T_BAD_ENTRIES &&
-            (r = differs_only_where_wrong(s, red_bad ? s->tbl : s->rtbl, red_bad ? s->rtbl : s->tbl, &clear)))
+            (r = differs_only_where_wrong(s, red_bad ? s->tbl : s->rtbl, red_bad ? s->rtbl : s->tbl,
+                                          &clear)))
             return r;
-        report_bad(s, red_bad, i,
-                   !clear ? "; the copies also differ in entries that look right, so which is right cannot be told"
-                   : red_bad ? "; the primary table is sound" : "; the redundant copy is sound");
+        report_bad(
+            s, red_bad, i,
+            !clear
+                ? "; the copies also differ in entries that look right, so which is right cannot be told"
+            : red_bad ? "; the primary table is sound"
+                      : "; the redundant copy is sound");
         s->auth[i] = red_bad ? VK_AUTH_PRIMARY : VK_AUTH_REDUNDANT;
-        snprintf(from, sizeof from, "%s %llu (sector %u)", table_name(!red_bad),
-                 (unsigned long long)i, red_bad ? s->gd[i] : s->rgd[i]);
+        snprintf(from, sizeof from, "%s %llu (sector %u)", table_name(!red_bad), (unsigned long long)i,
+                 red_bad ? s->gd[i] : s->rgd[i]);
         if (plan && clear)
             r = plan_copy(s, red_bad, i, red_bad ? s->tbl : s->rtbl, VMDKIT_FIND_CORRUPT, from);
         else if (plan)
             vk_check_note(c, VMDKIT_FIND_UNREPAIRED, s->file,
                           (uint64_t)(red_bad ? s->rgd[i] : s->gd[i]) * VK_SECTOR,
-                          "%s: %s %llu: left alone", s->file, table_name(red_bad), (unsigned long long)i);
+                          "%s: %s %llu: left alone", s->file, table_name(red_bad),
+                          (unsigned long long)i);
     } else {
         /* neither copy can be trusted */
         if (!pz)
@@ -588,8 +602,7 @@ static int pair(vk_sparse_check *s, uint64_t i, bool unclean)
         if (!qz)
             report_bad(s, true, i, "");
         if (plan)
-            vk_check_note(c, VMDKIT_FIND_UNREPAIRED, s->file,
-                          s->h.gd_offset_sectors * VK_SECTOR + 4 * i,
+            vk_check_note(c, VMDKIT_FIND_UNREPAIRED, s->file, s->h.gd_offset_sectors * VK_SECTOR + 4 * i,
                           "%s: grain table %llu: neither copy is sound: left alone", s->file,
                           (unsigned long long)i);
         if (readable(p))
@@ -603,7 +616,8 @@ static int pair(vk_sparse_check *s, uint64_t i, bool unclean)
         return r;
     /* the trusted copy's grains first; the other copy's stay referenced */
     bool red = s->auth[i] == VK_AUTH_REDUNDANT;
-    if (!(red ? qz : pz) && (r = check_grains(s, i, red ? s->rtbl : s->tbl, red ? s->rgd[i] : s->gd[i], red)))
+    if (!(red ? qz : pz) &&
+        (r = check_grains(s, i, red ? s->rtbl : s->tbl, red ? s->rgd[i] : s->gd[i], red)))
         return r;
     if (readable(red ? p : q))
         mark_referenced(s, red ? s->tbl : s->rtbl);

@@ -39,16 +39,16 @@
 typedef struct compactor {
     vk_link *l;
     vk_extent *x;
-    int in_fd;                  /* the original extent file */
-    int out_fd;                 /* its copy */
+    int in_fd;  /* the original extent file */
+    int out_fd; /* its copy */
     const char *out_path;
-    vk_sparse_header h;         /* the copy's header */
+    vk_sparse_header h; /* the copy's header */
     uint64_t gdes, gt_secs, gd_secs;
-    uint8_t *grain, *below;     /* one grain each */
-    uint8_t *gt;                /* one grain table */
+    uint8_t *grain, *below; /* one grain each */
+    uint8_t *gt;            /* one grain table */
     uint8_t *gd, *rgd;
-    uint64_t next;              /* append position, sectors */
-    bool drop_zero;             /* compact: drop zero grains; defrag: keep every grain */
+    uint64_t next;  /* append position, sectors */
+    bool drop_zero; /* compact: drop zero grains; defrag: keep every grain */
     vmdkit_compact_result *res;
 } compactor;
 
@@ -101,7 +101,8 @@ static int copy_grain(compactor *c, uint64_t s, uint64_t k, uint32_t *gte, vk_er
     }
     if (c->next + gs > VK_MAX_EXTENT_FILE_SECTORS)
         return vk_fail(e, VMDKIT_ELIMIT, "%s: the copy grows past what its tables address", c->out_path);
-    if ((r = vk_pwrite_full(c->out_fd, c->grain, (size_t)(gs * VK_SECTOR), c->next * VK_SECTOR, c->out_path, e)))
+    if ((r = vk_pwrite_full(c->out_fd, c->grain, (size_t)(gs * VK_SECTOR), c->next * VK_SECTOR,
+                            c->out_path, e)))
         return r;
     *gte = (uint32_t)c->next;
     c->next += gs;
@@ -143,10 +144,15 @@ static int read_header(int fd, const char *path, vk_sparse_header *h, vk_err *e)
 }
 
 /* Write the compacted copy of extent X at OUT_PATH. */
-static int build_copy(vk_link *l, vk_extent *x, const char *out_path, bool drop_zero, vmdkit_compact_result *res,
-                      vk_err *e)
+static int build_copy(vk_link *l, vk_extent *x, const char *out_path, bool drop_zero,
+                      vmdkit_compact_result *res, vk_err *e)
 {
-    compactor c = {.l = l, .x = x, .in_fd = x->fd, .out_fd = -1, .out_path = out_path, .drop_zero = drop_zero,
+    compactor c = {.l = l,
+                   .x = x,
+                   .in_fd = x->fd,
+                   .out_fd = -1,
+                   .out_path = out_path,
+                   .drop_zero = drop_zero,
                    .res = res};
     vk_sparse_header old;
     char *desc = NULL;
@@ -159,8 +165,9 @@ static int build_copy(vk_link *l, vk_extent *x, const char *out_path, bool drop_
         return r;
     if (old.grain_sectors * VK_SECTOR > MAX_COMPACT_GRAIN_BYTES) {
         free(desc);
-        return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: grainSize: %llu sectors is larger than compact handles",
-                       x->path, (unsigned long long)old.grain_sectors);
+        return vk_fail(e, VMDKIT_EUNSUPPORTED,
+                       "%s: grainSize: %llu sectors is larger than compact handles", x->path,
+                       (unsigned long long)old.grain_sectors);
     }
     c.h = old;
     c.h.flags |= VK_FLAG_REDUNDANT_GD;
@@ -196,11 +203,11 @@ static int build_copy(vk_link *l, vk_extent *x, const char *out_path, bool drop_
     if (!r && desc)
         r = vk_pwrite_full(c.out_fd, desc, desc_len, c.h.desc_offset_sectors * VK_SECTOR, out_path, e);
     if (!r)
-        r = vk_pwrite_full(c.out_fd, c.rgd, (size_t)(c.gd_secs * VK_SECTOR), c.h.rgd_offset_sectors * VK_SECTOR,
-                           out_path, e);
+        r = vk_pwrite_full(c.out_fd, c.rgd, (size_t)(c.gd_secs * VK_SECTOR),
+                           c.h.rgd_offset_sectors * VK_SECTOR, out_path, e);
     if (!r)
-        r = vk_pwrite_full(c.out_fd, c.gd, (size_t)(c.gd_secs * VK_SECTOR), c.h.gd_offset_sectors * VK_SECTOR,
-                           out_path, e);
+        r = vk_pwrite_full(c.out_fd, c.gd, (size_t)(c.gd_secs * VK_SECTOR),
+                           c.h.gd_offset_sectors * VK_SECTOR, out_path, e);
     if (!r) {
         uint8_t hb[512];
         vk_sparse_header_encode(&c.h, hb);
@@ -234,8 +241,10 @@ static int check_link(const vk_link *l, vk_err *e)
     if (l->raw)
         return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: a raw image, not a VMDK", l->path);
     if (strcasecmp(t, "streamOptimized") == 0)
-        return vk_fail(e, VMDKIT_EUNSUPPORTED,
-                       "%s: createType: a streamOptimized disk is compact already; convert it to change it", l->path);
+        return vk_fail(
+            e, VMDKIT_EUNSUPPORTED,
+            "%s: createType: a streamOptimized disk is compact already; convert it to change it",
+            l->path);
     if (strcasecmp(t, "monolithicSparse") != 0 && strcasecmp(t, "twoGbMaxExtentSparse") != 0)
         return vk_fail(e, VMDKIT_EUNSUPPORTED,
                        "%s: createType: \"%s\" has no grains to rewrite (compact and defrag take "
@@ -243,14 +252,14 @@ static int check_link(const vk_link *l, vk_err *e)
                        l->path, t);
     for (size_t i = 0; i < l->n_ext; i++)
         if (l->ext[i].type != VK_EXT_SPARSE || l->ext[i].fd < 0)
-            return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: extent %zu: a %s extent in a sparse disk", l->path, i + 1,
-                           vk_extent_type_name(l->ext[i].type));
+            return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: extent %zu: a %s extent in a sparse disk",
+                           l->path, i + 1, vk_extent_type_name(l->ext[i].type));
     return 0;
 }
 
 /* Build every copy in T, then rename each over its original. */
-static int compact_link(vk_link *l, const char *dir, vk_temp_folder *t, bool drop_zero, vmdkit_compact_result *res,
-                        vk_err *e)
+static int compact_link(vk_link *l, const char *dir, vk_temp_folder *t, bool drop_zero,
+                        vmdkit_compact_result *res, vk_err *e)
 {
     int r = 0;
     for (size_t i = 0; !r && i < l->n_ext; i++) {
@@ -290,7 +299,8 @@ static int compact_link(vk_link *l, const char *dir, vk_temp_folder *t, bool dro
 }
 
 /* Rewrite every sparse extent of the disk at PATH (see the top). */
-static int rewrite_disk(const char *path, const char *root, bool drop_zero, vmdkit_compact_result *res, vk_err *e)
+static int rewrite_disk(const char *path, const char *root, bool drop_zero, vmdkit_compact_result *res,
+                        vk_err *e)
 {
     vmdkit_compact_result local_res;
     if (!res)
@@ -334,8 +344,8 @@ out:;
     return r ? r : rc;
 }
 
-static int run(const char *path, const vmdkit_compact_opts *opts, bool drop_zero, vmdkit_compact_result *res,
-               vmdkit_error *err)
+static int run(const char *path, const vmdkit_compact_opts *opts, bool drop_zero,
+               vmdkit_compact_result *res, vmdkit_error *err)
 {
     vk_err local;
     vk_err *e = err ? err : &local;
@@ -354,7 +364,8 @@ int vmdkit_compact(const char *path, const vmdkit_compact_opts *opts, vmdkit_com
     return run(path, opts, true, res, err);
 }
 
-int vmdkit_defrag(const char *path, const vmdkit_compact_opts *opts, vmdkit_compact_result *res, vmdkit_error *err)
+int vmdkit_defrag(const char *path, const vmdkit_compact_opts *opts, vmdkit_compact_result *res,
+                  vmdkit_error *err)
 {
     return run(path, opts, false, res, err);
 }

@@ -9,17 +9,20 @@
 static int check_alone(const vk_lib *lib, size_t d, const char *path, vk_err *e)
 {
     if (lib->disks[d].hint)
-        return vk_fail(e, VMDKIT_ECHAIN,
-                       "%s: parentFileNameHint: the disk is a delta of \"%s\": growing it alone would make it larger "
-                       "than its parent (VMware refuses too); commit it first",
-                       path, lib->disks[d].hint);
+        return vk_fail(
+            e, VMDKIT_ECHAIN,
+            "%s: parentFileNameHint: the disk is a delta of \"%s\": growing it alone would make it larger "
+            "than its parent (VMware refuses too); commit it first",
+            path, lib->disks[d].hint);
     size_t *idx = NULL, n = 0;
-    int r = vk_lib_refs_to_disk(lib, d, VK_REFS(VK_REF_PARENT) | VK_REFS(VK_REF_SNAPSHOT_DISK), &idx, &n, e);
+    int r =
+        vk_lib_refs_to_disk(lib, d, VK_REFS(VK_REF_PARENT) | VK_REFS(VK_REF_SNAPSHOT_DISK), &idx, &n, e);
     if (!r && n) {
         char *list = vk_lib_describe_refs(lib, idx, n, e);
-        r = list ? vk_fail(e, VMDKIT_ECHAIN,
-                           "%s: %zu dependent(s): %s; growing it would leave them smaller than their parent",
-                           path, n, list)
+        r = list ? vk_fail(
+                       e, VMDKIT_ECHAIN,
+                       "%s: %zu dependent(s): %s; growing it would leave them smaller than their parent",
+                       path, n, list)
                  : VMDKIT_ENOMEM;
         free(list);
     }

@@ -23,8 +23,8 @@
  * Refuses compressed extents (VMDKIT_EUNSUPPORTED) and sizes a sparse
  * file cannot address (VMDKIT_ELIMIT).
  */
-int vk_sparse_grow_tables(int fd, const char *path, uint64_t new_capacity, uint8_t header[512], bool *changed,
-                          vk_err *e);
+int vk_sparse_grow_tables(int fd, const char *path, uint64_t new_capacity, uint8_t header[512],
+                          bool *changed, vk_err *e);
 
 /* The capacity in sectors that the header of the sparse extent FD holds,
  * and whether it has zeroed-grain entries (version 2 flag). */

@@ -38,11 +38,13 @@ static int kind_of(const vk_link *l, enum disk_kind *kind, vk_err *e)
 {
     const char *t = l->desc.create_type ? l->desc.create_type : "";
     if (l->raw)
-        return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: a raw image, not a VMDK: grow it with truncate", l->path);
-    if (strcasecmp(t, "streamOptimized") == 0)
-        return vk_fail(e, VMDKIT_EUNSUPPORTED,
-                       "%s: createType: streamOptimized disks cannot grow in place; convert to monolithicSparse first",
+        return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: a raw image, not a VMDK: grow it with truncate",
                        l->path);
+    if (strcasecmp(t, "streamOptimized") == 0)
+        return vk_fail(
+            e, VMDKIT_EUNSUPPORTED,
+            "%s: createType: streamOptimized disks cannot grow in place; convert to monolithicSparse first",
+            l->path);
     if (strcasecmp(t, "monolithicSparse") == 0)
         *kind = KIND_SPARSE;
     else if (strcasecmp(t, "monolithicFlat") == 0 || strcasecmp(t, "vmfs") == 0)
@@ -52,17 +54,20 @@ static int kind_of(const vk_link *l, enum disk_kind *kind, vk_err *e)
     else if (strcasecmp(t, "twoGbMaxExtentFlat") == 0)
         *kind = KIND_SPLIT_FLAT;
     else
-        return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: createType: \"%s\" disks cannot be grown by vmdkit", l->path, t);
+        return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: createType: \"%s\" disks cannot be grown by vmdkit",
+                       l->path, t);
     bool sparse = *kind == KIND_SPARSE || *kind == KIND_SPLIT_SPARSE;
     for (size_t i = 0; i < l->n_ext; i++) {
         const vk_extent *x = &l->ext[i];
         bool ok = sparse ? x->type == VK_EXT_SPARSE : (x->type == VK_EXT_FLAT || x->type == VK_EXT_VMFS);
         if (!ok || x->fd < 0)
-            return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: extent %zu: a %s extent in a %s disk cannot be grown",
-                           l->path, i + 1, vk_extent_type_name(x->type), t);
+            return vk_fail(e, VMDKIT_EUNSUPPORTED,
+                           "%s: extent %zu: a %s extent in a %s disk cannot be grown", l->path, i + 1,
+                           vk_extent_type_name(x->type), t);
     }
     if ((*kind == KIND_SPARSE || *kind == KIND_FLAT) && l->n_ext != 1)
-        return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: %s disk with %zu extents cannot be grown", l->path, t, l->n_ext);
+        return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: %s disk with %zu extents cannot be grown", l->path,
+                       t, l->n_ext);
     return 0;
 }
 
@@ -104,8 +109,9 @@ static int grow_monolithic_sparse(vk_link *l, uint64_t cap, vk_err *e)
     uint64_t off = l->embedded_off_sectors * VK_SECTOR, area = l->embedded_size_sectors * VK_SECTOR;
     uint8_t *buf = len <= area ? vk_malloc((size_t)(off + area), e) : NULL;
     if (len > area)
-        r = vk_fail(e, VMDKIT_ELIMIT, "%s: embedded descriptor: %zu bytes do not fit in its %llu-byte area",
-                    l->path, len, (unsigned long long)area);
+        r = vk_fail(e, VMDKIT_ELIMIT,
+                    "%s: embedded descriptor: %zu bytes do not fit in its %llu-byte area", l->path, len,
+                    (unsigned long long)area);
     else if (!buf)
         r = VMDKIT_ENOMEM;
     else if (!(r = vk_pread_full(x->fd, buf, (size_t)off, 0, x->path, e))) {
@@ -156,8 +162,9 @@ static int grow_split(vk_link *l, uint64_t add, bool sparse, bool zeroed, vk_err
     uint64_t piece = piece_sectors(l);
     uint64_t pieces = vk_div_round_up(add, piece);
     if (l->n_ext + pieces > VK_MAX_SPLIT_PIECES)
-        return vk_fail(e, VMDKIT_ELIMIT, "%s: the size needs %llu pieces of %llu sectors, more than %u", l->path,
-                       (unsigned long long)(l->n_ext + pieces), (unsigned long long)piece, VK_MAX_SPLIT_PIECES);
+        return vk_fail(e, VMDKIT_ELIMIT, "%s: the size needs %llu pieces of %llu sectors, more than %u",
+                       l->path, (unsigned long long)(l->n_ext + pieces), (unsigned long long)piece,
+                       VK_MAX_SPLIT_PIECES);
     char *dir = vk_path_dirname(l->path, e);
     if (!dir)
         return VMDKIT_ENOMEM;
@@ -181,10 +188,12 @@ static int grow_split(vk_link *l, uint64_t add, bool sparse, bool zeroed, vk_err
             r = vk_fail(e, VMDKIT_EEXIST, "%s: already exists: it would be the new piece %llu", final,
                         (unsigned long long)(l->n_ext + i + 1));
         else
-            r = sparse ? vk_create_sparse_extent(inside, size, NULL, zeroed, e) : vk_create_flat_file(inside, size, e);
+            r = sparse ? vk_create_sparse_extent(inside, size, NULL, zeroed, e)
+                       : vk_create_flat_file(inside, size, e);
         if (!r)
-            r = vk_descriptor_add_extent(&l->desc, VK_ACCESS_RW, size, sparse ? VK_EXT_SPARSE : VK_EXT_FLAT,
-                                         vk_path_basename(final), !sparse, 0, e);
+            r = vk_descriptor_add_extent(&l->desc, VK_ACCESS_RW, size,
+                                         sparse ? VK_EXT_SPARSE : VK_EXT_FLAT, vk_path_basename(final),
+                                         !sparse, 0, e);
         if (!r && !(names[i] = vk_strdup(vk_path_basename(final), e)))
             r = VMDKIT_ENOMEM;
         free(final);
@@ -201,7 +210,8 @@ static int grow_split(vk_link *l, uint64_t add, bool sparse, bool zeroed, vk_err
     if (!r)
         r = vk_fsync_dir(t.path, e);
     for (uint64_t i = 0; !r && i < pieces; i++) {
-        char *from = vk_path_join(t.path, names[i], e), *to = from ? vk_path_join(dir, names[i], e) : NULL;
+        char *from = vk_path_join(t.path, names[i], e),
+             *to = from ? vk_path_join(dir, names[i], e) : NULL;
         if (!to)
             r = VMDKIT_ENOMEM;
         else if (link(from, to) != 0)
@@ -245,7 +255,8 @@ static int grow_split(vk_link *l, uint64_t add, bool sparse, bool zeroed, vk_err
     return r;
 }
 
-int vmdkit_resize(const char *path, uint64_t size_bytes, const vmdkit_resize_opts *opts, vmdkit_error *err)
+int vmdkit_resize(const char *path, uint64_t size_bytes, const vmdkit_resize_opts *opts,
+                  vmdkit_error *err)
 {
     vk_err local;
     vk_err *e = err ? err : &local;
@@ -273,14 +284,16 @@ int vmdkit_resize(const char *path, uint64_t size_bytes, const vmdkit_resize_opt
     if (r)
         return r;
     if (cap < old)
-        return vk_fail(e, VMDKIT_EINVAL,
-                       "%s: size: %llu bytes is smaller than the disk's %llu: shrinking is not supported", path,
-                       (unsigned long long)(cap * VK_SECTOR), (unsigned long long)(old * VK_SECTOR));
+        return vk_fail(
+            e, VMDKIT_EINVAL,
+            "%s: size: %llu bytes is smaller than the disk's %llu: shrinking is not supported", path,
+            (unsigned long long)(cap * VK_SECTOR), (unsigned long long)(old * VK_SECTOR));
     if (cap == old)
         return 0;
-    vmdkit_create_type ct = kind == KIND_SPARSE ? VMDKIT_MONOLITHIC_SPARSE
-                            : kind == KIND_FLAT ? VMDKIT_MONOLITHIC_FLAT
-                            : kind == KIND_SPLIT_SPARSE ? VMDKIT_TWOGB_SPARSE : VMDKIT_TWOGB_FLAT;
+    vmdkit_create_type ct = kind == KIND_SPARSE         ? VMDKIT_MONOLITHIC_SPARSE
+                            : kind == KIND_FLAT         ? VMDKIT_MONOLITHIC_FLAT
+                            : kind == KIND_SPLIT_SPARSE ? VMDKIT_TWOGB_SPARSE
+                                                        : VMDKIT_TWOGB_FLAT;
     if (!vk_create_fits(ct, cap))
         return vk_fail(e, VMDKIT_ELIMIT, "%s: size: %llu bytes is more than a %s disk holds", path,
                        (unsigned long long)(cap * VK_SECTOR), vmdkit_create_type_name(ct));
@@ -311,11 +324,13 @@ int vmdkit_resize(const char *path, uint64_t size_bytes, const vmdkit_resize_opt
         uint64_t piece = piece_sectors(l);
         /* a flat last piece is topped up; a sparse one stays (see grow_split) */
         uint64_t top_up = kind == KIND_SPLIT_FLAT && last->size_sectors < piece
-                              ? vk_min(piece - last->size_sectors, add) : 0;
+                              ? vk_min(piece - last->size_sectors, add)
+                              : 0;
         bool zeroed = false;
         last->size_sectors += top_up;
         if (kind == KIND_SPLIT_SPARSE)
-            r = vk_sparse_capacity(l->ext[l->n_ext - 1].fd, l->ext[l->n_ext - 1].path, &(uint64_t){0}, &zeroed, e);
+            r = vk_sparse_capacity(l->ext[l->n_ext - 1].fd, l->ext[l->n_ext - 1].path, &(uint64_t){0},
+                                   &zeroed, e);
         if (!r)
             r = grow_split(l, add - top_up, kind == KIND_SPLIT_SPARSE, zeroed, e);
     }

@@ -19,8 +19,8 @@ static int read_header(int fd, const char *path, vk_sparse_header *h, uint64_t *
     uint8_t buf[512];
     int r = vk_file_size(fd, &size, path, e);
     if (!r && size < sizeof buf)
-        r = vk_fail(e, VMDKIT_EFORMAT, "%s: header: file is %llu bytes, shorter than a sparse header", path,
-                    (unsigned long long)size);
+        r = vk_fail(e, VMDKIT_EFORMAT, "%s: header: file is %llu bytes, shorter than a sparse header",
+                    path, (unsigned long long)size);
     if (!r)
         r = vk_pread_full(fd, buf, sizeof buf, 0, path, e);
     if (r)
@@ -30,9 +30,10 @@ static int read_header(int fd, const char *path, vk_sparse_header *h, uint64_t *
     if ((r = vk_sparse_header_validate(h, *file_sectors, path, e)))
         return r;
     if (h->flags & (VK_FLAG_COMPRESSED | VK_FLAG_MARKERS))
-        return vk_fail(e, VMDKIT_EUNSUPPORTED,
-                       "%s: flags: a compressed (streamOptimized) extent cannot grow in place; convert it first",
-                       path);
+        return vk_fail(
+            e, VMDKIT_EUNSUPPORTED,
+            "%s: flags: a compressed (streamOptimized) extent cannot grow in place; convert it first",
+            path);
     return 0;
 }
 
@@ -51,8 +52,9 @@ int vk_sparse_capacity(int fd, const char *path, uint64_t *capacity, bool *zeroe
 
 /* The directory at SECTOR (OLD_N entries) with NEW_N entries, the new
  * ones pointing at consecutive tables from FIRST_GT, in GD_SECS sectors. */
-static uint8_t *grown_directory(int fd, const char *path, uint64_t sector, uint64_t old_n, uint64_t new_n,
-                                uint64_t first_gt, uint64_t gt_secs, uint64_t gd_secs, vk_err *e)
+static uint8_t *grown_directory(int fd, const char *path, uint64_t sector, uint64_t old_n,
+                                uint64_t new_n, uint64_t first_gt, uint64_t gt_secs, uint64_t gd_secs,
+                                vk_err *e)
 {
     uint8_t *gd = vk_calloc(1, (size_t)(gd_secs * VK_SECTOR), e);
     if (!gd)
@@ -68,8 +70,8 @@ static uint8_t *grown_directory(int fd, const char *path, uint64_t sector, uint6
     return gd;
 }
 
-int vk_sparse_grow_tables(int fd, const char *path, uint64_t new_capacity, uint8_t header[512], bool *changed,
-                          vk_err *e)
+int vk_sparse_grow_tables(int fd, const char *path, uint64_t new_capacity, uint8_t header[512],
+                          bool *changed, vk_err *e)
 {
     vk_sparse_header h;
     uint64_t file_sectors;
@@ -97,9 +99,10 @@ int vk_sparse_grow_tables(int fd, const char *path, uint64_t new_capacity, uint8
     uint64_t end = move ? (redundant ? rgd_at + new_gd_secs : rgd_at) : gd_at;
     end = vk_div_round_up(end, gs) * gs;
     if (new_capacity >= VK_MAX_EXTENT_FILE_SECTORS || end >= VK_MAX_EXTENT_FILE_SECTORS)
-        return vk_fail(e, VMDKIT_ELIMIT,
-                       "%s: capacity: %llu sectors is more than a sparse extent addresses with its 32-bit tables (2 TiB)",
-                       path, (unsigned long long)new_capacity);
+        return vk_fail(
+            e, VMDKIT_ELIMIT,
+            "%s: capacity: %llu sectors is more than a sparse extent addresses with its 32-bit tables (2 TiB)",
+            path, (unsigned long long)new_capacity);
     if (!move) {
         gd_at = h.gd_offset_sectors;
         rgd_at = h.rgd_offset_sectors;

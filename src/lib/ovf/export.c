@@ -52,8 +52,8 @@ static int progress_cb(void *opaque, uint64_t done, uint64_t total)
 }
 
 struct out_file {
-    char *final;             /* where it goes */
-    char *tmp;               /* where it is built */
+    char *final; /* where it goes */
+    char *tmp;   /* where it is built */
     int fd;
     bool renamed;
 };
@@ -192,8 +192,7 @@ static int write_disk(struct exporter *x, size_t i, int fd, uint64_t base)
 }
 
 /* The manifest for the descriptor's digest OVF_HEX and the disks'. */
-static char *manifest(const struct exporter *x, const char *ovf_name, const char *ovf_hex,
-                      size_t *len)
+static char *manifest(const struct exporter *x, const char *ovf_name, const char *ovf_hex, size_t *len)
 {
     size_t n = vk_ovf_mf_line_len(x->algo, ovf_name);
     for (size_t i = 0; i < x->vm.n_disks; i++)
@@ -396,8 +395,9 @@ int vmdkit_ova_export(const char *vm_path, const char *out, const vmdkit_ova_exp
         return vk_fail(e, VMDKIT_EEXIST, "%s: already exists", out);
 
     struct exporter x = {.o = &o, .e = e, .prog = {.o = &o}};
-    x.algo = o.checksum == VMDKIT_OVA_SHA1 ? VK_ALGO_SHA1
-           : o.checksum == VMDKIT_OVA_SHA512 ? VK_ALGO_SHA512 : VK_ALGO_SHA256;
+    x.algo = o.checksum == VMDKIT_OVA_SHA1     ? VK_ALGO_SHA1
+             : o.checksum == VMDKIT_OVA_SHA512 ? VK_ALGO_SHA512
+                                               : VK_ALGO_SHA256;
     char *vmx_path = NULL, *base = NULL;
     vk_vmx *v = NULL;
     int r = vk_vm_resolve(vm_path, &vmx_path, e);
@@ -433,8 +433,8 @@ int vmdkit_ova_export(const char *vm_path, const char *out, const vmdkit_ova_exp
         x.prog.total += d->capacity_bytes;
         snprintf(name, sizeof name, "%s-disk%zu.vmdk", base, i + 1);
         if (strlen(name) > 100 && ova) {
-            r = vk_fail(e, VMDKIT_EINVAL, "%s: the name \"%s\" is too long for a USTAR member (100 bytes)",
-                        out, name);
+            r = vk_fail(e, VMDKIT_EINVAL,
+                        "%s: the name \"%s\" is too long for a USTAR member (100 bytes)", out, name);
             break;
         }
         if (!(d->href = vk_strdup(name, e)))

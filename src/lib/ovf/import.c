@@ -31,10 +31,10 @@ struct importer {
     const vmdkit_ova_import_opts *o;
     vk_pkg pkg;
     vk_mf mf;
-    bool *mf_checked;      /* per manifest entry */
+    bool *mf_checked; /* per manifest entry */
     vk_ovf_vm vm;
-    vk_temp_folder tmp;    /* the hidden folder */
-    uint64_t done, total;  /* package bytes read, for progress */
+    vk_temp_folder tmp;   /* the hidden folder */
+    uint64_t done, total; /* package bytes read, for progress */
     size_t n_verified;
     vk_err *e;
 };
@@ -84,24 +84,24 @@ static int verify(struct importer *im, const char *name, vk_digest *d, size_t in
     im->mf_checked[index] = true;
     im->n_verified++;
     if (strcmp(hex, m->hex) != 0)
-        return vk_fail(im->e, VMDKIT_EFORMAT,
-                       "%s: %s: %s digest %s does not match the manifest's %s (line %zu of %s): the file is corrupt or was changed",
-                       im->pkg.path, name, m->algo, hex, m->hex, m->line, im->pkg.mf_name);
+        return vk_fail(
+            im->e, VMDKIT_EFORMAT,
+            "%s: %s: %s digest %s does not match the manifest's %s (line %zu of %s): the file is corrupt or was changed",
+            im->pkg.path, name, m->algo, hex, m->hex, m->line, im->pkg.mf_name);
     return 0;
 }
 
 static int progress(void *opaque, uint64_t raw_done)
 {
     struct importer *im = opaque;
-    return im->o->progress ? im->o->progress(im->o->progress_opaque, im->done + raw_done, im->total)
-                           : 0;
+    return im->o->progress ? im->o->progress(im->o->progress_opaque, im->done + raw_done, im->total) : 0;
 }
 
 /* ---- disks ---- */
 
 struct disk_sink {
-    vmdkit_disk *disk;         /* any createType but streamOptimized */
-    vk_stream_writer *sw;      /* streamOptimized */
+    vmdkit_disk *disk;    /* any createType but streamOptimized */
+    vk_stream_writer *sw; /* streamOptimized */
     uint64_t next_grain;
 };
 
@@ -122,8 +122,9 @@ static int grain_to_disk(void *opaque, uint64_t off, const uint8_t *data, size_t
         if (vk_is_zero(data + i, n))
             continue;
         if (g < s->next_grain)
-            return vk_fail(e, VMDKIT_EUNSUPPORTED,
-                           "grains out of order: a streamOptimized copy needs them ascending; import to another type");
+            return vk_fail(
+                e, VMDKIT_EUNSUPPORTED,
+                "grains out of order: a streamOptimized copy needs them ascending; import to another type");
         int r = vk_stream_writer_put(s->sw, g, data + i, n, e);
         if (r)
             return r;
@@ -156,7 +157,9 @@ static int create_disk(struct importer *im, const vk_ovf_disk *d, const char *pa
         free(desc);
         return r;
     }
-    vmdkit_create_opts co = {.struct_size = sizeof co, .type = (vmdkit_create_type)type, .size_bytes = capacity,
+    vmdkit_create_opts co = {.struct_size = sizeof co,
+                             .type = (vmdkit_create_type)type,
+                             .size_bytes = capacity,
                              .adapter = adapter_for(&im->vm, d)};
     int r = vmdkit_create(path, &co, e);
     if (!r)
@@ -196,7 +199,8 @@ static int convert_plain(struct importer *im, const vk_ovf_disk *d, const char *
                     src, (unsigned long long)vmdkit_size(in), (unsigned long long)capacity);
     if (!r) {
         int type = im->o->type < 0 ? VMDKIT_TWOGB_SPARSE : im->o->type;
-        vmdkit_create_opts vmdk = {.struct_size = sizeof vmdk, .type = (vmdkit_create_type)type,
+        vmdkit_create_opts vmdk = {.struct_size = sizeof vmdk,
+                                   .type = (vmdkit_create_type)type,
                                    .adapter = adapter_for(&im->vm, d)};
         vmdkit_convert_opts co = {.struct_size = sizeof co, .vmdk = &vmdk};
         r = vmdkit_convert(in, dst, &co, im->e);
@@ -213,15 +217,14 @@ static int import_disk(struct importer *im, size_t i, const char *dst)
     vk_err *e = im->e;
     struct disk_sink s = {0};
     if (!d->href) /* a disk the package declares but ships no file for: empty */
-        return create_disk(im, d, dst, d->capacity_bytes, &s) || close_disk(&s, true, e)
-                   ? e->code : 0;
+        return create_disk(im, d, dst, d->capacity_bytes, &s) || close_disk(&s, true, e) ? e->code : 0;
     vk_pkg_file f;
     int r = vk_pkg_find(&im->pkg, d->href, &f, e);
     if (r)
         return r;
     if (d->has_file_size && !d->gzip && d->file_size != f.size)
-        (void)vk_ovf_note(&im->vm, e, "%s: File ovf:size %llu, but the file holds %llu bytes",
-                          d->href, (unsigned long long)d->file_size, (unsigned long long)f.size);
+        (void)vk_ovf_note(&im->vm, e, "%s: File ovf:size %llu, but the file holds %llu bytes", d->href,
+                          (unsigned long long)d->file_size, (unsigned long long)f.size);
     vk_digest *dg;
     size_t mi = 0;
     if ((r = digest_for(im, d->href, &dg, &mi)))
@@ -249,10 +252,10 @@ static int import_disk(struct importer *im, size_t i, const char *dst)
         return convert_plain(im, d, dst, d->capacity_bytes);
     }
     if (!r && info.capacity_bytes > d->capacity_bytes)
-        r = vk_fail(e, VMDKIT_EFORMAT,
-                    "%s: capacity: the VMDK holds %llu bytes, more than the descriptor's ovf:capacity %llu",
-                    name, (unsigned long long)info.capacity_bytes,
-                    (unsigned long long)d->capacity_bytes);
+        r = vk_fail(
+            e, VMDKIT_EFORMAT,
+            "%s: capacity: the VMDK holds %llu bytes, more than the descriptor's ovf:capacity %llu",
+            name, (unsigned long long)info.capacity_bytes, (unsigned long long)d->capacity_bytes);
     if (!r)
         r = create_disk(im, d, dst, d->capacity_bytes, &s);
     if (!r)
@@ -336,8 +339,9 @@ static int verify_rest(struct importer *im)
         vk_pkg_file f;
         int r = vk_pkg_find(&im->pkg, m->name, &f, im->e);
         if (r == VMDKIT_ENOENT)
-            return vk_fail(im->e, VMDKIT_EFORMAT, "%s: %s: listed in %s (line %zu) but not in the package",
-                           im->pkg.path, m->name, im->pkg.mf_name, m->line);
+            return vk_fail(im->e, VMDKIT_EFORMAT,
+                           "%s: %s: listed in %s (line %zu) but not in the package", im->pkg.path,
+                           m->name, im->pkg.mf_name, m->line);
         if (r)
             return r;
         vk_digest *dg;
@@ -370,7 +374,8 @@ static char *file_base(const char *name, vk_err *e)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)name[i];
         s[i] = (c < 0x20 || c == 0x7f || c == '/' || c == '\\' || c == '"' || (i == 0 && c == '.'))
-                   ? '_' : (char)c;
+                   ? '_'
+                   : (char)c;
     }
     s[n] = 0;
     if (!n) {

@@ -13,7 +13,7 @@
 struct target {
     const char *name;
     const char *label;
-    unsigned max_hw;       /* highest vmx-NN; 0: no hardware family check */
+    unsigned max_hw; /* highest vmx-NN; 0: no hardware family check */
     bool vmware, esxi, v2v;
 };
 
@@ -72,32 +72,41 @@ static void check_tar(struct lint *l, const vk_ovf_facts *f)
     for (size_t i = 0; i < t->n; i++) {
         const vk_tar_member *m = &t->m[i];
         if (m->kind == VK_TAR_GNU)
-            find(l, "tar-format", "%s: GNU tar header, not USTAR (tar --format=ustar; DSP0243 asks for USTAR, macOS and some importers need it)", m->name);
+            find(
+                l, "tar-format",
+                "%s: GNU tar header, not USTAR (tar --format=ustar; DSP0243 asks for USTAR, macOS and some importers need it)",
+                m->name);
         else if (m->kind == VK_TAR_V7)
             find(l, "tar-format", "%s: old v7 tar header, not USTAR", m->name);
         if (m->pax)
             find(l, "tar-format", "%s: a pax extended header precedes it: not plain USTAR", m->name);
         if (m->type != '0' && m->type != '7') {
-            find(l, "extra-member", "%s: a tar entry of type '%c', not a file: packages hold files only, at the top level",
+            find(l, "extra-member",
+                 "%s: a tar entry of type '%c', not a file: packages hold files only, at the top level",
                  m->name, m->type);
             continue;
         }
         if (strchr(strncmp(m->name, "./", 2) == 0 ? m->name + 2 : m->name, '/'))
-            find(l, "extra-member", "%s: in a folder: every file of a package lies at the top level", m->name);
+            find(l, "extra-member", "%s: in a folder: every file of a package lies at the top level",
+                 m->name);
         bool known = is_name(m->name, l->pkg.ovf_name) || is_name(m->name, l->pkg.mf_name) ||
                      is_name(m->name, cert);
         for (size_t k = 0; f && !known && k < f->n_hrefs; k++)
             known = is_name(m->name, f->hrefs[k]);
         if (!known)
-            find(l, "extra-member", "%s: not named in References: importers refuse files the descriptor does not list (a deploy through pyvmomi failed with 405 on an .nvram member)",
-                 m->name);
+            find(
+                l, "extra-member",
+                "%s: not named in References: importers refuse files the descriptor does not list (a deploy through pyvmomi failed with 405 on an .nvram member)",
+                m->name);
     }
     /* order: descriptor; manifest (and certificate) right after it or both
      * last; then the files in References order */
     size_t i = 0;
     if (!t->n || !is_name(t->m[0].name, l->pkg.ovf_name)) {
-        find(l, "member-order", "%s: the descriptor is not the first member (Workstation and ovftool refuse the package; vSphere's import from a URL chokes)",
-             l->pkg.ovf_name);
+        find(
+            l, "member-order",
+            "%s: the descriptor is not the first member (Workstation and ovftool refuse the package; vSphere's import from a URL chokes)",
+            l->pkg.ovf_name);
     } else {
         i = 1;
     }
@@ -107,8 +116,10 @@ static void check_tar(struct lint *l, const vk_ovf_facts *f)
         bool second = at == 1;
         bool last = at + 1 == t->n || (at + 2 == t->n && is_name(t->m[at + 1].name, cert));
         if (!second && !last)
-            find(l, "member-order", "%s: the manifest must come right after the descriptor (ovftool's order: ovf, mf, then the files)",
-                 l->pkg.mf_name);
+            find(
+                l, "member-order",
+                "%s: the manifest must come right after the descriptor (ovftool's order: ovf, mf, then the files)",
+                l->pkg.mf_name);
         if (second)
             i = 2;
     }
@@ -176,19 +187,26 @@ static int check_manifest(struct lint *l, const vk_ovf_facts *f)
     for (size_t i = 0; !r && i < mf.n; i++) {
         const vk_mf_entry *m = &mf.v[i];
         if (m->blank_before_paren)
-            find(l, "manifest-syntax", "%s line %zu: '%s (%s)': the blank before '(' (sha256sum --tag's form) makes vCenter fail with 'Invalid OVF checksum algorithm'; write '%s(%s)= hex'",
-                 mfn, m->line, m->algo, m->name, m->algo, m->name);
+            find(
+                l, "manifest-syntax",
+                "%s line %zu: '%s (%s)': the blank before '(' (sha256sum --tag's form) makes vCenter fail with 'Invalid OVF checksum algorithm'; write '%s(%s)= hex'",
+                mfn, m->line, m->algo, m->name, m->algo, m->name);
         else if (m->bad_blank)
-            find(l, "manifest-syntax", "%s line %zu: %s(%s): exactly ')= ' must separate the name and the digest (ovftool's form)",
-                 mfn, m->line, m->algo, m->name);
+            find(
+                l, "manifest-syntax",
+                "%s line %zu: %s(%s): exactly ')= ' must separate the name and the digest (ovftool's form)",
+                mfn, m->line, m->algo, m->name);
         if (strncmp(m->algo, "SHA2-", 5) == 0)
-            find(l, "manifest-algorithm", "%s line %zu: '%s' is OpenSSL 3's label: vCenter 8 rejects it; write SHA%s",
-                 mfn, m->line, m->algo, m->algo + 5);
+            find(l, "manifest-algorithm",
+                 "%s line %zu: '%s' is OpenSSL 3's label: vCenter 8 rejects it; write SHA%s", mfn,
+                 m->line, m->algo, m->algo + 5);
         else if (m->known < 0)
-            find(l, "manifest-algorithm", "%s line %zu: '%s': not SHA1, SHA256 or SHA512 (or the digest has the wrong length)",
+            find(l, "manifest-algorithm",
+                 "%s line %zu: '%s': not SHA1, SHA256 or SHA512 (or the digest has the wrong length)",
                  mfn, m->line, m->algo);
         else if (l->t->v2v && m->known == VK_ALGO_SHA512)
-            find(l, "manifest-algorithm", "%s line %zu: virt-v2v checks SHA1 and SHA256 lines only: this one is not verified",
+            find(l, "manifest-algorithm",
+                 "%s line %zu: virt-v2v checks SHA1 and SHA256 lines only: this one is not verified",
                  mfn, m->line);
         if (m->known < 0)
             continue;
@@ -199,8 +217,10 @@ static int check_manifest(struct lint *l, const vk_ovf_facts *f)
         if (absent)
             find(l, "manifest-digest", "%s line %zu: %s is not in the package", mfn, m->line, m->name);
         else if (strcmp(hex, m->hex) != 0)
-            find(l, "manifest-digest", "%s: %s %s does not match the manifest's %s: 'The checksum(s) from the provided manifest file do not match the content of file(s)'",
-                 m->name, m->algo, hex, m->hex);
+            find(
+                l, "manifest-digest",
+                "%s: %s %s does not match the manifest's %s: 'The checksum(s) from the provided manifest file do not match the content of file(s)'",
+                m->name, m->algo, hex, m->hex);
     }
     /* every file of the package should be listed */
     for (size_t k = 0; !r && f && k <= f->n_hrefs; k++) {
@@ -211,7 +231,8 @@ static int check_manifest(struct lint *l, const vk_ovf_facts *f)
         vk_pkg_file pf;
         vk_err ignore;
         if (!listed && vk_pkg_find(&l->pkg, name, &pf, &ignore) == 0)
-            find(l, "manifest-digest", "%s: not listed in %s: vCenter's manifest check fails", name, mfn);
+            find(l, "manifest-digest", "%s: not listed in %s: vCenter's manifest check fails", name,
+                 mfn);
     }
     vk_mf_free(&mf);
     return r;
@@ -223,34 +244,42 @@ static void check_descriptor(struct lint *l, const vk_ovf_facts *f)
 {
     const struct target *t = l->t;
     if (t->vmware && f->virtualbox_family)
-        find(l, "virtualbox-family", "%s: VirtualSystemType '%s': %s says \"Unsupported hardware family '%s'\"; use vmx-NN",
+        find(l, "virtualbox-family",
+             "%s: VirtualSystemType '%s': %s says \"Unsupported hardware family '%s'\"; use vmx-NN",
              l->pkg.ovf_name, f->system_type, t->label, f->system_type);
     else if (t->max_hw && f->max_vmx > t->max_hw)
-        find(l, "hardware-family", "%s: VirtualSystemType '%s': %s runs up to vmx-%02u: \"Unsupported hardware family 'vmx-%02u'\" (export with --hw-max %u)",
-             l->pkg.ovf_name, f->system_type, t->label, t->max_hw, f->max_vmx, t->max_hw);
+        find(
+            l, "hardware-family",
+            "%s: VirtualSystemType '%s': %s runs up to vmx-%02u: \"Unsupported hardware family 'vmx-%02u'\" (export with --hw-max %u)",
+            l->pkg.ovf_name, f->system_type, t->label, t->max_hw, f->max_vmx, t->max_hw);
     else if (t->vmware && !f->max_vmx && !f->virtualbox_family)
         find(l, "hardware-family", "%s: VirtualSystemType '%s' names no vmx-NN family", l->pkg.ovf_name,
              f->system_type ? f->system_type : "");
     if (t->vmware && f->ovf2_items)
-        find(l, "ovf2-items", "%s: OVF 2.0 StorageItem/EthernetPortItem elements: Workstation says \"Unsupported element 'StorageItem'\", ESXi \"Missing child element 'VirtualHardwareSection'\"; write rasd Items",
-             l->pkg.ovf_name);
+        find(
+            l, "ovf2-items",
+            "%s: OVF 2.0 StorageItem/EthernetPortItem elements: Workstation says \"Unsupported element 'StorageItem'\", ESXi \"Missing child element 'VirtualHardwareSection'\"; write rasd Items",
+            l->pkg.ovf_name);
     if (t->v2v && f->version == 2)
-        find(l, "ovf2-items", "%s: an OVF 2.0 envelope: virt-v2v reads only envelope/1 descriptors", l->pkg.ovf_name);
+        find(l, "ovf2-items", "%s: an OVF 2.0 envelope: virt-v2v reads only envelope/1 descriptors",
+             l->pkg.ovf_name);
     if (t->esxi && f->bad_sata_subtype)
-        find(l, "sata-subtype", "%s: SATA controller ResourceSubType '%s': ESXi says \"VALUE_ILLEGAL: Value ''3'' of Parent element does not refer to a ref of type DiskControllerReference\"; write vmware.sata.ahci",
-             l->pkg.ovf_name, f->bad_sata_subtype);
+        find(
+            l, "sata-subtype",
+            "%s: SATA controller ResourceSubType '%s': ESXi says \"VALUE_ILLEGAL: Value ''3'' of Parent element does not refer to a ref of type DiskControllerReference\"; write vmware.sata.ahci",
+            l->pkg.ovf_name, f->bad_sata_subtype);
 }
 
 /* The last 1.5 KiB of an uncompressed stream: footer marker, footer (when
  * the header defers the grain directory to it: VMware's layout; qemu-img
  * puts the directory up front and writes none), EOS. */
-static void check_stream_end(struct lint *l, const vk_ovf_disk *d, const vk_pkg_file *pf,
-                             bool gd_at_end)
+static void check_stream_end(struct lint *l, const vk_ovf_disk *d, const vk_pkg_file *pf, bool gd_at_end)
 {
     uint8_t tail[3 * VK_SECTOR];
     vk_err ignore;
     if (pf->size < sizeof tail + VK_SECTOR ||
-        vk_pread_full(pf->fd, tail, sizeof tail, pf->offset + pf->size - sizeof tail, d->href, &ignore)) {
+        vk_pread_full(pf->fd, tail, sizeof tail, pf->offset + pf->size - sizeof tail, d->href,
+                      &ignore)) {
         find(l, "stream-eos", "%s: too short to end in a footer and an end-of-stream marker", d->href);
         return;
     }
@@ -260,12 +289,16 @@ static void check_stream_end(struct lint *l, const vk_ovf_disk *d, const vk_pkg_
     vk_sparse_header foot;
     vk_sparse_header_decode(tail + VK_SECTOR, &foot);
     if (!vk_is_zero(tail + 2 * VK_SECTOR, VK_SECTOR))
-        find(l, "stream-eos", "%s: no end-of-stream marker at the end: ESXi refuses the disk (qemu-img's old streams lacked it)",
-             d->href);
-    else if (gd_at_end && (fm.size != 0 || fm.type != VK_MARKER_FOOTER ||
-                           foot.magic != VK_KDMV_MAGIC || foot.gd_offset_sectors == VK_GD_AT_END))
-        find(l, "stream-eos", "%s: the header leaves the grain directory to a footer, and there is none (marker type 3 and a header with the directory's place) before the end-of-stream marker",
-             d->href);
+        find(
+            l, "stream-eos",
+            "%s: no end-of-stream marker at the end: ESXi refuses the disk (qemu-img's old streams lacked it)",
+            d->href);
+    else if (gd_at_end && (fm.size != 0 || fm.type != VK_MARKER_FOOTER || foot.magic != VK_KDMV_MAGIC ||
+                           foot.gd_offset_sectors == VK_GD_AT_END))
+        find(
+            l, "stream-eos",
+            "%s: the header leaves the grain directory to a footer, and there is none (marker type 3 and a header with the directory's place) before the end-of-stream marker",
+            d->href);
 }
 
 static void check_disk(struct lint *l, const vk_ovf_disk *d)
@@ -274,8 +307,10 @@ static void check_disk(struct lint *l, const vk_ovf_disk *d)
     if (!d->href)
         return;
     if (d->gzip && t->vmware)
-        find(l, "compressed-disk", "%s: ovf:compression=\"gzip\": vSphere says \"OVF package with compressed disks is currently not supported\"",
-             d->href);
+        find(
+            l, "compressed-disk",
+            "%s: ovf:compression=\"gzip\": vSphere says \"OVF package with compressed disks is currently not supported\"",
+            d->href);
     if (t->vmware && (!d->format || strcmp(d->format, VK_OVF_FORMAT_STREAM) != 0))
         find(l, "disk-format", "%s: ovf:format \"%s\": VMware imports %s", d->href,
              d->format ? d->format : "", VK_OVF_FORMAT_STREAM);
@@ -293,16 +328,21 @@ static void check_disk(struct lint *l, const vk_ovf_disk *d)
     if (vk_member_open(pf.fd, d->href, pf.offset, pf.size, d->gzip, NULL, &s, &local) == 0) {
         int r = vk_stream_read_header(s, d->href, &info, &local);
         if (r == VMDKIT_EFORMAT)
-            find(l, "disk-format", "%s: \"Not a supported disk format (invalid sparse VMDK header)\": %s",
-                 d->href, local.msg);
+            find(l, "disk-format",
+                 "%s: \"Not a supported disk format (invalid sparse VMDK header)\": %s", d->href,
+                 local.msg);
         else if (r)
             find(l, "disk-format", "%s: %s", d->href, local.msg);
         else if (info.capacity_bytes > d->capacity_bytes)
-            find(l, "capacity", "%s: the VMDK holds %llu bytes, the descriptor's ovf:capacity says %llu: \"Capacity of uploaded disk is larger than requested\"",
-                 d->href, (unsigned long long)info.capacity_bytes, (unsigned long long)d->capacity_bytes);
+            find(
+                l, "capacity",
+                "%s: the VMDK holds %llu bytes, the descriptor's ovf:capacity says %llu: \"Capacity of uploaded disk is larger than requested\"",
+                d->href, (unsigned long long)info.capacity_bytes, (unsigned long long)d->capacity_bytes);
         else if (info.capacity_bytes < d->capacity_bytes)
-            find(l, "capacity", "%s: ovf:capacity %llu bytes, the VMDK holds %llu: a slip of capacityAllocationUnits?",
-                 d->href, (unsigned long long)d->capacity_bytes, (unsigned long long)info.capacity_bytes);
+            find(l, "capacity",
+                 "%s: ovf:capacity %llu bytes, the VMDK holds %llu: a slip of capacityAllocationUnits?",
+                 d->href, (unsigned long long)d->capacity_bytes,
+                 (unsigned long long)info.capacity_bytes);
         if (!r && d->gzip) {
             /* compressed: the end is only reached by decoding */
             if (vk_stream_decode(s, d->href, &info, NULL, NULL, NULL, NULL, &local))
@@ -338,9 +378,10 @@ int vmdkit_ova_check(const char *in, const vmdkit_ova_check_opts *opts, vmdkit_o
         if (strcmp(targets[i].name, tname) == 0)
             l.t = &targets[i];
     if (!l.t)
-        return vk_fail(e, VMDKIT_EINVAL,
-                       "%s: target \"%s\": not esxi-6.5, esxi-7.0, esxi-8.0, workstation, virtualbox or virt-v2v",
-                       in, tname);
+        return vk_fail(
+            e, VMDKIT_EINVAL,
+            "%s: target \"%s\": not esxi-6.5, esxi-7.0, esxi-8.0, workstation, virtualbox or virt-v2v",
+            in, tname);
     l.pkg.fd = -1;
     int r = vk_pkg_open(in, &l.pkg, e);
     if (r)

@@ -27,7 +27,8 @@
 
 #define VK_OVF_NS_ENV1 "http://schemas.dmtf.org/ovf/envelope/1"
 #define VK_OVF_NS_ENV2 "http://schemas.dmtf.org/ovf/envelope/2"
-#define VK_OVF_NS_RASD "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData"
+#define VK_OVF_NS_RASD \
+    "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData"
 #define VK_OVF_NS_VSSD "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData"
 #define VK_OVF_NS_CIM "http://schemas.dmtf.org/wbem/wscim/1/common"
 #define VK_OVF_NS_XSI "http://www.w3.org/2001/XMLSchema-instance"
@@ -40,35 +41,35 @@ enum vk_ovf_bus { VK_BUS_IDE, VK_BUS_SCSI, VK_BUS_SATA, VK_BUS_NVME, VK_BUS_COUN
 
 typedef struct vk_ovf_ctrl {
     enum vk_ovf_bus bus;
-    unsigned num;          /* scsi0 -> 0 */
-    const char *vmx_dev;   /* SCSI: scsiN.virtualDev ("lsilogic" ...); else NULL */
-    unsigned instance;     /* OVF InstanceID (import: as read; export: assigned) */
+    unsigned num;        /* scsi0 -> 0 */
+    const char *vmx_dev; /* SCSI: scsiN.virtualDev ("lsilogic" ...); else NULL */
+    unsigned instance;   /* OVF InstanceID (import: as read; export: assigned) */
 } vk_ovf_ctrl;
 
 typedef struct vk_ovf_disk {
     enum vk_ovf_bus bus;
-    unsigned ctrl, unit;   /* scsi0:1 -> 0, 1 */
+    unsigned ctrl, unit; /* scsi0:1 -> 0, 1 */
     uint64_t capacity_bytes;
-    char *source;          /* export: the disk's path; import: NULL */
-    char *href;            /* the file in the package; NULL: an empty disk */
+    char *source; /* export: the disk's path; import: NULL */
+    char *href;   /* the file in the package; NULL: an empty disk */
     char *file_id, *disk_id;
-    uint64_t file_size;    /* bytes of the file (0 when not stated) */
+    uint64_t file_size; /* bytes of the file (0 when not stated) */
     bool has_file_size;
     uint64_t populated_bytes;
-    bool gzip;             /* File ovf:compression="gzip" */
-    char *format;          /* ovf:format */
+    bool gzip;    /* File ovf:compression="gzip" */
+    char *format; /* ovf:format */
 } vk_ovf_disk;
 
 typedef struct vk_ovf_cdrom {
     enum vk_ovf_bus bus;
     unsigned ctrl, unit;
-    char *iso_href;        /* import: an ISO in the package, else NULL */
+    char *iso_href; /* import: an ISO in the package, else NULL */
 } vk_ovf_cdrom;
 
 typedef struct vk_ovf_nic {
-    unsigned num;          /* ethernetN */
-    const char *vmx_dev;   /* "e1000", "e1000e", "vmxnet3", "vlance" */
-    char *network;         /* Connection */
+    unsigned num;        /* ethernetN */
+    const char *vmx_dev; /* "e1000", "e1000e", "vmxnet3", "vlance" */
+    char *network;       /* Connection */
     bool start_connected;
 } vk_ovf_nic;
 
@@ -82,9 +83,9 @@ typedef struct vk_ovf_kv {
 
 typedef struct vk_ovf_vm {
     char *name;
-    const char *guest_os;  /* .vmx guestOS id (table entry or ...) */
-    char *guest_os_own;    /* ... a value not in the table, kept as read */
-    unsigned hw_version;   /* virtualHW.version / vmx-NN */
+    const char *guest_os;            /* .vmx guestOS id (table entry or ...) */
+    char *guest_os_own;              /* ... a value not in the table, kept as read */
+    unsigned hw_version;             /* virtualHW.version / vmx-NN */
     unsigned cpus, cores_per_socket; /* cores 0: not stated */
     uint64_t memory_mib;
     bool efi;
@@ -102,7 +103,7 @@ typedef struct vk_ovf_vm {
     size_t n_cdroms;
     vk_ovf_nic *nics;
     size_t n_nics;
-    vk_ovf_kv *extra;      /* vmw:ExtraConfig */
+    vk_ovf_kv *extra; /* vmw:ExtraConfig */
     size_t n_extra;
     /* import: what the descriptor holds that the model cannot (for notes) */
     char **notes;
@@ -127,17 +128,23 @@ int vk_ovf_bus_parse(const char *s, size_t len);
  * ResourceSubType, other OVF spellings accepted on reading, and the lowest
  * virtualHW.version that has it. */
 typedef enum vk_ovf_dev_kind {
-    VK_DEV_SCSI, VK_DEV_SATA, VK_DEV_NVME, VK_DEV_IDE, VK_DEV_NIC, VK_DEV_USB, VK_DEV_SOUND,
+    VK_DEV_SCSI,
+    VK_DEV_SATA,
+    VK_DEV_NVME,
+    VK_DEV_IDE,
+    VK_DEV_NIC,
+    VK_DEV_USB,
+    VK_DEV_SOUND,
 } vk_ovf_dev_kind;
 
 typedef struct vk_ovf_dev {
     vk_ovf_dev_kind kind;
-    const char *vmx;       /* scsiN.virtualDev, ethernetN.virtualDev, usb kind, sound.virtualDev */
-    unsigned rtype;        /* OVF ResourceType */
-    const char *subtype;   /* what is written */
-    const char *also;      /* other subtypes read as this one, '|' separated, or NULL */
+    const char *vmx;     /* scsiN.virtualDev, ethernetN.virtualDev, usb kind, sound.virtualDev */
+    unsigned rtype;      /* OVF ResourceType */
+    const char *subtype; /* what is written */
+    const char *also;    /* other subtypes read as this one, '|' separated, or NULL */
     unsigned min_hw;
-    const char *label;     /* for ElementName / Description */
+    const char *label; /* for ElementName / Description */
 } vk_ovf_dev;
 
 /* The row of KIND whose .vmx value is VMX (ASCII case ignored); NULL if none. */
@@ -147,10 +154,10 @@ const vk_ovf_dev *vk_ovf_dev_by_vmx(vk_ovf_dev_kind kind, const char *vmx);
 const vk_ovf_dev *vk_ovf_dev_by_ovf(unsigned rtype, const char *subtype);
 
 typedef struct vk_ovf_os {
-    const char *vmx;       /* guestOS */
-    const char *vmw;       /* vmw:osType */
-    unsigned cim;          /* OperatingSystemSection ovf:id (CIM_OperatingSystem OsType) */
-    const char *text;      /* Description */
+    const char *vmx;  /* guestOS */
+    const char *vmw;  /* vmw:osType */
+    unsigned cim;     /* OperatingSystemSection ovf:id (CIM_OperatingSystem OsType) */
+    const char *text; /* Description */
 } vk_ovf_os;
 
 const vk_ovf_os *vk_ovf_os_by_vmx(const char *guest_os);
@@ -198,20 +205,20 @@ int vk_ovf_write_xml(const vk_ovf_vm *vm, char **xml, size_t *len, vk_err *e);
 
 /* What the reader saw beyond the model (for lint). */
 typedef struct vk_ovf_facts {
-    int version;           /* 1 (envelope/1) or 2 (envelope/2) */
-    char *system_type;     /* VirtualSystemType as written */
-    unsigned max_vmx;      /* highest vmx-NN in it, 0 if none */
+    int version;       /* 1 (envelope/1) or 2 (envelope/2) */
+    char *system_type; /* VirtualSystemType as written */
+    unsigned max_vmx;  /* highest vmx-NN in it, 0 if none */
     bool virtualbox_family;
-    bool ovf2_items;       /* StorageItem / EthernetPortItem */
+    bool ovf2_items;        /* StorageItem / EthernetPortItem */
     char *bad_sata_subtype; /* a ResourceType 20 subtype VMware does not write */
-    char **hrefs;          /* every References/File href, in order */
+    char **hrefs;           /* every References/File href, in order */
     size_t n_hrefs;
 } vk_ovf_facts;
 void vk_ovf_facts_free(vk_ovf_facts *f);
 
 /* Parse LEN bytes of OVF XML named NAME into VM (and FACTS, may be NULL). */
-int vk_ovf_read_xml(const char *name, const char *xml, size_t len, vk_ovf_vm *vm,
-                    vk_ovf_facts *facts, vk_err *e);
+int vk_ovf_read_xml(const char *name, const char *xml, size_t len, vk_ovf_vm *vm, vk_ovf_facts *facts,
+                    vk_err *e);
 
 /* Is NAME a file name a package may hold: not empty, no '/', '\\', no
  * control character, not "." or "..", not starting with '.', at most 255
@@ -223,8 +230,8 @@ bool vk_ovf_safe_name(const char *name);
 enum vk_ovf_algo { VK_ALGO_SHA1, VK_ALGO_SHA256, VK_ALGO_SHA512, VK_ALGO_COUNT };
 #define VK_OVF_MAX_DIGEST 64
 
-const char *vk_ovf_algo_name(enum vk_ovf_algo a);   /* "SHA256" */
-size_t vk_ovf_algo_len(enum vk_ovf_algo a);         /* digest bytes */
+const char *vk_ovf_algo_name(enum vk_ovf_algo a); /* "SHA256" */
+size_t vk_ovf_algo_len(enum vk_ovf_algo a);       /* digest bytes */
 
 typedef struct vk_digest vk_digest;
 int vk_digest_new(enum vk_ovf_algo a, vk_digest **out, vk_err *e);
@@ -241,19 +248,19 @@ void vk_ovf_mf_line(char *buf, size_t *pos, enum vk_ovf_algo a, const char *name
 /* One line of a manifest as read, with what is wrong with its form. */
 typedef struct vk_mf_entry {
     size_t line;
-    char *algo;            /* as spelled ("SHA256", "SHA2-256", "MD5" ...) */
+    char *algo; /* as spelled ("SHA256", "SHA2-256", "MD5" ...) */
     char *name;
-    char *hex;             /* lower case */
-    int known;             /* enum vk_ovf_algo, or -1 */
+    char *hex;               /* lower case */
+    int known;               /* enum vk_ovf_algo, or -1 */
     bool blank_before_paren; /* "SHA256 (name) = hex" (sha256sum --tag) */
-    bool bad_blank;        /* not exactly one blank after '=' */
+    bool bad_blank;          /* not exactly one blank after '=' */
     bool crlf;
 } vk_mf_entry;
 
 typedef struct vk_mf {
     vk_mf_entry *v;
     size_t n;
-    size_t *bad_lines;     /* lines that are no digest line at all */
+    size_t *bad_lines; /* lines that are no digest line at all */
     size_t n_bad;
 } vk_mf;
 
@@ -269,14 +276,13 @@ void vk_mf_free(vk_mf *mf);
  * 0644, mtime MTIME).  Sizes past 8 GiB - 1 use the base-256 form GNU tar,
  * bsdtar and every tar reader of OVA tools accept.  NAME must be at most
  * 100 bytes (VMDKIT_EINVAL otherwise). */
-int vk_tar_header(uint8_t hdr[VK_TAR_BLOCK], const char *name, uint64_t size, uint64_t mtime,
-                  vk_err *e);
+int vk_tar_header(uint8_t hdr[VK_TAR_BLOCK], const char *name, uint64_t size, uint64_t mtime, vk_err *e);
 
 enum vk_tar_kind { VK_TAR_USTAR, VK_TAR_GNU, VK_TAR_V7 };
 
 typedef struct vk_tar_member {
     char *name;
-    uint64_t offset;       /* of the data */
+    uint64_t offset; /* of the data */
     uint64_t size;
     char type;             /* typeflag ('0' for files) */
     enum vk_tar_kind kind; /* of its header */
@@ -289,7 +295,7 @@ typedef struct vk_tar_member {
 typedef struct vk_tar {
     vk_tar_member *m;
     size_t n;
-    bool no_end;           /* the file ends without the two zero blocks */
+    bool no_end; /* the file ends without the two zero blocks */
 } vk_tar;
 
 /* List the members of the tar archive open at FD (PATH for messages).
@@ -307,8 +313,8 @@ bool vk_tar_probe(int fd);
 /* A sequential reader of one package file: LEN bytes at OFF of FD,
  * digested as read (DIGEST may be NULL), inflated when GZIP. */
 typedef struct vk_member_src vk_member_src;
-int vk_member_open(int fd, const char *name, uint64_t off, uint64_t len, bool gzip,
-                   vk_digest *digest, vk_member_src **out, vk_err *e);
+int vk_member_open(int fd, const char *name, uint64_t off, uint64_t len, bool gzip, vk_digest *digest,
+                   vk_member_src **out, vk_err *e);
 /* Up to N bytes (inflated when gzip); *GOT 0 at the end. */
 int vk_member_read(vk_member_src *s, void *buf, size_t n, size_t *got, vk_err *e);
 /* Read (and digest) what is left of the raw bytes. */
@@ -319,18 +325,17 @@ void vk_member_close(vk_member_src *s);
 
 /* Receives the grains of a stream in file order: LEN bytes of grain data
  * for the disk at byte OFFSET (never all zeros). */
-typedef int (*vk_grain_sink)(void *opaque, uint64_t offset, const uint8_t *data, size_t len,
-                             vk_err *e);
+typedef int (*vk_grain_sink)(void *opaque, uint64_t offset, const uint8_t *data, size_t len, vk_err *e);
 
 typedef struct vk_stream_info {
     uint64_t capacity_bytes;
     uint64_t grain_bytes;
-    uint64_t data_offset;  /* where the records start (the overhead) */
-    bool gd_at_end;        /* the header defers the directory to a footer */
-    char *descriptor;      /* the embedded descriptor text (NUL-terminated) or NULL */
-    bool eos;              /* ended with an end-of-stream marker */
+    uint64_t data_offset; /* where the records start (the overhead) */
+    bool gd_at_end;       /* the header defers the directory to a footer */
+    char *descriptor;     /* the embedded descriptor text (NUL-terminated) or NULL */
+    bool eos;             /* ended with an end-of-stream marker */
     bool footer;
-    bool ascending;        /* grain LBAs strictly ascending */
+    bool ascending; /* grain LBAs strictly ascending */
     uint64_t grains;
 } vk_stream_info;
 

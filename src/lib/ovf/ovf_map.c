@@ -197,7 +197,8 @@ struct hw_limit {
 static const struct hw_limit cpu_limits[] = {
     {4, 4}, {7, 8}, {8, 32}, {9, 64}, {11, 128}, {15, 256}, {20, 768}, {21, 768},
 };
-static const struct hw_limit memory_limits_mib[] = { /* MiB */
+static const struct hw_limit memory_limits_mib[] = {
+    /* MiB */
     {4, 65532}, {7, 261120}, {8, 1035264}, {11, 4177920}, {13, 6275072}, {17, 25149440},
 };
 
@@ -216,8 +217,7 @@ unsigned vk_ovf_min_hw_cpus(unsigned cpus)
 
 unsigned vk_ovf_min_hw_memory(uint64_t memory_mib)
 {
-    return min_hw(memory_limits_mib, sizeof memory_limits_mib / sizeof memory_limits_mib[0],
-                  memory_mib);
+    return min_hw(memory_limits_mib, sizeof memory_limits_mib / sizeof memory_limits_mib[0], memory_mib);
 }
 
 /* ---- typed vmw:Config switches of the VirtualHardwareSection ---- */

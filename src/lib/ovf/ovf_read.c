@@ -15,7 +15,7 @@
 
 struct rd {
     const char *name;
-    const xmlChar *env_ns;   /* envelope/1 or envelope/2 */
+    const xmlChar *env_ns; /* envelope/1 or envelope/2 */
     vk_ovf_vm *vm;
     vk_ovf_facts *facts;
     vk_err *e;
@@ -106,9 +106,9 @@ static uint64_t units_of(const char *u)
     static const struct {
         const char *name;
         unsigned shift;
-    } words[] = {{"byte", 0},       {"bytes", 0},     {"kilobytes", 10}, {"kb", 10},
-                 {"megabytes", 20}, {"mb", 20},       {"mib", 20},       {"gigabytes", 30},
-                 {"gb", 30},        {"gib", 30},      {"terabytes", 40}, {"tb", 40}};
+    } words[] = {{"byte", 0},       {"bytes", 0}, {"kilobytes", 10}, {"kb", 10},
+                 {"megabytes", 20}, {"mb", 20},   {"mib", 20},       {"gigabytes", 30},
+                 {"gb", 30},        {"gib", 30},  {"terabytes", 40}, {"tb", 40}};
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
         if (strcmp(s, words[i].name) == 0)
             return UINT64_C(1) << words[i].shift;
@@ -198,12 +198,13 @@ static int read_references(struct rd *rd, xmlNodePtr env, struct refs *refs)
         if (!fr->id || !fr->href)
             r = bad(rd, "References/File", "a File needs ovf:id and ovf:href");
         else if (strstr(fr->href, "://"))
-            r = vk_fail(rd->e, VMDKIT_EUNSUPPORTED, "%s: File %s: href \"%s\": files fetched from a URL are not supported",
-                        rd->name, fr->id, fr->href);
+            r = vk_fail(rd->e, VMDKIT_EUNSUPPORTED,
+                        "%s: File %s: href \"%s\": files fetched from a URL are not supported", rd->name,
+                        fr->id, fr->href);
         else if (!vk_ovf_safe_name(fr->href))
             r = vk_fail(rd->e, VMDKIT_EPATH,
-                        "%s: File %s: href \"%s\": not a plain file name inside the package",
-                        rd->name, fr->id, fr->href);
+                        "%s: File %s: href \"%s\": not a plain file name inside the package", rd->name,
+                        fr->id, fr->href);
         else if (chunk)
             r = vk_fail(rd->e, VMDKIT_EUNSUPPORTED,
                         "%s: File %s: ovf:chunkSize: files split into chunks are not supported",
@@ -216,9 +217,9 @@ static int read_references(struct rd *rd, xmlNodePtr env, struct refs *refs)
             return r;
         if (rd->facts) {
             char *h = vk_strdup(fr->href, rd->e);
-            char **slot = h ? vk_ovf_grow((void **)&rd->facts->hrefs, &rd->facts->n_hrefs,
-                                          sizeof *slot, rd->e)
-                            : NULL;
+            char **slot =
+                h ? vk_ovf_grow((void **)&rd->facts->hrefs, &rd->facts->n_hrefs, sizeof *slot, rd->e)
+                  : NULL;
             if (!slot) {
                 free(h);
                 return VMDKIT_ENOMEM;
@@ -242,7 +243,7 @@ struct disk_decl {
     char *id;
     size_t index; /* into vm->disks */
     bool used;
-    char *iso;    /* a CD image VirtualBox lists as a Disk (ISO 9660): its file */
+    char *iso; /* a CD image VirtualBox lists as a Disk (ISO 9660): its file */
 };
 
 static bool is_iso_format(const char *fmt)
@@ -250,8 +251,8 @@ static bool is_iso_format(const char *fmt)
     return fmt && (strstr(fmt, "Ecma-119") || strstr(fmt, "ecma-119") || strstr(fmt, "iso9660"));
 }
 
-static int read_disks(struct rd *rd, xmlNodePtr env, const struct refs *refs,
-                      struct disk_decl **decls, size_t *n_decls)
+static int read_disks(struct rd *rd, xmlNodePtr env, const struct refs *refs, struct disk_decl **decls,
+                      size_t *n_decls)
 {
     xmlNodePtr sec = child(env, "DiskSection");
     for (xmlNodePtr d = sec ? sec->children : NULL; d; d = d->next) {
@@ -271,16 +272,17 @@ static int read_disks(struct rd *rd, xmlNodePtr env, const struct refs *refs,
         else if (!cap)
             r = bad(rd, "DiskSection/Disk", "%s: a Disk needs ovf:capacity", id);
         else if (cap && strstr(cap, "${"))
-            r = vk_fail(rd->e, VMDKIT_EUNSUPPORTED,
-                        "%s: Disk %s: ovf:capacity \"%s\": capacities set by a property are not supported",
-                        rd->name, id, cap);
+            r = vk_fail(
+                rd->e, VMDKIT_EUNSUPPORTED,
+                "%s: Disk %s: ovf:capacity \"%s\": capacities set by a property are not supported",
+                rd->name, id, cap);
         else if ((r = sized(rd, "DiskSection/Disk ovf:capacity", cap, units, &capacity)))
             ;
         else if (capacity == 0)
             r = bad(rd, "DiskSection/Disk", "%s: ovf:capacity is 0", id);
         else if (ref && *ref && !f)
-            r = bad(rd, "DiskSection/Disk", "%s: ovf:fileRef \"%s\" names no File of References",
-                    id, ref);
+            r = bad(rd, "DiskSection/Disk", "%s: ovf:fileRef \"%s\" names no File of References", id,
+                    ref);
         else if (f && f->compression && *f->compression && strcmp(f->compression, "gzip") != 0)
             r = vk_fail(rd->e, VMDKIT_EUNSUPPORTED,
                         "%s: File %s: ovf:compression \"%s\" is not supported (only gzip)", rd->name,
@@ -379,17 +381,18 @@ static int item_read(struct rd *rd, xmlNodePtr n, struct item *it)
     it->node = n;
     char *rtype = NULL;
     for (xmlNodePtr c = n->children; c; c = c->next) {
-        char **slot = is(c, "ResourceType") ? &rtype
-                    : is(c, "ResourceSubType") ? &it->subtype
-                    : is(c, "Address") ? &it->address
-                    : is(c, "Parent") ? &it->parent
-                    : is(c, "AddressOnParent") ? &it->unit
-                    : is(c, "HostResource") ? &it->host
-                    : is(c, "Connection") ? &it->connection
-                    : is(c, "VirtualQuantity") ? &it->quantity
-                    : is(c, "AllocationUnits") ? &it->units
-                    : is(c, "InstanceID") ? &it->instance
-                    : is(c, "AutomaticAllocation") ? &it->automatic : NULL;
+        char **slot = is(c, "ResourceType")          ? &rtype
+                      : is(c, "ResourceSubType")     ? &it->subtype
+                      : is(c, "Address")             ? &it->address
+                      : is(c, "Parent")              ? &it->parent
+                      : is(c, "AddressOnParent")     ? &it->unit
+                      : is(c, "HostResource")        ? &it->host
+                      : is(c, "Connection")          ? &it->connection
+                      : is(c, "VirtualQuantity")     ? &it->quantity
+                      : is(c, "AllocationUnits")     ? &it->units
+                      : is(c, "InstanceID")          ? &it->instance
+                      : is(c, "AutomaticAllocation") ? &it->automatic
+                                                     : NULL;
         if (is(c, "CoresPerSocket")) {
             char *t = text_of(c);
             uint64_t v;
@@ -438,9 +441,10 @@ struct hw {
 
 static int add_controller(struct rd *rd, struct hw *hw, const struct item *it, const vk_ovf_dev *d)
 {
-    enum vk_ovf_bus bus = d->kind == VK_DEV_SCSI ? VK_BUS_SCSI
-                        : d->kind == VK_DEV_SATA ? VK_BUS_SATA
-                        : d->kind == VK_DEV_NVME ? VK_BUS_NVME : VK_BUS_IDE;
+    enum vk_ovf_bus bus = d->kind == VK_DEV_SCSI   ? VK_BUS_SCSI
+                          : d->kind == VK_DEV_SATA ? VK_BUS_SATA
+                          : d->kind == VK_DEV_NVME ? VK_BUS_NVME
+                                                   : VK_BUS_IDE;
     unsigned num = hw->next_num[bus];
     unsigned limit = bus == VK_BUS_IDE ? 1 : 3;
     if (it->address && item_number(rd, it, "Item Address", it->address, limit, &num))
@@ -451,9 +455,8 @@ static int add_controller(struct rd *rd, struct hw *hw, const struct item *it, c
         while (num <= limit && vk_ovf_find_ctrl(rd->vm, bus, num))
             num++;
         if (num > limit)
-            return vk_fail(rd->e, VMDKIT_ELIMIT, "%s: Item %s: more than %u %s controllers",
-                           rd->name, it->instance ? it->instance : "?", limit + 1,
-                           vk_ovf_bus_vmx(bus));
+            return vk_fail(rd->e, VMDKIT_ELIMIT, "%s: Item %s: more than %u %s controllers", rd->name,
+                           it->instance ? it->instance : "?", limit + 1, vk_ovf_bus_vmx(bus));
     }
     hw->next_num[bus] = num + 1;
     vk_ovf_ctrl *c = vk_ovf_grow((void **)&rd->vm->ctrls, &rd->vm->n_ctrls, sizeof *c, rd->e);
@@ -496,7 +499,10 @@ static const vk_ovf_dev *scsi_subtype(const char *subtype)
 
 static int unit_of(struct rd *rd, const struct item *it, const struct ctrl_ref *c, unsigned *unit)
 {
-    unsigned max = c->bus == VK_BUS_IDE ? 1 : c->bus == VK_BUS_SATA ? 29 : c->bus == VK_BUS_NVME ? 14 : 15;
+    unsigned max = c->bus == VK_BUS_IDE    ? 1
+                   : c->bus == VK_BUS_SATA ? 29
+                   : c->bus == VK_BUS_NVME ? 14
+                                           : 15;
     *unit = 0;
     if (it->unit)
         return item_number(rd, it, "Item AddressOnParent", it->unit, max, unit);
@@ -548,9 +554,10 @@ static int add_disk(struct rd *rd, const struct hw *hw, const struct item *it, s
 {
     const char *id = host_id(it->host, "disk");
     if (!id && host_id(it->host, "file"))
-        return vk_fail(rd->e, VMDKIT_EUNSUPPORTED,
-                       "%s: Item %s: a disk naming a file (%s) rather than a Disk of the DiskSection is not supported",
-                       rd->name, it->instance ? it->instance : "?", it->host);
+        return vk_fail(
+            rd->e, VMDKIT_EUNSUPPORTED,
+            "%s: Item %s: a disk naming a file (%s) rather than a Disk of the DiskSection is not supported",
+            rd->name, it->instance ? it->instance : "?", it->host);
     if (!id)
         return bad(rd, "VirtualHardwareSection/Item", "Item %s: disk HostResource \"%s\" names no disk",
                    it->instance ? it->instance : "?", it->host ? it->host : "");
@@ -564,13 +571,14 @@ static int add_disk(struct rd *rd, const struct hw *hw, const struct item *it, s
     if (decl->used)
         return bad(rd, "VirtualHardwareSection/Item", "disk \"%s\" is attached twice", id);
     if (decl->iso)
-        return bad(rd, "VirtualHardwareSection/Item", "Item %s: the CD image \"%s\" is attached as a hard disk",
+        return bad(rd, "VirtualHardwareSection/Item",
+                   "Item %s: the CD image \"%s\" is attached as a hard disk",
                    it->instance ? it->instance : "?", id);
     const struct ctrl_ref *c = parent_of(hw, it->parent);
     if (!c)
         return bad(rd, "VirtualHardwareSection/Item",
-                   "Item %s: Parent \"%s\" is no disk controller Item", it->instance ? it->instance : "?",
-                   it->parent ? it->parent : "");
+                   "Item %s: Parent \"%s\" is no disk controller Item",
+                   it->instance ? it->instance : "?", it->parent ? it->parent : "");
     unsigned unit;
     int r = unit_of(rd, it, c, &unit);
     if (!r)
@@ -693,10 +701,10 @@ static int read_item(struct rd *rd, struct hw *hw, const struct item *it, struct
         if (it->rtype == 5 && !d)
             d = vk_ovf_dev_by_vmx(VK_DEV_IDE, "ide");
         if (!d)
-            return vk_fail(rd->e, VMDKIT_EUNSUPPORTED,
-                           "%s: Item %s: disk controller \"%s\" (ResourceType %u) has no VMware equivalent",
-                           rd->name, it->instance ? it->instance : "?",
-                           it->subtype ? it->subtype : "", it->rtype);
+            return vk_fail(
+                rd->e, VMDKIT_EUNSUPPORTED,
+                "%s: Item %s: disk controller \"%s\" (ResourceType %u) has no VMware equivalent",
+                rd->name, it->instance ? it->instance : "?", it->subtype ? it->subtype : "", it->rtype);
         return add_controller(rd, hw, it, d);
     default:
         break;
@@ -714,8 +722,8 @@ static int read_item(struct rd *rd, struct hw *hw, const struct item *it, struct
         return 0;
     case 4: {
         uint64_t bytes;
-        int r = sized(rd, "memory VirtualQuantity", it->quantity,
-                      it->units ? it->units : "byte * 2^20", &bytes);
+        int r = sized(rd, "memory VirtualQuantity", it->quantity, it->units ? it->units : "byte * 2^20",
+                      &bytes);
         if (r)
             return r;
         if (bytes < (UINT64_C(4) << 20))
@@ -789,8 +797,7 @@ static int read_items(struct rd *rd, xmlNodePtr vhs, struct disk_decl *decls, si
             if (!is_item(n))
                 continue;
             if (pass == 0 && ++count > VK_OVF_MAX_ITEMS) {
-                r = vk_fail(rd->e, VMDKIT_ELIMIT, "%s: more than %u Items", rd->name,
-                            VK_OVF_MAX_ITEMS);
+                r = vk_fail(rd->e, VMDKIT_ELIMIT, "%s: more than %u Items", rd->name, VK_OVF_MAX_ITEMS);
                 break;
             }
             if (pass == 0 && rd->facts && !is(n, "Item"))
@@ -823,7 +830,8 @@ static int read_system_type(struct rd *rd, xmlNodePtr vhs)
     if (type) {
         char buf[256];
         snprintf(buf, sizeof buf, "%s", type);
-        for (char *save = NULL, *w = strtok_r(buf, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save)) {
+        for (char *save = NULL, *w = strtok_r(buf, " \t,", &save); w;
+             w = strtok_r(NULL, " \t,", &save)) {
             unsigned v;
             char tail;
             if (sscanf(w, "vmx-%u%c", &v, &tail) == 1 && v >= 3 && v <= 99)
@@ -978,8 +986,8 @@ static int read_envelope(struct rd *rd, xmlNodePtr env)
     return r;
 }
 
-int vk_ovf_read_xml(const char *name, const char *xml, size_t len, vk_ovf_vm *vm,
-                    vk_ovf_facts *facts, vk_err *e)
+int vk_ovf_read_xml(const char *name, const char *xml, size_t len, vk_ovf_vm *vm, vk_ovf_facts *facts,
+                    vk_err *e)
 {
     memset(vm, 0, sizeof *vm);
     if (facts)
@@ -1009,9 +1017,10 @@ int vk_ovf_read_xml(const char *name, const char *xml, size_t len, vk_ovf_vm *vm
         r = vk_fail(e, VMDKIT_EFORMAT, "%s: the root element is not an OVF Envelope", name);
     } else if (!env->ns || (xmlStrcmp(env->ns->href, (const xmlChar *)VK_OVF_NS_ENV1) != 0 &&
                             xmlStrcmp(env->ns->href, (const xmlChar *)VK_OVF_NS_ENV2) != 0)) {
-        r = vk_fail(e, VMDKIT_EUNSUPPORTED,
-                    "%s: Envelope namespace \"%s\": only OVF 1.x (envelope/1) and 2.x (envelope/2) are supported",
-                    name, env->ns ? (const char *)env->ns->href : "");
+        r = vk_fail(
+            e, VMDKIT_EUNSUPPORTED,
+            "%s: Envelope namespace \"%s\": only OVF 1.x (envelope/1) and 2.x (envelope/2) are supported",
+            name, env->ns ? (const char *)env->ns->href : "");
     } else {
         rd.env_ns = env->ns->href;
         if (facts)

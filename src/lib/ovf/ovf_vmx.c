@@ -46,8 +46,8 @@ static int vmx_number(const vk_vmx *v, const char *key, uint64_t min, uint64_t m
     errno = 0;
     unsigned long long n = strtoull(s, &end, 10);
     if (!isdigit((unsigned char)s[0]) || *end || errno || n < min || n > max)
-        return vk_fail(e, VMDKIT_EFORMAT, "%s: %s: \"%s\" is not a number in %llu..%llu",
-                       vk_vmx_path(v), key, s, (unsigned long long)min, (unsigned long long)max);
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: %s: \"%s\" is not a number in %llu..%llu", vk_vmx_path(v),
+                       key, s, (unsigned long long)min, (unsigned long long)max);
     *out = n;
     return 0;
 }
@@ -80,8 +80,7 @@ static bool parse_bus_key(const char *key, int *bus, unsigned *num, bool *has_un
     return true;
 }
 
-static int add_ctrl(vk_ovf_vm *vm, enum vk_ovf_bus bus, unsigned num, const char *vmx_dev,
-                    vk_err *e)
+static int add_ctrl(vk_ovf_vm *vm, enum vk_ovf_bus bus, unsigned num, const char *vmx_dev, vk_err *e)
 {
     if (vk_ovf_find_ctrl(vm, bus, num))
         return 0;
@@ -229,8 +228,8 @@ static int read_nics(const vk_vmx *v, vk_ovf_vm *vm, vk_err *e)
         const vk_ovf_dev *d = vk_ovf_dev_by_vmx(VK_DEV_NIC, vd ? vd : "e1000");
         if (!d)
             return vk_fail(e, VMDKIT_EUNSUPPORTED,
-                           "%s: ethernet%u.virtualDev: \"%s\" has no OVF equivalent", vk_vmx_path(v),
-                           i, vd);
+                           "%s: ethernet%u.virtualDev: \"%s\" has no OVF equivalent", vk_vmx_path(v), i,
+                           vd);
         /* the network: ESXi's port group name, else the hosted connection
          * type ("nat", "bridged", "hostonly", "custom") */
         const char *net = getf(v, "ethernet%u.networkName", i);
@@ -256,21 +255,65 @@ static int read_nics(const vk_vmx *v, vk_ovf_vm *vm, vk_err *e)
 static bool key_not_extra(const char *key, const char *value)
 {
     static const char *const exact[] = {
-        ".encoding", "config.version", "virtualHW.version", "displayName", "guestOS", "numvcpus",
-        "cpuid.coresPerSocket", "memsize", "firmware", "uefi.secureBoot.enabled", "vcpu.hotadd",
-        "mem.hotadd", "annotation", "nvram", "extendedConfigFile", "vc.uuid", "cleanShutdown",
-        "softPowerOff", "vmci0.id", "monitor.phys_bits_used", "filesearchpath", "usb.present",
-        "ehci.present", "usb_xhci.present", "vmci0.present", "svga.present", "svga.vramSize",
-        "mks.enable3d", "sound.present", "sound.virtualDev", "sound.fileName", "sound.autodetect",
-        "virtualHW.productCompatibility", "tools.syncTime", "vhv.enable", "policy.vm.mvmtid",
-        "vmxstats.filename", "checkpoint.vmState", "hpet0.present", "floppy0.present",
+        ".encoding",
+        "config.version",
+        "virtualHW.version",
+        "displayName",
+        "guestOS",
+        "numvcpus",
+        "cpuid.coresPerSocket",
+        "memsize",
+        "firmware",
+        "uefi.secureBoot.enabled",
+        "vcpu.hotadd",
+        "mem.hotadd",
+        "annotation",
+        "nvram",
+        "extendedConfigFile",
+        "vc.uuid",
+        "cleanShutdown",
+        "softPowerOff",
+        "vmci0.id",
+        "monitor.phys_bits_used",
+        "filesearchpath",
+        "usb.present",
+        "ehci.present",
+        "usb_xhci.present",
+        "vmci0.present",
+        "svga.present",
+        "svga.vramSize",
+        "mks.enable3d",
+        "sound.present",
+        "sound.virtualDev",
+        "sound.fileName",
+        "sound.autodetect",
+        "virtualHW.productCompatibility",
+        "tools.syncTime",
+        "vhv.enable",
+        "policy.vm.mvmtid",
+        "vmxstats.filename",
+        "checkpoint.vmState",
+        "hpet0.present",
+        "floppy0.present",
     };
     static const char *const prefixes[] = {
-        "uuid.", "checkpoint.", "suspend.", "sched.swap.", "migrate.", "snapshot.", "gui.",
-        "guestInfo.", "guestinfo.", "toolsInstallManager.", "vmotion.", "answer.", "usb:",
-        "usb_xhci:", "ethernet", "floppy", "serial", "parallel", "sharedFolder", "hgfs.",
-        "pciBridge", "numa.autosize.", "vm.genid", "sata", "scsi", "ide", "nvme", "ehci:",
-        "vmci0.", "remotedisplay.", "RemoteDisplay.", "tools.remindInstall", "sensor.",
+        "uuid.",          "checkpoint.",
+        "suspend.",       "sched.swap.",
+        "migrate.",       "snapshot.",
+        "gui.",           "guestInfo.",
+        "guestinfo.",     "toolsInstallManager.",
+        "vmotion.",       "answer.",
+        "usb:",           "usb_xhci:",
+        "ethernet",       "floppy",
+        "serial",         "parallel",
+        "sharedFolder",   "hgfs.",
+        "pciBridge",      "numa.autosize.",
+        "vm.genid",       "sata",
+        "scsi",           "ide",
+        "nvme",           "ehci:",
+        "vmci0.",         "remotedisplay.",
+        "RemoteDisplay.", "tools.remindInstall",
+        "sensor.",
     };
     for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
         if (strcasecmp(key, exact[i]) == 0)
@@ -279,8 +322,8 @@ static bool key_not_extra(const char *key, const char *value)
         if (strncasecmp(key, prefixes[i], strlen(prefixes[i])) == 0)
             return true;
     size_t n = strlen(key);
-    static const char *const suffixes[] = {".fileName", ".filename", ".pciSlotNumber", ".sasWWID",
-                                           ".generatedAddress", ".address"};
+    static const char *const suffixes[] = {".fileName", ".filename",         ".pciSlotNumber",
+                                           ".sasWWID",  ".generatedAddress", ".address"};
     for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
         size_t k = strlen(suffixes[i]);
         if (n >= k && strcasecmp(key + n - k, suffixes[i]) == 0)
@@ -387,8 +430,8 @@ int vk_ovf_from_vmx(const vk_vmx *v, const char *vmx_path, bool extra, vk_ovf_vm
 static int too_new(const char *what, const char *device, unsigned need, unsigned max_hw, vk_err *e)
 {
     return vk_fail(e, VMDKIT_EUNSUPPORTED,
-                   "%s: %s needs virtual hardware version %u; --hw-max %u would drop it", what,
-                   device, need, max_hw);
+                   "%s: %s needs virtual hardware version %u; --hw-max %u would drop it", what, device,
+                   need, max_hw);
 }
 
 int vk_ovf_check_hw(const vk_ovf_vm *vm, unsigned max_hw, const char *what, vk_err *e)
@@ -396,10 +439,10 @@ int vk_ovf_check_hw(const vk_ovf_vm *vm, unsigned max_hw, const char *what, vk_e
     char dev[96];
     for (size_t i = 0; i < vm->n_ctrls; i++) {
         const vk_ovf_ctrl *c = &vm->ctrls[i];
-        const vk_ovf_dev *d = c->bus == VK_BUS_SCSI ? vk_ovf_dev_by_vmx(VK_DEV_SCSI, c->vmx_dev)
-                            : c->bus == VK_BUS_SATA ? vk_ovf_dev_by_vmx(VK_DEV_SATA, "ahci")
-                            : c->bus == VK_BUS_NVME ? vk_ovf_dev_by_vmx(VK_DEV_NVME, "nvme")
-                                                    : vk_ovf_dev_by_vmx(VK_DEV_IDE, "ide");
+        const vk_ovf_dev *d = c->bus == VK_BUS_SCSI   ? vk_ovf_dev_by_vmx(VK_DEV_SCSI, c->vmx_dev)
+                              : c->bus == VK_BUS_SATA ? vk_ovf_dev_by_vmx(VK_DEV_SATA, "ahci")
+                              : c->bus == VK_BUS_NVME ? vk_ovf_dev_by_vmx(VK_DEV_NVME, "nvme")
+                                                      : vk_ovf_dev_by_vmx(VK_DEV_IDE, "ide");
         if (d && d->min_hw > max_hw) {
             snprintf(dev, sizeof dev, "%s%u (%s %s)", vk_ovf_bus_vmx(c->bus), c->num, d->label,
                      d->subtype ? d->subtype : "controller");
@@ -458,11 +501,11 @@ static void put(struct out *o, const char *key, const char *value)
 }
 
 /* put() with a formatted key */
-#define PUTF(o, value, ...)                                                                        \
-    do {                                                                                           \
-        char key_[96];                                                                             \
-        snprintf(key_, sizeof key_, __VA_ARGS__);                                                  \
-        put(o, key_, value);                                                                       \
+#define PUTF(o, value, ...)                       \
+    do {                                          \
+        char key_[96];                            \
+        snprintf(key_, sizeof key_, __VA_ARGS__); \
+        put(o, key_, value);                      \
     } while (0)
 
 static void put_num(struct out *o, const char *key, uint64_t n)

@@ -60,12 +60,12 @@ struct item {
     const char *name[MAX_FIELDS];
     char value[MAX_FIELDS][400];
     size_t n;
-    bool optional;        /* ovf:required="false" */
+    bool optional; /* ovf:required="false" */
     /* vmw children after the rasd ones, in this order */
     const char *cfg_key[8];
     const char *cfg_val[8];
     size_t n_cfg;
-    unsigned cores;       /* vmw:CoresPerSocket, 0: none */
+    unsigned cores; /* vmw:CoresPerSocket, 0: none */
 };
 
 static void field(struct item *it, const char *name, const char *fmt, ...) VK_PRINTF(3, 4);
@@ -163,10 +163,10 @@ static void hardware(struct w *w, xmlNodePtr vs, const vk_ovf_vm *vm, vk_ovf_ctr
 
     for (size_t i = 0; i < vm->n_ctrls; i++) {
         const vk_ovf_ctrl *c = &vm->ctrls[i];
-        const vk_ovf_dev *d = c->bus == VK_BUS_SCSI ? vk_ovf_dev_by_vmx(VK_DEV_SCSI, c->vmx_dev)
-                            : c->bus == VK_BUS_SATA ? vk_ovf_dev_by_vmx(VK_DEV_SATA, "ahci")
-                            : c->bus == VK_BUS_NVME ? vk_ovf_dev_by_vmx(VK_DEV_NVME, "nvme")
-                                                    : vk_ovf_dev_by_vmx(VK_DEV_IDE, "ide");
+        const vk_ovf_dev *d = c->bus == VK_BUS_SCSI   ? vk_ovf_dev_by_vmx(VK_DEV_SCSI, c->vmx_dev)
+                              : c->bus == VK_BUS_SATA ? vk_ovf_dev_by_vmx(VK_DEV_SATA, "ahci")
+                              : c->bus == VK_BUS_NVME ? vk_ovf_dev_by_vmx(VK_DEV_NVME, "nvme")
+                                                      : vk_ovf_dev_by_vmx(VK_DEV_IDE, "ide");
         it = (struct item){0};
         field(&it, "Address", "%u", c->num);
         field(&it, "Description", "%s Controller", d->label);

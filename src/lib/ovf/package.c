@@ -37,8 +37,8 @@ void vk_pkg_close(vk_pkg *p)
 }
 
 /* Read LEN bytes at OFF of FD into a new NUL-terminated buffer. */
-static int read_range(int fd, const char *what, uint64_t off, uint64_t len, uint64_t max,
-                      char **out, vk_err *e)
+static int read_range(int fd, const char *what, uint64_t off, uint64_t len, uint64_t max, char **out,
+                      vk_err *e)
 {
     if (len > max)
         return vk_fail(e, VMDKIT_ELIMIT, "%s: %llu bytes: more than the %llu accepted", what,
@@ -67,8 +67,8 @@ static int open_tar(vk_pkg *p, const char *path, vk_err *e)
         if ((m->type == '0' || m->type == '7') && ends_with_ci(m->name, ".ovf")) {
             if (ovf)
                 return vk_fail(e, VMDKIT_EUNSUPPORTED,
-                               "%s: holds several descriptors (%s, %s): not one machine's package",
-                               path, ovf->name, m->name);
+                               "%s: holds several descriptors (%s, %s): not one machine's package", path,
+                               ovf->name, m->name);
             ovf = m;
         }
     }

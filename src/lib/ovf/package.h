@@ -5,18 +5,18 @@
 #include "ovf.h"
 
 typedef struct vk_pkg {
-    const char *path;      /* as given */
-    int fd;                /* the .ova, or the .ovf */
+    const char *path; /* as given */
+    int fd;           /* the .ova, or the .ovf */
     bool is_tar;
-    vk_tar tar;            /* .ova: its members */
-    char *dir;             /* .ovf: its folder */
-    char *ovf_name;        /* the descriptor's file name */
-    char *ovf;             /* its bytes (NUL-terminated) */
+    vk_tar tar;     /* .ova: its members */
+    char *dir;      /* .ovf: its folder */
+    char *ovf_name; /* the descriptor's file name */
+    char *ovf;      /* its bytes (NUL-terminated) */
     size_t ovf_len;
-    char *mf_name;         /* NAME.mf */
-    char *mf;              /* its bytes, or NULL when there is none */
+    char *mf_name; /* NAME.mf */
+    char *mf;      /* its bytes, or NULL when there is none */
     size_t mf_len;
-    int *open_fds;         /* .ovf: files opened by vk_pkg_find */
+    int *open_fds; /* .ovf: files opened by vk_pkg_find */
     size_t n_open;
 } vk_pkg;
 

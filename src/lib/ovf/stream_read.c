@@ -27,15 +27,15 @@
 struct vk_member_src {
     int fd;
     const char *name;
-    uint64_t off, len, pos;  /* raw bytes: the range and how much was read */
+    uint64_t off, len, pos; /* raw bytes: the range and how much was read */
     vk_digest *digest;
     bool gzip, z_ready, z_end;
     z_stream z;
-    uint8_t *raw;            /* gzip: compressed bytes waiting for inflate */
+    uint8_t *raw; /* gzip: compressed bytes waiting for inflate */
 };
 
-int vk_member_open(int fd, const char *name, uint64_t off, uint64_t len, bool gzip,
-                   vk_digest *digest, vk_member_src **out, vk_err *e)
+int vk_member_open(int fd, const char *name, uint64_t off, uint64_t len, bool gzip, vk_digest *digest,
+                   vk_member_src **out, vk_err *e)
 {
     vk_member_src *s = vk_calloc(1, sizeof *s, e);
     if (!s)
@@ -141,7 +141,7 @@ struct win {
     vk_member_src *src;
     uint8_t *buf;
     size_t cap, start, end;
-    uint64_t consumed;     /* stream offset of buf[start] */
+    uint64_t consumed; /* stream offset of buf[start] */
     bool eof;
 };
 
@@ -222,8 +222,8 @@ int vk_stream_read_header(vk_member_src *s, const char *name, vk_stream_info *in
         return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: compressAlgorithm %u is not deflate", name,
                        h.compress_algorithm);
     if (!vk_grain_sectors_ok(h.grain_sectors) || h.grain_sectors < 8)
-        return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: grainSize %llu sectors is not supported",
-                       name, (unsigned long long)h.grain_sectors);
+        return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: grainSize %llu sectors is not supported", name,
+                       (unsigned long long)h.grain_sectors);
     if (h.capacity_sectors == 0 || h.capacity_sectors > (UINT64_C(1) << 41))
         return vk_fail(e, VMDKIT_ELIMIT, "%s: capacity of %llu sectors is out of range", name,
                        (unsigned long long)h.capacity_sectors);
@@ -266,8 +266,9 @@ int vk_stream_decode(vk_member_src *s, const char *name, vk_stream_info *info, v
                      void *progress_opaque, vk_err *e)
 {
     size_t gb = (size_t)info->grain_bytes;
-    size_t max_rec = (size_t)vk_div_round_up(12 + libdeflate_deflate_compress_bound(NULL, gb) + 64,
-                                             VK_SECTOR) * VK_SECTOR;
+    size_t max_rec =
+        (size_t)vk_div_round_up(12 + libdeflate_deflate_compress_bound(NULL, gb) + 64, VK_SECTOR) *
+        VK_SECTOR;
     struct win w = {.src = s, .cap = RAW_BUF_BYTES + max_rec, .consumed = info->data_offset};
     uint8_t *grain = vk_malloc(gb, e);
     struct libdeflate_decompressor *dec = libdeflate_alloc_decompressor();
@@ -340,8 +341,7 @@ int vk_stream_decode(vk_member_src *s, const char *name, vk_stream_info *info, v
         last_lba = m.val;
         size_t in_disk = (size_t)vk_min(gb, (cap_sectors - m.val) * VK_SECTOR), out_n = 0;
         const uint8_t *cdata = w.buf + w.start + 12;
-        enum libdeflate_result res =
-            libdeflate_zlib_decompress(dec, cdata, m.size, grain, gb, &out_n);
+        enum libdeflate_result res = libdeflate_zlib_decompress(dec, cdata, m.size, grain, gb, &out_n);
         if (res != LIBDEFLATE_SUCCESS && res != LIBDEFLATE_SHORT_OUTPUT)
             res = libdeflate_deflate_decompress(dec, cdata, m.size, grain, gb, &out_n);
         if ((res != LIBDEFLATE_SUCCESS && res != LIBDEFLATE_SHORT_OUTPUT) || out_n < in_disk) {

@@ -31,8 +31,7 @@ static unsigned checksum(const uint8_t hdr[VK_TAR_BLOCK])
     return sum;
 }
 
-int vk_tar_header(uint8_t hdr[VK_TAR_BLOCK], const char *name, uint64_t size, uint64_t mtime,
-                  vk_err *e)
+int vk_tar_header(uint8_t hdr[VK_TAR_BLOCK], const char *name, uint64_t size, uint64_t mtime, vk_err *e)
 {
     size_t n = strlen(name);
     if (n == 0 || n > 100)
@@ -139,7 +138,8 @@ static char *pax_path(const char *data, size_t len, uint64_t *size, bool *has_si
         size_t q = p, rec = 0;
         while (q < len && data[q] >= '0' && data[q] <= '9' && rec < 1000000)
             rec = rec * 10 + (size_t)(data[q++] - '0');
-        if (q == p || q >= len || data[q] != ' ' || rec == 0 || p + rec > len || data[p + rec - 1] != '\n')
+        if (q == p || q >= len || data[q] != ' ' || rec == 0 || p + rec > len ||
+            data[p + rec - 1] != '\n')
             break;
         const char *kv = data + q + 1, *end = data + p + rec - 1;
         const char *eq = memchr(kv, '=', (size_t)(end - kv));
@@ -188,7 +188,7 @@ int vk_tar_list(int fd, const char *path, vk_tar *t, vk_err *e)
     if (r)
         return r;
     uint64_t off = 0;
-    char *long_name = NULL;     /* from a GNU 'L' or pax 'x' header */
+    char *long_name = NULL; /* from a GNU 'L' or pax 'x' header */
     bool pending_pax = false, pending_gnu = false, pax_has_size = false;
     uint64_t pax_size = 0;
     uint8_t h[VK_TAR_BLOCK];
@@ -202,30 +202,32 @@ int vk_tar_list(int fd, const char *path, vk_tar *t, vk_err *e)
         if (vk_is_zero(h, sizeof h))
             break; /* the end-of-archive blocks */
         if (!header_ok(h)) {
-            r = vk_fail(e, VMDKIT_EFORMAT, "%s: tar header at byte %llu: bad checksum: not a tar archive or damaged",
-                        path, (unsigned long long)off);
+            r = vk_fail(e, VMDKIT_EFORMAT,
+                        "%s: tar header at byte %llu: bad checksum: not a tar archive or damaged", path,
+                        (unsigned long long)off);
             break;
         }
         uint64_t size;
         bool b256;
         if (!number(h + 124, 12, &size, &b256)) {
-            r = vk_fail(e, VMDKIT_EFORMAT, "%s: tar header at byte %llu: size field is malformed",
-                        path, (unsigned long long)off);
+            r = vk_fail(e, VMDKIT_EFORMAT, "%s: tar header at byte %llu: size field is malformed", path,
+                        (unsigned long long)off);
             break;
         }
         char type = (char)h[156];
         uint64_t data = off + VK_TAR_BLOCK, padded;
         if (!vk_add_ok(size, VK_TAR_BLOCK - 1, &padded) ||
             !vk_add_ok(data, padded / VK_TAR_BLOCK * VK_TAR_BLOCK, &padded) || data + size > file_size) {
-            r = vk_fail(e, VMDKIT_EFORMAT, "%s: tar member at byte %llu: %llu bytes run past the end of the file",
-                        path, (unsigned long long)off, (unsigned long long)size);
+            r = vk_fail(e, VMDKIT_EFORMAT,
+                        "%s: tar member at byte %llu: %llu bytes run past the end of the file", path,
+                        (unsigned long long)off, (unsigned long long)size);
             break;
         }
         if (type == 'L' || type == 'x') {
             /* a long name for the next member */
             if (size > MAX_LONG_NAME) {
-                r = vk_fail(e, VMDKIT_ELIMIT, "%s: tar member at byte %llu: a name of %llu bytes",
-                            path, (unsigned long long)off, (unsigned long long)size);
+                r = vk_fail(e, VMDKIT_ELIMIT, "%s: tar member at byte %llu: a name of %llu bytes", path,
+                            (unsigned long long)off, (unsigned long long)size);
                 break;
             }
             char *buf = vk_malloc((size_t)size + 1, e);
@@ -297,7 +299,8 @@ int vk_tar_list(int fd, const char *path, vk_tar *t, vk_err *e)
             r = VMDKIT_ENOMEM;
             break;
         }
-        if (m->size != size && !vk_add_ok(data, (m->size + VK_TAR_BLOCK - 1) / VK_TAR_BLOCK * VK_TAR_BLOCK, &padded)) {
+        if (m->size != size &&
+            !vk_add_ok(data, (m->size + VK_TAR_BLOCK - 1) / VK_TAR_BLOCK * VK_TAR_BLOCK, &padded)) {
             r = vk_fail(e, VMDKIT_EFORMAT, "%s: %s: pax size is malformed", path, m->name);
             break;
         }

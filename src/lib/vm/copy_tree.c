@@ -139,8 +139,8 @@ static int add_entry(vk_copied_list *l, const char *rel, bool dir, const struct 
 }
 
 /* Copy the entries of SRC_ROOT/REL into DST_ROOT/REL (which exists). */
-static int copy_folder(const char *src_root, const char *dst_root, const char *rel,
-                       vk_copied_list *l, vk_copy_progress *pg, vk_err *e)
+static int copy_folder(const char *src_root, const char *dst_root, const char *rel, vk_copied_list *l,
+                       vk_copy_progress *pg, vk_err *e)
 {
     char *src_dir = *rel ? vk_path_join(src_root, rel, e) : vk_strdup(src_root, e);
     char *dst_dir = *rel ? vk_path_join(dst_root, rel, e) : vk_strdup(dst_root, e);
@@ -191,9 +191,10 @@ static int copy_folder(const char *src_root, const char *dst_root, const char *r
             else
                 r = add_entry(l, sub, false, &st, e);
         } else {
-            r = vk_fail(e, VMDKIT_EUNSUPPORTED,
-                        "%s: neither a file, a folder nor a link: a machine folder holds none such, nothing was moved",
-                        from);
+            r = vk_fail(
+                e, VMDKIT_EUNSUPPORTED,
+                "%s: neither a file, a folder nor a link: a machine folder holds none such, nothing was moved",
+                from);
         }
         free(sub);
         free(from);
@@ -211,8 +212,7 @@ static int copy_folder(const char *src_root, const char *dst_root, const char *r
     return r;
 }
 
-int vk_copy_tree(const char *src, const char *dst, vk_copied_list *list, vk_copy_progress *pg,
-                 vk_err *e)
+int vk_copy_tree(const char *src, const char *dst, vk_copied_list *list, vk_copy_progress *pg, vk_err *e)
 {
     struct stat st;
     if (stat(src, &st) != 0)
@@ -227,9 +227,8 @@ static bool same_entry(const struct stat *a, const struct stat *b)
 {
     return a->st_ino == b->st_ino && a->st_dev == b->st_dev &&
            (a->st_mode & S_IFMT) == (b->st_mode & S_IFMT) &&
-           (S_ISDIR(a->st_mode) ||
-            (a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
-             a->st_mtim.tv_nsec == b->st_mtim.tv_nsec));
+           (S_ISDIR(a->st_mode) || (a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+                                    a->st_mtim.tv_nsec == b->st_mtim.tv_nsec));
 }
 
 int vk_check_unchanged(const char *src, const vk_copied_list *list, vk_err *e)
@@ -240,10 +239,13 @@ int vk_check_unchanged(const char *src, const vk_copied_list *list, vk_err *e)
             return VMDKIT_ENOMEM;
         struct stat st;
         bool same = lstat(p, &st) == 0 && same_entry(&st, &list->v[i].st);
-        int r = same ? 0
-                     : vk_fail(e, VMDKIT_ELOCKED,
-                               "%s: changed while it was being copied (another program is using the folder): nothing was moved",
-                               p);
+        int r =
+            same
+                ? 0
+                : vk_fail(
+                      e, VMDKIT_ELOCKED,
+                      "%s: changed while it was being copied (another program is using the folder): nothing was moved",
+                      p);
         free(p);
         if (r)
             return r;
@@ -251,8 +253,7 @@ int vk_check_unchanged(const char *src, const vk_copied_list *list, vk_err *e)
     return 0;
 }
 
-size_t vk_remove_copied(const char *root, const vk_copied_list *list, bool only_unchanged,
-                        char **kept)
+size_t vk_remove_copied(const char *root, const vk_copied_list *list, bool only_unchanged, char **kept)
 {
     size_t left = 0;
     if (kept)

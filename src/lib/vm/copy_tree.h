@@ -35,9 +35,9 @@ int vk_copy_opened(int in, const char *src, const char *dst, vk_copy_progress *p
 
 /* One entry copied by vk_copy_tree, as it was when copied. */
 typedef struct vk_copied {
-    char *rel;               /* path below the folder */
+    char *rel; /* path below the folder */
     bool dir;
-    struct stat st;          /* lstat of the source entry before copying */
+    struct stat st; /* lstat of the source entry before copying */
 } vk_copied;
 
 typedef struct vk_copied_list {
@@ -64,8 +64,7 @@ int vk_check_unchanged(const char *src, const vk_copied_list *list, vk_err *e);
  * ONLY_UNCHANGED is false or they are as they were when copied, folders
  * only when empty.  *kept (may be NULL) receives the first entry left
  * behind, to free; the return is the number left. */
-size_t vk_remove_copied(const char *root, const vk_copied_list *list, bool only_unchanged,
-                        char **kept);
+size_t vk_remove_copied(const char *root, const vk_copied_list *list, bool only_unchanged, char **kept);
 
 void vk_copied_list_free(vk_copied_list *list);
 

@@ -121,12 +121,11 @@ int vk_history_find(const vk_history *h, const char *which, const vk_vmsd_snap *
         snprintf(uids + len, sizeof uids - len, "%s%u", len ? ", " : "", found->uid);
     }
     if (count > 1)
-        return vk_fail(e, VMDKIT_EINVAL,
-                       "%s: %zu snapshots are named \"%.64s\" (uids %s): give the uid", h->vmsd_path,
-                       count, which, uids);
+        return vk_fail(e, VMDKIT_EINVAL, "%s: %zu snapshots are named \"%.64s\" (uids %s): give the uid",
+                       h->vmsd_path, count, which, uids);
     if (!found)
-        return vk_fail(e, VMDKIT_ENOENT, "%s: no snapshot with the uid or name \"%.64s\"",
-                       h->vmsd_path, which);
+        return vk_fail(e, VMDKIT_ENOENT, "%s: no snapshot with the uid or name \"%.64s\"", h->vmsd_path,
+                       which);
     *out = found;
     return 0;
 }
@@ -204,8 +203,9 @@ static int library_dependents(const vk_history *h, const char *disk, vk_deps *ou
             if ((what = vk_malloc(k, e)))
                 snprintf(what, k, "%s (%s)", shown, f->key);
         }
-        r = !shown || (f->kind != VK_REF_PARENT && !what) ? VMDKIT_ENOMEM
-                                                           : deps_add(out, VK_DEP_DISK, what ? what : shown, 0, e);
+        r = !shown || (f->kind != VK_REF_PARENT && !what)
+                ? VMDKIT_ENOMEM
+                : deps_add(out, VK_DEP_DISK, what ? what : shown, 0, e);
         free(what);
         free(shown);
     }
@@ -335,8 +335,8 @@ int vk_history_match_slots(const vk_history *h, const vk_vmsd_snap *x, size_t *m
 {
     const char *name = x->display_name ? x->display_name : "";
     if (x->n_disks == 0)
-        return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: snapshot %u \"%s\": records no disk",
-                       h->vmsd_path, x->uid, name);
+        return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: snapshot %u \"%s\": records no disk", h->vmsd_path,
+                       x->uid, name);
     for (size_t k = 0; k < x->n_disks; k++) {
         const vk_vmsd_disk *d = &x->disks[k];
         if (!d->node || !d->file)

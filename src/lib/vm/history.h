@@ -15,12 +15,12 @@
 
 typedef struct vk_history {
     char *vmx_path;
-    char *folder;        /* the .vmx's folder, as the caller named it */
-    char *folder_abs;    /* the same, absolute */
-    char *library;       /* the folder holding it (absolute): where linked clones live */
+    char *folder;     /* the .vmx's folder, as the caller named it */
+    char *folder_abs; /* the same, absolute */
+    char *library;    /* the folder holding it (absolute): where linked clones live */
     char *vmsd_path;
     vk_vmx *vmx;
-    vk_vm_disk *disks;   /* the machine's slots and the disks they name */
+    vk_vm_disk *disks; /* the machine's slots and the disks they name */
     size_t n_disks;
     vk_vmsd *vmsd;
 } vk_history;
@@ -64,15 +64,15 @@ char *vk_history_shown(const vk_history *h, const char *path, vk_err *e);
 
 /* What depends on a disk. */
 enum vk_dep_kind {
-    VK_DEP_DISK,      /* a disk whose parent it is (a delta, a linked clone) */
-    VK_DEP_SLOT,      /* a slot of this machine's .vmx names it */
-    VK_DEP_SNAPSHOT,  /* an entry of this machine's .vmsd names it */
+    VK_DEP_DISK,     /* a disk whose parent it is (a delta, a linked clone) */
+    VK_DEP_SLOT,     /* a slot of this machine's .vmx names it */
+    VK_DEP_SNAPSHOT, /* an entry of this machine's .vmsd names it */
 };
 
 typedef struct vk_dep {
     enum vk_dep_kind kind;
-    char *path;       /* DISK: the dependent disk; SLOT: the slot; SNAPSHOT: NULL */
-    uint32_t uid;     /* SNAPSHOT: the entry */
+    char *path;   /* DISK: the dependent disk; SLOT: the slot; SNAPSHOT: NULL */
+    uint32_t uid; /* SNAPSHOT: the entry */
 } vk_dep;
 
 typedef struct vk_deps {

@@ -92,14 +92,15 @@ size_t vk_lib_vm_at(const vk_lib *lib, const char *path)
 struct loader {
     vk_lib *lib;
     vk_err *e;
-    char **vmsd_paths;      /* .vmsd files found by the walk */
+    char **vmsd_paths; /* .vmsd files found by the walk */
     size_t n_vmsd, cap_vmsd;
 };
 
 static int add_problem(vk_lib *lib, const char *path, vk_err *e, const char *fmt, ...) VK_PRINTF(4, 5);
 static int add_problem(vk_lib *lib, const char *path, vk_err *e, const char *fmt, ...)
 {
-    int r = vk_grow((void **)&lib->problems, &lib->cap_problems, lib->n_problems, sizeof *lib->problems, e);
+    int r =
+        vk_grow((void **)&lib->problems, &lib->cap_problems, lib->n_problems, sizeof *lib->problems, e);
     if (r)
         return r;
     char msg[VMDKIT_ERRMSG_MAX];
@@ -340,7 +341,8 @@ static int read_vmx(struct loader *ld, const char *path, size_t *out_vm)
     }
     if (lib->n_vms >= LIB_MAX_VMS) {
         vk_vmx_free(v);
-        return vk_fail(ld->e, VMDKIT_ELIMIT, "%s: more than %d machines in the library", path, LIB_MAX_VMS);
+        return vk_fail(ld->e, VMDKIT_ELIMIT, "%s: more than %d machines in the library", path,
+                       LIB_MAX_VMS);
     }
     int r = vk_grow((void **)&lib->vms, &lib->cap_vms, lib->n_vms, sizeof *lib->vms, ld->e);
     vk_lib_vm *m = r ? NULL : &lib->vms[lib->n_vms];
@@ -463,7 +465,8 @@ static int read_vmsd(struct loader *ld, const char *path, size_t vm)
 
 static int add_leftover(vk_lib *lib, const char *path, vk_err *e)
 {
-    int r = vk_grow((void **)&lib->leftovers, &lib->cap_leftovers, lib->n_leftovers, sizeof *lib->leftovers, e);
+    int r = vk_grow((void **)&lib->leftovers, &lib->cap_leftovers, lib->n_leftovers,
+                    sizeof *lib->leftovers, e);
     if (r)
         return r;
     vk_lib_leftover *l = &lib->leftovers[lib->n_leftovers];
@@ -491,7 +494,8 @@ static int collect(void *opaque, const char *path, enum vk_lib_kind kind, const 
     case VK_LIB_VMX:
         return read_vmx(ld, path, &idx);
     case VK_LIB_VMSD: {
-        int r = vk_grow((void **)&ld->vmsd_paths, &ld->cap_vmsd, ld->n_vmsd, sizeof *ld->vmsd_paths, ld->e);
+        int r =
+            vk_grow((void **)&ld->vmsd_paths, &ld->cap_vmsd, ld->n_vmsd, sizeof *ld->vmsd_paths, ld->e);
         if (r)
             return r;
         if (!(ld->vmsd_paths[ld->n_vmsd] = vk_path_absolute(path, ld->e)))
@@ -910,8 +914,8 @@ char *vk_lib_describe_ref(const vk_lib *lib, const vk_lib_ref *f, vk_err *e)
     case VK_REF_SNAPSHOT_DISK:
     case VK_REF_SNAPSHOT_STATE:
     case VK_REF_SNAPSHOT_CLONE:
-        snprintf(buf, sizeof buf, "%s: VMware snapshot \"%s\" (%s)", file, f->snapshot ? f->snapshot : "?",
-                 f->key);
+        snprintf(buf, sizeof buf, "%s: VMware snapshot \"%s\" (%s)", file,
+                 f->snapshot ? f->snapshot : "?", f->key);
         break;
     default:
         snprintf(buf, sizeof buf, "%s (%s)", file, f->key ? f->key : "?");
@@ -978,8 +982,8 @@ int vk_lib_check_disk_holders(const vk_lib *lib, size_t d, int need, vk_err *e)
 
 /* ---- dependents, as the library model sees them ---- */
 
-int vk_find_dependents_multi(const char *const *roots, size_t n_roots, const char *target,
-                             char ***paths, size_t *n, vk_err *e)
+int vk_find_dependents_multi(const char *const *roots, size_t n_roots, const char *target, char ***paths,
+                             size_t *n, vk_err *e)
 {
     *paths = NULL;
     *n = 0;
@@ -1009,6 +1013,6 @@ int vk_find_dependents_multi(const char *const *roots, size_t n_roots, const cha
 int vmdkit_find_dependents(const char *root, const char *target, char ***paths, size_t *n,
                            vmdkit_error *err)
 {
-    const char *roots[1] = { root };
+    const char *roots[1] = {root};
     return vk_find_dependents_multi(roots, 1, target, paths, n, err);
 }

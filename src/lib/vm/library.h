@@ -51,49 +51,50 @@ enum vk_ref_kind {
 #define VK_REFS(k) (1u << (k))
 #define VK_REFS_ALL ((1u << VK_REF_KINDS) - 1)
 /* What reads through a disk: changing its content changes theirs. */
-#define VK_REFS_DEPENDENT (VK_REFS(VK_REF_PARENT) | VK_REFS(VK_REF_VM_DISK) | VK_REFS(VK_REF_SNAPSHOT_DISK))
+#define VK_REFS_DEPENDENT \
+    (VK_REFS(VK_REF_PARENT) | VK_REFS(VK_REF_VM_DISK) | VK_REFS(VK_REF_SNAPSHOT_DISK))
 
 typedef struct vk_lib_ref {
     enum vk_ref_kind kind;
-    char *file;           /* the file holding it (absolute, normalised) */
-    char *key;            /* its key; NULL for a parent hint */
-    char *value;          /* the value as written (decoded) */
-    char *target;         /* where the value leads: absolute, normalised, symlinks kept */
-    bool exists;          /* TARGET exists; then DEV and INO identify it */
+    char *file;   /* the file holding it (absolute, normalised) */
+    char *key;    /* its key; NULL for a parent hint */
+    char *value;  /* the value as written (decoded) */
+    char *target; /* where the value leads: absolute, normalised, symlinks kept */
+    bool exists;  /* TARGET exists; then DEV and INO identify it */
     dev_t dev;
     ino_t ino;
-    size_t holder_disk;   /* PARENT: the disk holding the hint, else VK_LIB_NONE */
-    size_t vm;            /* the machine whose .vmx or .vmsd holds it, else VK_LIB_NONE */
-    char *snapshot;       /* SNAPSHOT_*: the snapshot's displayName (or "uid N") */
+    size_t holder_disk; /* PARENT: the disk holding the hint, else VK_LIB_NONE */
+    size_t vm;          /* the machine whose .vmx or .vmsd holds it, else VK_LIB_NONE */
+    char *snapshot;     /* SNAPSHOT_*: the snapshot's displayName (or "uid N") */
 } vk_lib_ref;
 
 /* A file of a disk: its descriptor, then its extent files. */
 typedef struct vk_lib_file {
-    char *path;           /* absolute */
+    char *path; /* absolute */
     bool exists;
     dev_t dev;
     ino_t ino;
 } vk_lib_file;
 
 typedef struct vk_lib_disk {
-    char *path;           /* absolute path of the descriptor (or monolithic sparse file) */
+    char *path; /* absolute path of the descriptor (or monolithic sparse file) */
     dev_t dev;
     ino_t ino;
     uint32_t cid, parent_cid;
-    char *hint;           /* parentFileNameHint as written, or NULL */
+    char *hint; /* parentFileNameHint as written, or NULL */
     char *create_type;
     uint64_t capacity_sectors;
-    vk_lib_file *files;   /* [0] is the descriptor itself */
+    vk_lib_file *files; /* [0] is the descriptor itself */
     size_t n_files;
-    size_t parent;        /* the disk its hint names, or VK_LIB_NONE */
-    size_t hint_ref;      /* its PARENT reference, or VK_LIB_NONE */
-    bool outside;         /* found only by following a reference out of the roots */
+    size_t parent;   /* the disk its hint names, or VK_LIB_NONE */
+    size_t hint_ref; /* its PARENT reference, or VK_LIB_NONE */
+    bool outside;    /* found only by following a reference out of the roots */
 } vk_lib_disk;
 
 typedef struct vk_lib_vm {
-    char *vmx;            /* absolute */
-    char *vmsd;           /* its .vmsd (absolute) when there is one, else NULL */
-    char *name;           /* displayName, else the .vmx's file name */
+    char *vmx;  /* absolute */
+    char *vmsd; /* its .vmsd (absolute) when there is one, else NULL */
+    char *name; /* displayName, else the .vmx's file name */
 } vk_lib_vm;
 
 /* Something in the library that is wrong or left over, for tree. */
@@ -106,12 +107,12 @@ typedef struct vk_lib_problem {
  * command left behind. */
 typedef struct vk_lib_leftover {
     char *path;
-    uint64_t bytes;       /* space its files take (st_blocks) */
-    bool in_use;          /* a running vmdkit command holds it (temp_folder.h) */
+    uint64_t bytes; /* space its files take (st_blocks) */
+    bool in_use;    /* a running vmdkit command holds it (temp_folder.h) */
 } vk_lib_leftover;
 
 typedef struct vk_lib {
-    char **roots;         /* the folders scanned (real paths) */
+    char **roots; /* the folders scanned (real paths) */
     size_t n_roots;
     vk_lib_disk *disks;
     size_t n_disks;
@@ -119,7 +120,7 @@ typedef struct vk_lib {
     size_t n_vms;
     vk_lib_ref *refs;
     size_t n_refs;
-    vk_lib_file *others;  /* .vmdk files that are no disk (extent files, junk) */
+    vk_lib_file *others; /* .vmdk files that are no disk (extent files, junk) */
     size_t n_others;
     vk_lib_problem *problems;
     size_t n_problems;
@@ -173,8 +174,7 @@ int vk_lib_refs_to(const vk_lib *lib, const char *path, unsigned kinds, size_t *
                    vk_err *e);
 
 /* The same, for every file of the disk D (descriptor and extents). */
-int vk_lib_refs_to_disk(const vk_lib *lib, size_t d, unsigned kinds, size_t **idx, size_t *n,
-                        vk_err *e);
+int vk_lib_refs_to_disk(const vk_lib *lib, size_t d, unsigned kinds, size_t **idx, size_t *n, vk_err *e);
 
 /* One line naming a reference for messages, relative to the current
  * folder where shorter: "B/B.vmdk (parent hint)", "VM.vmsd: snapshot "S1"
@@ -189,8 +189,8 @@ char *vk_lib_describe_refs(const vk_lib *lib, const size_t *idx, size_t n, vk_er
 char *vk_lib_describe_roots(const vk_lib *lib, vk_err *e);
 
 /* The disks under ROOTS whose parent hint names TARGET (by identity). */
-int vk_find_dependents_multi(const char *const *roots, size_t n_roots, const char *target,
-                             char ***paths, size_t *n, vk_err *e);
+int vk_find_dependents_multi(const char *const *roots, size_t n_roots, const char *target, char ***paths,
+                             size_t *n, vk_err *e);
 
 /*
  * VMDKIT_ELOCKED unless every file of disk D allows NEED (holders.h), and

@@ -21,8 +21,8 @@ enum vk_lib_kind {
 /* Called for each entry found; D is set for VK_LIB_DISK, PROBLEM for
  * VK_LIB_BAD_DISK and VK_LIB_UNREADABLE.  Return non-zero to stop the walk
  * with that value. */
-typedef int (*vk_lib_fn)(void *opaque, const char *path, enum vk_lib_kind kind,
-                         const vk_descriptor *d, const char *problem);
+typedef int (*vk_lib_fn)(void *opaque, const char *path, enum vk_lib_kind kind, const vk_descriptor *d,
+                         const char *problem);
 
 /* Walk ROOT (16 levels at most, symbolic links not followed, VMware lock
  * folders skipped) in name order.  ROOT itself must be readable. */

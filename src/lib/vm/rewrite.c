@@ -84,7 +84,8 @@ int vk_rewrites_apply(vk_rewrites *l, const char *what, vk_err *e)
     for (size_t i = 0; i < l->n; i++) {
         vmdkit_rewrite *f = &l->v[i];
         vk_err fe = {0};
-        f->code = f->key ? rewrite_key(f->file, f->key, f->value, &fe) : rewrite_hint(f->file, f->value, &fe);
+        f->code =
+            f->key ? rewrite_key(f->file, f->key, f->value, &fe) : rewrite_hint(f->file, f->value, &fe);
         if (f->code) {
             failed++;
             f->message = strdup(fe.msg[0] ? fe.msg : vmdkit_errcode_name(f->code));

@@ -42,17 +42,17 @@ enum plan_kind { PLAN_MERGE, PLAN_REMOVE, PLAN_KEEP };
 
 struct plan {
     enum plan_kind kind;
-    char *disk;    /* D */
-    char *file;    /* D as the entry wrote it */
-    char *child;   /* MERGE: C */
-    char *why;     /* KEEP: the reason */
+    char *disk;  /* D */
+    char *file;  /* D as the entry wrote it */
+    char *child; /* MERGE: C */
+    char *why;   /* KEEP: the reason */
     bool merged;
 };
 
 struct delete_ctx {
     vk_history *h;
     const vmdkit_snapshot_opts *o;
-    char **own;    /* every link of the machine's chains: slots and snapshots */
+    char **own; /* every link of the machine's chains: slots and snapshots */
     size_t n_own;
     char refusal[1024];
 };
@@ -312,8 +312,8 @@ int vmdkit_vm_snapshot_delete(const char *vm, const char *which, const vmdkit_sn
         if (plans[i].kind != PLAN_MERGE)
             continue;
         vmdkit_disk *d;
-        if ((r = vmdkit_open(plans[i].child, VK_OPEN_CHAIN_OF_USER | VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_LOCK,
-                             &d, e)))
+        if ((r = vmdkit_open(plans[i].child,
+                             VK_OPEN_CHAIN_OF_USER | VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_LOCK, &d, e)))
             break;
         mp.total += vmdkit_size(d);
         vmdkit_close(d, NULL);
@@ -338,8 +338,10 @@ int vmdkit_vm_snapshot_delete(const char *vm, const char *which, const vmdkit_sn
             size = vmdkit_size(d);
             vmdkit_close(d, NULL);
         }
-        vmdkit_commit_opts co = {.struct_size = sizeof co, .root = h->library,
-                                 .progress = mp.fn ? merge_progress_cb : NULL, .progress_opaque = &mp};
+        vmdkit_commit_opts co = {.struct_size = sizeof co,
+                                 .root = h->library,
+                                 .progress = mp.fn ? merge_progress_cb : NULL,
+                                 .progress_opaque = &mp};
         merge_r = vmdkit_commit(plans[i].child, &co, NULL, e);
         mp.done_before += size;
         plans[i].merged = !merge_r;
@@ -382,7 +384,7 @@ int vmdkit_vm_snapshot_delete(const char *vm, const char *which, const vmdkit_sn
         r = vk_vmsd_save(h->vmsd, e);
     /* 5. what nothing names any more */
     for (size_t i = 0; !r && i < n; i++) {
-        const char *gone = plans[i].merged ? plans[i].child
+        const char *gone = plans[i].merged                ? plans[i].child
                            : plans[i].kind == PLAN_REMOVE ? plans[i].disk
                                                           : NULL;
         if (gone && !(r = vk_vm_remove_disk(gone, e)) && res)

@@ -137,8 +137,8 @@ int vmdkit_vm_snapshot_revert(const char *vm, const char *which, const vmdkit_sn
             goto out;
         }
         vmdkit_disk *d;
-        if ((r = vmdkit_open(targets[k], VK_OPEN_CHAIN_OF_USER | VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_LOCK,
-                             &d, e))) {
+        if ((r = vmdkit_open(targets[k],
+                             VK_OPEN_CHAIN_OF_USER | VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_LOCK, &d, e))) {
             vk_err_prefix(e, "snapshot %u: %s", uid, x->disks[k].node);
             goto out;
         }

@@ -106,7 +106,8 @@ int vmdkit_vm_snapshot_take(const char *vm, const vmdkit_snapshot_opts *opts,
     if ((r = vk_vm_freeze(h->vmx_path, o.absolute_hint, false, &f, e)))
         goto out;
     frozen = true;
-    if ((r = vk_snapshot_record(h, &f, o.name, o.description, t, &uid, e)) || (r = vk_vmsd_save(h->vmsd, e)))
+    if ((r = vk_snapshot_record(h, &f, o.name, o.description, t, &uid, e)) ||
+        (r = vk_vmsd_save(h->vmsd, e)))
         goto out;
     frozen = false; /* recorded: the deltas stay */
     if (res) {

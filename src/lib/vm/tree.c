@@ -23,12 +23,12 @@
 struct tstate {
     const vk_lib *lib;
     vk_err *e;
-    size_t *parent;          /* per disk: its parent in the tree (loops cut) */
-    size_t *vm;              /* per disk: the machine running on it */
-    size_t *candidate;       /* per disk: the likely parent of a broken hint */
+    size_t *parent;    /* per disk: its parent in the tree (loops cut) */
+    size_t *vm;        /* per disk: the machine running on it */
+    size_t *candidate; /* per disk: the likely parent of a broken hint */
     size_t *n_children;
     unsigned *flags;
-    char **rel;              /* per disk: path relative to the scanned folder */
+    char **rel; /* per disk: path relative to the scanned folder */
     vmdkit_tree_problem *problems;
     size_t n_prob, cap_prob;
 };
@@ -126,7 +126,8 @@ static int read_machines(struct tstate *s)
             r = add_problem(s, f->file, "%s: \"%s\": %s", f->key, f->value,
                             f->exists ? "not a disk" : "not found");
         else if (s->vm[d] != VK_LIB_NONE && s->vm[d] != f->vm)
-            r = add_problem(s, lib->disks[d].path, "the current disk of two machines: %s (%s) and %s (%s)",
+            r = add_problem(s, lib->disks[d].path,
+                            "the current disk of two machines: %s (%s) and %s (%s)",
                             lib->vms[s->vm[d]].name, lib->vms[s->vm[d]].vmx, lib->vms[f->vm].name,
                             lib->vms[f->vm].vmx);
         else
@@ -146,9 +147,11 @@ static int dangling_refs(struct tstate *s)
         if (f->kind == VK_REF_PARENT || f->kind == VK_REF_VM_DISK)
             continue; /* flagged on the disk, or above */
         int r = 0;
-        if (f->kind == VK_REF_SNAPSHOT_DISK && (!f->exists || disk_by_id(lib, f->dev, f->ino) == VK_LIB_NONE))
+        if (f->kind == VK_REF_SNAPSHOT_DISK &&
+            (!f->exists || disk_by_id(lib, f->dev, f->ino) == VK_LIB_NONE))
             r = add_problem(s, f->file, "%s: VMware snapshot \"%s\" names \"%s\": %s", f->key,
-                            f->snapshot ? f->snapshot : "?", f->value, f->exists ? "not a disk" : "not found");
+                            f->snapshot ? f->snapshot : "?", f->value,
+                            f->exists ? "not a disk" : "not found");
         else if (!f->exists && f->kind == VK_REF_CLONE_OF)
             r = add_problem(s, f->file, "%s: the machine this clone was made from (\"%s\") is not there",
                             f->key, f->value);
@@ -200,8 +203,10 @@ static int vmsd_state(struct tstate *s, size_t vm)
                                          : add_problem(s, path, "not a valid .vmsd: %s", why.msg);
     int r = 0;
     if (sd->has_current && !vk_vmsd_find(sd, sd->current))
-        r = add_problem(s, path, "snapshot.current = \"%u\": no snapshot has that uid (VMware reports an "
-                        "invalid snapshot configuration)", sd->current);
+        r = add_problem(s, path,
+                        "snapshot.current = \"%u\": no snapshot has that uid (VMware reports an "
+                        "invalid snapshot configuration)",
+                        sd->current);
     vk_vmsd_free(sd);
     return r;
 }
@@ -215,7 +220,8 @@ static int vmsd_state(struct tstate *s, size_t vm)
  * must be a disk one of that machine's snapshots froze (else the clone is
  * made from a snapshot deleted since, or a freeze never recorded).
  */
-static int slot_findings(struct tstate *s, const vk_lib_ref *f, size_t d, const bool *in_tree, const char *folder)
+static int slot_findings(struct tstate *s, const vk_lib_ref *f, size_t d, const bool *in_tree,
+                         const char *folder)
 {
     const vk_lib *lib = s->lib;
     char frozen[1024] = "";
@@ -235,20 +241,23 @@ static int slot_findings(struct tstate *s, const vk_lib_ref *f, size_t d, const 
     int r = 0;
     const vk_lib_vm *m = &lib->vms[f->vm];
     if (n_frozen)
-        r = add_problem(s, f->file,
-                        "%s: runs on deltas no snapshot accounts for: %s%s frozen below \"%s\" and named by "
-                        "no entry of %s",
-                        f->key, frozen, n_frozen > 4 ? " ..." : "", f->value,
-                        m->vmsd ? vk_path_basename(m->vmsd) : "its .vmsd (there is none)");
+        r = add_problem(
+            s, f->file,
+            "%s: runs on deltas no snapshot accounts for: %s%s frozen below \"%s\" and named by "
+            "no entry of %s",
+            f->key, frozen, n_frozen > 4 ? " ..." : "", f->value,
+            m->vmsd ? vk_path_basename(m->vmsd) : "its .vmsd (there is none)");
     if (r || outside == VK_LIB_NONE)
         return r;
     size_t src = machine_of_folder(lib, lib->disks[outside].path, s->e);
-    if (src == VK_LIB_NONE || src == f->vm || s->vm[outside] == src || named_by_snapshot(lib, outside, src))
+    if (src == VK_LIB_NONE || src == f->vm || s->vm[outside] == src ||
+        named_by_snapshot(lib, outside, src))
         return 0; /* no machine there, or its running disk (flagged DANGER), or a snapshot's */
-    return add_problem(s, f->file,
-                       "%s: a linked clone of %s, which no snapshot of \"%s\" records (deleted, or a freeze never "
-                       "recorded): VMware may merge or remove it",
-                       f->key, s->rel[outside], lib->vms[src].name);
+    return add_problem(
+        s, f->file,
+        "%s: a linked clone of %s, which no snapshot of \"%s\" records (deleted, or a freeze never "
+        "recorded): VMware may merge or remove it",
+        f->key, s->rel[outside], lib->vms[src].name);
 }
 
 /* Where each machine's .vmsd and its disks disagree; a .vmsd naming a
@@ -281,8 +290,9 @@ static int vmsd_findings(struct tstate *s)
         }
         for (size_t i = 0; !r && i < lib->n_refs; i++) {
             const vk_lib_ref *f = &lib->refs[i];
-            size_t d = f->kind == VK_REF_VM_DISK && f->vm == vm && f->exists ? disk_by_id(lib, f->dev, f->ino)
-                                                                              : VK_LIB_NONE;
+            size_t d = f->kind == VK_REF_VM_DISK && f->vm == vm && f->exists
+                           ? disk_by_id(lib, f->dev, f->ino)
+                           : VK_LIB_NONE;
             if (d != VK_LIB_NONE)
                 r = slot_findings(s, f, d, in_tree, folder);
         }
@@ -335,7 +345,8 @@ static int find_strays(struct tstate *s)
                 used = lib->disks[d].files[f].exists && lib->disks[d].files[f].dev == o->dev &&
                        lib->disks[d].files[f].ino == o->ino;
         int r = used ? 0
-                     : add_problem(s, o->path, "not a disk, and no disk found here uses it as an extent file");
+                     : add_problem(s, o->path,
+                                   "not a disk, and no disk found here uses it as an extent file");
         if (r)
             return r;
     }
@@ -353,10 +364,11 @@ static int copy_problems(struct tstate *s)
         r = lib->leftovers[i].in_use
                 ? add_problem(s, lib->leftovers[i].path,
                               "being built by a running vmdkit command (%.1f MiB so far)", mib)
-                : add_problem(s, lib->leftovers[i].path,
-                              "left by an interrupted vmdkit command (%.1f MiB): nothing uses it; the next "
-                              "command making the same output removes it, or delete it",
-                              mib);
+                : add_problem(
+                      s, lib->leftovers[i].path,
+                      "left by an interrupted vmdkit command (%.1f MiB): nothing uses it; the next "
+                      "command making the same output removes it, or delete it",
+                      mib);
     }
     return r;
 }
@@ -397,7 +409,8 @@ static int snapshots_of(const vk_lib *lib, size_t d, char ***out, size_t *n, vk_
     for (size_t i = 0; names && i < k; i++) {
         const vk_lib_ref *f = &lib->refs[idx[i]];
         char buf[512];
-        snprintf(buf, sizeof buf, "%s: \"%s\"", f->vm != VK_LIB_NONE ? lib->vms[f->vm].name : vk_path_basename(f->file),
+        snprintf(buf, sizeof buf, "%s: \"%s\"",
+                 f->vm != VK_LIB_NONE ? lib->vms[f->vm].name : vk_path_basename(f->file),
                  f->snapshot ? f->snapshot : "?");
         if (!(names[i] = vk_strdup(buf, e))) {
             vmdkit_paths_free(names, i);
@@ -478,7 +491,8 @@ static int build(struct tstate *s, const char *dir, vmdkit_tree *t)
         } else if (!r) {
             t->families[t->n_families++] = o;
         }
-        if (!r && s->n_children[i] && !(o->children = vk_calloc(s->n_children[i], sizeof *o->children, e)))
+        if (!r && s->n_children[i] &&
+            !(o->children = vk_calloc(s->n_children[i], sizeof *o->children, e)))
             r = VMDKIT_ENOMEM;
     }
     /* children in path order: walk the nodes in that order */

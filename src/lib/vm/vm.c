@@ -133,8 +133,8 @@ static int check_no_vmss(const char *folder, vk_err *e)
     while (!r && (de = readdir(dh)))
         if (vk_path_has_suffix(de->d_name, ".vmss"))
             r = vk_fail(e, VMDKIT_ELOCKED,
-                        "%s/%s: the virtual machine is suspended; resume and shut it down first",
-                        folder, de->d_name);
+                        "%s/%s: the virtual machine is suspended; resume and shut it down first", folder,
+                        de->d_name);
     closedir(dh);
     return r;
 }
@@ -363,7 +363,8 @@ int vk_vm_new_delta(const char *vmx_path, const char *disk, bool absolute_hint, 
     free(disk_dir);
     if (beside) {
         free(folder);
-        return vk_snapshot_beside(disk, absolute_hint ? VMDKIT_DELTA_ABSOLUTE_HINT : 0, out, out_size, e);
+        return vk_snapshot_beside(disk, absolute_hint ? VMDKIT_DELTA_ABSOLUTE_HINT : 0, out, out_size,
+                                  e);
     }
     const char *base = vk_path_basename(disk);
     size_t len = vk_vm_disk_stem(base);

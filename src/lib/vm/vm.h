@@ -25,9 +25,9 @@ int vk_vm_check_no_lock(const char *folder, vk_err *e);
 
 /* One hard disk of a machine. */
 typedef struct vk_vm_disk {
-    char *slot;   /* "scsi0:0" as spelled in the .vmx */
-    char *file;   /* its fileName value */
-    char *path;   /* FILE resolved against the .vmx's folder */
+    char *slot; /* "scsi0:0" as spelled in the .vmx */
+    char *file; /* its fileName value */
+    char *path; /* FILE resolved against the .vmx's folder */
 } vk_vm_disk;
 
 /* Parse the .vmx at VMX_PATH and list its hard disks. */
@@ -64,11 +64,11 @@ int vk_vm_set_file_name(vk_vmx *v, const char *slot, const char *value, vk_err *
 /* The disks of a machine put under new deltas (see vk_vm_freeze). */
 typedef struct vk_frozen {
     size_t n;
-    char **slots;      /* the slots changed */
-    char **old_files;  /* their fileName values before */
-    char **old_paths;  /* the links they named: now read-only parents */
-    char **new_paths;  /* the new deltas the machine writes to */
-    bool *reused;      /* the slot kept its current disk (see REUSE_EMPTY) */
+    char **slots;     /* the slots changed */
+    char **old_files; /* their fileName values before */
+    char **old_paths; /* the links they named: now read-only parents */
+    char **new_paths; /* the new deltas the machine writes to */
+    bool *reused;     /* the slot kept its current disk (see REUSE_EMPTY) */
 } vk_frozen;
 
 /*
@@ -92,11 +92,11 @@ void vk_vm_freeze_free(vk_frozen *f);
 
 /* How a clone's .vmx differs from its source's (vm_config.c). */
 typedef struct vk_clone_config {
-    const char *name;             /* displayName; NAME.nvram, NAME.vmxf */
-    const char *const *slots;     /* disk slots and the clone's fileNames for them */
+    const char *name;         /* displayName; NAME.nvram, NAME.vmxf */
+    const char *const *slots; /* disk slots and the clone's fileNames for them */
     const char *const *files;
     size_t n;
-    const char *clone_of;         /* linked clones: the source .vmx (absolute), else NULL */
+    const char *clone_of; /* linked clones: the source .vmx (absolute), else NULL */
 } vk_clone_config;
 
 /* Turn V (the source's .vmx, in memory) into the clone's: see

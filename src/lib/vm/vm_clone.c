@@ -113,7 +113,7 @@ struct multi_progress {
     void *opaque;
     uint64_t done_before;
     uint64_t total;
-    uint64_t disk_total;   /* the size of the disk being copied */
+    uint64_t disk_total; /* the size of the disk being copied */
 };
 
 static int multi_progress_cb(void *opaque, uint64_t done, uint64_t total)
@@ -137,7 +137,8 @@ static int multi_cancel_cb(void *opaque, uint64_t done, uint64_t total)
 static int flatten(const char *src, const char *dst, const char *placed_as, int type,
                    struct multi_progress *mp, vk_err *e)
 {
-    vmdkit_clone_disk_opts o = {.struct_size = sizeof o, .type = type, .open_flags = VK_OPEN_CHAIN_OF_USER};
+    vmdkit_clone_disk_opts o = {
+        .struct_size = sizeof o, .type = type, .open_flags = VK_OPEN_CHAIN_OF_USER};
     if (mp->fn) {
         o.progress = multi_progress_cb;
         o.progress_opaque = mp;
@@ -285,13 +286,14 @@ static int warn_shared_identity(const vk_vmx *v, struct warnings *w, vk_err *e)
     int r = 0;
     while (!r && vk_vmx_next(v, &pos, &key, &value)) {
         size_t k = strlen(key);
-        if (strncasecmp(key, "ethernet", 8) != 0 || k < 12 || strcasecmp(key + k - 12, ".addressType") != 0 ||
-            strcasecmp(value, "static") != 0)
+        if (strncasecmp(key, "ethernet", 8) != 0 || k < 12 ||
+            strcasecmp(key + k - 12, ".addressType") != 0 || strcasecmp(value, "static") != 0)
             continue;
         char akey[64];
         snprintf(akey, sizeof akey, "%.*s.address", (int)(k - 12), key);
         const char *mac = vk_vmx_get(v, akey);
-        r = warn(w, e, "%s = \"%s\" is static: the clone has its source's MAC address; change one before both "
+        r = warn(w, e,
+                 "%s = \"%s\" is static: the clone has its source's MAC address; change one before both "
                  "run on one network",
                  akey, mac ? mac : "");
     }
@@ -366,7 +368,11 @@ static int write_config(const char *src_vmx, const char *tmp, const char *dst, c
     if (!r)
         r = rewrite_backings(v, src_dir, dst, e);
     vk_clone_config c = {
-        .name = name, .slots = slots, .files = files, .n = n, .clone_of = linked ? src_abs : NULL,
+        .name = name,
+        .slots = slots,
+        .files = files,
+        .n = n,
+        .clone_of = linked ? src_abs : NULL,
     };
     if (!r)
         r = vk_vm_clone_config(v, &c, e);
@@ -415,7 +421,8 @@ static int fill_result(vmdkit_vm_clone_result *res, const char *dst, const char 
         if (!(res->source_deltas = vk_calloc(f->n, sizeof *res->source_deltas, e)))
             return VMDKIT_ENOMEM;
         for (size_t i = 0; i < f->n; i++)
-            if (!f->reused[i] && !(res->source_deltas[res->n_source_deltas++] = vk_strdup(f->new_paths[i], e)))
+            if (!f->reused[i] &&
+                !(res->source_deltas[res->n_source_deltas++] = vk_strdup(f->new_paths[i], e)))
                 return VMDKIT_ENOMEM;
     }
     return 0;
@@ -425,22 +432,22 @@ static int fill_result(vmdkit_vm_clone_result *res, const char *dst, const char 
  * leaves for the next. */
 struct vm_clone {
     const vmdkit_vm_clone_opts *opts;
-    char *vmx;                  /* the source's .vmx */
-    char *dst, *parent, *name;  /* DST_VM absolute, its folder, the clone's name */
+    char *vmx;                 /* the source's .vmx */
+    char *dst, *parent, *name; /* DST_VM absolute, its folder, the clone's name */
     vk_vmx *v;
     vk_vm_disk *disks;
     size_t n;
     const char **slots, **sources; /* per disk: its slot, the disk it is made from */
     char **disk_names;
-    vk_frozen f;                /* linked: the source's freeze */
+    vk_frozen f; /* linked: the source's freeze */
     bool frozen;
-    vk_history *h;              /* linked, from a snapshot or recorded: the source's history */
-    char **snap_disks;          /* from a snapshot: per disk, the disk it froze */
-    char *record_name;          /* the recorded freeze's displayName */
+    vk_history *h;     /* linked, from a snapshot or recorded: the source's history */
+    char **snap_disks; /* from a snapshot: per disk, the disk it froze */
+    char *record_name; /* the recorded freeze's displayName */
     int64_t record_time;
-    uint32_t uid;               /* the snapshot the clone is made from (from a snapshot, or
-                                   recorded) */
-    char *vmsd_before;          /* the source's .vmsd before it was saved, for undo */
+    uint32_t uid;      /* the snapshot the clone is made from (from a snapshot, or
+                          recorded) */
+    char *vmsd_before; /* the source's .vmsd before it was saved, for undo */
     size_t vmsd_before_len;
     bool vmsd_existed, vmsd_saved;
     struct multi_progress mp;
@@ -487,13 +494,16 @@ static int check_options(const vmdkit_vm_clone_opts *o, vk_err *e)
     if (o->flags & ~known)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_clone: flags: unknown bits 0x%x", o->flags & ~known);
     if (!o->linked && (o->snapshot || o->flags))
-        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_clone: a snapshot, no_record, register and vmware_names "
-                                          "apply to linked clones only");
+        return vk_fail(e, VMDKIT_EINVAL,
+                       "vmdkit_vm_clone: a snapshot, no_record, register and vmware_names "
+                       "apply to linked clones only");
     if (o->snapshot && (o->flags & VMDKIT_VM_CLONE_NO_RECORD))
-        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_clone: no_record applies without a snapshot only (a clone "
-                                          "from a snapshot records no freeze)");
+        return vk_fail(e, VMDKIT_EINVAL,
+                       "vmdkit_vm_clone: no_record applies without a snapshot only (a clone "
+                       "from a snapshot records no freeze)");
     if ((o->flags & VMDKIT_VM_CLONE_NO_RECORD) && (o->flags & VMDKIT_VM_CLONE_REGISTER))
-        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_clone: register needs a recorded snapshot: not with no_record");
+        return vk_fail(e, VMDKIT_EINVAL,
+                       "vmdkit_vm_clone: register needs a recorded snapshot: not with no_record");
     return 0;
 }
 
@@ -550,10 +560,11 @@ static int plan_from_snapshot(struct vm_clone *c, vk_err *e)
          * .vmsd that disagrees with the .vmx, and no parent for a clone */
         for (size_t j = 0; !r && j < c->n; j++)
             if (vk_same_file(c->snap_disks[i], c->disks[j].path))
-                r = vk_fail(e, VMDKIT_EINVAL,
-                            "%s: snapshot %u: disk%lu.fileName \"%s\" is the disk %s still writes to, not a "
-                            "frozen one",
-                            c->h->vmsd_path, x->uid, x->disks[k].index, x->disks[k].file, c->disks[j].slot);
+                r = vk_fail(
+                    e, VMDKIT_EINVAL,
+                    "%s: snapshot %u: disk%lu.fileName \"%s\" is the disk %s still writes to, not a "
+                    "frozen one",
+                    c->h->vmsd_path, x->uid, x->disks[k].index, x->disks[k].file, c->disks[j].slot);
     }
     if (!r)
         c->uid = x->uid;
@@ -736,7 +747,8 @@ static int build_disks(struct vm_clone *c, vk_err *e)
          * from it is the same as one made from DST */
         else if (c->opts->linked)
             r = vmdkit_create_delta(c->sources[i], p,
-                                    c->opts->absolute_hint || (c->opts->flags & VMDKIT_VM_CLONE_VMWARE_NAMES)
+                                    c->opts->absolute_hint ||
+                                            (c->opts->flags & VMDKIT_VM_CLONE_VMWARE_NAMES)
                                         ? VMDKIT_DELTA_ABSOLUTE_HINT
                                         : 0,
                                     e);
@@ -752,8 +764,9 @@ static int build_disks(struct vm_clone *c, vk_err *e)
 static int write_machine_files(struct vm_clone *c, vk_err *e)
 {
     vk_copy_progress side_pg = {.fn = c->mp.fn ? multi_cancel_cb : NULL, .opaque = &c->mp};
-    int r = write_config(c->vmx, c->tf.path, c->dst, c->name, c->slots, (const char *const *)c->disk_names,
-                         c->n, c->opts->linked, &side_pg, &c->warns, e);
+    int r =
+        write_config(c->vmx, c->tf.path, c->dst, c->name, c->slots, (const char *const *)c->disk_names,
+                     c->n, c->opts->linked, &side_pg, &c->warns, e);
     if (r || !c->opts->linked)
         return r;
     char *abs = vk_path_absolute(c->vmx, e);
@@ -787,7 +800,7 @@ static int publish(struct vm_clone *c, vk_err *e)
     if (r)
         return r;
     vk_temp_folder_release(&c->tf);
-    c->frozen = false; /* the clone exists: its parents stay frozen */
+    c->frozen = false;     /* the clone exists: its parents stay frozen */
     c->vmsd_saved = false; /* and recorded */
     return vk_fsync_dir(c->parent, e);
 }

@@ -33,11 +33,14 @@ static bool numbered_key(const char *k, const char *prefix, const char *rest)
 static bool dropped_key(const char *k)
 {
     static const char *const exact[] = {
-        "uuid.bios", "uuid.location", "vc.uuid",   /* identity: VMware makes new ones */
-        "suspend.vmState", "checkpoint.vmState",   /* saved state of the source */
-        "sched.swap.derivedName",                  /* a swap file in the source's folder */
-        "numCloneOf",                              /* origin: rewritten for linked clones */
-        "filesearchpath",                          /* the source's own origin */
+        "uuid.bios",
+        "uuid.location",
+        "vc.uuid", /* identity: VMware makes new ones */
+        "suspend.vmState",
+        "checkpoint.vmState",     /* saved state of the source */
+        "sched.swap.derivedName", /* a swap file in the source's folder */
+        "numCloneOf",             /* origin: rewritten for linked clones */
+        "filesearchpath",         /* the source's own origin */
     };
     for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
         if (strcasecmp(k, exact[i]) == 0)

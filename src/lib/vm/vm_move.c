@@ -90,8 +90,8 @@ static int do_rename(const char *src, const char *dst, bool *cross_fs, vk_err *e
 /* Step (2) across file systems: copy SRC into a temporary folder beside
  * DST and rename that to DST.  COPIED receives what was copied, for the
  * removal of the source at the end. */
-static int copy_folder_over(const char *src, const char *dst, vk_copied_list *copied, vk_copy_progress *pg,
-                            vk_err *e)
+static int copy_folder_over(const char *src, const char *dst, vk_copied_list *copied,
+                            vk_copy_progress *pg, vk_err *e)
 {
     char *parent = vk_path_dirname(dst, e);
     vk_temp_folder tf;
@@ -230,8 +230,8 @@ static int check_disks_unheld(const vk_lib *lib, const char *src, vk_err *e)
     return 0;
 }
 
-static int move_folder(const char *src, const char *dst_arg, const vmdkit_move_opts *o, vmdkit_move_result *res,
-                       vk_err *e)
+static int move_folder(const char *src, const char *dst_arg, const vmdkit_move_opts *o,
+                       vmdkit_move_result *res, vk_err *e)
 {
     const char *root = o->root;
     char *src_real = realpath(src, NULL), *dst_parent = NULL;
@@ -250,7 +250,8 @@ static int move_folder(const char *src, const char *dst_arg, const vmdkit_move_o
         r = vk_fail(e, VMDKIT_EEXIST, "%s: already exists", res->dst);
         goto out;
     }
-    if (strcmp(res->dst, src_real) == 0 || vk_path_inside(res->dst, src_real) || strcmp(src_real, "/") == 0) {
+    if (strcmp(res->dst, src_real) == 0 || vk_path_inside(res->dst, src_real) ||
+        strcmp(src_real, "/") == 0) {
         r = vk_fail(e, VMDKIT_EINVAL, "%s: cannot move a folder into itself (%s)", src, res->dst);
         goto out;
     }

@@ -33,8 +33,8 @@
 
 /* New name of an extent file: the disk's old stem replaced by the new one
  * (Base-s001.vmdk -> New-s001.vmdk); other names are kept. */
-static char *extent_new_name(const char *name, const char *old_stem, size_t old_len, const char *new_stem,
-                             size_t new_len, vk_err *e)
+static char *extent_new_name(const char *name, const char *old_stem, size_t old_len,
+                             const char *new_stem, size_t new_len, vk_err *e)
 {
     if (strncmp(name, old_stem, old_len) != 0 || (name[old_len] != '-' && name[old_len] != '.'))
         return vk_strdup(name, e);
@@ -84,9 +84,9 @@ static int make_new_name(const char *from, const char *to, vk_copy_progress *pg,
 
 struct disk_plan {
     size_t n;
-    char **old_paths;   /* extent files to rename */
+    char **old_paths; /* extent files to rename */
     char **new_paths;
-    size_t n_linked;    /* how many new names exist */
+    size_t n_linked; /* how many new names exist */
 };
 
 static void disk_plan_free(struct disk_plan *p)
@@ -112,14 +112,14 @@ struct disk_move {
     const vmdkit_move_opts *opts;
     vmdkit_move_result *res;
     char *src_real, *src_dir, *dst_dir;
-    const char *src;         /* as the caller named it, for messages */
+    const char *src; /* as the caller named it, for messages */
     vk_lib *lib;
     vk_rewrites rw;
     struct disk_plan names;
     bool embedded;
-    char *text;              /* a separate descriptor: its text under the new name */
+    char *text; /* a separate descriptor: its text under the new name */
     size_t len;
-    char *new_hint;          /* an embedded descriptor: its hint seen from the new folder */
+    char *new_hint; /* an embedded descriptor: its hint seen from the new folder */
 };
 
 /* The move can be made: SRC is a disk of its own that nobody holds, DST a
@@ -133,7 +133,8 @@ static int check_move(struct disk_move *m, const char *dst_arg, vk_err *e)
     if (r)
         return r;
     if (!is_disk)
-        return vk_fail(e, VMDKIT_EINVAL, "%s: not a disk's descriptor (an extent file?): move the disk it belongs to",
+        return vk_fail(e, VMDKIT_EINVAL,
+                       "%s: not a disk's descriptor (an extent file?): move the disk it belongs to",
                        m->src);
     if (!(m->res->dst = vk_move_destination(m->src_real, dst_arg, e)))
         return e->code ? e->code : VMDKIT_ENOMEM;
@@ -142,7 +143,8 @@ static int check_move(struct disk_move *m, const char *dst_arg, vk_err *e)
     struct stat st;
     if (lstat(m->res->dst, &st) == 0)
         return vk_fail(e, VMDKIT_EEXIST, "%s: already exists", m->res->dst);
-    if (!(m->src_dir = vk_path_dirname(m->src_real, e)) || !(m->dst_dir = vk_path_dirname(m->res->dst, e)))
+    if (!(m->src_dir = vk_path_dirname(m->src_real, e)) ||
+        !(m->dst_dir = vk_path_dirname(m->res->dst, e)))
         return VMDKIT_ENOMEM;
     /* the library around the disk and around where it goes: who names it */
     const char *targets[2] = {m->src_real, m->dst_dir};
@@ -150,14 +152,15 @@ static int check_move(struct disk_move *m, const char *dst_arg, vk_err *e)
         return r;
     size_t me = vk_lib_disk_at(m->lib, m->src_real);
     if (me == VK_LIB_NONE)
-        return vk_fail(e, VMDKIT_EINVAL, "%s: not a disk of its own: move the disk it belongs to", m->src);
+        return vk_fail(e, VMDKIT_EINVAL, "%s: not a disk of its own: move the disk it belongs to",
+                       m->src);
     /* nobody may have it open: VMware, QEMU, a vmdkit reader or writer */
     return vk_lib_check_disk_holders(m->lib, me, VK_NEED_EXCLUSIVE, e);
 }
 
 /* The new name of extent I of link L (DESC's extent lines follow it). */
-static int plan_extent(struct disk_move *m, vk_link *l, size_t i, const char *ob, size_t ol, const char *nb,
-                       size_t nl, vk_err *e)
+static int plan_extent(struct disk_move *m, vk_link *l, size_t i, const char *ob, size_t ol,
+                       const char *nb, size_t nl, vk_err *e)
 {
     char **name = &l->desc.extents[i].filename;
     if (!*name || !l->ext[i].path)
@@ -171,8 +174,8 @@ static int plan_extent(struct disk_move *m, vk_link *l, size_t i, const char *ob
         return 0;
     }
     if (strchr(*name, '/'))
-        return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: extent \"%s\" is in another folder: move it by hand", m->src,
-                       *name);
+        return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: extent \"%s\" is in another folder: move it by hand",
+                       m->src, *name);
     char *nn = extent_new_name(*name, ob, ol, nb, nl, e);
     char *np = nn ? vk_path_join(m->dst_dir, nn, e) : NULL;
     if (!np) {
@@ -187,8 +190,8 @@ static int plan_extent(struct disk_move *m, vk_link *l, size_t i, const char *ob
         return 0;
     }
     if (lstat(np, &st) == 0) {
-        int r = vk_fail(e, VMDKIT_EEXIST, "%s: already exists (it would be the new name of extent %s)", np,
-                        l->ext[i].path);
+        int r = vk_fail(e, VMDKIT_EEXIST, "%s: already exists (it would be the new name of extent %s)",
+                        np, l->ext[i].path);
         free(np);
         return r;
     }
@@ -214,7 +217,8 @@ static int plan_names(struct disk_move *m, vk_err *e)
         r = VMDKIT_ENOMEM;
     for (size_t i = 0; !r && i < l->desc.n_extents && i < l->n_ext; i++)
         r = plan_extent(m, l, i, ob, ol, nb, nl, e);
-    if (!r && l->desc.parent_hint && l->desc.parent_hint[0] != '/' && strcmp(m->src_dir, m->dst_dir) != 0) {
+    if (!r && l->desc.parent_hint && l->desc.parent_hint[0] != '/' &&
+        strcmp(m->src_dir, m->dst_dir) != 0) {
         char *named = vk_path_resolve_parent(m->src_real, l->desc.parent_hint, e);
         char *parent = named ? realpath(named, NULL) : NULL;
         char *hint = NULL;
@@ -256,7 +260,8 @@ static int rename_embedded(struct disk_move *m, vk_copy_progress *pg, vk_err *e)
     if (r)
         return r;
     vmdkit_disk *d;
-    if (!(r = vmdkit_open(m->res->dst, VMDKIT_OPEN_RDWR | VMDKIT_OPEN_NO_PARENT | VK_OPEN_KEEP_CID, &d, e))) {
+    if (!(r = vmdkit_open(m->res->dst, VMDKIT_OPEN_RDWR | VMDKIT_OPEN_NO_PARENT | VK_OPEN_KEEP_CID, &d,
+                          e))) {
         char *self = vk_strdup(vk_path_basename(m->res->dst), e);
         if (!self) {
             r = VMDKIT_ENOMEM;
@@ -311,8 +316,8 @@ static int remove_old_names(struct disk_move *m, vk_err *e)
     return r ? r : sync_r;
 }
 
-int vk_move_disk(const char *src, const char *dst_arg, const vmdkit_move_opts *opts, vmdkit_move_result *res,
-                 vk_err *e)
+int vk_move_disk(const char *src, const char *dst_arg, const vmdkit_move_opts *opts,
+                 vmdkit_move_result *res, vk_err *e)
 {
     struct disk_move m = {.opts = opts, .res = res, .src = src, .src_real = realpath(src, NULL)};
     if (!m.src_real)

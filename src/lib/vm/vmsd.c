@@ -85,8 +85,18 @@ void vk_vmsd_time_split(int64_t us, int32_t *high, int32_t *low)
 /* ---- keys ---- */
 
 enum field {
-    F_UID, F_PARENT, F_FILENAME, F_DISPLAY_NAME, F_DESCRIPTION, F_TYPE, F_TIME_HIGH, F_TIME_LOW,
-    F_DISK_FILE, F_DISK_NODE, F_CLONE, F_IGNORED,
+    F_UID,
+    F_PARENT,
+    F_FILENAME,
+    F_DISPLAY_NAME,
+    F_DESCRIPTION,
+    F_TYPE,
+    F_TIME_HIGH,
+    F_TIME_LOW,
+    F_DISK_FILE,
+    F_DISK_NODE,
+    F_CLONE,
+    F_IGNORED,
 };
 
 /* Does KEY start with WORD (any case) followed by an index?  *INDEX and
@@ -140,10 +150,10 @@ static enum field field_of(const char *rest, unsigned long *sub, bool *bad_index
 
 /* One "snapshotN.*" line of the file, or an mruN, cloneOfN, sentinelN one. */
 struct item {
-    unsigned long index;  /* N */
-    int group;            /* 0 scalar, 1 disk, 2 clone: sorts disks and clones after */
-    unsigned long sub;    /* M */
-    size_t pos;           /* file order: the last line wins */
+    unsigned long index; /* N */
+    int group;           /* 0 scalar, 1 disk, 2 clone: sorts disks and clones after */
+    unsigned long sub;   /* M */
+    size_t pos;          /* file order: the last line wins */
     enum field f;
     const char *key;
     const char *value;
@@ -248,10 +258,18 @@ static int build_snap(vk_vmsd *s, const struct item *v, size_t first, size_t end
             r = parse_uid(s, it->key, it->value, &sn->parent, e);
             sn->has_parent = true;
             break;
-        case F_FILENAME: r = set_str(&sn->filename, it->value, e); break;
-        case F_DISPLAY_NAME: r = set_str(&sn->display_name, it->value, e); break;
-        case F_DESCRIPTION: r = set_str(&sn->description, it->value, e); break;
-        case F_TYPE: r = set_str(&sn->type, it->value, e); break;
+        case F_FILENAME:
+            r = set_str(&sn->filename, it->value, e);
+            break;
+        case F_DISPLAY_NAME:
+            r = set_str(&sn->display_name, it->value, e);
+            break;
+        case F_DESCRIPTION:
+            r = set_str(&sn->description, it->value, e);
+            break;
+        case F_TYPE:
+            r = set_str(&sn->type, it->value, e);
+            break;
         case F_TIME_HIGH:
             if (!whole_number(it->value, INT32_MIN, INT32_MAX, &high))
                 r = bad_number(s, it->key, it->value, e);
@@ -289,7 +307,8 @@ static int build_snap(vk_vmsd *s, const struct item *v, size_t first, size_t end
             r = set_str(&sn->clones[sn->n_clones - 1], it->value, e);
             break;
         }
-        case F_IGNORED: break;
+        case F_IGNORED:
+            break;
         }
     }
     if (r)
@@ -550,8 +569,7 @@ static int drop_mru_from(void *opaque, const char *key, char **new_key, vk_err *
     const struct mru_trim *t = opaque;
     unsigned long index;
     const char *rest;
-    if (indexed(key, "snapshot.mru", &index, &rest) && strcasecmp(rest, ".uid") == 0 &&
-        index >= t->keep)
+    if (indexed(key, "snapshot.mru", &index, &rest) && strcasecmp(rest, ".uid") == 0 && index >= t->keep)
         return VK_VMX_DROP;
     return VK_VMX_KEEP;
 }
@@ -792,8 +810,8 @@ int vk_vmsd_add_clone(vk_vmsd *s, uint32_t uid, const char *vmx, vk_err *e)
             next = m + 1;
     }
     if (next > VK_VMSD_MAX_INDEX)
-        return vk_fail(e, VMDKIT_ELIMIT, "%s: snapshot %u: no room for another clone", vk_vmx_path(s->file),
-                       uid);
+        return vk_fail(e, VMDKIT_ELIMIT, "%s: snapshot %u: no room for another clone",
+                       vk_vmx_path(s->file), uid);
     char *after = last ? vk_strdup(last, e) : NULL;
     if (last && !after)
         return VMDKIT_ENOMEM;

@@ -49,33 +49,33 @@ typedef struct vk_vmsd_snap {
     uint32_t uid;
     bool has_parent;
     uint32_t parent;
-    char *display_name;  /* NULL when absent, like the three below */
+    char *display_name; /* NULL when absent, like the three below */
     char *description;
-    char *filename;      /* the .vmsn */
+    char *filename; /* the .vmsn */
     char *type;
-    bool has_time;       /* both halves present */
+    bool has_time; /* both halves present */
     int64_t create_time_us;
     vk_vmsd_disk *disks; /* by index */
     size_t n_disks;
-    char **clones;       /* cloneM values, by index */
+    char **clones; /* cloneM values, by index */
     size_t n_clones;
 } vk_vmsd_snap;
 
 typedef struct vk_vmsd {
     vk_vmx *file;
-    bool existed;        /* the file was there when loaded */
-    uint32_t last_uid;   /* 0 when absent */
+    bool existed;      /* the file was there when loaded */
+    uint32_t last_uid; /* 0 when absent */
     bool has_current;
     uint32_t current;
     bool has_num_snapshots;
     unsigned long num_snapshots;
-    uint32_t *mru;       /* by index */
+    uint32_t *mru; /* by index */
     size_t n_mru;
     vk_vmsd_snap *snaps; /* by index */
     size_t n_snaps;
-    char **clone_of;     /* cloneOfN values, by index */
+    char **clone_of; /* cloneOfN values, by index */
     size_t n_clone_of;
-    char **sentinels;    /* sentinelN values, by index */
+    char **sentinels; /* sentinelN values, by index */
     size_t n_sentinels;
 } vk_vmsd;
 
@@ -102,11 +102,11 @@ const vk_vmsd_snap *vk_vmsd_find(const vk_vmsd *s, uint32_t uid);
 
 /* A new entry (see vk_vmsd_add). */
 typedef struct vk_vmsd_new {
-    const char *display_name;   /* NULL: "Snapshot UID" */
-    const char *description;    /* NULL: no description key */
+    const char *display_name; /* NULL: "Snapshot UID" */
+    const char *description;  /* NULL: no description key */
     int64_t create_time_us;
-    const char *const *files;   /* diskM.fileName */
-    const char *const *nodes;   /* diskM.node */
+    const char *const *files; /* diskM.fileName */
+    const char *const *nodes; /* diskM.node */
     size_t n_disks;
 } vk_vmsd_new;
 

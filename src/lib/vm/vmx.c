@@ -13,26 +13,26 @@
 enum vmx_eol { EOL_NONE = 0, EOL_LF = 1, EOL_CRLF = 2 };
 
 struct vmx_line {
-    char *text;            /* the line without its ending, NUL-terminated */
+    char *text; /* the line without its ending, NUL-terminated */
     size_t len;
     enum vmx_eol eol;
-    bool entry;            /* a key = value line (else blank or comment) */
-    char *key;             /* entries: the key as spelled in the file */
-    char *value;           /* entries: the decoded value, in UTF-8 */
-    size_t key_start;      /* entries: the key bytes */
+    bool entry;       /* a key = value line (else blank or comment) */
+    char *key;        /* entries: the key as spelled in the file */
+    char *value;      /* entries: the decoded value, in UTF-8 */
+    size_t key_start; /* entries: the key bytes */
     size_t key_end;
-    size_t val_start;      /* entries: the raw value bytes, inside any quotes */
+    size_t val_start; /* entries: the raw value bytes, inside any quotes */
     size_t val_end;
     bool quoted;
 };
 
 struct vmdkit_vmx {
     char *path;
-    bool bom;              /* the file starts with a UTF-8 byte order mark */
+    bool bom; /* the file starts with a UTF-8 byte order mark */
     struct vmx_line *lines;
     size_t n_lines;
     size_t cap_lines;
-    vk_codec *codec;       /* the file's .encoding */
+    vk_codec *codec; /* the file's .encoding */
 };
 
 static const char utf8_bom[3] = {'\xef', '\xbb', '\xbf'};
@@ -44,10 +44,16 @@ static bool is_ws(char c) { return c == ' ' || c == '\t'; }
 
 /* A byte a key may hold: VMware stops a key at whitespace, '=' and '#';
  * quotes and control bytes only appear in damaged files. */
-static bool key_byte_ok(unsigned char c) { return c > 0x20 && c != 0x7f && c != '=' && c != '#' && c != '"'; }
+static bool key_byte_ok(unsigned char c)
+{
+    return c > 0x20 && c != 0x7f && c != '=' && c != '#' && c != '"';
+}
 
 /* A byte VMware writes as |XX inside a value. */
-static bool needs_escape(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f || c == '"' || c == '|'; }
+static bool needs_escape(unsigned char c)
+{
+    return (c < 0x20 && c != '\t') || c == 0x7f || c == '"' || c == '|';
+}
 
 static int hex_digit(char c)
 {
@@ -67,8 +73,7 @@ static void line_clear(struct vmx_line *l)
 
 /* Undo |XX escapes of the N bytes at RAW (already UTF-8).  A '|' not
  * followed by two hex digits stays as it is; |00 cannot live in a C string. */
-static int unescape(const char *raw, size_t n, char **out, const char *path, size_t lineno,
-                    vk_err *e)
+static int unescape(const char *raw, size_t n, char **out, const char *path, size_t lineno, vk_err *e)
 {
     char *v = vk_malloc(n + 1, e);
     if (!v)
@@ -113,15 +118,15 @@ static int parse_line(struct vmx_line *l, const char *path, size_t lineno, vk_er
     while (p < n && key_byte_ok((unsigned char)t[p]))
         p++;
     if (p == ks)
-        return vk_fail(e, VMDKIT_EFORMAT,
-                       "%s: line %zu: not 'key = value', a comment or a blank line", path, lineno);
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: line %zu: not 'key = value', a comment or a blank line",
+                       path, lineno);
     size_t ke = p;
     int klen = ke - ks > KEY_SHOWN ? KEY_SHOWN : (int)(ke - ks);
     while (p < n && is_ws(t[p]))
         p++;
     if (p == n || t[p] != '=')
-        return vk_fail(e, VMDKIT_EFORMAT, "%s: line %zu: %.*s: expected '=' after the key", path,
-                       lineno, klen, t + ks);
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: line %zu: %.*s: expected '=' after the key", path, lineno,
+                       klen, t + ks);
     p++;
     while (p < n && is_ws(t[p]))
         p++;
@@ -131,8 +136,8 @@ static int parse_line(struct vmx_line *l, const char *path, size_t lineno, vk_er
         vs = ++p;
         const char *q = memchr(t + vs, '"', n - vs);
         if (!q)
-            return vk_fail(e, VMDKIT_EFORMAT, "%s: line %zu: %.*s: unterminated quote", path,
-                           lineno, klen, t + ks);
+            return vk_fail(e, VMDKIT_EFORMAT, "%s: line %zu: %.*s: unterminated quote", path, lineno,
+                           klen, t + ks);
         ve = (size_t)(q - t);
         p = ve + 1;
     } else {
@@ -251,7 +256,8 @@ static int decode_all(vk_vmx *v, vk_err *e)
     int r = 0;
     if (i >= 0) { /* read as vk_vmx_set gave it: with the |XX escapes undone */
         const struct vmx_line *l = &v->lines[i];
-        r = unescape(l->text + l->val_start, l->val_end - l->val_start, &name, v->path, (size_t)i + 1, e);
+        r = unescape(l->text + l->val_start, l->val_end - l->val_start, &name, v->path, (size_t)i + 1,
+                     e);
     }
     if (!r)
         r = vk_codec_open(name, &v->codec, e);
@@ -266,8 +272,8 @@ int vk_vmx_parse(const char *path, const char *data, size_t len, vk_vmx **out, v
 {
     *out = NULL;
     if (len > VK_VMX_MAX_BYTES)
-        return vk_fail(e, VMDKIT_ELIMIT, "%s: file is %zu bytes, more than the %u accepted", path,
-                       len, VK_VMX_MAX_BYTES);
+        return vk_fail(e, VMDKIT_ELIMIT, "%s: file is %zu bytes, more than the %u accepted", path, len,
+                       VK_VMX_MAX_BYTES);
     vk_vmx *v = vk_calloc(1, sizeof *v, e);
     if (!v)
         return VMDKIT_ENOMEM;
@@ -394,8 +400,8 @@ static int check_key(const vk_vmx *v, const char *key, vk_err *e)
 
 /* NA bytes at A, the strings B, C and D (NULL: none), then NF bytes at F,
  * as one new NUL-terminated string of *LEN bytes. */
-static char *concat(size_t *len, vk_err *e, const char *a, size_t na, const char *b,
-                    const char *c, const char *d, const char *f, size_t nf)
+static char *concat(size_t *len, vk_err *e, const char *a, size_t na, const char *b, const char *c,
+                    const char *d, const char *f, size_t nf)
 {
     size_t nb = b ? strlen(b) : 0, nc = c ? strlen(c) : 0, nd = d ? strlen(d) : 0;
     size_t n = na + nb + nc + nd + nf;
@@ -446,8 +452,8 @@ static int replace_value(vk_vmx *v, size_t i, const char *value, vk_err *e)
          * comment: keep a space on each side of the quotes */
         bool space_before = nhead > 0 && head[nhead - 1] == '=';
         bool space_after = ntail > 0 && !is_ws(tail[0]);
-        text = concat(&len, e, head, nhead, space_before ? " \"" : "\"", enc,
-                      space_after ? "\" " : "\"", tail, ntail);
+        text = concat(&len, e, head, nhead, space_before ? " \"" : "\"", enc, space_after ? "\" " : "\"",
+                      tail, ntail);
     }
     free(enc);
     if (!text)
@@ -697,8 +703,7 @@ int vk_vmx_rekey(vk_vmx *v, vk_vmx_rekey_fn fn, void *opaque, vk_err *e)
 int vk_vmx_unset(vk_vmx *v, const char *key, vk_err *e)
 {
     if (!key || find_key(v, key) < 0)
-        return vk_fail(e, VMDKIT_ENOENT, "%s: %.*s: no such key", v->path, KEY_SHOWN,
-                       key ? key : "");
+        return vk_fail(e, VMDKIT_ENOENT, "%s: %.*s: no such key", v->path, KEY_SHOWN, key ? key : "");
     if (strcasecmp(key, encoding_key) == 0) {
         vk_codec *old;
         int r = switch_encoding(v, NULL, SIZE_MAX, &old, e);
@@ -764,7 +769,7 @@ enum slot_field { F_FILENAME, F_PRESENT, F_DEVICETYPE };
 
 /* One "<slot>.<field>" entry. */
 struct slot_ref {
-    const char *slot;  /* points into the line's key */
+    const char *slot; /* points into the line's key */
     size_t slot_len;
     enum slot_field field;
     size_t line;
@@ -821,8 +826,7 @@ static bool is_false(const char *s)
 
 static bool is_hard_disk_type(const char *s)
 {
-    static const char *const types[] = {"disk", "plainDisk", "rawDisk", "scsi-hardDisk",
-                                        "ata-hardDisk"};
+    static const char *const types[] = {"disk", "plainDisk", "rawDisk", "scsi-hardDisk", "ata-hardDisk"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (strcasecmp(s, types[i]) == 0)
             return true;
@@ -831,8 +835,8 @@ static bool is_hard_disk_type(const char *s)
 
 /* The disk of one slot group [FIRST, END) of sorted refs, if it is one;
  * *LINE receives the line of its (last) fileName. */
-static const char *group_disk(const vk_vmx *v, const struct slot_ref *refs, size_t first,
-                              size_t end, size_t *line)
+static const char *group_disk(const vk_vmx *v, const struct slot_ref *refs, size_t first, size_t end,
+                              size_t *line)
 {
     const char *file = NULL, *present = NULL, *type = NULL;
     for (size_t i = first; i < end; i++) { /* file order: the last line wins */
@@ -887,9 +891,8 @@ int vk_vmx_disks(const vk_vmx *v, vk_vmx_disk **out, size_t *n, vk_err *e)
      * into the order of their fileName lines */
     size_t n_found = 0;
     for (size_t first = 0, end; first < n_refs; first = end) {
-        for (end = first + 1;
-             end < n_refs && slot_cmp(refs[first].slot, refs[first].slot_len, refs[end].slot,
-                                      refs[end].slot_len) == 0;
+        for (end = first + 1; end < n_refs && slot_cmp(refs[first].slot, refs[first].slot_len,
+                                                       refs[end].slot, refs[end].slot_len) == 0;
              end++)
             ;
         size_t line = 0;

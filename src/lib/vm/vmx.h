@@ -126,9 +126,9 @@ void vk_vmx_free(vk_vmx *v);
 
 /* One virtual hard disk named by a .vmx. */
 typedef struct vk_vmx_disk {
-    char *slot;  /* controller slot as spelled in the file: "scsi0:0", "nvme0:1" ... */
-    char *file;  /* its fileName value: a .vmdk path, relative to the .vmx's folder
-                    or absolute */
+    char *slot; /* controller slot as spelled in the file: "scsi0:0", "nvme0:1" ... */
+    char *file; /* its fileName value: a .vmdk path, relative to the .vmx's folder
+                   or absolute */
 } vk_vmx_disk;
 
 /*

@@ -37,8 +37,8 @@ static bool plain_name(const char *name)
         return false;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_' || c == '.' || c == ':'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+              c == '_' || c == '.' || c == ':'))
             return false;
     }
     return true;
@@ -142,8 +142,8 @@ static long utf8_code_point(const unsigned char *s, size_t n)
 }
 
 /* Run CD over the N bytes at IN; on a byte it refuses, *BAD_AT is its offset. */
-static int run_iconv(iconv_t cd, const char *in, size_t n, char **out, size_t *out_len,
-                     size_t *bad_at, bool *bad, vk_err *e)
+static int run_iconv(iconv_t cd, const char *in, size_t n, char **out, size_t *out_len, size_t *bad_at,
+                     bool *bad, vk_err *e)
 {
     *bad = false;
     size_t cap = 4 * n + 16;
