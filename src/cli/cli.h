@@ -342,4 +342,10 @@ bool cli_cancel_requested(void);
  * shell sees 128 + its number); otherwise return. */
 void cli_exit_if_interrupted(void);
 
+/* compact and defrag: parse [--json] [--root DIR] DISK, run REWRITE, print
+ * the sizes before and after (and, with DROPPED, the zero grains dropped). */
+typedef int (*cli_rewrite_fn)(const char *path, const vmdkit_compact_opts *opts,
+                              vmdkit_compact_result *res, vmdkit_error *err);
+int cli_run_rewrite(const char *name, int argc, char **argv, cli_rewrite_fn rewrite, bool dropped);
+
 #endif /* VMDKIT_CLI_H */

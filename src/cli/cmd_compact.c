@@ -41,13 +41,13 @@ const struct cli_help cmd_compact_help = {
                 "vmdkit compact --json disk.vmdk | jq '.\"bytes-after\"'",
 };
 
-int cmd_compact(int argc, char **argv)
+int cli_run_rewrite(const char *name, int argc, char **argv, cli_rewrite_fn rewrite, bool dropped)
 {
     vmdkit_compact_opts o = {.struct_size = sizeof o};
     bool json = false;
     struct cli_getopt g;
     int c;
-    cli_getopt_init(&g, "compact");
+    cli_getopt_init(&g, name);
     while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
         case OPT_JSON:
@@ -57,18 +57,18 @@ int cmd_compact(int argc, char **argv)
             o.root = optarg;
             break;
         case 'h':
-            return cli_show_help("compact");
+            return cli_show_help(name);
         default:
-            return cli_bad_option("compact", argc, argv, c);
+            return cli_bad_option(name, argc, argv, c);
         }
     }
-    int rc = cli_operands("compact", argc, argv, 1, "DISK");
+    int rc = cli_operands(name, argc, argv, 1, "DISK");
     if (rc)
         return rc;
     const char *disk = argv[optind];
     vmdkit_compact_result res;
     vmdkit_error err = {0};
-    rc = vmdkit_compact(disk, &o, &res, &err);
+    rc = rewrite(disk, &o, &res, &err);
     if (rc < 0)
         return cli_fail(rc, err.msg);
     if (json) {
@@ -78,11 +78,19 @@ int cmd_compact(int argc, char **argv)
         cli_json_add_u64(obj, "bytes-after", res.bytes_after);
         cli_json_add_u64(obj, "file-bytes-before", res.file_bytes_before);
         cli_json_add_u64(obj, "file-bytes-after", res.file_bytes_after);
-        cli_json_add_u64(obj, "grains-dropped", res.grains_dropped);
+        if (dropped)
+            cli_json_add_u64(obj, "grains-dropped", res.grains_dropped);
         return cli_json_print(obj);
     }
-    printf("%s: %llu -> %llu bytes on the host, %llu zero grains dropped\n", disk,
-           (unsigned long long)res.bytes_before, (unsigned long long)res.bytes_after,
-           (unsigned long long)res.grains_dropped);
+    printf("%s: %llu -> %llu bytes on the host", disk, (unsigned long long)res.bytes_before,
+           (unsigned long long)res.bytes_after);
+    if (dropped)
+        printf(", %llu zero grains dropped", (unsigned long long)res.grains_dropped);
+    putchar('\n');
     return CLI_EXIT_OK;
+}
+
+int cmd_compact(int argc, char **argv)
+{
+    return cli_run_rewrite("compact", argc, argv, vmdkit_compact, true);
 }

@@ -37,44 +37,5 @@ const struct cli_help cmd_defrag_help = {
 
 int cmd_defrag(int argc, char **argv)
 {
-    vmdkit_compact_opts o = {.struct_size = sizeof o};
-    bool json = false;
-    struct cli_getopt g;
-    int c;
-    cli_getopt_init(&g, "defrag");
-    while ((c = cli_getopt(&g, argc, argv)) != -1) {
-        switch (c) {
-        case OPT_JSON:
-            json = true;
-            break;
-        case OPT_ROOT:
-            o.root = optarg;
-            break;
-        case 'h':
-            return cli_show_help("defrag");
-        default:
-            return cli_bad_option("defrag", argc, argv, c);
-        }
-    }
-    int rc = cli_operands("defrag", argc, argv, 1, "DISK");
-    if (rc)
-        return rc;
-    const char *disk = argv[optind];
-    vmdkit_compact_result res;
-    vmdkit_error err = {0};
-    rc = vmdkit_defrag(disk, &o, &res, &err);
-    if (rc < 0)
-        return cli_fail(rc, err.msg);
-    if (json) {
-        json_object *obj = json_object_new_object();
-        cli_json_add_str(obj, "path", disk);
-        cli_json_add_u64(obj, "bytes-before", res.bytes_before);
-        cli_json_add_u64(obj, "bytes-after", res.bytes_after);
-        cli_json_add_u64(obj, "file-bytes-before", res.file_bytes_before);
-        cli_json_add_u64(obj, "file-bytes-after", res.file_bytes_after);
-        return cli_json_print(obj);
-    }
-    printf("%s: %llu -> %llu bytes on the host\n", disk, (unsigned long long)res.bytes_before,
-           (unsigned long long)res.bytes_after);
-    return CLI_EXIT_OK;
+    return cli_run_rewrite("defrag", argc, argv, vmdkit_defrag, false);
 }
