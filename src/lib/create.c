@@ -414,12 +414,7 @@ int vk_check_depth_for_child(const char *parent, vk_err *e)
     int links = 0;
     while (cur && links < VK_MAX_CHAIN_LINKS) {
         links++;
-        vk_descriptor d;
-        bool is_disk;
-        char *next = NULL;
-        if (vk_read_descriptor(cur, &d, &is_disk, NULL) == 0 && is_disk && d.parent_hint)
-            next = vk_path_resolve_parent(cur, d.parent_hint, NULL);
-        vk_descriptor_free(&d);
+        char *next = vk_hint_parent_of(cur);
         free(cur);
         cur = next;
     }

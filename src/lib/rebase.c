@@ -97,12 +97,7 @@ static int leads_back(const char *candidate, const char *path, bool *loop, vk_er
             *loop = true;
             break;
         }
-        vk_descriptor d;
-        bool is_disk;
-        char *next = NULL;
-        if (vk_read_descriptor(cur, &d, &is_disk, NULL) == 0 && is_disk && d.parent_hint)
-            next = vk_path_resolve_parent(cur, d.parent_hint, NULL);
-        vk_descriptor_free(&d);
+        char *next = vk_hint_parent_of(cur);
         free(cur);
         cur = next;
     }

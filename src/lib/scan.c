@@ -63,3 +63,14 @@ void vmdkit_paths_free(char **paths, size_t n)
         free(paths[i]);
     free(paths);
 }
+
+char *vk_hint_parent_of(const char *path)
+{
+    vk_descriptor d;
+    bool is_disk;
+    char *next = NULL;
+    if (vk_read_descriptor(path, &d, &is_disk, NULL) == 0 && is_disk && d.parent_hint)
+        next = vk_path_resolve_parent(path, d.parent_hint, NULL);
+    vk_descriptor_free(&d);
+    return next;
+}
