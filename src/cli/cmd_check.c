@@ -24,7 +24,10 @@ static const struct cli_opt check_opts[] = {
      "one counts), leaked-bytes, stale, unclean-shutdown, incomplete, findings\n"
      "(each {kind, file, message, offset, after-repair}; kind is corrupt, leak,\n"
      "stale, info, repaired or unrepaired; offset is a byte offset in file, or\n"
-     "null), findings-dropped, backup (path or null); with --repair also\n"
+     "null), findings-dropped, backup (path or null), vmsd-findings and\n"
+     "vmsd-history-lost (counts of the VMware snapshot findings, whose kind is\n"
+     "vmsd or vmsd-history-lost and which carry vmsd-kind: missing-disk,\n"
+     "bad-current, unrecorded-deltas or orphan-clone); with --repair also\n"
      "corruptions-fixed, leaks-fixed, stale-fixed, repaired, unrepaired and\n"
      "unclean-shutdown-cleared.\n"
      "Names follow 'qemu-img check --output=json' where they mean the same.",
@@ -75,6 +78,14 @@ const struct cli_help cmd_check_help = {
         "references), Stale (a redundant copy an interrupted write left behind while the\n"
         "unclean-shutdown flag is set; the data is intact), Info, Repaired, Not repaired.\n"
         "The unclean-shutdown flag alone is reported but is not corruption.\n"
+        "\n"
+        "Then the VMware bookkeeping of the machines of DISK (those running on it and\n"
+        "those whose .vmx lies in its folder), from the same model and rules as\n"
+        "'vmdkit tree': a .vmsd that does not parse or whose snapshot.current is no\n"
+        "entry, a snapshot naming a disk that is not there, a machine running on\n"
+        "deltas no snapshot accounts for, a linked clone of a disk no snapshot of its\n"
+        "source records (a deleted snapshot).  Each is printed as a \"VMware:\" line;\n"
+        "they are not errors of the image and --repair leaves them alone.\n"
         "Without --repair no file is modified; files are opened read-only with shared\n"
         "locks, so a disk that a vmdkit writer holds is refused.  With -p the check\n"
         "is reported, a repair's re-check is not.",
@@ -91,7 +102,10 @@ const struct cli_help cmd_check_help = {
         "2  corruption found (after --repair: corruption remains)\n"
         "3  only leaked space (or stale redundant entries) found, no corruption\n"
         "\n"
-        "A file that exists but is not a valid disk is corruption (2).",
+        "A file that exists but is not a valid disk is corruption (2).\n"
+        "VMware snapshot findings leave the code as the image's structures set it,\n"
+        "except a snapshot naming a disk that is not there: that snapshot's history\n"
+        "is lost, and the code is 2 (\"VMware, history lost:\").",
     .examples =
         "vmdkit check disk.vmdk\n"
         "vmdkit check --json child.vmdk | jq '.corruptions'\n"
@@ -191,8 +205,45 @@ static void print_summary(const vmdkit_check_result *r, bool repair, bool after_
         printf("The overwritten metadata was saved to %s\n", r->backup_path);
 }
 
+static const char *vmsd_kind_json(int kind)
+{
+    static const char *const names[] = {"missing-disk", "bad-current", "unrecorded-deltas", "orphan-clone"};
+    return kind >= 0 && kind <= VMDKIT_VMSD_ORPHAN_CLONE ? names[kind] : "other";
+}
+
+/* Is the finding F a loss of the machine's history (see the exit status)? */
+static bool vmsd_loss(const vmdkit_vmsd_finding *f)
+{
+    return f->kind == VMDKIT_VMSD_MISSING_DISK;
+}
+
+/* The .vmsd findings of the machines of PATH, as findings of their own. */
+static size_t report_vmsd(struct out *o, const vmdkit_vmsd_report *v)
+{
+    size_t losses = 0;
+    for (size_t i = 0; v && i < v->n_findings; i++) {
+        const vmdkit_vmsd_finding *f = &v->findings[i];
+        bool loss = vmsd_loss(f);
+        losses += loss;
+        if (!o->json) {
+            printf("%s: %s: %s\n", loss ? "VMware, history lost" : "VMware", f->file, f->message);
+            o->printed++;
+            continue;
+        }
+        json_object *j = json_object_new_object();
+        cli_json_add_str(j, "kind", loss ? "vmsd-history-lost" : "vmsd");
+        cli_json_add_str(j, "vmsd-kind", vmsd_kind_json(f->kind));
+        cli_json_add_str(j, "file", f->file);
+        cli_json_add_str(j, "message", f->message);
+        json_object_object_add(j, "offset", NULL);
+        cli_json_add_bool(j, "after-repair", false);
+        json_object_array_add(o->findings, j);
+    }
+    return losses;
+}
+
 static int print_json(struct out *o, const char *path, const vmdkit_check_result *r, bool repair,
-                      const vmdkit_error *err, bool failed)
+                      const vmdkit_error *err, bool failed, const vmdkit_vmsd_report *v, size_t losses)
 {
     json_object *j = json_object_new_object();
     cli_json_add_str(j, "filename", path);
@@ -217,6 +268,8 @@ static int print_json(struct out *o, const char *path, const vmdkit_check_result
     json_object_object_add(j, "findings", o->findings);
     o->findings = NULL;
     cli_json_add_u64(j, "findings-dropped", r->findings_dropped);
+    cli_json_add_u64(j, "vmsd-findings", v ? v->n_findings : 0);
+    cli_json_add_u64(j, "vmsd-history-lost", losses);
     json_object_object_add(j, "backup", r->backup_path[0] ? json_object_new_string(r->backup_path) : NULL);
     return cli_json_print(j);
 }
@@ -265,16 +318,31 @@ int cmd_check(int argc, char **argv)
     int rc = vmdkit_check(path, &co, &res, &err);
     cli_progress_done(&pg, rc == 0);
     int code = rc < 0 ? CHECK_EXIT_FAILED : exit_code(&res);
+    vmdkit_vmsd_report *v = NULL;
+    size_t losses = 0;
+    if (rc == 0) {
+        vmdkit_error verr = {0};
+        /* the image's own check stands; the bookkeeping is an addition */
+        if (vmdkit_vmsd_report_get(path, &v, &verr) < 0)
+            fprintf(stderr, "vmdkit check: the VMware snapshots were not checked: %s\n", verr.msg);
+        losses = report_vmsd(&o, v);
+        if (losses && code != CHECK_EXIT_FAILED)
+            code = CHECK_EXIT_CORRUPT;
+    }
     if (o.json) {
-        if (print_json(&o, path, &res, repair, &err, rc < 0) != CLI_EXIT_OK)
+        if (print_json(&o, path, &res, repair, &err, rc < 0, v, losses) != CLI_EXIT_OK)
             code = CHECK_EXIT_FAILED;
     } else if (rc == 0) {
         print_summary(&res, repair, o.printed > 0);
+        if (v && v->n_findings)
+            printf("%zu finding(s) about the machine's VMware snapshots (.vmsd)%s.\n", v->n_findings,
+                   losses ? ": a snapshot's history is lost" : "; they are not errors of the image");
     } else if (res.backup_path[0]) {
         printf("The overwritten metadata was saved to %s\n", res.backup_path);
     }
     if (rc < 0)
         cli_errorf("%s", err.msg[0] ? err.msg : vmdkit_errcode_name(rc));
     json_object_put(o.findings);
+    vmdkit_vmsd_report_free(v);
     return code;
 }

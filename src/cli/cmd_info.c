@@ -31,6 +31,9 @@ const struct cli_help cmd_info_help = {
         "use on the host (\"disk size\"), content IDs, parent, adapter, geometry, hardware\n"
         "version and every extent, with the sparse header facts of sparse extents.\n"
         "When DISK has a parent, the chain of links is listed, top first.\n"
+        "The VMware snapshots that froze DISK or a link of its chain are listed with\n"
+        "their name, uid, machine and .vmsd, from the model 'vmdkit tree' reads of\n"
+        "the folders around DISK (with --json: vmware-snapshots on each link).\n"
         "\n"
         "The disk is opened read-only and nothing is changed.",
     .opts = info_opts,
@@ -218,7 +221,40 @@ static json_object *json_extent(const vmdkit_extent_info *x)
     return o;
 }
 
-static json_object *json_link(const vmdkit_link_info *li)
+/* The snapshots of V that froze link LINK, as a JSON array (NULL: none). */
+static json_object *json_snapshots(const vmdkit_vmsd_report *v, unsigned link)
+{
+    json_object *arr = NULL;
+    for (size_t i = 0; v && i < v->n_snapshots; i++) {
+        const vmdkit_vmsd_snapshot *s = &v->snapshots[i];
+        if (s->link != link)
+            continue;
+        if (!arr)
+            arr = json_object_new_array();
+        json_object *o = json_object_new_object();
+        cli_json_add_str(o, "name", s->name);
+        cli_json_add_u64(o, "uid", s->uid);
+        cli_json_add_str(o, "vm", s->vm);
+        cli_json_add_str(o, "vmsd", s->vmsd);
+        cli_json_add_str(o, "key", s->key);
+        json_object_array_add(arr, o);
+    }
+    return arr;
+}
+
+static void print_snapshots(const vmdkit_vmsd_report *v)
+{
+    if (!v || !v->n_snapshots)
+        return;
+    printf("VMware snapshots:\n");
+    for (size_t i = 0; i < v->n_snapshots; i++) {
+        const vmdkit_vmsd_snapshot *s = &v->snapshots[i];
+        printf("  \"%s\" (uid %" PRIu32 ") of %s froze link %u %s  [%s %s]\n", s->name, s->uid, s->vm, s->link,
+               s->disk, s->vmsd, s->key);
+    }
+}
+
+static json_object *json_link(const vmdkit_link_info *li, const vmdkit_vmsd_report *v, unsigned link)
 {
     json_object *o = json_object_new_object();
     cli_json_add_str(o, "filename", li->path);
@@ -256,21 +292,24 @@ static json_object *json_link(const vmdkit_link_info *li)
     cli_json_add_str(o, "full-backing-filename", li->parent_path);
     if (li->parent_hint)
         cli_json_add_str(o, "backing-filename-format", "vmdk");
+    json_object *snaps = json_snapshots(v, link);
+    if (snaps)
+        json_object_object_add(o, "vmware-snapshots", snaps);
     return o;
 }
 
-static int print_json(const vmdkit_link_info *links, int n, bool chain)
+static int print_json(const vmdkit_link_info *links, int n, bool chain, const vmdkit_vmsd_report *v)
 {
     if (chain) {
         json_object *arr = json_object_new_array();
         for (int i = 0; i < n; i++)
-            json_object_array_add(arr, json_link(&links[i]));
+            json_object_array_add(arr, json_link(&links[i], v, (unsigned)i));
         return cli_json_print(arr);
     }
     /* nest each parent inside its child, base first */
     json_object *inner = NULL;
     for (int i = n - 1; i >= 0; i--) {
-        json_object *o = json_link(&links[i]);
+        json_object *o = json_link(&links[i], v, (unsigned)i);
         if (inner)
             json_object_object_add(o, "backing-image", inner);
         inner = o;
@@ -320,8 +359,13 @@ int cmd_info(int argc, char **argv)
             break;
         }
     }
+    /* the snapshots are an addition: without them the disk is still described */
+    vmdkit_vmsd_report *v = NULL;
+    vmdkit_error verr = {0};
+    if (!rc && vmdkit_vmsd_report_get(argv[optind], &v, &verr) < 0)
+        fprintf(stderr, "vmdkit info: the VMware snapshots were not read: %s\n", verr.msg);
     if (!rc && json) {
-        rc = print_json(links, n, chain);
+        rc = print_json(links, n, chain, v);
     } else if (!rc) {
         for (int i = 0; i < (chain ? n : 1); i++) {
             if (i)
@@ -333,7 +377,9 @@ int cmd_info(int argc, char **argv)
                 putchar('\n');
             print_chain_list(links, n);
         }
+        print_snapshots(v);
     }
+    vmdkit_vmsd_report_free(v);
     for (int i = 0; i < got; i++)
         vmdkit_link_info_free(&links[i]);
     free(links);
