@@ -1289,6 +1289,8 @@ typedef struct vmdkit_vmsd_report {
     size_t n_snapshots;
     char **machines;           /* the .vmx of each machine of the disk (absolute) */
     size_t n_machines;
+    char **disks;              /* for a machine: the disks its slots name (absolute), .vmx order */
+    size_t n_disks;
     vmdkit_vmsd_finding *findings;
     size_t n_findings;
 } vmdkit_vmsd_report;
@@ -1297,8 +1299,9 @@ typedef struct vmdkit_vmsd_report {
  * The VMware bookkeeping around DISK, from the library model of the
  * folders around it (vmdkit_tree_scan's): the snapshots that froze it or a
  * link of its chain, and the .vmsd findings of its machines (those running
- * on it and those whose .vmx lies in its folder).  Reads only.  *OUT is
- * freed with vmdkit_vmsd_report_free.
+ * on it and those whose .vmx lies in its folder).  DISK may also name a
+ * machine (vmdkit_is_vm_path): then its disks and its own findings, and no
+ * snapshots.  Reads only.  *OUT is freed with vmdkit_vmsd_report_free.
  */
 VMDKIT_API int vmdkit_vmsd_report_get(const char *disk, vmdkit_vmsd_report **out, vmdkit_error *err);
 VMDKIT_API void vmdkit_vmsd_report_free(vmdkit_vmsd_report *report);

@@ -86,6 +86,12 @@ const struct cli_help cmd_check_help = {
         "deltas no snapshot accounts for, a linked clone of a disk no snapshot of its\n"
         "source records (a deleted snapshot).  Each is printed as a \"VMware:\" line;\n"
         "they are not errors of the image and --repair leaves them alone.\n"
+        "\n"
+        "DISK may also name a machine (a folder or a .vmx): each disk its slots name\n"
+        "is checked in turn (\"== DISK\" before each), then the machine's .vmsd once;\n"
+        "the exit code is the worst of them (1, then 2, then 3).  --repair takes a\n"
+        "disk.  With --json: {vm, disks (one object per disk, as above), findings\n"
+        "(the .vmsd's), vmsd-findings, vmsd-history-lost}.\n"
         "Without --repair no file is modified; files are opened read-only with shared\n"
         "locks, so a disk that a vmdkit writer holds is refused.  With -p the check\n"
         "is reported, a repair's re-check is not.",
@@ -242,8 +248,8 @@ static size_t report_vmsd(struct out *o, const vmdkit_vmsd_report *v)
     return losses;
 }
 
-static int print_json(struct out *o, const char *path, const vmdkit_check_result *r, bool repair,
-                      const vmdkit_error *err, bool failed, const vmdkit_vmsd_report *v, size_t losses)
+static json_object *build_json(struct out *o, const char *path, const vmdkit_check_result *r, bool repair,
+                               const vmdkit_error *err, bool failed, const vmdkit_vmsd_report *v, size_t losses)
 {
     json_object *j = json_object_new_object();
     cli_json_add_str(j, "filename", path);
@@ -271,38 +277,17 @@ static int print_json(struct out *o, const char *path, const vmdkit_check_result
     cli_json_add_u64(j, "vmsd-findings", v ? v->n_findings : 0);
     cli_json_add_u64(j, "vmsd-history-lost", losses);
     json_object_object_add(j, "backup", r->backup_path[0] ? json_object_new_string(r->backup_path) : NULL);
-    return cli_json_print(j);
+    return j;
 }
 
-int cmd_check(int argc, char **argv)
+/*
+ * Check the disk PATH; with WITH_VMSD also the .vmsd of its machines.  With
+ * JSON and OBJ the result object is given in *OBJ instead of printed.
+ */
+static int check_disk(const char *path, unsigned flags, enum cli_progress_mode progress, bool json,
+                      bool with_vmsd, json_object **obj)
 {
-    struct out o = {0};
-    unsigned flags = 0;
-    enum cli_progress_mode progress = CLI_PROGRESS_NONE;
-    struct cli_getopt g;
-    int c;
-    cli_getopt_init(&g, "check");
-    while ((c = cli_getopt(&g, argc, argv)) != -1) {
-        switch (c) {
-        case OPT_JSON: o.json = true; break;
-        case 'p':
-            if (!cli_parse_progress(optarg, &progress)) {
-                cli_usage_error("check", "unknown progress format '%s'", optarg);
-                return CHECK_EXIT_FAILED;
-            }
-            break;
-        case OPT_REPAIR: flags |= VMDKIT_CHECK_REPAIR; break;
-        case CLI_OPT_ALLOW_EXTERNAL: flags |= VMDKIT_CHECK_ALLOW_EXTERNAL; break;
-        case CLI_OPT_ALLOW_ABSOLUTE_PARENTS: flags |= VMDKIT_CHECK_ALLOW_ABSOLUTE_PARENTS; break;
-        case 'h': cli_show_help("check"); return CHECK_EXIT_CLEAN;
-        default: cli_bad_option("check", argc, argv, c); return CHECK_EXIT_FAILED;
-        }
-    }
-    if (cli_operands("check", argc, argv, 1, "DISK"))
-        return CHECK_EXIT_FAILED; /* qemu-img check's code for "could not check" */
-    const char *path = argv[optind];
-    if (!cli_path_usable(path, false))
-        return CHECK_EXIT_FAILED;
+    struct out o = {.json = json};
     bool repair = (flags & VMDKIT_CHECK_REPAIR) != 0;
     if (o.json && !(o.findings = json_object_new_array())) {
         cli_errorf("out of memory");
@@ -320,7 +305,7 @@ int cmd_check(int argc, char **argv)
     int code = rc < 0 ? CHECK_EXIT_FAILED : exit_code(&res);
     vmdkit_vmsd_report *v = NULL;
     size_t losses = 0;
-    if (rc == 0) {
+    if (rc == 0 && with_vmsd) {
         vmdkit_error verr = {0};
         /* the image's own check stands; the bookkeeping is an addition */
         if (vmdkit_vmsd_report_get(path, &v, &verr) < 0)
@@ -330,7 +315,10 @@ int cmd_check(int argc, char **argv)
             code = CHECK_EXIT_CORRUPT;
     }
     if (o.json) {
-        if (print_json(&o, path, &res, repair, &err, rc < 0, v, losses) != CLI_EXIT_OK)
+        json_object *j = build_json(&o, path, &res, repair, &err, rc < 0, v, losses);
+        if (obj)
+            *obj = j;
+        else if (cli_json_print(j) != CLI_EXIT_OK)
             code = CHECK_EXIT_FAILED;
     } else if (rc == 0) {
         print_summary(&res, repair, o.printed > 0);
@@ -345,4 +333,90 @@ int cmd_check(int argc, char **argv)
     json_object_put(o.findings);
     vmdkit_vmsd_report_free(v);
     return code;
+}
+
+/* The worse of two exit codes: could not check, corrupt, leaks, clean. */
+static int worse(int a, int b)
+{
+    static const int rank[] = {[CHECK_EXIT_CLEAN] = 0, [CHECK_EXIT_LEAKS] = 1, [CHECK_EXIT_CORRUPT] = 2,
+                               [CHECK_EXIT_FAILED] = 3};
+    return rank[a] >= rank[b] ? a : b;
+}
+
+/* Every disk of the machine VM, then its .vmsd findings once. */
+static int check_vm(const char *vm, unsigned flags, enum cli_progress_mode progress, bool json)
+{
+    vmdkit_vmsd_report *v = NULL;
+    vmdkit_error err = {0};
+    if (vmdkit_vmsd_report_get(vm, &v, &err) < 0) {
+        cli_errorf("%s", err.msg);
+        return CHECK_EXIT_FAILED;
+    }
+    struct out o = {.json = json, .findings = json ? json_object_new_array() : NULL};
+    json_object *disks = json ? json_object_new_array() : NULL;
+    int code = CHECK_EXIT_CLEAN;
+    for (size_t i = 0; i < v->n_disks; i++) {
+        json_object *one = NULL;
+        if (!json)
+            printf("%s== %s\n", i ? "\n" : "", v->disks[i]);
+        code = worse(code, check_disk(v->disks[i], flags, progress, json, false, json ? &one : NULL));
+        if (one)
+            json_object_array_add(disks, one);
+    }
+    if (!json && v->n_findings)
+        printf("\n== %s\n", v->machines[0]);
+    size_t losses = report_vmsd(&o, v);
+    if (losses)
+        code = worse(code, CHECK_EXIT_CORRUPT);
+    if (json) {
+        json_object *j = json_object_new_object();
+        cli_json_add_str(j, "vm", v->machines[0]);
+        json_object_object_add(j, "disks", disks);
+        json_object_object_add(j, "findings", o.findings);
+        cli_json_add_u64(j, "vmsd-findings", v->n_findings);
+        cli_json_add_u64(j, "vmsd-history-lost", losses);
+        if (cli_json_print(j) != CLI_EXIT_OK)
+            code = CHECK_EXIT_FAILED;
+    } else if (v->n_findings) {
+        printf("%zu finding(s) about the machine's VMware snapshots (.vmsd)%s.\n", v->n_findings,
+               losses ? ": a snapshot's history is lost" : "; they are not errors of the images");
+    }
+    vmdkit_vmsd_report_free(v);
+    return code;
+}
+
+int cmd_check(int argc, char **argv)
+{
+    bool json = false;
+    unsigned flags = 0;
+    enum cli_progress_mode progress = CLI_PROGRESS_NONE;
+    struct cli_getopt g;
+    int c;
+    cli_getopt_init(&g, "check");
+    while ((c = cli_getopt(&g, argc, argv)) != -1) {
+        switch (c) {
+        case OPT_JSON: json = true; break;
+        case 'p':
+            if (!cli_parse_progress(optarg, &progress)) {
+                cli_usage_error("check", "unknown progress format '%s'", optarg);
+                return CHECK_EXIT_FAILED;
+            }
+            break;
+        case OPT_REPAIR: flags |= VMDKIT_CHECK_REPAIR; break;
+        case CLI_OPT_ALLOW_EXTERNAL: flags |= VMDKIT_CHECK_ALLOW_EXTERNAL; break;
+        case CLI_OPT_ALLOW_ABSOLUTE_PARENTS: flags |= VMDKIT_CHECK_ALLOW_ABSOLUTE_PARENTS; break;
+        case 'h': cli_show_help("check"); return CHECK_EXIT_CLEAN;
+        default: cli_bad_option("check", argc, argv, c); return CHECK_EXIT_FAILED;
+        }
+    }
+    if (cli_operands("check", argc, argv, 1, "DISK|VM"))
+        return CHECK_EXIT_FAILED; /* qemu-img check's code for "could not check" */
+    const char *path = argv[optind];
+    if (!cli_path_usable(path, false))
+        return CHECK_EXIT_FAILED;
+    if (vmdkit_is_vm_path(path))
+        return (flags & VMDKIT_CHECK_REPAIR) ? (cli_errorf("check --repair takes a disk, not a machine: %s", path),
+                                                CHECK_EXIT_FAILED)
+                                             : check_vm(path, flags, progress, json);
+    return check_disk(path, flags, progress, json, true, NULL);
 }

@@ -9,7 +9,9 @@
 #    a machine running on deltas no snapshot accounts for, a linked clone
 #    of an unrecorded freeze and of a deleted snapshot (exit 0: the image
 #    is sound), each as a "VMware" line and a vmsd finding in --json;
-#  - a clean machine gives no such finding.
+#  - a clean machine gives no such finding;
+#  - check VM checks each disk of the machine, then its .vmsd once (worst
+#    exit code; --json: {vm, disks, findings}); --repair takes a disk.
 . "${VMDKIT_TESTLIB:-$(dirname "$0")/lib.sh}"
 need_vmdkit
 need jq
@@ -103,4 +105,16 @@ check_finds "G" 2 G "vmsd-history-lost:missing-disk" \
 expect_exit 2 "G: text" "$VMDKIT" check "$(current G)"
 assert_true "G: the summary says the image has no error" grep -q "^No errors were found on the image.$" "$OUT"
 assert_true "G: and that a snapshot's history is lost" grep -q "a snapshot's history is lost" "$OUT"
+
+say "--- check VM: every disk of the machine, then its .vmsd once"
+expect_exit 0 "check of the clean machine" "$VMDKIT" check Clean.vmwarevm
+assert_eq "its disk, then no VMware line" "== $(pwd -P)/Clean.vmwarevm/Clean-000002.vmdk|No errors were found on the image.|0" \
+    "$(head -n 2 "$OUT" | paste -sd'|')|$(grep -c '^VMware' "$OUT")"
+expect_exit 2 "check of G (history lost)" "$VMDKIT" check G.vmwarevm
+assert_eq "one VMware line after the disk's check" 1 "$(grep -c '^VMware, history lost: ' "$OUT")"
+expect_exit 0 "check --json of C" "$VMDKIT" check --json C.vmwarevm
+assert_eq "C: vm, one disk, the finding once" "$(pwd -P)/C.vmwarevm/C.vmx 1 0 bad-current 1" \
+    "$(jq -r '"\(.vm) \(.disks | length) \(.disks[0].corruptions) \([.findings[]."vmsd-kind"] | join(",")) \(."vmsd-findings")"' "$OUT")"
+expect_exit 1 "check --repair of a machine is refused" "$VMDKIT" check --repair C.vmwarevm
+assert_err_line "check --repair VM"
 finish

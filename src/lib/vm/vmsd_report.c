@@ -34,6 +34,7 @@ void vmdkit_vmsd_report_free(vmdkit_vmsd_report *r)
     }
     free(r->snapshots);
     vmdkit_paths_free(r->machines, r->n_machines);
+    vmdkit_paths_free(r->disks, r->n_disks);
     vmdkit_vmsd_findings_free(r->findings, r->n_findings);
     free(r);
 }
@@ -106,34 +107,66 @@ static bool machine_of(const vk_lib *lib, size_t vm, size_t d, const char *dir, 
     return same;
 }
 
+/* Machine VM's findings, appended to R (CAP allocated). */
+static int add_findings(vmdkit_vmsd_report *r, size_t *cap, const vk_lib *lib, size_t vm, vk_err *e)
+{
+    char *cwd = getcwd(NULL, 0);
+    vmdkit_vmsd_finding *f = NULL;
+    size_t n = 0;
+    int rc = vk_tree_vmsd_findings(lib, vm, cwd ? cwd : "/", &f, &n, e);
+    for (size_t i = 0; !rc && i < n; i++) {
+        if ((rc = vk_grow((void **)&r->findings, cap, r->n_findings, sizeof *r->findings, e)))
+            break;
+        r->findings[r->n_findings++] = f[i];
+        f[i].file = f[i].message = NULL;
+    }
+    vmdkit_vmsd_findings_free(f, n);
+    free(cwd);
+    return rc;
+}
+
+/* Append a copy of S to the list *V (N long, CAP allocated). */
+static int add_path(char ***v, size_t *n, size_t *cap, const char *s, vk_err *e)
+{
+    int rc = vk_grow((void **)v, cap, *n, sizeof **v, e);
+    if (rc)
+        return rc;
+    if (!((*v)[*n] = vk_strdup(s, e)))
+        return VMDKIT_ENOMEM;
+    (*n)++;
+    return 0;
+}
+
+/* The machine whose .vmx is VMX: its disks and findings. */
+static int machine_report(vmdkit_vmsd_report *r, const char *vmx, vk_err *e)
+{
+    vk_lib *lib = NULL;
+    const char *targets[1] = {vmx};
+    int rc = vk_lib_load_around(NULL, targets, 1, &lib, e);
+    size_t vm = rc ? VK_LIB_NONE : vk_lib_vm_at(lib, vmx);
+    if (!rc && vm == VK_LIB_NONE)
+        rc = vk_fail(e, VMDKIT_EFORMAT, "%s: not a machine the library model could read", vmx);
+    size_t cap_m = 0, cap_d = 0, cap_f = 0;
+    if (!rc)
+        rc = add_path(&r->machines, &r->n_machines, &cap_m, lib->vms[vm].vmx, e);
+    for (size_t i = 0; !rc && i < lib->n_refs; i++)
+        if (lib->refs[i].kind == VK_REF_VM_DISK && lib->refs[i].vm == vm)
+            rc = add_path(&r->disks, &r->n_disks, &cap_d, lib->refs[i].target, e);
+    if (!rc)
+        rc = add_findings(r, &cap_f, lib, vm, e);
+    vk_lib_free(lib);
+    return rc;
+}
+
 static int machine_findings(vmdkit_vmsd_report *r, const vk_lib *lib, size_t d, vk_err *e)
 {
     char *dir = vk_path_dirname(lib->disks[d].path, e);
-    char *cwd = getcwd(NULL, 0);
     size_t cap_m = 0, cap_f = 0;
     int rc = dir ? 0 : VMDKIT_ENOMEM;
-    for (size_t vm = 0; !rc && vm < lib->n_vms; vm++) {
-        if (!machine_of(lib, vm, d, dir, e))
-            continue;
-        if ((rc = vk_grow((void **)&r->machines, &cap_m, r->n_machines, sizeof *r->machines, e)))
-            break;
-        if (!(r->machines[r->n_machines] = vk_strdup(lib->vms[vm].vmx, e))) {
-            rc = VMDKIT_ENOMEM;
-            break;
-        }
-        r->n_machines++;
-        vmdkit_vmsd_finding *f = NULL;
-        size_t n = 0;
-        rc = vk_tree_vmsd_findings(lib, vm, cwd ? cwd : "/", &f, &n, e);
-        for (size_t i = 0; !rc && i < n; i++) {
-            if ((rc = vk_grow((void **)&r->findings, &cap_f, r->n_findings, sizeof *r->findings, e)))
-                break;
-            r->findings[r->n_findings++] = f[i];
-            f[i].file = f[i].message = NULL;
-        }
-        vmdkit_vmsd_findings_free(f, n);
-    }
-    free(cwd);
+    for (size_t vm = 0; !rc && vm < lib->n_vms; vm++)
+        if (machine_of(lib, vm, d, dir, e) && !(rc = add_path(&r->machines, &r->n_machines, &cap_m,
+                                                               lib->vms[vm].vmx, e)))
+            rc = add_findings(r, &cap_f, lib, vm, e);
     free(dir);
     return rc;
 }
@@ -147,6 +180,25 @@ int vmdkit_vmsd_report_get(const char *disk, vmdkit_vmsd_report **out, vmdkit_er
     if (!disk || !out)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vmsd_report_get: disk and out are required");
     *out = NULL;
+    if (vmdkit_is_vm_path(disk)) {
+        char *vmx = NULL, *real = NULL;
+        int rc = vmdkit_vm_find_vmx(disk, &vmx, e);
+        vmdkit_vmsd_report *r = rc ? NULL : vk_calloc(1, sizeof *r, e);
+        if (!rc && !r)
+            rc = VMDKIT_ENOMEM;
+        if (!rc && !(real = realpath(vmx, NULL)))
+            rc = vk_fail_errno(e, errno, "%s: open", vmx);
+        if (!rc)
+            rc = machine_report(r, real, e);
+        free(vmx);
+        free(real);
+        if (rc) {
+            vmdkit_vmsd_report_free(r);
+            return rc;
+        }
+        *out = r;
+        return 0;
+    }
     char *abs = realpath(disk, NULL); /* the model's paths are real paths */
     if (!abs)
         return vk_fail_errno(e, errno, "%s: open", disk);
