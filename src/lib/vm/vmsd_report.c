@@ -42,9 +42,11 @@ void vmdkit_vmsd_report_free(vmdkit_vmsd_report *r)
 /* snapshotN.uid of the entry whose key F names, 0 when unknown. */
 static uint32_t uid_of(const vk_lib_ref *f)
 {
+    if (!f->key || strncmp(f->key, "snapshot", 8) != 0)
+        return 0;
     char *end;
-    unsigned long idx = f->key && strncmp(f->key, "snapshot", 8) == 0 ? strtoul(f->key + 8, &end, 10) : 0;
-    if (!f->key || strncmp(f->key, "snapshot", 8) != 0 || end == f->key + 8 || *end != '.')
+    unsigned long idx = strtoul(f->key + 8, &end, 10);
+    if (end == f->key + 8 || *end != '.')
         return 0;
     vk_vmsd *sd;
     vk_err why = {0};
