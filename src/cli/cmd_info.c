@@ -35,6 +35,11 @@ const struct cli_help cmd_info_help = {
         "their name, uid, machine and .vmsd, from the model 'vmdkit tree' reads of\n"
         "the folders around DISK (with --json: vmware-snapshots on each link).\n"
         "\n"
+        "DISK may also name a machine (a folder or a .vmx): then its .vmx, the disks\n"
+        "its slots name and its snapshot tree in short (uid, parent, name, the current\n"
+        "one) are printed; with --json {vm, disks, vmsd, current, snapshots (each\n"
+        "{uid, parent, name, current})}.  'vmdkit snapshot list' gives the whole tree.\n"
+        "\n"
         "The disk is opened read-only and nothing is changed.",
     .opts = info_opts,
     .exit_status = "",
@@ -317,6 +322,64 @@ static int print_json(const vmdkit_link_info *links, int n, bool chain, const vm
     return cli_json_print(inner);
 }
 
+/* A machine: its disks and its snapshot tree in short. */
+static int info_vm(const char *vm, bool json)
+{
+    vmdkit_vmsd_report *v = NULL;
+    vmdkit_snapshot_list *l = NULL;
+    vmdkit_error err = {0};
+    int e = vmdkit_vmsd_report_get(vm, &v, &err);
+    if (e >= 0)
+        e = vmdkit_vm_snapshot_list(vm, &l, &err);
+    if (e < 0) {
+        vmdkit_vmsd_report_free(v);
+        return cli_fail(e, err.msg);
+    }
+    int rc = CLI_EXIT_OK;
+    if (json) {
+        json_object *o = json_object_new_object();
+        cli_json_add_str(o, "vm", v->machines[0]);
+        json_object *d = json_object_new_array();
+        for (size_t i = 0; i < v->n_disks; i++)
+            json_object_array_add(d, json_object_new_string(v->disks[i]));
+        json_object_object_add(o, "disks", d);
+        json_object_object_add(o, "vmsd", l->exists ? json_object_new_string(l->vmsd) : NULL);
+        json_object_object_add(o, "current", l->has_current ? json_object_new_uint64(l->current) : NULL);
+        json_object *a = json_object_new_array();
+        for (size_t i = 0; i < l->n; i++) {
+            const vmdkit_snapshot_info *s = &l->snapshots[i];
+            json_object *j = json_object_new_object();
+            cli_json_add_u64(j, "uid", s->uid);
+            json_object_object_add(j, "parent", s->has_parent ? json_object_new_uint64(s->parent) : NULL);
+            json_object_object_add(j, "name", s->name ? json_object_new_string(s->name) : NULL);
+            cli_json_add_bool(j, "current", s->current);
+            json_object_array_add(a, j);
+        }
+        json_object_object_add(o, "snapshots", a);
+        rc = cli_json_print(o);
+    } else {
+        printf("vm: %s\n", v->machines[0]);
+        printf("disks:\n");
+        for (size_t i = 0; i < v->n_disks; i++)
+            printf("  %s\n", v->disks[i]);
+        if (l->exists && l->n) {
+            printf("snapshots (%s):\n", l->vmsd);
+            for (size_t i = 0; i < l->n; i++) {
+                const vmdkit_snapshot_info *s = &l->snapshots[i];
+                printf("  uid %" PRIu32, s->uid);
+                if (s->has_parent)
+                    printf(", parent %" PRIu32, s->parent);
+                printf(": \"%s\"%s\n", s->name ? s->name : "", s->current ? "  <- current" : "");
+            }
+        } else {
+            printf("snapshots: none\n");
+        }
+    }
+    vmdkit_snapshot_list_free(l);
+    vmdkit_vmsd_report_free(v);
+    return rc;
+}
+
 int cmd_info(int argc, char **argv)
 {
     bool json = false, chain = false;
@@ -337,9 +400,11 @@ int cmd_info(int argc, char **argv)
             return cli_bad_option("info", argc, argv, c);
         }
     }
-    int rc = cli_operands("info", argc, argv, 1, "DISK");
+    int rc = cli_operands("info", argc, argv, 1, "DISK|VM");
     if (rc)
         return rc;
+    if (vmdkit_is_vm_path(argv[optind]))
+        return info_vm(argv[optind], json);
 
     vmdkit_disk *disk;
     rc = cli_open(argv[optind], flags, CLI_FMT_AUTO, &disk);

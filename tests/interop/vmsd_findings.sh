@@ -10,6 +10,7 @@
 #    of an unrecorded freeze and of a deleted snapshot (exit 0: the image
 #    is sound), each as a "VMware" line and a vmsd finding in --json;
 #  - a clean machine gives no such finding;
+#  - info VM prints the machine's disks and its snapshot tree in short;
 #  - check VM checks each disk of the machine, then its .vmsd once (worst
 #    exit code; --json: {vm, disks, findings}); --repair takes a disk.
 . "${VMDKIT_TESTLIB:-$(dirname "$0")/lib.sh}"
@@ -105,6 +106,18 @@ check_finds "G" 2 G "vmsd-history-lost:missing-disk" \
 expect_exit 2 "G: text" "$VMDKIT" check "$(current G)"
 assert_true "G: the summary says the image has no error" grep -q "^No errors were found on the image.$" "$OUT"
 assert_true "G: and that a snapshot's history is lost" grep -q "a snapshot's history is lost" "$OUT"
+
+say "--- info VM: the disks and the snapshot tree in short"
+check "info of the clean machine" "$VMDKIT" info Clean.vmwarevm
+assert_eq "info VM" "vm: $(pwd -P)/Clean.vmwarevm/Clean.vmx
+disks:
+  $(pwd -P)/Clean.vmwarevm/Clean-000002.vmdk
+snapshots (Clean.vmwarevm/Clean.vmsd):
+  uid 1: \"clean install\"
+  uid 2, parent 1: \"updates\"  <- current" "$(cat "$OUT")"
+check "info --json of the clean machine" "$VMDKIT" info --json Clean.vmwarevm/Clean.vmx
+assert_eq "info --json VM" "$(pwd -P)/Clean.vmwarevm/Clean.vmx 1 2 1:null:clean install:false|2:1:updates:true" \
+    "$(jq -r '"\(.vm) \(.disks | length) \(.current) \(.snapshots | map("\(.uid):\(.parent):\(.name):\(.current)") | join("|"))"' "$OUT")"
 
 say "--- check VM: every disk of the machine, then its .vmsd once"
 expect_exit 0 "check of the clean machine" "$VMDKIT" check Clean.vmwarevm
