@@ -1256,6 +1256,56 @@ typedef struct vmdkit_tree {
 VMDKIT_API int vmdkit_tree_scan(const char *dir, vmdkit_tree **out, vmdkit_error *err);
 VMDKIT_API void vmdkit_tree_free(vmdkit_tree *tree);
 
+/* What vmdkit_vmsd_report finds wrong between a machine's .vmsd and its
+ * disks (the same findings as vmdkit_tree_scan's problems). */
+enum vmdkit_vmsd_kind {
+    VMDKIT_VMSD_MISSING_DISK, /* a snapshot names a disk that is not there (or not a disk):
+                                 that snapshot can no longer be reverted to */
+    VMDKIT_VMSD_BAD_CURRENT,  /* the .vmsd does not parse, or snapshot.current is no entry */
+    VMDKIT_VMSD_UNRECORDED,   /* the machine runs on deltas no snapshot accounts for */
+    VMDKIT_VMSD_ORPHAN_CLONE, /* a linked clone of a disk no snapshot of its source records */
+};
+
+typedef struct vmdkit_vmsd_finding {
+    int kind;      /* enum vmdkit_vmsd_kind */
+    char *file;    /* the .vmx or .vmsd it is about (absolute) */
+    char *message; /* one line */
+} vmdkit_vmsd_finding;
+
+/* A VMware snapshot that froze a link of a disk's chain. */
+typedef struct vmdkit_vmsd_snapshot {
+    char *disk;    /* the link it froze (absolute) */
+    unsigned link; /* its place in the chain: 0 is the disk itself */
+    char *vmsd;    /* the .vmsd recording it (absolute) */
+    char *vm;      /* the machine's displayName */
+    char *name;    /* the snapshot's displayName, or "snapshotN" */
+    uint32_t uid;  /* snapshotN.uid; 0 when absent */
+    char *key;     /* the snapshotN.diskM.fileName naming the link */
+} vmdkit_vmsd_snapshot;
+
+typedef struct vmdkit_vmsd_report {
+    vmdkit_vmsd_snapshot *snapshots; /* chain order, then .vmsd order */
+    size_t n_snapshots;
+    char **machines; /* the .vmx of each machine of the disk (absolute) */
+    size_t n_machines;
+    char **disks; /* for a machine: the disks its slots name (absolute), .vmx order */
+    size_t n_disks;
+    vmdkit_vmsd_finding *findings;
+    size_t n_findings;
+} vmdkit_vmsd_report;
+
+/*
+ * The VMware bookkeeping around DISK, from the library model of the
+ * folders around it (vmdkit_tree_scan's): the snapshots that froze it or a
+ * link of its chain, and the .vmsd findings of its machines (those running
+ * on it and those whose .vmx lies in its folder).  DISK may also name a
+ * machine (vmdkit_is_vm_path): then its disks and its own findings, and no
+ * snapshots.  Reads only.  *OUT is freed with vmdkit_vmsd_report_free.
+ */
+VMDKIT_API int vmdkit_vmsd_report_get(const char *disk, vmdkit_vmsd_report **out, vmdkit_error *err);
+VMDKIT_API void vmdkit_vmsd_report_free(vmdkit_vmsd_report *report);
+VMDKIT_API void vmdkit_vmsd_findings_free(vmdkit_vmsd_finding *findings, size_t n);
+
 /* ------------------------------------------------------------------ */
 /* OVF and OVA packages                                                */
 

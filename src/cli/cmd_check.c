@@ -24,7 +24,10 @@ static const struct cli_opt check_opts[] = {
      "one counts), leaked-bytes, stale, unclean-shutdown, incomplete, findings\n"
      "(each {kind, file, message, offset, after-repair}; kind is corrupt, leak,\n"
      "stale, info, repaired or unrepaired; offset is a byte offset in file, or\n"
-     "null), findings-dropped, backup (path or null); with --repair also\n"
+     "null), findings-dropped, backup (path or null), vmsd-findings and\n"
+     "vmsd-history-lost (counts of the VMware snapshot findings, whose kind is\n"
+     "vmsd or vmsd-history-lost and which carry vmsd-kind: missing-disk,\n"
+     "bad-current, unrecorded-deltas or orphan-clone); with --repair also\n"
      "corruptions-fixed, leaks-fixed, stale-fixed, repaired, unrepaired and\n"
      "unclean-shutdown-cleared.\n"
      "Names follow 'qemu-img check --output=json' where they mean the same.",
@@ -74,6 +77,20 @@ const struct cli_help cmd_check_help = {
                    "references), Stale (a redundant copy an interrupted write left behind while the\n"
                    "unclean-shutdown flag is set; the data is intact), Info, Repaired, Not repaired.\n"
                    "The unclean-shutdown flag alone is reported but is not corruption.\n"
+                   "\n"
+                   "Then the VMware bookkeeping of the machines of DISK (those running on it and\n"
+                   "those whose .vmx lies in its folder), from the same model and rules as\n"
+                   "'vmdkit tree': a .vmsd that does not parse or whose snapshot.current is no\n"
+                   "entry, a snapshot naming a disk that is not there, a machine running on\n"
+                   "deltas no snapshot accounts for, a linked clone of a disk no snapshot of its\n"
+                   "source records (a deleted snapshot).  Each is printed as a \"VMware:\" line;\n"
+                   "they are not errors of the image and --repair leaves them alone.\n"
+                   "\n"
+                   "DISK may also name a machine (a folder or a .vmx): each disk its slots name\n"
+                   "is checked in turn (\"== DISK\" before each), then the machine's .vmsd once;\n"
+                   "the exit code is the worst of them (1, then 2, then 3).  --repair takes a\n"
+                   "disk.  With --json: {vm, disks (one object per disk, as above), findings\n"
+                   "(the .vmsd's), vmsd-findings, vmsd-history-lost}.\n"
                    "Without --repair no file is modified; files are opened read-only with shared\n"
                    "locks, so a disk that a vmdkit writer holds is refused.  With -p the check\n"
                    "is reported, a repair's re-check is not.",
@@ -89,7 +106,10 @@ const struct cli_help cmd_check_help = {
                    "2  corruption found (after --repair: corruption remains)\n"
                    "3  only leaked space (or stale redundant entries) found, no corruption\n"
                    "\n"
-                   "A file that exists but is not a valid disk is corruption (2).",
+                   "A file that exists but is not a valid disk is corruption (2).\n"
+                   "VMware snapshot findings leave the code as the image's structures set it,\n"
+                   "except a snapshot naming a disk that is not there: that snapshot's history\n"
+                   "is lost, and the code is 2 (\"VMware, history lost:\").",
     .examples = "vmdkit check disk.vmdk\n"
                 "vmdkit check --json child.vmdk | jq '.corruptions'\n"
                 "vmdkit check --repair disk.vmdk",
@@ -188,8 +208,44 @@ static void print_summary(const vmdkit_check_result *r, bool repair, bool after_
         printf("The overwritten metadata was saved to %s\n", r->backup_path);
 }
 
-static int print_json(struct out *o, const char *path, const vmdkit_check_result *r, bool repair,
-                      const vmdkit_error *err, bool failed)
+static const char *vmsd_kind_json(int kind)
+{
+    static const char *const names[] = {"missing-disk", "bad-current", "unrecorded-deltas",
+                                        "orphan-clone"};
+    return kind >= 0 && kind <= VMDKIT_VMSD_ORPHAN_CLONE ? names[kind] : "other";
+}
+
+/* Is the finding F a loss of the machine's history (see the exit status)? */
+static bool vmsd_loss(const vmdkit_vmsd_finding *f) { return f->kind == VMDKIT_VMSD_MISSING_DISK; }
+
+/* The .vmsd findings of the machines of PATH, as findings of their own. */
+static size_t report_vmsd(struct out *o, const vmdkit_vmsd_report *v)
+{
+    size_t losses = 0;
+    for (size_t i = 0; v && i < v->n_findings; i++) {
+        const vmdkit_vmsd_finding *f = &v->findings[i];
+        bool loss = vmsd_loss(f);
+        losses += loss;
+        if (!o->json) {
+            printf("%s: %s: %s\n", loss ? "VMware, history lost" : "VMware", f->file, f->message);
+            o->printed++;
+            continue;
+        }
+        json_object *j = json_object_new_object();
+        cli_json_add_str(j, "kind", loss ? "vmsd-history-lost" : "vmsd");
+        cli_json_add_str(j, "vmsd-kind", vmsd_kind_json(f->kind));
+        cli_json_add_str(j, "file", f->file);
+        cli_json_add_str(j, "message", f->message);
+        json_object_object_add(j, "offset", NULL);
+        cli_json_add_bool(j, "after-repair", false);
+        json_object_array_add(o->findings, j);
+    }
+    return losses;
+}
+
+static json_object *build_json(struct out *o, const char *path, const vmdkit_check_result *r,
+                               bool repair, const vmdkit_error *err, bool failed,
+                               const vmdkit_vmsd_report *v, size_t losses)
 {
     json_object *j = json_object_new_object();
     cli_json_add_str(j, "filename", path);
@@ -214,14 +270,126 @@ static int print_json(struct out *o, const char *path, const vmdkit_check_result
     json_object_object_add(j, "findings", o->findings);
     o->findings = NULL;
     cli_json_add_u64(j, "findings-dropped", r->findings_dropped);
+    cli_json_add_u64(j, "vmsd-findings", v ? v->n_findings : 0);
+    cli_json_add_u64(j, "vmsd-history-lost", losses);
     json_object_object_add(j, "backup",
                            r->backup_path[0] ? json_object_new_string(r->backup_path) : NULL);
-    return cli_json_print(j);
+    return j;
+}
+
+/*
+ * Check the disk PATH; with WITH_VMSD also the .vmsd of its machines.  With
+ * JSON and OBJ the result object is given in *OBJ instead of printed.
+ */
+static int check_disk(const char *path, unsigned flags, enum cli_progress_mode progress, bool json,
+                      bool with_vmsd, json_object **obj)
+{
+    struct out o = {.json = json};
+    bool repair = (flags & VMDKIT_CHECK_REPAIR) != 0;
+    if (o.json && !(o.findings = json_object_new_array())) {
+        cli_errorf("out of memory");
+        return CHECK_EXIT_FAILED;
+    }
+    vmdkit_check_result res;
+    vmdkit_error err = {0};
+    struct cli_progress pg;
+    cli_progress_start(&pg, progress);
+    vmdkit_check_opts co = {.struct_size = sizeof co,
+                            .flags = flags,
+                            .on_finding = on_finding,
+                            .finding_opaque = &o,
+                            .progress = pg.enabled ? cli_progress_cb : NULL,
+                            .progress_opaque = &pg};
+    int rc = vmdkit_check(path, &co, &res, &err);
+    cli_progress_done(&pg, rc == 0);
+    int code = rc < 0 ? CHECK_EXIT_FAILED : exit_code(&res);
+    vmdkit_vmsd_report *v = NULL;
+    size_t losses = 0;
+    if (rc == 0 && with_vmsd) {
+        vmdkit_error verr = {0};
+        /* the image's own check stands; the bookkeeping is an addition */
+        if (vmdkit_vmsd_report_get(path, &v, &verr) < 0)
+            fprintf(stderr, "vmdkit check: the VMware snapshots were not checked: %s\n", verr.msg);
+        losses = report_vmsd(&o, v);
+        if (losses && code != CHECK_EXIT_FAILED)
+            code = CHECK_EXIT_CORRUPT;
+    }
+    if (o.json) {
+        json_object *j = build_json(&o, path, &res, repair, &err, rc < 0, v, losses);
+        if (obj)
+            *obj = j;
+        else if (cli_json_print(j) != CLI_EXIT_OK)
+            code = CHECK_EXIT_FAILED;
+    } else if (rc == 0) {
+        print_summary(&res, repair, o.printed > 0);
+        if (v && v->n_findings)
+            printf("%zu finding(s) about the machine's VMware snapshots (.vmsd)%s.\n", v->n_findings,
+                   losses ? ": a snapshot's history is lost" : "; they are not errors of the image");
+    } else if (res.backup_path[0]) {
+        printf("The overwritten metadata was saved to %s\n", res.backup_path);
+    }
+    if (rc < 0)
+        cli_errorf("%s", err.msg[0] ? err.msg : vmdkit_errcode_name(rc));
+    json_object_put(o.findings);
+    vmdkit_vmsd_report_free(v);
+    return code;
+}
+
+/* The worse of two exit codes: could not check, corrupt, leaks, clean. */
+static int worse(int a, int b)
+{
+    static const int rank[] = {[CHECK_EXIT_CLEAN] = 0,
+                               [CHECK_EXIT_LEAKS] = 1,
+                               [CHECK_EXIT_CORRUPT] = 2,
+                               [CHECK_EXIT_FAILED] = 3};
+    return rank[a] >= rank[b] ? a : b;
+}
+
+/* Every disk of the machine VM, then its .vmsd findings once. */
+static int check_vm(const char *vm, unsigned flags, enum cli_progress_mode progress, bool json)
+{
+    vmdkit_vmsd_report *v = NULL;
+    vmdkit_error err = {0};
+    if (vmdkit_vmsd_report_get(vm, &v, &err) < 0) {
+        cli_errorf("%s", err.msg);
+        return CHECK_EXIT_FAILED;
+    }
+    struct out o = {.json = json, .findings = json ? json_object_new_array() : NULL};
+    json_object *disks = json ? json_object_new_array() : NULL;
+    int code = CHECK_EXIT_CLEAN;
+    for (size_t i = 0; i < v->n_disks; i++) {
+        json_object *one = NULL;
+        if (!json)
+            printf("%s== %s\n", i ? "\n" : "", v->disks[i]);
+        code = worse(code, check_disk(v->disks[i], flags, progress, json, false, json ? &one : NULL));
+        if (one)
+            json_object_array_add(disks, one);
+    }
+    if (!json && v->n_findings)
+        printf("\n== %s\n", v->machines[0]);
+    size_t losses = report_vmsd(&o, v);
+    if (losses)
+        code = worse(code, CHECK_EXIT_CORRUPT);
+    if (json) {
+        json_object *j = json_object_new_object();
+        cli_json_add_str(j, "vm", v->machines[0]);
+        json_object_object_add(j, "disks", disks);
+        json_object_object_add(j, "findings", o.findings);
+        cli_json_add_u64(j, "vmsd-findings", v->n_findings);
+        cli_json_add_u64(j, "vmsd-history-lost", losses);
+        if (cli_json_print(j) != CLI_EXIT_OK)
+            code = CHECK_EXIT_FAILED;
+    } else if (v->n_findings) {
+        printf("%zu finding(s) about the machine's VMware snapshots (.vmsd)%s.\n", v->n_findings,
+               losses ? ": a snapshot's history is lost" : "; they are not errors of the images");
+    }
+    vmdkit_vmsd_report_free(v);
+    return code;
 }
 
 int cmd_check(int argc, char **argv)
 {
-    struct out o = {0};
+    bool json = false;
     unsigned flags = 0;
     enum cli_progress_mode progress = CLI_PROGRESS_NONE;
     struct cli_getopt g;
@@ -230,7 +398,7 @@ int cmd_check(int argc, char **argv)
     while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
         case OPT_JSON:
-            o.json = true;
+            json = true;
             break;
         case 'p':
             if (!cli_parse_progress(optarg, &progress)) {
@@ -255,39 +423,15 @@ int cmd_check(int argc, char **argv)
             return CHECK_EXIT_FAILED;
         }
     }
-    if (cli_operands("check", argc, argv, 1, "DISK"))
+    if (cli_operands("check", argc, argv, 1, "DISK|VM"))
         return CHECK_EXIT_FAILED; /* qemu-img check's code for "could not check" */
     const char *path = argv[optind];
     if (!cli_path_usable(path, false))
         return CHECK_EXIT_FAILED;
-    bool repair = (flags & VMDKIT_CHECK_REPAIR) != 0;
-    if (o.json && !(o.findings = json_object_new_array())) {
-        cli_errorf("out of memory");
-        return CHECK_EXIT_FAILED;
-    }
-    vmdkit_check_result res;
-    vmdkit_error err = {0};
-    struct cli_progress pg;
-    cli_progress_start(&pg, progress);
-    vmdkit_check_opts co = {.struct_size = sizeof co,
-                            .flags = flags,
-                            .on_finding = on_finding,
-                            .finding_opaque = &o,
-                            .progress = pg.enabled ? cli_progress_cb : NULL,
-                            .progress_opaque = &pg};
-    int rc = vmdkit_check(path, &co, &res, &err);
-    cli_progress_done(&pg, rc == 0);
-    int code = rc < 0 ? CHECK_EXIT_FAILED : exit_code(&res);
-    if (o.json) {
-        if (print_json(&o, path, &res, repair, &err, rc < 0) != CLI_EXIT_OK)
-            code = CHECK_EXIT_FAILED;
-    } else if (rc == 0) {
-        print_summary(&res, repair, o.printed > 0);
-    } else if (res.backup_path[0]) {
-        printf("The overwritten metadata was saved to %s\n", res.backup_path);
-    }
-    if (rc < 0)
-        cli_errorf("%s", err.msg[0] ? err.msg : vmdkit_errcode_name(rc));
-    json_object_put(o.findings);
-    return code;
+    if (vmdkit_is_vm_path(path))
+        return (flags & VMDKIT_CHECK_REPAIR)
+                   ? (cli_errorf("check --repair takes a disk, not a machine: %s", path),
+                      CHECK_EXIT_FAILED)
+                   : check_vm(path, flags, progress, json);
+    return check_disk(path, flags, progress, json, true, NULL);
 }

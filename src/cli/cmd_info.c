@@ -30,13 +30,21 @@ const struct cli_help cmd_info_help = {
                    "use on the host (\"disk size\"), content IDs, parent, adapter, geometry, hardware\n"
                    "version and every extent, with the sparse header facts of sparse extents.\n"
                    "When DISK has a parent, the chain of links is listed, top first.\n"
+                   "The VMware snapshots that froze DISK or a link of its chain are listed with\n"
+                   "their name, uid, machine and .vmsd, from the model 'vmdkit tree' reads of\n"
+                   "the folders around DISK (with --json: vmware-snapshots on each link).\n"
                    "\n"
-                   "The disk is opened read-only and nothing is changed.\n"
+                   "DISK may also name a machine (a folder or a .vmx): then its .vmx, the disks\n"
+                   "its slots name and its snapshot tree in short (uid, parent, name, the current\n"
+                   "one) are printed; with --json {vm, disks, vmsd, current, snapshots (each\n"
+                   "{uid, parent, name, current})}.  'vmdkit snapshot list' gives the whole tree.\n"
                    "\n"
                    "DISK may be FILE.ova, the first disk inside an OVA, or FILE.ova/NAME.vmdk for\n"
                    "another of its disks: the member is read where it lies in the archive, never\n"
                    "copied out, and only read.  A gzip-compressed member cannot be read in place\n"
-                   "(vmdkit ova import converts it).",
+                   "(vmdkit ova import converts it).\n"
+                   "\n"
+                   "The disk is opened read-only and nothing is changed.",
     .opts = info_opts,
     .exit_status = "",
     .examples = "vmdkit info disk.vmdk\n"
@@ -225,7 +233,40 @@ static json_object *json_extent(const vmdkit_extent_info *x)
     return o;
 }
 
-static json_object *json_link(const vmdkit_link_info *li)
+/* The snapshots of V that froze link LINK, as a JSON array (NULL: none). */
+static json_object *json_snapshots(const vmdkit_vmsd_report *v, unsigned link)
+{
+    json_object *arr = NULL;
+    for (size_t i = 0; v && i < v->n_snapshots; i++) {
+        const vmdkit_vmsd_snapshot *s = &v->snapshots[i];
+        if (s->link != link)
+            continue;
+        if (!arr)
+            arr = json_object_new_array();
+        json_object *o = json_object_new_object();
+        cli_json_add_str(o, "name", s->name);
+        cli_json_add_u64(o, "uid", s->uid);
+        cli_json_add_str(o, "vm", s->vm);
+        cli_json_add_str(o, "vmsd", s->vmsd);
+        cli_json_add_str(o, "key", s->key);
+        json_object_array_add(arr, o);
+    }
+    return arr;
+}
+
+static void print_snapshots(const vmdkit_vmsd_report *v)
+{
+    if (!v || !v->n_snapshots)
+        return;
+    printf("VMware snapshots:\n");
+    for (size_t i = 0; i < v->n_snapshots; i++) {
+        const vmdkit_vmsd_snapshot *s = &v->snapshots[i];
+        printf("  \"%s\" (uid %" PRIu32 ") of %s froze link %u %s  [%s %s]\n", s->name, s->uid, s->vm,
+               s->link, s->disk, s->vmsd, s->key);
+    }
+}
+
+static json_object *json_link(const vmdkit_link_info *li, const vmdkit_vmsd_report *v, unsigned link)
 {
     json_object *o = json_object_new_object();
     cli_json_add_str(o, "filename", li->path);
@@ -263,26 +304,88 @@ static json_object *json_link(const vmdkit_link_info *li)
     cli_json_add_str(o, "full-backing-filename", li->parent_path);
     if (li->parent_hint)
         cli_json_add_str(o, "backing-filename-format", "vmdk");
+    json_object *snaps = json_snapshots(v, link);
+    if (snaps)
+        json_object_object_add(o, "vmware-snapshots", snaps);
     return o;
 }
 
-static int print_json(const vmdkit_link_info *links, int n, bool chain)
+static int print_json(const vmdkit_link_info *links, int n, bool chain, const vmdkit_vmsd_report *v)
 {
     if (chain) {
         json_object *arr = json_object_new_array();
         for (int i = 0; i < n; i++)
-            json_object_array_add(arr, json_link(&links[i]));
+            json_object_array_add(arr, json_link(&links[i], v, (unsigned)i));
         return cli_json_print(arr);
     }
     /* nest each parent inside its child, base first */
     json_object *inner = NULL;
     for (int i = n - 1; i >= 0; i--) {
-        json_object *o = json_link(&links[i]);
+        json_object *o = json_link(&links[i], v, (unsigned)i);
         if (inner)
             json_object_object_add(o, "backing-image", inner);
         inner = o;
     }
     return cli_json_print(inner);
+}
+
+/* A machine: its disks and its snapshot tree in short. */
+static int info_vm(const char *vm, bool json)
+{
+    vmdkit_vmsd_report *v = NULL;
+    vmdkit_snapshot_list *l = NULL;
+    vmdkit_error err = {0};
+    int e = vmdkit_vmsd_report_get(vm, &v, &err);
+    if (e >= 0)
+        e = vmdkit_vm_snapshot_list(vm, &l, &err);
+    if (e < 0) {
+        vmdkit_vmsd_report_free(v);
+        return cli_fail(e, err.msg);
+    }
+    int rc = CLI_EXIT_OK;
+    if (json) {
+        json_object *o = json_object_new_object();
+        cli_json_add_str(o, "vm", v->machines[0]);
+        json_object *d = json_object_new_array();
+        for (size_t i = 0; i < v->n_disks; i++)
+            json_object_array_add(d, json_object_new_string(v->disks[i]));
+        json_object_object_add(o, "disks", d);
+        json_object_object_add(o, "vmsd", l->exists ? json_object_new_string(l->vmsd) : NULL);
+        json_object_object_add(o, "current", l->has_current ? json_object_new_uint64(l->current) : NULL);
+        json_object *a = json_object_new_array();
+        for (size_t i = 0; i < l->n; i++) {
+            const vmdkit_snapshot_info *s = &l->snapshots[i];
+            json_object *j = json_object_new_object();
+            cli_json_add_u64(j, "uid", s->uid);
+            json_object_object_add(j, "parent",
+                                   s->has_parent ? json_object_new_uint64(s->parent) : NULL);
+            json_object_object_add(j, "name", s->name ? json_object_new_string(s->name) : NULL);
+            cli_json_add_bool(j, "current", s->current);
+            json_object_array_add(a, j);
+        }
+        json_object_object_add(o, "snapshots", a);
+        rc = cli_json_print(o);
+    } else {
+        printf("vm: %s\n", v->machines[0]);
+        printf("disks:\n");
+        for (size_t i = 0; i < v->n_disks; i++)
+            printf("  %s\n", v->disks[i]);
+        if (l->exists && l->n) {
+            printf("snapshots (%s):\n", l->vmsd);
+            for (size_t i = 0; i < l->n; i++) {
+                const vmdkit_snapshot_info *s = &l->snapshots[i];
+                printf("  uid %" PRIu32, s->uid);
+                if (s->has_parent)
+                    printf(", parent %" PRIu32, s->parent);
+                printf(": \"%s\"%s\n", s->name ? s->name : "", s->current ? "  <- current" : "");
+            }
+        } else {
+            printf("snapshots: none\n");
+        }
+    }
+    vmdkit_snapshot_list_free(l);
+    vmdkit_vmsd_report_free(v);
+    return rc;
 }
 
 int cmd_info(int argc, char **argv)
@@ -315,9 +418,11 @@ int cmd_info(int argc, char **argv)
             return cli_bad_option("info", argc, argv, c);
         }
     }
-    int rc = cli_operands("info", argc, argv, 1, "DISK");
+    int rc = cli_operands("info", argc, argv, 1, "DISK|VM");
     if (rc)
         return rc;
+    if (vmdkit_is_vm_path(argv[optind]))
+        return info_vm(argv[optind], json);
 
     vmdkit_disk *disk;
     rc = cli_open(argv[optind], flags, CLI_FMT_AUTO, &disk);
@@ -337,8 +442,13 @@ int cmd_info(int argc, char **argv)
             break;
         }
     }
+    /* the snapshots are an addition: without them the disk is still described */
+    vmdkit_vmsd_report *v = NULL;
+    vmdkit_error verr = {0};
+    if (!rc && vmdkit_vmsd_report_get(argv[optind], &v, &verr) < 0)
+        fprintf(stderr, "vmdkit info: the VMware snapshots were not read: %s\n", verr.msg);
     if (!rc && json) {
-        rc = print_json(links, n, chain);
+        rc = print_json(links, n, chain, v);
     } else if (!rc) {
         for (int i = 0; i < (chain ? n : 1); i++) {
             if (i)
@@ -350,7 +460,9 @@ int cmd_info(int argc, char **argv)
                 putchar('\n');
             print_chain_list(links, n);
         }
+        print_snapshots(v);
     }
+    vmdkit_vmsd_report_free(v);
     for (int i = 0; i < got; i++)
         vmdkit_link_info_free(&links[i]);
     free(links);

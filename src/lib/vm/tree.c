@@ -15,6 +15,7 @@
 #include "library.h"
 #include "path.h"
 #include "vmsd.h"
+#include "vmsd_findings.h"
 
 /* Chains deeper than this are never opened (disk.c); deeper disks are
  * flagged so that nobody builds on them. */
@@ -31,14 +32,20 @@ struct tstate {
     char **rel; /* per disk: path relative to the scanned folder */
     vmdkit_tree_problem *problems;
     size_t n_prob, cap_prob;
+    int kind;   /* enum vmdkit_vmsd_kind of the problems added now, or -1 */
+    int *kinds; /* per problem, until build() sorts them */
+    size_t cap_kinds;
 };
 
 static int add_problem(struct tstate *s, const char *path, const char *fmt, ...) VK_PRINTF(3, 4);
 static int add_problem(struct tstate *s, const char *path, const char *fmt, ...)
 {
     int r = vk_grow((void **)&s->problems, &s->cap_prob, s->n_prob, sizeof *s->problems, s->e);
+    if (!r)
+        r = vk_grow((void **)&s->kinds, &s->cap_kinds, s->n_prob, sizeof *s->kinds, s->e);
     if (r)
         return r;
+    s->kinds[s->n_prob] = s->kind;
     char msg[VMDKIT_ERRMSG_MAX];
     va_list ap;
     va_start(ap, fmt);
@@ -138,6 +145,17 @@ static int read_machines(struct tstate *s)
     return 0;
 }
 
+/* A .vmsd naming, for one of its snapshots, a disk that is not there. */
+static int missing_snapshot_disk(struct tstate *s, const vk_lib_ref *f)
+{
+    if (f->exists && disk_by_id(s->lib, f->dev, f->ino) != VK_LIB_NONE)
+        return 0;
+    s->kind = VMDKIT_VMSD_MISSING_DISK;
+    return add_problem(s, f->file, "%s: VMware snapshot \"%s\" names \"%s\": %s", f->key,
+                       f->snapshot ? f->snapshot : "?", f->value,
+                       f->exists ? "not a disk" : "not found");
+}
+
 /* References other than hints and machine disks that lead nowhere. */
 static int dangling_refs(struct tstate *s)
 {
@@ -147,11 +165,8 @@ static int dangling_refs(struct tstate *s)
         if (f->kind == VK_REF_PARENT || f->kind == VK_REF_VM_DISK)
             continue; /* flagged on the disk, or above */
         int r = 0;
-        if (f->kind == VK_REF_SNAPSHOT_DISK &&
-            (!f->exists || disk_by_id(lib, f->dev, f->ino) == VK_LIB_NONE))
-            r = add_problem(s, f->file, "%s: VMware snapshot \"%s\" names \"%s\": %s", f->key,
-                            f->snapshot ? f->snapshot : "?", f->value,
-                            f->exists ? "not a disk" : "not found");
+        if (f->kind == VK_REF_SNAPSHOT_DISK)
+            r = missing_snapshot_disk(s, f);
         else if (!f->exists && f->kind == VK_REF_CLONE_OF)
             r = add_problem(s, f->file, "%s: the machine this clone was made from (\"%s\") is not there",
                             f->key, f->value);
@@ -198,6 +213,7 @@ static int vmsd_state(struct tstate *s, size_t vm)
     const char *path = s->lib->vms[vm].vmsd;
     vk_vmsd *sd;
     vk_err why = {0};
+    s->kind = VMDKIT_VMSD_BAD_CURRENT;
     if (vk_vmsd_load(path, &sd, &why) != 0)
         return why.code == VMDKIT_ENOMEM ? vk_fail(s->e, VMDKIT_ENOMEM, "out of memory")
                                          : add_problem(s, path, "not a valid .vmsd: %s", why.msg);
@@ -240,6 +256,7 @@ static int slot_findings(struct tstate *s, const vk_lib_ref *f, size_t d, const 
     }
     int r = 0;
     const vk_lib_vm *m = &lib->vms[f->vm];
+    s->kind = VMDKIT_VMSD_UNRECORDED;
     if (n_frozen)
         r = add_problem(
             s, f->file,
@@ -253,11 +270,50 @@ static int slot_findings(struct tstate *s, const vk_lib_ref *f, size_t d, const 
     if (src == VK_LIB_NONE || src == f->vm || s->vm[outside] == src ||
         named_by_snapshot(lib, outside, src))
         return 0; /* no machine there, or its running disk (flagged DANGER), or a snapshot's */
+    s->kind = VMDKIT_VMSD_ORPHAN_CLONE;
     return add_problem(
         s, f->file,
         "%s: a linked clone of %s, which no snapshot of \"%s\" records (deleted, or a freeze never "
         "recorded): VMware may merge or remove it",
         f->key, s->rel[outside], lib->vms[src].name);
+}
+
+/* The links of machine VM's snapshot chains (IN_TREE, n_disks + 1 long). */
+static void snapshot_links(struct tstate *s, size_t vm, bool *in_tree)
+{
+    const vk_lib *lib = s->lib;
+    memset(in_tree, 0, lib->n_disks * sizeof *in_tree);
+    for (size_t i = 0; i < lib->n_refs; i++) {
+        const vk_lib_ref *f = &lib->refs[i];
+        size_t d = f->kind == VK_REF_SNAPSHOT_DISK && f->vm == vm && f->exists
+                       ? disk_by_id(lib, f->dev, f->ino)
+                       : VK_LIB_NONE;
+        for (size_t steps = 0; d != VK_LIB_NONE && !in_tree[d] && steps <= lib->n_disks; steps++) {
+            in_tree[d] = true;
+            d = s->parent[d];
+        }
+    }
+}
+
+/* Every slot of machine VM against its snapshot tree (slot_findings). */
+static int slots_of(struct tstate *s, size_t vm, bool *in_tree)
+{
+    const vk_lib *lib = s->lib;
+    snapshot_links(s, vm, in_tree);
+    char *folder = vk_path_dirname(lib->vms[vm].vmx, s->e);
+    if (!folder)
+        return VMDKIT_ENOMEM;
+    int r = 0;
+    for (size_t i = 0; !r && i < lib->n_refs; i++) {
+        const vk_lib_ref *f = &lib->refs[i];
+        size_t d = f->kind == VK_REF_VM_DISK && f->vm == vm && f->exists
+                       ? disk_by_id(lib, f->dev, f->ino)
+                       : VK_LIB_NONE;
+        if (d != VK_LIB_NONE)
+            r = slot_findings(s, f, d, in_tree, folder);
+    }
+    free(folder);
+    return r;
 }
 
 /* Where each machine's .vmsd and its disks disagree; a .vmsd naming a
@@ -272,31 +328,7 @@ static int vmsd_findings(struct tstate *s)
     for (size_t vm = 0; !r && vm < lib->n_vms; vm++) {
         if (lib->vms[vm].vmsd && (r = vmsd_state(s, vm)))
             break;
-        memset(in_tree, 0, lib->n_disks * sizeof *in_tree);
-        for (size_t i = 0; i < lib->n_refs; i++) {
-            const vk_lib_ref *f = &lib->refs[i];
-            size_t d = f->kind == VK_REF_SNAPSHOT_DISK && f->vm == vm && f->exists
-                           ? disk_by_id(lib, f->dev, f->ino)
-                           : VK_LIB_NONE;
-            for (size_t steps = 0; d != VK_LIB_NONE && !in_tree[d] && steps <= lib->n_disks; steps++) {
-                in_tree[d] = true;
-                d = s->parent[d];
-            }
-        }
-        char *folder = vk_path_dirname(lib->vms[vm].vmx, s->e);
-        if (!folder) {
-            r = VMDKIT_ENOMEM;
-            break;
-        }
-        for (size_t i = 0; !r && i < lib->n_refs; i++) {
-            const vk_lib_ref *f = &lib->refs[i];
-            size_t d = f->kind == VK_REF_VM_DISK && f->vm == vm && f->exists
-                           ? disk_by_id(lib, f->dev, f->ino)
-                           : VK_LIB_NONE;
-            if (d != VK_LIB_NONE)
-                r = slot_findings(s, f, d, in_tree, folder);
-        }
-        free(folder);
+        r = slots_of(s, vm, in_tree);
     }
     free(in_tree);
     return r;
@@ -537,6 +569,7 @@ static void state_free(struct tstate *s)
         free(s->problems[i].message);
     }
     free(s->problems);
+    free(s->kinds);
 }
 
 void vmdkit_tree_free(vmdkit_tree *t)
@@ -565,7 +598,8 @@ void vmdkit_tree_free(vmdkit_tree *t)
     free(t);
 }
 
-static int fill_state(struct tstate *s, const char *abs)
+/* The model's links, machines and relative paths (to ABS) in S. */
+static int prepare_state(struct tstate *s, const char *abs)
 {
     size_t n = s->lib->n_disks + 1;
     vk_err *e = s->e;
@@ -585,7 +619,12 @@ static int fill_state(struct tstate *s, const char *abs)
     link_hints(s);
     cut_loops(s);
     flag_depth(s);
-    int r = read_machines(s);
+    return read_machines(s);
+}
+
+static int fill_state(struct tstate *s, const char *abs)
+{
+    int r = prepare_state(s, abs);
     if (!r) {
         set_flags(s);
         r = find_strays(s);
@@ -599,6 +638,52 @@ static int fill_state(struct tstate *s, const char *abs)
     return r;
 }
 
+/* The .vmsd findings S made, moved into OUT (N so far, CAP allocated). */
+static int take_findings(struct tstate *s, vmdkit_vmsd_finding **out, size_t *n, size_t *cap)
+{
+    for (size_t i = 0; i < s->n_prob; i++) {
+        if (s->kinds[i] < 0)
+            continue;
+        int r = vk_grow((void **)out, cap, *n, sizeof **out, s->e);
+        if (r)
+            return r;
+        vmdkit_vmsd_finding *f = &(*out)[(*n)++];
+        f->kind = s->kinds[i];
+        f->file = s->problems[i].path;
+        f->message = s->problems[i].message;
+        s->problems[i].path = s->problems[i].message = NULL;
+    }
+    return 0;
+}
+
+int vk_tree_vmsd_findings(const vk_lib *lib, size_t vm, const char *dir, vmdkit_vmsd_finding **out,
+                          size_t *n, vk_err *e)
+{
+    *out = NULL;
+    *n = 0;
+    size_t cap = 0;
+    struct tstate s = {.lib = lib, .e = e, .kind = -1};
+    bool *in_tree = vk_calloc(lib->n_disks + 1, sizeof *in_tree, e);
+    int r = in_tree ? prepare_state(&s, dir) : VMDKIT_ENOMEM;
+    for (size_t i = 0; !r && i < lib->n_refs; i++)
+        if (lib->refs[i].kind == VK_REF_SNAPSHOT_DISK && lib->refs[i].vm == vm)
+            r = missing_snapshot_disk(&s, &lib->refs[i]);
+    if (!r && lib->vms[vm].vmsd)
+        r = vmsd_state(&s, vm);
+    if (!r)
+        r = slots_of(&s, vm, in_tree);
+    if (!r)
+        r = take_findings(&s, out, n, &cap);
+    free(in_tree);
+    state_free(&s);
+    if (r) {
+        vmdkit_vmsd_findings_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
+    return r;
+}
+
 int vmdkit_tree_scan(const char *dir, vmdkit_tree **out, vmdkit_error *err)
 {
     vk_err local;
@@ -609,7 +694,7 @@ int vmdkit_tree_scan(const char *dir, vmdkit_tree **out, vmdkit_error *err)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_tree_scan: dir and out are required");
     *out = NULL;
     vk_lib *lib = NULL;
-    struct tstate s = {.e = e};
+    struct tstate s = {.e = e, .kind = -1};
     vmdkit_tree *t = vk_calloc(1, sizeof *t, e);
     char *abs = realpath(dir, NULL); /* the model's paths are real paths */
     if (!abs && t) {
