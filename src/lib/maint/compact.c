@@ -269,15 +269,17 @@ static int compact_link(vk_link *l, const char *dir, vk_temp_folder *t, bool dro
     }
     if (!r)
         r = vk_fsync_dir(t->path, e);
-    /* a compact that would not give space back leaves the files alone */
+    /* a compact that would not make the files shorter leaves them alone
+     * (sizes, not the blocks the file system reports: those vary with its
+     * allocation and would make the choice depend on timing) */
     if (!r && drop_zero) {
-        uint64_t was = 0, now = 0, ignored = 0;
+        uint64_t was = 0, now = 0;
         for (size_t i = 0; i < l->n_ext; i++) {
             char *out = vk_path_join(t->path, vk_path_basename(l->ext[i].path), e);
             if (!out)
                 return VMDKIT_ENOMEM;
-            was += used_bytes(l->ext[i].path, &ignored);
-            now += used_bytes(out, &ignored);
+            (void)used_bytes(l->ext[i].path, &was);
+            (void)used_bytes(out, &now);
             free(out);
         }
         if (now >= was)
