@@ -134,7 +134,10 @@ cp Base.vmx settings.txt
 printf '.encoding = "UTF-8"\nsnapshot.lastUID = "1"\n' >Base.vmsd
 head -c 8684 /dev/zero >Base.nvram
 VMX=$(sha256 Base.vmx)
-refused 4 "info of a .vmx" Base.vmx "$VMDKIT" info Base.vmx
+# info takes a machine too: a .vmx is described as the machine, never probed as a disk
+check "info of a .vmx describes the machine" "$VMDKIT" info Base.vmx
+assert_true "as a machine, not as a raw disk" sh -c "grep -q '^vm: ' '$OUT' && ! grep -qi 'raw' '$OUT'"
+refused 4 "map of a .vmx" Base.vmx "$VMDKIT" map Base.vmx
 assert_true "the message says it is a configuration, not a disk" grep -q "configuration (.vmx), not a disk" "$ERR"
 refused 4 "io write to a .vmx" Base.vmx "$VMDKIT" io Base.vmx -c 'write -P 0x41 0 8'
 unchanged "the .vmx is unchanged" Base.vmx "$VMX"
