@@ -45,7 +45,9 @@ if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
 fi
 # a small quarantine: ASan's default (256 MiB of freed memory kept) alone
 # would exceed the RSS cap below after a few thousand inputs
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:quarantine_size_mb=32}
+# (appended, so that it holds also when the caller set ASAN_OPTIONS, as
+# scripts/test does for the sanitizer build: the last setting wins)
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}:quarantine_size_mb=32
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 failed=0
 summary=()

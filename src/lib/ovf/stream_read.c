@@ -236,28 +236,39 @@ int vk_stream_read_header(vk_member_src *s, const char *name, vk_stream_info *in
     info->data_offset = h.overhead_sectors * VK_SECTOR;
     info->gd_at_end = h.gd_offset_sectors == VK_GD_AT_END;
     info->grain_bytes = h.grain_sectors * VK_SECTOR;
-    /* the rest of the overhead: the embedded descriptor, then padding */
-    size_t over = (size_t)((h.overhead_sectors - 1) * VK_SECTOR);
-    uint8_t *ob = over ? vk_malloc(over, e) : NULL;
-    if (over && !ob)
+    /* the rest of the overhead: padding, the embedded descriptor, padding;
+     * only the descriptor (at most MAX_DESC_BYTES) is kept in memory, the
+     * rest passes through a small buffer, so a crafted overHead costs
+     * reading, not memory */
+    uint64_t over = (h.overhead_sectors - 1) * VK_SECTOR;
+    uint64_t at = h.desc_size_sectors ? (h.desc_offset_sectors - 1) * VK_SECTOR : over;
+    size_t n = h.desc_size_sectors ? (size_t)(h.desc_size_sectors * VK_SECTOR) : 0;
+    uint8_t scratch[4096];
+    uint8_t *db = n ? vk_malloc(n, e) : NULL;
+    if (n && !db)
         return VMDKIT_ENOMEM;
-    got = 0;
-    while (!r && got < over && !(r = vk_member_read(s, ob + got, over - got, &k, e)) && k)
-        got += k;
-    if (!r && got < over)
-        r = vk_fail(e, VMDKIT_EFORMAT, "%s: ends inside the header's overhead", name);
-    if (!r && h.desc_size_sectors) {
-        size_t at = (size_t)((h.desc_offset_sectors - 1) * VK_SECTOR);
-        size_t n = (size_t)(h.desc_size_sectors * VK_SECTOR);
-        size_t len = strnlen((const char *)ob + at, n);
+    uint64_t pos = 0;
+    while (!r && pos < over) {
+        bool in_desc = pos >= at && pos < at + n;
+        uint8_t *dst = in_desc ? db + (pos - at) : scratch;
+        uint64_t limit = in_desc ? at + n : pos < at ? at : over;
+        size_t want = (size_t)vk_min(limit - pos, in_desc ? limit - pos : sizeof scratch);
+        if ((r = vk_member_read(s, dst, want, &k, e)))
+            break;
+        if (!k)
+            r = vk_fail(e, VMDKIT_EFORMAT, "%s: ends inside the header's overhead", name);
+        pos += k;
+    }
+    if (!r && n) {
+        size_t len = strnlen((const char *)db, n);
         if ((info->descriptor = vk_malloc(len + 1, e))) {
-            memcpy(info->descriptor, ob + at, len);
+            memcpy(info->descriptor, db, len);
             info->descriptor[len] = 0;
         } else {
             r = VMDKIT_ENOMEM;
         }
     }
-    free(ob);
+    free(db);
     return r;
 }
 
