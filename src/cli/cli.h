@@ -140,6 +140,10 @@ void cli_synopsis(const struct cli_command *cmd, char *buf, size_t n);
 void cli_print_options(FILE *f, const struct cli_command *cmd, int indent);
 /* True when CMD's table holds the option with id ID. */
 bool cli_has_option(const struct cli_command *cmd, int id);
+/* The shared options that set vmdkit_open flags (--allow-external-extents,
+ * --allow-absolute-parents, --ignore-cid): true when C is one of them and
+ * its flag was added to *FLAGS. */
+bool cli_open_option(int c, unsigned *flags);
 /* Print "SPELLING  HELP" lines of GROUP, one per option, indented by 2. */
 void cli_print_group(FILE *f, const struct cli_opt *group);
 

@@ -69,6 +69,8 @@ int cmd_bench(int argc, char **argv)
     int c;
     cli_getopt_init(&g, "bench");
     while ((c = cli_getopt(&g, argc, argv)) != -1) {
+        if (cli_open_option(c, &flags))
+            continue;
         switch (c) {
         case 'c':
             if (!cli_parse_size(optarg, false, &count) || count == 0)
@@ -107,12 +109,6 @@ int cmd_bench(int argc, char **argv)
         case 'f':
             if (!cli_parse_format(optarg, &fmt))
                 return cli_usage_error("bench", "unknown format '%s'", optarg);
-            break;
-        case CLI_OPT_ALLOW_EXTERNAL:
-            flags |= VMDKIT_OPEN_ALLOW_EXTERNAL;
-            break;
-        case CLI_OPT_ALLOW_ABSOLUTE_PARENTS:
-            flags |= VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS;
             break;
         case 'h':
             return cli_show_help("bench");

@@ -185,6 +185,8 @@ int cmd_clone(int argc, char **argv)
     int c;
     cli_getopt_init(&g, "clone");
     while ((c = cli_getopt(&g, argc, argv)) != -1) {
+        if (cli_open_option(c, &open_flags))
+            continue;
         switch (c) {
         case OPT_LINKED:
             linked = true;
@@ -206,12 +208,6 @@ int cmd_clone(int argc, char **argv)
             break;
         case OPT_VMWARE_NAMES:
             vm_flags |= VMDKIT_VM_CLONE_VMWARE_NAMES;
-            break;
-        case CLI_OPT_ALLOW_EXTERNAL:
-            open_flags |= VMDKIT_OPEN_ALLOW_EXTERNAL;
-            break;
-        case CLI_OPT_ALLOW_ABSOLUTE_PARENTS:
-            open_flags |= VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS;
             break;
         case 'p':
             if (!cli_parse_progress(optarg, &progress))

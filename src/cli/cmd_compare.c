@@ -156,6 +156,8 @@ int cmd_compare(int argc, char **argv)
     int c;
     cli_getopt_init(&g, "compare");
     while ((c = cli_getopt(&g, argc, argv)) != -1) {
+        if (cli_open_option(c, &flags))
+            continue;
         switch (c) {
         case 's':
             opts.strict = true;
@@ -171,15 +173,6 @@ int cmd_compare(int argc, char **argv)
         case 'F':
             if (!cli_parse_format(optarg, c == 'f' ? &fmt_a : &fmt_b))
                 return cli_usage_error("compare", "unknown format '%s' for -%c", optarg, c);
-            break;
-        case CLI_OPT_ALLOW_EXTERNAL:
-            flags |= VMDKIT_OPEN_ALLOW_EXTERNAL;
-            break;
-        case CLI_OPT_ALLOW_ABSOLUTE_PARENTS:
-            flags |= VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS;
-            break;
-        case CLI_OPT_IGNORE_CID:
-            flags |= VMDKIT_OPEN_IGNORE_CID;
             break;
         case 'h':
             return cli_show_help("compare");

@@ -90,6 +90,8 @@ int cmd_convert(int argc, char **argv)
     int c;
     cli_getopt_init(&g, "convert");
     while ((c = cli_getopt(&g, argc, argv)) != -1) {
+        if (cli_open_option(c, &flags))
+            continue;
         switch (c) {
         case 'f':
             if (!cli_parse_format(optarg, &src_fmt))
@@ -138,15 +140,6 @@ int cmd_convert(int argc, char **argv)
             opts.threads = (int)n;
             break;
         }
-        case CLI_OPT_ALLOW_EXTERNAL:
-            flags |= VMDKIT_OPEN_ALLOW_EXTERNAL;
-            break;
-        case CLI_OPT_ALLOW_ABSOLUTE_PARENTS:
-            flags |= VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS;
-            break;
-        case CLI_OPT_IGNORE_CID:
-            flags |= VMDKIT_OPEN_IGNORE_CID;
-            break;
         case 'h':
             return cli_show_help("convert");
         default:

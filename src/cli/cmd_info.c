@@ -396,21 +396,14 @@ int cmd_info(int argc, char **argv)
     int c;
     cli_getopt_init(&g, "info");
     while ((c = cli_getopt(&g, argc, argv)) != -1) {
+        if (cli_open_option(c, &flags))
+            continue;
         switch (c) {
         case OPT_JSON:
             json = true;
             break;
         case OPT_CHAIN:
             chain = true;
-            break;
-        case CLI_OPT_IGNORE_CID:
-            flags |= VMDKIT_OPEN_IGNORE_CID;
-            break;
-        case CLI_OPT_ALLOW_EXTERNAL:
-            flags |= VMDKIT_OPEN_ALLOW_EXTERNAL;
-            break;
-        case CLI_OPT_ALLOW_ABSOLUTE_PARENTS:
-            flags |= VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS;
             break;
         case 'h':
             return cli_show_help("info");

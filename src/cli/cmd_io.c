@@ -298,6 +298,8 @@ int cmd_io(int argc, char **argv)
         return CLI_EXIT_IO;
     }
     while ((c = cli_getopt(&g, argc, argv)) != -1) {
+        if (cli_open_option(c, &flags))
+            continue;
         int rc = CLI_EXIT_OK;
         switch (c) {
         case 'c':
@@ -309,12 +311,6 @@ int cmd_io(int argc, char **argv)
             break;
         case 'r':
             read_only = true;
-            break;
-        case CLI_OPT_ALLOW_EXTERNAL:
-            flags |= VMDKIT_OPEN_ALLOW_EXTERNAL;
-            break;
-        case CLI_OPT_ALLOW_ABSOLUTE_PARENTS:
-            flags |= VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS;
             break;
         case 'h':
             free(texts);

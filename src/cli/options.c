@@ -229,3 +229,20 @@ void cli_print_group(FILE *f, const struct cli_opt *group)
         fputc('\n', f);
     }
 }
+
+bool cli_open_option(int c, unsigned *flags)
+{
+    switch (c) {
+    case CLI_OPT_ALLOW_EXTERNAL:
+        *flags |= VMDKIT_OPEN_ALLOW_EXTERNAL;
+        return true;
+    case CLI_OPT_ALLOW_ABSOLUTE_PARENTS:
+        *flags |= VMDKIT_OPEN_ALLOW_ABSOLUTE_PARENTS;
+        return true;
+    case CLI_OPT_IGNORE_CID:
+        *flags |= VMDKIT_OPEN_IGNORE_CID;
+        return true;
+    default:
+        return false;
+    }
+}
