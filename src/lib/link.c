@@ -666,6 +666,15 @@ int vk_link_open(const char *path, int dir_fd, int fd, bool writable, unsigned f
                     path, l->desc.parent_cid);
         goto out;
     }
+    /* ffffffff means "no parent": with a hint beside it the chain would take
+     * any file as its base, the CID check being the one thing that ties a
+     * child to its parent (a bare extent's synthesised CID is ffffffff too) */
+    if (l->desc.parent_cid == VK_CID_NONE && l->desc.parent_hint) {
+        r = vk_fail(e, VMDKIT_EFORMAT,
+                    "%s: parentCID: ffffffff (no parent) although parentFileNameHint names \"%s\"", path,
+                    l->desc.parent_hint);
+        goto out;
+    }
     /* a bare extent is refused for writing (its descriptor would be written
      * as a file at its path, in place of its data), once its own errors are
      * known: its extent opens read-only meanwhile */

@@ -107,7 +107,8 @@ mkdir victim evil
 "$VMDKIT" io victim/v.vmdk -c 'write -P 0x11 0 1M' >/dev/null || exit 1
 VICTIM=$(sha256 victim/v-s001.vmdk)
 "$VMDKIT" create -t twoGbMaxExtentSparse evil/e.vmdk 1M >/dev/null || exit 1
-sed -i 's|^parentCID=.*|parentCID=ffffffff\nparentFileNameHint="../victim/v-s001.vmdk"|' evil/e.vmdk
+# a piece has no CID of its own: whatever the child names, the piece is refused first
+sed -i 's|^parentCID=.*|parentCID=0badc0de\nparentFileNameHint="../victim/v-s001.vmdk"|' evil/e.vmdk
 refused 7 "info --chain of a delta whose parent is another disk's piece" e.vmdk "$VMDKIT" info --chain evil/e.vmdk
 assert_true "the message says a piece is never a parent" grep -q 'v-s001.vmdk.*one piece of a disk.*never a parent' "$ERR"
 refused 7 "io write to that delta" e.vmdk "$VMDKIT" io evil/e.vmdk -c 'write -P 0xee 0 64k'
@@ -119,9 +120,26 @@ assert_true "check names the piece" grep -q 'v-s001.vmdk.*one piece of a disk.*n
 unchanged "the victim's piece is unchanged" victim/v-s001.vmdk "$VICTIM"
 check "the victim reads its own data" "$VMDKIT" io -r victim/v.vmdk -c 'read -P 0x11 0 1M'
 
+say "--- parentCID ffffffff (no parent) with a hint is malformed, whatever the hint names"
+"$VMDKIT" create victim/whole.vmdk 1M >/dev/null || exit 1
+"$VMDKIT" io victim/whole.vmdk -c 'write -P 0x22 0 1M' >/dev/null || exit 1
+WHOLE=$(sha256 victim/whole.vmdk)
+"$VMDKIT" create -t monolithicFlat evil/n.vmdk 1M >/dev/null || exit 1
+sed -i 's|^parentCID=.*|parentCID=ffffffff\nparentFileNameHint="../victim/whole.vmdk"|' evil/n.vmdk
+NSUM=$(sha256 evil/n.vmdk)
+refused 4 "info of a base whose parentCID says none but names a hint" n.vmdk "$VMDKIT" info evil/n.vmdk
+assert_true "the message names the field and the hint" grep -q 'n.vmdk: parentCID: ffffffff (no parent) although parentFileNameHint names "../victim/whole.vmdk"' "$ERR"
+refused 4 "convert of it" n.vmdk "$VMDKIT" convert -O raw evil/n.vmdk out.raw
+assert_true "convert left no output" test ! -e out.raw
+refused 4 "commit of it" n.vmdk "$VMDKIT" commit evil/n.vmdk
+expect_exit 2 "check reports it as corruption" "$VMDKIT" check evil/n.vmdk
+assert_true "check names the field" grep -q 'parentCID: ffffffff (no parent) although parentFileNameHint' "$OUT"
+unchanged "the named disk is unchanged" victim/whole.vmdk "$WHOLE"
+unchanged "the file itself is unchanged" evil/n.vmdk "$NSUM"
+
 say "--- a disk whose parent is its own extent is a loop"
 "$VMDKIT" create -t twoGbMaxExtentSparse c.vmdk 1M >/dev/null || exit 1
-sed -i 's|^parentCID=.*|parentCID=ffffffff\nparentFileNameHint="c-s001.vmdk"|' c.vmdk
+sed -i 's|^parentCID=.*|parentCID=0badc0de\nparentFileNameHint="c-s001.vmdk"|' c.vmdk
 refused 7 "info of the disk" c.vmdk "$VMDKIT" info c.vmdk
 assert_true "the message says the chain is a loop" grep -q 'c-s001.vmdk.*the chain is a loop' "$ERR"
 refused 7 "io write to the disk (a loop, not a lock of its own)" c.vmdk "$VMDKIT" io c.vmdk -c 'write -P 1 0 512'

@@ -55,20 +55,23 @@ static void write_text(const char *name, const char *text)
     assert_int_equal(fclose(f), 0);
 }
 
-/* Give the descriptor NAME the parent hint HINT with parentCID ffffffff. */
+/* Give the descriptor NAME the parent hint HINT with some parentCID: a
+ * piece has no CID of its own, so it is refused before any CID is compared
+ * (ffffffff would be refused as "no parent" before the parent is opened). */
 static void set_parent_hint(const char *name, const char *hint)
 {
+    static const char none[] = "parentCID=ffffffff\n";
     char path[4096], *text;
     size_t len;
     at(path, sizeof path, name);
     assert_int_equal(vk_read_file(path, 1 << 20, &text, &len, NULL), 0);
-    char *p = strstr(text, "parentCID=ffffffff\n");
+    char *p = strstr(text, none);
     assert_non_null(p);
-    p += strlen("parentCID=ffffffff\n");
-    char *out = malloc(len + strlen(hint) + 64);
+    size_t cap = len + strlen(hint) + 64;
+    char *out = malloc(cap);
     assert_non_null(out);
-    int k = snprintf(out, len + strlen(hint) + 64, "%.*sparentFileNameHint=\"%s\"\n%s", (int)(p - text),
-                     text, hint, p);
+    int k = snprintf(out, cap, "%.*sparentCID=0badc0de\nparentFileNameHint=\"%s\"\n%s", (int)(p - text),
+                     text, hint, p + strlen(none));
     assert_int_equal(vk_write_file_atomic(path, out, (size_t)k, NULL), 0);
     free(out);
     free(text);

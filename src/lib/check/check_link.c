@@ -575,6 +575,12 @@ static int check_parent(link_ctx *L, size_t *visited, uint64_t capacity, link_fa
                             d->parent_cid);
         return 0;
     }
+    if (d->parent_cid == VK_CID_NONE) {
+        vk_check_report(c, VMDKIT_FIND_CORRUPT, L->path, VMDKIT_CHECK_NO_OFFSET,
+                        "%s: parentCID: ffffffff (no parent) although parentFileNameHint names \"%s\"",
+                        L->path, d->parent_hint);
+        return 0;
+    }
     if (L->depth + 1 >= MAX_LINKS) {
         vk_check_report(c, VMDKIT_FIND_CORRUPT, L->path, VMDKIT_CHECK_NO_OFFSET,
                         "%s: parent chain is deeper than %d links", L->path, MAX_LINKS);
