@@ -155,17 +155,18 @@ static void read_back(const char *path, const struct fuzz_op *ops, int n, uint8_
     vmdkit_close(d, NULL);
 }
 
+/* Findings that make a read-back meaningless: an Info (a grain that reaches
+ * past the end of the file, the unclean flag) leaves the data as it reads. */
 static void count_finding(void *opaque, const vmdkit_check_finding *f)
 {
-    (void)f;
-    ++*(unsigned *)opaque;
+    if (f->kind != VMDKIT_FIND_INFO)
+        ++*(unsigned *)opaque;
 }
 
 void fuzz_write_some(const char *path, uint64_t seed)
 {
-    /* sound: the checker has nothing at all to say about it (even a grain
-     * that only reaches past the end of the file, an Info, can make a new
-     * grain overlap it); intact: no corruption */
+    /* sound: the checker has nothing but Infos to say about it; intact: no
+     * corruption */
     vmdkit_check_result res;
     unsigned findings = 0;
     vmdkit_check_opts copts = {

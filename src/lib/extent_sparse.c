@@ -68,6 +68,8 @@ typedef struct sparse_priv {
     uint64_t next_alloc;  /* append position (sectors), grain aligned */
     uint64_t first_alloc; /* next_alloc at open: grains past it were written
                              by this handle */
+    bool ends_scanned;    /* next_alloc lies past every grain on file (see
+                             move_past_grains) */
     /* Grains a zero released (their entry became a zeroed-grain one): once
      * the tables saying so are durable (flush step 2) they are spare, and
      * new grains are written there before the file grows; spare grains at
@@ -490,11 +492,67 @@ static bool take_spare(sparse_priv *p, uint64_t *at)
     return true;
 }
 
+/* The append position must lie past every grain the tables point at.  In a
+ * damaged file a grain may begin before the end of the file and reach past
+ * it (a file cut short in a grain that is not grain aligned), and a grain
+ * appended at the end would then share its sectors: writing it would change
+ * what the older grain reads.  So before the first sector this handle
+ * appends, every table is read once (in table-sized reads beside the cache,
+ * a cached table from the cache: it may hold changes not yet on file) and
+ * the append position moves past the furthest such grain.  A grain wholly
+ * past the end of the file (what check calls corrupt) stops appending: the
+ * file would grow into it and give it content.  The cost is one read of the
+ * tables per writing session that appends (capacity / 16384 bytes with
+ * 64 KiB grains), none for sessions that only overwrite grains. */
+static int move_past_grains(vk_extent *x, vk_err *e)
+{
+    sparse_priv *p = x->priv;
+    uint64_t gs = p->h.grain_sectors, end = p->next_alloc;
+    uint8_t *buf = vk_malloc(p->gt_bytes, e);
+    if (!buf)
+        return VMDKIT_ENOMEM;
+    int r = 0;
+    for (uint64_t gdi = 0; !r && gdi < p->num_gdes; gdi++) {
+        uint32_t gde = p->gd[gdi];
+        uint64_t gt_end;
+        if (gde == 0 || !vk_add_ok(gde, p->gt_sectors, &gt_end) || gt_end > p->file_sectors)
+            continue; /* no table, or one get_table refuses when it is used */
+        const gt_slot *s = &p->slots[gdi % p->n_slots];
+        const uint32_t *cached = s->valid && s->gd_index == gdi ? slot_table(p, gdi % p->n_slots) : NULL;
+        if (!cached &&
+            (r = file_read(x, false, buf, p->gt_bytes, (uint64_t)gde * VK_SECTOR, x->path, e)))
+            break;
+        for (uint32_t i = 0; i < p->h.gtes_per_gt; i++) {
+            uint32_t gte = cached ? cached[i] : vk_le32(buf + 4 * i);
+            if (classify(p, gte) != GTE_DATA || (uint64_t)gte + gs <= end)
+                continue;
+            if (gte >= p->file_sectors) {
+                r = vk_fail(
+                    e, VMDKIT_EFORMAT,
+                    "%s: grain table entry for grain %llu: sector %u lies past the end of the file; "
+                    "nothing is appended to the extent until check --repair clears it",
+                    x->path, (unsigned long long)(gdi * p->h.gtes_per_gt + i), gte);
+                break;
+            }
+            end = vk_div_round_up((uint64_t)gte + gs, gs) * gs;
+        }
+    }
+    free(buf);
+    if (r)
+        return r;
+    p->next_alloc = p->first_alloc = end;
+    p->ends_scanned = true;
+    return 0;
+}
+
 /* Reserve N sectors at the append position; keeps it grain aligned. */
 static int reserve(vk_extent *x, uint64_t n, uint64_t *at, vk_err *e)
 {
     sparse_priv *p = x->priv;
     uint64_t gs = p->h.grain_sectors;
+    int r = p->ends_scanned ? 0 : move_past_grains(x, e);
+    if (r)
+        return r;
     uint64_t end = p->next_alloc + vk_div_round_up(n, gs) * gs;
     if (end > VK_MAX_EXTENT_FILE_SECTORS)
         return vk_fail(e, VMDKIT_ENOSPC, "%s: extent file is full: grain tables address at most 2 TiB",

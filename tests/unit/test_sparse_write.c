@@ -8,7 +8,9 @@
  *    than it holds: an evicted modified table reaches the file (with every
  *    other modified one) before another takes its slot, a table read back
  *    after eviction holds its earlier writes, and after close the file reads
- *    the same through vmdkit_open and passes vmdkit_check. */
+ *    the same through vmdkit_open and passes vmdkit_check;
+ *  - a grain appended never lands on a grain of a damaged file that reaches
+ *    past the end of the file. */
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -325,12 +328,95 @@ static void test_table_on_metadata(void **state)
     close(x.fd);
 }
 
+/* Point grain G's entry (primary table) at SECTOR, behind the driver's back. */
+static void set_gte_on_disk(const char *path, uint64_t g, uint32_t sector)
+{
+    uint64_t gd = file_u(path, 56, 8);
+    uint32_t gt = (uint32_t)file_u(path, gd * 512 + 4 * (g / GTES), 4);
+    uint8_t b[4] = {(uint8_t)sector, (uint8_t)(sector >> 8), (uint8_t)(sector >> 16),
+                    (uint8_t)(sector >> 24)};
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, b, 4, (off_t)(gt * 512ull + 4 * (g % GTES))), 4);
+    close(fd);
+}
+
+static void write_grain(vk_extent *x, uint64_t g, uint8_t byte)
+{
+    static uint8_t buf[GRAIN_BYTES];
+    memset(buf, byte, sizeof buf);
+    vk_err e = {0};
+    if (x->ops->write(x, g * GRAIN_SECTORS, GRAIN_SECTORS, buf, NULL, &e))
+        fail_msg("write grain %llu: %s", (unsigned long long)g, e.msg);
+}
+
+/* A damaged file: grain 1 begins one sector before the end of the file, off
+ * the grain boundary, and reaches past it.  A grain appended afterwards must
+ * not land on its sectors (what grain 1 reads stays as it was); a grain wholly
+ * past the end of the file stops appending, with an error naming it, while
+ * overwriting an allocated grain still works. */
+static void test_grain_past_end(void **state)
+{
+    (void)state;
+    char path[600];
+    make_disk(path, sizeof path, "pastend.vmdk", 8u << 20);
+    vk_extent x;
+    open_extent(&x, path, true, 0);
+    write_grain(&x, 0, 0xa1);
+    close_extent(&x);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    off_t end = lseek(fd, 0, SEEK_END);
+    assert_int_equal(end % GRAIN_BYTES, 0);
+    static uint8_t two[1024];
+    memset(two + 512, 0xb2, 512);
+    assert_int_equal(pwrite(fd, two, sizeof two, end), (ssize_t)sizeof two);
+    close(fd);
+    set_gte_on_disk(path, 1, (uint32_t)(end / 512 + 1));
+
+    static uint8_t before[GRAIN_BYTES], after[GRAIN_BYTES];
+    open_extent(&x, path, true, 0);
+    read_grain(&x, 1, before);
+    assert_int_equal(before[0], 0xb2);
+    assert_int_equal(before[GRAIN_BYTES - 1], 0); /* past the end: zeros */
+    write_grain(&x, 2, 0xc3);
+    write_grain(&x, 3, 0xd4);
+    read_grain(&x, 1, after);
+    assert_memory_equal(before, after, GRAIN_BYTES);
+    close_extent(&x);
+    open_extent(&x, path, false, 0);
+    read_grain(&x, 1, after);
+    assert_memory_equal(before, after, GRAIN_BYTES);
+    read_grain(&x, 2, after);
+    assert_int_equal(after[0], 0xc3);
+    assert_int_equal(after[GRAIN_BYTES - 1], 0xc3);
+    close_extent(&x);
+
+    /* grain 4 wholly past the end of the file */
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    set_gte_on_disk(path, 4, (uint32_t)(st.st_size / 512 + 10 * GRAIN_SECTORS));
+    open_extent(&x, path, true, 0);
+    write_grain(&x, 0, 0xe5); /* no append: allowed */
+    static uint8_t buf[GRAIN_BYTES];
+    memset(buf, 0xf6, sizeof buf);
+    vk_err e = {0};
+    assert_int_equal(x.ops->write(&x, 5 * GRAIN_SECTORS, GRAIN_SECTORS, buf, NULL, &e), VMDKIT_EFORMAT);
+    assert_non_null(strstr(e.msg, "grain table entry for grain 4"));
+    assert_non_null(strstr(e.msg, "past the end of the file"));
+    close_extent(&x);
+    struct stat st2;
+    assert_int_equal(stat(path, &st2), 0);
+    assert_int_equal(st2.st_size, st.st_size);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_partial_grain_over_parent),
         cmocka_unit_test(test_cache_eviction),
         cmocka_unit_test(test_table_on_metadata),
+        cmocka_unit_test(test_grain_past_end),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
