@@ -95,21 +95,22 @@ const struct cli_help cmd_check_help = {
                    "locks, so a disk that a vmdkit writer holds is refused.  With -p the check\n"
                    "is reported, a repair's re-check is not.",
     .opts = check_opts,
-    .exit_status = "vmdkit check uses the exit codes of 'qemu-img check', so scripts port over;\n"
-                   "they replace the table the other commands share.\n"
-                   "\n"
-                   "0  no problem found (after --repair: everything found was repaired)\n"
-                   "1  the check could not be completed: the disk or a file is missing or\n"
-                   "   unreadable, DISK is a pipe or \"-\", an I/O error, a lock held by another\n"
-                   "   program, an extent outside the folder, --repair of one piece of a split\n"
-                   "   disk (repair the disk through its descriptor), or a bad command line\n"
-                   "2  corruption found (after --repair: corruption remains)\n"
-                   "3  only leaked space (or stale redundant entries) found, no corruption\n"
-                   "\n"
-                   "A file that exists but is not a valid disk is corruption (2).\n"
-                   "VMware snapshot findings leave the code as the image's structures set it,\n"
-                   "except a snapshot naming a disk that is not there: that snapshot's history\n"
-                   "is lost, and the code is 2 (\"VMware, history lost:\").",
+    .exit_status =
+        "vmdkit check uses the exit codes of 'qemu-img check', so scripts port over;\n"
+        "they replace the table the other commands share.\n"
+        "\n"
+        "0  no problem found (after --repair: everything found was repaired)\n"
+        "1  the check could not be completed: the disk or a file is missing or\n"
+        "   unreadable, DISK is a pipe or \"-\", an I/O error, a lock held by another\n"
+        "   program, an extent outside the folder, --repair of one piece of a split\n"
+        "   disk (repair the disk through its descriptor), or a bad command line\n"
+        "2  corruption found (after --repair: corruption remains)\n"
+        "3  only leaked space (or stale entries an interrupted update left) found, no corruption\n"
+        "\n"
+        "A file that exists but is not a valid disk is corruption (2).\n"
+        "VMware snapshot findings leave the code as the image's structures set it,\n"
+        "except a snapshot naming a disk that is not there: that snapshot's history\n"
+        "is lost, and the code is 2 (\"VMware, history lost:\").",
     .examples = "vmdkit check disk.vmdk\n"
                 "vmdkit check --json child.vmdk | jq '.corruptions'\n"
                 "vmdkit check --repair disk.vmdk",
@@ -189,7 +190,7 @@ static void print_summary(const vmdkit_check_result *r, bool repair, bool after_
                r->corruptions ? "\n" : "", r->leaks, r->leaked_bytes);
     if (r->stale)
         printf(
-            "%s%" PRIu64 " stale redundant table entries were found on the image.\n"
+            "%s%" PRIu64 " stale entries (redundant tables, extent sizes) were found on the image.\n"
             "An interrupted write left them; the data is intact. 'vmdkit check --repair' updates them.\n",
             r->corruptions || r->leaks ? "\n" : "", r->stale);
     /* the repair clears the flag only in DISK itself, never in a parent */

@@ -369,11 +369,19 @@ static void check_sizes(link_ctx *L)
         if (!line_mismatch(L, i))
             continue;
         const vk_check_extent *x = &L->x[i];
+        /* A header larger than its line is what a grow leaves when it stops
+         * between the header and the descriptor (a power cut tearing the
+         * one write of a monolithicSparse disk's first sectors): every
+         * grain reads the same at either size, the range past the line as
+         * zeros, so it is a stale line, not lost data.  A header smaller
+         * than its line leaves part of the disk with no tables. */
+        bool grown = x->capacity_sectors > x->size_sectors;
         vk_check_report(
-            L->c, VMDKIT_FIND_CORRUPT, L->path, VMDKIT_CHECK_NO_OFFSET,
-            "%s: extent %zu \"%s\": the descriptor gives %llu sectors, the header of the file %llu",
+            L->c, grown ? VMDKIT_FIND_STALE : VMDKIT_FIND_CORRUPT, L->path, VMDKIT_CHECK_NO_OFFSET,
+            "%s: extent %zu \"%s\": the descriptor gives %llu sectors, the header of the file %llu%s",
             L->path, i, L->d.extents[i].filename ? L->d.extents[i].filename : "",
-            (unsigned long long)x->size_sectors, (unsigned long long)x->capacity_sectors);
+            (unsigned long long)x->size_sectors, (unsigned long long)x->capacity_sectors,
+            grown ? " (a grow that did not reach the descriptor; --repair completes it)" : "");
     }
 }
 
