@@ -1474,10 +1474,17 @@ typedef struct vmdkit_resize_opts {
 VMDKIT_API int vmdkit_resize(const char *path, uint64_t size_bytes, const vmdkit_resize_opts *opts,
                              vmdkit_error *err);
 
+enum vmdkit_compact_flags {
+    /* also drop the stored grains of a delta that equal what its parent
+     * chain reads at the same place (vmdkit_compact only) */
+    VMDKIT_COMPACT_DEDUPE_PARENT = 1 << 0,
+};
+
 typedef struct vmdkit_compact_opts {
     size_t struct_size; /* sizeof (vmdkit_compact_opts) */
     const char *root;   /* the library searched for machines using the disk;
                            NULL: the default library around it */
+    unsigned flags;     /* enum vmdkit_compact_flags */
 } vmdkit_compact_opts;
 
 typedef struct vmdkit_compact_result {
@@ -1486,6 +1493,8 @@ typedef struct vmdkit_compact_result {
     uint64_t file_bytes_before; /* their sizes */
     uint64_t file_bytes_after;
     uint64_t grains_dropped; /* stored grains that read all zeros and were dropped */
+    uint64_t grains_deduped; /* stored grains equal to the parent's, dropped
+                                (VMDKIT_COMPACT_DEDUPE_PARENT) */
 } vmdkit_compact_result;
 
 /*
@@ -1500,7 +1509,17 @@ typedef struct vmdkit_compact_result {
  * durable, one file at a time (a killed run leaves each file old or new,
  * both reading the same; its folder is removed at the next run).  When
  * the copies would take no less space than the files, the files are left
- * as they were.  Needs free space for the copies.  Refused: other types (VMDKIT_EUNSUPPORTED),
+ * as they were.  Needs free space for the copies.
+ *
+ * With VMDKIT_COMPACT_DEDUPE_PARENT in OPTS->flags, a grain of a delta is
+ * also dropped where it holds exactly what its parent chain reads there
+ * (a guest that rewrote the same data): the delta then reads through to
+ * the parent, the same bytes.  Grains that differ in any byte stay.  The
+ * same rule as for zero grains (a grain goes where the disk reads the
+ * same without it), so the same crash safety.  Refused on a disk without
+ * a parent (VMDKIT_EINVAL).
+ *
+ * Refused: other types (VMDKIT_EUNSUPPORTED),
  * a disk anyone holds or a running machine uses (VMDKIT_ELOCKED).  RES
  * (may be NULL) receives the sizes before and after.
  */
