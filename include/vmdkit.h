@@ -1428,6 +1428,7 @@ VMDKIT_API int vmdkit_ova_check(const char *in, const vmdkit_ova_check_opts *opt
 
 enum vmdkit_resize_flags {
     VMDKIT_RESIZE_KEEP_GEOMETRY = 1 << 0, /* keep ddb.geometry.* as they are */
+    VMDKIT_RESIZE_CHAIN = 1 << 1,         /* grow the whole chain and its dependents */
 };
 
 typedef struct vmdkit_resize_opts {
@@ -1461,6 +1462,18 @@ typedef struct vmdkit_resize_opts {
  * VMware, QEMU or another vmdkit, or used by a machine that runs
  * (VMDKIT_ELOCKED); sizes beyond the type (VMDKIT_ELIMIT).  The same size
  * is a no-op.
+ *
+ * With VMDKIT_RESIZE_CHAIN, PATH may be any link of a chain: the base of
+ * its chain and every disk the library around it finds depending on the
+ * base (its deltas, VMware or vmdkit snapshots, linked clones of any
+ * link, and theirs) are grown to SIZE_BYTES together, so that every one
+ * reads the new size; the CIDs stay (no content changes).  Each member is
+ * checked first (type, size, holders: a refusal changes nothing), then
+ * grown as above, the base first and each disk after its parent: a crash
+ * between two leaves children smaller than their parents, which read
+ * their old range as before (vmdkit check notes them as information);
+ * running it again with the same size grows the rest.  A parent hint the
+ * library cannot follow is VMDKIT_ECHAIN.
  *
  * Crash safety: new data first (new pieces, built in a hidden folder
  * beside the disk and given their names; new grain tables at the end of a
