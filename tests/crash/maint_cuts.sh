@@ -40,63 +40,12 @@ trap 'rm -rf "$WORK"' EXIT
 WORK=$(cd "$WORK" && pwd -P)
 mkdir "$WORK/disk" "$WORK/tpl"
 DIR=$WORK/disk # the folder the fault layer watches
-export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
+. "$(dirname "$0")/faultfs.bash"
+faultfs_probe
 
-faulty() { # faulty VAR=VALUE... -- CMD...
-    local envs=()
-    while [ "$1" != -- ]; do envs+=("$1"); shift; done
-    shift
-    env FAULTFS_DIR="$DIR" "${envs[@]}" LD_PRELOAD="$FAULTFS_LIB" "$@"
-}
-
-# the layer must see the writes of a real run, or the test means nothing
-"$VMDKIT" create "$DIR/probe.vmdk" 1M >/dev/null || exit 1
-rm -f "$WORK/count"
-faulty FAULTFS_COUNT="$WORK/count" -- "$VMDKIT" io "$DIR/probe.vmdk" -c 'write 0 4k' >/dev/null 2>"$WORK/probe.err"
-if ! grep -q '^writes [1-9]' "$WORK/count" 2>/dev/null; then
-    if [ "${VMDKIT_SANITIZE:-}" = ON ] || grep -q Sanitizer "$WORK/probe.err"; then
-        echo "SKIP: the fault layer cannot be preloaded into this sanitizer build:"
-        sed 's/^/    /' "$WORK/probe.err" | head -n 5
-        exit 77
-    fi
-    echo "FAIL: the fault layer saw no writes"; cat "$WORK/probe.err"; exit 1
-fi
-rm -rf "${DIR:?}"/*
-
-passed=0 failed=0 repaired=0 cuts=0
-
-fail_case() { # fail_case NAME MESSAGE [FILE-TO-SHOW]
-    failed=$((failed + 1))
-    echo "FAIL - $1: $2"
-    [ -n "${3:-}" ] && [ -f "$3" ] && sed 's/^/         /' "$3" | tail -n 12
-    mkdir -p "$KEEP" && rm -rf "${KEEP:?}/$1" && cp -a "$DIR" "$KEEP/$1" 2>/dev/null &&
-        echo "       kept in $KEEP/$1"
-}
+passed=0 failed=0 consistent=0 repaired=0 cuts=0
 
 size_of() { "$VMDKIT" info --json "$1" 2>/dev/null | sed -n 's/^  "virtual-size": \([0-9]*\),$/\1/p'; }
-
-# checked NAME DISK: check passes, repairing once if it must.
-checked() {
-    "$VMDKIT" check "$2" >"$WORK/check.out" 2>&1
-    local rc=$?
-    [ $rc -eq 0 ] || [ $rc -eq 3 ] && return 0
-    if [ $rc -ne 2 ]; then
-        fail_case "$1" "check of $2 exits $rc (could not check)" "$WORK/check.out"
-        return 1
-    fi
-    cp "$WORK/check.out" "$WORK/before-repair.out"
-    "$VMDKIT" check --repair "$2" >/dev/null 2>&1
-    "$VMDKIT" check "$2" >"$WORK/check.out" 2>&1
-    rc=$?
-    if [ $rc -ne 0 ] && [ $rc -ne 3 ]; then
-        fail_case "$1" "$2 corrupt, and check --repair did not fix it" "$WORK/before-repair.out"
-        return 1
-    fi
-    repaired=$((repaired + 1))
-    echo "note - $1: check --repair fixed $(basename "$2"):"
-    sed 's/^/         /' "$WORK/before-repair.out" | grep -v '^ *$' | head -n 3
-    return 0
-}
 
 # as_before NAME: every disk of the case reads as its model, at its old
 # size or NEW_SIZE (when set).
@@ -104,7 +53,7 @@ as_before() {
     local d m sz
     for d in $DISKS; do
         m=$WORK/tpl/$CASE/$d.raw
-        checked "$1" "$DIR/$d" || return 1
+        check_or_repair "$1" "$DIR/$d" || return 1
         if ! "$VMDKIT" compare "$DIR/$d" "$m" >"$WORK/cmp.out" 2>&1; then
             fail_case "$1" "$d does not read as before" "$WORK/cmp.out"
             return 1
