@@ -1428,6 +1428,7 @@ VMDKIT_API int vmdkit_ova_check(const char *in, const vmdkit_ova_check_opts *opt
 
 enum vmdkit_resize_flags {
     VMDKIT_RESIZE_KEEP_GEOMETRY = 1 << 0, /* keep ddb.geometry.* as they are */
+    VMDKIT_RESIZE_CHAIN = 1 << 1,         /* grow the whole chain and its dependents */
 };
 
 typedef struct vmdkit_resize_opts {
@@ -1462,6 +1463,18 @@ typedef struct vmdkit_resize_opts {
  * (VMDKIT_ELOCKED); sizes beyond the type (VMDKIT_ELIMIT).  The same size
  * is a no-op.
  *
+ * With VMDKIT_RESIZE_CHAIN, PATH may be any link of a chain: the base of
+ * its chain and every disk the library around it finds depending on the
+ * base (its deltas, VMware or vmdkit snapshots, linked clones of any
+ * link, and theirs) are grown to SIZE_BYTES together, so that every one
+ * reads the new size; the CIDs stay (no content changes).  Each member is
+ * checked first (type, size, holders: a refusal changes nothing), then
+ * grown as above, the base first and each disk after its parent: a crash
+ * between two leaves children smaller than their parents, which read
+ * their old range as before (vmdkit check notes them as information);
+ * running it again with the same size grows the rest.  A parent hint the
+ * library cannot follow is VMDKIT_ECHAIN.
+ *
  * Crash safety: new data first (new pieces, built in a hidden folder
  * beside the disk and given their names; new grain tables at the end of a
  * monolithicSparse file; a longer flat file), then the commit in one step:
@@ -1474,10 +1487,17 @@ typedef struct vmdkit_resize_opts {
 VMDKIT_API int vmdkit_resize(const char *path, uint64_t size_bytes, const vmdkit_resize_opts *opts,
                              vmdkit_error *err);
 
+enum vmdkit_compact_flags {
+    /* also drop the stored grains of a delta that equal what its parent
+     * chain reads at the same place (vmdkit_compact only) */
+    VMDKIT_COMPACT_DEDUPE_PARENT = 1 << 0,
+};
+
 typedef struct vmdkit_compact_opts {
     size_t struct_size; /* sizeof (vmdkit_compact_opts) */
     const char *root;   /* the library searched for machines using the disk;
                            NULL: the default library around it */
+    unsigned flags;     /* enum vmdkit_compact_flags */
 } vmdkit_compact_opts;
 
 typedef struct vmdkit_compact_result {
@@ -1486,6 +1506,8 @@ typedef struct vmdkit_compact_result {
     uint64_t file_bytes_before; /* their sizes */
     uint64_t file_bytes_after;
     uint64_t grains_dropped; /* stored grains that read all zeros and were dropped */
+    uint64_t grains_deduped; /* stored grains equal to the parent's, dropped
+                                (VMDKIT_COMPACT_DEDUPE_PARENT) */
 } vmdkit_compact_result;
 
 /*
@@ -1500,7 +1522,17 @@ typedef struct vmdkit_compact_result {
  * durable, one file at a time (a killed run leaves each file old or new,
  * both reading the same; its folder is removed at the next run).  When
  * the copies would take no less space than the files, the files are left
- * as they were.  Needs free space for the copies.  Refused: other types (VMDKIT_EUNSUPPORTED),
+ * as they were.  Needs free space for the copies.
+ *
+ * With VMDKIT_COMPACT_DEDUPE_PARENT in OPTS->flags, a grain of a delta is
+ * also dropped where it holds exactly what its parent chain reads there
+ * (a guest that rewrote the same data): the delta then reads through to
+ * the parent, the same bytes.  Grains that differ in any byte stay.  The
+ * same rule as for zero grains (a grain goes where the disk reads the
+ * same without it), so the same crash safety.  Refused on a disk without
+ * a parent (VMDKIT_EINVAL).
+ *
+ * Refused: other types (VMDKIT_EUNSUPPORTED),
  * a disk anyone holds or a running machine uses (VMDKIT_ELOCKED).  RES
  * (may be NULL) receives the sizes before and after.
  */

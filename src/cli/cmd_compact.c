@@ -3,12 +3,19 @@
 
 #include "cli.h"
 
-enum { OPT_JSON = CLI_OPT_LONG, OPT_ROOT };
+enum { OPT_JSON = CLI_OPT_LONG, OPT_ROOT, OPT_DEDUPE_PARENT };
 
 static const struct cli_opt compact_opts[] = {
+    {0, "dedupe-parent", NULL,
+     "DISK is a delta: also drop its grains that hold exactly what its parent\n"
+     "chain reads at the same place (a guest that wrote the same data again);\n"
+     "the delta then reads through to the parent, the same bytes.  Grains that\n"
+     "differ in any byte stay.  Refused on a disk without a parent (exit 9).",
+     OPT_DEDUPE_PARENT},
     {0, "json", NULL,
      "Print {\"path\", \"bytes-before\", \"bytes-after\", \"file-bytes-before\",\n"
-     "\"file-bytes-after\", \"grains-dropped\"} instead of the summary line.",
+     "\"file-bytes-after\", \"grains-dropped\", \"grains-deduped\"} instead of the\n"
+     "summary line.",
      OPT_JSON},
     {0, "root", "DIR",
      "The library searched for running machines that use DISK (default: the\n"
@@ -33,12 +40,15 @@ const struct cli_help cmd_compact_help = {
                    "run removes what it left.  When the rewrite would give no space back, the\n"
                    "files are left as they were.\n"
                    "\n"
-                   "Prints \"DISK: BEFORE -> AFTER bytes on the host, N zero grains dropped\".",
+                   "Prints \"DISK: BEFORE -> AFTER bytes on the host, N zero grains dropped\"\n"
+                   "(with --dedupe-parent also \", M grains equal to the parent dropped\").",
     .opts = compact_opts,
     .exit_status = "5  DISK is not a sparse disk (flat, streamOptimized, raw)\n"
-                   "8  DISK is in use",
+                   "8  DISK is in use\n"
+                   "9  --dedupe-parent on a disk without a parent",
     .examples = "vmdkit compact disk.vmdk\n"
-                "vmdkit compact --json disk.vmdk | jq '.\"bytes-after\"'",
+                "vmdkit compact --json disk.vmdk | jq '.\"bytes-after\"'\n"
+                "vmdkit compact --dedupe-parent disk-000001.vmdk",
 };
 
 int cli_run_rewrite(const char *name, int argc, char **argv, cli_rewrite_fn rewrite, bool dropped)
@@ -55,6 +65,9 @@ int cli_run_rewrite(const char *name, int argc, char **argv, cli_rewrite_fn rewr
             break;
         case OPT_ROOT:
             o.root = optarg;
+            break;
+        case OPT_DEDUPE_PARENT:
+            o.flags |= VMDKIT_COMPACT_DEDUPE_PARENT;
             break;
         case 'h':
             return cli_show_help(name);
@@ -78,14 +91,18 @@ int cli_run_rewrite(const char *name, int argc, char **argv, cli_rewrite_fn rewr
         cli_json_add_u64(obj, "bytes-after", res.bytes_after);
         cli_json_add_u64(obj, "file-bytes-before", res.file_bytes_before);
         cli_json_add_u64(obj, "file-bytes-after", res.file_bytes_after);
-        if (dropped)
+        if (dropped) {
             cli_json_add_u64(obj, "grains-dropped", res.grains_dropped);
+            cli_json_add_u64(obj, "grains-deduped", res.grains_deduped);
+        }
         return cli_json_print(obj);
     }
     printf("%s: %llu -> %llu bytes on the host", disk, (unsigned long long)res.bytes_before,
            (unsigned long long)res.bytes_after);
     if (dropped)
         printf(", %llu zero grains dropped", (unsigned long long)res.grains_dropped);
+    if (o.flags & VMDKIT_COMPACT_DEDUPE_PARENT)
+        printf(", %llu grains equal to the parent dropped", (unsigned long long)res.grains_deduped);
     putchar('\n');
     return CLI_EXIT_OK;
 }

@@ -3,9 +3,17 @@
 
 #include "cli.h"
 
-enum { OPT_KEEP_GEOMETRY = CLI_OPT_LONG, OPT_ROOT };
+enum { OPT_KEEP_GEOMETRY = CLI_OPT_LONG, OPT_ROOT, OPT_CHAIN };
 
 static const struct cli_opt resize_opts[] = {
+    {0, "chain", NULL,
+     "Grow the whole chain DISK belongs to (DISK may be any link): its base,\n"
+     "then every disk the library finds depending on it (deltas, snapshots,\n"
+     "linked clones of any link), each after its parent, all to SIZE.  A crash\n"
+     "in between leaves children smaller than their parents, which read as\n"
+     "before (check notes them); run the command again with the same SIZE (not\n"
+     "+DELTA) to finish.",
+     OPT_CHAIN},
     {0, "keep-geometry", NULL, "Keep ddb.geometry.* as they are instead of recomputing them for SIZE.",
      OPT_KEEP_GEOMETRY},
     {0, "root", "DIR",
@@ -33,10 +41,11 @@ const struct cli_help cmd_resize_help = {
                    "than 2 TiB.\n"
                    "\n"
                    "Refused: a smaller SIZE (shrinking is not supported); streamOptimized disks\n"
-                   "(convert them first); a delta (VMware refuses to grow disks with parents\n"
-                   "too: commit it first); a disk that other disks or VMware snapshots depend on\n"
-                   "(their size would no longer match; the message names them); a disk VMware,\n"
-                   "QEMU or another vmdkit holds, or that a running machine uses.\n"
+                   "(convert them first); without --chain, a delta (VMware refuses to grow disks\n"
+                   "with parents too: commit it first) and a disk that other disks or VMware\n"
+                   "snapshots depend on (their size would no longer match; the message names\n"
+                   "them); a disk VMware, QEMU or another vmdkit holds, or that a running\n"
+                   "machine uses (with --chain: any member).\n"
                    "\n"
                    "Crash-safe: new pieces and tables are written first, the descriptor last, so\n"
                    "after a crash the disk has its old size or its new one, and running the\n"
@@ -44,11 +53,13 @@ const struct cli_help cmd_resize_help = {
     .opts = resize_opts,
     .exit_status = "4  SIZE is more than the disk's type holds\n"
                    "5  the type cannot grow in place (streamOptimized, raw)\n"
-                   "7  DISK has a parent, or disks or snapshots depend on it\n"
+                   "7  DISK has a parent, or disks or snapshots depend on it (without --chain);\n"
+                   "   with --chain, a parent hint of the chain leads to no disk\n"
                    "8  DISK is in use\n"
                    "9  SIZE is smaller than the disk (shrinking is refused)",
     .examples = "vmdkit resize disk.vmdk 40g\n"
-                "vmdkit resize disk.vmdk +512m",
+                "vmdkit resize disk.vmdk +512m\n"
+                "vmdkit resize --chain disk-000002.vmdk 60g",
 };
 
 /* SIZE or +DELTA, against the current size of DISK. */
@@ -89,6 +100,9 @@ int cmd_resize(int argc, char **argv)
             break;
         case OPT_ROOT:
             o.root = optarg;
+            break;
+        case OPT_CHAIN:
+            o.flags |= VMDKIT_RESIZE_CHAIN;
             break;
         case 'h':
             return cli_show_help("resize");

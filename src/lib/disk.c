@@ -217,7 +217,10 @@ static int open_parents(vmdkit_disk *d, unsigned flags, vk_err *e)
                 e, VMDKIT_ECHAIN,
                 "%s: parentCID %08x does not match the CID of parent %s: the parent was modified after the child was created",
                 child->path, child->desc.parent_cid, parent->path);
-        if (child->capacity_sectors != parent->capacity_sectors)
+        /* a child smaller than its parent reads only the parent's first
+         * part: what an interrupted resize --chain leaves (the parents are
+         * grown first); a larger one would read past its parent's end */
+        if (child->capacity_sectors > parent->capacity_sectors)
             return vk_fail(e, VMDKIT_ECHAIN,
                            "%s: capacity %llu sectors differs from parent %s (%llu sectors)",
                            child->path, (unsigned long long)child->capacity_sectors, parent->path,

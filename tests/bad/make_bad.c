@@ -647,10 +647,12 @@ static void descriptor_cases(void)
               "# Disk DescriptorFile\nversion=1\nCID=1a2b3c4d\n"
               "parentCID=99998888\ncreateType=\"custom\"\nparentFileNameHint=\"ok-flat.vmdk\"\n"
               "RW 64 ZERO\n");
+    /* larger than its parent (1064 sectors): it would read past the
+     * parent's end (a smaller child reads the parent's first part) */
     save_text("chain-capacity-mismatch.vmdk",
               "# Disk DescriptorFile\nversion=1\nCID=1a2b3c4d\n"
               "parentCID=1a2b3c4d\ncreateType=\"custom\"\nparentFileNameHint=\"ok-zero.vmdk\"\n"
-              "RW 64 ZERO\n");
+              "RW 2000 ZERO\n");
     save_text("chain-parent-is-raw.vmdk",
               "# Disk DescriptorFile\nversion=1\nCID=1a2b3c4d\n"
               "parentCID=1a2b3c4d\ncreateType=\"custom\"\nparentFileNameHint=\"flat.img\"\n"

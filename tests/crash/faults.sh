@@ -50,45 +50,14 @@ WORK=$(cd "$WORK" && pwd -P)
 mkdir "$WORK/disk" "$WORK/tpl" "$WORK/src"
 DIR=$WORK/disk   # the folder the fault layer watches
 
-# A sanitizer runtime wants to be loaded first; let it accept the preload.
-export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
-
-# faulty VAR=VALUE... -- CMD...: run CMD with the fault layer and settings.
-faulty() {
-    local envs=()
-    while [ "$1" != -- ]; do envs+=("$1"); shift; done
-    shift
-    env FAULTFS_DIR="$DIR" "${envs[@]}" LD_PRELOAD="$FAULTFS_LIB" "$@"
-}
-
-# Probe: the layer must see the writes of a real run, or the test means nothing.
-"$VMDKIT" create "$WORK/tpl/probe.vmdk" 1M >/dev/null || exit 1
-cp "$WORK/tpl/probe.vmdk" "$DIR/"
-rm -f "$WORK/count"
-faulty FAULTFS_COUNT="$WORK/count" -- "$VMDKIT" io "$DIR/probe.vmdk" -c 'write 0 4k' >/dev/null 2>"$WORK/probe.err"
-if ! grep -q '^writes [1-9]' "$WORK/count" 2>/dev/null; then
-    if [ "${VMDKIT_SANITIZE:-}" = ON ] || grep -q Sanitizer "$WORK/probe.err"; then
-        echo "SKIP: the fault layer cannot be preloaded into this sanitizer build:"
-        sed 's/^/    /' "$WORK/probe.err" | head -n 5
-        exit 77
-    fi
-    echo "FAIL: the fault layer saw no writes"; cat "$WORK/probe.err"; exit 1
-fi
-rm -f "$DIR"/*
+. "$(dirname "$0")/faultfs.bash"
+faultfs_probe
 
 passed=0
 failed=0
 consistent=0
 repaired=0
 declare -A cases=()
-
-fail_case() { # fail_case NAME MESSAGE [FILE-TO-SHOW]
-    failed=$((failed + 1))
-    echo "FAIL - $1: $2"
-    [ -n "${3:-}" ] && [ -f "$3" ] && sed 's/^/         /' "$3" | tail -n 12
-    mkdir -p "$KEEP" && rm -rf "${KEEP:?}/$1" && cp -a "$DIR" "$KEEP/$1" 2>/dev/null &&
-        echo "       kept in $KEEP/$1"
-}
 
 # clear_redundant FILE: clear header flag bit 1 (redundant grain tables).
 clear_redundant() {
@@ -144,30 +113,7 @@ fresh() { # fresh SHAPE: a new copy of the template disk in the watched folder
 }
 
 # consistent_or_repaired NAME: check, repairing once if needed.
-consistent_or_repaired() {
-    "$VMDKIT" check "$DIR/d.vmdk" >"$WORK/check.out" 2>&1
-    local rc=$?
-    if [ $rc -eq 0 ] || [ $rc -eq 3 ]; then
-        consistent=$((consistent + 1))
-        return 0
-    fi
-    if [ $rc -ne 2 ]; then
-        fail_case "$1" "check exits $rc (could not check)" "$WORK/check.out"
-        return 1
-    fi
-    cp "$WORK/check.out" "$WORK/check-before-repair.out"
-    "$VMDKIT" check --repair "$DIR/d.vmdk" >"$WORK/repair.out" 2>&1
-    "$VMDKIT" check "$DIR/d.vmdk" >"$WORK/check.out" 2>&1
-    rc=$?
-    if [ $rc -ne 0 ] && [ $rc -ne 3 ]; then
-        fail_case "$1" "corrupt, and check --repair did not fix it (check exits $rc)" "$WORK/check-before-repair.out"
-        return 1
-    fi
-    repaired=$((repaired + 1))
-    echo "note - $1: check found corruption; --repair fixed it:"
-    sed 's/^/         /' "$WORK/check-before-repair.out" | head -n 6
-    return 0
-}
+consistent_or_repaired() { check_or_repair "$1" "$DIR/d.vmdk"; }
 
 # count_writes CMD...: run CMD under the layer without faults; sets W and S.
 count_writes() {

@@ -142,9 +142,9 @@ assert_eq "--ignore-cid leaves the files unchanged" "$before" "$(cd cid && sums_
 
 mkdir capacity
 qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentSparse capacity/base.vmdk 4M
-qemu-img create -q -f vmdk -b base.vmdk -F vmdk capacity/child.vmdk
-sed -i 's/^RW 8192 SPARSE "base-s001.vmdk"$/&\nRW 8192 ZERO/' capacity/base.vmdk
-bad_case "parent capacity differs from the child's" 7 capacity/child.vmdk
+qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentSparse -b base.vmdk -F vmdk capacity/child.vmdk
+sed -i 's/^RW 8192 SPARSE "child-s001.vmdk"$/&\nRW 8192 ZERO/' capacity/child.vmdk
+bad_case "a child larger than its parent" 7 capacity/child.vmdk
 
 mkdir loop
 qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentSparse loop/a.vmdk 4M

@@ -20,6 +20,8 @@ else
 fi
 assert_true "the report has a line for every case" \
     test "$(grep -c '^| W[1-4] ' "$OUT")" -eq 12
+assert_true "the report has the compact case and its RSS (W6)" \
+    test "$(grep -c '^| W6 ' "$OUT")" -eq 2
 assert_true "readfloor read the W3 chain and the single image" \
     grep -Eq '^\| W3 floor: bare preads \(readfloor\) \| chain [0-9]+ ms \| single [0-9]+ ms \|' "$OUT"
 assert_true "the report says every output was checked" grep -q '^correctness: every output checked' "$OUT"

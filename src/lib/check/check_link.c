@@ -615,7 +615,14 @@ static int check_parent(link_ctx *L, size_t *visited, uint64_t capacity, link_fa
                 c, VMDKIT_FIND_CORRUPT, L->path, VMDKIT_CHECK_NO_OFFSET,
                 "%s: parentCID %08x does not match the CID of parent %s: the parent was modified after the child was created",
                 L->path, d->parent_cid, ppath);
-        if (capacity != pf->capacity)
+        if (capacity < pf->capacity)
+            vk_check_report(c, VMDKIT_FIND_INFO, L->path, VMDKIT_CHECK_NO_OFFSET,
+                            "%s: capacity %llu sectors is smaller than parent %s (%llu sectors): "
+                            "the disk reads the parent's first part (an interrupted resize --chain "
+                            "leaves this: run it again)",
+                            L->path, (unsigned long long)capacity, ppath,
+                            (unsigned long long)pf->capacity);
+        else if (capacity != pf->capacity)
             vk_check_report(c, VMDKIT_FIND_CORRUPT, L->path, VMDKIT_CHECK_NO_OFFSET,
                             "%s: capacity %llu sectors differs from parent %s (%llu sectors)", L->path,
                             (unsigned long long)capacity, ppath, (unsigned long long)pf->capacity);

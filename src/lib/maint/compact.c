@@ -36,6 +36,10 @@
 
 #define MAX_COMPACT_GRAIN_BYTES (UINT64_C(1) << 20)
 
+/* What a rewrite drops: nothing (defrag), zero grains (compact), grains
+ * equal to the parent's too (compact with VMDKIT_COMPACT_DEDUPE_PARENT). */
+enum { MODE_DROP_ZERO = 1u << 0, MODE_DEDUPE = 1u << 1 };
+
 typedef struct compactor {
     vk_link *l;
     vk_extent *x;
@@ -49,18 +53,28 @@ typedef struct compactor {
     uint8_t *gd, *rgd;
     uint64_t next;  /* append position, sectors */
     bool drop_zero; /* compact: drop zero grains; defrag: keep every grain */
+    bool dedupe;    /* compact: drop grains equal to the parent's too */
     vmdkit_compact_result *res;
 } compactor;
 
-/* Does the link under L read all zeros at link sectors [S, S+N)? */
-static int below_is_zero(compactor *c, uint64_t s, uint64_t n, bool *zero, vk_err *e)
+/*
+ * The one rule of compact: a grain is dropped where the disk reads the
+ * same without it, that is where it equals what shows through it (the
+ * parent chain at the same link sectors, zeros in a disk without a
+ * parent).  Plain compact asks it only of all-zero grains; with
+ * VMDKIT_COMPACT_DEDUPE_PARENT of every stored grain of a delta.  Sets
+ * *SAME for grain data GRAIN at link sectors [S, S+N), ZERO telling
+ * whether GRAIN is all zeros.
+ */
+static int reads_through(compactor *c, uint64_t s, uint64_t n, bool zero, bool *same, vk_err *e)
 {
-    *zero = true;
+    size_t bytes = (size_t)(n * VK_SECTOR);
+    *same = zero;
     if (!c->l->parent)
         return 0;
     int r = vk_chain_read(c->l->parent, s, n, c->below, e);
     if (!r)
-        *zero = vk_is_zero(c->below, (size_t)(n * VK_SECTOR));
+        *same = zero ? vk_is_zero(c->below, bytes) : memcmp(c->grain, c->below, bytes) == 0;
     return r;
 }
 
@@ -85,16 +99,17 @@ static int copy_grain(compactor *c, uint64_t s, uint64_t k, uint32_t *gte, vk_er
         *gte = VK_GTE_ZEROED;
         return 0;
     }
-    if (c->drop_zero && vk_is_zero(c->grain, (size_t)(k * VK_SECTOR))) {
-        bool zero;
-        if ((r = below_is_zero(c, link_s, k, &zero, e)))
+    bool zero = c->drop_zero && vk_is_zero(c->grain, (size_t)(k * VK_SECTOR));
+    if (zero || (c->drop_zero && c->dedupe)) {
+        bool same;
+        if ((r = reads_through(c, link_s, k, zero, &same, e)))
             return r;
-        if (zero) {
+        if (same) {
             if (alloc == VMDKIT_ALLOC_DATA)
-                c->res->grains_dropped++;
+                (*(zero ? &c->res->grains_dropped : &c->res->grains_deduped))++;
             return 0;
         }
-        if (c->h.flags & VK_FLAG_ZEROED_GRAIN) {
+        if (zero && (c->h.flags & VK_FLAG_ZEROED_GRAIN)) {
             *gte = VK_GTE_ZEROED;
             return 0;
         }
@@ -144,7 +159,7 @@ static int read_header(int fd, const char *path, vk_sparse_header *h, vk_err *e)
 }
 
 /* Write the compacted copy of extent X at OUT_PATH. */
-static int build_copy(vk_link *l, vk_extent *x, const char *out_path, bool drop_zero,
+static int build_copy(vk_link *l, vk_extent *x, const char *out_path, unsigned mode,
                       vmdkit_compact_result *res, vk_err *e)
 {
     compactor c = {.l = l,
@@ -152,7 +167,8 @@ static int build_copy(vk_link *l, vk_extent *x, const char *out_path, bool drop_
                    .in_fd = x->fd,
                    .out_fd = -1,
                    .out_path = out_path,
-                   .drop_zero = drop_zero,
+                   .drop_zero = mode & MODE_DROP_ZERO,
+                   .dedupe = mode & MODE_DEDUPE,
                    .res = res};
     vk_sparse_header old;
     char *desc = NULL;
@@ -258,13 +274,13 @@ static int check_link(const vk_link *l, vk_err *e)
 }
 
 /* Build every copy in T, then rename each over its original. */
-static int compact_link(vk_link *l, const char *dir, vk_temp_folder *t, bool drop_zero,
+static int compact_link(vk_link *l, const char *dir, vk_temp_folder *t, unsigned mode,
                         vmdkit_compact_result *res, vk_err *e)
 {
     int r = 0;
     for (size_t i = 0; !r && i < l->n_ext; i++) {
         char *out = vk_path_join(t->path, vk_path_basename(l->ext[i].path), e);
-        r = out ? build_copy(l, &l->ext[i], out, drop_zero, res, e) : VMDKIT_ENOMEM;
+        r = out ? build_copy(l, &l->ext[i], out, mode, res, e) : VMDKIT_ENOMEM;
         free(out);
     }
     if (!r)
@@ -272,7 +288,7 @@ static int compact_link(vk_link *l, const char *dir, vk_temp_folder *t, bool dro
     /* a compact that would not make the files shorter leaves them alone
      * (sizes, not the blocks the file system reports: those vary with its
      * allocation and would make the choice depend on timing) */
-    if (!r && drop_zero) {
+    if (!r && (mode & MODE_DROP_ZERO)) {
         uint64_t was = 0, now = 0;
         for (size_t i = 0; i < l->n_ext; i++) {
             char *out = vk_path_join(t->path, vk_path_basename(l->ext[i].path), e);
@@ -301,7 +317,7 @@ static int compact_link(vk_link *l, const char *dir, vk_temp_folder *t, bool dro
 }
 
 /* Rewrite every sparse extent of the disk at PATH (see the top). */
-static int rewrite_disk(const char *path, const char *root, bool drop_zero, vmdkit_compact_result *res,
+static int rewrite_disk(const char *path, const char *root, unsigned mode, vmdkit_compact_result *res,
                         vk_err *e)
 {
     vmdkit_compact_result local_res;
@@ -314,6 +330,11 @@ static int rewrite_disk(const char *path, const char *root, bool drop_zero, vmdk
     if ((r = vmdkit_open(path, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_PARENT | VMDKIT_OPEN_NO_LOCK, &d, e)))
         return r;
     r = check_link(d->top, e);
+    if (!r && (mode & MODE_DEDUPE) && !d->top->desc.parent_hint)
+        r = vk_fail(e, VMDKIT_EINVAL,
+                    "%s: parentFileNameHint: none: the disk is a base, with no parent to compare its "
+                    "grains with (dedupe-parent is for deltas)",
+                    path);
     vmdkit_close(d, NULL);
     d = NULL;
     if (r || (r = vk_maint_check_library(path, root, false, e)))
@@ -334,7 +355,7 @@ static int rewrite_disk(const char *path, const char *root, bool drop_zero, vmdk
     }
     const char *name = vk_path_basename(l->path);
     if (!(r = vk_remove_stale_temps(dir, name, NULL, e)) && !(r = vk_temp_folder_make(dir, name, &t, e)))
-        r = compact_link(l, dir, &t, drop_zero, res, e);
+        r = compact_link(l, dir, &t, mode, res, e);
     if (r && t.path)
         vk_temp_folder_unhide_message(&t, dir, e);
     vk_temp_folder_discard(&t);
@@ -357,7 +378,13 @@ static int run(const char *path, const vmdkit_compact_opts *opts, bool drop_zero
     int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_compact_opts", e);
     if (r0)
         return r0;
-    return rewrite_disk(path, o.root, drop_zero, res, e);
+    if (o.flags & ~(unsigned)(drop_zero ? VMDKIT_COMPACT_DEDUPE_PARENT : 0))
+        return vk_fail(e, VMDKIT_EINVAL, "%s: unknown flags 0x%x",
+                       drop_zero ? "vmdkit_compact" : "vmdkit_defrag", o.flags);
+    unsigned mode = drop_zero ? MODE_DROP_ZERO : 0;
+    if (o.flags & VMDKIT_COMPACT_DEDUPE_PARENT)
+        mode |= MODE_DEDUPE;
+    return rewrite_disk(path, o.root, mode, res, e);
 }
 
 int vmdkit_compact(const char *path, const vmdkit_compact_opts *opts, vmdkit_compact_result *res,

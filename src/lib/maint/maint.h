@@ -39,4 +39,16 @@ int vk_sparse_capacity(int fd, const char *path, uint64_t *capacity, bool *zeroe
  */
 int vk_maint_check_library(const char *path, const char *root, bool whole_chain_alone, vk_err *e);
 
+/*
+ * The disks a change of capacity of the disk at PATH must carry to keep
+ * its chain whole, as the library around PATH (ROOT when given) knows
+ * them: the base of its chain first, then every disk depending on it
+ * through parent hints (deltas, snapshots, linked clones of any link),
+ * each after its parent.  *PATHS (absolute, malloc'd, with each string)
+ * and *N receive them.  A parent hint the library cannot follow is
+ * VMDKIT_ECHAIN; a member anyone holds or a running machine uses,
+ * VMDKIT_ELOCKED.
+ */
+int vk_maint_chain_members(const char *path, const char *root, char ***paths, size_t *n, vk_err *e);
+
 #endif

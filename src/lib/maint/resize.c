@@ -255,61 +255,56 @@ static int grow_split(vk_link *l, uint64_t add, bool sparse, bool zeroed, vk_err
     return r;
 }
 
-int vmdkit_resize(const char *path, uint64_t size_bytes, const vmdkit_resize_opts *opts,
-                  vmdkit_error *err)
+/* The refusals that need no library and no lock, on the disk at PATH:
+ * its type, a CAP smaller than it or more than its type holds.  *OLD
+ * receives its capacity. */
+static int precheck(const char *path, uint64_t cap, uint64_t *old, vk_err *e)
 {
-    vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
-    vmdkit_resize_opts o;
-    int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_resize_opts", e);
-    if (r0)
-        return r0;
-    if (o.flags & ~(unsigned)VMDKIT_RESIZE_KEEP_GEOMETRY)
-        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_resize: unknown flags 0x%x", o.flags);
-    uint64_t cap = vk_div_round_up(size_bytes, VK_SECTOR);
-    if (cap == 0)
-        return vk_fail(e, VMDKIT_EINVAL, "%s: size: a disk cannot be empty", path);
-    /* a look first, without locks, for the refusals that need no library */
     vmdkit_disk *d = NULL;
     enum disk_kind kind;
     int r = vmdkit_open(path, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_PARENT | VMDKIT_OPEN_NO_LOCK, &d, e);
     if (r)
         return r;
-    uint64_t old = d->top->capacity_sectors;
+    *old = d->top->capacity_sectors;
     r = kind_of(d->top, &kind, e);
     vmdkit_close(d, NULL);
-    d = NULL;
     if (r)
         return r;
-    if (cap < old)
+    if (cap < *old)
         return vk_fail(
             e, VMDKIT_EINVAL,
             "%s: size: %llu bytes is smaller than the disk's %llu: shrinking is not supported", path,
-            (unsigned long long)(cap * VK_SECTOR), (unsigned long long)(old * VK_SECTOR));
-    if (cap == old)
-        return 0;
+            (unsigned long long)(cap * VK_SECTOR), (unsigned long long)(*old * VK_SECTOR));
     vmdkit_create_type ct = kind == KIND_SPARSE         ? VMDKIT_MONOLITHIC_SPARSE
                             : kind == KIND_FLAT         ? VMDKIT_MONOLITHIC_FLAT
                             : kind == KIND_SPLIT_SPARSE ? VMDKIT_TWOGB_SPARSE
                                                         : VMDKIT_TWOGB_FLAT;
-    if (!vk_create_fits(ct, cap))
+    if (cap > *old && !vk_create_fits(ct, cap))
         return vk_fail(e, VMDKIT_ELIMIT, "%s: size: %llu bytes is more than a %s disk holds", path,
                        (unsigned long long)(cap * VK_SECTOR), vmdkit_create_type_name(ct));
-    if ((r = vk_maint_check_library(path, o.root, true, e)))
-        return r;
-    if ((r = vmdkit_open(path, VMDKIT_OPEN_RDWR | VMDKIT_OPEN_NO_PARENT | VK_OPEN_KEEP_CID, &d, e)))
+    return 0;
+}
+
+/* Grow the one disk at PATH from OLD (what precheck saw) to CAP sectors,
+ * open read-write and locked; a delta only when IN_CHAIN (its parent is
+ * grown first, see vmdkit_resize). */
+static int grow_disk(const char *path, uint64_t cap, uint64_t old, unsigned flags, bool in_chain,
+                     vk_err *e)
+{
+    vmdkit_disk *d = NULL;
+    enum disk_kind kind;
+    int r = vmdkit_open(path, VMDKIT_OPEN_RDWR | VMDKIT_OPEN_NO_PARENT | VK_OPEN_KEEP_CID, &d, e);
+    if (r)
         return r;
     vk_link *l = d->top;
     /* the same checks on what is open now, locked */
     if ((r = kind_of(l, &kind, e)))
         goto out;
-    if (l->capacity_sectors != old || l->desc.parent_hint) {
+    if (l->capacity_sectors != old || (l->desc.parent_hint && !in_chain)) {
         r = vk_fail(e, VMDKIT_ELOCKED, "%s: changed while it was being checked", path);
         goto out;
     }
-    if (!(o.flags & VMDKIT_RESIZE_KEEP_GEOMETRY) && (r = set_geometry(&l->desc, cap, e)))
+    if (!(flags & VMDKIT_RESIZE_KEEP_GEOMETRY) && (r = set_geometry(&l->desc, cap, e)))
         goto out;
     vk_extent_desc *last = &l->desc.extents[l->n_ext - 1];
     if (kind == KIND_SPARSE) {
@@ -337,4 +332,61 @@ int vmdkit_resize(const char *path, uint64_t size_bytes, const vmdkit_resize_opt
 out:;
     int rc = vmdkit_close(d, r ? NULL : e);
     return r ? r : rc;
+}
+
+int vmdkit_resize(const char *path, uint64_t size_bytes, const vmdkit_resize_opts *opts,
+                  vmdkit_error *err)
+{
+    vk_err local;
+    vk_err *e = err ? err : &local;
+    e->code = 0;
+    e->msg[0] = 0;
+    vmdkit_resize_opts o;
+    int r = vk_opts_read(&o, sizeof o, opts, "vmdkit_resize_opts", e);
+    if (r)
+        return r;
+    if (o.flags & ~(unsigned)(VMDKIT_RESIZE_KEEP_GEOMETRY | VMDKIT_RESIZE_CHAIN))
+        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_resize: unknown flags 0x%x", o.flags);
+    uint64_t cap = vk_div_round_up(size_bytes, VK_SECTOR);
+    if (cap == 0)
+        return vk_fail(e, VMDKIT_EINVAL, "%s: size: a disk cannot be empty", path);
+    uint64_t old;
+    if (!(o.flags & VMDKIT_RESIZE_CHAIN)) {
+        /* a look first, without locks, for the refusals that need no library */
+        if ((r = precheck(path, cap, &old, e)) || cap == old)
+            return r;
+        if ((r = vk_maint_check_library(path, o.root, true, e)))
+            return r;
+        return grow_disk(path, cap, old, o.flags, false, e);
+    }
+    /*
+     * The whole chain: the base first, then each disk after its parent
+     * (vk_maint_chain_members), each grown and made durable as above
+     * before the next.  At every moment a parent is as large as its
+     * children or larger, and a child smaller than its parent reads its
+     * old range exactly as before (what lies beyond its end is not read):
+     * after a crash every member opens with its old size or the new one,
+     * both qemu-img and vmdkit read it, qemu-img check is clean and
+     * vmdkit check notes (as information, exit 0) each child smaller than
+     * its parent.  Running the same command again (the same SIZE) grows
+     * what is left; members already at SIZE are skipped.  Every member is
+     * checked before the first is changed, so a refusal changes nothing.
+     */
+    char **members = NULL;
+    size_t n = 0;
+    if ((r = vk_maint_chain_members(path, o.root, &members, &n, e)))
+        return r;
+    uint64_t *olds = vk_calloc(n, sizeof *olds, e);
+    if (!olds)
+        r = VMDKIT_ENOMEM;
+    for (size_t i = 0; !r && i < n; i++)
+        r = precheck(members[i], cap, &olds[i], e);
+    for (size_t i = 0; !r && i < n; i++)
+        if (olds[i] != cap)
+            r = grow_disk(members[i], cap, olds[i], o.flags, true, e);
+    for (size_t i = 0; i < n; i++)
+        free(members[i]);
+    free(members);
+    free(olds);
+    return r;
 }
