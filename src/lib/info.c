@@ -70,8 +70,11 @@ int vmdkit_link_info_get(vmdkit_disk *d, int n, vmdkit_link_info *info)
         struct stat st;
         if (x->file_bytes) /* a member of an OVA: its bytes in the archive */
             xi->file_bytes = vk_div_round_up(x->file_bytes, 512) * 512;
-        else if (x->fd >= 0 && fstat(x->fd, &st) == 0)
-            xi->file_bytes = (uint64_t)st.st_blocks * 512;
+        else if (vk_extent_hold(x, NULL) == 0) {
+            if (x->fd >= 0 && fstat(x->fd, &st) == 0)
+                xi->file_bytes = (uint64_t)st.st_blocks * 512;
+            vk_extent_release(x);
+        }
     }
     return 0;
 }

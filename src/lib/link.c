@@ -157,20 +157,21 @@ static bool vmware_lock_present(const char *path)
 }
 
 /*
- * Open extent X's file.  Unless the user allowed external extents, the
- * name (relative, no "..", checked by vk_path_resolve_extent) is opened
- * beneath the descriptor's folder descriptor without following any
- * symbolic link, so that nothing swapped in after a check can lead out.
- * Under a root (vmdkit_open_beneath) even an external name must lie
- * beneath the root.
+ * Open extent X's file into *FD.  Unless the user allowed external
+ * extents, the name (relative, no "..", checked by vk_path_resolve_extent)
+ * is opened beneath the descriptor's folder descriptor without following
+ * any symbolic link, so that nothing swapped in after a check can lead
+ * out.  Under a root (vmdkit_open_beneath) even an external name must lie
+ * beneath the root.  The pool's reopen goes through here too.
  */
-static int open_extent_file(vk_link *l, vk_extent *x, unsigned flags, const vk_root *root, vk_err *e)
+static int open_extent_file(vk_link *l, const vk_extent *x, int *fd, vk_err *e)
 {
     int mode = x->writable ? O_RDWR : O_RDONLY;
-    bool external = (flags & VMDKIT_OPEN_ALLOW_EXTERNAL) != 0;
+    bool external = (l->open_flags & VMDKIT_OPEN_ALLOW_EXTERNAL) != 0;
+    const vk_root *root = l->root;
     if (external && !root) {
-        x->fd = open_nonblocking(x->path, mode);
-        return x->fd < 0; /* 1: errno says why */
+        *fd = open_nonblocking(x->path, mode);
+        return *fd < 0; /* 1: errno says why */
     }
     char *rel;
     int base = l->dir_fd;
@@ -194,35 +195,74 @@ static int open_extent_file(vk_link *l, vk_extent *x, unsigned flags, const vk_r
     }
     if (!rel)
         return VMDKIT_ENOMEM;
-    x->fd = ups || !*rel ? (errno = EXDEV, -1) : vk_open_beneath(base, rel, mode);
+    *fd = ups || !*rel ? (errno = EXDEV, -1) : vk_open_beneath(base, rel, mode);
     int err = errno;
     free(rel);
     errno = err;
-    return x->fd < 0;
+    return *fd < 0;
 }
 
-static int open_extent_fd(vk_link *l, vk_extent *x, unsigned flags, const vk_root *root, vk_err *e)
+/* Why X's file did not open (errno). */
+static int open_extent_error(const vk_link *l, const vk_extent *x, vk_err *e)
 {
-    int r = open_extent_file(l, x, flags, root, e);
+    if (errno == ENOENT)
+        return vk_fail(e, VMDKIT_ENOENT, "%s: extent file \"%s\": not found (%s)", l->path, x->name,
+                       x->path);
+    if (errno == EISDIR) /* opened for writing */
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: extent file \"%s\": is a directory", l->path, x->name);
+    if (errno == ELOOP)
+        return vk_fail(
+            e, VMDKIT_EPATH,
+            "%s: extent file \"%s\": a symbolic link, not followed (use --allow-external-extents to permit)",
+            l->path, x->name);
+    if (errno == EXDEV)
+        return vk_fail(e, VMDKIT_EPATH, "%s: extent file \"%s\": outside the descriptor's folder",
+                       l->path, x->name);
+    return vk_fail_errno(e, errno, "%s: extent file \"%s\": open", l->path, x->name);
+}
+
+/* The pool closed X's file: open it again as it was first opened (same
+ * folder descriptor, same policy, same lock), and only if it is the very
+ * file it was (device, inode, type): a file swapped in meanwhile is never
+ * read or written. */
+static int reopen_extent(void *opaque, vk_extent *x, int *out, vk_err *e)
+{
+    vk_link *l = opaque;
+    int fd = -1;
+    int r = open_extent_file(l, x, &fd, e);
+    if (r > 0)
+        return open_extent_error(l, x, e);
+    if (r)
+        return r;
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        r = vk_fail_errno(e, errno, "%s: stat", x->path);
+    else if (!vk_extent_is_file(x, st.st_dev, st.st_ino) ||
+             !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
+        r = vk_fail(e, VMDKIT_EPATH,
+                    "%s: extent file \"%s\": replaced by another file since the disk was opened: "
+                    "not read or written",
+                    l->path, x->name);
+    else if (!(l->open_flags & VMDKIT_OPEN_NO_LOCK))
+        r = vk_lock_fd(fd, x->writable, x->path, e);
+    if (r) {
+        close(fd);
+        return r;
+    }
+    *out = fd;
+    return 0;
+}
+
+/* Open extent X's file, check what was opened, lock it and put it in the
+ * descriptor pool, held (released once its driver has opened). */
+static int open_extent_fd(vk_link *l, vk_extent *x, vk_err *e)
+{
+    unsigned flags = l->open_flags;
+    int r = open_extent_file(l, x, &x->fd, e);
     if (r < 0)
         return r;
-    if (r > 0) {
-        if (errno == ENOENT)
-            return vk_fail(e, VMDKIT_ENOENT, "%s: extent file \"%s\": not found (%s)", l->path, x->name,
-                           x->path);
-        if (errno == EISDIR) /* opened for writing */
-            return vk_fail(e, VMDKIT_EFORMAT, "%s: extent file \"%s\": is a directory", l->path,
-                           x->name);
-        if (errno == ELOOP)
-            return vk_fail(
-                e, VMDKIT_EPATH,
-                "%s: extent file \"%s\": a symbolic link, not followed (use --allow-external-extents to permit)",
-                l->path, x->name);
-        if (errno == EXDEV)
-            return vk_fail(e, VMDKIT_EPATH, "%s: extent file \"%s\": outside the descriptor's folder",
-                           l->path, x->name);
-        return vk_fail_errno(e, errno, "%s: extent file \"%s\": open", l->path, x->name);
-    }
+    if (r > 0)
+        return open_extent_error(l, x, e);
     struct stat st;
     if (fstat(x->fd, &st) != 0)
         return vk_fail_errno(e, errno, "%s: stat", x->path);
@@ -244,15 +284,20 @@ static int open_extent_fd(vk_link *l, vk_extent *x, unsigned flags, const vk_roo
                        x->name);
     if (x->writable && vmware_lock_present(x->path))
         return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by VMware (%s.lck exists)", x->path, x->path);
-    /* several FLAT extents may share one file (partitionedDevice): its
-     * first extent holds the lock for all of them */
-    for (vk_extent *prev = l->ext; prev < x; prev++)
-        if (prev->fd >= 0 && fstat(prev->fd, &other) == 0 && other.st_dev == st.st_dev &&
-            other.st_ino == st.st_ino)
-            return 0;
-    if (!(flags & VMDKIT_OPEN_NO_LOCK))
-        return vk_lock_fd(x->fd, x->writable, x->path, e);
-    return 0;
+    /* several FLAT extents may share one file (partitionedDevice): they
+     * share its descriptor, and its first extent holds the lock for all of
+     * them.  One opened in another mode keeps a descriptor of its own,
+     * unlocked (a second OFD lock would conflict with the first) and
+     * pinned, so that it never needs a lock again. */
+    vk_extent *prev = vk_extent_find_file(l->ext, x, st.st_dev, st.st_ino);
+    if (prev && prev->writable == x->writable) {
+        vk_extent_share(x, prev);
+        return 0;
+    }
+    int r2 = 0;
+    if (!prev && !(flags & VMDKIT_OPEN_NO_LOCK))
+        r2 = vk_lock_fd(x->fd, x->writable, x->path, e);
+    return r2 ? r2 : vk_extent_adopt(x, prev != NULL, reopen_extent, l, e);
 }
 
 static int open_extent_driver(vk_link *l, vk_extent *x, vk_err *e)
@@ -286,7 +331,7 @@ static int open_extent_driver(vk_link *l, vk_extent *x, vk_err *e)
     return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: extent type not supported", l->path);
 }
 
-static int open_extents(vk_link *l, unsigned flags, int self_fd, const vk_root *root, vk_err *e)
+static int open_extents(vk_link *l, unsigned flags, int self_fd, vk_err *e)
 {
     if (l->writable && vmware_lock_present(l->path))
         return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by VMware (%s.lck exists)", l->path, l->path);
@@ -327,11 +372,11 @@ static int open_extents(vk_link *l, unsigned flags, int self_fd, const vk_root *
             x->fd = dup(self_fd);
             if (x->fd < 0)
                 return vk_fail_errno(e, errno, "%s: dup", l->path);
-            if (!(flags & VMDKIT_OPEN_NO_LOCK)) {
-                int r = vk_lock_fd(x->fd, x->writable, x->path, e);
-                if (r)
-                    return r;
-            }
+            /* pinned: this file carries the link's lock, which closing any
+             * descriptor of it would drop */
+            int r = flags & VMDKIT_OPEN_NO_LOCK ? 0 : vk_lock_fd(x->fd, x->writable, x->path, e);
+            if (r || (r = vk_extent_adopt(x, true, reopen_extent, l, e)))
+                return r;
         } else {
             if (!d->filename || !*d->filename)
                 return vk_fail(e, VMDKIT_EFORMAT, "%s: extent %zu: file name is empty", l->path, i);
@@ -339,11 +384,12 @@ static int open_extents(vk_link *l, unsigned flags, int self_fd, const vk_root *
                                              (flags & VMDKIT_OPEN_ALLOW_EXTERNAL) != 0, e);
             if (!x->path)
                 return e ? e->code : VMDKIT_EPATH;
-            int r = open_extent_fd(l, x, flags, root, e);
+            int r = open_extent_fd(l, x, e);
             if (r)
                 return r;
         }
         int r = open_extent_driver(l, x, e);
+        vk_extent_release(x);
         if (r)
             return r;
         /* refuse a writable open up front rather than at the first write */
@@ -390,9 +436,14 @@ static int open_raw(vk_link *l, int fd, vk_err *e)
     x->fd = dup(fd);
     if (x->fd < 0)
         return vk_fail_errno(e, errno, "%s: dup", l->path);
+    /* pinned: the raw file carries the link's lock */
+    if ((r = vk_extent_adopt(x, true, reopen_extent, l, e)))
+        return r;
     l->capacity_sectors = vk_div_round_up(size, VK_SECTOR);
     /* the flat driver checks size against the file: give it the whole sectors */
-    if ((r = vk_flat_open(x, e)))
+    r = vk_flat_open(x, e);
+    vk_extent_release(x);
+    if (r)
         return r;
     x->size_sectors = l->capacity_sectors;
     return 0;
@@ -541,6 +592,8 @@ int vk_link_open(const char *path, int dir_fd, int fd, bool writable, unsigned f
     l->desc_fd = fd;
     l->dir_fd = dir_fd;
     l->writable = writable;
+    l->open_flags = flags;
+    l->root = root;
     int r = 0;
     char *text = NULL;
     size_t len = 0;
@@ -671,7 +724,7 @@ int vk_link_open(const char *path, int dir_fd, int fd, bool writable, unsigned f
      * known: its extent opens read-only meanwhile */
     if (l->bare)
         l->writable = false;
-    r = open_extents(l, flags, self_fd, root, e);
+    r = open_extents(l, flags, self_fd, e);
     if (!r && writable && l->bare)
         r = vk_fail(e, VMDKIT_ERDONLY, "%s: " VK_PIECE_OF_DISK ": open its descriptor to write to it",
                     path);
@@ -698,12 +751,21 @@ void vk_link_close(vk_link *l, vk_err *e)
     for (size_t i = 0; i < l->n_ext; i++) {
         vk_extent *x = &l->ext[i];
         if (x->ops && x->ops->close) {
-            int r = x->ops->close(x, e);
+            /* a writable extent's close flushes and writes its header: its
+             * file is opened again if the pool closed it; a read-only
+             * driver's close only frees memory */
+            int r = x->writable ? vk_extent_hold(x, e) : 0;
+            if (!r) {
+                r = x->ops->close(x, e);
+                if (x->writable)
+                    r = vk_extent_flushed(x, r, e);
+                if (x->writable)
+                    vk_extent_release(x);
+            }
             if (r)
                 e = NULL; /* keep the first error */
         }
-        if (x->fd >= 0)
-            close(x->fd);
+        vk_extent_forget(x);
         free(x->name);
         free(x->path);
     }
@@ -747,7 +809,12 @@ int vk_link_status(vk_link *l, uint64_t sector, uint64_t n, int *alloc, uint64_t
         return no_access(l, x, e);
     uint64_t rel = sector - x->start_sector;
     uint64_t k = vk_min(n, x->size_sectors - rel);
-    return x->ops->status(x, rel, k, alloc, run, e);
+    int r = vk_extent_hold(x, e);
+    if (r)
+        return r;
+    r = x->ops->status(x, rel, k, alloc, run, e);
+    vk_extent_release(x);
+    return r;
 }
 
 int vk_link_read(vk_link *l, uint64_t sector, uint64_t n, void *buf, vk_err *e)
@@ -759,7 +826,11 @@ int vk_link_read(vk_link *l, uint64_t sector, uint64_t n, void *buf, vk_err *e)
             return no_access(l, x, e);
         uint64_t rel = sector - x->start_sector;
         uint64_t k = vk_min(n, x->size_sectors - rel);
-        int r = x->ops->read(x, rel, k, p, e);
+        int r = vk_extent_hold(x, e);
+        if (r)
+            return r;
+        r = x->ops->read(x, rel, k, p, e);
+        vk_extent_release(x);
         if (r)
             return r;
         p += k * VK_SECTOR;
@@ -806,9 +877,13 @@ static int link_prefetch(vk_link *l, uint64_t sector, uint64_t n, vk_err *e)
         uint64_t rel = sector - x->start_sector;
         uint64_t k = vk_min(n, x->size_sectors - rel);
         if (x->ops && x->ops->prefetch) {
-            int r = x->ops->prefetch(x, rel, k, e);
-            if (r)
-                return r;
+            /* a hint: a file the pool has closed is not opened for it */
+            if (vk_extent_hold_if_open(x) >= 0) {
+                int r = x->ops->prefetch(x, rel, k, e);
+                vk_extent_release(x);
+                if (r)
+                    return r;
+            }
         }
         sector += k;
         n -= k;
@@ -890,6 +965,7 @@ int vk_link_write_descriptor(vk_link *l, vk_err *e)
             return VMDKIT_ENOMEM;
         }
         memcpy(buf, text, len);
+        /* extent 0 is this very file, pinned: its fd is always open */
         r = vk_pwrite_full(l->ext[0].fd, buf, area, l->embedded_off_sectors * VK_SECTOR, l->path, e);
         if (!r)
             r = vk_fdatasync(l->ext[0].fd, l->path, e);
