@@ -33,9 +33,9 @@ struct vk_xfile {
     dev_t dev;
     ino_t ino;
     bool pinned;
-    unsigned refs;      /* holders now */
-    int sync_errno;     /* a failed fdatasync at a close by the pool */
-    vk_extent **users;  /* the extents sharing it; users[0] opens it again */
+    unsigned refs;     /* holders now */
+    int sync_errno;    /* a failed fdatasync at a close by the pool */
+    vk_extent **users; /* the extents sharing it; users[0] opens it again */
     size_t n_users;
     vk_xfile_reopen_fn reopen;
     void *opaque;
@@ -264,10 +264,7 @@ int vk_extent_hold_if_open(vk_extent *x)
     return fd;
 }
 
-void vk_extent_written(vk_extent *x)
-{
-    x->unsynced = true;
-}
+void vk_extent_written(vk_extent *x) { x->unsynced = true; }
 
 int vk_extent_flushed(vk_extent *x, int flush_result, vk_err *e)
 {
