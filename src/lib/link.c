@@ -577,163 +577,224 @@ static int open_ova_member(vk_link *l, int fd, const char *member, char **text, 
     return r;
 }
 
-int vk_link_open(const char *path, int dir_fd, int fd, bool writable, unsigned flags,
-                 const vk_root *root, vk_link **out, vk_err *e)
+/*
+ * Opening a link takes these steps, one function each:
+ *   1. link_new: the link, owning the caller's descriptors;
+ *   2. link_open_file: the file PATH names, when the caller has not opened it;
+ *   3. link_stat: that file, which a folder is not;
+ *   4. read_descriptor: the descriptor, as the file's first bytes say
+ *      (an OVA member, an embedded one, one made up for a bare sparse or
+ *      COWD/seSparse file, a text file) or a raw image;
+ *   5. check_descriptor: what the descriptor says allows this open;
+ *   6. open_link_extents: its extents, with their drivers.
+ */
+
+/* Step 1: a new link for PATH that owns FD and DIR_FD (closed on failure). */
+static vk_link *link_new(const char *path, int dir_fd, int fd, bool writable, unsigned flags,
+                         const vk_root *root, vk_err *e)
 {
-    char *member = NULL; /* PATH is FILE.ova/MEMBER */
     vk_link *l = vk_calloc(1, sizeof *l, e);
     if (!l) {
         if (fd >= 0)
             close(fd);
         if (dir_fd >= 0)
             close(dir_fd);
-        return VMDKIT_ENOMEM;
+        return NULL;
     }
     l->desc_fd = fd;
     l->dir_fd = dir_fd;
     l->writable = writable;
     l->open_flags = flags;
     l->root = root;
-    int r = 0;
-    char *text = NULL;
-    size_t len = 0;
     if (!(l->path = vk_strdup(path, e))) {
-        r = VMDKIT_ENOMEM;
-        goto out;
+        vk_link_close(l, NULL);
+        return NULL;
     }
-    if (fd < 0) {
-        r = open_top(path, writable, root, &l->dir_fd, &fd, e);
-        if (r > 0 && errno == ENOTDIR)
-            r = open_top_member(path, root, &l->dir_fd, &fd, &member, e);
-        if (r < 0)
-            goto out;
-        if (r > 0) {
-            r = top_open_error(path, e);
-            goto out;
-        }
-    }
+    return l;
+}
+
+/* Step 2: open the file PATH names (or FILE.ova/MEMBER, *MEMBER set) unless
+ * the caller gave it. */
+static int link_open_file(vk_link *l, char **member, vk_err *e)
+{
+    if (l->desc_fd >= 0)
+        return 0;
+    int fd = -1;
+    int r = open_top(l->path, l->writable, l->root, &l->dir_fd, &fd, e);
+    if (r > 0 && errno == ENOTDIR)
+        r = open_top_member(l->path, l->root, &l->dir_fd, &fd, member, e);
     l->desc_fd = fd;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        r = vk_fail_errno(e, errno, "%s: stat", path);
-        goto out;
+    if (r > 0)
+        r = top_open_error(l->path, e);
+    return r;
+}
+
+/* Step 3: the file opened, which must not be a folder. */
+static int link_stat(const vk_link *l, struct stat *st, vk_err *e)
+{
+    if (fstat(l->desc_fd, st) != 0)
+        return vk_fail_errno(e, errno, "%s: stat", l->path);
+    if (S_ISDIR(st->st_mode))
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: is a directory, not a disk", l->path);
+    return 0;
+}
+
+/* Step 4 for a KDMV file: its embedded descriptor, or one made up for a
+ * bare piece without one. */
+static int read_embedded(vk_link *l, char **text, size_t *len, vk_err *e)
+{
+    uint64_t off, size;
+    int r = vk_sparse_read_embedded_descriptor(l->desc_fd, l->path, text, len, &off, &size, e);
+    if (r)
+        return r;
+    if (!*text)
+        return synth_descriptor(l, KIND_KDMV, l->desc_fd, e);
+    l->embedded = true;
+    l->embedded_off_sectors = off;
+    l->embedded_size_sectors = size;
+    if (!vk_descriptor_sniff(*text, *len))
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: embedded descriptor: empty or not a descriptor", l->path);
+    return vk_descriptor_parse(*text, *len, l->path, &l->desc, e);
+}
+
+/* Step 4 for any other file: a text descriptor, which is locked like an
+ * extent; or, under VMDKIT_OPEN_PROBE, a raw image (*DONE). */
+static int read_text_file(vk_link *l, const struct stat *st, unsigned flags, char **text, size_t *len,
+                          bool *done, vk_err *e)
+{
+    int fd = l->desc_fd;
+    bool probe_raw = (flags & VMDKIT_OPEN_PROBE) && !vk_path_has_suffix(l->path, ".vmdk");
+    if (st->st_size > (off_t)VK_DESC_MAX_BYTES || !S_ISREG(st->st_mode)) {
+        /* too large (or a device) for a descriptor: a raw image */
+        if (probe_raw) {
+            *done = true;
+            return open_probed_raw(l, fd, flags, e);
+        }
+        return vk_fail(e, VMDKIT_EFORMAT,
+                       "%s: not a VMDK: no sparse magic and too large for a descriptor", l->path);
     }
-    if (S_ISDIR(st.st_mode)) {
-        r = vk_fail(e, VMDKIT_EFORMAT, "%s: is a directory, not a disk", path);
-        goto out;
+    *len = (size_t)st->st_size;
+    if (!(*text = vk_malloc(*len + 1, e)))
+        return VMDKIT_ENOMEM;
+    int r = vk_pread_full(fd, *text, *len, 0, l->path, e);
+    if (r)
+        return r;
+    (*text)[*len] = 0;
+    if (!vk_descriptor_sniff(*text, *len)) {
+        if (probe_raw) {
+            *done = true;
+            return open_probed_raw(l, fd, flags, e);
+        }
+        return vk_fail(
+            e, VMDKIT_EFORMAT,
+            "%s: not a VMDK: neither a sparse extent (KDMV/COWD magic) nor a descriptor (version=1)",
+            l->path);
     }
+    r = vk_descriptor_parse(*text, *len, l->path, &l->desc, e);
+    /* the descriptor itself is locked like an extent */
+    if (!r && !(flags & VMDKIT_OPEN_NO_LOCK)) {
+        r = vk_lock_fd(fd, l->writable, l->path, e);
+        l->desc_locked = !r;
+    }
+    return r;
+}
+
+/* Step 4: the link's descriptor, as the file's first bytes say.  *SELF_FD
+ * receives the file when its extent 0 is the file itself; *DONE is set
+ * when the link is complete already (a raw image). */
+static int read_descriptor(vk_link *l, const char *member, const struct stat *st, unsigned flags,
+                           int *self_fd, char **text, size_t *len, bool *done, vk_err *e)
+{
+    int fd = l->desc_fd;
+    int r;
     if (flags & VMDKIT_OPEN_RAW) {
-        if (!(flags & VMDKIT_OPEN_NO_LOCK) && (r = vk_lock_fd(fd, writable, path, e)))
-            goto out;
-        r = open_raw(l, fd, e);
-        goto out;
+        *done = true;
+        if (!(flags & VMDKIT_OPEN_NO_LOCK) && (r = vk_lock_fd(fd, l->writable, l->path, e)))
+            return r;
+        return open_raw(l, fd, e);
     }
     enum file_kind kind;
-    if ((r = probe_fd(fd, path, &kind, e)))
-        goto out;
-    int self_fd = -1;
+    if ((r = probe_fd(fd, l->path, &kind, e)))
+        return r;
     if (member || (kind == KIND_TEXT && vk_ova_probe(fd))) {
-        self_fd = fd;
-        r = open_ova_member(l, fd, member, &text, &len, e);
-    } else if (kind == KIND_KDMV) {
-        uint64_t off, size;
-        if ((r = vk_sparse_read_embedded_descriptor(fd, path, &text, &len, &off, &size, e)))
-            goto out;
-        self_fd = fd;
-        if (text) {
-            l->embedded = true;
-            l->embedded_off_sectors = off;
-            l->embedded_size_sectors = size;
-            if (!vk_descriptor_sniff(text, len)) {
-                r = vk_fail(e, VMDKIT_EFORMAT, "%s: embedded descriptor: empty or not a descriptor",
-                            path);
-                goto out;
-            }
-            r = vk_descriptor_parse(text, len, path, &l->desc, e);
-        } else {
-            r = synth_descriptor(l, kind, fd, e);
-        }
-    } else if (kind == KIND_COWD || kind == KIND_SESPARSE) {
-        self_fd = fd;
-        r = synth_descriptor(l, kind, fd, e);
-    } else {
-        if (st.st_size > (off_t)VK_DESC_MAX_BYTES || !S_ISREG(st.st_mode)) {
-            /* too large (or a device) for a descriptor: a raw image */
-            if ((flags & VMDKIT_OPEN_PROBE) && !vk_path_has_suffix(path, ".vmdk")) {
-                r = open_probed_raw(l, fd, flags, e);
-                goto out;
-            }
-            r = vk_fail(e, VMDKIT_EFORMAT,
-                        "%s: not a VMDK: no sparse magic and too large for a descriptor", path);
-            goto out;
-        }
-        len = (size_t)st.st_size;
-        if (!(text = vk_malloc(len + 1, e))) {
-            r = VMDKIT_ENOMEM;
-            goto out;
-        }
-        if ((r = vk_pread_full(fd, text, len, 0, path, e)))
-            goto out;
-        text[len] = 0;
-        if (!vk_descriptor_sniff(text, len)) {
-            if ((flags & VMDKIT_OPEN_PROBE) && !vk_path_has_suffix(path, ".vmdk")) {
-                r = open_probed_raw(l, fd, flags, e);
-                goto out;
-            }
-            r = vk_fail(
-                e, VMDKIT_EFORMAT,
-                "%s: not a VMDK: neither a sparse extent (KDMV/COWD magic) nor a descriptor (version=1)",
-                path);
-            goto out;
-        }
-        r = vk_descriptor_parse(text, len, path, &l->desc, e);
-        /* the descriptor itself is locked like an extent */
-        if (!r && !(flags & VMDKIT_OPEN_NO_LOCK)) {
-            r = vk_lock_fd(fd, writable, path, e);
-            l->desc_locked = !r;
-        }
+        *self_fd = fd;
+        return open_ova_member(l, fd, member, text, len, e);
     }
-    if (r)
-        goto out;
-    if (l->desc.create_type && !vk_create_type_known(l->desc.create_type)) {
-        r = vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: createType: \"%s\" is not a known disk type", path,
-                    l->desc.create_type);
-        goto out;
+    if (kind == KIND_KDMV) {
+        *self_fd = fd;
+        return read_embedded(l, text, len, e);
     }
-    if (l->desc.n_extents == 0) {
-        r = vk_fail(e, VMDKIT_EFORMAT, "%s: descriptor: no extent lines", path);
-        goto out;
+    if (kind == KIND_COWD || kind == KIND_SESPARSE) {
+        *self_fd = fd;
+        return synth_descriptor(l, kind, fd, e);
     }
-    if (writable) {
+    return read_text_file(l, st, flags, text, len, done, e);
+}
+
+/* Step 5: what the descriptor says must allow this open. */
+static int check_descriptor(const vk_link *l, vk_err *e)
+{
+    const char *path = l->path;
+    if (l->desc.create_type && !vk_create_type_known(l->desc.create_type))
+        return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: createType: \"%s\" is not a known disk type", path,
+                       l->desc.create_type);
+    if (l->desc.n_extents == 0)
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: descriptor: no extent lines", path);
+    if (l->writable)
         for (size_t i = 0; i < l->desc.n_header_extra; i++)
-            if (strcasecmp(l->desc.header_extra[i].key, "changeTrackPath") == 0) {
-                r = vk_fail(
+            if (strcasecmp(l->desc.header_extra[i].key, "changeTrackPath") == 0)
+                return vk_fail(
                     e, VMDKIT_EUNSUPPORTED,
                     "%s: changeTrackPath: the disk uses changed block tracking, which writes would leave stale",
                     path);
-                goto out;
-            }
-    }
-    if (l->desc.parent_cid != VK_CID_NONE && !l->desc.parent_hint) {
-        r = vk_fail(e, VMDKIT_EFORMAT, "%s: parentFileNameHint: missing although parentCID is %08x",
-                    path, l->desc.parent_cid);
-        goto out;
-    }
-    /* a bare extent is refused for writing (its descriptor would be written
-     * as a file at its path, in place of its data), once its own errors are
-     * known: its extent opens read-only meanwhile */
+    if (l->desc.parent_cid != VK_CID_NONE && !l->desc.parent_hint)
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: parentFileNameHint: missing although parentCID is %08x",
+                       path, l->desc.parent_cid);
+    return 0;
+}
+
+/* Step 6: the extents.  A bare extent is refused for writing (its
+ * descriptor would be written as a file at its path, in place of its
+ * data), once its own errors are known: its extent opens read-only
+ * meanwhile. */
+static int open_link_extents(vk_link *l, unsigned flags, int self_fd, vk_err *e)
+{
+    bool writable = l->writable;
     if (l->bare)
         l->writable = false;
-    r = open_extents(l, flags, self_fd, e);
+    int r = open_extents(l, flags, self_fd, e);
     if (!r && writable && l->bare)
         r = vk_fail(e, VMDKIT_ERDONLY, "%s: " VK_PIECE_OF_DISK ": open its descriptor to write to it",
-                    path);
-    if (!r && text) { /* kept: a rewrite keeps its layout */
+                    l->path);
+    return r;
+}
+
+int vk_link_open(const char *path, int dir_fd, int fd, bool writable, unsigned flags,
+                 const vk_root *root, vk_link **out, vk_err *e)
+{
+    vk_link *l = link_new(path, dir_fd, fd, writable, flags, root, e);
+    if (!l)
+        return VMDKIT_ENOMEM;
+    char *member = NULL; /* PATH is FILE.ova/MEMBER */
+    char *text = NULL;
+    size_t len = 0;
+    int self_fd = -1;
+    bool done = false;
+    struct stat st;
+    int r = link_open_file(l, &member, e);
+    if (!r)
+        r = link_stat(l, &st, e);
+    if (!r)
+        r = read_descriptor(l, member, &st, flags, &self_fd, &text, &len, &done, e);
+    if (!r && !done)
+        r = check_descriptor(l, e);
+    if (!r && !done)
+        r = open_link_extents(l, flags, self_fd, e);
+    if (!r && !done && text) { /* kept: a rewrite keeps its layout */
         l->desc_text = text;
         l->desc_len = strnlen(text, len);
         text = NULL;
     }
-out:
     free(text);
     free(member);
     if (r) {

@@ -203,14 +203,13 @@ static void swapped_piece_refused(bool writable)
 {
     vmdkit_disk *d;
     vmdkit_error err = {0};
-    assert_int_equal(vmdkit_open(at("delta.vmdk"), writable ? VMDKIT_OPEN_RDWR : VMDKIT_OPEN_RDONLY,
-                                 &d, &err),
-                     0);
+    assert_int_equal(
+        vmdkit_open(at("delta.vmdk"), writable ? VMDKIT_OPEN_RDWR : VMDKIT_OPEN_RDONLY, &d, &err), 0);
     char cmd[4096], p1[512], p2[512];
     snprintf(p1, sizeof p1, "%s", at("delta-s001.vmdk"));
     snprintf(p2, sizeof p2, "%s", at("delta-s002.vmdk"));
-    snprintf(cmd, sizeof cmd, "cp '%s' '%s.new' && mv '%s' '%s.old' && mv '%s.new' '%s'", p2, p1, p1,
-             p1, p1, p1);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s.new' && mv '%s' '%s.old' && mv '%s.new' '%s'", p2, p1, p1, p1,
+             p1, p1);
     assert_int_equal(system(cmd), 0);
     size_t before_len, after_len;
     uint8_t *before = slurp(at("delta-s001.vmdk"), &before_len);
