@@ -132,9 +132,8 @@ int vk_extent_flushed(vk_extent *x, int flush_result, vk_err *e);
 /* X leaves the pool (at link close): its file is closed when no other
  * extent shares it.  X->fd is -1 afterwards. */
 void vk_extent_forget(vk_extent *x);
-/* How many unpinned extent files the pool keeps open at most: the
- * VMDKIT_MAX_OPEN_EXTENTS environment variable, else a quarter of the
- * soft RLIMIT_NOFILE (at least 8, at most 65536), fixed at first use. */
+/* How many unpinned extent files the pool keeps open at most
+ * (vk_open_files_budget). */
 size_t vk_extent_pool_max(void);
 
 /* Open drivers.  Each fills X->ops/X->priv; X's descriptive fields and fd

@@ -22,7 +22,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,32 +43,10 @@ struct vk_xfile {
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static vk_xfile *newest, *oldest;
-static size_t n_open; /* unpinned files open, held or not */
-static size_t pool_max;
-static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+static size_t n_open;   /* unpinned files open, held or not */
+static size_t pool_max; /* vk_open_files_budget, read at the first adopt */
 
-static void pool_init(void)
-{
-    const char *env = getenv("VMDKIT_MAX_OPEN_EXTENTS");
-    char *end;
-    unsigned long v = env && *env ? strtoul(env, &end, 10) : 0;
-    if (env && *env && !*end && v >= 1) {
-        pool_max = v;
-        return;
-    }
-    struct rlimit rl;
-    rlim_t soft = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
-    /* a quarter: the rest is for the links' own descriptors (descriptor
-     * files, folders, monolithic files), the copy engine and the caller */
-    rlim_t q = soft == RLIM_INFINITY ? 65536 : soft / 4;
-    pool_max = q < 8 ? 8 : q > 65536 ? 65536 : (size_t)q;
-}
-
-size_t vk_extent_pool_max(void)
-{
-    pthread_once(&pool_once, pool_init);
-    return pool_max;
-}
+size_t vk_extent_pool_max(void) { return vk_open_files_budget(); }
 
 static void set_fd(vk_xfile *f, int fd)
 {
@@ -166,8 +143,9 @@ int vk_extent_adopt(vk_extent *x, bool pinned, vk_xfile_reopen_fn reopen, void *
         free(f);
         return r;
     }
-    pthread_once(&pool_once, pool_init);
+    size_t max = vk_open_files_budget();
     pthread_mutex_lock(&pool_lock);
+    pool_max = max;
     if (!pinned) {
         push_newest(f);
         n_open++;

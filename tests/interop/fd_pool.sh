@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # fd_pool.sh - extent files are opened through a bounded pool of
 # descriptors (security review M1): a 1.9 TiB twoGbMaxExtentSparse disk
-# (479 pieces) with a split snapshot (479 more) opens, reads, writes,
-# converts and compares under a hard limit of 64 open files, and the
+# (479 pieces) with a split snapshot (479 more) opens, checks, reads,
+# writes, converts and compares under a hard limit of 64 open files, and the
 # plugin serves it; data written at its start, middle and end reads back
 # through both links.  Without the pool every piece of both links held a
 # descriptor for as long as the disk was open ("Too many open files").
@@ -19,6 +19,7 @@ assert_eq "the snapshot is split too" 479 "$(ls d-000001-s*.vmdk | wc -l)"
 # low CMD...: CMD under a hard and soft limit of 64 open files
 low() { (ulimit -n 64 && "$@"); }
 expect_exit 0 "info of the snapshot under ulimit -n 64" low "$VMDKIT" info d-000001.vmdk
+expect_exit 0 "check the chain under ulimit -n 64" low "$VMDKIT" check d-000001.vmdk
 expect_exit 0 "write the snapshot's start, middle and end under ulimit -n 64" \
     low "$VMDKIT" io d-000001.vmdk -c 'write -P 0xb1 32k 64k' -c 'write -P 0xb2 1073741819904 8k' \
     -c 'write -P 0xb3 2040109449216 8k' -c flush
@@ -30,6 +31,7 @@ expect_exit 0 "convert the chain to a new split disk under ulimit -n 64" \
     low "$VMDKIT" convert -t twoGbMaxExtentSparse d-000001.vmdk copy.vmdk
 expect_exit 0 "compare the copy with the chain under ulimit -n 64" \
     low "$VMDKIT" compare d-000001.vmdk copy.vmdk
+expect_exit 0 "check the copy under ulimit -n 64" low "$VMDKIT" check copy.vmdk
 expect_exit 0 "the copy holds the data" \
     low "$VMDKIT" io -r copy.vmdk -c 'read -P 0xa1 0 32k' -c 'read -P 0xb1 32k 64k' \
     -c 'read -P 0xb2 1073741819904 8k' -c 'read -P 0xa3 2040109400064 48k' -c 'read -P 0xb3 2040109449216 8k'
