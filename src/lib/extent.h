@@ -78,7 +78,8 @@ struct vk_extent {
     uint64_t file_base;      /* a member of an archive (an .ova): where its bytes */
     uint64_t file_bytes;     /* start in fd and how many; 0 and 0: the whole file */
     bool writable;
-    bool unsynced; /* written since its file was last fdatasync'ed (pool) */
+    bool unsynced; /* written since its last flush: the pool fdatasyncs its
+                      file before closing it, and flush must run */
     void *priv;    /* driver state */
 };
 

@@ -91,8 +91,8 @@ static void pool_close(vk_xfile *f)
             ;
         if (r != 0 && errno != EINVAL && !f->sync_errno)
             f->sync_errno = errno;
-        for (size_t i = 0; i < f->n_users; i++)
-            f->users[i]->unsynced = false;
+        /* unsynced stays: the driver's flush (tables, directory) is
+         * still to come, through the file opened again */
     }
     unlink_lru(f);
     close(f->fd);

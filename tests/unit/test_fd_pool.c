@@ -3,7 +3,9 @@
  * disk of 96 pieces and a split delta over it take random unaligned writes
  * across piece boundaries and read back every byte (one handle, and eight
  * threads reading the chain at once, so that files are closed and opened
- * again while other threads read); a piece replaced by another file after
+ * again while other threads read); a flush reaches pieces the pool closed
+ * after they were written (a process killed after it leaves every byte);
+ * a piece replaced by another file after
  * the disk opened is refused, for reading and for writing, and the file
  * swapped in is never written. */
 #include <errno.h>
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -125,6 +128,42 @@ static void base_and_delta_random_io(void **state)
     vmdkit_error err = {0};
     assert_int_equal(vmdkit_create_delta(at("base.vmdk"), at("delta.vmdk"), 0, &err), 0);
     write_randomly(at("delta.vmdk"), 300, 1000);
+    read_all(at("delta.vmdk"));
+}
+
+/* A flush makes every write durable, also those to pieces the pool closed
+ * after writing them (their tables are written at the flush, through the
+ * file opened again): a process that writes, flushes and dies without
+ * closing leaves every byte on disk. */
+static void flush_reaches_closed_pieces(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        vmdkit_disk *d;
+        vmdkit_error err = {0};
+        if (vmdkit_open(at("delta.vmdk"), VMDKIT_OPEN_RDWR, &d, &err) != 0)
+            _exit(2);
+        uint8_t buf[4096];
+        for (unsigned i = 0; i < N_PIECES; i++) {
+            uint64_t off = (uint64_t)i * PIECE_SECTORS * 512 + 12345;
+            for (size_t k = 0; k < sizeof buf; k++)
+                buf[k] = pattern(off + k, 7777);
+            if (vmdkit_pwrite(d, buf, sizeof buf, off) != 0)
+                _exit(3);
+        }
+        _exit(vmdkit_flush(d) == 0 ? 0 : 4); /* no close: as if killed */
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    for (unsigned i = 0; i < N_PIECES; i++) {
+        uint64_t off = (uint64_t)i * PIECE_SECTORS * 512 + 12345;
+        for (size_t k = 0; k < 4096; k++)
+            expected[off + k] = pattern(off + k, 7777);
+    }
     read_all(at("delta.vmdk"));
 }
 
@@ -258,6 +297,7 @@ int main(void)
     setenv("VMDKIT_MAX_OPEN_EXTENTS", "3", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(base_and_delta_random_io),
+        cmocka_unit_test(flush_reaches_closed_pieces),
         cmocka_unit_test(threads_read_the_chain),
         cmocka_unit_test(swapped_piece_refused_for_reading),
         cmocka_unit_test(swapped_piece_refused_for_writing),
