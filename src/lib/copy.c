@@ -138,16 +138,23 @@ static int vmdk_put(sink *s, const uint8_t *buf, size_t len, uint64_t off, vk_er
 
 /* Grain data is written in place at once, tables only at flush: what is
  * dirty in an extent file is data, safe to send to the disk early.  The
- * extents' places and fds do not change while the disk is open, so this
- * may run beside the thread writing through the handle. */
+ * extents' places do not change while the disk is open and their fds are
+ * held while used, so this may run beside the thread writing through the
+ * handle. */
 static void vmdk_kick(const sink *s, uint64_t lo, uint64_t hi)
 {
     const vk_link *l = s->disk->top;
     for (size_t i = 0; i < l->n_ext; i++) {
-        const vk_extent *x = &l->ext[i];
+        vk_extent *x = &l->ext[i];
         uint64_t start = x->start_sector * VK_SECTOR, end = start + x->size_sectors * VK_SECTOR;
-        if (x->writable && x->fd >= 0 && start < hi && end > lo)
-            start_writeback(x->fd);
+        if (!x->writable || start >= hi || end <= lo)
+            continue;
+        /* a file the pool has closed was fdatasync'ed as it closed */
+        int fd = vk_extent_hold_if_open(x);
+        if (fd >= 0) {
+            start_writeback(fd);
+            vk_extent_release(x);
+        }
     }
 }
 

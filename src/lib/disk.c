@@ -135,11 +135,9 @@ static int parent_open_error(vk_link *child, const char *ppath, vk_err *e)
  * parent hint naming a piece of a disk of the chain makes a loop too. */
 static const vk_extent *extent_in_chain(const vk_link *top, const struct stat *p, const vk_link **owner)
 {
-    struct stat x;
     for (const vk_link *l = top; l; l = l->parent)
         for (size_t i = 0; i < l->n_ext; i++)
-            if (l->ext[i].fd >= 0 && fstat(l->ext[i].fd, &x) == 0 && x.st_dev == p->st_dev &&
-                x.st_ino == p->st_ino) {
+            if (vk_extent_is_file(&l->ext[i], p->st_dev, p->st_ino)) {
                 *owner = l;
                 return &l->ext[i];
             }
@@ -295,8 +293,16 @@ int vmdkit_flush(vmdkit_disk *d)
     vk_link *l = d->top;
     for (size_t i = 0; i < l->n_ext; i++) {
         vk_extent *x = &l->ext[i];
-        if (x->writable && x->ops && x->ops->flush) {
-            int r = x->ops->flush(x, &d->err);
+        /* an extent not written since its last flush has nothing to make
+         * durable (its file may be closed by the pool: it is not opened
+         * for nothing); a written one is held, opened again if needed, and
+         * its driver's flush runs in its order (data, tables, directory) */
+        if (x->writable && x->ops && x->ops->flush && (x->unsynced || !x->file)) {
+            int r = vk_extent_hold(x, &d->err);
+            if (!r) {
+                r = vk_extent_flushed(x, x->ops->flush(x, &d->err), &d->err);
+                vk_extent_release(x);
+            }
             if (r)
                 return r;
         }
@@ -446,13 +452,17 @@ static int write_sectors(vmdkit_disk *d, uint64_t sector, uint64_t n, const void
             return vk_fail(&d->err, VMDKIT_ERDONLY, "%s: extent \"%s\" (%s, %s) is not writable",
                            l->path, x->name ? x->name : "", vk_access_name(x->access),
                            vk_extent_type_name(x->type));
-        if (zero && x->ops->zero)
+        if (zero && !x->ops->zero)
+            return vk_fail(&d->err, VMDKIT_EUNSUPPORTED, "%s: extent \"%s\" cannot be zeroed", l->path,
+                           x->name ? x->name : "");
+        if ((r = vk_extent_hold(x, &d->err)))
+            return r;
+        vk_extent_written(x); /* before: a failed write may have written part */
+        if (zero)
             r = x->ops->zero(x, rel, k, how, l->parent ? &bk : NULL, &d->err);
-        else if (zero) {
-            r = vk_fail(&d->err, VMDKIT_EUNSUPPORTED, "%s: extent \"%s\" cannot be zeroed", l->path,
-                        x->name ? x->name : "");
-        } else
+        else
             r = x->ops->write(x, rel, k, p, l->parent ? &bk : NULL, &d->err);
+        vk_extent_release(x);
         if (r)
             return r;
         if (p)

@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include "descriptor.h"
 #include "vk.h"
 
@@ -72,12 +73,69 @@ struct vk_extent {
     uint64_t size_sectors;
     uint64_t offset_sectors; /* FLAT offset inside the file */
     uint64_t grain_sectors;  /* allocation unit of sparse drivers, 0 otherwise */
-    int fd;                  /* -1 when none */
+    int fd;                  /* -1 when none; valid only while held (vk_extent_hold) */
+    struct vk_xfile *file;   /* the pooled file behind fd, or NULL (ZERO, NOACCESS) */
     uint64_t file_base;      /* a member of an archive (an .ova): where its bytes */
     uint64_t file_bytes;     /* start in fd and how many; 0 and 0: the whole file */
     bool writable;
-    void *priv; /* driver state */
+    bool unsynced; /* written since its last flush: the pool fdatasyncs its
+                      file before closing it, and flush must run */
+    void *priv;    /* driver state */
 };
+
+/*
+ * Extent files are kept open through one process-wide pool of descriptors
+ * (extent_file.c), so that a disk of thousands of pieces, parents
+ * included, needs only a bounded number of them.  An extent's fd is valid
+ * between vk_extent_hold and vk_extent_release; in between, the pool may
+ * close it (least recently used first) and the next hold opens the file
+ * again through the link's reopen callback, which applies the policy of
+ * the first open and checks that it found the same file.  Extents naming
+ * one file share its descriptor.  A pinned file (the one that carries a
+ * link's lock: a monolithic or embedded-descriptor file, a raw image) is
+ * never closed before the link is.
+ *
+ * Threads: all of this is safe from several threads at once; the pool's
+ * list is guarded by one mutex, and a held file is never closed.
+ */
+typedef struct vk_xfile vk_xfile;
+
+/* Open the file of X again (after the pool closed it) with the policy of
+ * its first open: the same folder, the same lock, and the same file
+ * (st_dev, st_ino, type) or an error naming it.  *FD receives it. */
+typedef int (*vk_xfile_reopen_fn)(void *opaque, vk_extent *x, int *fd, vk_err *e);
+
+/* X's file is X->fd, just opened and checked: put it in the pool, held
+ * once (release it after the driver opened).  PINNED: never closed before
+ * vk_extent_forget. */
+int vk_extent_adopt(vk_extent *x, bool pinned, vk_xfile_reopen_fn reopen, void *opaque, vk_err *e);
+/* X names the file that earlier extent PREV has (same st_dev/st_ino):
+ * share it, held once; X->fd, a new descriptor of that file opened by the
+ * caller, is closed or (when the pool had closed PREV's) taken over. */
+void vk_extent_share(vk_extent *x, vk_extent *prev);
+/* The earlier extent of X's link [FIRST, X) that has the file with this
+ * device and inode, or NULL. */
+vk_extent *vk_extent_find_file(vk_extent *first, vk_extent *x, dev_t dev, ino_t ino);
+/* Does X's file have this device and inode (known even while closed)? */
+bool vk_extent_is_file(const vk_extent *x, dev_t dev, ino_t ino);
+/* Make X->fd usable until vk_extent_release, opening the file again if
+ * the pool closed it.  No-op 0 for an extent without a file. */
+int vk_extent_hold(vk_extent *x, vk_err *e);
+void vk_extent_release(vk_extent *x);
+/* Hold X only when its file is open now: its fd, or -1 (nothing held). */
+int vk_extent_hold_if_open(vk_extent *x);
+/* X (held) was written: when the pool closes its file before the next
+ * flush, it fdatasyncs it first. */
+void vk_extent_written(vk_extent *x);
+/* X (held) is flushed: report (once) a failed fdatasync of an earlier
+ * close by the pool, as the flush's error; then mark X clean. */
+int vk_extent_flushed(vk_extent *x, int flush_result, vk_err *e);
+/* X leaves the pool (at link close): its file is closed when no other
+ * extent shares it.  X->fd is -1 afterwards. */
+void vk_extent_forget(vk_extent *x);
+/* How many unpinned extent files the pool keeps open at most
+ * (vk_open_files_budget). */
+size_t vk_extent_pool_max(void);
 
 /* Open drivers.  Each fills X->ops/X->priv; X's descriptive fields and fd
  * are set by the caller (fd already open with the right mode). */

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -52,41 +53,96 @@ static bool parse_lock_line(const char *line, char *mode, size_t mode_size, unsi
     return true;
 }
 
-/* Classify the locks /proc/locks lists for the file ST; false when the
- * table cannot be read. */
-static bool probe_proc_locks(const struct stat *st, vk_holders *h)
+/* One lock of /proc/locks. */
+typedef struct lock_entry {
+    dev_t dev;
+    uint64_t ino, start, end;
+    bool to_eof, write;
+} lock_entry;
+
+typedef struct lock_table {
+    lock_entry *v;
+    size_t n;
+} lock_table;
+
+static int entry_cmp(const void *a, const void *b)
 {
+    const lock_entry *x = a, *y = b;
+    if (x->dev != y->dev)
+        return x->dev < y->dev ? -1 : 1;
+    return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/* Read /proc/locks once into T, sorted by file; false when the table
+ * cannot be read (or no memory for it). */
+static bool load_proc_locks(lock_table *t)
+{
+    t->v = NULL;
+    t->n = 0;
     FILE *f = fopen("/proc/locks", "re");
     if (!f)
         return false;
+    size_t cap = 0;
+    bool ok = true;
     char line[512];
-    while (fgets(line, sizeof line, f)) {
+    while (ok && fgets(line, sizeof line, f)) {
         if (strstr(line, "->"))
             continue; /* a waiter, not a holder */
         char mode[16];
         unsigned maj, min;
-        uint64_t ino, start, end;
-        bool to_eof;
-        if (!parse_lock_line(line, mode, sizeof mode, &maj, &min, &ino, &start, &end, &to_eof))
+        lock_entry x;
+        if (!parse_lock_line(line, mode, sizeof mode, &maj, &min, &x.ino, &x.start, &x.end, &x.to_eof))
             continue;
-        if (maj != major(st->st_dev) || min != minor(st->st_dev) || ino != (uint64_t)st->st_ino)
-            continue;
-        bool write = strcmp(mode, "WRITE") == 0;
-        if (start == 0 && to_eof) {
-            if (write)
+        x.dev = makedev(maj, min);
+        x.write = strcmp(mode, "WRITE") == 0;
+        if (t->n == cap) {
+            cap = cap ? cap * 2 : 64;
+            lock_entry *v = realloc(t->v, cap * sizeof *v);
+            if (!v) {
+                ok = false;
+                break;
+            }
+            t->v = v;
+        }
+        t->v[t->n++] = x;
+    }
+    fclose(f);
+    if (!ok) {
+        free(t->v);
+        return false;
+    }
+    if (t->n)
+        qsort(t->v, t->n, sizeof *t->v, entry_cmp);
+    return true;
+}
+
+/* Classify the locks of table T on the file ST. */
+static void classify_locks(const lock_table *t, const struct stat *st, vk_holders *h)
+{
+    lock_entry key = {.dev = st->st_dev, .ino = (uint64_t)st->st_ino};
+    size_t lo = 0, hi = t->n;
+    while (lo < hi) { /* the first entry not below KEY */
+        size_t mid = lo + (hi - lo) / 2;
+        if (entry_cmp(&t->v[mid], &key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < t->n && entry_cmp(&t->v[i], &key) == 0; i++) {
+        const lock_entry *x = &t->v[i];
+        if (x->start == 0 && x->to_eof) {
+            if (x->write)
                 h->vmdkit_writer = true;
             else
                 h->vmdkit_reader = true;
-        } else if (start >= QEMU_LOCK_FIRST && end <= QEMU_LOCK_LAST) {
+        } else if (x->start >= QEMU_LOCK_FIRST && x->end <= QEMU_LOCK_LAST) {
             h->qemu = true;
-            if (start <= QEMU_WRITE_BYTE && QEMU_WRITE_BYTE <= end)
+            if (x->start <= QEMU_WRITE_BYTE && QEMU_WRITE_BYTE <= x->end)
                 h->qemu_writer = true;
         } else {
             h->unknown = true;
         }
     }
-    fclose(f);
-    return true;
 }
 
 /* Without /proc/locks: is any lock held on the file at all? */
@@ -105,16 +161,47 @@ static void probe_getlk(const char *path, vk_holders *h)
     close(fd);
 }
 
-int vk_holders_probe(const char *path, vk_holders *h, vk_err *e)
+/* Probe PATH with the lock table T (NULL: none could be read). */
+static void probe_with(const char *path, const lock_table *t, vk_holders *h)
 {
-    (void)e;
     memset(h, 0, sizeof *h);
     h->vmware = vk_vmware_lock_present(path);
     struct stat st;
     if (stat(path, &st) != 0)
-        return 0;
-    if (!probe_proc_locks(&st, h))
+        return;
+    if (t)
+        classify_locks(t, &st, h);
+    else
         probe_getlk(path, h);
+}
+
+int vk_holders_probe(const char *path, vk_holders *h, vk_err *e)
+{
+    (void)e;
+    lock_table t;
+    bool have = load_proc_locks(&t);
+    probe_with(path, have ? &t : NULL, h);
+    if (have)
+        free(t.v);
+    return 0;
+}
+
+/* What holders H of PATH mean for NEED. */
+static int verdict(const char *path, const vk_holders *h, enum vk_hold_need need, vk_err *e)
+{
+    bool any = need == VK_NEED_EXCLUSIVE;
+    if (h->vmware)
+        return vk_fail(e, VMDKIT_ELOCKED,
+                       "%s: in use by VMware (%s.lck exists): shut its virtual machine down first", path,
+                       path);
+    if (h->qemu_writer || (any && h->qemu))
+        return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by QEMU (%s): stop it first", path,
+                       h->qemu_writer ? "open for writing" : "open");
+    if (h->vmdkit_writer)
+        return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by another process (a write lock held)", path);
+    if (any && (h->vmdkit_reader || h->unknown))
+        return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by another process (%s)", path,
+                       h->vmdkit_reader ? "a read lock held" : "a lock held");
     return 0;
 }
 
@@ -122,33 +209,28 @@ int vk_holders_check(const char *path, enum vk_hold_need need, vk_err *e)
 {
     vk_holders h;
     int r = vk_holders_probe(path, &h, e);
-    if (r)
-        return r;
-    bool any = need == VK_NEED_EXCLUSIVE;
-    if (h.vmware)
-        return vk_fail(e, VMDKIT_ELOCKED,
-                       "%s: in use by VMware (%s.lck exists): shut its virtual machine down first", path,
-                       path);
-    if (h.qemu_writer || (any && h.qemu))
-        return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by QEMU (%s): stop it first", path,
-                       h.qemu_writer ? "open for writing" : "open");
-    if (h.vmdkit_writer)
-        return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by another process (a write lock held)", path);
-    if (any && (h.vmdkit_reader || h.unknown))
-        return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by another process (%s)", path,
-                       h.vmdkit_reader ? "a read lock held" : "a lock held");
-    return 0;
+    return r ? r : verdict(path, &h, need, e);
 }
 
+/* /proc/locks is read once for all the files: once per file would cost
+ * the square of their number on a chain of thousands of pieces. */
 int vk_disk_check_no_writer(const vmdkit_disk *d, vk_err *e)
 {
-    for (const vk_link *l = d->top; l; l = l->parent) {
-        int r = vk_holders_check(l->path, VK_NEED_NO_WRITER, e);
+    lock_table t;
+    bool have = load_proc_locks(&t);
+    const lock_table *tp = have ? &t : NULL;
+    vk_holders h;
+    int r = 0;
+    for (const vk_link *l = d->top; !r && l; l = l->parent) {
+        probe_with(l->path, tp, &h);
+        r = verdict(l->path, &h, VK_NEED_NO_WRITER, e);
         for (size_t i = 0; !r && i < l->n_ext; i++)
-            if (l->ext[i].path && strcmp(l->ext[i].path, l->path) != 0)
-                r = vk_holders_check(l->ext[i].path, VK_NEED_NO_WRITER, e);
-        if (r)
-            return r;
+            if (l->ext[i].path && strcmp(l->ext[i].path, l->path) != 0) {
+                probe_with(l->ext[i].path, tp, &h);
+                r = verdict(l->ext[i].path, &h, VK_NEED_NO_WRITER, e);
+            }
     }
-    return 0;
+    if (have)
+        free(t.v);
+    return r;
 }

@@ -65,6 +65,11 @@ int vmdkit_link_info_get(vmdkit_disk *d, int n, vmdkit_link_info *info)
         xi->access = vk_access_name(x->access);
         xi->size_sectors = x->size_sectors;
         xi->offset_sectors = x->offset_sectors;
+        /* the file is held (opened again if the pool closed it): a flat
+         * extent's description and the file's size come from fstat */
+        int r = vk_extent_hold(x, &d->err);
+        if (r)
+            return r;
         if (x->ops && x->ops->describe)
             x->ops->describe(x, &xi->sparse, &xi->allocated_bytes);
         struct stat st;
@@ -72,6 +77,7 @@ int vmdkit_link_info_get(vmdkit_disk *d, int n, vmdkit_link_info *info)
             xi->file_bytes = vk_div_round_up(x->file_bytes, 512) * 512;
         else if (x->fd >= 0 && fstat(x->fd, &st) == 0)
             xi->file_bytes = (uint64_t)st.st_blocks * 512;
+        vk_extent_release(x);
     }
     return 0;
 }

@@ -3,10 +3,12 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/fs.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -340,4 +342,30 @@ int vk_read_file(const char *path, size_t max, char **data, size_t *len, vk_err 
     *data = buf;
     *len = (size_t)size;
     return 0;
+}
+
+static size_t budget;
+static pthread_once_t budget_once = PTHREAD_ONCE_INIT;
+
+static void budget_init(void)
+{
+    const char *env = getenv("VMDKIT_MAX_OPEN_EXTENTS");
+    char *end;
+    unsigned long v = env && *env ? strtoul(env, &end, 10) : 0;
+    if (env && *env && !*end && v >= 1) {
+        budget = v;
+        return;
+    }
+    struct rlimit rl;
+    rlim_t soft = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+    /* a quarter: the rest is for the links' own descriptors (descriptor
+     * files, folders, monolithic files), the copy engine and the caller */
+    rlim_t q = soft == RLIM_INFINITY ? 65536 : soft / 4;
+    budget = q < 8 ? 8 : q > 65536 ? 65536 : (size_t)q;
+}
+
+size_t vk_open_files_budget(void)
+{
+    pthread_once(&budget_once, budget_init);
+    return budget;
 }

@@ -157,20 +157,21 @@ static bool vmware_lock_present(const char *path)
 }
 
 /*
- * Open extent X's file.  Unless the user allowed external extents, the
- * name (relative, no "..", checked by vk_path_resolve_extent) is opened
- * beneath the descriptor's folder descriptor without following any
- * symbolic link, so that nothing swapped in after a check can lead out.
- * Under a root (vmdkit_open_beneath) even an external name must lie
- * beneath the root.
+ * Open extent X's file into *FD.  Unless the user allowed external
+ * extents, the name (relative, no "..", checked by vk_path_resolve_extent)
+ * is opened beneath the descriptor's folder descriptor without following
+ * any symbolic link, so that nothing swapped in after a check can lead
+ * out.  Under a root (vmdkit_open_beneath) even an external name must lie
+ * beneath the root.  The pool's reopen goes through here too.
  */
-static int open_extent_file(vk_link *l, vk_extent *x, unsigned flags, const vk_root *root, vk_err *e)
+static int open_extent_file(vk_link *l, const vk_extent *x, int *fd, vk_err *e)
 {
     int mode = x->writable ? O_RDWR : O_RDONLY;
-    bool external = (flags & VMDKIT_OPEN_ALLOW_EXTERNAL) != 0;
+    bool external = (l->open_flags & VMDKIT_OPEN_ALLOW_EXTERNAL) != 0;
+    const vk_root *root = l->root;
     if (external && !root) {
-        x->fd = open_nonblocking(x->path, mode);
-        return x->fd < 0; /* 1: errno says why */
+        *fd = open_nonblocking(x->path, mode);
+        return *fd < 0; /* 1: errno says why */
     }
     char *rel;
     int base = l->dir_fd;
@@ -194,35 +195,74 @@ static int open_extent_file(vk_link *l, vk_extent *x, unsigned flags, const vk_r
     }
     if (!rel)
         return VMDKIT_ENOMEM;
-    x->fd = ups || !*rel ? (errno = EXDEV, -1) : vk_open_beneath(base, rel, mode);
+    *fd = ups || !*rel ? (errno = EXDEV, -1) : vk_open_beneath(base, rel, mode);
     int err = errno;
     free(rel);
     errno = err;
-    return x->fd < 0;
+    return *fd < 0;
 }
 
-static int open_extent_fd(vk_link *l, vk_extent *x, unsigned flags, const vk_root *root, vk_err *e)
+/* Why X's file did not open (errno). */
+static int open_extent_error(const vk_link *l, const vk_extent *x, vk_err *e)
 {
-    int r = open_extent_file(l, x, flags, root, e);
+    if (errno == ENOENT)
+        return vk_fail(e, VMDKIT_ENOENT, "%s: extent file \"%s\": not found (%s)", l->path, x->name,
+                       x->path);
+    if (errno == EISDIR) /* opened for writing */
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: extent file \"%s\": is a directory", l->path, x->name);
+    if (errno == ELOOP)
+        return vk_fail(
+            e, VMDKIT_EPATH,
+            "%s: extent file \"%s\": a symbolic link, not followed (use --allow-external-extents to permit)",
+            l->path, x->name);
+    if (errno == EXDEV)
+        return vk_fail(e, VMDKIT_EPATH, "%s: extent file \"%s\": outside the descriptor's folder",
+                       l->path, x->name);
+    return vk_fail_errno(e, errno, "%s: extent file \"%s\": open", l->path, x->name);
+}
+
+/* The pool closed X's file: open it again as it was first opened (same
+ * folder descriptor, same policy, same lock), and only if it is the very
+ * file it was (device, inode, type): a file swapped in meanwhile is never
+ * read or written. */
+static int reopen_extent(void *opaque, vk_extent *x, int *out, vk_err *e)
+{
+    vk_link *l = opaque;
+    int fd = -1;
+    int r = open_extent_file(l, x, &fd, e);
+    if (r > 0)
+        return open_extent_error(l, x, e);
+    if (r)
+        return r;
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        r = vk_fail_errno(e, errno, "%s: stat", x->path);
+    else if (!vk_extent_is_file(x, st.st_dev, st.st_ino) ||
+             !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
+        r = vk_fail(e, VMDKIT_EPATH,
+                    "%s: extent file \"%s\": replaced by another file since the disk was opened: "
+                    "not read or written",
+                    l->path, x->name);
+    else if (!(l->open_flags & VMDKIT_OPEN_NO_LOCK))
+        r = vk_lock_fd(fd, x->writable, x->path, e);
+    if (r) {
+        close(fd);
+        return r;
+    }
+    *out = fd;
+    return 0;
+}
+
+/* Open extent X's file, check what was opened, lock it and put it in the
+ * descriptor pool, held (released once its driver has opened). */
+static int open_extent_fd(vk_link *l, vk_extent *x, vk_err *e)
+{
+    unsigned flags = l->open_flags;
+    int r = open_extent_file(l, x, &x->fd, e);
     if (r < 0)
         return r;
-    if (r > 0) {
-        if (errno == ENOENT)
-            return vk_fail(e, VMDKIT_ENOENT, "%s: extent file \"%s\": not found (%s)", l->path, x->name,
-                           x->path);
-        if (errno == EISDIR) /* opened for writing */
-            return vk_fail(e, VMDKIT_EFORMAT, "%s: extent file \"%s\": is a directory", l->path,
-                           x->name);
-        if (errno == ELOOP)
-            return vk_fail(
-                e, VMDKIT_EPATH,
-                "%s: extent file \"%s\": a symbolic link, not followed (use --allow-external-extents to permit)",
-                l->path, x->name);
-        if (errno == EXDEV)
-            return vk_fail(e, VMDKIT_EPATH, "%s: extent file \"%s\": outside the descriptor's folder",
-                           l->path, x->name);
-        return vk_fail_errno(e, errno, "%s: extent file \"%s\": open", l->path, x->name);
-    }
+    if (r > 0)
+        return open_extent_error(l, x, e);
     struct stat st;
     if (fstat(x->fd, &st) != 0)
         return vk_fail_errno(e, errno, "%s: stat", x->path);
@@ -244,15 +284,20 @@ static int open_extent_fd(vk_link *l, vk_extent *x, unsigned flags, const vk_roo
                        x->name);
     if (x->writable && vmware_lock_present(x->path))
         return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by VMware (%s.lck exists)", x->path, x->path);
-    /* several FLAT extents may share one file (partitionedDevice): its
-     * first extent holds the lock for all of them */
-    for (vk_extent *prev = l->ext; prev < x; prev++)
-        if (prev->fd >= 0 && fstat(prev->fd, &other) == 0 && other.st_dev == st.st_dev &&
-            other.st_ino == st.st_ino)
-            return 0;
-    if (!(flags & VMDKIT_OPEN_NO_LOCK))
-        return vk_lock_fd(x->fd, x->writable, x->path, e);
-    return 0;
+    /* several FLAT extents may share one file (partitionedDevice): they
+     * share its descriptor, and its first extent holds the lock for all of
+     * them.  One opened in another mode keeps a descriptor of its own,
+     * unlocked (a second OFD lock would conflict with the first) and
+     * pinned, so that it never needs a lock again. */
+    vk_extent *prev = vk_extent_find_file(l->ext, x, st.st_dev, st.st_ino);
+    if (prev && prev->writable == x->writable) {
+        vk_extent_share(x, prev);
+        return 0;
+    }
+    int r2 = 0;
+    if (!prev && !(flags & VMDKIT_OPEN_NO_LOCK))
+        r2 = vk_lock_fd(x->fd, x->writable, x->path, e);
+    return r2 ? r2 : vk_extent_adopt(x, prev != NULL, reopen_extent, l, e);
 }
 
 static int open_extent_driver(vk_link *l, vk_extent *x, vk_err *e)
@@ -286,7 +331,7 @@ static int open_extent_driver(vk_link *l, vk_extent *x, vk_err *e)
     return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: extent type not supported", l->path);
 }
 
-static int open_extents(vk_link *l, unsigned flags, int self_fd, const vk_root *root, vk_err *e)
+static int open_extents(vk_link *l, unsigned flags, int self_fd, vk_err *e)
 {
     if (l->writable && vmware_lock_present(l->path))
         return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by VMware (%s.lck exists)", l->path, l->path);
@@ -327,11 +372,11 @@ static int open_extents(vk_link *l, unsigned flags, int self_fd, const vk_root *
             x->fd = dup(self_fd);
             if (x->fd < 0)
                 return vk_fail_errno(e, errno, "%s: dup", l->path);
-            if (!(flags & VMDKIT_OPEN_NO_LOCK)) {
-                int r = vk_lock_fd(x->fd, x->writable, x->path, e);
-                if (r)
-                    return r;
-            }
+            /* pinned: this file carries the link's lock, which closing any
+             * descriptor of it would drop */
+            int r = flags & VMDKIT_OPEN_NO_LOCK ? 0 : vk_lock_fd(x->fd, x->writable, x->path, e);
+            if (r || (r = vk_extent_adopt(x, true, reopen_extent, l, e)))
+                return r;
         } else {
             if (!d->filename || !*d->filename)
                 return vk_fail(e, VMDKIT_EFORMAT, "%s: extent %zu: file name is empty", l->path, i);
@@ -339,11 +384,12 @@ static int open_extents(vk_link *l, unsigned flags, int self_fd, const vk_root *
                                              (flags & VMDKIT_OPEN_ALLOW_EXTERNAL) != 0, e);
             if (!x->path)
                 return e ? e->code : VMDKIT_EPATH;
-            int r = open_extent_fd(l, x, flags, root, e);
+            int r = open_extent_fd(l, x, e);
             if (r)
                 return r;
         }
         int r = open_extent_driver(l, x, e);
+        vk_extent_release(x);
         if (r)
             return r;
         /* refuse a writable open up front rather than at the first write */
@@ -390,9 +436,14 @@ static int open_raw(vk_link *l, int fd, vk_err *e)
     x->fd = dup(fd);
     if (x->fd < 0)
         return vk_fail_errno(e, errno, "%s: dup", l->path);
+    /* pinned: the raw file carries the link's lock */
+    if ((r = vk_extent_adopt(x, true, reopen_extent, l, e)))
+        return r;
     l->capacity_sectors = vk_div_round_up(size, VK_SECTOR);
     /* the flat driver checks size against the file: give it the whole sectors */
-    if ((r = vk_flat_open(x, e)))
+    r = vk_flat_open(x, e);
+    vk_extent_release(x);
+    if (r)
         return r;
     x->size_sectors = l->capacity_sectors;
     return 0;
@@ -526,170 +577,231 @@ static int open_ova_member(vk_link *l, int fd, const char *member, char **text, 
     return r;
 }
 
-int vk_link_open(const char *path, int dir_fd, int fd, bool writable, unsigned flags,
-                 const vk_root *root, vk_link **out, vk_err *e)
+/*
+ * Opening a link takes these steps, one function each:
+ *   1. link_new: the link, owning the caller's descriptors;
+ *   2. link_open_file: the file PATH names, when the caller has not opened it;
+ *   3. link_stat: that file, which a folder is not;
+ *   4. read_descriptor: the descriptor, as the file's first bytes say
+ *      (an OVA member, an embedded one, one made up for a bare sparse or
+ *      COWD/seSparse file, a text file) or a raw image;
+ *   5. check_descriptor: what the descriptor says allows this open;
+ *   6. open_link_extents: its extents, with their drivers.
+ */
+
+/* Step 1: a new link for PATH that owns FD and DIR_FD (closed on failure). */
+static vk_link *link_new(const char *path, int dir_fd, int fd, bool writable, unsigned flags,
+                         const vk_root *root, vk_err *e)
 {
-    char *member = NULL; /* PATH is FILE.ova/MEMBER */
     vk_link *l = vk_calloc(1, sizeof *l, e);
     if (!l) {
         if (fd >= 0)
             close(fd);
         if (dir_fd >= 0)
             close(dir_fd);
-        return VMDKIT_ENOMEM;
+        return NULL;
     }
     l->desc_fd = fd;
     l->dir_fd = dir_fd;
     l->writable = writable;
-    int r = 0;
-    char *text = NULL;
-    size_t len = 0;
+    l->open_flags = flags;
+    l->root = root;
     if (!(l->path = vk_strdup(path, e))) {
-        r = VMDKIT_ENOMEM;
-        goto out;
+        vk_link_close(l, NULL);
+        return NULL;
     }
-    if (fd < 0) {
-        r = open_top(path, writable, root, &l->dir_fd, &fd, e);
-        if (r > 0 && errno == ENOTDIR)
-            r = open_top_member(path, root, &l->dir_fd, &fd, &member, e);
-        if (r < 0)
-            goto out;
-        if (r > 0) {
-            r = top_open_error(path, e);
-            goto out;
-        }
-    }
+    return l;
+}
+
+/* Step 2: open the file PATH names (or FILE.ova/MEMBER, *MEMBER set) unless
+ * the caller gave it. */
+static int link_open_file(vk_link *l, char **member, vk_err *e)
+{
+    if (l->desc_fd >= 0)
+        return 0;
+    int fd = -1;
+    int r = open_top(l->path, l->writable, l->root, &l->dir_fd, &fd, e);
+    if (r > 0 && errno == ENOTDIR)
+        r = open_top_member(l->path, l->root, &l->dir_fd, &fd, member, e);
     l->desc_fd = fd;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        r = vk_fail_errno(e, errno, "%s: stat", path);
-        goto out;
+    if (r > 0)
+        r = top_open_error(l->path, e);
+    return r;
+}
+
+/* Step 3: the file opened, which must not be a folder. */
+static int link_stat(const vk_link *l, struct stat *st, vk_err *e)
+{
+    if (fstat(l->desc_fd, st) != 0)
+        return vk_fail_errno(e, errno, "%s: stat", l->path);
+    if (S_ISDIR(st->st_mode))
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: is a directory, not a disk", l->path);
+    return 0;
+}
+
+/* Step 4 for a KDMV file: its embedded descriptor, or one made up for a
+ * bare piece without one. */
+static int read_embedded(vk_link *l, char **text, size_t *len, vk_err *e)
+{
+    uint64_t off, size;
+    int r = vk_sparse_read_embedded_descriptor(l->desc_fd, l->path, text, len, &off, &size, e);
+    if (r)
+        return r;
+    if (!*text)
+        return synth_descriptor(l, KIND_KDMV, l->desc_fd, e);
+    l->embedded = true;
+    l->embedded_off_sectors = off;
+    l->embedded_size_sectors = size;
+    if (!vk_descriptor_sniff(*text, *len))
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: embedded descriptor: empty or not a descriptor", l->path);
+    return vk_descriptor_parse(*text, *len, l->path, &l->desc, e);
+}
+
+/* Step 4 for any other file: a text descriptor, which is locked like an
+ * extent; or, under VMDKIT_OPEN_PROBE, a raw image (*DONE). */
+static int read_text_file(vk_link *l, const struct stat *st, unsigned flags, char **text, size_t *len,
+                          bool *done, vk_err *e)
+{
+    int fd = l->desc_fd;
+    bool probe_raw = (flags & VMDKIT_OPEN_PROBE) && !vk_path_has_suffix(l->path, ".vmdk");
+    if (st->st_size > (off_t)VK_DESC_MAX_BYTES || !S_ISREG(st->st_mode)) {
+        /* too large (or a device) for a descriptor: a raw image */
+        if (probe_raw) {
+            *done = true;
+            return open_probed_raw(l, fd, flags, e);
+        }
+        return vk_fail(e, VMDKIT_EFORMAT,
+                       "%s: not a VMDK: no sparse magic and too large for a descriptor", l->path);
     }
-    if (S_ISDIR(st.st_mode)) {
-        r = vk_fail(e, VMDKIT_EFORMAT, "%s: is a directory, not a disk", path);
-        goto out;
+    *len = (size_t)st->st_size;
+    if (!(*text = vk_malloc(*len + 1, e)))
+        return VMDKIT_ENOMEM;
+    int r = vk_pread_full(fd, *text, *len, 0, l->path, e);
+    if (r)
+        return r;
+    (*text)[*len] = 0;
+    if (!vk_descriptor_sniff(*text, *len)) {
+        if (probe_raw) {
+            *done = true;
+            return open_probed_raw(l, fd, flags, e);
+        }
+        return vk_fail(
+            e, VMDKIT_EFORMAT,
+            "%s: not a VMDK: neither a sparse extent (KDMV/COWD magic) nor a descriptor (version=1)",
+            l->path);
     }
+    r = vk_descriptor_parse(*text, *len, l->path, &l->desc, e);
+    /* the descriptor itself is locked like an extent */
+    if (!r && !(flags & VMDKIT_OPEN_NO_LOCK)) {
+        r = vk_lock_fd(fd, l->writable, l->path, e);
+        l->desc_locked = !r;
+    }
+    return r;
+}
+
+/* Step 4: the link's descriptor, as the file's first bytes say.  *SELF_FD
+ * receives the file when its extent 0 is the file itself; *DONE is set
+ * when the link is complete already (a raw image). */
+static int read_descriptor(vk_link *l, const char *member, const struct stat *st, unsigned flags,
+                           int *self_fd, char **text, size_t *len, bool *done, vk_err *e)
+{
+    int fd = l->desc_fd;
+    int r;
     if (flags & VMDKIT_OPEN_RAW) {
-        if (!(flags & VMDKIT_OPEN_NO_LOCK) && (r = vk_lock_fd(fd, writable, path, e)))
-            goto out;
-        r = open_raw(l, fd, e);
-        goto out;
+        *done = true;
+        if (!(flags & VMDKIT_OPEN_NO_LOCK) && (r = vk_lock_fd(fd, l->writable, l->path, e)))
+            return r;
+        return open_raw(l, fd, e);
     }
     enum file_kind kind;
-    if ((r = probe_fd(fd, path, &kind, e)))
-        goto out;
-    int self_fd = -1;
+    if ((r = probe_fd(fd, l->path, &kind, e)))
+        return r;
     if (member || (kind == KIND_TEXT && vk_ova_probe(fd))) {
-        self_fd = fd;
-        r = open_ova_member(l, fd, member, &text, &len, e);
-    } else if (kind == KIND_KDMV) {
-        uint64_t off, size;
-        if ((r = vk_sparse_read_embedded_descriptor(fd, path, &text, &len, &off, &size, e)))
-            goto out;
-        self_fd = fd;
-        if (text) {
-            l->embedded = true;
-            l->embedded_off_sectors = off;
-            l->embedded_size_sectors = size;
-            if (!vk_descriptor_sniff(text, len)) {
-                r = vk_fail(e, VMDKIT_EFORMAT, "%s: embedded descriptor: empty or not a descriptor",
-                            path);
-                goto out;
-            }
-            r = vk_descriptor_parse(text, len, path, &l->desc, e);
-        } else {
-            r = synth_descriptor(l, kind, fd, e);
-        }
-    } else if (kind == KIND_COWD || kind == KIND_SESPARSE) {
-        self_fd = fd;
-        r = synth_descriptor(l, kind, fd, e);
-    } else {
-        if (st.st_size > (off_t)VK_DESC_MAX_BYTES || !S_ISREG(st.st_mode)) {
-            /* too large (or a device) for a descriptor: a raw image */
-            if ((flags & VMDKIT_OPEN_PROBE) && !vk_path_has_suffix(path, ".vmdk")) {
-                r = open_probed_raw(l, fd, flags, e);
-                goto out;
-            }
-            r = vk_fail(e, VMDKIT_EFORMAT,
-                        "%s: not a VMDK: no sparse magic and too large for a descriptor", path);
-            goto out;
-        }
-        len = (size_t)st.st_size;
-        if (!(text = vk_malloc(len + 1, e))) {
-            r = VMDKIT_ENOMEM;
-            goto out;
-        }
-        if ((r = vk_pread_full(fd, text, len, 0, path, e)))
-            goto out;
-        text[len] = 0;
-        if (!vk_descriptor_sniff(text, len)) {
-            if ((flags & VMDKIT_OPEN_PROBE) && !vk_path_has_suffix(path, ".vmdk")) {
-                r = open_probed_raw(l, fd, flags, e);
-                goto out;
-            }
-            r = vk_fail(
-                e, VMDKIT_EFORMAT,
-                "%s: not a VMDK: neither a sparse extent (KDMV/COWD magic) nor a descriptor (version=1)",
-                path);
-            goto out;
-        }
-        r = vk_descriptor_parse(text, len, path, &l->desc, e);
-        /* the descriptor itself is locked like an extent */
-        if (!r && !(flags & VMDKIT_OPEN_NO_LOCK)) {
-            r = vk_lock_fd(fd, writable, path, e);
-            l->desc_locked = !r;
-        }
+        *self_fd = fd;
+        return open_ova_member(l, fd, member, text, len, e);
     }
-    if (r)
-        goto out;
-    if (l->desc.create_type && !vk_create_type_known(l->desc.create_type)) {
-        r = vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: createType: \"%s\" is not a known disk type", path,
-                    l->desc.create_type);
-        goto out;
+    if (kind == KIND_KDMV) {
+        *self_fd = fd;
+        return read_embedded(l, text, len, e);
     }
-    if (l->desc.n_extents == 0) {
-        r = vk_fail(e, VMDKIT_EFORMAT, "%s: descriptor: no extent lines", path);
-        goto out;
+    if (kind == KIND_COWD || kind == KIND_SESPARSE) {
+        *self_fd = fd;
+        return synth_descriptor(l, kind, fd, e);
     }
-    if (writable) {
+    return read_text_file(l, st, flags, text, len, done, e);
+}
+
+/* Step 5: what the descriptor says must allow this open. */
+static int check_descriptor(const vk_link *l, vk_err *e)
+{
+    const char *path = l->path;
+    if (l->desc.create_type && !vk_create_type_known(l->desc.create_type))
+        return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: createType: \"%s\" is not a known disk type", path,
+                       l->desc.create_type);
+    if (l->desc.n_extents == 0)
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: descriptor: no extent lines", path);
+    if (l->writable)
         for (size_t i = 0; i < l->desc.n_header_extra; i++)
-            if (strcasecmp(l->desc.header_extra[i].key, "changeTrackPath") == 0) {
-                r = vk_fail(
+            if (strcasecmp(l->desc.header_extra[i].key, "changeTrackPath") == 0)
+                return vk_fail(
                     e, VMDKIT_EUNSUPPORTED,
                     "%s: changeTrackPath: the disk uses changed block tracking, which writes would leave stale",
                     path);
-                goto out;
-            }
-    }
-    if (l->desc.parent_cid != VK_CID_NONE && !l->desc.parent_hint) {
-        r = vk_fail(e, VMDKIT_EFORMAT, "%s: parentFileNameHint: missing although parentCID is %08x",
-                    path, l->desc.parent_cid);
-        goto out;
-    }
+    if (l->desc.parent_cid != VK_CID_NONE && !l->desc.parent_hint)
+        return vk_fail(e, VMDKIT_EFORMAT, "%s: parentFileNameHint: missing although parentCID is %08x",
+                       path, l->desc.parent_cid);
     /* ffffffff means "no parent": with a hint beside it the chain would take
      * any file as its base, the CID check being the one thing that ties a
      * child to its parent (a bare extent's synthesised CID is ffffffff too) */
-    if (l->desc.parent_cid == VK_CID_NONE && l->desc.parent_hint) {
-        r = vk_fail(e, VMDKIT_EFORMAT,
-                    "%s: parentCID: ffffffff (no parent) although parentFileNameHint names \"%s\"", path,
-                    l->desc.parent_hint);
-        goto out;
-    }
-    /* a bare extent is refused for writing (its descriptor would be written
-     * as a file at its path, in place of its data), once its own errors are
-     * known: its extent opens read-only meanwhile */
+    if (l->desc.parent_cid == VK_CID_NONE && l->desc.parent_hint)
+        return vk_fail(e, VMDKIT_EFORMAT,
+                       "%s: parentCID: ffffffff (no parent) although parentFileNameHint names \"%s\"", path,
+                       l->desc.parent_hint);
+    return 0;
+}
+
+/* Step 6: the extents.  A bare extent is refused for writing (its
+ * descriptor would be written as a file at its path, in place of its
+ * data), once its own errors are known: its extent opens read-only
+ * meanwhile. */
+static int open_link_extents(vk_link *l, unsigned flags, int self_fd, vk_err *e)
+{
+    bool writable = l->writable;
     if (l->bare)
         l->writable = false;
-    r = open_extents(l, flags, self_fd, root, e);
+    int r = open_extents(l, flags, self_fd, e);
     if (!r && writable && l->bare)
         r = vk_fail(e, VMDKIT_ERDONLY, "%s: " VK_PIECE_OF_DISK ": open its descriptor to write to it",
-                    path);
-    if (!r && text) { /* kept: a rewrite keeps its layout */
+                    l->path);
+    return r;
+}
+
+int vk_link_open(const char *path, int dir_fd, int fd, bool writable, unsigned flags,
+                 const vk_root *root, vk_link **out, vk_err *e)
+{
+    vk_link *l = link_new(path, dir_fd, fd, writable, flags, root, e);
+    if (!l)
+        return VMDKIT_ENOMEM;
+    char *member = NULL; /* PATH is FILE.ova/MEMBER */
+    char *text = NULL;
+    size_t len = 0;
+    int self_fd = -1;
+    bool done = false;
+    struct stat st;
+    int r = link_open_file(l, &member, e);
+    if (!r)
+        r = link_stat(l, &st, e);
+    if (!r)
+        r = read_descriptor(l, member, &st, flags, &self_fd, &text, &len, &done, e);
+    if (!r && !done)
+        r = check_descriptor(l, e);
+    if (!r && !done)
+        r = open_link_extents(l, flags, self_fd, e);
+    if (!r && !done && text) { /* kept: a rewrite keeps its layout */
         l->desc_text = text;
         l->desc_len = strnlen(text, len);
         text = NULL;
     }
-out:
     free(text);
     free(member);
     if (r) {
@@ -707,12 +819,21 @@ void vk_link_close(vk_link *l, vk_err *e)
     for (size_t i = 0; i < l->n_ext; i++) {
         vk_extent *x = &l->ext[i];
         if (x->ops && x->ops->close) {
-            int r = x->ops->close(x, e);
+            /* a writable extent's close flushes and writes its header: its
+             * file is opened again if the pool closed it; a read-only
+             * driver's close only frees memory */
+            int r = x->writable ? vk_extent_hold(x, e) : 0;
+            if (!r) {
+                r = x->ops->close(x, e);
+                if (x->writable)
+                    r = vk_extent_flushed(x, r, e);
+                if (x->writable)
+                    vk_extent_release(x);
+            }
             if (r)
                 e = NULL; /* keep the first error */
         }
-        if (x->fd >= 0)
-            close(x->fd);
+        vk_extent_forget(x);
         free(x->name);
         free(x->path);
     }
@@ -756,7 +877,12 @@ int vk_link_status(vk_link *l, uint64_t sector, uint64_t n, int *alloc, uint64_t
         return no_access(l, x, e);
     uint64_t rel = sector - x->start_sector;
     uint64_t k = vk_min(n, x->size_sectors - rel);
-    return x->ops->status(x, rel, k, alloc, run, e);
+    int r = vk_extent_hold(x, e);
+    if (r)
+        return r;
+    r = x->ops->status(x, rel, k, alloc, run, e);
+    vk_extent_release(x);
+    return r;
 }
 
 int vk_link_read(vk_link *l, uint64_t sector, uint64_t n, void *buf, vk_err *e)
@@ -768,7 +894,11 @@ int vk_link_read(vk_link *l, uint64_t sector, uint64_t n, void *buf, vk_err *e)
             return no_access(l, x, e);
         uint64_t rel = sector - x->start_sector;
         uint64_t k = vk_min(n, x->size_sectors - rel);
-        int r = x->ops->read(x, rel, k, p, e);
+        int r = vk_extent_hold(x, e);
+        if (r)
+            return r;
+        r = x->ops->read(x, rel, k, p, e);
+        vk_extent_release(x);
         if (r)
             return r;
         p += k * VK_SECTOR;
@@ -815,9 +945,13 @@ static int link_prefetch(vk_link *l, uint64_t sector, uint64_t n, vk_err *e)
         uint64_t rel = sector - x->start_sector;
         uint64_t k = vk_min(n, x->size_sectors - rel);
         if (x->ops && x->ops->prefetch) {
-            int r = x->ops->prefetch(x, rel, k, e);
-            if (r)
-                return r;
+            /* a hint: a file the pool has closed is not opened for it */
+            if (vk_extent_hold_if_open(x) >= 0) {
+                int r = x->ops->prefetch(x, rel, k, e);
+                vk_extent_release(x);
+                if (r)
+                    return r;
+            }
         }
         sector += k;
         n -= k;
@@ -899,6 +1033,7 @@ int vk_link_write_descriptor(vk_link *l, vk_err *e)
             return VMDKIT_ENOMEM;
         }
         memcpy(buf, text, len);
+        /* extent 0 is this very file, pinned: its fd is always open */
         r = vk_pwrite_full(l->ext[0].fd, buf, area, l->embedded_off_sectors * VK_SECTOR, l->path, e);
         if (!r)
             r = vk_fdatasync(l->ext[0].fd, l->path, e);

@@ -48,6 +48,8 @@ struct vk_link {
     char *member_path;     /* a disk inside an OVA: "FILE.ova/NAME.vmdk", and */
     uint64_t member_base;  /* where its bytes lie in desc_fd, the archive */
     uint64_t member_bytes; /* (0: not a member) */
+    unsigned open_flags;   /* the flags and root it was opened with, for */
+    const vk_root *root;   /* opening extents again (NULL: not confined) */
 };
 
 struct vmdkit_disk {
@@ -63,6 +65,7 @@ struct vmdkit_disk {
  * is PATH already opened and DIR_FD its folder (both owned from here on),
  * or both -1 to open PATH by name (beneath ROOT when not NULL).  Extent
  * files are opened beneath DIR_FD unless VMDKIT_OPEN_ALLOW_EXTERNAL.
+ * ROOT must outlive the link (extents are opened again beneath it).
  */
 int vk_link_open(const char *path, int dir_fd, int fd, bool writable, unsigned flags,
                  const vk_root *root, vk_link **out, vk_err *e);

@@ -130,6 +130,12 @@ bool vk_same_file(const char *a, const char *b);
  * process dies).  EXCLUSIVE for writers, shared for readers. */
 int vk_lock_fd(int fd, bool exclusive, const char *what, vk_err *e);
 
+/* How many extent files a process keeps open at most (the pool of
+ * extent_file.c, and the checker's): the VMDKIT_MAX_OPEN_EXTENTS
+ * environment variable, else a quarter of the soft RLIMIT_NOFILE (at
+ * least 8, at most 65536), fixed at the first call. */
+size_t vk_open_files_budget(void);
+
 /* Write a whole file atomically: temp file in the same folder, fsync,
  * rename over PATH, fsync the folder.  A symbolic link stays a link: the
  * file it leads to is replaced (the temp file made in that file's folder). */

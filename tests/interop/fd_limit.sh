@@ -3,8 +3,8 @@
 # (security review M1, first part): a split disk of 259 pieces with a
 # snapshot holds 518 extent files open, more than macOS' default soft
 # limit of 256 (set here with ulimit -S), and still opens, reads and copies.
-# (Under a hard limit below that, opening still fails with "Too many open
-# files": the extents are not yet opened lazily.)
+# (Under a hard limit below that, the pool of extent descriptors keeps the
+# disk working: fd_pool.sh.)
 . "${VMDKIT_TESTLIB:-$(dirname "$0")/lib.sh}"
 need_vmdkit
 mk_tmpdir

@@ -74,6 +74,7 @@ typedef struct vk_check {
 
     vk_cfile *files;
     size_t n_files, cap_files;
+    size_t n_open; /* files whose fd is open (others were parked) */
     vk_fix *fixes;
     size_t n_fixes, cap_fixes;
     bool plan_grows_file; /* a planned fix appends to a file: no truncation this round */
@@ -131,6 +132,14 @@ int vk_check_open(vk_check *c, const char *path, bool writable, size_t *idx);
 int vk_check_open_extent(vk_check *c, const char *desc_path, const char *name, const char *path,
                          bool writable, size_t *idx);
 void vk_check_close_all(vk_check *c);
+/* The descriptor of file IDX in *FD, opened again if it was parked: only
+ * if it is still the same file (device, inode), locked as before. */
+int vk_check_fd(vk_check *c, size_t idx, int *fd);
+/* File IDX is checked: close it when more files are open than the pool
+ * of extent descriptors allows (vk_open_files_budget), so that a disk of
+ * thousands of pieces is checked under a small limit of open files.  A
+ * file opened for the repair keeps its exclusive lock: never parked. */
+void vk_check_park(vk_check *c, size_t idx);
 /* Open PATH read-only, without a lock and outside any check (to size its
  * progress): the descriptor, or -1 when it cannot be opened or is not a
  * regular file or block device; *SIZE receives its size in bytes. */

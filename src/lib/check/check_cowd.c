@@ -68,8 +68,10 @@ static int check_tables(cowd_check *k, const uint32_t *gd, uint64_t extent_secto
 
 int vk_check_cowd(vk_check *c, vk_check_extent *x)
 {
-    cowd_check k = {.c = c, .file = c->files[x->file].path, .fd = c->files[x->file].fd};
-    int r = vk_file_size(k.fd, &k.file_bytes, k.file, c->e);
+    cowd_check k = {.c = c, .file = c->files[x->file].path};
+    int r = vk_check_fd(c, x->file, &k.fd);
+    if (!r)
+        r = vk_file_size(k.fd, &k.file_bytes, k.file, c->e);
     if (r)
         return r;
     if (k.file_bytes < COWD_HEADER_BYTES) {

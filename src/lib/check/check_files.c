@@ -58,12 +58,21 @@ static int adopt(vk_check *c, int fd, const char *path, bool writable, size_t *i
         return r;
     }
     for (size_t i = 0; i < c->n_files; i++) {
-        if (c->files[i].dev == st.st_dev && c->files[i].ino == st.st_ino) {
-            close(fd);
-            if (writable && !c->files[i].writable)
+        vk_cfile *f = &c->files[i];
+        if (f->dev == st.st_dev && f->ino == st.st_ino) {
+            if (writable && !f->writable) {
+                close(fd);
                 return vk_fail(e, VMDKIT_EINVAL, "%s: also used read-only by another link", path);
+            }
+            int r = 0;
+            if (f->fd < 0 && !(r = vk_lock_fd(fd, f->writable, path, e))) {
+                f->fd = fd; /* parked: this new descriptor serves */
+                c->n_open++;
+            } else {
+                close(fd);
+            }
             *idx = i;
-            return 0;
+            return r;
         }
     }
     if (S_ISDIR(st.st_mode)) {
@@ -105,7 +114,46 @@ static int adopt(vk_check *c, int fd, const char *path, bool writable, size_t *i
         return r;
     }
     *idx = c->n_files++;
+    c->n_open++;
     return 0;
+}
+
+int vk_check_fd(vk_check *c, size_t idx, int *out)
+{
+    vk_cfile *f = &c->files[idx];
+    if (f->fd >= 0) {
+        *out = f->fd;
+        return 0;
+    }
+    int fd = open_file(f->path, f->writable);
+    if (fd < 0)
+        return vk_fail_errno(c->e, errno, "%s: open again", f->path);
+    struct stat st;
+    int r = 0;
+    if (fstat(fd, &st) != 0)
+        r = vk_fail_errno(c->e, errno, "%s: stat", f->path);
+    else if (st.st_dev != f->dev || st.st_ino != f->ino || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
+        r = vk_fail(c->e, VMDKIT_EPATH, "%s: replaced by another file during the check: not read",
+                    f->path);
+    else
+        r = vk_lock_fd(fd, f->writable, f->path, c->e);
+    if (r) {
+        close(fd);
+        return r;
+    }
+    f->fd = *out = fd;
+    c->n_open++;
+    return 0;
+}
+
+void vk_check_park(vk_check *c, size_t idx)
+{
+    vk_cfile *f = &c->files[idx];
+    if (f->fd < 0 || f->writable || c->n_open <= vk_open_files_budget())
+        return;
+    close(f->fd);
+    f->fd = -1;
+    c->n_open--;
 }
 
 int vk_check_open(vk_check *c, const char *path, bool writable, size_t *idx)
@@ -173,10 +221,11 @@ int vk_check_open_extent(vk_check *c, const char *desc_path, const char *name, c
 void vk_check_close_all(vk_check *c)
 {
     for (size_t i = 0; i < c->n_files; i++) {
-        close(c->files[i].fd);
+        if (c->files[i].fd >= 0)
+            close(c->files[i].fd);
         free(c->files[i].path);
     }
     free(c->files);
     c->files = NULL;
-    c->n_files = c->cap_files = 0;
+    c->n_files = c->cap_files = c->n_open = 0;
 }

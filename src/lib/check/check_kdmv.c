@@ -243,7 +243,9 @@ int vk_check_kdmv(vk_check *c, vk_check_extent *x)
     vk_sparse_check s = {0};
     s.c = c;
     s.x = x;
-    s.fd = c->files[x->file].fd;
+    int r0 = vk_check_fd(c, x->file, &s.fd);
+    if (r0)
+        return r0;
     s.file = c->files[x->file].path;
     int r = vk_file_size(s.fd, &s.file_bytes, s.file, c->e);
     if (r)

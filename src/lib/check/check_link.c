@@ -69,7 +69,9 @@ static int probe_fd(int fd, uint64_t size, const char *path, int *kind, vk_err *
 static int probe(vk_check *c, size_t idx, int *kind)
 {
     vk_cfile *f = &c->files[idx];
-    return probe_fd(f->fd, f->size, f->path, kind, c->e);
+    int fd;
+    int r = vk_check_fd(c, idx, &fd);
+    return r ? r : probe_fd(fd, f->size, f->path, kind, c->e);
 }
 
 /* Where a link's descriptor text is. */
@@ -150,7 +152,10 @@ static int synthesize(link_ctx *L, int kind)
     vk_check *c = L->c;
     vk_cfile *f = &c->files[L->file];
     uint8_t b[32] = {0};
-    int r = vk_pread_zfill(f->fd, b, sizeof b, 0, f->path, c->e);
+    int fd;
+    int r = vk_check_fd(c, L->file, &fd);
+    if (!r)
+        r = vk_pread_zfill(fd, b, sizeof b, 0, f->path, c->e);
     if (r)
         return r;
     uint64_t cap = kind == FK_COWD       ? vk_le32(b + 12)
@@ -200,7 +205,10 @@ static int read_descriptor(link_ctx *L, int kind)
     vk_check *c = L->c;
     vk_cfile *f = &c->files[L->file];
     link_text t;
-    int r = read_text(f->fd, f->size, kind, L->path, &t, c->e);
+    int fd;
+    int r = vk_check_fd(c, L->file, &fd);
+    if (!r)
+        r = read_text(fd, f->size, kind, L->path, &t, c->e);
     if (r)
         return r;
     L->text = t.text;
@@ -308,7 +316,8 @@ static int check_extent(link_ctx *L, size_t i)
     case VK_EXT_VMFSRAW: {
         uint64_t need;
         L->kind[i] = FK_OTHER;
-        if ((r = vk_file_size(f->fd, &f->size, f->path, c->e)))
+        int fd;
+        if ((r = vk_check_fd(c, x->file, &fd)) || (r = vk_file_size(fd, &f->size, f->path, c->e)))
             return r;
         if (!vk_add_ok(d->offset_sectors, d->size_sectors, &need) ||
             !vk_mul_ok(need, VK_SECTOR, &need) || f->size < need)
@@ -705,6 +714,8 @@ static int check_link(vk_check *c, const link_ctx *child, const char *path, int 
         c->prog_ext_bytes = L.d.extents[i].size_sectors * VK_SECTOR;
         vk_check_progress(c, 0, 0);
         r = check_extent(&L, i);
+        if (L.x[i].name && L.x[i].file != L.file)
+            vk_check_park(c, L.x[i].file);
         vk_check_progress(c, 1, 1);
         start += L.d.extents[i].size_sectors;
     }

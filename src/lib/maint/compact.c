@@ -267,7 +267,7 @@ static int check_link(const vk_link *l, vk_err *e)
                        "monolithicSparse and twoGbMaxExtentSparse disks)",
                        l->path, t);
     for (size_t i = 0; i < l->n_ext; i++)
-        if (l->ext[i].type != VK_EXT_SPARSE || l->ext[i].fd < 0)
+        if (l->ext[i].type != VK_EXT_SPARSE || !l->ext[i].file)
             return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: extent %zu: a %s extent in a sparse disk",
                            l->path, i + 1, vk_extent_type_name(l->ext[i].type));
     return 0;
@@ -280,7 +280,11 @@ static int compact_link(vk_link *l, const char *dir, vk_temp_folder *t, unsigned
     int r = 0;
     for (size_t i = 0; !r && i < l->n_ext; i++) {
         char *out = vk_path_join(t->path, vk_path_basename(l->ext[i].path), e);
-        r = out ? build_copy(l, &l->ext[i], out, mode, res, e) : VMDKIT_ENOMEM;
+        r = out ? vk_extent_hold(&l->ext[i], e) : VMDKIT_ENOMEM;
+        if (!r) {
+            r = build_copy(l, &l->ext[i], out, mode, res, e);
+            vk_extent_release(&l->ext[i]);
+        }
         free(out);
     }
     if (!r)

@@ -60,7 +60,7 @@ static int kind_of(const vk_link *l, enum disk_kind *kind, vk_err *e)
     for (size_t i = 0; i < l->n_ext; i++) {
         const vk_extent *x = &l->ext[i];
         bool ok = sparse ? x->type == VK_EXT_SPARSE : (x->type == VK_EXT_FLAT || x->type == VK_EXT_VMFS);
-        if (!ok || x->fd < 0)
+        if (!ok || !x->file)
             return vk_fail(e, VMDKIT_EUNSUPPORTED,
                            "%s: extent %zu: a %s extent in a %s disk cannot be grown", l->path, i + 1,
                            vk_extent_type_name(x->type), t);
@@ -71,15 +71,20 @@ static int kind_of(const vk_link *l, enum disk_kind *kind, vk_err *e)
     return 0;
 }
 
-static int grow_flat_file(const vk_extent *x, uint64_t sectors, vk_err *e)
+static int grow_flat_file(vk_extent *x, uint64_t sectors, vk_err *e)
 {
     uint64_t size, want = (x->offset_sectors + sectors) * VK_SECTOR;
-    int r = vk_file_size(x->fd, &size, x->path, e);
-    if (r || size >= want)
+    int r = vk_extent_hold(x, e);
+    if (r)
         return r;
-    if (ftruncate(x->fd, (off_t)want) != 0)
-        return vk_fail_errno(e, errno, "%s: extend to %llu bytes", x->path, (unsigned long long)want);
-    return vk_fdatasync(x->fd, x->path, e);
+    if (!(r = vk_file_size(x->fd, &size, x->path, e)) && size < want) {
+        if (ftruncate(x->fd, (off_t)want) != 0)
+            r = vk_fail_errno(e, errno, "%s: extend to %llu bytes", x->path, (unsigned long long)want);
+        else
+            r = vk_fdatasync(x->fd, x->path, e);
+    }
+    vk_extent_release(x);
+    return r;
 }
 
 /* A monolithicSparse disk: its tables, then the header and the embedded
@@ -91,7 +96,7 @@ static int grow_flat_file(const vk_extent *x, uint64_t sectors, vk_err *e)
  * a header whose capacity disagrees is what vmdkit check repairs). */
 static int grow_monolithic_sparse(vk_link *l, uint64_t cap, vk_err *e)
 {
-    vk_extent *x = &l->ext[0];
+    vk_extent *x = &l->ext[0]; /* the file itself: pinned, always open */
     uint8_t hdr[512];
     bool changed;
     int r = vk_sparse_grow_tables(x->fd, x->path, cap, hdr, &changed, e);
@@ -323,9 +328,11 @@ static int grow_disk(const char *path, uint64_t cap, uint64_t old, unsigned flag
                               : 0;
         bool zeroed = false;
         last->size_sectors += top_up;
-        if (kind == KIND_SPLIT_SPARSE)
-            r = vk_sparse_capacity(l->ext[l->n_ext - 1].fd, l->ext[l->n_ext - 1].path, &(uint64_t){0},
-                                   &zeroed, e);
+        vk_extent *tail = &l->ext[l->n_ext - 1];
+        if (kind == KIND_SPLIT_SPARSE && !(r = vk_extent_hold(tail, e))) {
+            r = vk_sparse_capacity(tail->fd, tail->path, &(uint64_t){0}, &zeroed, e);
+            vk_extent_release(tail);
+        }
         if (!r)
             r = grow_split(l, add - top_up, kind == KIND_SPLIT_SPARSE, zeroed, e);
     }
