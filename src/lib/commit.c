@@ -232,11 +232,7 @@ int vmdkit_commit(const char *path, const vmdkit_commit_opts *opts, vmdkit_commi
                   vmdkit_error *err)
 {
     vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
-    if (res)
-        memset(res, 0, sizeof *res);
+    vk_err *e = vk_entry(err, &local, res, sizeof *res);
     vmdkit_commit_opts o;
     int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_commit_opts", e);
     if (r0)

@@ -595,9 +595,7 @@ static char *dst_folder(const char *dst, vk_err *e)
 int vmdkit_convert(vmdkit_disk *src, const char *dst, const vmdkit_convert_opts *opts, vmdkit_error *err)
 {
     vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
+    vk_err *e = vk_entry(err, &local, NULL, 0);
     if (!src || !dst)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_convert: src and dst are required");
     vmdkit_convert_opts known;
@@ -713,9 +711,7 @@ int vmdkit_compare(vmdkit_disk *a, vmdkit_disk *b, uint64_t *first_diff, const v
                    vmdkit_error *err)
 {
     vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
+    vk_err *e = vk_entry(err, &local, NULL, 0);
     vmdkit_compare_opts o;
     int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_compare_opts", e);
     if (r0)

@@ -109,9 +109,7 @@ int vmdkit_rebase(const char *path, const char *new_parent, const vmdkit_rebase_
                   vmdkit_error *err)
 {
     vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
+    vk_err *e = vk_entry(err, &local, NULL, 0);
     vmdkit_rebase_opts o;
     int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_rebase_opts", e);
     if (r0)

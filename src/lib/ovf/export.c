@@ -373,9 +373,7 @@ int vmdkit_ova_export(const char *vm_path, const char *out, const vmdkit_ova_exp
                       vmdkit_error *err)
 {
     vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
+    vk_err *e = vk_entry(err, &local, NULL, 0);
     vmdkit_ova_export_opts o = {0};
     if (!vm_path || !out)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_ova_export: vm and out are required");
