@@ -37,24 +37,19 @@ static bool ident(const char *path, dev_t *dev, ino_t *ino)
     return true;
 }
 
-size_t vk_lib_disk_at(const vk_lib *lib, const char *path)
-{
-    dev_t dev;
-    ino_t ino;
-    if (!ident(path, &dev, &ino))
-        return VK_LIB_NONE;
-    for (size_t i = 0; i < lib->n_disks; i++)
-        if (lib->disks[i].dev == dev && lib->disks[i].ino == ino)
-            return i;
-    return VK_LIB_NONE;
-}
-
 static size_t disk_by_id(const vk_lib *lib, dev_t dev, ino_t ino)
 {
     for (size_t i = 0; i < lib->n_disks; i++)
         if (lib->disks[i].dev == dev && lib->disks[i].ino == ino)
             return i;
     return VK_LIB_NONE;
+}
+
+size_t vk_lib_disk_at(const vk_lib *lib, const char *path)
+{
+    dev_t dev;
+    ino_t ino;
+    return ident(path, &dev, &ino) ? disk_by_id(lib, dev, ino) : VK_LIB_NONE;
 }
 
 size_t vk_lib_disk_with_file(const vk_lib *lib, const char *path)
@@ -74,16 +69,9 @@ size_t vk_lib_disk_with_file(const vk_lib *lib, const char *path)
 
 size_t vk_lib_vm_at(const vk_lib *lib, const char *path)
 {
-    dev_t dev;
-    ino_t ino;
-    if (!ident(path, &dev, &ino))
-        return VK_LIB_NONE;
-    for (size_t i = 0; i < lib->n_vms; i++) {
-        dev_t d;
-        ino_t n;
-        if (ident(lib->vms[i].vmx, &d, &n) && d == dev && n == ino)
+    for (size_t i = 0; i < lib->n_vms; i++)
+        if (vk_same_file(path, lib->vms[i].vmx))
             return i;
-    }
     return VK_LIB_NONE;
 }
 
