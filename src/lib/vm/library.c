@@ -257,27 +257,12 @@ static bool numbered(const char *key, const char *prefix, const char *rest, unsi
  * the "<bus>N:M" part. */
 static bool slot_file_key(const char *key, char *slot, size_t size)
 {
-    static const char *const buses[] = {"scsi", "sata", "ide", "nvme"};
-    for (size_t b = 0; b < sizeof buses / sizeof *buses; b++) {
-        size_t n = strlen(buses[b]);
-        if (strncasecmp(key, buses[b], n) != 0)
-            continue;
-        const char *p = key + n;
-        if (!isdigit((unsigned char)*p))
-            return false;
-        while (isdigit((unsigned char)*p))
-            p++;
-        if (*p++ != ':' || !isdigit((unsigned char)*p))
-            return false;
-        while (isdigit((unsigned char)*p))
-            p++;
-        if (strcasecmp(p, ".fileName") != 0 || (size_t)(p - key) >= size)
-            return false;
-        memcpy(slot, key, (size_t)(p - key));
-        slot[p - key] = 0;
-        return true;
-    }
-    return false;
+    size_t n = vk_vmx_slot_key(key);
+    if (!n || strcasecmp(key + n, ".fileName") != 0 || n >= size)
+        return false;
+    memcpy(slot, key, n);
+    slot[n] = 0;
+    return true;
 }
 
 /* The value of PREFIX + SUFFIX in V (e.g. "sata0:1" ".deviceType"). */
