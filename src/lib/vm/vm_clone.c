@@ -160,14 +160,14 @@ struct warnings {
 static int warn(struct warnings *w, vk_err *e, const char *fmt, ...) VK_PRINTF(3, 4);
 static int warn(struct warnings *w, vk_err *e, const char *fmt, ...)
 {
-    int r = vk_grow((void **)&w->v, &w->cap, w->n, sizeof *w->v, e);
-    if (r)
-        return r;
     char buf[VMDKIT_ERRMSG_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    int r = vk_grow((void **)&w->v, &w->cap, w->n, sizeof *w->v, e);
+    if (r)
+        return r;
     if (!(w->v[w->n] = vk_strdup(buf, e)))
         return VMDKIT_ENOMEM;
     w->n++;
