@@ -788,3 +788,20 @@ int vmdkit_compare(vmdkit_disk *a, vmdkit_disk *b, uint64_t *first_diff, const v
     free(bb);
     return r;
 }
+
+int vk_walk_runs(struct vk_link *l, vk_run_fn on, void *ctx, vmdkit_progress_fn progress, void *opaque,
+                 vk_err *e)
+{
+    uint64_t total = l->capacity_sectors;
+    int r = 0;
+    for (uint64_t s = 0; !r && s < total;) {
+        int alloc;
+        uint64_t run;
+        if ((r = vk_link_status(l, s, total - s, &alloc, &run, e)) || (r = on(ctx, s, run, alloc, e)))
+            break;
+        s += run;
+        if (progress && progress(opaque, s * VK_SECTOR, total * VK_SECTOR))
+            r = vk_fail(e, VMDKIT_ECANCELED, "cancelled");
+    }
+    return r;
+}
