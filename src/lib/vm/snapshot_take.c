@@ -80,8 +80,8 @@ int vmdkit_vm_snapshot_take(const char *vm, const vmdkit_snapshot_opts *opts,
     vk_err *e = vk_entry(err, &local, res, sizeof *res);
     if (!vm)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_snapshot_take: vm is required");
-    vmdkit_snapshot_opts o;
     vk_history *h;
+    vmdkit_snapshot_opts o;
     int r = vk_snapshot_begin(vm, opts, &o, &h, e);
     if (r)
         return r;
