@@ -302,23 +302,13 @@ static int read_disks(struct rd *rd, xmlNodePtr env, const struct refs *refs, st
                 r = VMDKIT_ENOMEM;
             else
                 decl->index = SIZE_MAX;
-            xmlFree(id);
-            xmlFree(cap);
-            xmlFree(units);
-            xmlFree(ref);
-            xmlFree(fmt);
-            xmlFree(pop);
-            if (r)
-                return r;
-            continue;
-        }
-        if (!r) {
+        } else if (!r) {
             disk = vk_ovf_grow((void **)&rd->vm->disks, &rd->vm->n_disks, sizeof *disk, rd->e);
             decl = disk ? vk_ovf_grow((void **)decls, n_decls, sizeof *decl, rd->e) : NULL;
             if (!decl)
                 r = VMDKIT_ENOMEM;
         }
-        if (!r) {
+        if (!r && disk) {
             decl->index = rd->vm->n_disks - 1;
             disk->bus = VK_BUS_COUNT; /* not attached yet */
             disk->capacity_bytes = capacity;
