@@ -450,10 +450,7 @@ int vk_ovf_check_hw(const vk_ovf_vm *vm, unsigned max_hw, const char *what, vk_e
     char dev[96];
     for (size_t i = 0; i < vm->n_ctrls; i++) {
         const vk_ovf_ctrl *c = &vm->ctrls[i];
-        const vk_ovf_dev *d = c->bus == VK_BUS_SCSI   ? vk_ovf_dev_by_vmx(VK_DEV_SCSI, c->vmx_dev)
-                              : c->bus == VK_BUS_SATA ? vk_ovf_dev_by_vmx(VK_DEV_SATA, "ahci")
-                              : c->bus == VK_BUS_NVME ? vk_ovf_dev_by_vmx(VK_DEV_NVME, "nvme")
-                                                      : vk_ovf_dev_by_vmx(VK_DEV_IDE, "ide");
+        const vk_ovf_dev *d = vk_ovf_ctrl_dev(c);
         if (d && d->min_hw > max_hw) {
             snprintf(dev, sizeof dev, "%s%u (%s %s)", vk_ovf_bus_vmx(c->bus), c->num, d->label,
                      d->subtype ? d->subtype : "controller");
