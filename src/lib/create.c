@@ -649,12 +649,7 @@ static char *snapshot_stem(const char *path, vk_err *e)
         if (digits)
             len -= 7;
     }
-    char *stem = vk_malloc(len + 1, e);
-    if (stem) {
-        memcpy(stem, path, len);
-        stem[len] = 0;
-    }
-    return stem;
+    return vk_strndup(path, len, e);
 }
 
 int vmdkit_snapshot(const char *disk_path, unsigned flags, char **new_path, vmdkit_error *err)

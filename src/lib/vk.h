@@ -104,6 +104,8 @@ int vk_grow(void **a, size_t *cap, size_t n, size_t size, vk_err *e);
 void *vk_malloc(size_t n, vk_err *e);
 void *vk_calloc(size_t n, size_t sz, vk_err *e);
 char *vk_strdup(const char *s, vk_err *e);
+/* The N bytes at S (which holds at least N) as a new NUL-terminated string. */
+char *vk_strndup(const char *s, size_t n, vk_err *e);
 /* Page-aligned buffer (for large I/O); free with free(). */
 void *vk_aligned_alloc(size_t n, vk_err *e);
 

@@ -114,13 +114,7 @@ static int out_file_commit(struct out_file *f, vk_err *e)
 static char *package_base(const char *out, vk_err *e)
 {
     const char *b = vk_path_basename(out);
-    size_t n = strlen(b) - 4;
-    char *s = vk_malloc(n + 1, e);
-    if (s) {
-        memcpy(s, b, n);
-        s[n] = 0;
-    }
-    return s;
+    return vk_strndup(b, strlen(b) - 4, e);
 }
 
 /* The adapter type a disk's descriptor gets for its controller. */

@@ -371,10 +371,7 @@ int vk_ovf_from_vmx(const vk_vmx *v, const char *vmx_path, bool extra, vk_ovf_vm
         size_t n = strlen(base);
         if (n > 4 && strcasecmp(base + n - 4, ".vmx") == 0)
             n -= 4;
-        if ((vm->name = vk_malloc(n + 1, e))) {
-            memcpy(vm->name, base, n);
-            vm->name[n] = 0;
-        }
+        vm->name = vk_strndup(base, n, e);
     }
     if (!vm->name)
         return VMDKIT_ENOMEM;

@@ -154,11 +154,9 @@ static int parse_line(struct vmx_line *l, const char *path, size_t lineno, vk_er
                        "needs quotes)",
                        path, lineno, klen, t + ks);
 
-    char *key = vk_malloc(ke - ks + 1, e);
+    char *key = vk_strndup(t + ks, ke - ks, e);
     if (!key)
         return VMDKIT_ENOMEM;
-    memcpy(key, t + ks, ke - ks);
-    key[ke - ks] = 0;
     free(l->key);
     free(l->value);
     l->entry = true;
