@@ -223,6 +223,15 @@ static int64_t node_index(const vmdkit_tree *t, const vmdkit_tree_node *n)
     return (int64_t)(n - t->nodes);
 }
 
+/* Add {"path": PATH, "message": MESSAGE} to the array PROBLEMS. */
+static void add_problem(json_object *problems, const char *path, const char *message)
+{
+    json_object *p = json_object_new_object();
+    cli_json_add_str(p, "path", path);
+    cli_json_add_str(p, "message", message);
+    json_object_array_add(problems, p);
+}
+
 /* One disk: flat, with its parent and children as indices into "disks",
  * so that the output grows linearly with the depth of a chain. */
 static json_object *node_json(const vmdkit_tree *t, const vmdkit_tree_node *n, json_object *problems)
@@ -255,10 +264,7 @@ static json_object *node_json(const vmdkit_tree *t, const vmdkit_tree_node *n, j
         json_object_array_add(flags, json_object_new_string(flag_names[i].name));
         char text[1200];
         flag_text(n, flag_names[i].flag, text, sizeof text);
-        json_object *p = json_object_new_object();
-        cli_json_add_str(p, "path", n->path);
-        cli_json_add_str(p, "message", text);
-        json_object_array_add(problems, p);
+        add_problem(problems, n->path, text);
     }
     json_object_object_add(o, "flags", flags);
     if (n->flags & VMDKIT_TREE_CID_MISMATCH)
@@ -284,12 +290,8 @@ static int print_json(const vmdkit_tree *t)
         json_object_array_add(disks, node_json(t, &t->nodes[i], problems));
     for (size_t i = 0; i < t->n_families; i++)
         json_object_array_add(families, json_object_new_int64(node_index(t, t->families[i])));
-    for (size_t i = 0; i < t->n_problems; i++) {
-        json_object *p = json_object_new_object();
-        cli_json_add_str(p, "path", t->problems[i].path);
-        cli_json_add_str(p, "message", t->problems[i].message);
-        json_object_array_add(problems, p);
-    }
+    for (size_t i = 0; i < t->n_problems; i++)
+        add_problem(problems, t->problems[i].path, t->problems[i].message);
     json_object_object_add(root, "disks", disks);
     json_object_object_add(root, "families", families);
     json_object_object_add(root, "problems", problems);

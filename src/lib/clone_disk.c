@@ -117,9 +117,7 @@ int vmdkit_clone_disk(const char *src_path, const char *dst_path, const vmdkit_c
                       vmdkit_error *err)
 {
     vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
+    vk_err *e = vk_entry(err, &local, NULL, 0);
     if (!src_path || !dst_path)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_clone_disk: src_path and dst_path are required");
     return vk_clone_disk(src_path, dst_path, dst_path, opts, e);

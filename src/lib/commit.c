@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "copy.h"
 #include "create.h"
 #include "holders.h"
 #include "link.h"
@@ -36,40 +37,42 @@
 
 #define COPY_BYTES (4u << 20)
 
+struct delta_copy {
+    vk_link *l;
+    vmdkit_disk *parent;
+    uint8_t *buf;
+};
+
+/* One run of the delta into the parent. */
+static int copy_run(void *ctx, uint64_t s, uint64_t run, int alloc, vk_err *e)
+{
+    struct delta_copy *c = ctx;
+    int r = 0;
+    if (alloc == VMDKIT_ALLOC_ZERO) {
+        /* zeroed grains hide the parent: the parent must read zeros there */
+        if ((r = vmdkit_pzero(c->parent, (size_t)(run * VK_SECTOR), s * VK_SECTOR)))
+            *e = *vmdkit_last_error(c->parent);
+    } else if (alloc == VMDKIT_ALLOC_DATA) {
+        for (uint64_t done = 0; !r && done < run;) {
+            uint64_t n = vk_min(run - done, COPY_BYTES / VK_SECTOR);
+            if ((r = vk_link_read(c->l, s + done, n, c->buf, e)))
+                break;
+            if ((r = vmdkit_pwrite(c->parent, c->buf, (size_t)(n * VK_SECTOR), (s + done) * VK_SECTOR)))
+                *e = *vmdkit_last_error(c->parent);
+            done += n;
+        }
+    }
+    return r;
+}
+
 static int copy_delta_into(vmdkit_disk *delta, vmdkit_disk *parent, vmdkit_progress_fn progress,
                            void *opaque, vk_err *e)
 {
-    vk_link *l = delta->top;
-    uint64_t total = l->capacity_sectors;
-    uint8_t *buf = vk_aligned_alloc(COPY_BYTES, e);
-    if (!buf)
+    struct delta_copy c = {.l = delta->top, .parent = parent};
+    if (!(c.buf = vk_aligned_alloc(COPY_BYTES, e)))
         return VMDKIT_ENOMEM;
-    int r = 0;
-    uint64_t s = 0;
-    while (!r && s < total) {
-        int alloc;
-        uint64_t run;
-        if ((r = vk_link_status(l, s, total - s, &alloc, &run, e)))
-            break;
-        if (alloc == VMDKIT_ALLOC_ZERO) {
-            /* zeroed grains hide the parent: the parent must read zeros there */
-            if ((r = vmdkit_pzero(parent, (size_t)(run * VK_SECTOR), s * VK_SECTOR)))
-                *e = *vmdkit_last_error(parent);
-        } else if (alloc == VMDKIT_ALLOC_DATA) {
-            for (uint64_t done = 0; !r && done < run;) {
-                uint64_t n = vk_min(run - done, COPY_BYTES / VK_SECTOR);
-                if ((r = vk_link_read(l, s + done, n, buf, e)))
-                    break;
-                if ((r = vmdkit_pwrite(parent, buf, (size_t)(n * VK_SECTOR), (s + done) * VK_SECTOR)))
-                    *e = *vmdkit_last_error(parent);
-                done += n;
-            }
-        }
-        s += run;
-        if (!r && progress && progress(opaque, s * VK_SECTOR, total * VK_SECTOR))
-            r = vk_fail(e, VMDKIT_ECANCELED, "cancelled");
-    }
-    free(buf);
+    int r = vk_walk_runs(c.l, copy_run, &c, progress, opaque, e);
+    free(c.buf);
     return r;
 }
 
@@ -232,11 +235,7 @@ int vmdkit_commit(const char *path, const vmdkit_commit_opts *opts, vmdkit_commi
                   vmdkit_error *err)
 {
     vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
-    if (res)
-        memset(res, 0, sizeof *res);
+    vk_err *e = vk_entry(err, &local, res, sizeof *res);
     vmdkit_commit_opts o;
     int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_commit_opts", e);
     if (r0)

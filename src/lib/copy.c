@@ -602,9 +602,7 @@ static char *dst_folder(const char *dst, vk_err *e)
 int vmdkit_convert(vmdkit_disk *src, const char *dst, const vmdkit_convert_opts *opts, vmdkit_error *err)
 {
     vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
+    vk_err *e = vk_entry(err, &local, NULL, 0);
     if (!src || !dst)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_convert: src and dst are required");
     vmdkit_convert_opts known;
@@ -720,9 +718,7 @@ int vmdkit_compare(vmdkit_disk *a, vmdkit_disk *b, uint64_t *first_diff, const v
                    vmdkit_error *err)
 {
     vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
+    vk_err *e = vk_entry(err, &local, NULL, 0);
     vmdkit_compare_opts o;
     int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_compare_opts", e);
     if (r0)
@@ -797,5 +793,22 @@ int vmdkit_compare(vmdkit_disk *a, vmdkit_disk *b, uint64_t *first_diff, const v
         (void)progress(opaque, total, total);
     free(ba);
     free(bb);
+    return r;
+}
+
+int vk_walk_runs(struct vk_link *l, vk_run_fn on, void *ctx, vmdkit_progress_fn progress, void *opaque,
+                 vk_err *e)
+{
+    uint64_t total = l->capacity_sectors;
+    int r = 0;
+    for (uint64_t s = 0; !r && s < total;) {
+        int alloc;
+        uint64_t run;
+        if ((r = vk_link_status(l, s, total - s, &alloc, &run, e)) || (r = on(ctx, s, run, alloc, e)))
+            break;
+        s += run;
+        if (progress && progress(opaque, s * VK_SECTOR, total * VK_SECTOR))
+            r = vk_fail(e, VMDKIT_ECANCELED, "cancelled");
+    }
     return r;
 }

@@ -14,4 +14,16 @@
  */
 int vk_copy_into_stream(vmdkit_disk *src, vk_stream_writer *sw, const vmdkit_convert_opts *o, vk_err *e);
 
+/*
+ * Walk the allocation runs of the link L from its first sector to its end:
+ * ON(CTX, first sector, sectors, VMDKIT_ALLOC_* of the run, E) for each, then
+ * PROGRESS (when given) with the bytes walked so far, whose nonzero answer
+ * stops the walk with VMDKIT_ECANCELED.  Stops at the first error, which it
+ * returns.
+ */
+struct vk_link;
+typedef int (*vk_run_fn)(void *ctx, uint64_t sector, uint64_t sectors, int alloc, vk_err *e);
+int vk_walk_runs(struct vk_link *l, vk_run_fn on, void *ctx, vmdkit_progress_fn progress, void *opaque,
+                 vk_err *e);
+
 #endif

@@ -468,9 +468,7 @@ static int set_parent(const char *path, vk_descriptor *d, const vmdkit_create_op
 int vmdkit_create(const char *path, const vmdkit_create_opts *opts, vmdkit_error *err)
 {
     vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
+    vk_err *e = vk_entry(err, &local, NULL, 0);
     vmdkit_create_opts known;
     int r = vk_opts_read(&known, sizeof known, opts, "vmdkit_create_opts", e);
     if (r)
@@ -561,9 +559,7 @@ int vk_parent_hint_for(const char *child_path, const char *parent_path, bool abs
 int vmdkit_create_delta(const char *parent_path, const char *new_path, unsigned flags, vmdkit_error *err)
 {
     vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
+    vk_err *e = vk_entry(err, &local, NULL, 0);
     if (flags & ~(unsigned)VMDKIT_DELTA_ABSOLUTE_HINT)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_create_delta: flags %#x: unknown", flags);
     bool absolute_hint = (flags & VMDKIT_DELTA_ABSOLUTE_HINT) != 0;
@@ -653,20 +649,13 @@ static char *snapshot_stem(const char *path, vk_err *e)
         if (digits)
             len -= 7;
     }
-    char *stem = vk_malloc(len + 1, e);
-    if (stem) {
-        memcpy(stem, path, len);
-        stem[len] = 0;
-    }
-    return stem;
+    return vk_strndup(path, len, e);
 }
 
 int vmdkit_snapshot(const char *disk_path, unsigned flags, char **new_path, vmdkit_error *err)
 {
     vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
+    vk_err *e = vk_entry(err, &local, NULL, 0);
     if (!new_path)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_snapshot: new_path is required");
     *new_path = NULL;

@@ -156,16 +156,6 @@ static bool parse_cid(const char *s, uint32_t *v)
     return true;
 }
 
-static char *dup_n(const char *s, size_t n, vk_err *e)
-{
-    char *p = vk_malloc(n + 1, e);
-    if (p) {
-        memcpy(p, s, n);
-        p[n] = 0;
-    }
-    return p;
-}
-
 /* A value the writer can put between double quotes and read back. */
 static bool value_ok(const char *v)
 {
@@ -366,7 +356,7 @@ static int read_value(parser *p, const char *key, const char *s, size_t n, char 
         if (is_ctl((unsigned char)s[i]))
             return perr(p, VMDKIT_EFORMAT, key, "control character 0x%02x in the value",
                         (unsigned char)s[i]);
-    *out = dup_n(s, n, p->e);
+    *out = vk_strndup(s, n, p->e);
     return *out ? 0 : VMDKIT_ENOMEM;
 }
 
@@ -381,7 +371,7 @@ static int set_str(char **field, char *value)
 static int parse_kv(parser *p, const char *s, size_t klen, const char *v, size_t vlen)
 {
     vk_descriptor *d = p->d;
-    char *key = dup_n(s, klen, p->e), *value = NULL;
+    char *key = vk_strndup(s, klen, p->e), *value = NULL;
     if (!key)
         return VMDKIT_ENOMEM;
     int r = read_value(p, key, v, vlen, &value);
@@ -498,7 +488,7 @@ static int parse_extent(parser *p, enum vk_access access, const char *s, size_t 
         }
         /* Fields after the offset (partition ids on physical-disk
          * descriptors) carry nothing vmdkit uses. */
-        if (!(x.filename = dup_n(name, nl, p->e)))
+        if (!(x.filename = vk_strndup(name, nl, p->e)))
             return VMDKIT_ENOMEM;
     }
 

@@ -250,9 +250,7 @@ int vmdkit_open_beneath(const char *path, const char *root, unsigned flags, vmdk
                         vmdkit_error *err)
 {
     vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
+    vk_err *e = vk_entry(err, &local, NULL, 0);
     bool rw = (flags & VMDKIT_OPEN_RDWR) != 0;
     if (rw && (flags & VMDKIT_OPEN_IGNORE_CID))
         return vk_fail(e, VMDKIT_EINVAL, "%s: ignoring a CID mismatch is only allowed read-only", path);
@@ -315,9 +313,7 @@ int vmdkit_close(vmdkit_disk *d, vmdkit_error *err)
     if (!d)
         return 0;
     vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
+    vk_err *e = vk_entry(err, &local, NULL, 0);
     disk_free(d, e);
     return e->code;
 }

@@ -216,6 +216,16 @@ int vk_fail_errno(vk_err *e, int errnum, const char *fmt, ...)
     return code;
 }
 
+vk_err *vk_entry(vmdkit_error *err, vk_err *local, void *res, size_t res_size)
+{
+    if (res)
+        memset(res, 0, res_size);
+    vk_err *e = err ? err : local;
+    e->code = 0;
+    e->msg[0] = 0;
+    return e;
+}
+
 void vk_err_prefix(vk_err *e, const char *fmt, ...)
 {
     if (!e)

@@ -39,6 +39,16 @@ char *vk_strdup(const char *s, vk_err *e)
     return p;
 }
 
+char *vk_strndup(const char *s, size_t n, vk_err *e)
+{
+    char *p = vk_malloc(n + 1, e);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = 0;
+    }
+    return p;
+}
+
 int vk_grow(void **a, size_t *cap, size_t n, size_t size, vk_err *e)
 {
     if (n < *cap)

@@ -17,12 +17,7 @@ char *vk_path_dirname(const char *path, vk_err *e)
         return vk_strdup(".", e);
     if (slash == path)
         return vk_strdup("/", e);
-    char *d = vk_malloc((size_t)(slash - path) + 1, e);
-    if (d) {
-        memcpy(d, path, (size_t)(slash - path));
-        d[slash - path] = 0;
-    }
-    return d;
+    return vk_strndup(path, (size_t)(slash - path), e);
 }
 
 const char *vk_path_basename(const char *path)

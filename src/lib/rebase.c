@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include "copy.h"
 #include "create.h"
 #include "link.h"
 #include "path.h"
@@ -41,45 +42,50 @@ static int read_or_zero(vmdkit_disk *d, uint8_t *buf, size_t len, uint64_t off, 
     return r;
 }
 
+struct differences {
+    vmdkit_disk *delta, *old_parent, *new_parent;
+    uint64_t gs, total;
+    uint8_t *a, *b;
+};
+
+/* One run of the delta: where it is unallocated and the parents differ, the
+ * old parent's bytes are written into the delta. */
+static int copy_run_difference(void *ctx, uint64_t s, uint64_t run, int alloc, vk_err *e)
+{
+    struct differences *c = ctx;
+    if (alloc != VMDKIT_ALLOC_UNALLOC)
+        return 0;
+    int r = 0;
+    /* unallocated runs of a sparse extent start and end on grains */
+    for (uint64_t g = s; !r && g < s + run; g += c->gs) {
+        uint64_t n = vk_min(c->gs, c->total - g);
+        size_t len = (size_t)(n * VK_SECTOR);
+        if ((r = read_or_zero(c->old_parent, c->a, len, g * VK_SECTOR, e)) ||
+            (r = read_or_zero(c->new_parent, c->b, len, g * VK_SECTOR, e)))
+            break;
+        if (memcmp(c->a, c->b, len) != 0 && (r = vmdkit_pwrite(c->delta, c->a, len, g * VK_SECTOR)))
+            *e = *vmdkit_last_error(c->delta);
+    }
+    return r;
+}
+
 static int copy_differences(vmdkit_disk *delta, vmdkit_disk *old_parent, vmdkit_disk *new_parent,
                             vmdkit_progress_fn progress, void *opaque, vk_err *e)
 {
     vk_link *l = delta->top;
-    uint64_t total = l->capacity_sectors;
-    uint64_t gs = delta_grain_sectors(l);
-    if (gs * VK_SECTOR > PIECE_LIMIT)
+    struct differences c = {.delta = delta,
+                            .old_parent = old_parent,
+                            .new_parent = new_parent,
+                            .gs = delta_grain_sectors(l),
+                            .total = l->capacity_sectors};
+    if (c.gs * VK_SECTOR > PIECE_LIMIT)
         return vk_fail(e, VMDKIT_EUNSUPPORTED, "%s: grain size too large for rebase", l->path);
-    size_t piece = (size_t)(gs * VK_SECTOR);
-    uint8_t *a = vk_malloc(piece, e), *b = a ? vk_malloc(piece, e) : NULL;
-    if (!b) {
-        free(a);
-        return VMDKIT_ENOMEM;
-    }
-    int r = 0;
-    uint64_t s = 0;
-    while (!r && s < total) {
-        int alloc;
-        uint64_t run;
-        if ((r = vk_link_status(l, s, total - s, &alloc, &run, e)))
-            break;
-        if (alloc == VMDKIT_ALLOC_UNALLOC) {
-            /* unallocated runs of a sparse extent start and end on grains */
-            for (uint64_t g = s; !r && g < s + run; g += gs) {
-                uint64_t n = vk_min(gs, total - g);
-                size_t len = (size_t)(n * VK_SECTOR);
-                if ((r = read_or_zero(old_parent, a, len, g * VK_SECTOR, e)) ||
-                    (r = read_or_zero(new_parent, b, len, g * VK_SECTOR, e)))
-                    break;
-                if (memcmp(a, b, len) != 0 && (r = vmdkit_pwrite(delta, a, len, g * VK_SECTOR)))
-                    *e = *vmdkit_last_error(delta);
-            }
-        }
-        s += run;
-        if (!r && progress && progress(opaque, s * VK_SECTOR, total * VK_SECTOR))
-            r = vk_fail(e, VMDKIT_ECANCELED, "cancelled");
-    }
-    free(a);
-    free(b);
+    size_t piece = (size_t)(c.gs * VK_SECTOR);
+    c.a = vk_malloc(piece, e);
+    c.b = c.a ? vk_malloc(piece, e) : NULL;
+    int r = c.b ? vk_walk_runs(l, copy_run_difference, &c, progress, opaque, e) : VMDKIT_ENOMEM;
+    free(c.a);
+    free(c.b);
     return r;
 }
 
@@ -109,9 +115,7 @@ int vmdkit_rebase(const char *path, const char *new_parent, const vmdkit_rebase_
                   vmdkit_error *err)
 {
     vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
+    vk_err *e = vk_entry(err, &local, NULL, 0);
     vmdkit_rebase_opts o;
     int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_rebase_opts", e);
     if (r0)

@@ -33,6 +33,11 @@ int vk_fail(vk_err *e, int code, const char *fmt, ...) VK_PRINTF(3, 4);
  * derived from ERRNUM (ENOENT -> VMDKIT_ENOENT, ENOSPC -> VMDKIT_ENOSPC,
  * ENOMEM -> VMDKIT_ENOMEM, otherwise VMDKIT_EIO). */
 int vk_fail_errno(vk_err *e, int errnum, const char *fmt, ...) VK_PRINTF(3, 4);
+/* The start of a public entry point: returns ERR, or LOCAL when the caller
+ * passed none, with its code and message cleared; the RES_SIZE bytes at RES
+ * (when RES is not NULL) are zeroed first, so that the caller may free what
+ * the result holds whatever the outcome. */
+vk_err *vk_entry(vmdkit_error *err, vk_err *local, void *res, size_t res_size);
 /* Prefix the message already in E with "PREFIX: ". */
 void vk_err_prefix(vk_err *e, const char *fmt, ...) VK_PRINTF(2, 3);
 /* Messages longer than the buffer lose the middle of their longest words
@@ -99,6 +104,8 @@ int vk_grow(void **a, size_t *cap, size_t n, size_t size, vk_err *e);
 void *vk_malloc(size_t n, vk_err *e);
 void *vk_calloc(size_t n, size_t sz, vk_err *e);
 char *vk_strdup(const char *s, vk_err *e);
+/* The N bytes at S (which holds at least N) as a new NUL-terminated string. */
+char *vk_strndup(const char *s, size_t n, vk_err *e);
 /* Page-aligned buffer (for large I/O); free with free(). */
 void *vk_aligned_alloc(size_t n, vk_err *e);
 

@@ -16,17 +16,7 @@
 #include <cmocka.h>
 
 #include "vmdkit.h"
-
-static char base[256];
-
-static char *at(const char *rel)
-{
-    static char buf[4][512];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(buf[i], sizeof buf[i], "%s/%s", base, rel);
-    return buf[i];
-}
+#include "test_base.h"
 
 static int setup(void **state)
 {

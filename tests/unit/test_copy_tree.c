@@ -20,17 +20,7 @@
 
 #include "vm/copy_tree.h"
 #include "path.h"
-
-static char base[256];
-
-static char *at(const char *rel)
-{
-    static char buf[4][512];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(buf[i], sizeof buf[i], "%s/%s", base, rel);
-    return buf[i];
-}
+#include "test_base.h"
 
 static void write_at(const char *rel, const void *data, size_t len, off_t off)
 {

@@ -26,32 +26,20 @@
 
 #include "vmdkit.h"
 
+#define TEST_DIR_NAME "disk"
+#include "test_dir.h"
+
 #define MiB (UINT64_C(1) << 20)
 #define PIECE_SECTORS 2048u             /* 1 MiB pieces */
 #define SPLIT_BYTES (3 * MiB + 512 * 5) /* three whole pieces and a short one */
 #define DELTA_BYTES (4 * MiB)
 
-static char dir[] = "/tmp/vmdkit-test-disk.XXXXXX";
 static char pathbuf[4][4096];
 
 static const char *at(int slot, const char *name)
 {
     snprintf(pathbuf[slot], sizeof pathbuf[slot], "%s/%s", dir, name);
     return pathbuf[slot];
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
 }
 
 static vmdkit_disk *open_disk(const char *path, unsigned flags)

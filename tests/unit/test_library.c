@@ -21,17 +21,7 @@
 
 #include "vm/library.h"
 #include "vm/vmx.h"
-
-static char base[256];
-
-static char *at(const char *rel)
-{
-    static char buf[8][PATH_MAX];
-    static int i;
-    i = (i + 1) % 8;
-    snprintf(buf[i], sizeof buf[i], "%s/%s", base, rel);
-    return buf[i];
-}
+#include "test_base.h"
 
 static void put(const char *rel, const char *text)
 {

@@ -17,21 +17,8 @@
 
 #include "vk.h"
 
-static char dir[] = "/tmp/vmdkit-test-pieces.XXXXXX";
-
-static int setup(void **state)
-{
-    (void)state;
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
+#define TEST_DIR_NAME "pieces"
+#include "test_dir.h"
 
 static void at(char *path, size_t n, const char *name) { snprintf(path, n, "%s/%s", dir, name); }
 

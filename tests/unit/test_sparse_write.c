@@ -25,25 +25,12 @@
 
 #include "extent.h"
 
+#define TEST_DIR_NAME "sparse-write"
+#include "test_dir.h"
+
 #define GRAIN_SECTORS 128u
 #define GRAIN_BYTES (GRAIN_SECTORS * 512u)
 #define GTES 512u
-
-static char dir[] = "/tmp/vmdkit-test-sparse-write.XXXXXX";
-
-static int setup(void **state)
-{
-    (void)state;
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
 
 static void make_disk(char *path, size_t n, const char *name, uint64_t size)
 {

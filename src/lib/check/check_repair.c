@@ -26,10 +26,19 @@
 
 /* ---- the plan ---- */
 
-static int add_fix(vk_check *c, vk_fix *f, const char *fmt, va_list ap) VK_PRINTF(3, 0);
+/* Add F to the plan with a copy of the LEN bytes of DATA (none when DATA is
+ * NULL) and the description FMT. */
+static int add_fix(vk_check *c, vk_fix *f, const void *data, size_t len, const char *fmt, va_list ap)
+    VK_PRINTF(5, 0);
 
-static int add_fix(vk_check *c, vk_fix *f, const char *fmt, va_list ap)
+static int add_fix(vk_check *c, vk_fix *f, const void *data, size_t len, const char *fmt, va_list ap)
 {
+    if (data) {
+        f->len = len;
+        if (!(f->data = vk_malloc(len, c->e)))
+            return VMDKIT_ENOMEM;
+        memcpy(f->data, data, len);
+    }
     char what[VMDKIT_ERRMSG_MAX];
     vsnprintf(what, sizeof what, fmt, ap);
     if (!(f->what = vk_strdup(what, c->e))) {
@@ -51,25 +60,13 @@ static int add_fix(vk_check *c, vk_fix *f, const char *fmt, va_list ap)
     return 0;
 }
 
-static int with_data(vk_check *c, vk_fix *f, const void *data, size_t len)
-{
-    f->len = len;
-    if (!(f->data = vk_malloc(len, c->e)))
-        return VMDKIT_ENOMEM;
-    memcpy(f->data, data, len);
-    return 0;
-}
-
 int vk_check_plan_write(vk_check *c, int phase, int kind, size_t idx, uint64_t offset, const void *data,
                         size_t len, const char *fmt, ...)
 {
     vk_fix f = {.phase = phase, .op = VK_FIX_WRITE, .file = idx, .offset = offset, .kind = kind};
-    int r = with_data(c, &f, data, len);
-    if (r)
-        return r;
     va_list ap;
     va_start(ap, fmt);
-    r = add_fix(c, &f, fmt, ap);
+    int r = add_fix(c, &f, data, len, fmt, ap);
     va_end(ap);
     return r;
 }
@@ -83,7 +80,7 @@ int vk_check_plan_truncate(vk_check *c, int kind, size_t idx, uint64_t new_size,
                 .kind = kind};
     va_list ap;
     va_start(ap, fmt);
-    int r = add_fix(c, &f, fmt, ap);
+    int r = add_fix(c, &f, NULL, 0, fmt, ap);
     va_end(ap);
     return r;
 }
@@ -92,12 +89,9 @@ int vk_check_plan_replace(vk_check *c, int kind, size_t idx, const void *data, s
                           const char *fmt, ...)
 {
     vk_fix f = {.phase = VK_FIX_DESCRIPTOR, .op = VK_FIX_REPLACE_FILE, .file = idx, .kind = kind};
-    int r = with_data(c, &f, data, len);
-    if (r)
-        return r;
     va_list ap;
     va_start(ap, fmt);
-    r = add_fix(c, &f, fmt, ap);
+    int r = add_fix(c, &f, data, len, fmt, ap);
     va_end(ap);
     return r;
 }

@@ -69,12 +69,9 @@ int vmdkit_check(const char *path, const vmdkit_check_opts *opts, vmdkit_check_r
                  vmdkit_error *err)
 {
     vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
+    vk_err *e = vk_entry(err, &local, res, sizeof *res);
     if (!res)
         return vk_fail(e, VMDKIT_EINVAL, "check: no result structure given");
-    memset(res, 0, sizeof *res);
     vmdkit_check_opts o;
     int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_check_opts", e);
     if (r0)

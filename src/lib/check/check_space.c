@@ -131,12 +131,13 @@ int vk_space_commit(vk_space *s, vk_err *e)
     return 0;
 }
 
-const vk_ival *vk_space_meta_hit(const vk_space *s, uint64_t start, uint64_t len)
+/* How many intervals of S->meta (sorted by start) start before the end of
+ * START+LEN (an end past 2^64 counts as 2^64 - 1): meta[0..n) do. */
+static size_t meta_before_end(const vk_space *s, uint64_t start, uint64_t len)
 {
     uint64_t end;
     if (!vk_add_ok(start, len, &end))
         end = UINT64_MAX;
-    /* meta[0..lo) start before END */
     size_t lo = 0, hi = s->n_meta;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -145,8 +146,13 @@ const vk_ival *vk_space_meta_hit(const vk_space *s, uint64_t start, uint64_t len
         else
             hi = mid;
     }
+    return lo;
+}
+
+const vk_ival *vk_space_meta_hit(const vk_space *s, uint64_t start, uint64_t len)
+{
     /* walk back while some earlier live interval still reaches past START */
-    for (size_t i = lo; i-- > 0 && s->meta_maxend[i] > start;) {
+    for (size_t i = meta_before_end(s, start, len); i-- > 0 && s->meta_maxend[i] > start;) {
         const vk_ival *m = &s->meta[i];
         if (!m->dead && m->start + m->len > start)
             return m;
@@ -157,18 +163,7 @@ const vk_ival *vk_space_meta_hit(const vk_space *s, uint64_t start, uint64_t len
 const vk_ival *vk_space_any_hit(const vk_space *s, uint64_t start, uint64_t len, uint32_t owner,
                                 uint64_t index)
 {
-    uint64_t end;
-    if (!vk_add_ok(start, len, &end))
-        end = UINT64_MAX;
-    size_t lo = 0, hi = s->n_meta;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (s->meta[mid].start < end)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    for (size_t i = lo; i-- > 0 && s->meta_maxend_all[i] > start;) {
+    for (size_t i = meta_before_end(s, start, len); i-- > 0 && s->meta_maxend_all[i] > start;) {
         const vk_ival *m = &s->meta[i];
         if (m->start + m->len > start && !(m->owner == owner && m->index == index))
             return m;

@@ -114,13 +114,7 @@ static int out_file_commit(struct out_file *f, vk_err *e)
 static char *package_base(const char *out, vk_err *e)
 {
     const char *b = vk_path_basename(out);
-    size_t n = strlen(b) - 4;
-    char *s = vk_malloc(n + 1, e);
-    if (s) {
-        memcpy(s, b, n);
-        s[n] = 0;
-    }
-    return s;
+    return vk_strndup(b, strlen(b) - 4, e);
 }
 
 /* The adapter type a disk's descriptor gets for its controller. */
@@ -373,9 +367,7 @@ int vmdkit_ova_export(const char *vm_path, const char *out, const vmdkit_ova_exp
                       vmdkit_error *err)
 {
     vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
+    vk_err *e = vk_entry(err, &local, NULL, 0);
     vmdkit_ova_export_opts o = {0};
     if (!vm_path || !out)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_ova_export: vm and out are required");

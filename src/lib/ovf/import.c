@@ -490,11 +490,7 @@ int vmdkit_ova_import(const char *in, const char *dir, const vmdkit_ova_import_o
                       vmdkit_ova_import_result *res, vmdkit_error *err)
 {
     vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
-    if (res)
-        memset(res, 0, sizeof *res);
+    vk_err *e = vk_entry(err, &local, res, sizeof *res);
     if (!in || !dir)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_ova_import: in and dir are required");
     vmdkit_ova_import_opts o;

@@ -361,9 +361,7 @@ int vmdkit_ova_check(const char *in, const vmdkit_ova_check_opts *opts, vmdkit_o
                      void *opaque, size_t *n_findings, vmdkit_error *err)
 {
     vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
+    vk_err *e = vk_entry(err, &local, NULL, 0);
     if (n_findings)
         *n_findings = 0;
     if (!in)

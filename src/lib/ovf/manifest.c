@@ -103,16 +103,6 @@ void vk_mf_free(vk_mf *mf)
     memset(mf, 0, sizeof *mf);
 }
 
-static char *dup_range(const char *s, size_t n, vk_err *e)
-{
-    char *p = vk_malloc(n + 1, e);
-    if (p) {
-        memcpy(p, s, n);
-        p[n] = 0;
-    }
-    return p;
-}
-
 /* Parse one line L (LEN bytes, without its LF) into ENT; false when it is
  * no digest line.  Accepted: ALGO <blanks> ( NAME ) <blanks> = <blanks> HEX. */
 static bool parse_line(const char *l, size_t len, vk_mf_entry *ent, vk_err *e, int *r)
@@ -157,9 +147,9 @@ static bool parse_line(const char *l, size_t len, vk_mf_entry *ent, vk_err *e, i
         h++;
     if (h == hex_start || h != len)
         return false;
-    ent->algo = dup_range(l, algo_end, e);
-    ent->name = dup_range(l + name_start, name_end - name_start, e);
-    ent->hex = dup_range(l + hex_start, len - hex_start, e);
+    ent->algo = vk_strndup(l, algo_end, e);
+    ent->name = vk_strndup(l + name_start, name_end - name_start, e);
+    ent->hex = vk_strndup(l + hex_start, len - hex_start, e);
     if (!ent->algo || !ent->name || !ent->hex) {
         *r = VMDKIT_ENOMEM;
         return false;

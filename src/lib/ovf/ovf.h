@@ -149,6 +149,9 @@ typedef struct vk_ovf_dev {
 
 /* The row of KIND whose .vmx value is VMX (ASCII case ignored); NULL if none. */
 const vk_ovf_dev *vk_ovf_dev_by_vmx(vk_ovf_dev_kind kind, const char *vmx);
+/* The row of controller C's model: its virtualDev on SCSI, AHCI on SATA,
+ * NVMe, else IDE; NULL if the table has none. */
+const vk_ovf_dev *vk_ovf_ctrl_dev(const vk_ovf_ctrl *c);
 /* The row of a ResourceType and ResourceSubType (either may be 0/NULL where
  * the table allows it); NULL if none. */
 const vk_ovf_dev *vk_ovf_dev_by_ovf(unsigned rtype, const char *subtype);

@@ -62,6 +62,14 @@ const vk_ovf_dev *vk_ovf_dev_by_vmx(vk_ovf_dev_kind kind, const char *vmx)
     return NULL;
 }
 
+const vk_ovf_dev *vk_ovf_ctrl_dev(const vk_ovf_ctrl *c)
+{
+    return c->bus == VK_BUS_SCSI   ? vk_ovf_dev_by_vmx(VK_DEV_SCSI, c->vmx_dev)
+           : c->bus == VK_BUS_SATA ? vk_ovf_dev_by_vmx(VK_DEV_SATA, "ahci")
+           : c->bus == VK_BUS_NVME ? vk_ovf_dev_by_vmx(VK_DEV_NVME, "nvme")
+                                   : vk_ovf_dev_by_vmx(VK_DEV_IDE, "ide");
+}
+
 /* Is S one of the '|' separated words of LIST (case ignored)? */
 static bool in_list(const char *list, const char *s)
 {

@@ -302,23 +302,13 @@ static int read_disks(struct rd *rd, xmlNodePtr env, const struct refs *refs, st
                 r = VMDKIT_ENOMEM;
             else
                 decl->index = SIZE_MAX;
-            xmlFree(id);
-            xmlFree(cap);
-            xmlFree(units);
-            xmlFree(ref);
-            xmlFree(fmt);
-            xmlFree(pop);
-            if (r)
-                return r;
-            continue;
-        }
-        if (!r) {
+        } else if (!r) {
             disk = vk_ovf_grow((void **)&rd->vm->disks, &rd->vm->n_disks, sizeof *disk, rd->e);
             decl = disk ? vk_ovf_grow((void **)decls, n_decls, sizeof *decl, rd->e) : NULL;
             if (!decl)
                 r = VMDKIT_ENOMEM;
         }
-        if (!r) {
+        if (!r && disk) {
             decl->index = rd->vm->n_disks - 1;
             disk->bus = VK_BUS_COUNT; /* not attached yet */
             disk->capacity_bytes = capacity;
@@ -497,6 +487,19 @@ static const vk_ovf_dev *scsi_subtype(const char *subtype)
     return NULL;
 }
 
+/* Is unit UNIT of controller CTRL on BUS taken by a disk or a CD-ROM of VM? */
+static bool slot_used(const vk_ovf_vm *vm, enum vk_ovf_bus bus, unsigned ctrl, unsigned unit)
+{
+    bool used = false;
+    for (size_t i = 0; i < vm->n_disks; i++)
+        used |= vm->disks[i].bus == bus && vm->disks[i].ctrl == ctrl && vm->disks[i].unit == unit;
+    for (size_t i = 0; i < vm->n_cdroms; i++)
+        used |= vm->cdroms[i].bus == bus && vm->cdroms[i].ctrl == ctrl && vm->cdroms[i].unit == unit;
+    return used;
+}
+
+/* The unit of IT on controller C: its AddressOnParent, else the first unit
+ * nothing else uses; a unit some other device holds is an error. */
 static int unit_of(struct rd *rd, const struct item *it, const struct ctrl_ref *c, unsigned *unit)
 {
     unsigned max = c->bus == VK_BUS_IDE    ? 1
@@ -504,20 +507,18 @@ static int unit_of(struct rd *rd, const struct item *it, const struct ctrl_ref *
                    : c->bus == VK_BUS_NVME ? 14
                                            : 15;
     *unit = 0;
-    if (it->unit)
-        return item_number(rd, it, "Item AddressOnParent", it->unit, max, unit);
-    /* no AddressOnParent: the first unit nothing else uses */
-    for (;; (*unit)++) {
-        bool used = false;
-        for (size_t i = 0; i < rd->vm->n_disks; i++)
-            used |= rd->vm->disks[i].bus == c->bus && rd->vm->disks[i].ctrl == c->num &&
-                    rd->vm->disks[i].unit == *unit;
-        for (size_t i = 0; i < rd->vm->n_cdroms; i++)
-            used |= rd->vm->cdroms[i].bus == c->bus && rd->vm->cdroms[i].ctrl == c->num &&
-                    rd->vm->cdroms[i].unit == *unit;
-        if (!used || *unit >= max)
-            return 0;
+    if (it->unit) {
+        int r = item_number(rd, it, "Item AddressOnParent", it->unit, max, unit);
+        if (r)
+            return r;
+    } else {
+        while (slot_used(rd->vm, c->bus, c->num, *unit) && *unit < max)
+            (*unit)++;
     }
+    if (slot_used(rd->vm, c->bus, c->num, *unit))
+        return bad(rd, "VirtualHardwareSection/Item", "Item %s: %s%u:%u holds two devices",
+                   it->instance ? it->instance : "?", vk_ovf_bus_vmx(c->bus), c->num, *unit);
+    return 0;
 }
 
 /* "ovf:/disk/ID" (1.x) or "/disk/ID" (2.0) -> ID; same for "file". */
@@ -531,22 +532,6 @@ static const char *host_id(const char *host, const char *kind)
     if (host[0] != '/' || strncmp(host + 1, kind, k) != 0 || host[1 + k] != '/')
         return NULL;
     return host + 2 + k;
-}
-
-static int device_slot_free(struct rd *rd, const struct item *it, enum vk_ovf_bus bus, unsigned ctrl,
-                            unsigned unit)
-{
-    bool used = false;
-    for (size_t i = 0; i < rd->vm->n_disks; i++)
-        used |= rd->vm->disks[i].bus == bus && rd->vm->disks[i].ctrl == ctrl &&
-                rd->vm->disks[i].unit == unit;
-    for (size_t i = 0; i < rd->vm->n_cdroms; i++)
-        used |= rd->vm->cdroms[i].bus == bus && rd->vm->cdroms[i].ctrl == ctrl &&
-                rd->vm->cdroms[i].unit == unit;
-    if (used)
-        return bad(rd, "VirtualHardwareSection/Item", "Item %s: %s%u:%u holds two devices",
-                   it->instance ? it->instance : "?", vk_ovf_bus_vmx(bus), ctrl, unit);
-    return 0;
 }
 
 static int add_disk(struct rd *rd, const struct hw *hw, const struct item *it, struct disk_decl *decls,
@@ -581,8 +566,6 @@ static int add_disk(struct rd *rd, const struct hw *hw, const struct item *it, s
                    it->instance ? it->instance : "?", it->parent ? it->parent : "");
     unsigned unit;
     int r = unit_of(rd, it, c, &unit);
-    if (!r)
-        r = device_slot_free(rd, it, c->bus, c->num, unit);
     if (r)
         return r;
     (void)refs;
@@ -603,8 +586,6 @@ static int add_cdrom(struct rd *rd, const struct hw *hw, const struct item *it, 
                            it->instance ? it->instance : "?");
     unsigned unit;
     int r = unit_of(rd, it, c, &unit);
-    if (!r)
-        r = device_slot_free(rd, it, c->bus, c->num, unit);
     if (r)
         return r;
     vk_ovf_cdrom *cd = vk_ovf_grow((void **)&rd->vm->cdroms, &rd->vm->n_cdroms, sizeof *cd, rd->e);

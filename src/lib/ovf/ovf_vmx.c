@@ -93,33 +93,48 @@ static int add_ctrl(vk_ovf_vm *vm, enum vk_ovf_bus bus, unsigned num, const char
     return 0;
 }
 
+/* The parts of a key parse_bus_key accepts. */
+struct bus_key {
+    int bus;
+    unsigned num, unit;
+    bool has_unit;
+    const char *field;
+};
+
+/* The next entry of V from *POS whose key parse_bus_key accepts: its key in
+ * *KEY and its parts in *K; false after the last. */
+static bool next_bus_key(const vk_vmx *v, size_t *pos, const char **key, struct bus_key *k)
+{
+    const char *val;
+    while (vk_vmx_next(v, pos, key, &val))
+        if (parse_bus_key(*key, &k->bus, &k->num, &k->has_unit, &k->unit, &k->field))
+            return true;
+    return false;
+}
+
 /* Controllers: "scsiN.present", "sataN.present", "nvmeN.present"; IDE
  * ones exist whenever a device sits on them. */
 static int read_controllers(const vk_vmx *v, vk_ovf_vm *vm, vk_err *e)
 {
     size_t pos = 0;
-    const char *key, *val;
-    while (vk_vmx_next(v, &pos, &key, &val)) {
-        int bus;
-        unsigned num, unit;
-        bool has_unit;
-        const char *field;
-        if (!parse_bus_key(key, &bus, &num, &has_unit, &unit, &field) || has_unit ||
-            strcasecmp(field, "present") != 0 || bus == VK_BUS_IDE)
+    const char *key;
+    struct bus_key k;
+    while (next_bus_key(v, &pos, &key, &k)) {
+        if (k.has_unit || strcasecmp(k.field, "present") != 0 || k.bus == VK_BUS_IDE)
             continue;
         if (!vmx_true(vk_vmx_get(v, key)))
             continue;
         const char *dev = NULL;
-        if (bus == VK_BUS_SCSI) {
-            const char *vd = getf(v, "scsi%u.virtualDev", num);
+        if (k.bus == VK_BUS_SCSI) {
+            const char *vd = getf(v, "scsi%u.virtualDev", k.num);
             const vk_ovf_dev *d = vk_ovf_dev_by_vmx(VK_DEV_SCSI, vd ? vd : "lsilogic");
             if (!d)
                 return vk_fail(e, VMDKIT_EUNSUPPORTED,
                                "%s: scsi%u.virtualDev: \"%s\" has no OVF equivalent", vk_vmx_path(v),
-                               num, vd);
+                               k.num, vd);
             dev = d->vmx;
         }
-        int r = add_ctrl(vm, (enum vk_ovf_bus)bus, num, dev, e);
+        int r = add_ctrl(vm, (enum vk_ovf_bus)k.bus, k.num, dev, e);
         if (r)
             return r;
     }
@@ -184,37 +199,33 @@ static int read_disks(const vk_vmx *v, const char *vmx_path, vk_ovf_vm *vm, vk_e
 static int read_cdroms(const vk_vmx *v, vk_ovf_vm *vm, vk_err *e)
 {
     size_t pos = 0;
-    const char *key, *val;
-    while (vk_vmx_next(v, &pos, &key, &val)) {
-        int bus;
-        unsigned num, unit;
-        bool has_unit;
-        const char *field;
-        if (!parse_bus_key(key, &bus, &num, &has_unit, &unit, &field) || !has_unit ||
-            strcasecmp(field, "deviceType") != 0 || !is_cdrom_type(vk_vmx_get(v, key)))
+    const char *key;
+    struct bus_key k;
+    while (next_bus_key(v, &pos, &key, &k)) {
+        if (!k.has_unit || strcasecmp(k.field, "deviceType") != 0 || !is_cdrom_type(vk_vmx_get(v, key)))
             continue;
-        const char *bus_name = vk_ovf_bus_vmx((enum vk_ovf_bus)bus);
-        if (vmx_false(getf(v, "%s%u:%u.present", bus_name, num, unit)))
+        const char *bus_name = vk_ovf_bus_vmx((enum vk_ovf_bus)k.bus);
+        if (vmx_false(getf(v, "%s%u:%u.present", bus_name, k.num, k.unit)))
             continue;
         bool dup = false;
         for (size_t i = 0; i < vm->n_cdroms; i++)
-            dup |= vm->cdroms[i].bus == (enum vk_ovf_bus)bus && vm->cdroms[i].ctrl == num &&
-                   vm->cdroms[i].unit == unit;
+            dup |= vm->cdroms[i].bus == (enum vk_ovf_bus)k.bus && vm->cdroms[i].ctrl == k.num &&
+                   vm->cdroms[i].unit == k.unit;
         if (dup)
             continue;
         int r = 0;
-        if (!vk_ovf_find_ctrl(vm, (enum vk_ovf_bus)bus, num)) {
-            if (bus != VK_BUS_IDE)
+        if (!vk_ovf_find_ctrl(vm, (enum vk_ovf_bus)k.bus, k.num)) {
+            if (k.bus != VK_BUS_IDE)
                 continue; /* a drive on a controller that is not there */
-            if ((r = add_ctrl(vm, VK_BUS_IDE, num, NULL, e)))
+            if ((r = add_ctrl(vm, VK_BUS_IDE, k.num, NULL, e)))
                 return r;
         }
         vk_ovf_cdrom *c = vk_ovf_grow((void **)&vm->cdroms, &vm->n_cdroms, sizeof *c, e);
         if (!c)
             return VMDKIT_ENOMEM;
-        c->bus = (enum vk_ovf_bus)bus;
-        c->ctrl = num;
-        c->unit = unit;
+        c->bus = (enum vk_ovf_bus)k.bus;
+        c->ctrl = k.num;
+        c->unit = k.unit;
     }
     return 0;
 }
@@ -360,10 +371,7 @@ int vk_ovf_from_vmx(const vk_vmx *v, const char *vmx_path, bool extra, vk_ovf_vm
         size_t n = strlen(base);
         if (n > 4 && strcasecmp(base + n - 4, ".vmx") == 0)
             n -= 4;
-        if ((vm->name = vk_malloc(n + 1, e))) {
-            memcpy(vm->name, base, n);
-            vm->name[n] = 0;
-        }
+        vm->name = vk_strndup(base, n, e);
     }
     if (!vm->name)
         return VMDKIT_ENOMEM;
@@ -439,10 +447,7 @@ int vk_ovf_check_hw(const vk_ovf_vm *vm, unsigned max_hw, const char *what, vk_e
     char dev[96];
     for (size_t i = 0; i < vm->n_ctrls; i++) {
         const vk_ovf_ctrl *c = &vm->ctrls[i];
-        const vk_ovf_dev *d = c->bus == VK_BUS_SCSI   ? vk_ovf_dev_by_vmx(VK_DEV_SCSI, c->vmx_dev)
-                              : c->bus == VK_BUS_SATA ? vk_ovf_dev_by_vmx(VK_DEV_SATA, "ahci")
-                              : c->bus == VK_BUS_NVME ? vk_ovf_dev_by_vmx(VK_DEV_NVME, "nvme")
-                                                      : vk_ovf_dev_by_vmx(VK_DEV_IDE, "ide");
+        const vk_ovf_dev *d = vk_ovf_ctrl_dev(c);
         if (d && d->min_hw > max_hw) {
             snprintf(dev, sizeof dev, "%s%u (%s %s)", vk_ovf_bus_vmx(c->bus), c->num, d->label,
                      d->subtype ? d->subtype : "controller");

@@ -163,10 +163,7 @@ static void hardware(struct w *w, xmlNodePtr vs, const vk_ovf_vm *vm, vk_ovf_ctr
 
     for (size_t i = 0; i < vm->n_ctrls; i++) {
         const vk_ovf_ctrl *c = &vm->ctrls[i];
-        const vk_ovf_dev *d = c->bus == VK_BUS_SCSI   ? vk_ovf_dev_by_vmx(VK_DEV_SCSI, c->vmx_dev)
-                              : c->bus == VK_BUS_SATA ? vk_ovf_dev_by_vmx(VK_DEV_SATA, "ahci")
-                              : c->bus == VK_BUS_NVME ? vk_ovf_dev_by_vmx(VK_DEV_NVME, "nvme")
-                                                      : vk_ovf_dev_by_vmx(VK_DEV_IDE, "ide");
+        const vk_ovf_dev *d = vk_ovf_ctrl_dev(c);
         it = (struct item){0};
         field(&it, "Address", "%u", c->num);
         field(&it, "Description", "%s Controller", d->label);

@@ -260,13 +260,8 @@ int vk_stream_read_header(vk_member_src *s, const char *name, vk_stream_info *in
         pos += k;
     }
     if (!r && n) {
-        size_t len = strnlen((const char *)db, n);
-        if ((info->descriptor = vk_malloc(len + 1, e))) {
-            memcpy(info->descriptor, db, len);
-            info->descriptor[len] = 0;
-        } else {
+        if (!(info->descriptor = vk_strndup((const char *)db, strnlen((const char *)db, n), e)))
             r = VMDKIT_ENOMEM;
-        }
     }
     free(db);
     return r;

@@ -27,9 +27,11 @@ int vk_strv_push(char ***v, size_t *n, const char *s, vk_err *e)
     return 0;
 }
 
-int vk_snapshot_opts_copy(const vmdkit_snapshot_opts *opts, vmdkit_snapshot_opts *out, vk_err *e)
+int vk_snapshot_begin(const char *vm, const vmdkit_snapshot_opts *opts, vmdkit_snapshot_opts *o,
+                      vk_history **h, vk_err *e)
 {
-    return vk_opts_read(out, sizeof *out, opts, "vmdkit_snapshot_opts", e);
+    int r = vk_opts_read(o, sizeof *o, opts, "vmdkit_snapshot_opts", e);
+    return r ? r : vk_history_open(vm, true, h, e);
 }
 
 bool vk_path_in(const char *path, char *const *paths, size_t n)

@@ -122,9 +122,12 @@ int vk_snapshot_record(vk_history *h, const vk_frozen *f, const char *name, cons
 /* Now, in microseconds since the epoch (the .vmsd's createTime). */
 int64_t vk_snapshot_now_us(void);
 
-/* The caller's options (OPTS->struct_size bytes of them; NULL: defaults)
- * in the struct this library knows. */
-int vk_snapshot_opts_copy(const vmdkit_snapshot_opts *opts, vmdkit_snapshot_opts *out, vk_err *e);
+/* The start of a snapshot operation on the machine VM: the caller's options
+ * (OPTS->struct_size bytes of them; NULL: defaults) read into *O, in the
+ * struct this library knows, then the history opened (the machine stopped)
+ * into *H. */
+int vk_snapshot_begin(const char *vm, const vmdkit_snapshot_opts *opts, vmdkit_snapshot_opts *o,
+                      vk_history **h, vk_err *e);
 
 /* Append a copy of S to the list *V of *N strings. */
 int vk_strv_push(char ***v, size_t *n, const char *s, vk_err *e);

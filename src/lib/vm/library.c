@@ -37,24 +37,19 @@ static bool ident(const char *path, dev_t *dev, ino_t *ino)
     return true;
 }
 
-size_t vk_lib_disk_at(const vk_lib *lib, const char *path)
-{
-    dev_t dev;
-    ino_t ino;
-    if (!ident(path, &dev, &ino))
-        return VK_LIB_NONE;
-    for (size_t i = 0; i < lib->n_disks; i++)
-        if (lib->disks[i].dev == dev && lib->disks[i].ino == ino)
-            return i;
-    return VK_LIB_NONE;
-}
-
 static size_t disk_by_id(const vk_lib *lib, dev_t dev, ino_t ino)
 {
     for (size_t i = 0; i < lib->n_disks; i++)
         if (lib->disks[i].dev == dev && lib->disks[i].ino == ino)
             return i;
     return VK_LIB_NONE;
+}
+
+size_t vk_lib_disk_at(const vk_lib *lib, const char *path)
+{
+    dev_t dev;
+    ino_t ino;
+    return ident(path, &dev, &ino) ? disk_by_id(lib, dev, ino) : VK_LIB_NONE;
 }
 
 size_t vk_lib_disk_with_file(const vk_lib *lib, const char *path)
@@ -74,16 +69,9 @@ size_t vk_lib_disk_with_file(const vk_lib *lib, const char *path)
 
 size_t vk_lib_vm_at(const vk_lib *lib, const char *path)
 {
-    dev_t dev;
-    ino_t ino;
-    if (!ident(path, &dev, &ino))
-        return VK_LIB_NONE;
-    for (size_t i = 0; i < lib->n_vms; i++) {
-        dev_t d;
-        ino_t n;
-        if (ident(lib->vms[i].vmx, &d, &n) && d == dev && n == ino)
+    for (size_t i = 0; i < lib->n_vms; i++)
+        if (vk_same_file(path, lib->vms[i].vmx))
             return i;
-    }
     return VK_LIB_NONE;
 }
 
@@ -269,27 +257,12 @@ static bool numbered(const char *key, const char *prefix, const char *rest, unsi
  * the "<bus>N:M" part. */
 static bool slot_file_key(const char *key, char *slot, size_t size)
 {
-    static const char *const buses[] = {"scsi", "sata", "ide", "nvme"};
-    for (size_t b = 0; b < sizeof buses / sizeof *buses; b++) {
-        size_t n = strlen(buses[b]);
-        if (strncasecmp(key, buses[b], n) != 0)
-            continue;
-        const char *p = key + n;
-        if (!isdigit((unsigned char)*p))
-            return false;
-        while (isdigit((unsigned char)*p))
-            p++;
-        if (*p++ != ':' || !isdigit((unsigned char)*p))
-            return false;
-        while (isdigit((unsigned char)*p))
-            p++;
-        if (strcasecmp(p, ".fileName") != 0 || (size_t)(p - key) >= size)
-            return false;
-        memcpy(slot, key, (size_t)(p - key));
-        slot[p - key] = 0;
-        return true;
-    }
-    return false;
+    size_t n = vk_vmx_slot_key(key);
+    if (!n || strcasecmp(key + n, ".fileName") != 0 || n >= size)
+        return false;
+    memcpy(slot, key, n);
+    slot[n] = 0;
+    return true;
 }
 
 /* The value of PREFIX + SUFFIX in V (e.g. "sata0:1" ".deviceType"). */

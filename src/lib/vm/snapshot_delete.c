@@ -257,19 +257,13 @@ int vmdkit_vm_snapshot_delete(const char *vm, const char *which, const vmdkit_sn
                               vmdkit_snapshot_result *res, vmdkit_error *err)
 {
     vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
-    if (res)
-        memset(res, 0, sizeof *res);
+    vk_err *e = vk_entry(err, &local, res, sizeof *res);
     if (!vm || !which)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_snapshot_delete: vm and which are required");
     vmdkit_snapshot_opts o;
-    int r = vk_snapshot_opts_copy(opts, &o, e);
-    if (r)
-        return r;
     struct delete_ctx c = {.o = &o};
-    if ((r = vk_history_open(vm, true, &c.h, e)))
+    int r = vk_snapshot_begin(vm, opts, &o, &c.h, e);
+    if (r)
         return r;
     vk_history *h = c.h;
     struct plan *plans = NULL;

@@ -77,19 +77,13 @@ int vmdkit_vm_snapshot_take(const char *vm, const vmdkit_snapshot_opts *opts,
                             vmdkit_snapshot_result *res, vmdkit_error *err)
 {
     vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
-    if (res)
-        memset(res, 0, sizeof *res);
+    vk_err *e = vk_entry(err, &local, res, sizeof *res);
     if (!vm)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_snapshot_take: vm is required");
-    vmdkit_snapshot_opts o;
-    int r = vk_snapshot_opts_copy(opts, &o, e);
-    if (r)
-        return r;
     vk_history *h;
-    if ((r = vk_history_open(vm, true, &h, e)))
+    vmdkit_snapshot_opts o;
+    int r = vk_snapshot_begin(vm, opts, &o, &h, e);
+    if (r)
         return r;
     vk_frozen f = {0};
     bool frozen = false;
@@ -269,9 +263,7 @@ static bool is_vmsd_file(const char *path)
 int vmdkit_vm_snapshot_list(const char *vm, vmdkit_snapshot_list **out, vmdkit_error *err)
 {
     vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
+    vk_err *e = vk_entry(err, &local, NULL, 0);
     if (!vm || !out)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_snapshot_list: vm and out are required");
     *out = NULL;

@@ -687,9 +687,7 @@ int vk_tree_vmsd_findings(const vk_lib *lib, size_t vm, const char *dir, vmdkit_
 int vmdkit_tree_scan(const char *dir, vmdkit_tree **out, vmdkit_error *err)
 {
     vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
+    vk_err *e = vk_entry(err, &local, NULL, 0);
     if (!dir || !out)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_tree_scan: dir and out are required");
     *out = NULL;

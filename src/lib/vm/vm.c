@@ -105,7 +105,8 @@ bool vmdkit_is_vm_path(const char *path)
 
 /* ---- running or suspended machines ---- */
 
-int vk_vm_check_no_lock(const char *folder, vk_err *e)
+/* A file of FOLDER whose name ends in SUFFIX is VMDKIT_ELOCKED "FOLDER/NAME: WHY". */
+static int refuse_suffix(const char *folder, const char *suffix, const char *why, vk_err *e)
 {
     DIR *dh = opendir(folder);
     if (!dh)
@@ -113,30 +114,18 @@ int vk_vm_check_no_lock(const char *folder, vk_err *e)
     int r = 0;
     struct dirent *de;
     while (!r && (de = readdir(dh)))
-        if (vk_path_has_suffix(de->d_name, ".lck"))
-            r = vk_fail(e, VMDKIT_ELOCKED,
-                        "%s/%s: VMware's lock: the virtual machine is running (or was not shut "
-                        "down cleanly); shut it down first",
-                        folder, de->d_name);
+        if (vk_path_has_suffix(de->d_name, suffix))
+            r = vk_fail(e, VMDKIT_ELOCKED, "%s/%s: %s", folder, de->d_name, why);
     closedir(dh);
     return r;
 }
 
-/* A .vmss file in FOLDER: the machine is suspended. */
-static int check_no_vmss(const char *folder, vk_err *e)
+int vk_vm_check_no_lock(const char *folder, vk_err *e)
 {
-    DIR *dh = opendir(folder);
-    if (!dh)
-        return vk_fail_errno(e, errno, "%s: open folder", folder);
-    int r = 0;
-    struct dirent *de;
-    while (!r && (de = readdir(dh)))
-        if (vk_path_has_suffix(de->d_name, ".vmss"))
-            r = vk_fail(e, VMDKIT_ELOCKED,
-                        "%s/%s: the virtual machine is suspended; resume and shut it down first", folder,
-                        de->d_name);
-    closedir(dh);
-    return r;
+    return refuse_suffix(folder, ".lck",
+                         "VMware's lock: the virtual machine is running (or was not shut down "
+                         "cleanly); shut it down first",
+                         e);
 }
 
 int vk_vm_check_stopped(const char *vmx_path, const vk_vmx *v, vk_err *e)
@@ -146,7 +135,8 @@ int vk_vm_check_stopped(const char *vmx_path, const vk_vmx *v, vk_err *e)
         return VMDKIT_ENOMEM;
     int r = vk_vm_check_no_lock(folder, e);
     if (!r)
-        r = check_no_vmss(folder, e);
+        r = refuse_suffix(folder, ".vmss",
+                          "the virtual machine is suspended; resume and shut it down first", e);
     static const char *const state_keys[] = {"checkpoint.vmState", "suspend.vmState"};
     for (size_t i = 0; !r && i < sizeof state_keys / sizeof state_keys[0]; i++) {
         const char *state = vk_vmx_get(v, state_keys[i]);

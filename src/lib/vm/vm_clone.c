@@ -160,14 +160,14 @@ struct warnings {
 static int warn(struct warnings *w, vk_err *e, const char *fmt, ...) VK_PRINTF(3, 4);
 static int warn(struct warnings *w, vk_err *e, const char *fmt, ...)
 {
-    int r = vk_grow((void **)&w->v, &w->cap, w->n, sizeof *w->v, e);
-    if (r)
-        return r;
     char buf[VMDKIT_ERRMSG_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    int r = vk_grow((void **)&w->v, &w->cap, w->n, sizeof *w->v, e);
+    if (r)
+        return r;
     if (!(w->v[w->n] = vk_strdup(buf, e)))
         return VMDKIT_ENOMEM;
     w->n++;
@@ -864,11 +864,7 @@ int vmdkit_vm_clone(const char *src_vm, const char *dst_vm, const vmdkit_vm_clon
                     vmdkit_vm_clone_result *res, vmdkit_error *err)
 {
     vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
-    if (res)
-        memset(res, 0, sizeof *res);
+    vk_err *e = vk_entry(err, &local, res, sizeof *res);
     if (!src_vm || !dst_vm || !given)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_clone: src_vm, dst_vm and opts are required");
     vmdkit_vm_clone_opts opts;

@@ -329,12 +329,9 @@ int vmdkit_move(const char *src, const char *dst, const vmdkit_move_opts *opts, 
                 vmdkit_error *err)
 {
     vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
+    vk_err *e = vk_entry(err, &local, res, sizeof *res);
     if (!res)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_move: res is required");
-    memset(res, 0, sizeof *res);
     if (!src || !dst)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_move: src and dst are required");
     struct stat st;

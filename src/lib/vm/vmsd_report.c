@@ -177,9 +177,7 @@ static int machine_findings(vmdkit_vmsd_report *r, const vk_lib *lib, size_t d, 
 int vmdkit_vmsd_report_get(const char *disk, vmdkit_vmsd_report **out, vmdkit_error *err)
 {
     vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
+    vk_err *e = vk_entry(err, &local, NULL, 0);
     if (!disk || !out)
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vmsd_report_get: disk and out are required");
     *out = NULL;

@@ -154,11 +154,9 @@ static int parse_line(struct vmx_line *l, const char *path, size_t lineno, vk_er
                        "needs quotes)",
                        path, lineno, klen, t + ks);
 
-    char *key = vk_malloc(ke - ks + 1, e);
+    char *key = vk_strndup(t + ks, ke - ks, e);
     if (!key)
         return VMDKIT_ENOMEM;
-    memcpy(key, t + ks, ke - ks);
-    key[ke - ks] = 0;
     free(l->key);
     free(l->value);
     l->entry = true;
@@ -775,8 +773,7 @@ struct slot_ref {
     size_t line;
 };
 
-/* Does KEY read "<bus><N>:<M>.<field>" with bus scsi, sata, ide or nvme? */
-static bool parse_slot_key(const char *key, size_t *slot_len, enum slot_field *field)
+size_t vk_vmx_slot_key(const char *key)
 {
     static const char *const buses[] = {"scsi", "sata", "ide", "nvme"};
     const char *p = NULL;
@@ -784,16 +781,22 @@ static bool parse_slot_key(const char *key, size_t *slot_len, enum slot_field *f
         if (strncasecmp(key, buses[i], strlen(buses[i])) == 0)
             p = key + strlen(buses[i]);
     if (!p || !isdigit((unsigned char)*p))
-        return false;
+        return 0;
     while (isdigit((unsigned char)*p))
         p++;
     if (*p++ != ':' || !isdigit((unsigned char)*p))
-        return false;
+        return 0;
     while (isdigit((unsigned char)*p))
         p++;
-    if (*p != '.')
+    return *p == '.' ? (size_t)(p - key) : 0;
+}
+
+/* Does KEY read "<bus><N>:<M>.<field>" with bus scsi, sata, ide or nvme? */
+static bool parse_slot_key(const char *key, size_t *slot_len, enum slot_field *field)
+{
+    if (!(*slot_len = vk_vmx_slot_key(key)))
         return false;
-    *slot_len = (size_t)(p - key);
+    const char *p = key + *slot_len;
     if (strcasecmp(p + 1, "fileName") == 0)
         *field = F_FILENAME;
     else if (strcasecmp(p + 1, "present") == 0)

@@ -143,4 +143,8 @@ typedef struct vk_vmx_disk {
 int vk_vmx_disks(const vk_vmx *v, vk_vmx_disk **out, size_t *n, vk_err *e);
 void vk_vmx_disks_free(vk_vmx_disk *disks, size_t n);
 
+/* When KEY reads "<bus>N:M.<field>" (bus scsi, sata, ide or nvme, any ASCII
+ * case), the length of its "<bus>N:M" part; otherwise 0. */
+size_t vk_vmx_slot_key(const char *key);
+
 #endif
