@@ -755,8 +755,8 @@ static int check_descriptor(const vk_link *l, vk_err *e)
      * child to its parent (a bare extent's synthesised CID is ffffffff too) */
     if (l->desc.parent_cid == VK_CID_NONE && l->desc.parent_hint)
         return vk_fail(e, VMDKIT_EFORMAT,
-                       "%s: parentCID: ffffffff (no parent) although parentFileNameHint names \"%s\"", path,
-                       l->desc.parent_hint);
+                       "%s: parentCID: ffffffff (no parent) although parentFileNameHint names \"%s\"",
+                       path, l->desc.parent_hint);
     return 0;
 }
 
