@@ -383,8 +383,10 @@ static void check_sizes(link_ctx *L)
          * one write of a monolithicSparse disk's first sectors): every
          * grain reads the same at either size, the range past the line as
          * zeros, so it is a stale line, not lost data.  A header smaller
-         * than its line leaves part of the disk with no tables. */
-        bool grown = x->capacity_sectors > x->size_sectors;
+         * than its line leaves part of the disk with no tables, and in a
+         * disk of several extents a line shorter than its piece shifts
+         * every piece after it. */
+        bool grown = x->capacity_sectors > x->size_sectors && L->embedded && L->d.n_extents == 1;
         vk_check_report(
             L->c, grown ? VMDKIT_FIND_STALE : VMDKIT_FIND_CORRUPT, L->path, VMDKIT_CHECK_NO_OFFSET,
             "%s: extent %zu \"%s\": the descriptor gives %llu sectors, the header of the file %llu%s",
