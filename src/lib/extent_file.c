@@ -194,7 +194,9 @@ void vk_extent_share(vk_extent *x, vk_extent *prev)
 int vk_extent_hold(vk_extent *x, vk_err *e)
 {
     vk_xfile *f = x->file;
-    if (!f)
+    /* a pinned file stays open until the link closes: no count, no lock
+     * (monolithic disks pay nothing for the pool) */
+    if (!f || f->pinned)
         return 0;
     int r = 0;
     pthread_mutex_lock(&pool_lock);
@@ -222,7 +224,7 @@ int vk_extent_hold(vk_extent *x, vk_err *e)
 void vk_extent_release(vk_extent *x)
 {
     vk_xfile *f = x->file;
-    if (!f)
+    if (!f || f->pinned)
         return;
     pthread_mutex_lock(&pool_lock);
     f->refs--;
@@ -232,7 +234,7 @@ void vk_extent_release(vk_extent *x)
 int vk_extent_hold_if_open(vk_extent *x)
 {
     vk_xfile *f = x->file;
-    if (!f)
+    if (!f || f->pinned)
         return x->fd;
     pthread_mutex_lock(&pool_lock);
     int fd = f->fd;

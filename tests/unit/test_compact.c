@@ -5,6 +5,10 @@
  *    in virtual order, vmdkit_check is clean;
  *  - a delta: a stored zero grain over parent data stays (a read shows
  *    zeros, not the parent), one over an unallocated parent range goes;
+ *  - VMDKIT_COMPACT_DEDUPE_PARENT: a delta's grains equal to the parent's
+ *    go (read through to the parent), one differing in a sector and one
+ *    of new data stay, zeros over nothing go as before; refused on a base
+ *    and by defrag (EINVAL);
  *  - refusals: a flat disk (EUNSUPPORTED), a bad struct_size (EINVAL). */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -177,6 +181,45 @@ static void test_delta(void **state)
     check_clean(delta);
 }
 
+static void test_dedupe(void **state)
+{
+    (void)state;
+    char base[600], delta[600];
+    path_of(base, sizeof base, "q.vmdk");
+    path_of(delta, sizeof delta, "q-000001.vmdk");
+    vmdkit_create_opts co = {
+        .struct_size = sizeof co, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 16u << 20};
+    vmdkit_error err;
+    assert_int_equal(vmdkit_create(base, &co, &err), 0);
+    fill(base, 0, 4 * GRAIN, 0x55);
+    assert_int_equal(vmdkit_create_delta(base, delta, 0, &err), 0);
+    fill(delta, 0, 3 * GRAIN, 0x55);         /* the parent's data again */
+    fill(delta, 2 * GRAIN + 512, 512, 0x56); /* one sector differs in grain 2 */
+    fill(delta, 6 * GRAIN, GRAIN, 0x77);     /* new data */
+    fill(delta, 8 * GRAIN, GRAIN, 0);        /* zeros over nothing */
+    vmdkit_compact_opts o = {.struct_size = sizeof o, .flags = VMDKIT_COMPACT_DEDUPE_PARENT};
+    vmdkit_compact_result res;
+    assert_int_equal(vmdkit_compact(base, &o, &res, &err), VMDKIT_EINVAL);
+    assert_int_equal(vmdkit_defrag(delta, &o, &res, &err), VMDKIT_EINVAL);
+    assert_int_equal(vmdkit_compact(delta, &o, &res, &err), 0);
+    assert_int_equal(res.grains_deduped, 2);
+    assert_int_equal(res.grains_dropped, 1);
+    int link;
+    assert_int_equal(status_of(delta, 0, &link), VMDKIT_ALLOC_DATA);
+    assert_int_equal(link, 1); /* the parent's */
+    assert_int_equal(status_of(delta, 2 * GRAIN, &link), VMDKIT_ALLOC_DATA);
+    assert_int_equal(link, 0);
+    assert_int_equal(status_of(delta, 6 * GRAIN, &link), VMDKIT_ALLOC_DATA);
+    assert_int_equal(link, 0);
+    assert_int_equal(status_of(delta, 8 * GRAIN, NULL), VMDKIT_ALLOC_UNALLOC);
+    expect(delta, 0, 2 * GRAIN, 0x55);
+    expect(delta, 2 * GRAIN, 512, 0x55);
+    expect(delta, 2 * GRAIN + 512, 512, 0x56);
+    expect(delta, 2 * GRAIN + 1024, GRAIN - 1024, 0x55);
+    expect(delta, 6 * GRAIN, GRAIN, 0x77);
+    check_clean(delta);
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
@@ -201,6 +244,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_base),
         cmocka_unit_test(test_delta),
+        cmocka_unit_test(test_dedupe),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
