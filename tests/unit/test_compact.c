@@ -28,21 +28,8 @@
 
 #define GRAIN 65536u
 
-static char dir[] = "/tmp/vmdkit-test-compact.XXXXXX";
-
-static int setup(void **state)
-{
-    (void)state;
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
+#define TEST_DIR_NAME "compact"
+#include "test_dir.h"
 
 static void path_of(char *p, size_t n, const char *name) { snprintf(p, n, "%s/%s", dir, name); }
 

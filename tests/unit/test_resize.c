@@ -25,21 +25,8 @@
 #include "maint/maint.h"
 #include "sparse_header.h"
 
-static char dir[] = "/tmp/vmdkit-test-resize.XXXXXX";
-
-static int setup(void **state)
-{
-    (void)state;
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
+#define TEST_DIR_NAME "resize"
+#include "test_dir.h"
 
 static void make_disk(char *path, size_t n, const char *name, uint64_t size)
 {
