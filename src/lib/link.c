@@ -829,6 +829,12 @@ void vk_link_close(vk_link *l, vk_err *e)
                     r = vk_extent_flushed(x, r, e);
                 if (x->writable)
                     vk_extent_release(x);
+            } else {
+                /* the file cannot be had again (gone, or replaced by
+                 * another): nothing more may be written to it, but the
+                 * driver's memory is still freed, as a read-only close */
+                x->writable = false;
+                x->ops->close(x, NULL);
             }
             if (r)
                 e = NULL; /* keep the first error */
