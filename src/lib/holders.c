@@ -116,7 +116,22 @@ static bool load_proc_locks(lock_table *t)
     return true;
 }
 
-/* Classify the locks of table T on the file ST. */
+/* Is X one of the shared ranges a vmdkit reader takes besides its mark
+ * (io.c vk_lock_fd)? */
+static bool is_reader_range(const lock_entry *x)
+{
+    if (x->write || x->to_eof)
+        return false;
+    return (x->start == 0 && x->end == VK_QEMU_READ_BYTE) ||
+           (x->start == VK_QEMU_NO_WRITE_BYTE && x->end == VK_QEMU_NO_WRITE_BYTE) ||
+           (x->start == VK_QEMU_NO_RESIZE_BYTE && x->end == VK_QEMU_NO_RESIZE_BYTE);
+}
+
+/* Classify the locks of table T on the file ST.  A vmdkit reader's lock
+ * takes QEMU's reader bytes too: while its mark is there, those ranges are
+ * counted as its own (a QEMU reader beside it is a reader all the same;
+ * a QEMU writer is still seen on its write byte, which no vmdkit reader
+ * takes). */
 static void classify_locks(const lock_table *t, const struct stat *st, vk_holders *h)
 {
     lock_entry key = {.dev = st->st_dev, .ino = (uint64_t)st->st_ino};
@@ -128,14 +143,23 @@ static void classify_locks(const lock_table *t, const struct stat *st, vk_holder
         else
             hi = mid;
     }
-    for (size_t i = lo; i < t->n && entry_cmp(&t->v[i], &key) == 0; i++) {
+    size_t end = lo;
+    while (end < t->n && entry_cmp(&t->v[end], &key) == 0)
+        end++;
+    for (size_t i = lo; i < end; i++) {
         const lock_entry *x = &t->v[i];
-        if (x->start == 0 && x->to_eof) {
-            if (x->write)
-                h->vmdkit_writer = true;
-            else
-                h->vmdkit_reader = true;
-        } else if (x->start >= QEMU_LOCK_FIRST && x->end <= QEMU_LOCK_LAST) {
+        if (x->start == 0 && x->to_eof && x->write)
+            h->vmdkit_writer = true;
+        else if (x->start == VK_READER_MARK_START && x->to_eof && !x->write)
+            h->vmdkit_reader = true;
+    }
+    for (size_t i = lo; i < end; i++) {
+        const lock_entry *x = &t->v[i];
+        if ((x->start == 0 && x->to_eof) || (x->start == VK_READER_MARK_START && x->to_eof))
+            continue; /* counted above */
+        if (h->vmdkit_reader && is_reader_range(x))
+            continue;
+        if (x->start >= QEMU_LOCK_FIRST && x->end <= QEMU_LOCK_LAST) {
             h->qemu = true;
             if (x->start <= QEMU_WRITE_BYTE && QEMU_WRITE_BYTE <= x->end)
                 h->qemu_writer = true;
@@ -153,8 +177,13 @@ static void probe_getlk(const char *path, vk_holders *h)
         return;
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
     if (fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) {
-        if (fl.l_start == 0 && fl.l_len == 0)
-            *(fl.l_type == F_WRLCK ? &h->vmdkit_writer : &h->vmdkit_reader) = true;
+        /* the first lock found; a reader's mark is asked for by itself */
+        struct flock mark = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = VK_READER_MARK_START};
+        if (fl.l_start == 0 && fl.l_len == 0 && fl.l_type == F_WRLCK)
+            h->vmdkit_writer = true;
+        else if (fcntl(fd, F_OFD_GETLK, &mark) == 0 && mark.l_type == F_RDLCK &&
+                 mark.l_start == VK_READER_MARK_START && mark.l_len == 0)
+            h->vmdkit_reader = true;
         else
             h->unknown = true;
     }

@@ -218,16 +218,40 @@ uint32_t vk_random_cid(void)
     return cid;
 }
 
+/* The ranges of a lock (start, length; 0 = to the end of the file). */
+static const struct lock_range {
+    off_t start, len;
+} writer_lock[] = {{0, 0}}, reader_lock[] = {
+                                {0, VK_QEMU_READ_BYTE + 1},
+                                {VK_QEMU_NO_WRITE_BYTE, 1},
+                                {VK_QEMU_NO_RESIZE_BYTE, 1},
+                                {VK_READER_MARK_START, 0},
+};
+
 int vk_lock_fd(int fd, bool exclusive, const char *what, vk_err *e)
 {
-    struct flock fl = {
-        .l_type = exclusive ? F_WRLCK : F_RDLCK,
-        .l_whence = SEEK_SET,
-        .l_start = 0,
-        .l_len = 0,
-    };
-    if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+    const struct lock_range *ranges = exclusive ? writer_lock : reader_lock;
+    size_t n =
+        exclusive ? sizeof writer_lock / sizeof *writer_lock : sizeof reader_lock / sizeof *reader_lock;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        struct flock fl = {
+            .l_type = exclusive ? F_WRLCK : F_RDLCK,
+            .l_whence = SEEK_SET,
+            .l_start = ranges[i].start,
+            .l_len = ranges[i].len,
+        };
+        if (fcntl(fd, F_OFD_SETLK, &fl) != 0)
+            break;
+    }
+    if (i == n)
         return 0;
+    int err = errno;
+    if (i > 0) { /* all or nothing: drop the ranges taken */
+        struct flock un = {.l_type = F_UNLCK, .l_whence = SEEK_SET};
+        (void)fcntl(fd, F_OFD_SETLK, &un);
+    }
+    errno = err;
     if (errno == EAGAIN || errno == EACCES)
         return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by another process (%s lock held)", what,
                        exclusive ? "a" : "a write");

@@ -133,9 +133,22 @@ int vk_fsync_parent(const char *path, vk_err *e);
 /* Do two paths name the same existing file (device and inode)? */
 bool vk_same_file(const char *a, const char *b);
 
-/* Advisory whole-file lock (OFD lock, released by the kernel when the
- * process dies).  EXCLUSIVE for writers, shared for readers. */
+/* Advisory lock (OFD lock, released by the kernel when the process dies).
+ * A writer's is EXCLUSIVE over the whole file.  A reader's is shared and
+ * speaks QEMU's protocol (block/file-posix.c: byte 100 + permission bit
+ * for a permission held, 200 + bit for one not shared), so that QEMU
+ * readers start beside it and QEMU writers do not: it covers
+ * [0, VK_QEMU_READ_BYTE] (it reads), VK_QEMU_NO_WRITE_BYTE and
+ * VK_QEMU_NO_RESIZE_BYTE (it shares neither writes nor resizes) and
+ * [VK_READER_MARK_START, EOF), which no QEMU lock touches and which tells
+ * a vmdkit reader apart (holders.c).  The bytes a QEMU reader tests
+ * (101-199: someone holds a permission; 200: someone refuses to share
+ * reads; 202, 204-299) stay free. */
 int vk_lock_fd(int fd, bool exclusive, const char *what, vk_err *e);
+#define VK_QEMU_READ_BYTE 100
+#define VK_QEMU_NO_WRITE_BYTE 201
+#define VK_QEMU_NO_RESIZE_BYTE 203
+#define VK_READER_MARK_START 300
 
 /* How many extent files a process keeps open at most (the pool of
  * extent_file.c, and the checker's): the VMDKIT_MAX_OPEN_EXTENTS

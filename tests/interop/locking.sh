@@ -151,6 +151,26 @@ if command -v qemu-io >/dev/null 2>&1; then
     run qemu-io -f vmdk -c 'read 0 512' d.vmdk
     assert_true "qemu-io cannot open the disk while we write it (exit $RC)" test "$RC" -ne 0
     wait "$HELD"
+
+    # readers share across the two tools: our read lock takes QEMU's bytes
+    # as a QEMU reader does (it reads; it shares no write), so QEMU readers
+    # start beside it (a plugin serving a golden image, then qemu-img info)
+    # and QEMU writers do not
+    hold r3 "$VMDKIT" io -r s.vmdk -c 'read 0 512' -c "sleep $HOLD_MS"
+    assert_true "our reader holds its lock" wait_locked s.vmdk
+    check "qemu-img info opens the disk beside our reader" qemu-img info s.vmdk
+    check "qemu-io -r reads the disk beside our reader" qemu-io -r -f vmdk -c 'read -P 0x77 0 512' s.vmdk
+    run qemu-io -f vmdk -c 'read 0 512' s.vmdk
+    assert_true "qemu-io read-write cannot open the disk while we read it (exit $RC)" test "$RC" -ne 0
+    check "a second reader of ours still opens the disk" "$VMDKIT" io -r s.vmdk -c 'read -P 0x77 0 512'
+    refused_8 "our writers are still refused" "$VMDKIT" io s.vmdk -c 'write 0 512'
+    assert_true "the refusal does not blame QEMU" sh -c "! grep -q QEMU '$ERR'"
+    wait "$HELD"
+    hold q2 qemu-io -r -f vmdk -c "sleep $HOLD_MS" s.vmdk
+    for _ in $(seq 1 100); do write_locked s.vmdk && break; sleep 0.05; done
+    check "our reader opens the disk beside qemu-io -r" "$VMDKIT" io -r s.vmdk -c 'read -P 0x77 0 512'
+    refused_8 "our writers are refused beside qemu-io -r" "$VMDKIT" io s.vmdk -c 'write 0 512'
+    wait "$HELD"
 fi
 
 finish

@@ -77,6 +77,13 @@ if start_nbdkit ro.log file=child.vmdk readonly=true; then
         "$(cat qemu-runs.txt)"
     check "qemu-img convert from NBD" qemu-img convert -f raw -O raw "$URI" qemu.raw
     assert_true "qemu-img convert's copy equals vmdkit convert's" cmp qemu.raw vmdkit.raw
+    # a golden image served by the plugin is read by QEMU's own driver too,
+    # and still cannot be written by it
+    check "qemu-img info opens the chain the plugin serves" qemu-img info child.vmdk
+    check "qemu-io -r reads the chain the plugin serves" qemu-io -r -f vmdk -c 'read -P 0x44 1088k 64k' child.vmdk
+    run qemu-io -f vmdk -c 'write 0 512' base.vmdk
+    assert_true "qemu-io cannot write the base the plugin serves (exit $RC)" test "$RC" -ne 0
+    assert_true "the server is still up" nbdkit_alive
     stop_nbdkit
 else
     fail "nbdkit serves child.vmdk read-only (exit $NBDKIT_RC)"

@@ -58,6 +58,15 @@ if command -v qemu-io >/dev/null; then
     assert_true "QEMU is shown" grep -q '── Clone.vmwarevm/Clone.vmdk .*(in use by QEMU (writing))' "$OUT"
     kill "$qpid" 2>/dev/null
     wait "$qpid" 2>/dev/null
+    # our read lock takes QEMU's reader bytes too: it is still told apart
+    "$VMDKIT" io -r Clone.vmwarevm/Clone.vmdk -c 'sleep 4000' >/dev/null 2>&1 &
+    vpid=$!
+    for _ in $(seq 1 50); do grep -q "$(stat -c %i Clone.vmwarevm/Clone.vmdk) 0 " /proc/locks && break; sleep 0.1; done
+    check "QEMU reads the clone beside our reader" qemu-io -r -f vmdk -c 'read 0 512' Clone.vmwarevm/Clone.vmdk
+    check "tree while vmdkit reads the clone" "$VMDKIT" tree .
+    assert_true "our reader is not shown as QEMU" sh -c "! grep -q 'Clone.vmdk .*QEMU' '$OUT'"
+    kill "$vpid" 2>/dev/null
+    wait "$vpid" 2>/dev/null
 else
     say "       (qemu-io not installed: QEMU holder not tested)"
 fi
