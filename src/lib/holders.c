@@ -60,10 +60,11 @@ typedef struct lock_entry {
     bool to_eof, write;
 } lock_entry;
 
-typedef struct lock_table {
+struct vk_lock_snapshot {
     lock_entry *v;
     size_t n;
-} lock_table;
+};
+typedef struct vk_lock_snapshot lock_table;
 
 static int entry_cmp(const void *a, const void *b)
 {
@@ -204,14 +205,36 @@ static void probe_with(const char *path, const lock_table *t, vk_holders *h)
         probe_getlk(path, h);
 }
 
+vk_lock_snapshot *vk_lock_snapshot_take(void)
+{
+    lock_table *t = malloc(sizeof *t);
+    if (t && !load_proc_locks(t)) {
+        free(t);
+        t = NULL;
+    }
+    return t;
+}
+
+void vk_lock_snapshot_free(vk_lock_snapshot *s)
+{
+    if (s) {
+        free(s->v);
+        free(s);
+    }
+}
+
 int vk_holders_probe(const char *path, vk_holders *h, vk_err *e)
 {
+    vk_lock_snapshot *t = vk_lock_snapshot_take();
+    int r = vk_holders_probe_in(t, path, h, e);
+    vk_lock_snapshot_free(t);
+    return r;
+}
+
+int vk_holders_probe_in(const vk_lock_snapshot *t, const char *path, vk_holders *h, vk_err *e)
+{
     (void)e;
-    lock_table t;
-    bool have = load_proc_locks(&t);
-    probe_with(path, have ? &t : NULL, h);
-    if (have)
-        free(t.v);
+    probe_with(path, t, h);
     return 0;
 }
 
@@ -236,30 +259,31 @@ static int verdict(const char *path, const vk_holders *h, enum vk_hold_need need
 
 int vk_holders_check(const char *path, enum vk_hold_need need, vk_err *e)
 {
+    vk_lock_snapshot *t = vk_lock_snapshot_take();
+    int r = vk_holders_check_in(t, path, need, e);
+    vk_lock_snapshot_free(t);
+    return r;
+}
+
+int vk_holders_check_in(const vk_lock_snapshot *t, const char *path, enum vk_hold_need need, vk_err *e)
+{
     vk_holders h;
-    int r = vk_holders_probe(path, &h, e);
-    return r ? r : verdict(path, &h, need, e);
+    probe_with(path, t, &h);
+    return verdict(path, &h, need, e);
 }
 
 /* /proc/locks is read once for all the files: once per file would cost
  * the square of their number on a chain of thousands of pieces. */
 int vk_disk_check_no_writer(const vmdkit_disk *d, vk_err *e)
 {
-    lock_table t;
-    bool have = load_proc_locks(&t);
-    const lock_table *tp = have ? &t : NULL;
-    vk_holders h;
+    vk_lock_snapshot *t = vk_lock_snapshot_take();
     int r = 0;
     for (const vk_link *l = d->top; !r && l; l = l->parent) {
-        probe_with(l->path, tp, &h);
-        r = verdict(l->path, &h, VK_NEED_NO_WRITER, e);
+        r = vk_holders_check_in(t, l->path, VK_NEED_NO_WRITER, e);
         for (size_t i = 0; !r && i < l->n_ext; i++)
-            if (l->ext[i].path && strcmp(l->ext[i].path, l->path) != 0) {
-                probe_with(l->ext[i].path, tp, &h);
-                r = verdict(l->ext[i].path, &h, VK_NEED_NO_WRITER, e);
-            }
+            if (l->ext[i].path && strcmp(l->ext[i].path, l->path) != 0)
+                r = vk_holders_check_in(t, l->ext[i].path, VK_NEED_NO_WRITER, e);
     }
-    if (have)
-        free(t.v);
+    vk_lock_snapshot_free(t);
     return r;
 }

@@ -44,6 +44,18 @@ enum vk_hold_need {
  * naming PATH and who holds it. */
 int vk_holders_check(const char *path, enum vk_hold_need need, vk_err *e);
 
+/* The system's locks read once (/proc/locks), for probing many files:
+ * reading them again per file costs the square of the number of files
+ * on a library of thousands of pieces.  NULL when they cannot be read
+ * (the probes below then ask the kernel file by file).  The snapshot is as
+ * old as its taking: take it right before the probes. */
+typedef struct vk_lock_snapshot vk_lock_snapshot;
+vk_lock_snapshot *vk_lock_snapshot_take(void);
+void vk_lock_snapshot_free(vk_lock_snapshot *s);
+/* vk_holders_probe and vk_holders_check with the locks of snapshot S. */
+int vk_holders_probe_in(const vk_lock_snapshot *s, const char *path, vk_holders *h, vk_err *e);
+int vk_holders_check_in(const vk_lock_snapshot *s, const char *path, enum vk_hold_need need, vk_err *e);
+
 /* vk_holders_check(NO_WRITER) of every file of every link the disk D has
  * open (descriptors and extents): a disk about to become a parent, or to
  * be copied, must not be changing. */

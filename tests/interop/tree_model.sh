@@ -71,6 +71,19 @@ else
     say "       (qemu-io not installed: QEMU holder not tested)"
 fi
 
+if command -v strace >/dev/null; then
+    # the system's lock table is read once per tree, not once per file: a
+    # library of thousands of pieces would read it thousands of times
+    mkdir split
+    check "a split disk of many pieces" "$VMDKIT" create -t twoGbMaxExtentSparse split/big.vmdk 40G
+    pieces=$(find split -name 'big-s*.vmdk' | wc -l)
+    check "tree under strace" strace -f -e trace=openat -o split.trace "$VMDKIT" tree split
+    assert_eq "/proc/locks read once for $pieces pieces" 1 "$(grep -c '"/proc/locks"' split.trace)"
+    rm -r split split.trace
+else
+    say "       (strace not installed: lock table reads not counted)"
+fi
+
 say "--- 4. leftovers of interrupted commands"
 mkdir .New.vmdkit-tmp-a1b2c3
 head -c 3145728 /dev/urandom >.New.vmdkit-tmp-a1b2c3/half.vmdk

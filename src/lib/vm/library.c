@@ -934,11 +934,15 @@ char *vk_lib_describe_roots(const vk_lib *lib, vk_err *e)
 int vk_lib_check_disk_holders(const vk_lib *lib, size_t d, int need, vk_err *e)
 {
     const vk_lib_disk *k = &lib->disks[d];
+    vk_lock_snapshot *locks = vk_lock_snapshot_take();
     for (size_t i = 0; i < k->n_files; i++) {
-        int r = vk_holders_check(k->files[i].path, (enum vk_hold_need)need, e);
-        if (r)
+        int r = vk_holders_check_in(locks, k->files[i].path, (enum vk_hold_need)need, e);
+        if (r) {
+            vk_lock_snapshot_free(locks);
             return r;
+        }
     }
+    vk_lock_snapshot_free(locks);
     size_t *idx, n;
     int r = vk_lib_refs_to_disk(lib, d, VK_REFS(VK_REF_VM_DISK), &idx, &n, e);
     for (size_t i = 0; !r && i < n; i++) {

@@ -406,12 +406,12 @@ static int copy_problems(struct tstate *s)
 }
 
 /* Who holds the disk D, in words, or NULL. */
-static int held_by(const vk_lib_disk *k, char **out, vk_err *e)
+static int held_by(const vk_lock_snapshot *locks, const vk_lib_disk *k, char **out, vk_err *e)
 {
     *out = NULL;
     for (size_t f = 0; f < k->n_files; f++) {
         vk_holders h;
-        if (vk_holders_probe(k->files[f].path, &h, e) != 0)
+        if (vk_holders_probe_in(locks, k->files[f].path, &h, e) != 0)
             continue;
         const char *who = h.vmware          ? "VMware"
                           : h.qemu_writer   ? "QEMU (writing)"
@@ -481,6 +481,7 @@ static int build(struct tstate *s, const char *dir, vmdkit_tree *t)
     t->nodes = vk_calloc(n + 1, sizeof *t->nodes, e);
     t->families = vk_calloc(n + 1, sizeof *t->families, e);
     int r = order && pos && t->nodes && t->families ? 0 : VMDKIT_ENOMEM;
+    vk_lock_snapshot *locks = vk_lock_snapshot_take(); /* once for every file */
     for (size_t i = 0; !r && i < n; i++)
         order[i] = i;
     if (!r && n)
@@ -515,7 +516,7 @@ static int build(struct tstate *s, const char *dir, vmdkit_tree *t)
         if (!r)
             r = snapshots_of(lib, i, &o->snapshots, &o->n_snapshots, e);
         if (!r)
-            r = held_by(d, &o->held_by, e);
+            r = held_by(locks, d, &o->held_by, e);
         if (!r && s->parent[i] != VK_LIB_NONE) {
             o->parent = &t->nodes[pos[s->parent[i]]];
             o->parent_actual_cid = lib->disks[s->parent[i]].cid;
@@ -533,6 +534,7 @@ static int build(struct tstate *s, const char *dir, vmdkit_tree *t)
         if (o->parent)
             o->parent->children[o->parent->n_children++] = o;
     }
+    vk_lock_snapshot_free(locks);
     free(order);
     free(pos);
     if (r)
