@@ -2,7 +2,8 @@
 # fd_pool.sh - extent files are opened through a bounded pool of
 # descriptors (security review M1): a 1.9 TiB twoGbMaxExtentSparse disk
 # (479 pieces) with a split snapshot (479 more) opens, checks, reads,
-# writes, converts and compares under a hard limit of 64 open files, and the
+# writes, converts, compares and is repaired (check --repair) under a hard
+# limit of 64 open files, and the
 # plugin serves it; data written at its start, middle and end reads back
 # through both links.  Without the pool every piece of both links held a
 # descriptor for as long as the disk was open ("Too many open files").
@@ -35,6 +36,17 @@ expect_exit 0 "check the copy under ulimit -n 64" low "$VMDKIT" check copy.vmdk
 expect_exit 0 "the copy holds the data" \
     low "$VMDKIT" io -r copy.vmdk -c 'read -P 0xa1 0 32k' -c 'read -P 0xb1 32k 64k' \
     -c 'read -P 0xb2 1073741819904 8k' -c 'read -P 0xa3 2040109400064 48k' -c 'read -P 0xb3 2040109449216 8k'
+
+# the repair opens every piece for writing: they go through the pool too
+size200=$(file_size copy-s200.vmdk)
+head -c 131072 /dev/urandom >>copy-s200.vmdk
+head -c 131072 /dev/urandom >>copy-s400.vmdk
+expect_exit 3 "check finds the leaked tails of two pieces under ulimit -n 64" low "$VMDKIT" check copy.vmdk
+expect_exit 0 "check --repair cuts them under ulimit -n 64" low "$VMDKIT" check --repair copy.vmdk
+assert_eq "both pieces are their old size again" "$size200 $size200" \
+    "$(file_size copy-s200.vmdk) $(file_size copy-s400.vmdk)"
+expect_exit 0 "the repaired copy checks clean" low "$VMDKIT" check copy.vmdk
+expect_exit 0 "and still equals the chain" low "$VMDKIT" compare d-000001.vmdk copy.vmdk
 
 if [ -n "${VMDKIT_NBDKIT_PLUGIN:-}" ] && command -v nbdkit >/dev/null 2>&1 &&
     command -v qemu-io >/dev/null 2>&1; then

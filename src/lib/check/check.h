@@ -135,11 +135,15 @@ void vk_check_close_all(vk_check *c);
 /* The descriptor of file IDX in *FD, opened again if it was parked: only
  * if it is still the same file (device, inode), locked as before. */
 int vk_check_fd(vk_check *c, size_t idx, int *fd);
-/* File IDX is checked: close it when more files are open than the pool
- * of extent descriptors allows (vk_open_files_budget), so that a disk of
- * thousands of pieces is checked under a small limit of open files.  A
- * file opened for the repair keeps its exclusive lock: never parked. */
-void vk_check_park(vk_check *c, size_t idx);
+/* File IDX is done with for now: close it when more files are open than
+ * the pool of extent descriptors allows (vk_open_files_budget), so that a
+ * disk of thousands of pieces is checked and repaired under a small limit
+ * of open files.  A file opened for the repair is made durable first
+ * (fsync); its lock goes with the descriptor, while the link's descriptor
+ * file, never parked, keeps other writers of the disk out, and
+ * vk_check_fd takes the lock again (as the library's pool does,
+ * extent_file.c). */
+int vk_check_park(vk_check *c, size_t idx);
 /* Open PATH read-only, without a lock and outside any check (to size its
  * progress): the descriptor, or -1 when it cannot be opened or is not a
  * regular file or block device; *SIZE receives its size in bytes. */

@@ -146,14 +146,17 @@ int vk_check_fd(vk_check *c, size_t idx, int *out)
     return 0;
 }
 
-void vk_check_park(vk_check *c, size_t idx)
+int vk_check_park(vk_check *c, size_t idx)
 {
     vk_cfile *f = &c->files[idx];
-    if (f->fd < 0 || f->writable || c->n_open <= vk_open_files_budget())
-        return;
+    if (f->fd < 0 || c->n_open <= vk_open_files_budget())
+        return 0;
+    if (f->writable && fsync(f->fd) != 0)
+        return vk_fail_errno(c->e, errno, "%s: sync", f->path);
     close(f->fd);
     f->fd = -1;
     c->n_open--;
+    return 0;
 }
 
 int vk_check_open(vk_check *c, const char *path, bool writable, size_t *idx)

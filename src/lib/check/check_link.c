@@ -716,8 +716,8 @@ static int check_link(vk_check *c, const link_ctx *child, const char *path, int 
         c->prog_ext_bytes = L.d.extents[i].size_sectors * VK_SECTOR;
         vk_check_progress(c, 0, 0);
         r = check_extent(&L, i);
-        if (L.x[i].name && L.x[i].file != L.file)
-            vk_check_park(c, L.x[i].file);
+        if (!r && L.x[i].name && L.x[i].file != L.file)
+            r = vk_check_park(c, L.x[i].file);
         vk_check_progress(c, 1, 1);
         start += L.d.extents[i].size_sectors;
     }

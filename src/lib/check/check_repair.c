@@ -153,7 +153,7 @@ static int backup_create(vk_check *c)
 }
 
 /* "region" record: the old bytes [OFF, OFF+LEN) of file F (those inside it). */
-static int backup_region(vk_check *c, const vk_cfile *f, uint64_t off, uint64_t len)
+static int backup_region(vk_check *c, const vk_cfile *f, int fd, uint64_t off, uint64_t len)
 {
     if (off >= f->size)
         return 0;
@@ -170,7 +170,7 @@ static int backup_region(vk_check *c, const vk_cfile *f, uint64_t off, uint64_t 
         r = VMDKIT_ENOMEM;
     for (uint64_t done = 0; !r && done < len; done += chunk) {
         size_t n = (size_t)vk_min(chunk, len - done);
-        r = vk_pread_full(f->fd, buf, n, off + done, f->path, c->e);
+        r = vk_pread_full(fd, buf, n, off + done, f->path, c->e);
         if (!r)
             r = backup_write(c, buf, n);
     }
@@ -197,9 +197,12 @@ static int backup_fixes(vk_check *c, unsigned mask)
         if (!(mask & (1u << x->phase)))
             continue;
         vk_cfile *f = &c->files[x->file];
+        int fd;
+        if ((r = vk_check_fd(c, x->file, &fd)))
+            break;
         if (!sized[x->file]) {
             sized[x->file] = true;
-            if (!(r = vk_file_size(f->fd, &f->size, f->path, c->e)))
+            if (!(r = vk_file_size(fd, &f->size, f->path, c->e)))
                 r = backup_printf(c, "file %llu %zu\n", (unsigned long long)f->size, strlen(f->path));
             if (!r)
                 r = backup_write(c, f->path, strlen(f->path));
@@ -209,11 +212,13 @@ static int backup_fixes(vk_check *c, unsigned mask)
         if (r)
             break;
         if (x->op == VK_FIX_WRITE)
-            r = backup_region(c, f, x->offset, x->len);
+            r = backup_region(c, f, fd, x->offset, x->len);
         else if (x->op == VK_FIX_TRUNCATE_AT)
-            r = backup_region(c, f, x->offset, f->size > x->offset ? f->size - x->offset : 0);
+            r = backup_region(c, f, fd, x->offset, f->size > x->offset ? f->size - x->offset : 0);
         else
-            r = backup_region(c, f, 0, f->size);
+            r = backup_region(c, f, fd, 0, f->size);
+        if (!r)
+            r = vk_check_park(c, x->file);
     }
     free(sized);
     if (!r && fsync(c->backup_fd) != 0)
@@ -253,7 +258,10 @@ static int replace_file(vk_check *c, vk_cfile *f, const vk_fix *x)
         close(fd);
         return r;
     }
-    close(f->fd);
+    if (f->fd >= 0)
+        close(f->fd);
+    else
+        c->n_open++;
     f->fd = fd;
     f->dev = st.st_dev;
     f->ino = st.st_ino;
@@ -264,11 +272,15 @@ static int replace_file(vk_check *c, vk_cfile *f, const vk_fix *x)
 static int apply_one(vk_check *c, const vk_fix *x)
 {
     vk_cfile *f = &c->files[x->file];
+    int fd;
+    int r = x->op == VK_FIX_REPLACE_FILE ? 0 : vk_check_fd(c, x->file, &fd);
+    if (r)
+        return r;
     switch (x->op) {
     case VK_FIX_WRITE:
-        return vk_pwrite_full(f->fd, x->data, x->len, x->offset, f->path, c->e);
+        return vk_pwrite_full(fd, x->data, x->len, x->offset, f->path, c->e);
     case VK_FIX_TRUNCATE_AT:
-        if (ftruncate(f->fd, (off_t)x->offset) != 0)
+        if (ftruncate(fd, (off_t)x->offset) != 0)
             return vk_fail_errno(c->e, errno, "%s: truncate to %llu bytes", f->path,
                                  (unsigned long long)x->offset);
         f->size = x->offset;
@@ -300,7 +312,8 @@ int vk_check_apply(vk_check *c, unsigned mask, uint64_t *applied)
             const vk_fix *x = &c->fixes[i];
             if (x->phase != phase)
                 continue;
-            if (!(r = apply_one(c, x))) {
+            /* a file parked here was made durable as it was closed */
+            if (!(r = apply_one(c, x)) && !(r = vk_check_park(c, x->file))) {
                 touched[x->file] = true;
                 (*applied)++;
                 vk_check_emit(c, VMDKIT_FIND_REPAIRED, c->files[x->file].path,
@@ -310,7 +323,7 @@ int vk_check_apply(vk_check *c, unsigned mask, uint64_t *applied)
         }
         /* this phase is durable before the next one starts */
         for (size_t k = 0; !r && k < c->n_files; k++)
-            if (touched[k] && fsync(c->files[k].fd) != 0)
+            if (touched[k] && c->files[k].fd >= 0 && fsync(c->files[k].fd) != 0)
                 r = vk_fail_errno(c->e, errno, "%s: sync", c->files[k].path);
     }
     free(touched);
