@@ -578,6 +578,26 @@ static void test_malformed(void **state)
     vk_vmsd_free(s);
 }
 
+/* A value the file's encoding cannot hold is refused: the edit is all or
+ * nothing, so the file in memory and its view still agree (fuzz_vmsd's
+ * input: once the entry's first keys stayed in the text, absent from the
+ * view). */
+static void test_refused_edit_leaves_nothing(void **state)
+{
+    (void)state;
+    vk_vmsd *s = PARSE_LIT(".encoding =De\n");
+    vk_err e = {0};
+    const char *files[] = {"a.vmdk"}, *nodes[] = {"scsi0:0"};
+    vk_vmsd_new n = {
+        .display_name = "fuzz", .description = "x\"y|z", .files = files, .nodes = nodes, .n_disks = 1};
+    uint32_t uid = 0;
+    assert_int_not_equal(vk_vmsd_add(s, &n, &uid, &e), 0);
+    assert_int_equal(s->n_snaps, 0);
+    assert_false(s->has_current);
+    EXPECT_LIT(s, ".encoding =De\n");
+    vk_vmsd_free(s);
+}
+
 static void test_path_for(void **state)
 {
     (void)state;
@@ -600,6 +620,7 @@ int main(void)
         cmocka_unit_test(test_add_clone),
         cmocka_unit_test(test_time_conversion),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_refused_edit_leaves_nothing),
         cmocka_unit_test(test_path_for),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

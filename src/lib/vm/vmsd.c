@@ -612,7 +612,34 @@ static int mru_push(vk_vmsd *s, uint32_t uid, vk_err *e)
     return r;
 }
 
-int vk_vmsd_add(vk_vmsd *s, const vk_vmsd_new *n, uint32_t *uid_out, vk_err *e)
+/* An edit writes several keys, and any step may fail (a value the file's
+ * encoding cannot hold, no memory): the text before it is kept, and put
+ * back when a step fails, so that the file in memory and its view always
+ * agree and a refused edit leaves nothing half done. */
+typedef struct edit_undo {
+    char *text;
+    size_t len;
+} edit_undo;
+
+static int edit_begin(const vk_vmsd *s, edit_undo *u, vk_err *e)
+{
+    return vk_vmx_serialize(s->file, &u->text, &u->len, e);
+}
+
+/* End an edit whose result is R: undone unless R is 0. */
+static int edit_end(vk_vmsd *s, edit_undo *u, int r)
+{
+    vk_vmx *back;
+    if (r && vk_vmx_parse(vk_vmx_path(s->file), u->text, u->len, &back, NULL) == 0) {
+        vk_vmx_free(s->file);
+        s->file = back;
+        (void)build_view(s, NULL);
+    }
+    free(u->text);
+    return r;
+}
+
+static int add_entry(vk_vmsd *s, const vk_vmsd_new *n, uint32_t *uid_out, vk_err *e)
 {
     const char *path = vk_vmx_path(s->file);
     uint32_t max_uid = s->last_uid;
@@ -704,7 +731,7 @@ int vk_vmsd_add(vk_vmsd *s, const vk_vmsd_new *n, uint32_t *uid_out, vk_err *e)
     return r;
 }
 
-int vk_vmsd_set_current(vk_vmsd *s, uint32_t uid, vk_err *e)
+static int set_current(vk_vmsd *s, uint32_t uid, vk_err *e)
 {
     int r = set_u32(s, k_current, uid, k_last_uid, e);
     if (!r)
@@ -740,7 +767,7 @@ static int remove_and_shift(void *opaque, const char *key, char **new_key, vk_er
     return VK_VMX_RENAME;
 }
 
-int vk_vmsd_remove(vk_vmsd *s, uint32_t uid, vk_err *e)
+static int remove_entry(vk_vmsd *s, uint32_t uid, vk_err *e)
 {
     const vk_vmsd_snap *x = vk_vmsd_find(s, uid);
     if (!x)
@@ -777,8 +804,7 @@ int vk_vmsd_remove(vk_vmsd *s, uint32_t uid, vk_err *e)
     return r ? r : build_view(s, e);
 }
 
-int vk_vmsd_set_disk_file(vk_vmsd *s, uint32_t uid, unsigned long disk_index, const char *file,
-                          vk_err *e)
+static int set_disk_file(vk_vmsd *s, uint32_t uid, unsigned long disk_index, const char *file, vk_err *e)
 {
     const vk_vmsd_snap *x = vk_vmsd_find(s, uid);
     if (!x)
@@ -789,7 +815,7 @@ int vk_vmsd_set_disk_file(vk_vmsd *s, uint32_t uid, unsigned long disk_index, co
     return r ? r : build_view(s, e);
 }
 
-int vk_vmsd_add_clone(vk_vmsd *s, uint32_t uid, const char *vmx, vk_err *e)
+static int add_clone(vk_vmsd *s, uint32_t uid, const char *vmx, vk_err *e)
 {
     const vk_vmsd_snap *x = vk_vmsd_find(s, uid);
     if (!x)
@@ -826,4 +852,40 @@ int vk_vmsd_add_clone(vk_vmsd *s, uint32_t uid, const char *vmx, vk_err *e)
     if (!r)
         r = vk_vmx_set_after(s->file, kn, num, k, e);
     return r ? r : build_view(s, e);
+}
+
+int vk_vmsd_add(vk_vmsd *s, const vk_vmsd_new *n, uint32_t *uid_out, vk_err *e)
+{
+    edit_undo u;
+    int r = edit_begin(s, &u, e);
+    return r ? r : edit_end(s, &u, add_entry(s, n, uid_out, e));
+}
+
+int vk_vmsd_set_current(vk_vmsd *s, uint32_t uid, vk_err *e)
+{
+    edit_undo u;
+    int r = edit_begin(s, &u, e);
+    return r ? r : edit_end(s, &u, set_current(s, uid, e));
+}
+
+int vk_vmsd_remove(vk_vmsd *s, uint32_t uid, vk_err *e)
+{
+    edit_undo u;
+    int r = edit_begin(s, &u, e);
+    return r ? r : edit_end(s, &u, remove_entry(s, uid, e));
+}
+
+int vk_vmsd_set_disk_file(vk_vmsd *s, uint32_t uid, unsigned long disk_index, const char *file,
+                          vk_err *e)
+{
+    edit_undo u;
+    int r = edit_begin(s, &u, e);
+    return r ? r : edit_end(s, &u, set_disk_file(s, uid, disk_index, file, e));
+}
+
+int vk_vmsd_add_clone(vk_vmsd *s, uint32_t uid, const char *vmx, vk_err *e)
+{
+    edit_undo u;
+    int r = edit_begin(s, &u, e);
+    return r ? r : edit_end(s, &u, add_clone(s, uid, vmx, e));
 }

@@ -100,6 +100,10 @@ void vk_vmsd_free(vk_vmsd *s);
 /* The entry with UID, or NULL. */
 const vk_vmsd_snap *vk_vmsd_find(const vk_vmsd *s, uint32_t uid);
 
+/* Every edit below is all or nothing: one that fails (a value the file's
+ * encoding cannot hold, no memory) leaves the text and the view as they
+ * were. */
+
 /* A new entry (see vk_vmsd_add). */
 typedef struct vk_vmsd_new {
     const char *display_name; /* NULL: "Snapshot UID" */
