@@ -71,6 +71,7 @@ typedef struct sparse_priv {
      * cost no memory, so a walk over a 16 TiB chain (info, convert,
      * compare) stays within a few MiB instead of 254 KiB per piece. */
     uint8_t *gt_empty;
+    uint8_t *gt_buf; /* one table as read from the file (get_table) */
     size_t n_dirty;
 
     uint64_t next_alloc;  /* append position (sectors), grain aligned */
@@ -242,26 +243,22 @@ static int get_table(vk_extent *x, uint64_t gdi, uint32_t **gt, vk_err *e)
     if (gde < 1)
         return vk_fail(e, VMDKIT_EFORMAT, "%s: grain directory entry %llu: points into the header",
                        x->path, (unsigned long long)gdi);
-    uint8_t *buf = vk_malloc(p->gt_bytes, e);
-    if (!buf)
+    if (!p->gt_buf && !(p->gt_buf = vk_malloc(p->gt_bytes, e)))
         return VMDKIT_ENOMEM;
+    uint8_t *buf = p->gt_buf;
     int r = file_read(x, false, buf, p->gt_bytes, (uint64_t)gde * VK_SECTOR, x->path, e);
     if (!r && p->gt_empty && vk_is_zero(buf, p->gt_bytes)) {
         p->gt_empty[gdi / 8] |= (uint8_t)(1u << (gdi % 8));
-        free(buf);
         *gt = NULL;
         return 0;
     }
     if (!r)
         r = need_gt_mem(x, e);
-    if (r) {
-        free(buf);
+    if (r)
         return r;
-    }
     uint32_t *t = slot_table(p, slot);
     for (uint32_t i = 0; i < p->h.gtes_per_gt; i++)
         t[i] = vk_le32(buf + 4 * i);
-    free(buf);
     s->valid = true;
     s->dirty = false;
     s->gd_index = gdi;
@@ -900,6 +897,7 @@ static void sparse_free(sparse_priv *p)
     free(p->slots);
     free(p->gt_mem);
     free(p->gt_empty);
+    free(p->gt_buf);
     free(p->grain_buf);
     free(p->released);
     free(p->spare);
