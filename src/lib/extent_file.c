@@ -39,12 +39,76 @@ struct vk_xfile {
     vk_xfile_reopen_fn reopen;
     void *opaque;
     vk_xfile *newer, *older; /* on the list while open and unpinned */
+    vk_xfile *next_same;     /* the next file in its hash bucket */
 };
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static vk_xfile *newest, *oldest;
 static size_t n_open;   /* unpinned files open, held or not */
 static size_t pool_max; /* vk_open_files_budget, read at the first adopt */
+
+/* The hash table of every file by (dev, ino): n_buckets is 0 or a power of
+ * two; it grows to keep about one file per bucket.  When it cannot grow it
+ * only gets slower; when it was never allocated (no memory), by_id_ok is
+ * false and vk_extent_find_file walks the link's extents. */
+static vk_xfile **buckets;
+static size_t n_buckets, n_files;
+static bool by_id_ok = true;
+
+static size_t bucket_of(dev_t dev, ino_t ino, size_t n)
+{
+    uint64_t h = (uint64_t)ino * 0x9e3779b97f4a7c15u ^ (uint64_t)dev * 0xc2b2ae3d27d4eb4fu;
+    return (size_t)(h ^ (h >> 29)) & (n - 1);
+}
+
+static void by_id_grow(void)
+{
+    size_t n = n_buckets ? 2 * n_buckets : 64;
+    vk_xfile **b = calloc(n, sizeof *b);
+    if (!b)
+        return;
+    for (size_t i = 0; i < n_buckets; i++)
+        for (vk_xfile *f = buckets[i], *next; f; f = next) {
+            next = f->next_same;
+            size_t k = bucket_of(f->dev, f->ino, n);
+            f->next_same = b[k];
+            b[k] = f;
+        }
+    free(buckets);
+    buckets = b;
+    n_buckets = n;
+}
+
+static void by_id_add(vk_xfile *f)
+{
+    if (n_files >= n_buckets)
+        by_id_grow();
+    if (!n_buckets) {
+        by_id_ok = false; /* from now on vk_extent_find_file walks */
+        return;
+    }
+    size_t k = bucket_of(f->dev, f->ino, n_buckets);
+    f->next_same = buckets[k];
+    buckets[k] = f;
+    n_files++;
+}
+
+static void by_id_remove(vk_xfile *f)
+{
+    if (!n_buckets)
+        return;
+    for (vk_xfile **p = &buckets[bucket_of(f->dev, f->ino, n_buckets)]; *p; p = &(*p)->next_same)
+        if (*p == f) {
+            *p = f->next_same;
+            n_files--;
+            if (!n_files) { /* nothing open: give the memory back */
+                free(buckets);
+                buckets = NULL;
+                n_buckets = 0;
+            }
+            return;
+        }
+}
 
 size_t vk_extent_pool_max(void) { return vk_open_files_budget(); }
 
@@ -146,6 +210,7 @@ int vk_extent_adopt(vk_extent *x, bool pinned, vk_xfile_reopen_fn reopen, void *
     size_t max = vk_open_files_budget();
     pthread_mutex_lock(&pool_lock);
     pool_max = max;
+    by_id_add(f);
     if (!pinned) {
         push_newest(f);
         n_open++;
@@ -157,10 +222,28 @@ int vk_extent_adopt(vk_extent *x, bool pinned, vk_xfile_reopen_fn reopen, void *
 
 vk_extent *vk_extent_find_file(vk_extent *first, vk_extent *x, dev_t dev, ino_t ino)
 {
-    for (vk_extent *p = first; p < x; p++)
-        if (p->file && p->file->dev == dev && p->file->ino == ino)
-            return p;
-    return NULL;
+    pthread_mutex_lock(&pool_lock);
+    bool indexed = by_id_ok;
+    vk_extent *found = NULL;
+    /* the lowest user in [FIRST, X) of any file with this identity (there
+     * are two when extents open one file in both modes) */
+    uintptr_t lo = (uintptr_t)first, hi = (uintptr_t)x;
+    for (vk_xfile *f = indexed && n_buckets ? buckets[bucket_of(dev, ino, n_buckets)] : NULL; f;
+         f = f->next_same) {
+        if (f->dev != dev || f->ino != ino)
+            continue;
+        for (size_t i = 0; i < f->n_users; i++) {
+            uintptr_t u = (uintptr_t)f->users[i];
+            if (u >= lo && u < hi && (!found || u < (uintptr_t)found))
+                found = f->users[i];
+        }
+    }
+    pthread_mutex_unlock(&pool_lock);
+    if (!indexed)
+        for (vk_extent *p = first; p < x && !found; p++)
+            if (p->file && p->file->dev == dev && p->file->ino == ino)
+                found = p;
+    return found;
 }
 
 bool vk_extent_is_file(const vk_extent *x, dev_t dev, ino_t ino)
@@ -283,6 +366,7 @@ void vk_extent_forget(vk_extent *x)
     x->file = NULL;
     x->fd = -1;
     if (f->n_users == 0) {
+        by_id_remove(f);
         if (f->fd >= 0) {
             if (!f->pinned) {
                 unlink_lru(f);
