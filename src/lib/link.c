@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "holders.h"
 #include "link.h"
 #include "open_beneath.h"
 #include "path.h"
@@ -142,20 +143,6 @@ static int open_probed_raw(vk_link *l, int fd, unsigned flags, vk_err *e)
     return open_raw(l, fd, e);
 }
 
-/* Is there a VMware lock directory (PATH.lck) for this file? */
-static bool vmware_lock_present(const char *path)
-{
-    size_t n = strlen(path) + 5;
-    char *lck = malloc(n);
-    if (!lck)
-        return false;
-    snprintf(lck, n, "%s.lck", path);
-    struct stat st;
-    bool present = stat(lck, &st) == 0 && S_ISDIR(st.st_mode);
-    free(lck);
-    return present;
-}
-
 /*
  * Open extent X's file into *FD.  Unless the user allowed external
  * extents, the name (relative, no "..", checked by vk_path_resolve_extent)
@@ -282,7 +269,7 @@ static int open_extent_fd(vk_link *l, vk_extent *x, vk_err *e)
         other.st_ino == st.st_ino)
         return vk_fail(e, VMDKIT_EFORMAT, "%s: extent file \"%s\": is the descriptor itself", l->path,
                        x->name);
-    if (x->writable && vmware_lock_present(x->path))
+    if (x->writable && vk_vmware_lock_present(x->path))
         return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by VMware (%s.lck exists)", x->path, x->path);
     /* several FLAT extents may share one file (partitionedDevice): they
      * share its descriptor, and its first extent holds the lock for all of
@@ -333,7 +320,7 @@ static int open_extent_driver(vk_link *l, vk_extent *x, vk_err *e)
 
 static int open_extents(vk_link *l, unsigned flags, int self_fd, vk_err *e)
 {
-    if (l->writable && vmware_lock_present(l->path))
+    if (l->writable && vk_vmware_lock_present(l->path))
         return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by VMware (%s.lck exists)", l->path, l->path);
     l->ext = vk_calloc(l->desc.n_extents, sizeof *l->ext, e);
     if (!l->ext)
