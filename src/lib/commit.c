@@ -236,7 +236,8 @@ int vmdkit_commit(const char *path, const vmdkit_commit_opts *opts, vmdkit_commi
 {
     vk_err local, *e;
     vmdkit_commit_opts o;
-    int r0 = vk_entry_opts(&e, err, &local, res, sizeof *res, &o, sizeof o, opts, "vmdkit_commit_opts");
+    int r0 =
+        vk_entry_opts(&e, err, &local, res, sizeof *res, NULL, &o, sizeof o, opts, "vmdkit_commit_opts");
     if (r0)
         return r0;
     char *ppath = NULL;

@@ -719,7 +719,7 @@ int vmdkit_compare(vmdkit_disk *a, vmdkit_disk *b, uint64_t *first_diff, const v
 {
     vk_err local, *e;
     vmdkit_compare_opts o;
-    int r0 = vk_entry_opts(&e, err, &local, NULL, 0, &o, sizeof o, opts, "vmdkit_compare_opts");
+    int r0 = vk_entry_opts(&e, err, &local, NULL, 0, NULL, &o, sizeof o, opts, "vmdkit_compare_opts");
     if (r0)
         return r0;
     vmdkit_progress_fn progress = o.progress;

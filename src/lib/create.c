@@ -469,7 +469,8 @@ int vmdkit_create(const char *path, const vmdkit_create_opts *opts, vmdkit_error
 {
     vk_err local, *e;
     vmdkit_create_opts known;
-    int r = vk_entry_opts(&e, err, &local, NULL, 0, &known, sizeof known, opts, "vmdkit_create_opts");
+    int r =
+        vk_entry_opts(&e, err, &local, NULL, 0, NULL, &known, sizeof known, opts, "vmdkit_create_opts");
     if (r)
         return r;
     const vmdkit_create_opts *o = &known;

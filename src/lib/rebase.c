@@ -116,7 +116,7 @@ int vmdkit_rebase(const char *path, const char *new_parent, const vmdkit_rebase_
 {
     vk_err local, *e;
     vmdkit_rebase_opts o;
-    int r0 = vk_entry_opts(&e, err, &local, NULL, 0, &o, sizeof o, opts, "vmdkit_rebase_opts");
+    int r0 = vk_entry_opts(&e, err, &local, NULL, 0, NULL, &o, sizeof o, opts, "vmdkit_rebase_opts");
     if (r0)
         return r0;
     bool unsafe = (o.flags & VMDKIT_REBASE_UNSAFE) != 0,

@@ -376,7 +376,7 @@ static int run(const char *path, const vmdkit_compact_opts *opts, bool drop_zero
 {
     vk_err local, *e;
     vmdkit_compact_opts o;
-    int r0 = vk_entry_opts(&e, err, &local, NULL, 0, &o, sizeof o, opts, "vmdkit_compact_opts");
+    int r0 = vk_entry_opts(&e, err, &local, NULL, 0, NULL, &o, sizeof o, opts, "vmdkit_compact_opts");
     if (r0)
         return r0;
     if (o.flags & ~(unsigned)(drop_zero ? VMDKIT_COMPACT_DEDUPE_PARENT : 0))

@@ -346,7 +346,7 @@ int vmdkit_resize(const char *path, uint64_t size_bytes, const vmdkit_resize_opt
 {
     vk_err local, *e;
     vmdkit_resize_opts o;
-    int r = vk_entry_opts(&e, err, &local, NULL, 0, &o, sizeof o, opts, "vmdkit_resize_opts");
+    int r = vk_entry_opts(&e, err, &local, NULL, 0, NULL, &o, sizeof o, opts, "vmdkit_resize_opts");
     if (r)
         return r;
     if (o.flags & ~(unsigned)(VMDKIT_RESIZE_KEEP_GEOMETRY | VMDKIT_RESIZE_CHAIN))
