@@ -92,8 +92,7 @@ static void read_all(const char *path)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(base, sizeof base, "%s/vmdkit-fdpool-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(base) || !(expected = calloc(1, DISK_BYTES)))
+    if (base_make("fdpool") || !(expected = calloc(1, DISK_BYTES)))
         return -1;
     vmdkit_error err = {0};
     vmdkit_create_opts co = {.struct_size = sizeof co,

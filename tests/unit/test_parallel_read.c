@@ -60,9 +60,7 @@ static void zero(vmdkit_disk *d, uint64_t off, size_t len)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(base, sizeof base, "%s/vmdkit-parallel-XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(base))
+    if (base_make("parallel"))
         return -1;
     expected = calloc(1, DISK_BYTES);
     if (!expected)
