@@ -234,10 +234,10 @@ static char *file_name_for(const char *file, const char *disk, const char *old, 
 int vmdkit_commit(const char *path, const vmdkit_commit_opts *opts, vmdkit_commit_result *res,
                   vmdkit_error *err)
 {
-    vk_err local;
-    vk_err *e = vk_entry(err, &local, res, sizeof *res);
+    vk_err local, *e;
     vmdkit_commit_opts o;
-    int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_commit_opts", e);
+    int r0 =
+        vk_entry_opts(&e, err, &local, res, sizeof *res, NULL, &o, sizeof o, opts, "vmdkit_commit_opts");
     if (r0)
         return r0;
     char *ppath = NULL;

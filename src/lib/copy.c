@@ -717,10 +717,9 @@ static int first_nonzero(vmdkit_disk *d, uint8_t *buf, uint64_t off, uint64_t en
 int vmdkit_compare(vmdkit_disk *a, vmdkit_disk *b, uint64_t *first_diff, const vmdkit_compare_opts *opts,
                    vmdkit_error *err)
 {
-    vk_err local;
-    vk_err *e = vk_entry(err, &local, NULL, 0);
+    vk_err local, *e;
     vmdkit_compare_opts o;
-    int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_compare_opts", e);
+    int r0 = vk_entry_opts(&e, err, &local, NULL, 0, NULL, &o, sizeof o, opts, "vmdkit_compare_opts");
     if (r0)
         return r0;
     vmdkit_progress_fn progress = o.progress;

@@ -467,10 +467,10 @@ static int set_parent(const char *path, vk_descriptor *d, const vmdkit_create_op
 
 int vmdkit_create(const char *path, const vmdkit_create_opts *opts, vmdkit_error *err)
 {
-    vk_err local;
-    vk_err *e = vk_entry(err, &local, NULL, 0);
+    vk_err local, *e;
     vmdkit_create_opts known;
-    int r = vk_opts_read(&known, sizeof known, opts, "vmdkit_create_opts", e);
+    int r =
+        vk_entry_opts(&e, err, &local, NULL, 0, NULL, &known, sizeof known, opts, "vmdkit_create_opts");
     if (r)
         return r;
     const vmdkit_create_opts *o = &known;

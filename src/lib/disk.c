@@ -427,17 +427,8 @@ static int write_sectors(vmdkit_disk *d, uint64_t sector, uint64_t n, const void
     vk_backing bk = {.read = backing_read, .opaque = l->parent};
     const uint8_t *p = buf;
     while (n > 0) {
-        size_t lo = 0, hi = l->n_ext;
-        while (hi - lo > 1) {
-            size_t mid = (lo + hi) / 2;
-            if (l->ext[mid].start_sector <= sector)
-                lo = mid;
-            else
-                hi = mid;
-        }
-        vk_extent *x = &l->ext[lo];
-        uint64_t rel = sector - x->start_sector;
-        uint64_t k = vk_min(n, x->size_sectors - rel);
+        uint64_t rel, k;
+        vk_extent *x = vk_link_extent_at(l, sector, n, &rel, &k);
         if (zero && x->type == VK_EXT_ZERO) {
             /* reads as zeros already (it never falls through to a parent) */
             sector += k;

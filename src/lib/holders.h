@@ -61,7 +61,9 @@ int vk_holders_check_in(const vk_lock_snapshot *s, const char *path, enum vk_hol
  * be copied, must not be changing. */
 int vk_disk_check_no_writer(const vmdkit_disk *d, vk_err *e);
 
-/* Is there a VMware lock folder (or file) PATH.lck? */
+/* Is there a VMware lock folder (or file, as older VMware products made,
+ * or link) PATH.lck?  The one rule for both the writers' refusal (link.c)
+ * and the holders' report. */
 bool vk_vmware_lock_present(const char *path);
 
 #endif

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "holders.h"
 #include "link.h"
 #include "open_beneath.h"
 #include "path.h"
@@ -142,20 +143,6 @@ static int open_probed_raw(vk_link *l, int fd, unsigned flags, vk_err *e)
     return open_raw(l, fd, e);
 }
 
-/* Is there a VMware lock directory (PATH.lck) for this file? */
-static bool vmware_lock_present(const char *path)
-{
-    size_t n = strlen(path) + 5;
-    char *lck = malloc(n);
-    if (!lck)
-        return false;
-    snprintf(lck, n, "%s.lck", path);
-    struct stat st;
-    bool present = stat(lck, &st) == 0 && S_ISDIR(st.st_mode);
-    free(lck);
-    return present;
-}
-
 /*
  * Open extent X's file into *FD.  Unless the user allowed external
  * extents, the name (relative, no "..", checked by vk_path_resolve_extent)
@@ -282,7 +269,7 @@ static int open_extent_fd(vk_link *l, vk_extent *x, vk_err *e)
         other.st_ino == st.st_ino)
         return vk_fail(e, VMDKIT_EFORMAT, "%s: extent file \"%s\": is the descriptor itself", l->path,
                        x->name);
-    if (x->writable && vmware_lock_present(x->path))
+    if (x->writable && vk_vmware_lock_present(x->path))
         return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by VMware (%s.lck exists)", x->path, x->path);
     /* several FLAT extents may share one file (partitionedDevice): they
      * share its descriptor, and its first extent holds the lock for all of
@@ -333,7 +320,7 @@ static int open_extent_driver(vk_link *l, vk_extent *x, vk_err *e)
 
 static int open_extents(vk_link *l, unsigned flags, int self_fd, vk_err *e)
 {
-    if (l->writable && vmware_lock_present(l->path))
+    if (l->writable && vk_vmware_lock_present(l->path))
         return vk_fail(e, VMDKIT_ELOCKED, "%s: in use by VMware (%s.lck exists)", l->path, l->path);
     l->ext = vk_calloc(l->desc.n_extents, sizeof *l->ext, e);
     if (!l->ext)
@@ -856,10 +843,9 @@ void vk_link_close(vk_link *l, vk_err *e)
     free(l);
 }
 
-/* Extent holding SECTOR (binary search over start sectors). */
-static vk_extent *find_extent(vk_link *l, uint64_t sector)
+vk_extent *vk_link_extent_at(vk_link *l, uint64_t sector, uint64_t n, uint64_t *rel, uint64_t *k)
 {
-    size_t lo = 0, hi = l->n_ext;
+    size_t lo = 0, hi = l->n_ext; /* binary search over start sectors */
     while (hi - lo > 1) {
         size_t mid = (lo + hi) / 2;
         if (l->ext[mid].start_sector <= sector)
@@ -867,7 +853,10 @@ static vk_extent *find_extent(vk_link *l, uint64_t sector)
         else
             hi = mid;
     }
-    return &l->ext[lo];
+    vk_extent *x = &l->ext[lo];
+    *rel = sector - x->start_sector;
+    *k = vk_min(n, x->size_sectors - *rel);
+    return x;
 }
 
 static int no_access(vk_link *l, vk_extent *x, vk_err *e)
@@ -876,14 +865,21 @@ static int no_access(vk_link *l, vk_extent *x, vk_err *e)
                    x->name ? x->name : "");
 }
 
+/* The extent of L holding SECTOR, in *X, held for I/O (the caller releases
+ * it), with *REL and *K as vk_link_extent_at gives them; a NOACCESS extent
+ * is refused. */
+static int hold_extent_at(vk_link *l, uint64_t sector, uint64_t n, vk_extent **x, uint64_t *rel,
+                          uint64_t *k, vk_err *e)
+{
+    *x = vk_link_extent_at(l, sector, n, rel, k);
+    return (*x)->ops ? vk_extent_hold(*x, e) : no_access(l, *x, e);
+}
+
 int vk_link_status(vk_link *l, uint64_t sector, uint64_t n, int *alloc, uint64_t *run, vk_err *e)
 {
-    vk_extent *x = find_extent(l, sector);
-    if (!x->ops)
-        return no_access(l, x, e);
-    uint64_t rel = sector - x->start_sector;
-    uint64_t k = vk_min(n, x->size_sectors - rel);
-    int r = vk_extent_hold(x, e);
+    vk_extent *x;
+    uint64_t rel, k;
+    int r = hold_extent_at(l, sector, n, &x, &rel, &k, e);
     if (r)
         return r;
     r = x->ops->status(x, rel, k, alloc, run, e);
@@ -895,12 +891,9 @@ int vk_link_read(vk_link *l, uint64_t sector, uint64_t n, void *buf, vk_err *e)
 {
     uint8_t *p = buf;
     while (n > 0) {
-        vk_extent *x = find_extent(l, sector);
-        if (!x->ops)
-            return no_access(l, x, e);
-        uint64_t rel = sector - x->start_sector;
-        uint64_t k = vk_min(n, x->size_sectors - rel);
-        int r = vk_extent_hold(x, e);
+        vk_extent *x;
+        uint64_t rel, k;
+        int r = hold_extent_at(l, sector, n, &x, &rel, &k, e);
         if (r)
             return r;
         r = x->ops->read(x, rel, k, p, e);
@@ -947,9 +940,8 @@ int vk_chain_read(vk_link *l, uint64_t sector, uint64_t n, void *buf, vk_err *e)
 static int link_prefetch(vk_link *l, uint64_t sector, uint64_t n, vk_err *e)
 {
     while (n > 0) {
-        vk_extent *x = find_extent(l, sector);
-        uint64_t rel = sector - x->start_sector;
-        uint64_t k = vk_min(n, x->size_sectors - rel);
+        uint64_t rel, k;
+        vk_extent *x = vk_link_extent_at(l, sector, n, &rel, &k);
         if (x->ops && x->ops->prefetch) {
             /* a hint: a file the pool has closed is not opened for it */
             if (vk_extent_hold_if_open(x) >= 0) {

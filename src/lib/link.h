@@ -81,6 +81,10 @@ bool vk_ova_probe(int fd);
 int vk_ova_find_disk(int fd, const char *ova, const char *member, char **name, uint64_t *base,
                      uint64_t *size, vk_err *e);
 
+/* The extent of L that holds SECTOR (below L's size); *REL is SECTOR's
+ * place in it, *K how many of the N sectors from there it holds. */
+vk_extent *vk_link_extent_at(vk_link *l, uint64_t sector, uint64_t n, uint64_t *rel, uint64_t *k);
+
 /* Per-link I/O in sectors, without falling through to the parent:
  * unallocated sectors read as zeros. */
 int vk_link_status(vk_link *l, uint64_t sector, uint64_t n, int *alloc, uint64_t *run, vk_err *e);

@@ -20,3 +20,12 @@ int vk_opts_read(void *out, size_t known, const void *given, const char *what, v
     *(size_t *)out = known;
     return 0;
 }
+
+int vk_entry_opts(vk_err **e, vmdkit_error *err, vk_err *local, void *res, size_t res_size,
+                  const char *missing, void *out, size_t known, const void *given, const char *what)
+{
+    *e = vk_entry(err, local, res, res_size);
+    if (missing)
+        return vk_fail(*e, VMDKIT_EINVAL, "%s", missing);
+    return vk_opts_read(out, known, given, what, *e);
+}

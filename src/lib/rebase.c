@@ -114,10 +114,9 @@ static int leads_back(const char *candidate, const char *path, bool *loop, vk_er
 int vmdkit_rebase(const char *path, const char *new_parent, const vmdkit_rebase_opts *opts,
                   vmdkit_error *err)
 {
-    vk_err local;
-    vk_err *e = vk_entry(err, &local, NULL, 0);
+    vk_err local, *e;
     vmdkit_rebase_opts o;
-    int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_rebase_opts", e);
+    int r0 = vk_entry_opts(&e, err, &local, NULL, 0, NULL, &o, sizeof o, opts, "vmdkit_rebase_opts");
     if (r0)
         return r0;
     bool unsafe = (o.flags & VMDKIT_REBASE_UNSAFE) != 0,

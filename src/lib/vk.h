@@ -171,5 +171,12 @@ int vk_read_file(const char *path, size_t max, char **data, size_t *len, vk_err 
  * zeros past its end, a longer one must hold only zeros there; OUT's
  * struct_size becomes KNOWN.  WHAT names the struct in errors. */
 int vk_opts_read(void *out, size_t known, const void *given, const char *what, vk_err *e);
+/* The start of a public entry point that takes an options struct: *E is
+ * the carrier vk_entry makes of ERR and LOCAL (with RES_SIZE bytes at RES
+ * zeroed); MISSING, when the call lacks an argument it requires, is the
+ * message of its VMDKIT_EINVAL (else NULL); then GIVEN is read into OUT as
+ * vk_opts_read does.  Returns 0 or the error, recorded in *E. */
+int vk_entry_opts(vk_err **e, vmdkit_error *err, vk_err *local, void *res, size_t res_size,
+                  const char *missing, void *out, size_t known, const void *given, const char *what);
 
 #endif

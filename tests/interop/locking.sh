@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Locking: one writer at a time, readers share, a killed writer leaves no
 # stale lock, every extent file of a split disk is locked, VMware's .lck
-# folders refuse writes, and qemu's locks are respected.
+# folders (and .lck files or links) refuse writes, and qemu's locks are
+# respected.
 . "${VMDKIT_TESTLIB:-$(dirname "$0")/lib.sh}"
 need timeout
 need_vmdkit
@@ -133,6 +134,12 @@ check "d.vmdk.lck allows info" "$VMDKIT" info d.vmdk
 check "d.vmdk.lck allows reads" "$VMDKIT" io -r d.vmdk -c 'read -P 0x55 2M 4k'
 rmdir d.vmdk.lck
 check "without d.vmdk.lck the disk takes writes again" "$VMDKIT" io d.vmdk -c 'write 0 512'
+: >d.vmdk.lck
+refused_8 "a lock file d.vmdk.lck (older VMware) refuses writes too" "$VMDKIT" io d.vmdk -c 'write 0 512'
+rm d.vmdk.lck
+ln -s nowhere d.vmdk.lck
+refused_8 "a dangling link d.vmdk.lck refuses writes too" "$VMDKIT" io d.vmdk -c 'write 0 512'
+rm d.vmdk.lck
 for lck in s.vmdk.lck s-s001.vmdk.lck s-s002.vmdk.lck; do
     mkdir "$lck"
     refused_8 "$lck refuses writes to the split disk" "$VMDKIT" io s.vmdk -c 'write 0 512'

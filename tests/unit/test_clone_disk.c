@@ -21,9 +21,7 @@
 static int setup(void **state)
 {
     (void)state;
-    snprintf(base, sizeof base, "%s/vmdkit-clone-disk-XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(base) || mkdir(at("In.vmwarevm"), 0755) != 0)
+    if (base_make("clone-disk") || mkdir(at("In.vmwarevm"), 0755) != 0)
         return -1;
     return 0;
 }

@@ -142,18 +142,30 @@ static void test_base(void **state)
     check_clean(p);
 }
 
-static void test_delta(void **state)
+/* STEM.vmdk, a 16 MiB monolithicSparse disk whose first four grains hold
+ * 0x55, and STEM-000001.vmdk, a delta over it; their paths in BASE and
+ * DELTA (N bytes each). */
+static void make_chain(const char *stem, char *base, char *delta, size_t n)
 {
-    (void)state;
-    char base[600], delta[600];
-    path_of(base, sizeof base, "p.vmdk");
-    path_of(delta, sizeof delta, "p-000001.vmdk");
+    char name[64];
+    snprintf(name, sizeof name, "%s.vmdk", stem);
+    path_of(base, n, name);
+    snprintf(name, sizeof name, "%s-000001.vmdk", stem);
+    path_of(delta, n, name);
     vmdkit_create_opts co = {
         .struct_size = sizeof co, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 16u << 20};
     vmdkit_error err;
     assert_int_equal(vmdkit_create(base, &co, &err), 0);
     fill(base, 0, 4 * GRAIN, 0x55);
     assert_int_equal(vmdkit_create_delta(base, delta, 0, &err), 0);
+}
+
+static void test_delta(void **state)
+{
+    (void)state;
+    char base[600], delta[600];
+    make_chain("p", base, delta, sizeof base);
+    vmdkit_error err;
     fill(delta, 0, 2 * GRAIN, 0);         /* over parent data */
     fill(delta, 8 * GRAIN, 2 * GRAIN, 0); /* over nothing */
     vmdkit_compact_result res;
@@ -172,14 +184,8 @@ static void test_dedupe(void **state)
 {
     (void)state;
     char base[600], delta[600];
-    path_of(base, sizeof base, "q.vmdk");
-    path_of(delta, sizeof delta, "q-000001.vmdk");
-    vmdkit_create_opts co = {
-        .struct_size = sizeof co, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 16u << 20};
+    make_chain("q", base, delta, sizeof base);
     vmdkit_error err;
-    assert_int_equal(vmdkit_create(base, &co, &err), 0);
-    fill(base, 0, 4 * GRAIN, 0x55);
-    assert_int_equal(vmdkit_create_delta(base, delta, 0, &err), 0);
     fill(delta, 0, 3 * GRAIN, 0x55);         /* the parent's data again */
     fill(delta, 2 * GRAIN + 512, 512, 0x56); /* one sector differs in grain 2 */
     fill(delta, 6 * GRAIN, GRAIN, 0x77);     /* new data */

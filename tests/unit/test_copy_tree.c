@@ -33,9 +33,7 @@ static void write_at(const char *rel, const void *data, size_t len, off_t off)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(base, sizeof base, "%s/vmdkit-copy-tree-XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(base))
+    if (base_make("copy-tree"))
         return -1;
     /* src/VM.vmx, src/Disk.vmdk (16 MiB with 4 KiB of data at 8 MiB),
      * src/sub/notes.txt, src/link -> VM.vmx */

@@ -199,6 +199,43 @@ static void test_short_message_is_one_line(void **state)
     assert_int_equal(vk_fail_errno(NULL, 2, "x"), VMDKIT_ENOENT);
 }
 
+/* An entry point's start: the caller's stale error is cleared and the
+ * result zeroed; a missing argument is refused before the options are read
+ * (its message, not theirs); then the options are read as vk_opts_read does
+ * (here a longer struct with an unknown field set). */
+static void test_entry_opts_order(void **state)
+{
+    (void)state;
+    struct {
+        vmdkit_check_opts known;
+        uint64_t later;
+    } longer = {.known = {.struct_size = sizeof longer}, .later = 1};
+    vmdkit_error err = {.code = VMDKIT_EIO, .msg = "stale"};
+    vk_err local, *e;
+    uint64_t res = 42;
+    vmdkit_check_opts o;
+    assert_int_equal(vk_entry_opts(&e, &err, &local, &res, sizeof res, NULL, &o, sizeof o, NULL, "opts"),
+                     0);
+    assert_ptr_equal(e, &err);
+    assert_int_equal(err.code, 0);
+    assert_string_equal(err.msg, "");
+    assert_int_equal(res, 0);
+    assert_int_equal(o.struct_size, sizeof o);
+    assert_int_equal(vk_entry_opts(&e, &err, &local, NULL, 0, "f: x is required", &o, sizeof o,
+                                   &longer.known, "opts"),
+                     VMDKIT_EINVAL);
+    assert_string_equal(err.msg, "f: x is required");
+    assert_int_equal(vk_entry_opts(&e, NULL, &local, NULL, 0, NULL, &o, sizeof o, &longer.known, "opts"),
+                     VMDKIT_EINVAL);
+    assert_ptr_equal(e, &local);
+    assert_non_null(strstr(local.msg, "opts: struct_size"));
+    /* through the public entry points that require an argument */
+    assert_int_equal(vmdkit_check("x.vmdk", &longer.known, NULL, &err), VMDKIT_EINVAL);
+    assert_string_equal(err.msg, "check: no result structure given");
+    assert_int_equal(vmdkit_ova_check(NULL, NULL, NULL, NULL, NULL, &err), VMDKIT_EINVAL);
+    assert_string_equal(err.msg, "vmdkit_ova_check: in is required");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -211,6 +248,7 @@ int main(void)
         cmocka_unit_test(test_prefix_keeps_reason),
         cmocka_unit_test(test_many_long_words),
         cmocka_unit_test(test_short_message_is_one_line),
+        cmocka_unit_test(test_entry_opts_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,22 +25,14 @@
 
 #include "vmdkit.h"
 
+#include "test_base.h"
+
 #define PIECE_SECTORS 512u /* 256 KiB pieces */
 #define N_PIECES 96u
 #define DISK_BYTES ((uint64_t)N_PIECES * PIECE_SECTORS * 512)
 #define N_THREADS 8
 
-static char dir[256];
 static uint8_t *expected; /* what the chain reads */
-
-static char *at(const char *name)
-{
-    static char buf[4][512];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(buf[i], sizeof buf[i], "%s/%s", dir, name);
-    return buf[i];
-}
 
 static uint64_t next_random(uint64_t *s)
 {
@@ -100,8 +92,7 @@ static void read_all(const char *path)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "%s/vmdkit-fdpool-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir) || !(expected = calloc(1, DISK_BYTES)))
+    if (base_make("fdpool") || !(expected = calloc(1, DISK_BYTES)))
         return -1;
     vmdkit_error err = {0};
     vmdkit_create_opts co = {.struct_size = sizeof co,
@@ -115,7 +106,7 @@ static int teardown(void **state)
 {
     (void)state;
     char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
     free(expected);
     return system(cmd) == 0 ? 0 : -1;
 }

@@ -49,9 +49,7 @@ static void make_disk(const char *rel, const char *parent)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(base, sizeof base, "%s/vmdkit-library-XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(base))
+    if (base_make("library"))
         return -1;
     if (mkdir(at("lib"), 0755) || mkdir(at("lib/Templates"), 0755) ||
         mkdir(at("lib/Templates/Base.vmwarevm"), 0755) || mkdir(at("lib/C1.vmwarevm"), 0755))

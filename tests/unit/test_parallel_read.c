@@ -22,22 +22,14 @@
 
 #include "vmdkit.h"
 
+#include "test_base.h"
+
 #define DISK_BYTES (40u << 20) /* more than a stream extent's 16 MiB grain cache */
 #define N_THREADS 8
 #define READS_PER_THREAD 160
 #define MAX_READ (1u << 20)
 
-static char dir[256];
 static uint8_t *expected; /* DISK_BYTES: what every disk below must read */
-
-static char *at(const char *name)
-{
-    static char buf[4][512];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(buf[i], sizeof buf[i], "%s/%s", dir, name);
-    return buf[i];
-}
 
 /* Byte OFF of the data written in pass SEED: hard to produce by mistake
  * from any other offset or pass. */
@@ -68,8 +60,7 @@ static void zero(vmdkit_disk *d, uint64_t off, size_t len)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "%s/vmdkit-parallel-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir))
+    if (base_make("parallel"))
         return -1;
     expected = calloc(1, DISK_BYTES);
     if (!expected)
@@ -119,7 +110,7 @@ static int teardown(void **state)
     const char *names[] = {"base.vmdk", "delta.vmdk", "stream.vmdk"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         unlink(at(names[i]));
-    rmdir(dir);
+    rmdir(base);
     free(expected);
     return 0;
 }

@@ -56,9 +56,7 @@ static size_t temps_in(const char *dir)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(base, sizeof base, "%s/vmdkit-temp-folder-XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    return mkdtemp(base) ? 0 : -1;
+    return base_make("temp-folder");
 }
 
 static int teardown(void **state)

@@ -607,6 +607,37 @@ static void test_path_for(void **state)
     free(p);
 }
 
+/* The snapshot entry points refuse missing arguments before they read the
+ * options, and the options before they look at the machine; the result is
+ * zeroed whatever the outcome. */
+static void test_snapshot_entry_refusals(void **state)
+{
+    (void)state;
+    struct {
+        vmdkit_snapshot_opts known;
+        uint64_t later;
+    } longer = {.known = {.struct_size = sizeof longer}, .later = 1};
+    vmdkit_snapshot_result res;
+    vmdkit_error err;
+    memset(&res, 0xa5, sizeof res);
+    assert_int_equal(vmdkit_vm_snapshot_take(NULL, &longer.known, &res, &err), VMDKIT_EINVAL);
+    assert_string_equal(err.msg, "vmdkit_vm_snapshot_take: vm is required");
+    assert_null(res.new_disks);
+    assert_int_equal(res.n_removed, 0);
+    memset(&res, 0xa5, sizeof res);
+    assert_int_equal(vmdkit_vm_snapshot_revert("/nonexistent/m.vmx", NULL, &longer.known, &res, &err),
+                     VMDKIT_EINVAL);
+    assert_string_equal(err.msg, "vmdkit_vm_snapshot_revert: vm and which are required");
+    assert_null(res.kept);
+    assert_int_equal(vmdkit_vm_snapshot_delete(NULL, "1", NULL, NULL, &err), VMDKIT_EINVAL);
+    assert_string_equal(err.msg, "vmdkit_vm_snapshot_delete: vm and which are required");
+    assert_int_equal(vmdkit_vm_snapshot_delete("/nonexistent/m.vmx", "1", &longer.known, NULL, &err),
+                     VMDKIT_EINVAL);
+    assert_non_null(strstr(err.msg, "vmdkit_snapshot_opts: struct_size"));
+    assert_int_not_equal(vmdkit_vm_snapshot_take("/nonexistent/m.vmx", NULL, NULL, &err), 0);
+    assert_null(strstr(err.msg, "required"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -622,6 +653,7 @@ int main(void)
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_refused_edit_leaves_nothing),
         cmocka_unit_test(test_path_for),
+        cmocka_unit_test(test_snapshot_entry_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -68,12 +68,11 @@ static int repair(vk_check *c, uint64_t *applied_total)
 int vmdkit_check(const char *path, const vmdkit_check_opts *opts, vmdkit_check_result *res,
                  vmdkit_error *err)
 {
-    vk_err local;
-    vk_err *e = vk_entry(err, &local, res, sizeof *res);
-    if (!res)
-        return vk_fail(e, VMDKIT_EINVAL, "check: no result structure given");
+    vk_err local, *e;
     vmdkit_check_opts o;
-    int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_check_opts", e);
+    int r0 =
+        vk_entry_opts(&e, err, &local, res, sizeof *res, res ? NULL : "check: no result structure given",
+                      &o, sizeof o, opts, "vmdkit_check_opts");
     if (r0)
         return r0;
     unsigned flags = o.flags;

@@ -374,12 +374,9 @@ out:;
 static int run(const char *path, const vmdkit_compact_opts *opts, bool drop_zero,
                vmdkit_compact_result *res, vmdkit_error *err)
 {
-    vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
+    vk_err local, *e;
     vmdkit_compact_opts o;
-    int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_compact_opts", e);
+    int r0 = vk_entry_opts(&e, err, &local, NULL, 0, NULL, &o, sizeof o, opts, "vmdkit_compact_opts");
     if (r0)
         return r0;
     if (o.flags & ~(unsigned)(drop_zero ? VMDKIT_COMPACT_DEDUPE_PARENT : 0))

@@ -344,12 +344,9 @@ out:;
 int vmdkit_resize(const char *path, uint64_t size_bytes, const vmdkit_resize_opts *opts,
                   vmdkit_error *err)
 {
-    vk_err local;
-    vk_err *e = err ? err : &local;
-    e->code = 0;
-    e->msg[0] = 0;
+    vk_err local, *e;
     vmdkit_resize_opts o;
-    int r = vk_opts_read(&o, sizeof o, opts, "vmdkit_resize_opts", e);
+    int r = vk_entry_opts(&e, err, &local, NULL, 0, NULL, &o, sizeof o, opts, "vmdkit_resize_opts");
     if (r)
         return r;
     if (o.flags & ~(unsigned)(VMDKIT_RESIZE_KEEP_GEOMETRY | VMDKIT_RESIZE_CHAIN))

@@ -366,12 +366,11 @@ static int write_ovf_folder(struct exporter *x, const char *out, const char *bas
 int vmdkit_ova_export(const char *vm_path, const char *out, const vmdkit_ova_export_opts *opts,
                       vmdkit_error *err)
 {
-    vk_err local;
-    vk_err *e = vk_entry(err, &local, NULL, 0);
+    vk_err local, *e;
     vmdkit_ova_export_opts o = {0};
-    if (!vm_path || !out)
-        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_ova_export: vm and out are required");
-    int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_ova_export_opts", e);
+    int r0 = vk_entry_opts(&e, err, &local, NULL, 0,
+                           vm_path && out ? NULL : "vmdkit_ova_export: vm and out are required", &o,
+                           sizeof o, opts, "vmdkit_ova_export_opts");
     if (r0)
         return r0;
     if (o.checksum < 0 || o.checksum > VMDKIT_OVA_SHA512)

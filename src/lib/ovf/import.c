@@ -489,12 +489,11 @@ void vmdkit_ova_import_result_free(vmdkit_ova_import_result *res)
 int vmdkit_ova_import(const char *in, const char *dir, const vmdkit_ova_import_opts *opts,
                       vmdkit_ova_import_result *res, vmdkit_error *err)
 {
-    vk_err local;
-    vk_err *e = vk_entry(err, &local, res, sizeof *res);
-    if (!in || !dir)
-        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_ova_import: in and dir are required");
+    vk_err local, *e;
     vmdkit_ova_import_opts o;
-    int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_ova_import_opts", e);
+    int r0 = vk_entry_opts(&e, err, &local, res, sizeof *res,
+                           in && dir ? NULL : "vmdkit_ova_import: in and dir are required", &o, sizeof o,
+                           opts, "vmdkit_ova_import_opts");
     if (r0)
         return r0;
     if (!opts)

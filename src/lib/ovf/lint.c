@@ -360,14 +360,12 @@ static void check_disk(struct lint *l, const vk_ovf_disk *d)
 int vmdkit_ova_check(const char *in, const vmdkit_ova_check_opts *opts, vmdkit_ova_finding_fn fn,
                      void *opaque, size_t *n_findings, vmdkit_error *err)
 {
-    vk_err local;
-    vk_err *e = vk_entry(err, &local, NULL, 0);
     if (n_findings)
         *n_findings = 0;
-    if (!in)
-        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_ova_check: in is required");
+    vk_err local, *e;
     vmdkit_ova_check_opts o;
-    int r0 = vk_opts_read(&o, sizeof o, opts, "vmdkit_ova_check_opts", e);
+    int r0 = vk_entry_opts(&e, err, &local, NULL, 0, in ? NULL : "vmdkit_ova_check: in is required", &o,
+                           sizeof o, opts, "vmdkit_ova_check_opts");
     if (r0)
         return r0;
     const char *tname = o.target ? o.target : "esxi-8.0";

@@ -27,11 +27,16 @@ int vk_strv_push(char ***v, size_t *n, const char *s, vk_err *e)
     return 0;
 }
 
-int vk_snapshot_begin(const char *vm, const vmdkit_snapshot_opts *opts, vmdkit_snapshot_opts *o,
-                      vk_history **h, vk_err *e)
+int vk_snapshot_begin(const char *fn, const char *vm, bool names_snapshot, const char *which,
+                      const vmdkit_snapshot_opts *opts, vmdkit_snapshot_result *res, vmdkit_error *err,
+                      vk_err *local, vk_err **e, vmdkit_snapshot_opts *o, vk_history **h)
 {
-    int r = vk_opts_read(o, sizeof *o, opts, "vmdkit_snapshot_opts", e);
-    return r ? r : vk_history_open(vm, true, h, e);
+    *e = vk_entry(err, local, res, sizeof *res);
+    if (!vm || (names_snapshot && !which))
+        return vk_fail(*e, VMDKIT_EINVAL, "%s: %s required", fn,
+                       names_snapshot ? "vm and which are" : "vm is");
+    int r = vk_opts_read(o, sizeof *o, opts, "vmdkit_snapshot_opts", *e);
+    return r ? r : vk_history_open(vm, true, h, *e);
 }
 
 bool vk_path_in(const char *path, char *const *paths, size_t n)

@@ -122,12 +122,15 @@ int vk_snapshot_record(vk_history *h, const vk_frozen *f, const char *name, cons
 /* Now, in microseconds since the epoch (the .vmsd's createTime). */
 int64_t vk_snapshot_now_us(void);
 
-/* The start of a snapshot operation on the machine VM: the caller's options
- * (OPTS->struct_size bytes of them; NULL: defaults) read into *O, in the
- * struct this library knows, then the history opened (the machine stopped)
- * into *H. */
-int vk_snapshot_begin(const char *vm, const vmdkit_snapshot_opts *opts, vmdkit_snapshot_opts *o,
-                      vk_history **h, vk_err *e);
+/* The start of the public snapshot operation FN on the machine VM: *E is
+ * the carrier vk_entry makes of ERR and LOCAL, with *RES zeroed; VM is
+ * required, and WHICH too when the operation NAMES_SNAPSHOT; the caller's
+ * options (OPTS->struct_size bytes of them; NULL: defaults) are read into
+ * *O, in the struct this library knows, then the history opened (the
+ * machine stopped) into *H.  Returns 0 or the error, recorded in *E. */
+int vk_snapshot_begin(const char *fn, const char *vm, bool names_snapshot, const char *which,
+                      const vmdkit_snapshot_opts *opts, vmdkit_snapshot_result *res, vmdkit_error *err,
+                      vk_err *local, vk_err **e, vmdkit_snapshot_opts *o, vk_history **h);
 
 /* Append a copy of S to the list *V of *N strings. */
 int vk_strv_push(char ***v, size_t *n, const char *s, vk_err *e);

@@ -299,6 +299,20 @@ bool vk_vmx_is_backing(const vk_vmx *v, const char *key, const char *value)
     return strncasecmp(key, "floppy", 6) == 0 && value[0] && strchr(value, '.') != NULL;
 }
 
+/* Read PATH, a file in the .vmx syntax (WHAT: ".vmx" or ".vmsd"), into *V.
+ * One that cannot be read is a problem of the library, not an error: *V is
+ * NULL and 0 is returned; only running out of memory fails the load. */
+static int load_vmx_file(struct loader *ld, const char *path, const char *what, vk_vmx **v)
+{
+    vk_err why = {0};
+    if (vk_vmx_load(path, v, &why) == 0)
+        return 0;
+    *v = NULL;
+    if (why.code == VMDKIT_ENOMEM)
+        return vk_fail(ld->e, VMDKIT_ENOMEM, "out of memory");
+    return add_problem(ld->lib, path, ld->e, "not a readable %s: %s", what, why.msg);
+}
+
 static int read_vmx(struct loader *ld, const char *path, size_t *out_vm)
 {
     vk_lib *lib = ld->lib;
@@ -306,18 +320,15 @@ static int read_vmx(struct loader *ld, const char *path, size_t *out_vm)
     if ((*out_vm = vk_lib_vm_at(lib, path)) != VK_LIB_NONE)
         return 0;
     vk_vmx *v;
-    vk_err why = {0};
-    if (vk_vmx_load(path, &v, &why) != 0) {
-        if (why.code == VMDKIT_ENOMEM)
-            return vk_fail(ld->e, VMDKIT_ENOMEM, "out of memory");
-        return add_problem(lib, path, ld->e, "not a readable .vmx: %s", why.msg);
-    }
+    int r = load_vmx_file(ld, path, ".vmx", &v);
+    if (r || !v)
+        return r;
     if (lib->n_vms >= LIB_MAX_VMS) {
         vk_vmx_free(v);
         return vk_fail(ld->e, VMDKIT_ELIMIT, "%s: more than %d machines in the library", path,
                        LIB_MAX_VMS);
     }
-    int r = vk_grow((void **)&lib->vms, &lib->cap_vms, lib->n_vms, sizeof *lib->vms, ld->e);
+    r = vk_grow((void **)&lib->vms, &lib->cap_vms, lib->n_vms, sizeof *lib->vms, ld->e);
     vk_lib_vm *m = r ? NULL : &lib->vms[lib->n_vms];
     const char *name = vk_vmx_get(v, "displayName");
     if (m) {
@@ -386,14 +397,11 @@ static int read_vmsd(struct loader *ld, const char *path, size_t vm)
 {
     vk_lib *lib = ld->lib;
     vk_vmx *v;
-    vk_err why = {0};
-    if (vk_vmx_load(path, &v, &why) != 0) {
-        if (why.code == VMDKIT_ENOMEM)
-            return vk_fail(ld->e, VMDKIT_ENOMEM, "out of memory");
-        return add_problem(lib, path, ld->e, "not a readable .vmsd: %s", why.msg);
-    }
+    int r = load_vmx_file(ld, path, ".vmsd", &v);
+    if (r || !v)
+        return r;
     char *file = vk_path_absolute(path, ld->e);
-    int r = file ? 0 : VMDKIT_ENOMEM;
+    r = file ? 0 : VMDKIT_ENOMEM;
     if (!r && vm != VK_LIB_NONE && !lib->vms[vm].vmsd && !(lib->vms[vm].vmsd = vk_strdup(file, ld->e)))
         r = VMDKIT_ENOMEM;
     size_t pos = 0;

@@ -256,13 +256,11 @@ static int remove_checkpoint(const vk_history *h, const char *vmsn, vmdkit_snaps
 int vmdkit_vm_snapshot_delete(const char *vm, const char *which, const vmdkit_snapshot_opts *opts,
                               vmdkit_snapshot_result *res, vmdkit_error *err)
 {
-    vk_err local;
-    vk_err *e = vk_entry(err, &local, res, sizeof *res);
-    if (!vm || !which)
-        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_snapshot_delete: vm and which are required");
+    vk_err local, *e;
     vmdkit_snapshot_opts o;
     struct delete_ctx c = {.o = &o};
-    int r = vk_snapshot_begin(vm, opts, &o, &c.h, e);
+    int r = vk_snapshot_begin("vmdkit_vm_snapshot_delete", vm, true, which, opts, res, err, &local, &e,
+                              &o, &c.h);
     if (r)
         return r;
     vk_history *h = c.h;

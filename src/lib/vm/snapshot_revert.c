@@ -93,13 +93,11 @@ static int abandon(const vk_history *h, char *const *tree, size_t n_tree, const 
 int vmdkit_vm_snapshot_revert(const char *vm, const char *which, const vmdkit_snapshot_opts *opts,
                               vmdkit_snapshot_result *res, vmdkit_error *err)
 {
-    vk_err local;
-    vk_err *e = vk_entry(err, &local, res, sizeof *res);
-    if (!vm || !which)
-        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_snapshot_revert: vm and which are required");
+    vk_err local, *e;
     vmdkit_snapshot_opts o;
     vk_history *h;
-    int r = vk_snapshot_begin(vm, opts, &o, &h, e);
+    int r = vk_snapshot_begin("vmdkit_vm_snapshot_revert", vm, true, which, opts, res, err, &local, &e,
+                              &o, &h);
     if (r)
         return r;
     const vk_vmsd_snap *x;

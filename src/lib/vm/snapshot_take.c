@@ -76,13 +76,11 @@ int vk_snapshot_record(vk_history *h, const vk_frozen *f, const char *name, cons
 int vmdkit_vm_snapshot_take(const char *vm, const vmdkit_snapshot_opts *opts,
                             vmdkit_snapshot_result *res, vmdkit_error *err)
 {
-    vk_err local;
-    vk_err *e = vk_entry(err, &local, res, sizeof *res);
-    if (!vm)
-        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_snapshot_take: vm is required");
+    vk_err local, *e;
     vk_history *h;
     vmdkit_snapshot_opts o;
-    int r = vk_snapshot_begin(vm, opts, &o, &h, e);
+    int r = vk_snapshot_begin("vmdkit_vm_snapshot_take", vm, false, NULL, opts, res, err, &local, &e, &o,
+                              &h);
     if (r)
         return r;
     vk_frozen f = {0};

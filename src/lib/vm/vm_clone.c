@@ -863,12 +863,12 @@ static void vm_clone_free(struct vm_clone *c)
 int vmdkit_vm_clone(const char *src_vm, const char *dst_vm, const vmdkit_vm_clone_opts *given,
                     vmdkit_vm_clone_result *res, vmdkit_error *err)
 {
-    vk_err local;
-    vk_err *e = vk_entry(err, &local, res, sizeof *res);
-    if (!src_vm || !dst_vm || !given)
-        return vk_fail(e, VMDKIT_EINVAL, "vmdkit_vm_clone: src_vm, dst_vm and opts are required");
+    vk_err local, *e;
     vmdkit_vm_clone_opts opts;
-    int r = vk_opts_read(&opts, sizeof opts, given, "vmdkit_vm_clone_opts", e);
+    int r = vk_entry_opts(
+        &e, err, &local, res, sizeof *res,
+        src_vm && dst_vm && given ? NULL : "vmdkit_vm_clone: src_vm, dst_vm and opts are required",
+        &opts, sizeof opts, given, "vmdkit_vm_clone_opts");
     if (r)
         return r;
     if ((r = check_options(&opts, e)))
