@@ -34,7 +34,7 @@ const struct cli_help cmd_defrag_help = {
                    "VM, a machine (a .vmwarevm or VM folder, or its .vmx), stands for each disk\n"
                    "its .vmx names, in that order; a machine that runs or is suspended is\n"
                    "refused before any disk is touched, and the first disk that fails ends the\n"
-                   "run with its exit status.\n"
+                   "run with its exit status (those before it stay done).\n"
                    "\n"
                    "Prints \"DISK: BEFORE -> AFTER bytes on the host\", one line per disk of a\n"
                    "VM.  With -p, one progress report per disk.",

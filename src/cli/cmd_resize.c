@@ -56,8 +56,9 @@ const struct cli_help cmd_resize_help = {
                    "its .vmx names, in that order, each grown to SIZE or by DELTA (with --chain,\n"
                    "each one's chain); a machine that runs or is suspended is refused before\n"
                    "any disk is touched, the first disk that fails ends the run with its exit\n"
-                   "status, and \"DISK: SIZE bytes\" is printed for each disk grown.  With -p,\n"
-                   "one progress report per disk (bytes added, over the chain with --chain).",
+                   "status (those before it stay grown), and \"DISK: SIZE bytes\" is printed\n"
+                   "for each disk grown.  With -p, one progress report per disk (bytes added,\n"
+                   "over the chain with --chain).",
     .opts = resize_opts,
     .exit_status = "4  SIZE is more than the disk's type holds\n"
                    "5  the type cannot grow in place (streamOptimized, raw)\n"
