@@ -13,7 +13,10 @@
 #     the machine keeps both disks' content;
 #  4. compact --chain of a 3-link chain whose links all hold zero grains
 #     (over zeros and, in the deltas, over parent data): all three files
-#     shrink, every link reads what it read before, check is clean.
+#     shrink, every link reads what it read before, check is clean; a
+#     held middle link refuses the whole run, no link changed;
+#  5. kill trials: compact --chain SIGKILLed at random moments leaves every
+#     link reading as before and passing check; the next run finishes.
 . "${VMDKIT_TESTLIB:-$(dirname "$0")/lib.sh}"
 need qemu-img jq
 need_vmdkit
@@ -163,4 +166,29 @@ check "map of link 2" "$VMDKIT" map c/b-000001.vmdk
 assert_true "link 2 keeps its zeros over base data" grep -qE '^0x1000000 +0x400000 +data +0 ' "$OUT"
 check "compact --chain text output" "$VMDKIT" compact --chain c/b-000002.vmdk
 assert_true "it names the chain" grep -q 'b-000002.vmdk and its parents: ' "$OUT"
+say "--- 5. kill trials of compact --chain"
+mkdir k
+for trial in 1 2 3; do
+    rm -f k/*
+    "$VMDKIT" create k/k.vmdk 256M >/dev/null &&
+        "$VMDKIT" io k/k.vmdk -c "write -P 0x1$trial 0 64m" -c "write -P 0 0 24m" >/dev/null &&
+        "$VMDKIT" snapshot k/k.vmdk >/dev/null &&
+        "$VMDKIT" io k/k-000001.vmdk -c "write -P 0x2$trial 64m 64m" -c "write -P 0 64m 24m" \
+            -c "write -P 0 32m 8m" >/dev/null
+    qemu-img convert -f vmdk -O raw k/k.vmdk k0.raw
+    qemu-img convert -f vmdk -O raw k/k-000001.vmdk k1.raw
+    "$VMDKIT" compact --chain k/k-000001.vmdk >/dev/null 2>&1 &
+    pid=$!
+    sleep "0.$((RANDOM % 10))"
+    kill -9 $pid 2>/dev/null
+    wait $pid 2>/dev/null
+    say "       trial $trial: $(ls -A k | grep -c vmdkit-tmp) leftover folder(s), sizes $(file_size k/k.vmdk) $(file_size k/k-000001.vmdk)"
+    check "trial $trial: vmdkit check of the top" "$VMDKIT" check k/k-000001.vmdk
+    check "trial $trial: the base reads as before" qemu-img compare -f vmdk -F raw k/k.vmdk k0.raw
+    check "trial $trial: the top reads as before" qemu-img compare -f vmdk -F raw k/k-000001.vmdk k1.raw
+    check "trial $trial: the next run finishes" "$VMDKIT" compact --chain k/k-000001.vmdk
+    check "trial $trial: the base reads as before after it" qemu-img compare -f vmdk -F raw k/k.vmdk k0.raw
+    check "trial $trial: the top reads as before after it" qemu-img compare -f vmdk -F raw k/k-000001.vmdk k1.raw
+    assert_eq "trial $trial: only the disks are left" "k-000001.vmdk k.vmdk" "$(cd k && LC_ALL=C ls -A | xargs)"
+done
 finish
