@@ -1432,10 +1432,13 @@ enum vmdkit_resize_flags {
 };
 
 typedef struct vmdkit_resize_opts {
-    size_t struct_size; /* sizeof (vmdkit_resize_opts) */
-    unsigned flags;     /* enum vmdkit_resize_flags */
-    const char *root;   /* the library searched for dependents; NULL: the
-                           default library around the disk (see vmdkit_commit) */
+    size_t struct_size;          /* sizeof (vmdkit_resize_opts) */
+    unsigned flags;              /* enum vmdkit_resize_flags */
+    const char *root;            /* the library searched for dependents; NULL: the
+                                    default library around the disk (see vmdkit_commit) */
+    vmdkit_progress_fn progress; /* bytes added, over every disk grown; non-zero
+                                    cancels before the next disk */
+    void *progress_opaque;
 } vmdkit_resize_opts;
 
 /*
@@ -1491,13 +1494,19 @@ enum vmdkit_compact_flags {
     /* also drop the stored grains of a delta that equal what its parent
      * chain reads at the same place (vmdkit_compact only) */
     VMDKIT_COMPACT_DEDUPE_PARENT = 1 << 0,
+    /* every link of the disk's chain, its base first (vmdkit_compact only) */
+    VMDKIT_COMPACT_CHAIN = 1 << 1,
 };
 
 typedef struct vmdkit_compact_opts {
-    size_t struct_size; /* sizeof (vmdkit_compact_opts) */
-    const char *root;   /* the library searched for machines using the disk;
-                           NULL: the default library around it */
-    unsigned flags;     /* enum vmdkit_compact_flags */
+    size_t struct_size;          /* sizeof (vmdkit_compact_opts) */
+    const char *root;            /* the library searched for machines using the disk;
+                                    NULL: the default library around it */
+    unsigned flags;              /* enum vmdkit_compact_flags */
+    vmdkit_progress_fn progress; /* bytes of virtual disk rewritten, over every
+                                    link; non-zero cancels (nothing changes in
+                                    the link being rewritten) */
+    void *progress_opaque;
 } vmdkit_compact_opts;
 
 typedef struct vmdkit_compact_result {
@@ -1532,9 +1541,20 @@ typedef struct vmdkit_compact_result {
  * same without it), so the same crash safety.  Refused on a disk without
  * a parent (VMDKIT_EINVAL).
  *
+ * With VMDKIT_COMPACT_CHAIN, every link of PATH's chain is compacted so,
+ * its base first, PATH last (with VMDKIT_COMPACT_DEDUPE_PARENT the links
+ * with a parent are also deduplicated).  The rule above holds for every
+ * link: what a link and each link above it read never changes, so the
+ * order needs no journal; a crash leaves the links before it compacted
+ * and the others as they were.  Every link is checked (type, holders)
+ * before the first is changed.  RES then sums the sizes and grains of all
+ * the links.
+ *
  * Refused: other types (VMDKIT_EUNSUPPORTED),
  * a disk anyone holds or a running machine uses (VMDKIT_ELOCKED).  RES
- * (may be NULL) receives the sizes before and after.
+ * (may be NULL) receives the sizes before and after.  With a progress
+ * callback that cancels, VMDKIT_ECANCELED (the link being rewritten stays
+ * as it was).
  */
 VMDKIT_API int vmdkit_compact(const char *path, const vmdkit_compact_opts *opts,
                               vmdkit_compact_result *res, vmdkit_error *err);

@@ -346,8 +346,19 @@ bool cli_cancel_requested(void);
  * shell sees 128 + its number); otherwise return. */
 void cli_exit_if_interrupted(void);
 
-/* compact and defrag: parse [--json] [--root DIR] DISK, run REWRITE, print
- * the sizes before and after (and, with DROPPED, the zero grains dropped). */
+/*
+ * The hard disks of the machine VM (a folder or a .vmx: vmdkit_is_vm_path),
+ * in .vmx order, for a command that changes each of them: a machine that
+ * runs or is suspended is refused (vmdkit_vm_check_stopped) before any is
+ * touched.  *VMX (free) and *DISKS (vmdkit_paths_free) receive the .vmx
+ * and the absolute disk paths, from the library model (vmdkit_vmsd_report_get).
+ * Returns 0 or an exit status, the message printed.
+ */
+int cli_vm_disks(const char *vm, char **vmx, char ***disks, size_t *n);
+
+/* compact and defrag: parse [--chain] [--dedupe-parent] [-p] [--json]
+ * [--root DIR] DISK|VM, run REWRITE on DISK or each disk of VM, print the
+ * sizes before and after (and, with DROPPED, the zero grains dropped). */
 typedef int (*cli_rewrite_fn)(const char *path, const vmdkit_compact_opts *opts,
                               vmdkit_compact_result *res, vmdkit_error *err);
 int cli_run_rewrite(const char *name, int argc, char **argv, cli_rewrite_fn rewrite, bool dropped);

@@ -3,17 +3,20 @@
 
 #include "cli.h"
 
+/* the ids cli_run_rewrite (cmd_compact.c) parses */
 enum { OPT_JSON = CLI_OPT_LONG, OPT_ROOT };
 
 static const struct cli_opt defrag_opts[] = {
     {0, "json", NULL,
      "Print {\"path\", \"bytes-before\", \"bytes-after\", \"file-bytes-before\",\n"
-     "\"file-bytes-after\"} instead of the summary line.",
+     "\"file-bytes-after\"} instead of the summary line; for a VM one object\n"
+     "{\"vm\", \"disks\": [those objects]}.",
      OPT_JSON},
     {0, "root", "DIR",
      "The library searched for running machines that use DISK (default: the\n"
      "folders around DISK, as for commit).",
      OPT_ROOT},
+    CLI_OPTS_PROGRESS,
     CLI_OPTS_HELP,
     CLI_OPTS_END,
 };
@@ -28,11 +31,19 @@ const struct cli_help cmd_defrag_help = {
                    "\n"
                    "Takes monolithicSparse and twoGbMaxExtentSparse disks, bases and deltas.\n"
                    "\n"
-                   "Prints \"DISK: BEFORE -> AFTER bytes on the host\".",
+                   "VM, a machine (a .vmwarevm or VM folder, or its .vmx), stands for each disk\n"
+                   "its .vmx names, in that order; a machine that runs or is suspended is\n"
+                   "refused before any disk is touched, and the first disk that fails ends the\n"
+                   "run with its exit status (those before it stay done).\n"
+                   "\n"
+                   "Prints \"DISK: BEFORE -> AFTER bytes on the host\", one line per disk of a\n"
+                   "VM.  With -p, one progress report per disk.",
     .opts = defrag_opts,
     .exit_status = "5  DISK is not a sparse disk (flat, streamOptimized, raw)\n"
-                   "8  DISK is in use",
-    .examples = "vmdkit defrag disk.vmdk",
+                   "6  VM names no hard disk\n"
+                   "8  DISK is in use, or VM runs or is suspended",
+    .examples = "vmdkit defrag disk.vmdk\n"
+                "vmdkit defrag -p ~/VMs/Dev.vmwarevm",
 };
 
 int cmd_defrag(int argc, char **argv)

@@ -20,6 +20,7 @@ static const struct cli_opt resize_opts[] = {
      "The library searched for disks and snapshots that depend on DISK (default:\n"
      "the folders around DISK, as for commit).",
      OPT_ROOT},
+    CLI_OPTS_PROGRESS,
     CLI_OPTS_HELP,
     CLI_OPTS_END,
 };
@@ -49,17 +50,27 @@ const struct cli_help cmd_resize_help = {
                    "\n"
                    "Crash-safe: new pieces and tables are written first, the descriptor last, so\n"
                    "after a crash the disk has its old size or its new one, and running the\n"
-                   "command again finishes the job.",
+                   "command again finishes the job.\n"
+                   "\n"
+                   "VM, a machine (a .vmwarevm or VM folder, or its .vmx), stands for each disk\n"
+                   "its .vmx names, in that order, each grown to SIZE or by DELTA (with --chain,\n"
+                   "each one's chain); a machine that runs or is suspended is refused before\n"
+                   "any disk is touched, the first disk that fails ends the run with its exit\n"
+                   "status (those before it stay grown), and \"DISK: SIZE bytes\" is printed\n"
+                   "for each disk grown.  With -p, one progress report per disk (bytes added,\n"
+                   "over the chain with --chain).",
     .opts = resize_opts,
     .exit_status = "4  SIZE is more than the disk's type holds\n"
                    "5  the type cannot grow in place (streamOptimized, raw)\n"
+                   "6  VM names no hard disk\n"
                    "7  DISK has a parent, or disks or snapshots depend on it (without --chain);\n"
                    "   with --chain, a parent hint of the chain leads to no disk\n"
-                   "8  DISK is in use\n"
+                   "8  DISK is in use, or VM runs or is suspended\n"
                    "9  SIZE is smaller than the disk (shrinking is refused)",
     .examples = "vmdkit resize disk.vmdk 40g\n"
                 "vmdkit resize disk.vmdk +512m\n"
-                "vmdkit resize --chain disk-000002.vmdk 60g",
+                "vmdkit resize --chain disk-000002.vmdk 60g\n"
+                "vmdkit resize -p ~/VMs/Dev.vmwarevm +10g",
 };
 
 /* SIZE or +DELTA, against the current size of DISK. */
@@ -87,9 +98,39 @@ static int target_size(const char *disk, const char *arg, uint64_t *out)
     return 0;
 }
 
+/* Grow DISK to ARG (SIZE or +DELTA against DISK's size), its progress
+ * shown as asked; with REPORT, a line saying so.  0 or an exit status. */
+static int resize_one(const char *disk, const char *arg, const vmdkit_resize_opts *opts,
+                      enum cli_progress_mode progress, bool report)
+{
+    uint64_t size = 0;
+    int rc = target_size(disk, arg, &size);
+    if (rc)
+        return rc;
+    vmdkit_resize_opts o = *opts;
+    struct cli_progress prog;
+    cli_progress_start(&prog, progress);
+    /* also when nothing is shown: the callback is how a signal cancels */
+    o.progress = cli_progress_cb;
+    o.progress_opaque = &prog;
+    vmdkit_error err = {0};
+    cli_cancel_on_signals();
+    rc = vmdkit_resize(disk, size, &o, &err);
+    cli_progress_done(&prog, rc == 0);
+    if (rc < 0)
+        return cli_fail(rc, err.msg);
+    if (report) {
+        printf("%s%s: %llu bytes\n", disk, (o.flags & VMDKIT_RESIZE_CHAIN) ? " and its chain" : "",
+               (unsigned long long)((size + 511) / 512 * 512));
+        fflush(stdout);
+    }
+    return CLI_EXIT_OK;
+}
+
 int cmd_resize(int argc, char **argv)
 {
     vmdkit_resize_opts o = {.struct_size = sizeof o};
+    enum cli_progress_mode progress = CLI_PROGRESS_NONE;
     struct cli_getopt g;
     int c;
     cli_getopt_init(&g, "resize");
@@ -104,22 +145,30 @@ int cmd_resize(int argc, char **argv)
         case OPT_CHAIN:
             o.flags |= VMDKIT_RESIZE_CHAIN;
             break;
+        case 'p':
+            if (!cli_parse_progress(optarg, &progress))
+                return cli_usage_error("resize", "unknown progress format '%s'", optarg);
+            break;
         case 'h':
             return cli_show_help("resize");
         default:
             return cli_bad_option("resize", argc, argv, c);
         }
     }
-    int rc = cli_operands("resize", argc, argv, 2, argc - optind == 1 ? "SIZE" : "DISK SIZE");
+    int rc = cli_operands("resize", argc, argv, 2, argc - optind == 1 ? "SIZE" : "DISK|VM SIZE");
     if (rc)
         return rc;
-    const char *disk = argv[optind];
-    uint64_t size = 0;
-    if ((rc = target_size(disk, argv[optind + 1], &size)))
+    const char *target = argv[optind], *arg = argv[optind + 1];
+    if (!vmdkit_is_vm_path(target))
+        return resize_one(target, arg, &o, progress, false);
+    /* each disk of the machine in turn, stopping at the first failure */
+    char *vmx = NULL, **disks = NULL;
+    size_t n = 0;
+    if ((rc = cli_vm_disks(target, &vmx, &disks, &n)))
         return rc;
-    vmdkit_error err = {0};
-    rc = vmdkit_resize(disk, size, &o, &err);
-    if (rc < 0)
-        return cli_fail(rc, err.msg);
-    return CLI_EXIT_OK;
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = resize_one(disks[i], arg, &o, progress, true);
+    vmdkit_paths_free(disks, n);
+    free(vmx);
+    return rc;
 }

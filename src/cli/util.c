@@ -272,3 +272,40 @@ bool cli_parse_split_size(const char *s, uint64_t *sectors)
         return false;
     return true;
 }
+
+int cli_vm_disks(const char *vm, char **vmx, char ***disks, size_t *n)
+{
+    *vmx = NULL;
+    *disks = NULL;
+    *n = 0;
+    vmdkit_error err = {0};
+    vmdkit_vmsd_report *v = NULL;
+    char *x = NULL;
+    int e = vmdkit_vm_find_vmx(vm, &x, &err);
+    if (e >= 0)
+        e = vmdkit_vm_check_stopped(x, &err);
+    if (e >= 0)
+        e = vmdkit_vmsd_report_get(x, &v, &err);
+    if (e < 0) {
+        free(x);
+        return cli_fail(e, err.msg);
+    }
+    if (v->n_disks == 0) {
+        cli_errorf("%s: no hard disk: no scsiN:M, sataN:M, ideN:M or nvmeN:M fileName names a .vmdk", x);
+        vmdkit_vmsd_report_free(v);
+        free(x);
+        return CLI_EXIT_NOT_FOUND;
+    }
+    if (v->n_machines) { /* absolute, as check and info print it */
+        free(x);
+        x = v->machines[0];
+        v->machines[0] = NULL;
+    }
+    *disks = v->disks;
+    *n = v->n_disks;
+    v->disks = NULL;
+    v->n_disks = 0;
+    vmdkit_vmsd_report_free(v);
+    *vmx = x;
+    return CLI_EXIT_OK;
+}

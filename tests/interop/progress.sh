@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Progress reports (docs/json.md, "Progress lines"): convert, compare,
-# clone, commit, rebase and check with --progress=json write one JSON object per
+# clone, commit, rebase, check, resize, compact and defrag with --progress=json write one JSON object per
 # line on stderr, done never goes back, total stays the virtual size, and the
 # last line is finished with success true (false when the command fails);
 # -p prints nothing when stderr is not a terminal; stdout stays clean.
@@ -87,6 +87,34 @@ run "$VMDKIT" convert --progress=json -O raw missing.vmdk out.raw
 assert_true "a convert that cannot start exits non-zero" test "$RC" -ne 0
 assert_true "and reports no success" sh -c "! jq -e -s 'any(.[]; .success == true)' '$ERR' 2>/dev/null"
 
+# resize, compact and defrag: the same lines; without -p nothing on stderr
+check "a disk to maintain" "$VMDKIT" create m.vmdk $SIZE
+check "data and zeros in it" "$VMDKIT" io m.vmdk -c 'write -P 0x61 0 8M' -c 'write -P 0 0 4M'
+check "resize --progress=json" "$VMDKIT" resize --progress=json m.vmdk +3M
+progress_ok "resize" true
+assert_eq "resize: total is the bytes added" $((3 * 1048576)) "$(jq -s '.[-1].total' "$TMP/progress.jsonl")"
+check "compact --progress=json" "$VMDKIT" compact --progress=json m.vmdk
+progress_ok "compact" true
+assert_eq "compact: total is the virtual size" $((SIZE + 3 * 1048576)) "$(jq -s '.[-1].total' "$TMP/progress.jsonl")"
+assert_true "compact: its summary stays on stdout" grep -q 'bytes on the host' "$OUT"
+check "defrag --progress=json" "$VMDKIT" defrag --progress=json m.vmdk
+progress_ok "defrag" true
+check "snapshot m.vmdk" "$VMDKIT" snapshot m.vmdk
+check "compact --chain --progress=json" "$VMDKIT" compact --chain --progress=json m-000001.vmdk
+progress_ok "compact --chain" true
+assert_eq "compact --chain: total is the capacity times the links" $((2 * (SIZE + 3 * 1048576))) \
+    "$(jq -s '.[-1].total' "$TMP/progress.jsonl")"
+check "resize --chain --progress=json" "$VMDKIT" resize --chain --progress=json m-000001.vmdk +1M
+progress_ok "resize --chain" true
+assert_eq "resize --chain: total is the bytes added to both links" $((2 * 1048576)) \
+    "$(jq -s '.[-1].total' "$TMP/progress.jsonl")"
+for cmd in "resize --chain m-000001.vmdk +1M" "compact m.vmdk" "defrag m.vmdk" "resize -p --chain m.vmdk +1M" \
+    "compact -p m.vmdk" "defrag -p m.vmdk"; do
+    run "$VMDKIT" $cmd
+    assert_eq "$cmd: exit 0" 0 "$RC"
+    assert_eq "$cmd: nothing on stderr (no -p, or stderr not a terminal)" "" "$(cat "$ERR")"
+done
+
 run "$VMDKIT" convert -p -O raw d.vmdk d2.raw
 assert_eq "-p with stderr not a terminal: exit 0" 0 "$RC"
 assert_eq "-p with stderr not a terminal prints nothing" "" "$(cat "$ERR")"
@@ -95,7 +123,8 @@ assert_eq "-p with stderr not a terminal prints nothing" "" "$(cat "$ERR")"
 # never goes back, ends at 100 %; before any work it is not drawn full
 if command -v script >/dev/null 2>&1; then
     head -c $((16 * 1048576)) /dev/urandom >noise.raw
-    for args in "convert -p -f raw noise.raw bar.vmdk" "compare -p d.vmdk d2.raw" "check -p d.vmdk"; do
+    for args in "convert -p -f raw noise.raw bar.vmdk" "compare -p d.vmdk d2.raw" "check -p d.vmdk" \
+        "resize -p bar.vmdk +5M" "compact -p bar.vmdk" "defrag -p bar.vmdk"; do
         script -q -c "$VMDKIT $args" /dev/null </dev/null >bar.txt 2>&1
         percents=$(tr '\r' '\n' <bar.txt | grep -o '[0-9.]*%' | tr -d '%' | xargs)
         assert_eq "$args on a terminal: the first bar is 0.0 %" 0.0 "${percents%% *}"

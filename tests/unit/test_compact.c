@@ -9,6 +9,11 @@
  *    go (read through to the parent), one differing in a sector and one
  *    of new data stay, zeros over nothing go as before; refused on a base
  *    and by defrag (EINVAL);
+ *  - VMDKIT_COMPACT_CHAIN: both links of a chain compacted, base first,
+ *    the sums in RES; the progress callback first gets (0, total), done
+ *    never goes back and ends at total, the capacity times the links; a
+ *    callback that cancels gives VMDKIT_ECANCELED, the files unchanged
+ *    and no folder left; defrag refuses the flag (EINVAL);
  *  - refusals: a flat disk (EUNSUPPORTED), a bad struct_size (EINVAL). */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -22,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <dirent.h>
 
 #include "sparse_header.h"
 #include "vmdkit.h"
@@ -232,13 +238,109 @@ static void test_refusals(void **state)
     assert_int_equal(vmdkit_compact(p, &longer.known, NULL, &err), VMDKIT_EINVAL);
 }
 
+/* What a progress callback saw; it cancels at call CANCEL_AT (0: never). */
+struct seen {
+    int calls, cancel_at;
+    uint64_t first_done, first_total, last_done, total;
+    bool back, total_changed;
+};
+
+static int on_progress(void *opaque, uint64_t done, uint64_t total)
+{
+    struct seen *s = opaque;
+    if (s->calls == 0) {
+        s->first_done = done;
+        s->first_total = total;
+    } else {
+        s->back |= done < s->last_done;
+        s->total_changed |= total != s->total;
+    }
+    s->last_done = done;
+    s->total = total;
+    return ++s->calls == s->cancel_at;
+}
+
+static int leftover_folders(void)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        n += strstr(de->d_name, "vmdkit-tmp") != NULL;
+    closedir(d);
+    return n;
+}
+
+static void test_chain_progress(void **state)
+{
+    (void)state;
+    char base[600], delta[600];
+    path_of(base, sizeof base, "c.vmdk");
+    path_of(delta, sizeof delta, "c-000001.vmdk");
+    vmdkit_create_opts co = {
+        .struct_size = sizeof co, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 80u << 20};
+    vmdkit_error err;
+    assert_int_equal(vmdkit_create(base, &co, &err), 0);
+    fill(base, 0, 4 * GRAIN, 0x66);
+    fill(base, 4 * GRAIN, 4 * GRAIN, 0); /* zeros over nothing: go */
+    assert_int_equal(vmdkit_create_delta(base, delta, 0, &err), 0);
+    fill(delta, 0, 2 * GRAIN, 0);          /* over base data: stay */
+    fill(delta, 16 * GRAIN, 3 * GRAIN, 0); /* over nothing: go */
+    struct stat b0, d0, b1, d1;
+    assert_int_equal(stat(base, &b0), 0);
+    assert_int_equal(stat(delta, &d0), 0);
+
+    /* cancelled at the second report: nothing changes */
+    struct seen c = {.cancel_at = 2};
+    vmdkit_compact_opts o = {.struct_size = sizeof o,
+                             .flags = VMDKIT_COMPACT_CHAIN,
+                             .progress = on_progress,
+                             .progress_opaque = &c};
+    vmdkit_compact_result res;
+    assert_int_equal(vmdkit_compact(delta, &o, &res, &err), VMDKIT_ECANCELED);
+    assert_int_equal(stat(base, &b1), 0);
+    assert_int_equal(stat(delta, &d1), 0);
+    assert_int_equal(b1.st_ino, b0.st_ino);
+    assert_int_equal(b1.st_size, b0.st_size);
+    assert_int_equal(d1.st_ino, d0.st_ino);
+    assert_int_equal(leftover_folders(), 0);
+
+    struct seen s = {0};
+    o.progress_opaque = &s;
+    assert_int_equal(vmdkit_compact(delta, &o, &res, &err), 0);
+    assert_int_equal(res.grains_dropped, 4 + 3);
+    assert_int_equal(s.first_done, 0);
+    assert_int_equal(s.first_total, 2 * (80u << 20));
+    assert_false(s.back);
+    assert_false(s.total_changed);
+    assert_int_equal(s.last_done, s.total);
+    assert_true(s.calls >= 3);
+    assert_int_equal(stat(base, &b1), 0);
+    assert_int_equal(stat(delta, &d1), 0);
+    assert_true(b1.st_size + 4 * GRAIN <= b0.st_size);
+    assert_true(d1.st_size + 3 * GRAIN <= d0.st_size);
+    assert_int_equal(res.file_bytes_before, (uint64_t)(b0.st_size + d0.st_size));
+    assert_int_equal(res.file_bytes_after, (uint64_t)(b1.st_size + d1.st_size));
+    int link;
+    assert_int_equal(status_of(delta, 0, &link), VMDKIT_ALLOC_DATA);
+    assert_int_equal(link, 0);
+    expect(delta, 0, 2 * GRAIN, 0);
+    expect(delta, 2 * GRAIN, 2 * GRAIN, 0x66);
+    expect(base, 0, 4 * GRAIN, 0x66);
+    check_clean(base);
+    check_clean(delta);
+
+    vmdkit_compact_opts df = {.struct_size = sizeof df, .flags = VMDKIT_COMPACT_CHAIN};
+    assert_int_equal(vmdkit_defrag(delta, &df, NULL, &err), VMDKIT_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_base),
-        cmocka_unit_test(test_delta),
-        cmocka_unit_test(test_dedupe),
-        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_base),           cmocka_unit_test(test_delta),
+        cmocka_unit_test(test_dedupe),         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_chain_progress),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

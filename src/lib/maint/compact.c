@@ -40,6 +40,23 @@
  * equal to the parent's too (compact with VMDKIT_COMPACT_DEDUPE_PARENT). */
 enum { MODE_DROP_ZERO = 1u << 0, MODE_DEDUPE = 1u << 1 };
 
+/* Progress over the whole run: bytes of virtual disk rewritten so far of
+ * TOTAL, over every link of a chain. */
+typedef struct progress {
+    vmdkit_progress_fn fn;
+    void *opaque;
+    uint64_t done, total;
+} progress;
+
+/* Report P (DONE bytes more); VMDKIT_ECANCELED when the callback asks. */
+static int progress_add(progress *p, uint64_t done, vk_err *e)
+{
+    p->done += done;
+    if (p->fn && p->fn(p->opaque, vk_min(p->done, p->total), p->total))
+        return vk_fail(e, VMDKIT_ECANCELED, "cancelled");
+    return 0;
+}
+
 typedef struct compactor {
     vk_link *l;
     vk_extent *x;
@@ -55,6 +72,7 @@ typedef struct compactor {
     bool drop_zero; /* compact: drop zero grains; defrag: keep every grain */
     bool dedupe;    /* compact: drop grains equal to the parent's too */
     vmdkit_compact_result *res;
+    progress *prog;
 } compactor;
 
 /*
@@ -128,18 +146,23 @@ static int copy_grain(compactor *c, uint64_t s, uint64_t k, uint32_t *gte, vk_er
  * both places. */
 static int copy_table(compactor *c, uint64_t i, vk_err *e)
 {
-    uint64_t gs = c->h.grain_sectors, per = c->h.gtes_per_gt;
+    uint64_t gs = c->h.grain_sectors, per = c->h.gtes_per_gt, covered = 0;
     memset(c->gt, 0, (size_t)(c->gt_secs * VK_SECTOR));
     for (uint64_t j = 0; j < per; j++) {
         uint64_t s = (i * per + j) * gs;
         if (s >= c->x->size_sectors)
             break;
         uint32_t gte;
-        int r = copy_grain(c, s, vk_min(gs, c->x->size_sectors - s), &gte, e);
+        uint64_t k = vk_min(gs, c->x->size_sectors - s);
+        int r = copy_grain(c, s, k, &gte, e);
         if (r)
             return r;
         vk_put32(c->gt + 4 * j, gte);
+        covered += k;
     }
+    int pr = progress_add(c->prog, covered * VK_SECTOR, e);
+    if (pr)
+        return pr;
     uint32_t at = vk_le32(c->gd + 4 * i), rat = vk_le32(c->rgd + 4 * i);
     int r = vk_pwrite_full(c->out_fd, c->gt, (size_t)(c->gt_secs * VK_SECTOR), (uint64_t)at * VK_SECTOR,
                            c->out_path, e);
@@ -160,7 +183,7 @@ static int read_header(int fd, const char *path, vk_sparse_header *h, vk_err *e)
 
 /* Write the compacted copy of extent X at OUT_PATH. */
 static int build_copy(vk_link *l, vk_extent *x, const char *out_path, unsigned mode,
-                      vmdkit_compact_result *res, vk_err *e)
+                      vmdkit_compact_result *res, progress *prog, vk_err *e)
 {
     compactor c = {.l = l,
                    .x = x,
@@ -169,7 +192,8 @@ static int build_copy(vk_link *l, vk_extent *x, const char *out_path, unsigned m
                    .out_path = out_path,
                    .drop_zero = mode & MODE_DROP_ZERO,
                    .dedupe = mode & MODE_DEDUPE,
-                   .res = res};
+                   .res = res,
+                   .prog = prog};
     vk_sparse_header old;
     char *desc = NULL;
     size_t desc_len = 0;
@@ -275,14 +299,14 @@ static int check_link(const vk_link *l, vk_err *e)
 
 /* Build every copy in T, then rename each over its original. */
 static int compact_link(vk_link *l, const char *dir, vk_temp_folder *t, unsigned mode,
-                        vmdkit_compact_result *res, vk_err *e)
+                        vmdkit_compact_result *res, progress *prog, vk_err *e)
 {
     int r = 0;
     for (size_t i = 0; !r && i < l->n_ext; i++) {
         char *out = vk_path_join(t->path, vk_path_basename(l->ext[i].path), e);
         r = out ? vk_extent_hold(&l->ext[i], e) : VMDKIT_ENOMEM;
         if (!r) {
-            r = build_copy(l, &l->ext[i], out, mode, res, e);
+            r = build_copy(l, &l->ext[i], out, mode, res, prog, e);
             vk_extent_release(&l->ext[i]);
         }
         free(out);
@@ -320,18 +344,14 @@ static int compact_link(vk_link *l, const char *dir, vk_temp_folder *t, unsigned
     return r;
 }
 
-/* Rewrite every sparse extent of the disk at PATH (see the top). */
-static int rewrite_disk(const char *path, const char *root, unsigned mode, vmdkit_compact_result *res,
-                        vk_err *e)
+/* The refusals of the disk at PATH that need no lock: its type, a dedupe
+ * of a base, then what the library around it (ROOT) knows of its holders.
+ * *CAPACITY receives its size in sectors. */
+static int precheck(const char *path, const char *root, unsigned mode, uint64_t *capacity, vk_err *e)
 {
-    vmdkit_compact_result local_res;
-    if (!res)
-        res = &local_res;
-    memset(res, 0, sizeof *res);
-    int r;
-    /* a look first, without locks, for the types refused */
     vmdkit_disk *d = NULL;
-    if ((r = vmdkit_open(path, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_PARENT | VMDKIT_OPEN_NO_LOCK, &d, e)))
+    int r = vmdkit_open(path, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_PARENT | VMDKIT_OPEN_NO_LOCK, &d, e);
+    if (r)
         return r;
     r = check_link(d->top, e);
     if (!r && (mode & MODE_DEDUPE) && !d->top->desc.parent_hint)
@@ -339,12 +359,20 @@ static int rewrite_disk(const char *path, const char *root, unsigned mode, vmdki
                     "%s: parentFileNameHint: none: the disk is a base, with no parent to compare its "
                     "grains with (dedupe-parent is for deltas)",
                     path);
+    *capacity = d->top->capacity_sectors;
     vmdkit_close(d, NULL);
-    d = NULL;
-    if (r || (r = vk_maint_check_library(path, root, false, e)))
-        return r;
+    return r ? r : vk_maint_check_library(path, root, false, e);
+}
+
+/* Rewrite every sparse extent of the disk at PATH (see the top), adding
+ * its sizes to RES. */
+static int rewrite_disk(const char *path, unsigned mode, vmdkit_compact_result *res, progress *prog,
+                        vk_err *e)
+{
     /* read-write: its locks keep everyone else out until the renames are done */
-    if ((r = vmdkit_open(path, VMDKIT_OPEN_RDWR | VK_OPEN_KEEP_CID, &d, e)))
+    vmdkit_disk *d = NULL;
+    int r = vmdkit_open(path, VMDKIT_OPEN_RDWR | VK_OPEN_KEEP_CID, &d, e);
+    if (r)
         return r;
     vk_link *l = d->top;
     char *dir = NULL;
@@ -359,7 +387,7 @@ static int rewrite_disk(const char *path, const char *root, unsigned mode, vmdki
     }
     const char *name = vk_path_basename(l->path);
     if (!(r = vk_remove_stale_temps(dir, name, NULL, e)) && !(r = vk_temp_folder_make(dir, name, &t, e)))
-        r = compact_link(l, dir, &t, mode, res, e);
+        r = compact_link(l, dir, &t, mode, res, prog, e);
     if (r && t.path)
         vk_temp_folder_unhide_message(&t, dir, e);
     vk_temp_folder_discard(&t);
@@ -371,6 +399,71 @@ out:;
     return r ? r : rc;
 }
 
+/* The links of PATH's chain, its base first: *PATHS (malloc'd, with each
+ * string) and *N. */
+static int chain_links(const char *path, char ***paths, size_t *n, vk_err *e)
+{
+    *paths = NULL;
+    *n = 0;
+    vmdkit_disk *d = NULL;
+    int r = vmdkit_open(path, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_LOCK, &d, e);
+    if (r)
+        return r;
+    size_t k = 0;
+    for (vk_link *l = d->top; l; l = l->parent)
+        k++;
+    char **p = vk_calloc(k, sizeof *p, e);
+    size_t i = k;
+    for (vk_link *l = d->top; p && l; l = l->parent)
+        if (!(p[--i] = vk_strdup(l->path, e)))
+            break;
+    vmdkit_close(d, NULL);
+    if (!p || i) {
+        for (size_t j = 0; p && j < k; j++)
+            free(p[j]);
+        free(p);
+        return VMDKIT_ENOMEM;
+    }
+    *paths = p;
+    *n = k;
+    return 0;
+}
+
+/* Rewrite the disk at PATH, or with CHAIN every link of its chain, base
+ * first (see vmdkit_compact): every link is checked before the first one
+ * changes. */
+static int rewrite(const char *path, const char *root, unsigned mode, bool chain, progress *prog,
+                   vmdkit_compact_result *res, vk_err *e)
+{
+    char **links = NULL;
+    size_t n = 0;
+    int r = chain ? chain_links(path, &links, &n, e) : 0;
+    if (r)
+        return r;
+    const char *const *names = chain ? (const char *const *)links : &path;
+    if (!chain)
+        n = 1;
+    unsigned *modes = vk_calloc(n, sizeof *modes, e);
+    if (!modes)
+        r = VMDKIT_ENOMEM;
+    for (size_t i = 0; !r && i < n; i++) {
+        uint64_t cap = 0;
+        /* a chain's base has no parent to dedupe against: compacted only */
+        modes[i] = chain && i == 0 ? mode & ~(unsigned)MODE_DEDUPE : mode;
+        if (!(r = precheck(names[i], root, modes[i], &cap, e)))
+            prog->total += cap * VK_SECTOR;
+    }
+    if (!r && prog->fn && prog->fn(prog->opaque, 0, prog->total))
+        r = vk_fail(e, VMDKIT_ECANCELED, "cancelled");
+    for (size_t i = 0; !r && i < n; i++)
+        r = rewrite_disk(names[i], modes[i], res, prog, e);
+    for (size_t i = 0; links && i < n; i++)
+        free(links[i]);
+    free(links);
+    free(modes);
+    return r;
+}
+
 static int run(const char *path, const vmdkit_compact_opts *opts, bool drop_zero,
                vmdkit_compact_result *res, vmdkit_error *err)
 {
@@ -379,13 +472,18 @@ static int run(const char *path, const vmdkit_compact_opts *opts, bool drop_zero
     int r0 = vk_entry_opts(&e, err, &local, NULL, 0, NULL, &o, sizeof o, opts, "vmdkit_compact_opts");
     if (r0)
         return r0;
-    if (o.flags & ~(unsigned)(drop_zero ? VMDKIT_COMPACT_DEDUPE_PARENT : 0))
+    if (o.flags & ~(unsigned)(drop_zero ? VMDKIT_COMPACT_DEDUPE_PARENT | VMDKIT_COMPACT_CHAIN : 0))
         return vk_fail(e, VMDKIT_EINVAL, "%s: unknown flags 0x%x",
                        drop_zero ? "vmdkit_compact" : "vmdkit_defrag", o.flags);
     unsigned mode = drop_zero ? MODE_DROP_ZERO : 0;
     if (o.flags & VMDKIT_COMPACT_DEDUPE_PARENT)
         mode |= MODE_DEDUPE;
-    return rewrite_disk(path, o.root, mode, res, e);
+    vmdkit_compact_result local_res;
+    if (!res)
+        res = &local_res;
+    memset(res, 0, sizeof *res);
+    progress prog = {.fn = o.progress, .opaque = o.progress_opaque};
+    return rewrite(path, o.root, mode, o.flags & VMDKIT_COMPACT_CHAIN, &prog, res, e);
 }
 
 int vmdkit_compact(const char *path, const vmdkit_compact_opts *opts, vmdkit_compact_result *res,

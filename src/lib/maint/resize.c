@@ -341,6 +341,15 @@ out:;
     return r ? r : rc;
 }
 
+/* Progress: DONE of TOTAL bytes added; VMDKIT_ECANCELED when the callback
+ * asks (before the next disk: each one grown is whole). */
+static int report(const vmdkit_resize_opts *o, uint64_t done, uint64_t total, vk_err *e)
+{
+    if (o->progress && o->progress(o->progress_opaque, done, total) && done < total)
+        return vk_fail(e, VMDKIT_ECANCELED, "cancelled");
+    return 0;
+}
+
 int vmdkit_resize(const char *path, uint64_t size_bytes, const vmdkit_resize_opts *opts,
                   vmdkit_error *err)
 {
@@ -361,7 +370,10 @@ int vmdkit_resize(const char *path, uint64_t size_bytes, const vmdkit_resize_opt
             return r;
         if ((r = vk_maint_check_library(path, o.root, true, e)))
             return r;
-        return grow_disk(path, cap, old, o.flags, false, e);
+        uint64_t total = (cap - old) * VK_SECTOR;
+        if ((r = report(&o, 0, total, e)) || (r = grow_disk(path, cap, old, o.flags, false, e)))
+            return r;
+        return report(&o, total, total, e);
     }
     /*
      * The whole chain: the base first, then each disk after its parent
@@ -383,11 +395,17 @@ int vmdkit_resize(const char *path, uint64_t size_bytes, const vmdkit_resize_opt
     uint64_t *olds = vk_calloc(n, sizeof *olds, e);
     if (!olds)
         r = VMDKIT_ENOMEM;
+    uint64_t total = 0, done = 0;
     for (size_t i = 0; !r && i < n; i++)
-        r = precheck(members[i], cap, &olds[i], e);
+        if (!(r = precheck(members[i], cap, &olds[i], e)))
+            total += (cap - olds[i]) * VK_SECTOR;
+    if (!r)
+        r = report(&o, 0, total, e);
     for (size_t i = 0; !r && i < n; i++)
-        if (olds[i] != cap)
-            r = grow_disk(members[i], cap, olds[i], o.flags, true, e);
+        if (olds[i] != cap && !(r = grow_disk(members[i], cap, olds[i], o.flags, true, e))) {
+            done += (cap - olds[i]) * VK_SECTOR;
+            r = report(&o, done, total, e);
+        }
     for (size_t i = 0; i < n; i++)
         free(members[i]);
     free(members);
