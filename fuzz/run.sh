@@ -79,6 +79,10 @@ for h in $HARNESSES; do
         failed=1
         summary+=("$h: FINDING (exit $rc), ${execs:-?} executions; see $log")
         grep -E 'ERROR|SUMMARY|runtime error|Test unit written' "$log" | head -n 8
+        # enough to reproduce from a CI log alone: where it stopped, and
+        # the input itself when libFuzzer printed it (small units)
+        grep -E '^ +#[0-9]+ 0x' "$log" | head -n 16
+        grep -E '^Base64: ' "$log" | head -n 1
     else
         summary+=("$h: ${execs:-?} executions, ${cov:-cov: ?}, no finding")
     fi

@@ -347,6 +347,27 @@ static void test_hostile_descriptors(void **state)
              "<rasd:HostResource>ovf:/disk/none</rasd:HostResource><rasd:Parent>9</rasd:Parent></Item>");
     assert_int_equal(read_ovf(body, &vm, &e), VMDKIT_EFORMAT);
     assert_non_null(strstr(e.msg, "not in the DiskSection"));
+    /* IDE has buses 0 and 1: a third IDE controller without an Address is
+     * refused, not numbered 2 (which the writer would write and no reader
+     * accept) */
+    snprintf(
+        body, sizeof body, HW,
+        "<Item><rasd:InstanceID>3</rasd:InstanceID><rasd:ResourceType>5</rasd:ResourceType></Item>"
+        "<Item><rasd:InstanceID>4</rasd:InstanceID><rasd:ResourceType>5</rasd:ResourceType></Item>"
+        "<Item><rasd:InstanceID>5</rasd:InstanceID><rasd:ResourceType>5</rasd:ResourceType></Item>");
+    assert_int_equal(read_ovf(body, &vm, &e), VMDKIT_ELIMIT);
+    assert_non_null(strstr(e.msg, "Item 5: more than 2 ide controllers"));
+    /* a free number below: the one without an Address takes it */
+    snprintf(
+        body, sizeof body, HW,
+        "<Item><rasd:InstanceID>3</rasd:InstanceID><rasd:ResourceType>5</rasd:ResourceType>"
+        "<rasd:Address>1</rasd:Address></Item>"
+        "<Item><rasd:InstanceID>4</rasd:InstanceID><rasd:ResourceType>5</rasd:ResourceType></Item>");
+    assert_int_equal(read_ovf(body, &vm, &e), 0);
+    assert_int_equal(vm.n_ctrls, 2);
+    assert_int_equal(vm.ctrls[0].num, 1);
+    assert_int_equal(vm.ctrls[1].num, 0);
+    vk_ovf_vm_free(&vm);
     /* an entity that would read a file is never expanded */
     const char *xxe =
         "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY s SYSTEM \"file:///etc/passwd\">]>"

@@ -439,8 +439,9 @@ static int add_controller(struct rd *rd, struct hw *hw, const struct item *it, c
     unsigned limit = bus == VK_BUS_IDE ? 1 : 3;
     if (it->address && item_number(rd, it, "Item Address", it->address, limit, &num))
         return rd->e->code;
-    if (vk_ovf_find_ctrl(rd->vm, bus, num)) {
-        /* two controllers claim one number: give the later the next free one */
+    if (num > limit || vk_ovf_find_ctrl(rd->vm, bus, num)) {
+        /* two controllers claim one number, or one without an Address
+         * follows the last number the bus has: give it the first free one */
         num = 0;
         while (num <= limit && vk_ovf_find_ctrl(rd->vm, bus, num))
             num++;
