@@ -1429,6 +1429,10 @@ VMDKIT_API int vmdkit_ova_check(const char *in, const vmdkit_ova_check_opts *opt
 enum vmdkit_resize_flags {
     VMDKIT_RESIZE_KEEP_GEOMETRY = 1 << 0, /* keep ddb.geometry.* as they are */
     VMDKIT_RESIZE_CHAIN = 1 << 1,         /* grow the whole chain and its dependents */
+    /* make every check a real run makes before its first change (type,
+     * size, parent, dependents, holders) and change nothing: 0 when the
+     * same call without this flag would start growing */
+    VMDKIT_RESIZE_CHECK_ONLY = 1 << 2,
 };
 
 typedef struct vmdkit_resize_opts {

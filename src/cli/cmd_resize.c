@@ -26,39 +26,40 @@ static const struct cli_opt resize_opts[] = {
 };
 
 const struct cli_help cmd_resize_help = {
-    .description = "Grow DISK to SIZE bytes, or by DELTA bytes with +DELTA, in place.  SIZE is a\n"
-                   "byte count with an optional suffix k, m, g or t (powers of 1024), rounded up\n"
-                   "to a 512-byte sector.  The new range reads as zeros; the content, the CID\n"
-                   "and every descriptor line stay, except the extent sizes and ddb.geometry.*\n"
-                   "(recomputed unless --keep-geometry).\n"
-                   "\n"
-                   "monolithicSparse disks get grain tables for the new range (the grain\n"
-                   "directory and its redundant copy grow, or move to the end of the file);\n"
-                   "twoGbMaxExtentFlat disks get their last piece topped up to the size of the\n"
-                   "first and new pieces after it (-f003.vmdk ...); twoGbMaxExtentSparse disks\n"
-                   "new pieces the size of the first (-s003.vmdk ...), the last piece keeping its\n"
-                   "size (its header and the descriptor cannot change in one step);\n"
-                   "monolithicFlat disks a longer flat file.  A monolithicSparse disk holds less\n"
-                   "than 2 TiB.\n"
-                   "\n"
-                   "Refused: a smaller SIZE (shrinking is not supported); streamOptimized disks\n"
-                   "(convert them first); without --chain, a delta (VMware refuses to grow disks\n"
-                   "with parents too: commit it first) and a disk that other disks or VMware\n"
-                   "snapshots depend on (their size would no longer match; the message names\n"
-                   "them); a disk VMware, QEMU or another vmdkit holds, or that a running\n"
-                   "machine uses (with --chain: any member).\n"
-                   "\n"
-                   "Crash-safe: new pieces and tables are written first, the descriptor last, so\n"
-                   "after a crash the disk has its old size or its new one, and running the\n"
-                   "command again finishes the job.\n"
-                   "\n"
-                   "VM, a machine (a .vmwarevm or VM folder, or its .vmx), stands for each disk\n"
-                   "its .vmx names, in that order, each grown to SIZE or by DELTA (with --chain,\n"
-                   "each one's chain); a machine that runs or is suspended is refused before\n"
-                   "any disk is touched, the first disk that fails ends the run with its exit\n"
-                   "status (those before it stay grown), and \"DISK: SIZE bytes\" is printed\n"
-                   "for each disk grown.  With -p, one progress report per disk (bytes added,\n"
-                   "over the chain with --chain).",
+    .description =
+        "Grow DISK to SIZE bytes, or by DELTA bytes with +DELTA, in place.  SIZE is a\n"
+        "byte count with an optional suffix k, m, g or t (powers of 1024), rounded up\n"
+        "to a 512-byte sector.  The new range reads as zeros; the content, the CID\n"
+        "and every descriptor line stay, except the extent sizes and ddb.geometry.*\n"
+        "(recomputed unless --keep-geometry).\n"
+        "\n"
+        "monolithicSparse disks get grain tables for the new range (the grain\n"
+        "directory and its redundant copy grow, or move to the end of the file);\n"
+        "twoGbMaxExtentFlat disks get their last piece topped up to the size of the\n"
+        "first and new pieces after it (-f003.vmdk ...); twoGbMaxExtentSparse disks\n"
+        "new pieces the size of the first (-s003.vmdk ...), the last piece keeping its\n"
+        "size (its header and the descriptor cannot change in one step);\n"
+        "monolithicFlat disks a longer flat file.  A monolithicSparse disk holds less\n"
+        "than 2 TiB.\n"
+        "\n"
+        "Refused: a smaller SIZE (shrinking is not supported); streamOptimized disks\n"
+        "(convert them first); without --chain, a delta (VMware refuses to grow disks\n"
+        "with parents too: commit it first) and a disk that other disks or VMware\n"
+        "snapshots depend on (their size would no longer match; the message names\n"
+        "them); a disk VMware, QEMU or another vmdkit holds, or that a running\n"
+        "machine uses (with --chain: any member).\n"
+        "\n"
+        "Crash-safe: new pieces and tables are written first, the descriptor last, so\n"
+        "after a crash the disk has its old size or its new one, and running the\n"
+        "command again finishes the job.\n"
+        "\n"
+        "VM, a machine (a .vmwarevm or VM folder, or its .vmx), stands for each disk\n"
+        "its .vmx names, in that order, each grown to SIZE or by DELTA (with --chain,\n"
+        "each one's chain); every disk is checked before the first grows, so a\n"
+        "machine that runs or is suspended, or one disk that would be refused, ends\n"
+        "the run with that disk's exit status and no disk changed, and \"DISK: SIZE\n"
+        "bytes\" is printed for each disk grown.  With -p, one progress report per disk (bytes added,\n"
+        "over the chain with --chain).",
     .opts = resize_opts,
     .exit_status = "4  SIZE is more than the disk's type holds\n"
                    "5  the type cannot grow in place (streamOptimized, raw)\n"
@@ -166,6 +167,13 @@ int cmd_resize(int argc, char **argv)
     size_t n = 0;
     if ((rc = cli_vm_disks(target, &vmx, &disks, &n)))
         return rc;
+    /* every disk checked before the first grows: a machine is never left
+     * with some disks grown and a refused one (its size +DELTA is taken
+     * from each disk, so the checks are made per disk too) */
+    vmdkit_resize_opts check = o;
+    check.flags |= VMDKIT_RESIZE_CHECK_ONLY;
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = resize_one(disks[i], arg, &check, CLI_PROGRESS_NONE, false);
     for (size_t i = 0; !rc && i < n; i++)
         rc = resize_one(disks[i], arg, &o, progress, true);
     vmdkit_paths_free(disks, n);

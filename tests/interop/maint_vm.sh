@@ -9,8 +9,10 @@
 #  2. a machine with a .lck (running) is refused with exit 8 by all three
 #     commands, nothing changed; the first disk that fails ends the run
 #     with its exit status;
-#  3. resize of the machine by +DELTA grows each disk by DELTA; defrag of
-#     the machine keeps both disks' content;
+#  3. resize of the machine by +DELTA grows each disk by DELTA, after
+#     checking them all (a refused second disk, streamOptimized or held,
+#     leaves the first as it was); defrag of the machine keeps both disks'
+#     content;
 #  4. compact --chain of a 3-link chain whose links all hold zero grains
 #     (over zeros and, in the deltas, over parent data): all three files
 #     shrink, every link reads what it read before, check is clean; a
@@ -114,6 +116,24 @@ printf '.encoding = "UTF-8"\ndisplayName = "Empty"\n' >Empty/Empty.vmx
 expect_exit 6 "a machine without hard disks" "$VMDKIT" compact Empty
 
 say "--- 3. resize and defrag of a machine"
+# every disk is checked before the first grows: a refused second disk
+# leaves the first one as it was
+mkdir Mixr
+printf '.encoding = "UTF-8"\nscsi0:0.fileName = "a.vmdk"\nscsi0:1.fileName = "s.vmdk"\n' >Mixr/Mixr.vmx
+check "Mixr: a sparse disk" "$VMDKIT" create Mixr/a.vmdk 16M
+check "Mixr: then a streamOptimized one" "$VMDKIT" create -t streamOptimized Mixr/s.vmdk 16M
+sums_of Mixr/a.vmdk Mixr/s.vmdk >sums.before
+expect_exit 5 "Mixr: resize refused for the streamOptimized disk" "$VMDKIT" resize Mixr +1m &&
+    assert_true "the message names s.vmdk" grep -q 's.vmdk' "$ERR"
+assert_eq "Mixr: no disk reported grown" "" "$(cat "$OUT")"
+assert_eq "Mixr: the first disk did not grow" $((16 * MiB)) "$(qemu_size Mixr/a.vmdk)"
+sums_of Mixr/a.vmdk Mixr/s.vmdk >sums.after
+assert_eq "Mixr: no disk changed" "$(cat sums.before)" "$(cat sums.after)"
+rm Mixr/s.vmdk && check "Mixr: a sparse second disk" "$VMDKIT" create Mixr/s.vmdk 16M
+mkdir Mixr/s.vmdk.lck
+expect_exit 8 "Mixr: resize refused for a held second disk" "$VMDKIT" resize Mixr 20m
+assert_eq "Mixr: the first disk did not grow" $((16 * MiB)) "$(qemu_size Mixr/a.vmdk)"
+rmdir Mixr/s.vmdk.lck
 check "resize the machine by +1000k" "$VMDKIT" resize $V +1000k
 assert_eq "one line per disk" 2 "$(grep -c 'bytes$' "$OUT")"
 assert_eq "Dev grew by 1000 KiB" $((64 * MiB + 1024000)) "$(qemu_size $V/Dev.vmdk)"

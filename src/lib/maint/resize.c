@@ -358,7 +358,8 @@ int vmdkit_resize(const char *path, uint64_t size_bytes, const vmdkit_resize_opt
     int r = vk_entry_opts(&e, err, &local, NULL, 0, NULL, &o, sizeof o, opts, "vmdkit_resize_opts");
     if (r)
         return r;
-    if (o.flags & ~(unsigned)(VMDKIT_RESIZE_KEEP_GEOMETRY | VMDKIT_RESIZE_CHAIN))
+    if (o.flags &
+        ~(unsigned)(VMDKIT_RESIZE_KEEP_GEOMETRY | VMDKIT_RESIZE_CHAIN | VMDKIT_RESIZE_CHECK_ONLY))
         return vk_fail(e, VMDKIT_EINVAL, "vmdkit_resize: unknown flags 0x%x", o.flags);
     uint64_t cap = vk_div_round_up(size_bytes, VK_SECTOR);
     if (cap == 0)
@@ -368,7 +369,7 @@ int vmdkit_resize(const char *path, uint64_t size_bytes, const vmdkit_resize_opt
         /* a look first, without locks, for the refusals that need no library */
         if ((r = precheck(path, cap, &old, e)) || cap == old)
             return r;
-        if ((r = vk_maint_check_library(path, o.root, true, e)))
+        if ((r = vk_maint_check_library(path, o.root, true, e)) || (o.flags & VMDKIT_RESIZE_CHECK_ONLY))
             return r;
         uint64_t total = (cap - old) * VK_SECTOR;
         if ((r = report(&o, 0, total, e)) || (r = grow_disk(path, cap, old, o.flags, false, e)))
@@ -399,9 +400,9 @@ int vmdkit_resize(const char *path, uint64_t size_bytes, const vmdkit_resize_opt
     for (size_t i = 0; !r && i < n; i++)
         if (!(r = precheck(members[i], cap, &olds[i], e)))
             total += (cap - olds[i]) * VK_SECTOR;
-    if (!r)
+    if (!r && !(o.flags & VMDKIT_RESIZE_CHECK_ONLY))
         r = report(&o, 0, total, e);
-    for (size_t i = 0; !r && i < n; i++)
+    for (size_t i = 0; !r && !(o.flags & VMDKIT_RESIZE_CHECK_ONLY) && i < n; i++)
         if (olds[i] != cap && !(r = grow_disk(members[i], cap, olds[i], o.flags, true, e))) {
             done += (cap - olds[i]) * VK_SECTOR;
             r = report(&o, done, total, e);
