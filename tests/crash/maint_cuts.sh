@@ -21,7 +21,8 @@
 # Operations: resize of a monolithicSparse disk by an odd size, of a
 # twoGbMaxExtentSparse disk (a new piece), resize --chain of a base and two
 # deltas, compact (half the grains zeros), compact --dedupe-parent of a
-# delta, defrag of grains written out of order.
+# delta, compact --chain of a base and two deltas, defrag of grains
+# written out of order.
 #
 # Environment: VMDKIT, FAULTFS_LIB, VMDKIT_SANITIZE, CUTS_SEEDS (default 2),
 # CRASH_KEEP (where failing cases are kept).
@@ -155,6 +156,16 @@ matrix compact d.vmdk "" "$VMDKIT" compact d.vmdk
     "$VMDKIT" snapshot b.vmdk >/dev/null &&
     "$VMDKIT" io b-000001.vmdk -c 'write -P 0x5a 0 1m' -c 'write -P 0x6b 1m 256k' >/dev/null) || exit 1
 matrix dedupe "b-000001.vmdk" "" "$VMDKIT" compact --dedupe-parent b-000001.vmdk
+
+# compact --chain: a base and two deltas, each holding zero grains (over
+# zeros and, in the deltas, over their parent's data, which must stay)
+(tpl compact-chain && "$VMDKIT" create b.vmdk 4M >/dev/null &&
+    "$VMDKIT" io b.vmdk -c 'write -P 0x11 0 1m' -c 'write -P 0 256k 256k' >/dev/null &&
+    "$VMDKIT" snapshot b.vmdk >/dev/null &&
+    "$VMDKIT" io b-000001.vmdk -c 'write -P 0 512k 256k' -c 'write -P 0 2m 256k' -c 'write -P 0x22 3m 256k' >/dev/null &&
+    "$VMDKIT" snapshot b-000001.vmdk >/dev/null &&
+    "$VMDKIT" io b-000002.vmdk -c 'write -P 0 3m 128k' -c 'write -P 0x33 1m 128k' >/dev/null) || exit 1
+matrix compact-chain "b.vmdk b-000001.vmdk b-000002.vmdk" "" "$VMDKIT" compact --chain b-000002.vmdk
 
 # defrag: grains written back to front
 (tpl defrag && "$VMDKIT" create d.vmdk 4M >/dev/null &&
