@@ -356,6 +356,15 @@ void cli_exit_if_interrupted(void);
  */
 int cli_vm_disks(const char *vm, char **vmx, char ***disks, size_t *n);
 
+/* The option ids cli_run_rewrite parses, and the --root row compact and
+ * defrag share (cmd_compact.c). */
+enum { CLI_REWRITE_JSON = CLI_OPT_LONG, CLI_REWRITE_ROOT, CLI_REWRITE_DEDUPE_PARENT, CLI_REWRITE_CHAIN };
+extern const struct cli_opt cli_opts_rewrite_root[];
+#define CLI_OPTS_REWRITE_ROOT          \
+    {                                  \
+        .group = cli_opts_rewrite_root \
+    }
+
 /* compact and defrag: parse [--chain] [--dedupe-parent] [-p] [--json]
  * [--root DIR] DISK|VM, run REWRITE on DISK or each disk of VM, print the
  * sizes before and after (and, with DROPPED, the zero grains dropped). */

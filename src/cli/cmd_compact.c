@@ -3,7 +3,13 @@
 
 #include "cli.h"
 
-enum { OPT_JSON = CLI_OPT_LONG, OPT_ROOT, OPT_DEDUPE_PARENT, OPT_CHAIN };
+const struct cli_opt cli_opts_rewrite_root[] = {
+    {0, "root", "DIR",
+     "The library searched for running machines that use DISK (default: the\n"
+     "folders around DISK, as for commit).",
+     CLI_REWRITE_ROOT},
+    CLI_OPTS_END,
+};
 
 static const struct cli_opt compact_opts[] = {
     {0, "chain", NULL,
@@ -11,23 +17,20 @@ static const struct cli_opt compact_opts[] = {
      "--dedupe-parent the links with a parent are also deduplicated).  No link\n"
      "above reads differently at any moment, so a killed run leaves a whole\n"
      "chain; every link is checked (type, holders) before the first changes.",
-     OPT_CHAIN},
+     CLI_REWRITE_CHAIN},
     {0, "dedupe-parent", NULL,
      "DISK is a delta: also drop its grains that hold exactly what its parent\n"
      "chain reads at the same place (a guest that wrote the same data again);\n"
      "the delta then reads through to the parent, the same bytes.  Grains that\n"
      "differ in any byte stay.  Refused on a disk without a parent (exit 9).",
-     OPT_DEDUPE_PARENT},
+     CLI_REWRITE_DEDUPE_PARENT},
     {0, "json", NULL,
      "Print {\"path\", \"bytes-before\", \"bytes-after\", \"file-bytes-before\",\n"
      "\"file-bytes-after\", \"grains-dropped\", \"grains-deduped\"} instead of the\n"
      "summary line (with --chain, sums over the links); for a VM one object\n"
      "{\"vm\", \"disks\": [those objects]}.",
-     OPT_JSON},
-    {0, "root", "DIR",
-     "The library searched for running machines that use DISK (default: the\n"
-     "folders around DISK, as for commit).",
-     OPT_ROOT},
+     CLI_REWRITE_JSON},
+    CLI_OPTS_REWRITE_ROOT,
     CLI_OPTS_PROGRESS,
     CLI_OPTS_HELP,
     CLI_OPTS_END,
@@ -170,16 +173,16 @@ int cli_run_rewrite(const char *name, int argc, char **argv, cli_rewrite_fn rewr
     cli_getopt_init(&g, name);
     while ((c = cli_getopt(&g, argc, argv)) != -1) {
         switch (c) {
-        case OPT_JSON:
+        case CLI_REWRITE_JSON:
             run.json = true;
             break;
-        case OPT_ROOT:
+        case CLI_REWRITE_ROOT:
             run.o.root = optarg;
             break;
-        case OPT_DEDUPE_PARENT:
+        case CLI_REWRITE_DEDUPE_PARENT:
             run.o.flags |= VMDKIT_COMPACT_DEDUPE_PARENT;
             break;
-        case OPT_CHAIN:
+        case CLI_REWRITE_CHAIN:
             run.o.flags |= VMDKIT_COMPACT_CHAIN;
             break;
         case 'p':

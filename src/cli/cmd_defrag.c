@@ -3,19 +3,13 @@
 
 #include "cli.h"
 
-/* the ids cli_run_rewrite (cmd_compact.c) parses */
-enum { OPT_JSON = CLI_OPT_LONG, OPT_ROOT };
-
 static const struct cli_opt defrag_opts[] = {
     {0, "json", NULL,
      "Print {\"path\", \"bytes-before\", \"bytes-after\", \"file-bytes-before\",\n"
      "\"file-bytes-after\"} instead of the summary line; for a VM one object\n"
      "{\"vm\", \"disks\": [those objects]}.",
-     OPT_JSON},
-    {0, "root", "DIR",
-     "The library searched for running machines that use DISK (default: the\n"
-     "folders around DISK, as for commit).",
-     OPT_ROOT},
+     CLI_REWRITE_JSON},
+    CLI_OPTS_REWRITE_ROOT,
     CLI_OPTS_PROGRESS,
     CLI_OPTS_HELP,
     CLI_OPTS_END,
