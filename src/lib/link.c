@@ -38,7 +38,12 @@ static int open_nonblocking(const char *path, int mode)
 }
 
 /* What the first bytes of a file say it is. */
-enum file_kind { KIND_KDMV, KIND_COWD, KIND_SESPARSE, KIND_TEXT };
+enum file_kind {
+    KIND_TEXT = VK_MAGIC_OTHER,
+    KIND_KDMV = VK_MAGIC_KDMV,
+    KIND_COWD = VK_MAGIC_COWD,
+    KIND_SESPARSE = VK_MAGIC_SESPARSE
+};
 
 static int probe_fd(int fd, const char *path, enum file_kind *kind, vk_err *e)
 {
@@ -49,14 +54,7 @@ static int probe_fd(int fd, const char *path, enum file_kind *kind, vk_err *e)
         return r;
     if ((r = vk_pread_zfill(fd, b, sizeof b, 0, path, e)))
         return r;
-    if (size >= 4 && vk_le32(b) == VK_KDMV_MAGIC)
-        *kind = KIND_KDMV;
-    else if (size >= 4 && vk_le32(b) == VK_COWD_MAGIC)
-        *kind = KIND_COWD;
-    else if (size >= 8 && vk_le64(b) == VK_SESPARSE_MAGIC)
-        *kind = KIND_SESPARSE;
-    else
-        *kind = KIND_TEXT;
+    *kind = (enum file_kind)vk_file_magic(b, size);
     return 0;
 }
 

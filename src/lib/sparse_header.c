@@ -144,3 +144,14 @@ void vk_marker_encode_meta(uint8_t b[512], uint64_t sectors, uint32_t type)
     vk_put32(b + 8, 0);
     vk_put32(b + 12, type);
 }
+
+enum vk_file_magic vk_file_magic(const uint8_t b[8], uint64_t size)
+{
+    if (size >= 4 && vk_le32(b) == VK_KDMV_MAGIC)
+        return VK_MAGIC_KDMV;
+    if (size >= 4 && vk_le32(b) == VK_COWD_MAGIC)
+        return VK_MAGIC_COWD;
+    if (size >= 8 && vk_le64(b) == VK_SESPARSE_MAGIC)
+        return VK_MAGIC_SESPARSE;
+    return VK_MAGIC_OTHER;
+}

@@ -11,6 +11,11 @@
 #define VK_COWD_MAGIC 0x44574f43u /* "COWD" */
 #define VK_SESPARSE_MAGIC 0xcafebabeu
 
+/* What the first 8 bytes B of a file of SIZE bytes say it is.  0 is left
+ * free for a caller's "not looked at". */
+enum vk_file_magic { VK_MAGIC_OTHER = 1, VK_MAGIC_KDMV, VK_MAGIC_COWD, VK_MAGIC_SESPARSE };
+enum vk_file_magic vk_file_magic(const uint8_t b[8], uint64_t size);
+
 /* What a sparse file without a descriptor of its own is, in messages: the
  * piece of a split disk that its descriptor names (never a disk to write
  * to, nor a parent). */

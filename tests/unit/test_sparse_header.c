@@ -217,12 +217,29 @@ static void test_markers(void **state)
     assert_int_equal(m.size, 794);
 }
 
+/* the file kinds the reader and the checker both classify by their first bytes */
+static void test_file_magic(void **state)
+{
+    (void)state;
+    uint8_t b[8] = {'K', 'D', 'M', 'V', 1, 0, 0, 0};
+    assert_int_equal(vk_file_magic(b, 512), VK_MAGIC_KDMV);
+    assert_int_equal(vk_file_magic(b, 3), VK_MAGIC_OTHER); /* too short to hold it */
+    memcpy(b, "COWD", 4);
+    assert_int_equal(vk_file_magic(b, 4), VK_MAGIC_COWD);
+    vk_put64(b, VK_SESPARSE_MAGIC);
+    assert_int_equal(vk_file_magic(b, 8), VK_MAGIC_SESPARSE);
+    assert_int_equal(vk_file_magic(b, 7), VK_MAGIC_OTHER);
+    memcpy(b, "# Disk D", 8);
+    assert_int_equal(vk_file_magic(b, 8), VK_MAGIC_OTHER);
+    assert_int_not_equal(VK_MAGIC_OTHER, 0); /* 0 stays free for "not looked at" */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_offsets), cmocka_unit_test(test_layout_worked_examples),
         cmocka_unit_test(test_grain_math),     cmocka_unit_test(test_validate),
-        cmocka_unit_test(test_markers),
+        cmocka_unit_test(test_markers),        cmocka_unit_test(test_file_magic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

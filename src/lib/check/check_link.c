@@ -17,7 +17,13 @@
 /* Largest embedded descriptor area read (sectors), as the header check allows. */
 #define MAX_EMBEDDED_SECTORS 20480u
 
-enum file_kind { FK_NONE, FK_KDMV, FK_COWD, FK_SESPARSE, FK_OTHER };
+enum file_kind {
+    FK_NONE = 0,
+    FK_OTHER = VK_MAGIC_OTHER,
+    FK_KDMV = VK_MAGIC_KDMV,
+    FK_COWD = VK_MAGIC_COWD,
+    FK_SESPARSE = VK_MAGIC_SESPARSE
+};
 
 typedef struct link_facts {
     bool known;   /* the link was read: capacity is meaningful */
@@ -55,14 +61,7 @@ static int probe_fd(int fd, uint64_t size, const char *path, int *kind, vk_err *
     int r = vk_pread_zfill(fd, b, sizeof b, 0, path, e);
     if (r)
         return r;
-    if (size >= 4 && vk_le32(b) == VK_KDMV_MAGIC)
-        *kind = FK_KDMV;
-    else if (size >= 4 && vk_le32(b) == VK_COWD_MAGIC)
-        *kind = FK_COWD;
-    else if (size >= 8 && vk_le64(b) == VK_SESPARSE_MAGIC)
-        *kind = FK_SESPARSE;
-    else
-        *kind = FK_OTHER;
+    *kind = (int)vk_file_magic(b, size);
     return 0;
 }
 
