@@ -356,6 +356,19 @@ void cli_exit_if_interrupted(void);
  */
 int cli_vm_disks(const char *vm, char **vmx, char ***disks, size_t *n);
 
+/* info and map: the options both take (--json, --ignore-cid, the disk
+ * options; --chain where the command's table has it) and one DISK operand,
+ * parsed into A (cmd_info.c).  Returns 0, or the exit status of --help or of
+ * a usage error, its message printed. */
+enum { CLI_INSPECT_JSON = CLI_OPT_LONG, CLI_INSPECT_CHAIN };
+struct cli_inspect_args {
+    bool json, chain;
+    unsigned open_flags; /* VMDKIT_OPEN_RDONLY and what the disk options add */
+    const char *disk;
+};
+int cli_parse_inspect(const char *name, const char *operand, int argc, char **argv,
+                      struct cli_inspect_args *a);
+
 /* The option ids cli_run_rewrite parses, and the --root row compact and
  * defrag share (cmd_compact.c). */
 enum { CLI_REWRITE_JSON = CLI_OPT_LONG, CLI_REWRITE_ROOT, CLI_REWRITE_DEDUPE_PARENT, CLI_REWRITE_CHAIN };

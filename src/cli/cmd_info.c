@@ -7,18 +7,16 @@
 
 #include "cli.h"
 
-enum { OPT_JSON = CLI_OPT_LONG, OPT_CHAIN };
-
 static const struct cli_opt info_opts[] = {
     {0, "json", NULL,
      "Print a JSON object with field names like 'qemu-img info --output=json'\n"
      "(filename, format, virtual-size, actual-size, create-type, cid,\n"
      "parent-cid, extents ...).  The parent is nested as backing-image.",
-     OPT_JSON},
+     CLI_INSPECT_JSON},
     {0, "chain", NULL,
      "Print the full description of every link of the chain, top first (with\n"
      "--json: an array of link objects, like 'qemu-img info --backing-chain').",
-     OPT_CHAIN},
+     CLI_INSPECT_CHAIN},
     CLI_OPTS_IGNORE_CID,
     CLI_OPTS_DISK,
     CLI_OPTS_HELP,
@@ -388,37 +386,47 @@ static int info_vm(const char *vm, bool json)
     return rc;
 }
 
-int cmd_info(int argc, char **argv)
+int cli_parse_inspect(const char *name, const char *operand, int argc, char **argv,
+                      struct cli_inspect_args *a)
 {
-    bool json = false, chain = false;
-    unsigned flags = VMDKIT_OPEN_RDONLY;
+    *a = (struct cli_inspect_args){.open_flags = VMDKIT_OPEN_RDONLY};
     struct cli_getopt g;
     int c;
-    cli_getopt_init(&g, "info");
+    cli_getopt_init(&g, name);
     while ((c = cli_getopt(&g, argc, argv)) != -1) {
-        if (cli_open_option(c, &flags))
+        if (cli_open_option(c, &a->open_flags))
             continue;
         switch (c) {
-        case OPT_JSON:
-            json = true;
+        case CLI_INSPECT_JSON:
+            a->json = true;
             break;
-        case OPT_CHAIN:
-            chain = true;
+        case CLI_INSPECT_CHAIN:
+            a->chain = true;
             break;
         case 'h':
-            return cli_show_help("info");
+            return cli_show_help(name);
         default:
-            return cli_bad_option("info", argc, argv, c);
+            return cli_bad_option(name, argc, argv, c);
         }
     }
-    int rc = cli_operands("info", argc, argv, 1, "DISK|VM");
-    if (rc)
+    int rc = cli_operands(name, argc, argv, 1, operand);
+    if (!rc)
+        a->disk = argv[optind];
+    return rc;
+}
+
+int cmd_info(int argc, char **argv)
+{
+    struct cli_inspect_args a;
+    int rc = cli_parse_inspect("info", "DISK|VM", argc, argv, &a);
+    if (rc || !a.disk)
         return rc;
-    if (vmdkit_is_vm_path(argv[optind]))
-        return info_vm(argv[optind], json);
+    bool json = a.json, chain = a.chain;
+    if (vmdkit_is_vm_path(a.disk))
+        return info_vm(a.disk, json);
 
     vmdkit_disk *disk;
-    rc = cli_open(argv[optind], flags, CLI_FMT_AUTO, &disk);
+    rc = cli_open(a.disk, a.open_flags, CLI_FMT_AUTO, &disk);
     if (rc)
         return rc;
     int n = vmdkit_chain_length(disk);
@@ -438,7 +446,7 @@ int cmd_info(int argc, char **argv)
     /* the snapshots are an addition: without them the disk is still described */
     vmdkit_vmsd_report *v = NULL;
     vmdkit_error verr = {0};
-    if (!rc && vmdkit_vmsd_report_get(argv[optind], &v, &verr) < 0)
+    if (!rc && vmdkit_vmsd_report_get(a.disk, &v, &verr) < 0)
         fprintf(stderr, "vmdkit info: the VMware snapshots were not read: %s\n", verr.msg);
     if (!rc && json) {
         rc = print_json(links, n, chain, v);

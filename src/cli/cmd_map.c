@@ -1,12 +1,9 @@
 /* cmd_map.c - vmdkit map: which link stores each range of a disk. */
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
-
-enum { OPT_JSON = CLI_OPT_LONG };
 
 static const struct cli_opt map_opts[] = {
     {0, "json", NULL,
@@ -14,7 +11,7 @@ static const struct cli_opt map_opts[] = {
      "file} (start, length, data, zero, present and depth as in 'qemu-img map\n"
      "--output=json': depth is the link that stores the run, or the last link\n"
      "for runs no link stores, whose present is false).",
-     OPT_JSON},
+     CLI_INSPECT_JSON},
     CLI_OPTS_IGNORE_CID,
     CLI_OPTS_DISK,
     CLI_OPTS_HELP,
@@ -173,33 +170,15 @@ static int map_disk(vmdkit_disk *disk, const char *name, bool json)
 
 int cmd_map(int argc, char **argv)
 {
-    bool json = false;
-    unsigned flags = VMDKIT_OPEN_RDONLY;
-    struct cli_getopt g;
-    int c;
-    cli_getopt_init(&g, "map");
-    while ((c = cli_getopt(&g, argc, argv)) != -1) {
-        if (cli_open_option(c, &flags))
-            continue;
-        switch (c) {
-        case OPT_JSON:
-            json = true;
-            break;
-        case 'h':
-            return cli_show_help("map");
-        default:
-            return cli_bad_option("map", argc, argv, c);
-        }
-    }
-    int rc = cli_operands("map", argc, argv, 1, "DISK");
-    if (rc)
+    struct cli_inspect_args a;
+    int rc = cli_parse_inspect("map", "DISK", argc, argv, &a);
+    if (rc || !a.disk)
         return rc;
-
     vmdkit_disk *disk;
-    rc = cli_open(argv[optind], flags, CLI_FMT_AUTO, &disk);
+    rc = cli_open(a.disk, a.open_flags, CLI_FMT_AUTO, &disk);
     if (rc)
         return rc;
-    rc = map_disk(disk, argv[optind], json);
+    rc = map_disk(disk, a.disk, a.json);
     int crc = cli_close(disk);
     return rc ? rc : crc;
 }
