@@ -42,7 +42,6 @@
 
 #define CHUNK_BYTES (4u << 20)
 #define PIECE_BYTES (64u << 10) /* zero detection granularity = default grain */
-#define WRITEBACK_BYTES (32u << 20)
 
 typedef struct sink sink;
 struct sink {
@@ -66,12 +65,6 @@ struct sink {
     uint64_t grain_bytes;
 };
 
-/* Have the kernel start writing FD's dirty pages now, without waiting: the
- * disk then works while the copy goes on, and the final flush finds little
- * left.  Only a hint (the flush reports errors); it makes data durable
- * sooner, never metadata before data, so it keeps every ordering. */
-static void start_writeback(int fd) { (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE); }
-
 /* ---- raw sink ---- */
 
 static int raw_put(sink *s, const uint8_t *buf, size_t len, uint64_t off, vk_err *e)
@@ -83,7 +76,7 @@ static void raw_kick(const sink *s, uint64_t lo, uint64_t hi)
 {
     (void)lo;
     (void)hi;
-    start_writeback(s->fd);
+    vk_start_writeback(s->fd);
 }
 
 static int raw_finish(sink *s, vk_err *e)
@@ -152,7 +145,7 @@ static void vmdk_kick(const sink *s, uint64_t lo, uint64_t hi)
         /* a file the pool has closed was fdatasync'ed as it closed */
         int fd = vk_extent_hold_if_open(x);
         if (fd >= 0) {
-            start_writeback(fd);
+            vk_start_writeback(fd);
             vk_extent_release(x);
         }
     }
@@ -421,11 +414,11 @@ static int copier_next(copier *c, chunk **out, vk_err *e)
     return 0;
 }
 
-/* Once WRITEBACK_BYTES more have been stored, start their writeback: here,
+/* Once VK_WRITEBACK_BYTES more have been stored, start their writeback: here,
  * in the reading thread, it costs the writer nothing. */
 static void copier_kick(copier *c, uint64_t stored_end, uint64_t stored_bytes)
 {
-    if (c->s->kick && stored_bytes - c->kicked_bytes >= WRITEBACK_BYTES) {
+    if (c->s->kick && stored_bytes - c->kicked_bytes >= VK_WRITEBACK_BYTES) {
         c->s->kick(c->s, c->kicked_end, stored_end);
         c->kicked_end = stored_end;
         c->kicked_bytes = stored_bytes;

@@ -162,6 +162,8 @@ int vk_fdatasync(int fd, const char *what, vk_err *e)
     return 0;
 }
 
+void vk_start_writeback(int fd) { (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE); }
+
 int vk_file_size(int fd, uint64_t *size, const char *what, vk_err *e)
 {
     struct stat st;

@@ -116,6 +116,13 @@ int vk_pread_full(int fd, void *buf, size_t len, uint64_t off, const char *what,
 int vk_pread_zfill(int fd, void *buf, size_t len, uint64_t off, const char *what, vk_err *e);
 int vk_pwrite_full(int fd, const void *buf, size_t len, uint64_t off, const char *what, vk_err *e);
 int vk_fdatasync(int fd, const char *what, vk_err *e);
+/* Have the kernel start writing FD's dirty pages now, without waiting: the
+ * disk then works while a copy goes on, and the final flush finds little
+ * left.  Only a hint (the flush reports errors); it makes data durable
+ * sooner, never metadata before data, so it keeps every ordering.  Writers
+ * of long outputs call it every VK_WRITEBACK_BYTES. */
+void vk_start_writeback(int fd);
+#define VK_WRITEBACK_BYTES (32u << 20)
 /* Size of an open file or block device in bytes. */
 int vk_file_size(int fd, uint64_t *size, const char *what, vk_err *e);
 /* Is the buffer all zero bytes? (fast for large aligned buffers) */

@@ -35,6 +35,9 @@
 #include "maint.h"
 
 #define MAX_COMPACT_GRAIN_BYTES (UINT64_C(1) << 20)
+/* Kept grains are appended in runs of up to this many bytes, one pwrite
+ * each (at least one grain) */
+#define APPEND_RUN_BYTES (UINT64_C(1) << 20)
 
 /* What a rewrite drops: nothing (defrag), zero grains (compact), grains
  * equal to the parent's too (compact with VMDKIT_COMPACT_DEDUPE_PARENT). */
@@ -65,8 +68,12 @@ typedef struct compactor {
     const char *out_path;
     vk_sparse_header h; /* the copy's header */
     uint64_t gdes, gt_secs, gd_secs;
-    uint8_t *grain, *below; /* one grain each */
-    uint8_t *gt;            /* one grain table */
+    uint8_t *grain; /* the grain being copied: the next slot of run */
+    uint8_t *below; /* what shows through it */
+    uint8_t *run;   /* kept grains not written yet, ending at next */
+    size_t run_len, run_cap;
+    uint64_t unkicked; /* bytes written since the last writeback start */
+    uint8_t *gt;       /* one grain table */
     uint8_t *gd, *rgd;
     uint64_t next;  /* append position, sectors */
     bool drop_zero; /* compact: drop zero grains; defrag: keep every grain */
@@ -96,11 +103,30 @@ static int reads_through(compactor *c, uint64_t s, uint64_t n, bool zero, bool *
     return r;
 }
 
+/* Write the run of kept grains, and have the disk start on every
+ * VK_WRITEBACK_BYTES of them, so that the final fdatasync finds little
+ * left to do. */
+static int write_run(compactor *c, vk_err *e)
+{
+    if (!c->run_len)
+        return 0;
+    int r =
+        vk_pwrite_full(c->out_fd, c->run, c->run_len, c->next * VK_SECTOR - c->run_len, c->out_path, e);
+    c->unkicked += c->run_len;
+    c->run_len = 0;
+    if (!r && c->unkicked >= VK_WRITEBACK_BYTES) {
+        vk_start_writeback(c->out_fd);
+        c->unkicked = 0;
+    }
+    return r;
+}
+
 /* The entry of the copy for grain G (extent sectors [S, S+K)). */
 static int copy_grain(compactor *c, uint64_t s, uint64_t k, uint32_t *gte, vk_err *e)
 {
     vk_extent *x = c->x;
     uint64_t gs = c->h.grain_sectors;
+    size_t gb = (size_t)(gs * VK_SECTOR);
     int alloc;
     uint64_t run;
     int r = x->ops->status(x, s, k, &alloc, &run, e);
@@ -109,7 +135,10 @@ static int copy_grain(compactor *c, uint64_t s, uint64_t k, uint32_t *gte, vk_er
     *gte = 0;
     if (alloc == VMDKIT_ALLOC_UNALLOC && run >= k)
         return 0;
-    memset(c->grain, 0, (size_t)(gs * VK_SECTOR));
+    if (c->run_len + gb > c->run_cap && (r = write_run(c, e)))
+        return r;
+    c->grain = c->run + c->run_len;
+    memset(c->grain, 0, gb);
     if ((r = x->ops->read(x, s, k, c->grain, e)))
         return r;
     uint64_t link_s = x->start_sector + s;
@@ -134,9 +163,7 @@ static int copy_grain(compactor *c, uint64_t s, uint64_t k, uint32_t *gte, vk_er
     }
     if (c->next + gs > VK_MAX_EXTENT_FILE_SECTORS)
         return vk_fail(e, VMDKIT_ELIMIT, "%s: the copy grows past what its tables address", c->out_path);
-    if ((r = vk_pwrite_full(c->out_fd, c->grain, (size_t)(gs * VK_SECTOR), c->next * VK_SECTOR,
-                            c->out_path, e)))
-        return r;
+    c->run_len += gb;
     *gte = (uint32_t)c->next;
     c->next += gs;
     return 0;
@@ -218,12 +245,13 @@ static int build_copy(vk_link *l, vk_extent *x, const char *out_path, unsigned m
     c.gd_secs = vk_gd_sectors(c.gdes);
     c.next = c.h.overhead_sectors;
     size_t gb = (size_t)(c.h.grain_sectors * VK_SECTOR);
-    c.grain = vk_malloc(gb, e);
+    c.run_cap = (size_t)vk_max(APPEND_RUN_BYTES / gb, 1) * gb;
+    c.run = vk_malloc(c.run_cap, e);
     c.below = vk_malloc(gb, e);
     c.gt = vk_malloc((size_t)(c.gt_secs * VK_SECTOR), e);
     c.gd = vk_calloc(1, (size_t)(c.gd_secs * VK_SECTOR), e);
     c.rgd = vk_calloc(1, (size_t)(c.gd_secs * VK_SECTOR), e);
-    if (!c.grain || !c.below || !c.gt || !c.gd || !c.rgd)
+    if (!c.run || !c.below || !c.gt || !c.gd || !c.rgd)
         r = VMDKIT_ENOMEM;
     for (uint64_t i = 0; !r && i < c.gdes; i++) {
         vk_put32(c.gd + 4 * i, (uint32_t)(c.h.gd_offset_sectors + c.gd_secs + i * c.gt_secs));
@@ -240,6 +268,8 @@ static int build_copy(vk_link *l, vk_extent *x, const char *out_path, unsigned m
         r = vk_fail_errno(e, errno, "%s: set size", out_path);
     for (uint64_t i = 0; !r && i < c.gdes; i++)
         r = copy_table(&c, i, e);
+    if (!r)
+        r = write_run(&c, e);
     if (!r && desc)
         r = vk_pwrite_full(c.out_fd, desc, desc_len, c.h.desc_offset_sectors * VK_SECTOR, out_path, e);
     if (!r)
@@ -258,7 +288,7 @@ static int build_copy(vk_link *l, vk_extent *x, const char *out_path, unsigned m
     if (c.out_fd >= 0 && close(c.out_fd) != 0 && !r)
         r = vk_fail_errno(e, errno, "%s: close", out_path);
     free(desc);
-    free(c.grain);
+    free(c.run);
     free(c.below);
     free(c.gt);
     free(c.gd);
