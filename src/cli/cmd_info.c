@@ -421,9 +421,8 @@ int cmd_info(int argc, char **argv)
     int rc = cli_parse_inspect("info", "DISK|VM", argc, argv, &a);
     if (rc || !a.disk)
         return rc;
-    bool json = a.json, chain = a.chain;
     if (vmdkit_is_vm_path(a.disk))
-        return info_vm(a.disk, json);
+        return info_vm(a.disk, a.json);
 
     vmdkit_disk *disk;
     rc = cli_open(a.disk, a.open_flags, CLI_FMT_AUTO, &disk);
@@ -448,16 +447,16 @@ int cmd_info(int argc, char **argv)
     vmdkit_error verr = {0};
     if (!rc && vmdkit_vmsd_report_get(a.disk, &v, &verr) < 0)
         fprintf(stderr, "vmdkit info: the VMware snapshots were not read: %s\n", verr.msg);
-    if (!rc && json) {
-        rc = print_json(links, n, chain, v);
+    if (!rc && a.json) {
+        rc = print_json(links, n, a.chain, v);
     } else if (!rc) {
-        for (int i = 0; i < (chain ? n : 1); i++) {
+        for (int i = 0; i < (a.chain ? n : 1); i++) {
             if (i)
                 putchar('\n');
             print_link(&links[i]);
         }
         if (n > 1) {
-            if (chain)
+            if (a.chain)
                 putchar('\n');
             print_chain_list(links, n);
         }
