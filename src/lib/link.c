@@ -349,7 +349,14 @@ static int open_extents(vk_link *l, unsigned flags, int self_fd, vk_err *e)
             continue; /* never opened: any access to it is refused */
         if (self_fd >= 0 && i == 0) {
             /* the descriptor is embedded in this very file: its extent is the file
-             * itself, whatever name the descriptor gives (mkimg writes "") */
+             * itself, whatever name the descriptor gives (mkimg writes "").  That
+             * file starts with a header: read as FLAT its header would be data,
+             * and a write would overwrite it, so only a sparse type fits. */
+            if (d->type != VK_EXT_SPARSE && d->type != VK_EXT_VMFSSPARSE && d->type != VK_EXT_SESPARSE)
+                return vk_fail(e, VMDKIT_EFORMAT,
+                               "%s: extent 0: type %s, but its file is this sparse file, headers "
+                               "and all (an embedded descriptor's extent is SPARSE)",
+                               l->path, vk_extent_type_name(d->type));
             if (!(x->path = vk_strdup(l->member_path ? l->member_path : l->path, e)))
                 return VMDKIT_ENOMEM;
             x->file_base = l->member_base;

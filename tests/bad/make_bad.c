@@ -198,6 +198,15 @@ static void sparse_cases(void)
     base_sparse(3);
     memcpy(img, "KDMX", 4);
     save_img("hdr-magic.vmdk");
+
+    /* the embedded descriptor calls its own file a FLAT extent: read so,
+     * the header would be data and a write would overwrite it */
+    base_sparse(3);
+    char flat_self[64];
+    snprintf(flat_self, sizeof flat_self, "RW %zu FLAT \"\" 0", img_len / SECTOR);
+    memset(img + SP_DESC * SECTOR, 0, 2 * SECTOR);
+    embed_descriptor(img + SP_DESC * SECTOR, "monolithicFlat", flat_self);
+    save_img("hdr-embedded-flat-self.vmdk");
     base_sparse(3);
     set32(H_VERSION, 0);
     save_img("hdr-version-0.vmdk");
