@@ -93,6 +93,11 @@ const char *vk_extent_type_name(enum vk_extent_type t)
     return (unsigned)t < N_TYPES ? type_names[t] : "?";
 }
 
+bool vk_extent_type_is_sparse(enum vk_extent_type t)
+{
+    return t == VK_EXT_SPARSE || t == VK_EXT_VMFSSPARSE || t == VK_EXT_SESPARSE;
+}
+
 /* ---- small text helpers ---- */
 
 static bool is_blank(char c) { return c == ' ' || c == '\t'; }

@@ -114,6 +114,10 @@ bool vk_adapter_is_scsi(const char *name);
 const char *vk_access_name(enum vk_access a);
 const char *vk_extent_type_name(enum vk_extent_type t);
 
+/* Is T a type whose file carries its own grain tables (hosted sparse, ESX
+ * COWD, seSparse), as opposed to bytes at an offset? */
+bool vk_extent_type_is_sparse(enum vk_extent_type t);
+
 /* Geometry as VMware computes it for ADAPTER ("ide", "buslogic",
  * "lsilogic", "legacyESX") and a capacity in sectors. */
 void vk_geometry_for(const char *adapter, uint64_t capacity_sectors, uint64_t *cylinders,

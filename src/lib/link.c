@@ -352,7 +352,7 @@ static int open_extents(vk_link *l, unsigned flags, int self_fd, vk_err *e)
              * itself, whatever name the descriptor gives (mkimg writes "").  That
              * file starts with a header: read as FLAT its header would be data,
              * and a write would overwrite it, so only a sparse type fits. */
-            if (d->type != VK_EXT_SPARSE && d->type != VK_EXT_VMFSSPARSE && d->type != VK_EXT_SESPARSE)
+            if (!vk_extent_type_is_sparse(d->type))
                 return vk_fail(e, VMDKIT_EFORMAT,
                                "%s: extent 0: type %s, but its file is this sparse file, headers "
                                "and all (an embedded descriptor's extent is SPARSE)",

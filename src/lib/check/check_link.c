@@ -278,7 +278,7 @@ static int check_extent(link_ctx *L, size_t i)
     if (L->embedded && i == 0) {
         /* the descriptor lives in this very extent, which starts with its
          * header: only a sparse type reads it (open refuses the others) */
-        if (d->type != VK_EXT_SPARSE && d->type != VK_EXT_VMFSSPARSE && d->type != VK_EXT_SESPARSE) {
+        if (!vk_extent_type_is_sparse(d->type)) {
             vk_check_report(c, VMDKIT_FIND_CORRUPT, L->path, VMDKIT_CHECK_NO_OFFSET,
                             "%s: extent 0: type %s, but its file is this sparse file, headers and all",
                             L->path, vk_extent_type_name(d->type));
