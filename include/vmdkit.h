@@ -1524,18 +1524,26 @@ typedef struct vmdkit_compact_result {
 } vmdkit_compact_result;
 
 /*
- * Rewrite each sparse extent of the monolithicSparse or
- * twoGbMaxExtentSparse disk at PATH (a base or a delta) without its
- * all-zero grains, the others packed in virtual order after fresh tables.
+ * Give back the space of the all-zero grains of each sparse extent of the
+ * monolithicSparse or twoGbMaxExtentSparse disk at PATH (a base or a
+ * delta).
  * A zero grain of a delta is dropped only where its parent reads zeros
  * too; over parent data it stays (a zeroed-grain entry on version 2
  * headers, else stored zeros), so the disk and every link above it read
- * exactly as before and the CID stays.  Each copy is built in a hidden
- * folder beside the disk and renamed over its original once complete and
- * durable, one file at a time (a killed run leaves each file old or new,
- * both reading the same; its folder is removed at the next run).  When
- * the copies would take no less space than the files, the files are left
- * as they were.  Needs free space for the copies.
+ * exactly as before and the CID stays.  An extent laid out as VMware,
+ * QEMU and vmdkit write them (tables before the grains, grains on a grid,
+ * the two table copies equal, at most 4Mi grains) is
+ * compacted where it lies, needing no free space: the last kept grains
+ * move into the dropped ones' places and the file is cut after them, in
+ * a crash-safe order (a killed run leaves it reading as before, with at
+ * most leaked space and stale redundant entries, which vmdkit_check
+ * reports as leaks and the next run finishes).  Any other extent is
+ * rewritten: a copy, its grains in virtual order after fresh tables, is
+ * built in a hidden folder beside the disk and renamed over its original
+ * once complete and durable, one file at a time (a killed run leaves each
+ * file old or new, both reading the same; its folder is removed at the
+ * next run); that needs free space for the copy.  When nothing would get
+ * shorter, the files are left as they were.
  *
  * With VMDKIT_COMPACT_DEDUPE_PARENT in OPTS->flags, a grain of a delta is
  * also dropped where it holds exactly what its parent chain reads there
@@ -1565,7 +1573,7 @@ VMDKIT_API int vmdkit_compact(const char *path, const vmdkit_compact_opts *opts,
 
 /*
  * Defragment the monolithicSparse or twoGbMaxExtentSparse disk at PATH:
- * each sparse extent is rewritten as vmdkit_compact does, with its grains
+ * each sparse extent is rewritten as vmdkit_compact rewrites one, with its grains
  * in virtual order, but every grain and entry is kept as it was (stored
  * zeros stay stored), so that sequential reads in the guest become
  * sequential on the host.  The same crash safety, refusals and RES

@@ -20,7 +20,8 @@
 #     size, no hidden folder left.
 # Operations: resize of a monolithicSparse disk by an odd size, of a
 # twoGbMaxExtentSparse disk (a new piece), resize --chain of a base and two
-# deltas, compact (half the grains zeros), compact --dedupe-parent of a
+# deltas, compact (half the grains zeros; and grains moving from one grain
+# table's range into another's places), compact --dedupe-parent of a
 # delta, compact --chain of a base and two deltas, defrag of grains
 # written out of order.
 #
@@ -150,6 +151,12 @@ matrix resize-chain "b.vmdk b-000001.vmdk b-000002.vmdk" $((5 * MIB + 512)) \
 (tpl compact && "$VMDKIT" create d.vmdk 4M >/dev/null &&
     "$VMDKIT" io d.vmdk -c 'write -P 0x5a 0 2m' -c 'write -P 0 256k 512k' -c 'write -P 0 1m 512k' >/dev/null) || exit 1
 matrix compact d.vmdk "" "$VMDKIT" compact d.vmdk
+
+# compact in place across tables: the kept grains of grain table 1 move
+# into the places of table 0's dropped zeros
+(tpl compact-tables && "$VMDKIT" create d.vmdk 80M >/dev/null &&
+    "$VMDKIT" io d.vmdk -c 'write -P 0x5a 0 2m' -c 'write -P 0x6b 40m 1m' -c 'write -P 0 0 1m' >/dev/null) || exit 1
+matrix compact-tables d.vmdk "" "$VMDKIT" compact d.vmdk
 
 # compact --dedupe-parent: a delta that wrote its parent's data again
 (tpl dedupe && "$VMDKIT" create b.vmdk 4M >/dev/null && "$VMDKIT" io b.vmdk -c 'write -P 0x5a 0 2m' >/dev/null &&

@@ -139,13 +139,141 @@ static void test_base(void **state)
     assert_int_equal(after.capacity_sectors, before.capacity_sectors);
     assert_int_equal(after.grain_sectors, before.grain_sectors);
     assert_int_equal(after.gtes_per_gt, before.gtes_per_gt);
-    assert_int_equal(g0, after.overhead_sectors); /* virtual order, from the start of the data */
-    assert_int_equal(g1, after.overhead_sectors + after.grain_sectors);
+    /* compacted where it lies: the same file, the two kept grains where
+     * they were (the first two slots), the zeros after them cut off */
+    assert_int_equal(st1.st_ino, st0.st_ino);
+    assert_int_equal(g1, after.overhead_sectors);
+    assert_int_equal(g0, after.overhead_sectors + after.grain_sectors);
+    assert_int_equal((uint64_t)st1.st_size, (after.overhead_sectors + 2 * after.grain_sectors) * 512);
+    assert_int_equal(after.unclean_shutdown, 0);
     assert_int_equal(status_of(p, 2 * GRAIN, NULL), VMDKIT_ALLOC_UNALLOC);
     expect(p, 0, GRAIN, 0x11);
     expect(p, GRAIN, GRAIN, 0x22);
     expect(p, 2 * GRAIN, 8 * GRAIN, 0);
     check_clean(p);
+}
+
+/* The kept grains of the back half move into the dropped ones' places in
+ * the front half: the same file, each grain's data where its entry now
+ * points, cut after the last one. */
+static void test_in_place_moves(void **state)
+{
+    (void)state;
+    char p[600];
+    path_of(p, sizeof p, "m.vmdk");
+    vmdkit_create_opts co = {
+        .struct_size = sizeof co, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 64u << 20};
+    vmdkit_error err;
+    assert_int_equal(vmdkit_create(p, &co, &err), 0);
+    /* grains 0..31 stored in order; the even ones read zeros */
+    for (unsigned g = 0; g < 32; g++)
+        fill(p, (uint64_t)g * GRAIN, GRAIN, g % 2 ? 0x40 + (int)g : 0);
+    struct stat st0, st1;
+    assert_int_equal(stat(p, &st0), 0);
+    vmdkit_compact_opts o = {.struct_size = sizeof o};
+    vmdkit_compact_result res;
+    assert_int_equal(vmdkit_compact(p, &o, &res, &err), 0);
+    assert_int_equal(res.grains_dropped, 16);
+    assert_int_equal(stat(p, &st1), 0);
+    assert_int_equal(st1.st_ino, st0.st_ino);
+    vk_sparse_header h;
+    uint32_t g0, g1;
+    header_of(p, &h, &g0, &g1);
+    assert_int_equal(g0, 0); /* a zero grain of a base: dropped */
+    assert_true(g1 >= h.overhead_sectors && g1 < h.overhead_sectors + 16 * h.grain_sectors);
+    assert_int_equal((uint64_t)st1.st_size, (h.overhead_sectors + 16 * h.grain_sectors) * 512);
+    assert_int_equal((uint64_t)(st0.st_size - st1.st_size), 16 * GRAIN);
+    assert_int_equal(h.unclean_shutdown, 0);
+    for (unsigned g = 0; g < 32; g++)
+        expect(p, (uint64_t)g * GRAIN, GRAIN, g % 2 ? 0x40 + (int)g : 0);
+    check_clean(p);
+}
+
+/* Sector of the redundant grain table 0 of the sparse file PATH. */
+static uint32_t redundant_table0(const char *path)
+{
+    uint8_t b[512], d[4];
+    vk_sparse_header h;
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, b, sizeof b, 0), (ssize_t)sizeof b);
+    vk_sparse_header_decode(b, &h);
+    assert_int_equal(pread(fd, d, 4, (off_t)(h.rgd_offset_sectors * 512)), 4);
+    close(fd);
+    return (uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24;
+}
+
+static void poke(const char *path, off_t at, const void *bytes, size_t n)
+{
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, bytes, n, at), (ssize_t)n);
+    close(fd);
+}
+
+/* A disk of 4 zero grains then 2 of 0x77, all stored, at PATH. */
+static void make_zeros_then_data(const char *path)
+{
+    vmdkit_create_opts co = {
+        .struct_size = sizeof co, .type = VMDKIT_MONOLITHIC_SPARSE, .size_bytes = 16u << 20};
+    vmdkit_error err;
+    assert_int_equal(vmdkit_create(path, &co, &err), 0);
+    fill(path, 0, 4 * GRAIN, 0);
+    fill(path, 4 * GRAIN, 2 * GRAIN, 0x77);
+}
+
+/* Compact PATH: *SAME_FILE says whether it kept its inode. */
+static void compact_4_dropped(const char *path, bool *same_file)
+{
+    struct stat st0, st1;
+    assert_int_equal(stat(path, &st0), 0);
+    vmdkit_compact_opts o = {.struct_size = sizeof o};
+    vmdkit_compact_result res;
+    vmdkit_error err;
+    assert_int_equal(vmdkit_compact(path, &o, &res, &err), 0);
+    assert_int_equal(res.grains_dropped, 4);
+    assert_int_equal(stat(path, &st1), 0);
+    assert_true(st1.st_size + 4 * GRAIN <= st0.st_size);
+    *same_file = st1.st_ino == st0.st_ino;
+    expect(path, 0, 4 * GRAIN, 0);
+    expect(path, 4 * GRAIN, 2 * GRAIN, 0x77);
+    check_clean(path);
+    vk_sparse_header h;
+    uint32_t g0, g1;
+    header_of(path, &h, &g0, &g1);
+    assert_int_equal(h.unclean_shutdown, 0);
+}
+
+/* The unclean-shutdown flag of a writer that stopped after its tables
+ * agreed again: packed in place all the same, the flag cleared. */
+static void test_unclean_in_place(void **state)
+{
+    (void)state;
+    char p[600];
+    path_of(p, sizeof p, "u.vmdk");
+    make_zeros_then_data(p);
+    uint8_t one = 1;
+    poke(p, 72, &one, 1); /* uncleanShutdown */
+    bool same;
+    compact_4_dropped(p, &same);
+    assert_true(same);
+}
+
+/* The two copies of a table differ (an interrupted update): which places
+ * are free cannot be told from them, so the extent is rewritten into a
+ * new file from the primary tables. */
+static void test_differing_copies_rewritten(void **state)
+{
+    (void)state;
+    char p[600];
+    path_of(p, sizeof p, "r.vmdk");
+    make_zeros_then_data(p);
+    uint8_t one = 1, zero[4] = {0};
+    poke(p, 72, &one, 1);
+    poke(p, (off_t)redundant_table0(p) * 512, zero, sizeof zero); /* grain 0: a hole there */
+    bool same;
+    compact_4_dropped(p, &same);
+    assert_false(same);
 }
 
 /* STEM.vmdk, a 16 MiB monolithicSparse disk whose first four grains hold
@@ -338,9 +466,14 @@ static void test_chain_progress(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_base),           cmocka_unit_test(test_delta),
-        cmocka_unit_test(test_dedupe),         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_base),
+        cmocka_unit_test(test_delta),
+        cmocka_unit_test(test_dedupe),
+        cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_chain_progress),
+        cmocka_unit_test(test_in_place_moves),
+        cmocka_unit_test(test_unclean_in_place),
+        cmocka_unit_test(test_differing_copies_rewritten),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

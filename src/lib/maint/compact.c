@@ -1,7 +1,10 @@
-/* compact.c - rewrite the sparse extents of a disk without their all-zero
- * grains (compact), or with every grain in virtual order (defrag).
+/* compact.c - compact the sparse extents of a disk (without their
+ * all-zero grains), or rewrite them with every grain in virtual order
+ * (defrag).
  *
- * Each sparse extent file is rewritten whole into a hidden folder beside
+ * Compact packs an extent where it lies when its layout allows
+ * (compact_in_place.c).  Otherwise, and for defrag, each sparse extent
+ * file is rewritten whole into a hidden folder beside
  * the disk (temp_folder.h) under its own name: header fields, grain size,
  * table size and embedded descriptor text as they were, a fresh layout
  * (redundant directory and tables, directory and tables, then the grains
@@ -32,6 +35,7 @@
 #include "../path.h"
 #include "../sparse_header.h"
 #include "../temp_folder.h"
+#include "compact.h"
 #include "maint.h"
 
 #define MAX_COMPACT_GRAIN_BYTES (UINT64_C(1) << 20)
@@ -43,16 +47,7 @@
  * equal to the parent's too (compact with VMDKIT_COMPACT_DEDUPE_PARENT). */
 enum { MODE_DROP_ZERO = 1u << 0, MODE_DEDUPE = 1u << 1 };
 
-/* Progress over the whole run: bytes of virtual disk rewritten so far of
- * TOTAL, over every link of a chain. */
-typedef struct progress {
-    vmdkit_progress_fn fn;
-    void *opaque;
-    uint64_t done, total;
-} progress;
-
-/* Report P (DONE bytes more); VMDKIT_ECANCELED when the callback asks. */
-static int progress_add(progress *p, uint64_t done, vk_err *e)
+int vk_compact_progress_add(vk_compact_progress *p, uint64_t done, vk_err *e)
 {
     p->done += done;
     if (p->fn && p->fn(p->opaque, vk_min(p->done, p->total), p->total))
@@ -61,7 +56,7 @@ static int progress_add(progress *p, uint64_t done, vk_err *e)
 }
 
 typedef struct compactor {
-    vk_link *l;
+    vk_compact_rule rule;
     vk_extent *x;
     int in_fd;  /* the original extent file */
     int out_fd; /* its copy */
@@ -69,7 +64,6 @@ typedef struct compactor {
     vk_sparse_header h; /* the copy's header */
     uint64_t gdes, gt_secs, gd_secs;
     uint8_t *grain; /* the grain being copied: the next slot of run */
-    uint8_t *below; /* what shows through it */
     uint8_t *run;   /* kept grains not written yet, ending at next */
     size_t run_len, run_cap;
     uint64_t unkicked; /* bytes written since the last writeback start */
@@ -77,9 +71,7 @@ typedef struct compactor {
     uint8_t *gd, *rgd;
     uint64_t next;  /* append position, sectors */
     bool drop_zero; /* compact: drop zero grains; defrag: keep every grain */
-    bool dedupe;    /* compact: drop grains equal to the parent's too */
-    vmdkit_compact_result *res;
-    progress *prog;
+    vk_compact_progress *prog;
 } compactor;
 
 /*
@@ -87,20 +79,33 @@ typedef struct compactor {
  * same without it, that is where it equals what shows through it (the
  * parent chain at the same link sectors, zeros in a disk without a
  * parent).  Plain compact asks it only of all-zero grains; with
- * VMDKIT_COMPACT_DEDUPE_PARENT of every stored grain of a delta.  Sets
- * *SAME for grain data GRAIN at link sectors [S, S+N), ZERO telling
- * whether GRAIN is all zeros.
+ * VMDKIT_COMPACT_DEDUPE_PARENT of every stored grain of a delta.  A zero
+ * grain over parent data stays, as a zeroed-grain entry where the header
+ * has them.
  */
-static int reads_through(compactor *c, uint64_t s, uint64_t n, bool zero, bool *same, vk_err *e)
+int vk_compact_grain_fate(const vk_compact_rule *r, uint64_t s, uint64_t n, const uint8_t *data,
+                          bool stored, enum vk_grain_fate *fate, vk_err *e)
 {
     size_t bytes = (size_t)(n * VK_SECTOR);
-    *same = zero;
-    if (!c->l->parent)
+    bool zero = vk_is_zero(data, bytes);
+    *fate = VK_GRAIN_KEEP;
+    if (!zero && !r->dedupe)
         return 0;
-    int r = vk_chain_read(c->l->parent, s, n, c->below, e);
-    if (!r)
-        *same = zero ? vk_is_zero(c->below, bytes) : memcmp(c->grain, c->below, bytes) == 0;
-    return r;
+    bool same = zero;
+    if (r->l->parent) {
+        int rc = vk_chain_read(r->l->parent, s, n, r->below, e);
+        if (rc)
+            return rc;
+        same = zero ? vk_is_zero(r->below, bytes) : memcmp(data, r->below, bytes) == 0;
+    }
+    if (same) {
+        if (stored)
+            (*(zero ? &r->res->grains_dropped : &r->res->grains_deduped))++;
+        *fate = VK_GRAIN_DROP;
+    } else if (zero && r->zeroed_flag) {
+        *fate = VK_GRAIN_ZEROED;
+    }
+    return 0;
 }
 
 /* Write the run of kept grains, and have the disk start on every
@@ -141,25 +146,19 @@ static int copy_grain(compactor *c, uint64_t s, uint64_t k, uint32_t *gte, vk_er
     memset(c->grain, 0, gb);
     if ((r = x->ops->read(x, s, k, c->grain, e)))
         return r;
-    uint64_t link_s = x->start_sector + s;
     if (!c->drop_zero && alloc == VMDKIT_ALLOC_ZERO && (c->h.flags & VK_FLAG_ZEROED_GRAIN)) {
         *gte = VK_GTE_ZEROED;
         return 0;
     }
-    bool zero = c->drop_zero && vk_is_zero(c->grain, (size_t)(k * VK_SECTOR));
-    if (zero || (c->drop_zero && c->dedupe)) {
-        bool same;
-        if ((r = reads_through(c, link_s, k, zero, &same, e)))
+    if (c->drop_zero) {
+        enum vk_grain_fate fate;
+        if ((r = vk_compact_grain_fate(&c->rule, x->start_sector + s, k, c->grain,
+                                       alloc == VMDKIT_ALLOC_DATA, &fate, e)))
             return r;
-        if (same) {
-            if (alloc == VMDKIT_ALLOC_DATA)
-                (*(zero ? &c->res->grains_dropped : &c->res->grains_deduped))++;
-            return 0;
-        }
-        if (zero && (c->h.flags & VK_FLAG_ZEROED_GRAIN)) {
+        if (fate == VK_GRAIN_ZEROED)
             *gte = VK_GTE_ZEROED;
+        if (fate != VK_GRAIN_KEEP)
             return 0;
-        }
     }
     if (c->next + gs > VK_MAX_EXTENT_FILE_SECTORS)
         return vk_fail(e, VMDKIT_ELIMIT, "%s: the copy grows past what its tables address", c->out_path);
@@ -187,7 +186,7 @@ static int copy_table(compactor *c, uint64_t i, vk_err *e)
         vk_put32(c->gt + 4 * j, gte);
         covered += k;
     }
-    int pr = progress_add(c->prog, covered * VK_SECTOR, e);
+    int pr = vk_compact_progress_add(c->prog, covered * VK_SECTOR, e);
     if (pr)
         return pr;
     uint32_t at = vk_le32(c->gd + 4 * i), rat = vk_le32(c->rgd + 4 * i);
@@ -209,17 +208,15 @@ static int read_header(int fd, const char *path, vk_sparse_header *h, vk_err *e)
 }
 
 /* Write the compacted copy of extent X at OUT_PATH. */
-static int build_copy(vk_link *l, vk_extent *x, const char *out_path, unsigned mode,
-                      vmdkit_compact_result *res, progress *prog, vk_err *e)
+static int build_copy(const vk_compact_rule *rule, vk_extent *x, const char *out_path, unsigned mode,
+                      vk_compact_progress *prog, vk_err *e)
 {
-    compactor c = {.l = l,
+    compactor c = {.rule = *rule,
                    .x = x,
                    .in_fd = x->fd,
                    .out_fd = -1,
                    .out_path = out_path,
                    .drop_zero = mode & MODE_DROP_ZERO,
-                   .dedupe = mode & MODE_DEDUPE,
-                   .res = res,
                    .prog = prog};
     vk_sparse_header old;
     char *desc = NULL;
@@ -237,6 +234,7 @@ static int build_copy(vk_link *l, vk_extent *x, const char *out_path, unsigned m
                        (unsigned long long)old.grain_sectors);
     }
     c.h = old;
+    c.rule.zeroed_flag = (old.flags & VK_FLAG_ZEROED_GRAIN) != 0;
     c.h.flags |= VK_FLAG_REDUNDANT_GD;
     c.h.unclean_shutdown = 0;
     vk_sparse_layout(&c.h, desc ? dsize : 0, true);
@@ -247,11 +245,11 @@ static int build_copy(vk_link *l, vk_extent *x, const char *out_path, unsigned m
     size_t gb = (size_t)(c.h.grain_sectors * VK_SECTOR);
     c.run_cap = (size_t)vk_max(APPEND_RUN_BYTES / gb, 1) * gb;
     c.run = vk_malloc(c.run_cap, e);
-    c.below = vk_malloc(gb, e);
+    c.rule.below = vk_malloc(gb, e);
     c.gt = vk_malloc((size_t)(c.gt_secs * VK_SECTOR), e);
     c.gd = vk_calloc(1, (size_t)(c.gd_secs * VK_SECTOR), e);
     c.rgd = vk_calloc(1, (size_t)(c.gd_secs * VK_SECTOR), e);
-    if (!c.run || !c.below || !c.gt || !c.gd || !c.rgd)
+    if (!c.run || !c.rule.below || !c.gt || !c.gd || !c.rgd)
         r = VMDKIT_ENOMEM;
     for (uint64_t i = 0; !r && i < c.gdes; i++) {
         vk_put32(c.gd + 4 * i, (uint32_t)(c.h.gd_offset_sectors + c.gd_secs + i * c.gt_secs));
@@ -289,7 +287,7 @@ static int build_copy(vk_link *l, vk_extent *x, const char *out_path, unsigned m
         r = vk_fail_errno(e, errno, "%s: close", out_path);
     free(desc);
     free(c.run);
-    free(c.below);
+    free(c.rule.below);
     free(c.gt);
     free(c.gd);
     free(c.rgd);
@@ -327,41 +325,57 @@ static int check_link(const vk_link *l, vk_err *e)
     return 0;
 }
 
-/* Build every copy in T, then rename each over its original. */
+/* Compact each extent in place where its layout allows (compact only),
+ * else build its copy in T; then rename each copy over its original. */
 static int compact_link(vk_link *l, const char *dir, vk_temp_folder *t, unsigned mode,
-                        vmdkit_compact_result *res, progress *prog, vk_err *e)
+                        vmdkit_compact_result *res, vk_compact_progress *prog, vk_err *e)
 {
-    int r = 0;
+    vk_compact_rule rule = {.l = l, .dedupe = (mode & MODE_DEDUPE) != 0, .res = res};
+    bool *copied = vk_calloc(l->n_ext ? l->n_ext : 1, sizeof *copied, e);
+    int r = copied ? 0 : VMDKIT_ENOMEM;
+    size_t n_copied = 0;
     for (size_t i = 0; !r && i < l->n_ext; i++) {
-        char *out = vk_path_join(t->path, vk_path_basename(l->ext[i].path), e);
-        r = out ? vk_extent_hold(&l->ext[i], e) : VMDKIT_ENOMEM;
-        if (!r) {
-            r = build_copy(l, &l->ext[i], out, mode, res, prog, e);
-            vk_extent_release(&l->ext[i]);
-        }
-        free(out);
-    }
-    if (!r)
-        r = vk_fsync_dir(t->path, e);
-    /* a compact that would not make the files shorter leaves them alone
-     * (sizes, not the blocks the file system reports: those vary with its
-     * allocation and would make the choice depend on timing) */
-    if (!r && (mode & MODE_DROP_ZERO)) {
-        uint64_t was = 0, now = 0;
-        for (size_t i = 0; i < l->n_ext; i++) {
+        bool done = false;
+        if ((r = vk_extent_hold(&l->ext[i], e)))
+            break;
+        if (mode & MODE_DROP_ZERO)
+            r = vk_compact_in_place(&rule, &l->ext[i], prog, &done, e);
+        if (!r && !done) {
             char *out = vk_path_join(t->path, vk_path_basename(l->ext[i].path), e);
-            if (!out)
-                return VMDKIT_ENOMEM;
+            r = out ? build_copy(&rule, &l->ext[i], out, mode, prog, e) : VMDKIT_ENOMEM;
+            copied[i] = true;
+            n_copied++;
+            free(out);
+        }
+        vk_extent_release(&l->ext[i]);
+    }
+    if (!r && n_copied)
+        r = vk_fsync_dir(t->path, e);
+    /* a compact whose copies would not make the files shorter leaves them
+     * alone (sizes, not the blocks the file system reports: those vary
+     * with its allocation and would make the choice depend on timing) */
+    if (!r && n_copied && (mode & MODE_DROP_ZERO)) {
+        uint64_t was = 0, now = 0;
+        for (size_t i = 0; !r && i < l->n_ext; i++) {
+            if (!copied[i])
+                continue;
+            char *out = vk_path_join(t->path, vk_path_basename(l->ext[i].path), e);
+            if (!out) {
+                r = VMDKIT_ENOMEM;
+                break;
+            }
             (void)used_bytes(l->ext[i].path, &was);
             (void)used_bytes(out, &now);
             free(out);
         }
-        if (now >= was)
-            return 0;
+        if (!r && now >= was)
+            n_copied = 0;
     }
     /* each rename is the commit of one extent: the old and the new file
      * read the same, so any prefix of them is a whole disk */
-    for (size_t i = 0; !r && i < l->n_ext; i++) {
+    for (size_t i = 0; !r && n_copied && i < l->n_ext; i++) {
+        if (!copied[i])
+            continue;
         char *from = vk_path_join(t->path, vk_path_basename(l->ext[i].path), e);
         if (!from)
             r = VMDKIT_ENOMEM;
@@ -371,6 +385,7 @@ static int compact_link(vk_link *l, const char *dir, vk_temp_folder *t, unsigned
             r = vk_fsync_dir(dir, e);
         free(from);
     }
+    free(copied);
     return r;
 }
 
@@ -396,8 +411,8 @@ static int precheck(const char *path, const char *root, unsigned mode, uint64_t 
 
 /* Rewrite every sparse extent of the disk at PATH (see the top), adding
  * its sizes to RES. */
-static int rewrite_disk(const char *path, unsigned mode, vmdkit_compact_result *res, progress *prog,
-                        vk_err *e)
+static int rewrite_disk(const char *path, unsigned mode, vmdkit_compact_result *res,
+                        vk_compact_progress *prog, vk_err *e)
 {
     /* read-write: its locks keep everyone else out until the renames are done */
     vmdkit_disk *d = NULL;
@@ -462,8 +477,8 @@ static int chain_links(const char *path, char ***paths, size_t *n, vk_err *e)
 /* Rewrite the disk at PATH, or with CHAIN every link of its chain, base
  * first (see vmdkit_compact): every link is checked before the first one
  * changes. */
-static int rewrite(const char *path, const char *root, unsigned mode, bool chain, progress *prog,
-                   vmdkit_compact_result *res, vk_err *e)
+static int rewrite(const char *path, const char *root, unsigned mode, bool chain,
+                   vk_compact_progress *prog, vmdkit_compact_result *res, vk_err *e)
 {
     char **links = NULL;
     size_t n = 0;
@@ -512,7 +527,7 @@ static int run(const char *path, const vmdkit_compact_opts *opts, bool drop_zero
     if (!res)
         res = &local_res;
     memset(res, 0, sizeof *res);
-    progress prog = {.fn = o.progress, .opaque = o.progress_opaque};
+    vk_compact_progress prog = {.fn = o.progress, .opaque = o.progress_opaque};
     return rewrite(path, o.root, mode, o.flags & VMDKIT_COMPACT_CHAIN, &prog, res, e);
 }
 
