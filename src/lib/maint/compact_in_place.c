@@ -53,16 +53,16 @@ typedef struct packer {
     uint64_t gs, per, n_gdes, file_sectors;
     bool has_rgd;
     uint32_t *gd, *rgd;
-    uint32_t *gte;      /* every entry of the primary tables, host order */
+    uint32_t *gte; /* every entry of the primary tables, host order */
     uint64_t n_gtes;
-    uint64_t base;      /* sector of slot 0 */
-    uint32_t *slot;     /* per slot: 1 + the entry whose grain lies there, 0 free */
+    uint64_t base;  /* sector of slot 0 */
+    uint32_t *slot; /* per slot: 1 + the entry whose grain lies there, 0 free */
     uint64_t n_slots;
-    uint64_t kept;      /* stored grains after the rule */
-    uint8_t *dirty;     /* per table: entries changed since the last write */
-    uint8_t *run;       /* RUN_BYTES of grain data */
-    uint8_t *zeros;     /* a grain of zeros */
-    uint64_t unkicked;  /* bytes written since the last writeback start */
+    uint64_t kept;     /* stored grains after the rule */
+    uint8_t *dirty;    /* per table: entries changed since the last write */
+    uint8_t *run;      /* RUN_BYTES of grain data */
+    uint8_t *zeros;    /* a grain of zeros */
+    uint64_t unkicked; /* bytes written since the last writeback start */
 } packer;
 
 static bool is_data(const packer *p, uint32_t v)
@@ -71,6 +71,46 @@ static bool is_data(const packer *p, uint32_t v)
 }
 
 static uint64_t end_of(uint64_t at, uint64_t n) { return at + n; }
+
+typedef struct region {
+    uint64_t at, n;
+} region;
+
+static int by_start(const void *a, const void *b)
+{
+    const region *x = a, *y = b;
+    return x->at < y->at ? -1 : x->at > y->at;
+}
+
+/* Do the header, descriptor, directories and tables lie apart?  Writing
+ * one table must never change another (a crafted file may share them). */
+static int metadata_apart(const packer *p, bool *apart, vk_err *e)
+{
+    uint64_t gt_secs = vk_gt_sectors((uint32_t)p->per), gd_secs = vk_gd_sectors(p->n_gdes);
+    region *rg = vk_calloc((size_t)(2 * p->n_gdes + 4), sizeof *rg, e);
+    if (!rg)
+        return VMDKIT_ENOMEM;
+    size_t n = 0;
+    rg[n++] = (region){0, 1};
+    if (p->h.desc_size_sectors)
+        rg[n++] = (region){p->h.desc_offset_sectors, p->h.desc_size_sectors};
+    rg[n++] = (region){p->h.gd_offset_sectors, gd_secs};
+    if (p->has_rgd)
+        rg[n++] = (region){p->h.rgd_offset_sectors, gd_secs};
+    for (uint64_t i = 0; i < p->n_gdes; i++) {
+        if (p->gd[i])
+            rg[n++] = (region){p->gd[i], gt_secs};
+        if (p->has_rgd && p->rgd[i])
+            rg[n++] = (region){p->rgd[i], gt_secs};
+    }
+    qsort(rg, n, sizeof *rg, by_start);
+    *apart = true;
+    for (size_t i = 1; i < n; i++)
+        if (rg[i].at < end_of(rg[i - 1].at, rg[i - 1].n))
+            *apart = false;
+    free(rg);
+    return 0;
+}
 
 /* Read the directories and the tables; false in *OK when the layout is
  * not one this packs. */
@@ -99,6 +139,8 @@ static int load_tables(packer *p, bool *ok, vk_err *e)
                 dir[i] = vk_le32(buf + 4 * i);
     }
     bool fits = true;
+    if (!r)
+        r = metadata_apart(p, &fits, e);
     for (uint64_t i = 0; !r && fits && i < p->n_gdes; i++) {
         if (p->has_rgd && (!p->gd[i] != !p->rgd[i]))
             fits = false;
@@ -146,8 +188,7 @@ static int load_tables(packer *p, bool *ok, vk_err *e)
         if (!is_data(p, v))
             continue;
         uint64_t k = (v - p->base) / p->gs;
-        if ((v - p->base) % p->gs || k >= p->n_slots || p->slot[k] ||
-            g * p->gs >= p->x->size_sectors)
+        if ((v - p->base) % p->gs || k >= p->n_slots || p->slot[k] || g * p->gs >= p->x->size_sectors)
             return 0; /* off the grid, past the end, shared, or past the capacity */
         p->slot[k] = (uint32_t)(g + 1);
         p->kept++;
@@ -198,8 +239,8 @@ static int classify(packer *p, vk_compact_progress *prog, vk_err *e)
             uint64_t g = p->slot[k + i] - 1, s = g * p->gs;
             uint64_t len = vk_min(p->gs, p->x->size_sectors - s);
             enum vk_grain_fate fate;
-            r = vk_compact_grain_fate(p->rule, p->x->start_sector + s, len, p->run + i * gb, true,
-                                      &fate, e);
+            r = vk_compact_grain_fate(p->rule, p->x->start_sector + s, len, p->run + i * gb, true, &fate,
+                                      e);
             covered += len;
             if (r || fate == VK_GRAIN_KEEP)
                 continue;
