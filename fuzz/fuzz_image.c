@@ -1,5 +1,6 @@
 /* fuzz_image.c - a disk image from a stranger: open it read-only, walk and
- * read it within bounds, then open a copy read-write and write to it.
+ * read it within bounds, then open a copy read-write and write to it, and
+ * compact it (it must read the same after).
  *
  * Built twice: fuzz_sparse (the input is the whole file) and fuzz_stream
  * (FUZZ_STREAM defined: an input that does not start with a sparse magic
@@ -67,6 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_walk(d, seed);
         vmdkit_close(d, NULL);
         fuzz_write_some(path, seed);
+        fuzz_compact_keeps(path);
     }
     free(path);
     free(owned);

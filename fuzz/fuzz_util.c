@@ -11,6 +11,7 @@
 #define MAX_RUNS 64
 #define MAX_READ (1u << 20)
 #define MAX_WRITE_GRAIN_SECTORS 2048u
+#define MAX_COMPACT_BYTES (8u << 20)
 
 static char dir[64];
 
@@ -211,4 +212,42 @@ void fuzz_write_some(const char *path, uint64_t seed)
     /* errors are fine (a damaged input), but what was accepted must hold */
     if (n > 0 && all_done && intact)
         read_back(path, ops, n, byte, sound);
+}
+
+/* The whole of the disk at PATH, at most MAX_COMPACT_BYTES (malloc'd, in
+ * *LEN), or NULL when it does not open, is larger, or a read fails. */
+static uint8_t *read_whole(const char *path, size_t *len)
+{
+    vmdkit_disk *d;
+    if (vmdkit_open(path, VMDKIT_OPEN_RDONLY | VMDKIT_OPEN_NO_LOCK, &d, NULL) < 0)
+        return NULL;
+    uint64_t size = vmdkit_size(d);
+    uint8_t *buf = size <= MAX_COMPACT_BYTES ? malloc(size ? (size_t)size : 1) : NULL;
+    if (buf && size && vmdkit_pread(d, buf, (size_t)size, 0) < 0) {
+        free(buf);
+        buf = NULL;
+    }
+    vmdkit_close(d, NULL);
+    *len = (size_t)size;
+    return buf;
+}
+
+void fuzz_compact_keeps(const char *path)
+{
+    vmdkit_check_result res;
+    if (vmdkit_check(path, NULL, &res, NULL) != 0 || res.corruptions)
+        return;
+    size_t before_len, after_len;
+    uint8_t *before = read_whole(path, &before_len);
+    if (!before)
+        return;
+    vmdkit_compact_opts o = {.struct_size = sizeof o, .root = fuzz_dir()};
+    int rc = vmdkit_compact(path, &o, NULL, NULL);
+    uint8_t *after = read_whole(path, &after_len);
+    if (!after || after_len != before_len || memcmp(before, after, before_len) != 0) {
+        fprintf(stderr, "fuzz: %s reads differently after compact (which returned %d)\n", path, rc);
+        abort();
+    }
+    free(before);
+    free(after);
 }

@@ -31,6 +31,12 @@ void fuzz_walk(vmdkit_disk *d, uint64_t seed);
  * (else abort: a write that destroyed what it wrote to is a finding). */
 void fuzz_write_some(const char *path, uint64_t seed);
 
+/* When vmdkit_check finds no corruption in DISK and it holds at most a
+ * few MiB, compact it (in place where it can): whether that succeeds or
+ * fails, DISK must read the same bytes afterwards (else abort: a compact
+ * that changed what a disk reads is a finding). */
+void fuzz_compact_keeps(const char *path);
+
 /* A hash of the input, to derive offsets. */
 uint64_t fuzz_hash(const uint8_t *data, size_t len);
 
