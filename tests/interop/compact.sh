@@ -11,7 +11,8 @@
 #     on a version 2 delta), zeros over nothing are dropped; a base with a
 #     child compacts and the child still opens and reads the same;
 #  4. refusals with their exit codes, nothing changed: flat (5),
-#     streamOptimized (5), VMware's .lck (8), QEMU writing (8);
+#     streamOptimized (5), VMware's .lck (8), QEMU writing (8), a crafted
+#     delta whose two extents name one file (5);
 #  5. kill trials: compact SIGKILLed at random moments leaves a disk equal
 #     to the model in which check finds no corruption (leaked space, exit
 #     3, is what an interrupted compact in place leaves); the next run
@@ -131,6 +132,23 @@ fi
 kill "$qpid" 2>/dev/null
 wait "$qpid" 2>/dev/null
 assert_eq "m.vmdk is byte-identical after the refusals" "$before" "$(sha256 m.vmdk)"
+# a crafted delta whose two extents name one piece: its zero grain at 0
+# also hides the parent's data at 1 MiB, so dropping it (the parent reads
+# zeros at 0) would change what the disk reads there
+mkdir tw
+check "tw/b.vmdk: zeros, then 0x11 from 1 MiB" "$VMDKIT" create tw/b.vmdk 2M
+check "its data" "$VMDKIT" io tw/b.vmdk -c "write -P 0x11 1m 1m"
+check "one 1 MiB piece" "$VMDKIT" create -t twoGbMaxExtentSparse tw/x.vmdk 1M
+printf '# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=%s\ncreateType="twoGbMaxExtentSparse"\nparentFileNameHint="b.vmdk"\n\nRW 2048 SPARSE "x-s001.vmdk"\nRW 2048 SPARSE "x-s001.vmdk"\n' \
+    "$(cid_of tw/b.vmdk)" >tw/d.vmdk
+check "a zero grain through the first extent" "$VMDKIT" io tw/d.vmdk -c "write -P 0 0 64k"
+check "raw model of tw/d" qemu-img convert -f vmdk -O raw tw/d.vmdk tw.raw
+before=$(sha256 tw/x-s001.vmdk)
+expect_exit 5 "two extents naming one file" "$VMDKIT" compact tw/d.vmdk
+assert_true "the shared file is named" grep -q 'x-s001.vmdk.*one file' "$ERR"
+assert_eq "the piece is byte-identical" "$before" "$(sha256 tw/x-s001.vmdk)"
+check "tw/d reads as before" qemu-img compare -f vmdk -F raw tw/d.vmdk tw.raw
+rm -f tw.raw
 
 say "--- 5. kill trials"
 mkdir k
