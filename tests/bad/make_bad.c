@@ -59,6 +59,7 @@ static void save_bytes(const char *name, const void *data, size_t len)
 
 static void save_img(const char *name) { save_bytes(name, img, img_len); }
 
+static void save_text(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void save_text(const char *name, const char *fmt, ...)
 {
     static char text[MAX_FILE];
